@@ -1,0 +1,32 @@
+/* metrics.h - counters and histograms rendered in the Prometheus text format.
+ *
+ * Modules report what they measure; /metrics renders it. The HTTP server
+ * observes every request (route pattern, method, status, latency); other
+ * modules add a collector that appends their own families at render time.
+ * Thread: loop thread only.
+ */
+#ifndef OPSC_METRICS_H
+#define OPSC_METRICS_H
+
+#include <stdint.h>
+
+#include "strbuf.h"
+
+typedef struct metrics metrics;
+
+int metrics_new(metrics **out);
+void metrics_free(metrics *m);
+
+/* One finished HTTP request. `route` is the pattern ("/api/v1/users/{id}") or
+ * "unmatched", so label cardinality stays bounded. */
+void metrics_http_observe(metrics *m, const char *method, const char *route, int status,
+                          double seconds);
+
+/* A collector appends complete metric families (# HELP, # TYPE, samples). */
+typedef void (*metrics_collect_fn)(strbuf *out, void *ud);
+int metrics_add_collector(metrics *m, metrics_collect_fn fn, void *ud);
+
+/* Render everything into `out`. */
+void metrics_render(metrics *m, strbuf *out);
+
+#endif

@@ -1,0 +1,106 @@
+/* config.h - the daemon's configuration: INI file, command line, environment.
+ *
+ * The file is read with libinih into a list of items (section, key, value,
+ * line). Command-line flags are added as items after the file's, so they
+ * win; environment variables OPSC_<SECTION>_<KEY> are looked up while
+ * binding and win over both. Every section is bound to a struct through an
+ * opsc_cfg_entry table (opsc/config.h): the same mechanism serves the
+ * daemon's own sections and each plugin's [plugin.<name>] section.
+ * Errors name the origin (file and line, flag, or variable), the section,
+ * the key, and the valid keys.
+ */
+#ifndef OPSC_CONFIG_CORE_H
+#define OPSC_CONFIG_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <opsc/config.h>
+
+typedef struct cfg_file cfg_file;
+
+/* The handle a plugin's init() receives: its section of the file. */
+struct opsc_config {
+    const cfg_file *file;
+    const char *section; /* "plugin.<name>" */
+};
+
+/* Load `path` (NULL: an empty configuration). Syntax errors name file and line. */
+int cfg_file_load(cfg_file **out, const char *path, char *err, size_t errlen);
+void cfg_file_free(cfg_file *f);
+const char *cfg_file_path(const cfg_file *f);
+/* Add an override (command line). `origin` names it in errors ("--listen"). */
+int cfg_file_set(cfg_file *f, const char *section, const char *key, const char *value,
+                 const char *origin);
+/* Append `value` to a list-valued item, separated by ':' (repeatable flags). */
+int cfg_file_append(cfg_file *f, const char *section, const char *key, const char *value,
+                    const char *origin);
+/* True when the file has a section of that name. */
+bool cfg_file_has_section(const cfg_file *f, const char *section);
+/* Call fn for each distinct section name, in file order. */
+void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section, int line, void *ud),
+                              void *ud);
+
+/* Bind `section` of `f` to `dst` following `map`: defaults first, then file
+ * and overrides, then OPSC_* environment variables. Returns 0 or OPSC_ESCHEMA
+ * with a message in err. Strings stored in dst are borrowed from `f` (or the
+ * map's defaults) and live as long as `f`. */
+int cfg_bind(const cfg_file *f, const char *section, const opsc_cfg_entry *map, void *dst,
+             char *err, size_t errlen);
+
+/* Parse one value of `e` from text into dst (used by cfg_bind and tests). */
+int cfg_parse_value(const opsc_cfg_entry *e, const char *text, void *dst, char *err, size_t errlen);
+int cfg_parse_duration_ms(const char *text, int64_t *out);
+int cfg_parse_size(const char *text, int64_t *out);
+
+/* Environment variable name for a key: OPSC_SERVER_LISTEN,
+ * OPSC_PLUGIN_TRANSPORT_SSH_KEEPALIVE. */
+void cfg_env_name(const char *section, const char *key, char *buf, size_t n);
+
+/* ---- the daemon's own sections --------------------------------------- */
+
+struct server_cfg {
+    const char *listen;
+    int64_t max_connections;
+    int64_t max_header_bytes;
+    int64_t max_body_bytes;
+    int64_t max_upload_bytes;
+    int64_t idle_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t shutdown_timeout_ms;
+};
+
+struct store_cfg {
+    const char *data_dir;
+    int64_t map_size;
+    int64_t max_map_size;
+};
+
+struct log_cfg {
+    int level;  /* OPSC_LOG_* */
+    int format; /* enum log_format */
+    const char *file;
+};
+
+struct plugins_cfg {
+    const char *dirs;     /* ':'-separated directories searched for *.so */
+    const char *disabled; /* ','-separated plugin names not to load */
+};
+
+struct config {
+    cfg_file *file;
+    struct server_cfg server;
+    struct store_cfg store;
+    struct log_cfg log;
+    struct plugins_cfg plugins;
+};
+
+/* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)
+ * and reject unknown sections. */
+int config_bind_all(struct config *cfg, cfg_file *f, char *err, size_t errlen);
+void config_free(struct config *cfg);
+/* Write every daemon key with its default and doc to `out` (for --help). */
+void config_print_keys(void *stream);
+
+#endif

@@ -1,0 +1,242 @@
+/* core.c - bringing the daemon up in order, and down gracefully. */
+#include "core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <opsc/errors.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "plugin_host.h"
+#include "store.h"
+#include "util.h"
+
+uint64_t core_uptime_ms(const struct opsc_core *c)
+{
+    return clock_mono_ms() - c->started_mono;
+}
+
+static int open_data_dir(const char *dir, char *err, size_t errlen)
+{
+    int rc = fs_mkdir_p(dir, 0700);
+    if (rc == 0 && access(dir, R_OK | W_OK | X_OK) < 0)
+        rc = -errno;
+    if (rc < 0)
+        snprintf(err, errlen, "data directory %s: %s", dir, strerror(-rc));
+    return rc;
+}
+
+static int open_store(struct opsc_core *c, char *err, size_t errlen)
+{
+    store_opts opts = {
+        .map_size = c->cfg.store.map_size,
+        .max_map_size = c->cfg.store.max_map_size,
+    };
+    return store_open(&c->store, c->cfg.store.data_dir, &opts, err, errlen);
+}
+
+static int start_http(struct opsc_core *c, char *err, size_t errlen)
+{
+    const struct server_cfg *s = &c->cfg.server;
+    http_opts opts = {
+        .listen = s->listen,
+        .max_connections = (int)s->max_connections,
+        .max_header_bytes = s->max_header_bytes,
+        .max_body_bytes = s->max_body_bytes,
+        .max_upload_bytes = s->max_upload_bytes,
+        .idle_timeout_ms = s->idle_timeout_ms,
+        .request_timeout_ms = s->request_timeout_ms,
+    };
+    int rc = http_server_new(&c->http, c->loop, &opts);
+    if (rc < 0) {
+        snprintf(err, errlen, "http server: %s", opsc_strerror(rc));
+        return rc;
+    }
+    http_server_set_app(c->http, c);
+    rc = api_system_register(c);
+    if (rc < 0) {
+        snprintf(err, errlen, "registering routes: %s", opsc_strerror(rc));
+        return rc;
+    }
+    return http_server_listen(c->http, err, errlen);
+}
+
+/* SIGHUP: reopen the log (logrotate) and apply the keys that may change
+ * without a restart. Everything else needs a restart and says so. */
+static void reload(struct opsc_core *c)
+{
+    int rc = log_reopen();
+    if (rc < 0)
+        log_error("core", "cannot reopen log file: %s", strerror(-rc));
+    if (!c->config_path) {
+        log_info("core", "SIGHUP: log reopened (no config file to reload)");
+        return;
+    }
+    char err[1024] = "";
+    cfg_file *f = NULL;
+    struct config fresh = {0};
+    rc = cfg_file_load(&f, c->config_path, err, sizeof(err));
+    if (rc == 0)
+        rc = config_bind_all(&fresh, f, err, sizeof(err));
+    else
+        cfg_file_free(f);
+    if (rc < 0) {
+        log_error("core", "SIGHUP: config not reloaded: %s", err);
+        config_free(&fresh);
+        return;
+    }
+    log_set_level(fresh.log.level);
+    log_info("core", "SIGHUP: log reopened, log level now %s", log_level_name(fresh.log.level));
+    config_free(&fresh);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct opsc_core *c = h->data;
+    if (signum == SIGHUP) {
+        reload(c);
+        return;
+    }
+    if (c->stopping) {
+        log_warn("core", "second %s: stopping now", strsignal(signum));
+        uv_stop(c->loop);
+        return;
+    }
+    log_info("core", "%s: stopping gracefully (deadline %lld ms)", strsignal(signum),
+             (long long)c->cfg.server.shutdown_timeout_ms);
+    core_stop(c);
+}
+
+/* Handles are initialised first thing, so a failed start can close them all. */
+static void init_handles(struct opsc_core *c)
+{
+    uv_signal_t *sigs[] = {&c->sig_term, &c->sig_int, &c->sig_hup};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(c->loop, sigs[i]);
+        sigs[i]->data = c;
+    }
+    uv_timer_init(c->loop, &c->stop_deadline);
+    c->stop_deadline.data = c;
+}
+
+static void start_signals(struct opsc_core *c)
+{
+    uv_signal_start(&c->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&c->sig_int, on_signal, SIGINT);
+    uv_signal_start(&c->sig_hup, on_signal, SIGHUP);
+}
+
+int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const char *config_path,
+               char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    c->loop = loop;
+    c->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    c->config_path = config_path ? strdup(config_path) : NULL;
+    c->started_ms = clock_now_ms();
+    c->started_mono = clock_mono_ms();
+    init_handles(c);
+
+    int rc = metrics_new(&c->metrics);
+    if (rc == 0)
+        rc = open_data_dir(c->cfg.store.data_dir, err, errlen);
+    if (rc == 0)
+        rc = open_store(c, err, errlen);
+    if (rc == 0)
+        rc = plugin_host_new(&c->plugins, loop, c->cfg.file);
+    if (rc == 0) {
+        plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
+        plugin_host_check_sections(c->plugins);
+        rc = start_http(c, err, errlen);
+    }
+    if (rc < 0)
+        return rc;
+    start_signals(c);
+    c->ready = true;
+    log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
+                     "in %llu ms",
+             c->cfg.server.listen, http_server_port(c->http), c->cfg.store.data_dir,
+             plugin_host_loaded(c->plugins), plugin_host_refused(c->plugins),
+             (unsigned long long)core_uptime_ms(c));
+    return 0;
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Everything that depends on the loop is closed here; what remains is freed
+ * by core_free() once uv_run() returns. */
+static void finish_stop(struct opsc_core *c)
+{
+    uv_timer_stop(&c->stop_deadline);
+    close_handle((uv_handle_t *)&c->stop_deadline);
+    close_handle((uv_handle_t *)&c->sig_term);
+    close_handle((uv_handle_t *)&c->sig_int);
+    close_handle((uv_handle_t *)&c->sig_hup);
+    /* Plugins close their own loop handles in shutdown(). */
+    plugin_host_free(c->plugins);
+    c->plugins = NULL;
+}
+
+static void on_http_closed(void *ud)
+{
+    finish_stop(ud);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct opsc_core *c = t->data;
+    log_warn("core", "shutdown deadline reached: closing what is still running");
+    if (c->http)
+        http_server_abort(c->http);
+    else
+        uv_stop(c->loop);
+}
+
+void core_stop(struct opsc_core *c)
+{
+    if (c->stopping)
+        return;
+    c->stopping = true;
+    c->ready = false;
+    if (c->cfg.server.shutdown_timeout_ms > 0)
+        uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
+                       0);
+    if (c->http)
+        http_server_close(c->http, on_http_closed, c);
+    else
+        finish_stop(c);
+}
+
+static void close_walk(uv_handle_t *h, void *ud)
+{
+    (void)ud;
+    close_handle(h);
+}
+
+void core_free(struct opsc_core *c)
+{
+    /* After a deadline uv_stop(), handles may remain: close them all and let
+     * their close callbacks run so nothing is freed while the loop uses it. */
+    plugin_host_free(c->plugins);
+    c->plugins = NULL;
+    uv_walk(c->loop, close_walk, NULL);
+    uv_run(c->loop, UV_RUN_DEFAULT);
+    if (c->http)
+        http_server_free(c->http);
+    store_close(c->store);
+    metrics_free(c->metrics);
+    config_free(&c->cfg);
+    free(c->config_path);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,51 @@
+/* core.h - the daemon's one context object: loop, config, store, HTTP, plugins.
+ *
+ * All mutable state of the daemon hangs off one struct opsc_core, owned by
+ * main() and touched only on the loop thread. Modules receive the core (or
+ * the part they need) instead of reaching for globals.
+ */
+#ifndef OPSC_CORE_H
+#define OPSC_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+typedef struct store store;
+typedef struct http_server http_server;
+typedef struct plugin_host plugin_host;
+typedef struct metrics metrics;
+
+struct opsc_core {
+    uv_loop_t *loop;
+    struct config cfg;
+    char *config_path; /* for SIGHUP reloads; NULL without a file */
+    store *store;
+    http_server *http;
+    plugin_host *plugins;
+    metrics *metrics;
+    int64_t started_ms;     /* wall clock at start */
+    uint64_t started_mono;  /* monotonic ms at start */
+    bool ready;             /* store open and plugins loaded */
+    bool stopping;
+    int exit_code;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t stop_deadline;
+};
+
+/* Open everything `cfg` describes and start serving. `cfg` is moved into
+ * the core. On failure, `err` says why and the core is left closed. */
+int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const char *config_path,
+               char *err, size_t errlen);
+/* Begin a graceful stop: stop accepting, let work finish until the
+ * shutdown deadline, then close. The loop ends when all is closed. */
+void core_stop(struct opsc_core *c);
+/* Free what core_start allocated, after the loop has ended. */
+void core_free(struct opsc_core *c);
+
+/* Milliseconds since the daemon started (monotonic). */
+uint64_t core_uptime_ms(const struct opsc_core *c);
+
+#endif

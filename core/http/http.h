@@ -1,0 +1,142 @@
+/* http.h - the HTTP/1.1 server of the REST API: routes, requests, responses, SSE.
+ *
+ * libuv + http-parser. Keep-alive and pipelining (responses leave in request
+ * order), limits on header bytes, body bytes, connections, idle time and
+ * time-to-full-request. Routes are declared in tables: method, path pattern
+ * with {params}, the role required, the handler, and the OpenAPI text that
+ * /api/v1/openapi.json is generated from, so the document cannot drift from
+ * the server.
+ *
+ * Errors answered by the server itself, always with the JSON error body
+ * {"error": {"code": "...", "message": "...", "details": ...}}:
+ * 400 bad request line/headers/JSON, 401/403 from the auth hook, 404, 405
+ * with Allow, 408 slow request, 413 body too large, 415 wrong content type,
+ * 431 headers too large, 503 too many connections / shutting down.
+ *
+ * Thread: everything here runs on the loop thread.
+ */
+#ifndef OPSC_HTTP_H
+#define OPSC_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+typedef struct http_sse http_sse;
+
+/* Roles, ordered: a route requiring ROLE_OPERATOR admits operators and admins. */
+enum { ROLE_PUBLIC = 0, ROLE_VIEWER = 1, ROLE_OPERATOR = 2, ROLE_ADMIN = 3 };
+const char *http_role_name(int role);
+
+/* Handler return values. */
+#define HTTP_DONE  0 /* the handler responded */
+#define HTTP_ASYNC 1 /* the handler will respond later (exactly once) */
+
+/* Route flags. */
+#define HTTP_ROUTE_JSON_BODY (1u << 0) /* body must be a JSON object (400/415 otherwise) */
+#define HTTP_ROUTE_RAW_BODY  (1u << 1) /* any content type; body up to max_upload_bytes */
+#define HTTP_ROUTE_HIDDEN    (1u << 2) /* not in the OpenAPI document (the document itself) */
+
+typedef struct http_route {
+    const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *pattern; /* "/api/v1/users/{id}"; a segment "{name}" binds a parameter */
+    int role;            /* ROLE_* required; checked by the auth hook before the handler */
+    int (*handler)(http_req *req);
+    unsigned flags;
+    const char *tag;     /* OpenAPI tag ("system", "users"...) */
+    const char *summary; /* OpenAPI summary, one line */
+    const char *request_schema;  /* OpenAPI schema (JSON text) of the body, or NULL */
+    const char *response_schema; /* OpenAPI schema (JSON text) of a 2xx body, or NULL */
+} http_route;
+
+typedef struct http_opts {
+    const char *listen;        /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
+    int max_connections;
+    int64_t max_header_bytes;
+    int64_t max_body_bytes;
+    int64_t max_upload_bytes;  /* HTTP_ROUTE_RAW_BODY routes */
+    int64_t idle_timeout_ms;   /* keep-alive connection with no request in progress */
+    int64_t request_timeout_ms; /* from first byte to full request (slowloris) */
+} http_opts;
+
+/* Lifecycle. */
+int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts);
+int http_server_listen(http_server *srv, char *err, size_t errlen);
+/* Port actually bound (when listen said port 0). */
+int http_server_port(const http_server *srv);
+/* Stop accepting, finish in-flight requests, close idle and SSE connections;
+ * `cb` runs when every connection is closed. Then http_server_free(). */
+void http_server_close(http_server *srv, void (*cb)(void *ud), void *ud);
+/* Close every connection now, in-flight or not (shutdown deadline); the
+ * callback given to http_server_close() still runs. */
+void http_server_abort(http_server *srv);
+void http_server_free(http_server *srv);
+
+/* Routes: the table is borrowed for the server's lifetime. */
+int http_add_routes(http_server *srv, const http_route *routes, size_t n);
+/* Walk every route (OpenAPI generation, the role-matrix test). */
+void http_foreach_route(http_server *srv, void (*fn)(const http_route *r, void *ud), void *ud);
+
+/* Auth hook: called before every handler whose route role > ROLE_PUBLIC
+ * (and for public routes too, to let it attach an optional principal).
+ * Return 0 to continue; otherwise it has responded (401/403/429). */
+typedef int (*http_auth_fn)(http_req *req, const http_route *route, void *ud);
+void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud);
+/* Completion hook: after each response is queued (audit, metrics). */
+typedef void (*http_done_fn)(http_req *req, const http_route *route, int status, void *ud);
+void http_server_set_done(http_server *srv, http_done_fn fn, void *ud);
+
+/* Application context reachable from handlers (the core). */
+void http_server_set_app(http_server *srv, void *app);
+void *http_req_app(http_req *req);
+
+/* Request accessors. Returned strings are owned by the request. */
+const char *http_req_method(http_req *req);
+const char *http_req_path(http_req *req);          /* decoded path without query */
+const char *http_req_param(http_req *req, const char *name); /* path {param}; NULL if absent */
+const char *http_req_query(http_req *req, const char *name); /* decoded; NULL if absent */
+const char *http_req_header(http_req *req, const char *name); /* case-insensitive */
+const char *http_req_body(http_req *req, size_t *len);
+json_t *http_req_json(http_req *req);              /* borrowed; NULL when no JSON body */
+const char *http_req_client(http_req *req);        /* client IP text */
+const http_route *http_req_route(http_req *req);
+/* Opaque principal slot for the auth hook; freed with `free_fn` with the request. */
+void http_req_set_principal(http_req *req, void *principal, void (*free_fn)(void *));
+void *http_req_principal(http_req *req);
+/* Keep the request alive across async work; balanced by http_req_unref().
+ * A request whose client went away still accepts a response (dropped). */
+void http_req_ref(http_req *req);
+void http_req_unref(http_req *req);
+bool http_req_client_gone(http_req *req);
+
+/* Responding: exactly once per request, now or later. */
+void http_set_header(http_req *req, const char *name, const char *value); /* copied */
+void http_respond_json(http_req *req, int status, json_t *body); /* steals `body` */
+void http_respond_text(http_req *req, int status, const char *content_type, const char *body,
+                       size_t len);
+void http_respond_empty(http_req *req, int status);
+/* {"error": {"code", "message", "details"}}; `details` stolen, may be NULL. */
+void http_respond_error(http_req *req, int status, const char *code, json_t *details,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Map an OPSC_E* code to a status and code (ENOENT 404 not_found, EEXIST 409
+ * conflict, ECONFLICT 412 version_conflict, EINVAL/ESCHEMA 400, EACCES 403,
+ * EAUTH 401, EBUSY 409, other 500 internal) and respond with `message`. */
+void http_respond_opsc_error(http_req *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Server-Sent Events: turn the request into an event stream. `on_close`
+ * runs once when the client goes away or the server closes the stream. */
+http_sse *http_sse_start(http_req *req, void (*on_close)(void *ud), void *ud);
+/* Queue one event; `id` and `event` may be NULL. Data lines are split on
+ * '\n'. Returns bytes queued but not yet written (for back-pressure) or a
+ * negative code when the stream is closed. */
+int64_t http_sse_send(http_sse *sse, const char *id, const char *event, const char *data);
+/* A comment line keeps idle streams alive through proxies. */
+int http_sse_comment(http_sse *sse, const char *text);
+void http_sse_end(http_sse *sse);
+
+#endif

@@ -1,0 +1,234 @@
+/* main.c - opsconductord's command line: run the daemon, or one of its console commands. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <opsc/errors.h>
+#include <opsc/plugin.h>
+
+#include "build_config.h"
+#include "config.h"
+#include "core.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "store.h"
+
+#define DEFAULT_CONFIG OPSC_SYSCONF_DIR "/opsconductor.conf"
+
+struct cli {
+    const char *config_path;
+    bool config_given;
+    bool check_config;
+    int argc; /* positional arguments left: the command and its operands */
+    char **argv;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: opsconductord [options]                run the daemon\n"
+            "       opsconductord [options] backup DEST    consistent compacted copy of the store\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE       config file (default " DEFAULT_CONFIG " if it exists)\n"
+            "  -l, --listen ADDR:PORT  REST API address ([server] listen)\n"
+            "  -d, --data-dir DIR      data directory ([store] data_dir)\n"
+            "  -p, --plugin-dir DIR    plugin directory, repeatable ([plugins] dirs)\n"
+            "  -L, --log-level LEVEL   error, warn, info or debug ([log] level)\n"
+            "      --check-config      validate the configuration and plugins, then exit\n"
+            "  -V, --version           print the version and exit\n"
+            "  -h, --help              print this help and exit\n"
+            "\n"
+            "Precedence: built-in defaults < config file < options < environment.\n"
+            "Every key can be set from the environment as OPSC_<SECTION>_<KEY>.\n"
+            "\n"
+            "configuration keys:\n");
+    config_print_keys(out);
+}
+
+static int set_flag(cfg_file *f, int opt, const char *value)
+{
+    switch (opt) {
+    case 'l':
+        return cfg_file_set(f, "server", "listen", value, "--listen");
+    case 'd':
+        return cfg_file_set(f, "store", "data_dir", value, "--data-dir");
+    case 'p':
+        return cfg_file_append(f, "plugins", "dirs", value, "--plugin-dir");
+    case 'L':
+        return cfg_file_set(f, "log", "level", value, "--log-level");
+    default:
+        return OPSC_EINVAL;
+    }
+}
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+    {"data-dir", required_argument, NULL, 'd'}, {"plugin-dir", required_argument, NULL, 'p'},
+    {"log-level", required_argument, NULL, 'L'}, {"check-config", no_argument, NULL, 'C'},
+    {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Flags are collected first so that --config may come after them. */
+struct flag {
+    int opt;
+    const char *value;
+};
+
+static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags, int *nflags)
+{
+    int opt;
+    const char *env_cfg = getenv("OPSC_CONFIG");
+    cli->config_path = env_cfg;
+    cli->config_given = env_cfg != NULL;
+    while ((opt = getopt_long(argc, argv, "+c:l:d:p:L:Vh", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            cli->config_path = optarg;
+            cli->config_given = true;
+            break;
+        case 'C':
+            cli->check_config = true;
+            break;
+        case 'V':
+            printf("opsconductord %s (plugin ABI %d.%d)\n", OPSC_VERSION, OPSC_ABI_MAJOR,
+                   OPSC_ABI_MINOR);
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'l':
+        case 'd':
+        case 'p':
+        case 'L':
+            flags[(*nflags)++] = (struct flag){opt, optarg};
+            break;
+        default:
+            fprintf(stderr, "Try 'opsconductord --help'.\n");
+            return 2;
+        }
+    }
+    cli->argc = argc - optind;
+    cli->argv = argv + optind;
+    return 0;
+}
+
+static int load_config(struct cli *cli, struct flag *flags, int nflags, struct config *cfg)
+{
+    char err[1024] = "";
+    const char *path = cli->config_path;
+    if (!cli->config_given && access(DEFAULT_CONFIG, R_OK) != 0)
+        path = NULL; /* no file: built-in defaults */
+    else if (!cli->config_given)
+        path = DEFAULT_CONFIG;
+    cli->config_path = path;
+    cfg_file *f = NULL;
+    int rc = cfg_file_load(&f, path, err, sizeof(err));
+    for (int i = 0; rc == 0 && i < nflags; i++)
+        rc = set_flag(f, flags[i].opt, flags[i].value);
+    if (rc == 0) {
+        rc = config_bind_all(cfg, f, err, sizeof(err));
+        f = NULL; /* owned by cfg now */
+    }
+    cfg_file_free(f);
+    if (rc < 0) {
+        fprintf(stderr, "opsconductord: configuration error: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* --check-config: the daemon's sections were bound already; load the plugins
+ * too, since their sections are validated by their own init(). */
+static int check_config(struct config *cfg)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    plugin_host *h = NULL;
+    int rc = plugin_host_new(&h, &loop, cfg->file);
+    if (rc == 0) {
+        plugin_host_load_dirs(h, cfg->plugins.dirs, cfg->plugins.disabled);
+        plugin_host_check_sections(h);
+        rc = plugin_host_refused(h) ? 1 : 0;
+        printf("configuration %s: %zu plugins loaded, %zu refused\n", rc ? "has errors" : "OK",
+               plugin_host_loaded(h), plugin_host_refused(h));
+        plugin_host_free(h);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return rc ? 1 : 0;
+}
+
+static int cmd_backup(struct config *cfg, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: opsconductord [--data-dir DIR] backup DEST\n");
+        return 2;
+    }
+    char err[1024] = "";
+    int rc = store_backup(cfg->store.data_dir, argv[1], err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "opsconductord: backup failed: %s\n", err[0] ? err : opsc_strerror(rc));
+        return 1;
+    }
+    printf("backup of %s written to %s\n", cfg->store.data_dir, argv[1]);
+    return 0;
+}
+
+static int run_daemon(struct cli *cli, struct config *cfg)
+{
+    int rc = log_init(cfg->log.level, (enum log_format)cfg->log.format, cfg->log.file);
+    if (rc < 0)
+        fprintf(stderr, "opsconductord: cannot open log file %s: %s (logging to stderr)\n",
+                cfg->log.file, strerror(-rc));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct opsc_core core;
+    char err[1024] = "";
+    rc = core_start(&core, &loop, cfg, cli->config_path, err, sizeof(err));
+    if (rc < 0) {
+        log_error("core", "cannot start: %s", err[0] ? err : opsc_strerror(rc));
+        core.exit_code = 1;
+        core_stop(&core);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int code = core.exit_code;
+    core_free(&core);
+    uv_loop_close(&loop);
+    if (code == 0)
+        log_info("core", "stopped");
+    log_close();
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
+    int nflags = 0;
+    int rc = parse_cli(argc, argv, &cli, flags, &nflags);
+    struct config cfg = {0};
+    if (rc == 0)
+        rc = load_config(&cli, flags, nflags, &cfg);
+    free(flags);
+    if (rc != 0)
+        return rc;
+    log_init(cfg.log.level, LOG_FORMAT_TEXT, NULL);
+    if (cli.check_config)
+        rc = check_config(&cfg);
+    else if (cli.argc == 0)
+        rc = run_daemon(&cli, &cfg);
+    else if (strcmp(cli.argv[0], "backup") == 0)
+        rc = cmd_backup(&cfg, cli.argc, cli.argv);
+    else {
+        fprintf(stderr, "opsconductord: unknown command '%s'. Try 'opsconductord --help'.\n",
+                cli.argv[0]);
+        rc = 2;
+    }
+    config_free(&cfg);
+    return rc;
+}

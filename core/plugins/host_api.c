@@ -1,0 +1,362 @@
+/* host_api.c - the opsc_host_api table: what plugins may call, and registration. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "build_config.h"
+#include "config.h"
+#include "log.h"
+#include "plugin_internal.h"
+#include "util.h"
+
+/* ---- memory, logging, time ------------------------------------------- */
+
+static void *api_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void *api_calloc(size_t count, size_t n)
+{
+    return calloc(count, n);
+}
+
+static void *api_realloc(void *p, size_t n)
+{
+    return realloc(p, n);
+}
+
+static void api_free(void *p)
+{
+    free(p);
+}
+
+static char *api_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void api_log(const char *component, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(component ? component : "plugin", level, fmt, ap);
+    va_end(ap);
+}
+
+static bool api_log_enabled(int level)
+{
+    return log_enabled(level);
+}
+
+static struct uv_loop_s *api_loop(void)
+{
+    return plugin_host_current ? plugin_host_current->loop : NULL;
+}
+
+static int64_t api_now_ms(void)
+{
+    return clock_now_ms();
+}
+
+/* ---- worker threads ------------------------------------------------------ */
+
+struct work {
+    uv_work_t req;
+    void (*work)(void *ud);
+    void (*after)(void *ud, int status);
+    void *ud;
+};
+
+static void work_run(uv_work_t *req)
+{
+    struct work *w = req->data;
+    w->work(w->ud);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    struct work *w = req->data;
+    w->after(w->ud, status == UV_ECANCELED ? OPSC_ECANCELED : 0);
+    free(w);
+}
+
+static int api_queue_work(void (*fn)(void *ud), void (*after)(void *ud, int status), void *ud)
+{
+    if (!plugin_host_current || !fn || !after)
+        return OPSC_EINVAL;
+    struct work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return OPSC_ENOMEM;
+    w->req.data = w;
+    w->work = fn;
+    w->after = after;
+    w->ud = ud;
+    int rc = uv_queue_work(plugin_host_current->loop, &w->req, work_run, work_after);
+    if (rc) {
+        free(w);
+        return OPSC_EIO;
+    }
+    return 0;
+}
+
+/* ---- config ---------------------------------------------------------------- */
+
+static int api_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
+                           size_t errlen)
+{
+    if (!cfg || !map || !dst)
+        return OPSC_EINVAL;
+    if (!cfg->file) { /* no config file: defaults and environment only */
+        cfg_file *empty = NULL;
+        if (cfg_file_load(&empty, NULL, err, errlen) < 0)
+            return OPSC_ENOMEM;
+        /* Defaults point into the map (static data), so freeing `empty` is safe. */
+        int rc = cfg_bind(empty, cfg->section, map, dst, err, errlen);
+        cfg_file_free(empty);
+        return rc;
+    }
+    return cfg_bind(cfg->file, cfg->section, map, dst, err, errlen);
+}
+
+/* ---- registration -------------------------------------------------------- */
+
+static int reg_append(reg_list *l, const plugin_reg *r)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        plugin_reg *v = realloc(l->items, cap * sizeof(*v));
+        if (!v)
+            return OPSC_ENOMEM;
+        l->items = v;
+        l->cap = cap;
+    }
+    l->items[l->n++] = *r;
+    return 0;
+}
+
+int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
+                         void *state)
+{
+    plugin_host *h = plugin_host_current;
+    if (!h || !h->initialising) {
+        log_error("plugins", "registration of '%s' outside of init() refused",
+                  name ? name : "?");
+        return OPSC_ESTATE;
+    }
+    if (!desc || !name || !*name) {
+        log_error("plugins", "%s: registration with no descriptor or name", h->initialising->name);
+        return OPSC_EINVAL;
+    }
+    if (kind != REG_STEPLIB && plugin_host_find(h, kind, name)) {
+        log_error("plugins", "%s: '%s' is already registered by another plugin",
+                  h->initialising->name, name);
+        return OPSC_EEXIST;
+    }
+    plugin_reg r = {desc, state, h->initialising};
+    return reg_append(&h->regs[kind], &r);
+}
+
+void plugin_host_unregister_owner(plugin_host *h, plugin *p)
+{
+    for (int k = 0; k < REG__COUNT; k++) {
+        reg_list *l = &h->regs[k];
+        size_t o = 0;
+        for (size_t i = 0; i < l->n; i++)
+            if (l->items[i].owner != p)
+                l->items[o++] = l->items[i];
+        l->n = o;
+    }
+}
+
+static int api_register_transport(const opsc_transport *t, void *state)
+{
+    if (t && (t->size < offsetof(opsc_transport, close) + sizeof(t->close) || !t->connect ||
+              !t->exec || !t->close))
+        return OPSC_EINVAL;
+    return plugin_host_register(REG_TRANSPORT, t, t ? t->name : NULL, state);
+}
+
+static int steplib_duplicate(const opsc_steplib *lib)
+{
+    plugin_host *h = plugin_host_current;
+    for (size_t i = 0; h && i < h->regs[REG_STEPLIB].n; i++) {
+        const opsc_steplib *o = h->regs[REG_STEPLIB].items[i].desc;
+        if (strcmp(o->name, lib->name) == 0 && strcmp(o->version, lib->version) == 0)
+            return OPSC_EEXIST;
+    }
+    return 0;
+}
+
+static int api_register_steplib(const opsc_steplib *lib, void *state)
+{
+    if (lib && (lib->size < sizeof(opsc_steplib) || !lib->version || !lib->types))
+        return OPSC_EINVAL;
+    if (lib && steplib_duplicate(lib) < 0) {
+        log_error("plugins", "step library %s %s is already loaded", lib->name, lib->version);
+        return OPSC_EEXIST;
+    }
+    return plugin_host_register(REG_STEPLIB, lib, lib ? lib->name : NULL, state);
+}
+
+static int api_register_notifier(const opsc_notifier *n, void *state)
+{
+    if (n && (n->size < sizeof(opsc_notifier) || !n->send))
+        return OPSC_EINVAL;
+    return plugin_host_register(REG_NOTIFIER, n, n ? n->name : NULL, state);
+}
+
+static int api_register_scanner(const opsc_scanner *s, void *state)
+{
+    if (s && (s->size < sizeof(opsc_scanner) || !s->scan))
+        return OPSC_EINVAL;
+    return plugin_host_register(REG_SCANNER, s, s ? s->name : NULL, state);
+}
+
+static int api_register_auth_provider(const opsc_auth_provider *p, void *state)
+{
+    if (p && (p->size < sizeof(opsc_auth_provider) || !p->authenticate))
+        return OPSC_EINVAL;
+    return plugin_host_register(REG_AUTH, p, p ? p->name : NULL, state);
+}
+
+/* ---- step API: forwarded to the executor ----------------------------------- */
+
+void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops)
+{
+    h->step_ops = ops;
+}
+
+static const plugin_step_ops *step_ops(void)
+{
+    return plugin_host_current ? plugin_host_current->step_ops : NULL;
+}
+
+#define STEP_FORWARD(fn, fallback, ...)                                                            \
+    const plugin_step_ops *ops = step_ops();                                                       \
+    return ops && ops->fn ? ops->fn(__VA_ARGS__) : (fallback)
+
+static const char *api_step_param(opsc_step_ctx *ctx, const char *name)
+{
+    STEP_FORWARD(param, NULL, ctx, name);
+}
+
+static const char *api_step_params_json(opsc_step_ctx *ctx)
+{
+    STEP_FORWARD(params_json, NULL, ctx);
+}
+
+static const char *api_step_target(opsc_step_ctx *ctx, const char *key)
+{
+    STEP_FORWARD(target, NULL, ctx, key);
+}
+
+static const char *api_step_secret(opsc_step_ctx *ctx, const char *name)
+{
+    STEP_FORWARD(secret, NULL, ctx, name);
+}
+
+static const char *api_step_quote(opsc_step_ctx *ctx, const char *value)
+{
+    STEP_FORWARD(quote, NULL, ctx, value);
+}
+
+static int api_step_exec(opsc_step_ctx *ctx, const char *command, const opsc_step_exec_opts *opts,
+                         opsc_step_exec_result *res)
+{
+    STEP_FORWARD(exec, OPSC_ENOTSUP, ctx, command, opts, res);
+}
+
+static int api_step_put_file(opsc_step_ctx *ctx, const char *local, const char *remote, int mode)
+{
+    STEP_FORWARD(put_file, OPSC_ENOTSUP, ctx, local, remote, mode);
+}
+
+static int api_step_get_file(opsc_step_ctx *ctx, const char *remote, const char *local)
+{
+    STEP_FORWARD(get_file, OPSC_ENOTSUP, ctx, remote, local);
+}
+
+static int api_step_set_output(opsc_step_ctx *ctx, const char *key, const char *json_value)
+{
+    STEP_FORWARD(set_output, OPSC_ENOTSUP, ctx, key, json_value);
+}
+
+static bool api_step_cancelled(opsc_step_ctx *ctx)
+{
+    STEP_FORWARD(cancelled, true, ctx);
+}
+
+static int api_step_sleep(opsc_step_ctx *ctx, uint32_t ms)
+{
+    STEP_FORWARD(sleep, OPSC_ENOTSUP, ctx, ms);
+}
+
+static void api_step_log(opsc_step_ctx *ctx, int level, const char *fmt, ...)
+{
+    const plugin_step_ops *ops = step_ops();
+    if (!ops || !ops->log)
+        return;
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ops->log(ctx, level, msg);
+}
+
+static int api_step_fail(opsc_step_ctx *ctx, const char *fmt, ...)
+{
+    const plugin_step_ops *ops = step_ops();
+    if (!ops || !ops->fail)
+        return OPSC_EREMOTE;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return ops->fail(ctx, msg);
+}
+
+static const opsc_host_api host_api = {
+    .size = sizeof(opsc_host_api),
+    .abi_major = OPSC_ABI_MAJOR,
+    .abi_minor = OPSC_ABI_MINOR,
+    .host_version = OPSC_VERSION,
+    .alloc = api_alloc,
+    .calloc = api_calloc,
+    .realloc = api_realloc,
+    .free = api_free,
+    .strdup = api_strdup,
+    .log = api_log,
+    .log_enabled = api_log_enabled,
+    .loop = api_loop,
+    .now_ms = api_now_ms,
+    .queue_work = api_queue_work,
+    .config_bind = api_config_bind,
+    .register_transport = api_register_transport,
+    .register_steplib = api_register_steplib,
+    .register_notifier = api_register_notifier,
+    .register_scanner = api_register_scanner,
+    .register_auth_provider = api_register_auth_provider,
+    .step_param = api_step_param,
+    .step_params_json = api_step_params_json,
+    .step_target = api_step_target,
+    .step_secret = api_step_secret,
+    .step_quote = api_step_quote,
+    .step_exec = api_step_exec,
+    .step_put_file = api_step_put_file,
+    .step_get_file = api_step_get_file,
+    .step_log = api_step_log,
+    .step_set_output = api_step_set_output,
+    .step_fail = api_step_fail,
+    .step_cancelled = api_step_cancelled,
+    .step_sleep = api_step_sleep,
+};
+
+const opsc_host_api *plugin_host_api(void)
+{
+    return &host_api;
+}

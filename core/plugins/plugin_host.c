@@ -1,0 +1,452 @@
+/* plugin_host.c - finding, checking, loading and listing plugins; the registries. */
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "log.h"
+#include "plugin_internal.h"
+
+plugin_host *plugin_host_current;
+
+int plugin_host_new(plugin_host **out, struct uv_loop_s *loop, const cfg_file *cfg)
+{
+    plugin_host *h = calloc(1, sizeof(*h));
+    if (!h)
+        return OPSC_ENOMEM;
+    h->loop = loop;
+    h->cfg = cfg;
+    plugin_host_current = h;
+    *out = h;
+    return 0;
+}
+
+static void plugin_free(plugin *p)
+{
+    free(p->path);
+    free(p->name);
+    free(p->version);
+    free(p->description);
+    free(p->license);
+    free(p->reason);
+    free(p);
+}
+
+static int add_plugin(plugin_host *h, plugin *p)
+{
+    if (h->nplugins == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        plugin **v = realloc(h->plugins, cap * sizeof(*v));
+        if (!v)
+            return OPSC_ENOMEM;
+        h->plugins = v;
+        h->cap = cap;
+    }
+    h->plugins[h->nplugins++] = p;
+    return 0;
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static bool name_valid(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
+static bool in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t len = strcspn(p, ", ");
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+/* Step libraries may be installed in several versions side by side; every
+ * other plugin is identified by its name alone. */
+static plugin *find_loaded(plugin_host *h, const opsc_plugin *d)
+{
+    for (size_t i = 0; i < h->nplugins; i++) {
+        plugin *p = h->plugins[i];
+        if (p->state != PLUGIN_LOADED || strcmp(p->name, d->name) != 0)
+            continue;
+        if (d->kinds == OPSC_KIND_STEPLIB && p->kinds == OPSC_KIND_STEPLIB &&
+            strcmp(p->version, d->version ? d->version : "") != 0)
+            continue;
+        return p;
+    }
+    return NULL;
+}
+
+static int refuse(plugin *p, int code, char *err, size_t errlen, const char *fmt, ...)
+    OPSC_PRINTF(5, 6);
+
+static int refuse(plugin *p, int code, char *err, size_t errlen, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    p->state = PLUGIN_REFUSED;
+    free(p->reason);
+    p->reason = strdup(why);
+    snprintf(err, errlen, "%s", why);
+    log_error("plugins", "refused %s: %s", p->path, why);
+    if (p->dl) {
+        dlclose(p->dl);
+        p->dl = NULL;
+    }
+    p->desc = NULL;
+    return code;
+}
+
+static void copy_descriptor(plugin *p, const opsc_plugin *d)
+{
+    free(p->name);
+    p->name = dup_or_empty(d->name);
+    p->version = dup_or_empty(d->version);
+    p->description = dup_or_empty(d->description);
+    p->license = dup_or_empty(d->license);
+    p->kinds = d->kinds;
+    p->abi_major = d->abi_major;
+    p->abi_minor = d->abi_minor;
+}
+
+/* Open the .so and read its descriptor; every failure is a refusal. */
+static int open_descriptor(plugin *p, char *err, size_t errlen)
+{
+    dlerror();
+    p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+    if (!p->dl)
+        return refuse(p, OPSC_EPLUGIN, err, errlen, "cannot load: %s", dlerror());
+    opsc_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(p->dl, OPSC_PLUGIN_ENTRY_SYMBOL);
+    if (!entry)
+        return refuse(p, OPSC_EPLUGIN, err, errlen, "no %s symbol: not an OpsConductor plugin",
+                      OPSC_PLUGIN_ENTRY_SYMBOL);
+    const opsc_plugin *d = entry();
+    if (!d || d->size < offsetof(opsc_plugin, shutdown) + sizeof(d->shutdown))
+        return refuse(p, OPSC_EPLUGIN, err, errlen, "%s returned no valid descriptor",
+                      OPSC_PLUGIN_ENTRY_SYMBOL);
+    copy_descriptor(p, d);
+    p->desc = d;
+    return 0;
+}
+
+static int check_descriptor(plugin_host *h, plugin *p, char *err, size_t errlen)
+{
+    const opsc_plugin *d = p->desc;
+    if (d->abi_major != OPSC_ABI_MAJOR)
+        return refuse(p, OPSC_EABI, err, errlen,
+                      "built for ABI %u.%u, host speaks %d.%d: the major version must match",
+                      d->abi_major, d->abi_minor, OPSC_ABI_MAJOR, OPSC_ABI_MINOR);
+    if (d->abi_minor > OPSC_ABI_MINOR)
+        return refuse(p, OPSC_EABI, err, errlen,
+                      "built for ABI %u.%u, newer than the host's %d.%d: upgrade the daemon",
+                      d->abi_major, d->abi_minor, OPSC_ABI_MAJOR, OPSC_ABI_MINOR);
+    if (!name_valid(d->name))
+        return refuse(p, OPSC_EINVAL, err, errlen, "invalid plugin name (want [a-z0-9-]+)");
+    if (!d->init)
+        return refuse(p, OPSC_EINVAL, err, errlen, "descriptor has no init function");
+    plugin *other = find_loaded(h, d);
+    if (other)
+        return refuse(p, OPSC_EEXIST, err, errlen, "name '%s' is already taken by %s", d->name,
+                      other->path);
+    return 0;
+}
+
+static int init_plugin(plugin_host *h, plugin *p, char *err, size_t errlen)
+{
+    char section[128];
+    snprintf(section, sizeof(section), "plugin.%s", p->name);
+    struct opsc_config cfg = {h->cfg, section};
+    h->initialising = p;
+    int rc = p->desc->init(plugin_host_api(), &cfg, &p->pstate);
+    h->initialising = NULL;
+    if (rc != 0) {
+        plugin_host_unregister_owner(h, p);
+        return refuse(p, rc < 0 ? rc : OPSC_EPLUGIN, err, errlen, "init failed: %s (%s)",
+                      opsc_err_name(rc), opsc_strerror(rc));
+    }
+    p->state = PLUGIN_LOADED;
+    log_info("plugins", "loaded %s %s from %s", p->name, p->version, p->path);
+    return 0;
+}
+
+static int load_file(plugin_host *h, const char *path, const char *disabled, char *err,
+                     size_t errlen)
+{
+    plugin *p = calloc(1, sizeof(*p));
+    if (!p || !(p->path = strdup(path)) || add_plugin(h, p) < 0) {
+        if (p)
+            plugin_free(p);
+        return OPSC_ENOMEM;
+    }
+    const char *base = strrchr(path, '/');
+    p->name = strdup(base ? base + 1 : path);
+    int rc = open_descriptor(p, err, errlen);
+    if (rc == 0 && disabled && in_list(disabled, p->name)) {
+        p->state = PLUGIN_DISABLED;
+        dlclose(p->dl);
+        p->dl = NULL;
+        p->desc = NULL;
+        log_info("plugins", "%s is disabled by configuration", p->name);
+        return 0;
+    }
+    if (rc == 0)
+        rc = check_descriptor(h, p, err, errlen);
+    if (rc == 0)
+        rc = init_plugin(h, p, err, errlen);
+    return rc;
+}
+
+int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t errlen)
+{
+    return load_file(h, path, NULL, err, errlen);
+}
+
+static bool is_so(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 3 && strcmp(name + n - 3, ".so") == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Collect *.so paths under dir (and one level of subdirectories), sorted so
+ * that load order, and so name-collision winners, are stable. */
+static void collect(const char *dir, int depth, char ***paths, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        log_warn("plugins", "cannot read plugin directory %s", dir);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+            continue;
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth > 0) {
+            collect(path, depth - 1, paths, n, cap);
+        } else if (S_ISREG(st.st_mode) && is_so(e->d_name)) {
+            if (*n == *cap) {
+                *cap = *cap ? *cap * 2 : 32;
+                *paths = realloc(*paths, *cap * sizeof(char *));
+            }
+            (*paths)[(*n)++] = strdup(path);
+        }
+    }
+    closedir(d);
+}
+
+void plugin_host_load_dirs(plugin_host *h, const char *dirs, const char *disabled)
+{
+    char **paths = NULL;
+    size_t n = 0, cap = 0;
+    char *copy = strdup(dirs ? dirs : "");
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        size_t first = n;
+        collect(dir, 1, &paths, &n, &cap);
+        qsort(paths + first, n - first, sizeof(char *), cmp_str);
+    }
+    free(copy);
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        load_file(h, paths[i], disabled, err, sizeof(err));
+        free(paths[i]);
+    }
+    free(paths);
+}
+
+static void warn_orphan_section(const char *section, int line, void *ud)
+{
+    plugin_host *h = ud;
+    if (strncmp(section, "plugin.", 7) != 0)
+        return;
+    for (size_t i = 0; i < h->nplugins; i++)
+        if (h->plugins[i]->state != PLUGIN_REFUSED && strcmp(h->plugins[i]->name, section + 7) == 0)
+            return;
+    log_warn("plugins", "%s:%d: [%s]: no such plugin is loaded; section ignored",
+             cfg_file_path(h->cfg), line, section);
+}
+
+void plugin_host_check_sections(plugin_host *h)
+{
+    if (h->cfg)
+        cfg_file_foreach_section(h->cfg, warn_orphan_section, h);
+}
+
+void plugin_host_free(plugin_host *h)
+{
+    if (!h)
+        return;
+    for (size_t i = h->nplugins; i-- > 0;) {
+        plugin *p = h->plugins[i];
+        if (p->state == PLUGIN_LOADED && p->desc->shutdown)
+            p->desc->shutdown(p->pstate);
+        plugin_host_unregister_owner(h, p);
+    }
+    for (size_t i = h->nplugins; i-- > 0;) {
+        if (h->plugins[i]->dl)
+            dlclose(h->plugins[i]->dl);
+        plugin_free(h->plugins[i]);
+    }
+    for (int k = 0; k < REG__COUNT; k++)
+        free(h->regs[k].items);
+    free(h->plugins);
+    if (plugin_host_current == h)
+        plugin_host_current = NULL;
+    free(h);
+}
+
+/* ---- registries ------------------------------------------------------- */
+
+size_t plugin_host_count(plugin_host *h, enum plugin_reg_kind kind)
+{
+    return h->regs[kind].n;
+}
+
+const plugin_reg *plugin_host_reg(plugin_host *h, enum plugin_reg_kind kind, size_t i)
+{
+    return i < h->regs[kind].n ? &h->regs[kind].items[i] : NULL;
+}
+
+/* Every registrable descriptor starts with size_t size, then const char *name. */
+static const char *reg_name(const plugin_reg *r)
+{
+    return ((const struct {
+               size_t size;
+               const char *name;
+           } *)r->desc)
+        ->name;
+}
+
+const plugin_reg *plugin_host_find(plugin_host *h, enum plugin_reg_kind kind, const char *name)
+{
+    for (size_t i = 0; i < h->regs[kind].n; i++)
+        if (strcmp(reg_name(&h->regs[kind].items[i]), name) == 0)
+            return &h->regs[kind].items[i];
+    return NULL;
+}
+
+/* Compare "a.b.c" semantic versions numerically. */
+static int semver_cmp(const char *a, const char *b)
+{
+    for (int i = 0; i < 3; i++) {
+        long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
+        if (x != y)
+            return x < y ? -1 : 1;
+        a += *a == '.';
+        b += *b == '.';
+    }
+    return 0;
+}
+
+const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int major)
+{
+    const plugin_reg *best = NULL;
+    for (size_t i = 0; i < h->regs[REG_STEPLIB].n; i++) {
+        const plugin_reg *r = &h->regs[REG_STEPLIB].items[i];
+        const opsc_steplib *lib = r->desc;
+        if (strcmp(lib->name, name) != 0 || (major > 0 && atoi(lib->version) != major))
+            continue;
+        if (!best || semver_cmp(lib->version, ((const opsc_steplib *)best->desc)->version) > 0)
+            best = r;
+    }
+    return best;
+}
+
+size_t plugin_host_loaded(plugin_host *h)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nplugins; i++)
+        n += h->plugins[i]->state == PLUGIN_LOADED;
+    return n;
+}
+
+size_t plugin_host_refused(plugin_host *h)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nplugins; i++)
+        n += h->plugins[i]->state == PLUGIN_REFUSED;
+    return n;
+}
+
+static json_t *kinds_json(unsigned kinds)
+{
+    static const char *const names[] = {"transport", "steplib", "notifier", "scanner", "auth"};
+    json_t *a = json_array();
+    for (unsigned i = 0; i < 5; i++)
+        if (kinds & (1u << i))
+            json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static json_t *provides_json(plugin_host *h, plugin *p)
+{
+    static const char *const keys[REG__COUNT] = {"transports", "steplibs", "notifiers", "scanners",
+                                                 "auth_providers"};
+    json_t *o = json_object();
+    for (int k = 0; k < REG__COUNT; k++) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < h->regs[k].n; i++)
+            if (h->regs[k].items[i].owner == p)
+                json_array_append_new(a, json_string(reg_name(&h->regs[k].items[i])));
+        json_object_set_new(o, keys[k], a);
+    }
+    return o;
+}
+
+json_t *plugin_host_list_json(plugin_host *h)
+{
+    static const char *const states[] = {"loaded", "refused", "disabled"};
+    json_t *items = json_array();
+    for (size_t i = 0; i < h->nplugins; i++) {
+        plugin *p = h->plugins[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "name", p->name, "version",
+                              p->version ? p->version : "", "state", states[p->state], "path",
+                              p->path, "description", p->description ? p->description : "",
+                              "kinds", kinds_json(p->kinds), "license",
+                              p->license ? p->license : "");
+        if (p->version) {
+            char abi[32];
+            snprintf(abi, sizeof(abi), "%d.%d", p->abi_major, p->abi_minor);
+            json_object_set_new(o, "abi", json_string(abi));
+        }
+        if (p->reason)
+            json_object_set_new(o, "reason", json_string(p->reason));
+        if (p->state == PLUGIN_LOADED)
+            json_object_set_new(o, "provides", provides_json(h, p));
+        json_array_append_new(items, o);
+    }
+    return json_pack("{s:o}", "items", items);
+}

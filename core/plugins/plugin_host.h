@@ -1,0 +1,95 @@
+/* plugin_host.h - loads plugin .so files, keeps what they register, serves the host API.
+ *
+ * One host per daemon. Plugins are found in the configured directories (two
+ * levels deep), checked (entry symbol, ABI, name), initialised on the loop
+ * thread, and refused with a reason when anything is wrong; a refused plugin
+ * is listed, logged, and otherwise ignored. Registries map names to what
+ * the plugins registered: transports, step libraries, notifiers, scanners,
+ * auth providers.
+ */
+#ifndef OPSC_PLUGIN_HOST_H
+#define OPSC_PLUGIN_HOST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <opsc/plugin.h>
+
+struct uv_loop_s;
+typedef struct cfg_file cfg_file;
+typedef struct plugin_host plugin_host;
+typedef struct plugin plugin;
+
+/* One registered thing: its descriptor, the state handed back to it, and
+ * the plugin that owns it. */
+typedef struct plugin_reg {
+    const void *desc; /* opsc_transport *, opsc_steplib *, ... */
+    void *state;
+    plugin *owner;
+} plugin_reg;
+
+enum plugin_reg_kind {
+    REG_TRANSPORT,
+    REG_STEPLIB,
+    REG_NOTIFIER,
+    REG_SCANNER,
+    REG_AUTH,
+    REG__COUNT,
+};
+
+/* The step API is serviced by the executor; it installs these functions
+ * when it starts. Until then the host's step_* members answer OPSC_ENOTSUP. */
+typedef struct plugin_step_ops plugin_step_ops;
+
+int plugin_host_new(plugin_host **out, struct uv_loop_s *loop, const cfg_file *cfg);
+/* Load every *.so under the ':'-separated `dirs`, skipping the
+ * ','-separated `disabled` names. Never fails because of a bad plugin. */
+void plugin_host_load_dirs(plugin_host *h, const char *dirs, const char *disabled);
+/* Load one file (also used for run-time installs). Returns 0 when it loaded,
+ * or the refusal code with the reason in err. */
+int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t errlen);
+/* Warn about [plugin.x] sections for plugins that are not loaded. */
+void plugin_host_check_sections(plugin_host *h);
+/* Shut every loaded plugin down (reverse load order) and free the host. */
+void plugin_host_free(plugin_host *h);
+
+/* Registries. */
+size_t plugin_host_count(plugin_host *h, enum plugin_reg_kind kind);
+const plugin_reg *plugin_host_reg(plugin_host *h, enum plugin_reg_kind kind, size_t i);
+/* By name: transports, notifiers, scanners, auth providers. For step
+ * libraries use plugin_host_steplib(). */
+const plugin_reg *plugin_host_find(plugin_host *h, enum plugin_reg_kind kind, const char *name);
+/* The step library `name` with the highest version whose major is `major`
+ * (0: any major). */
+const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int major);
+
+/* Counts for /api/v1/system and /ready. */
+size_t plugin_host_loaded(plugin_host *h);
+size_t plugin_host_refused(plugin_host *h);
+/* GET /api/v1/plugins: {"items": [...]} with loaded, disabled and refused plugins. */
+json_t *plugin_host_list_json(plugin_host *h);
+
+/* The table handed to plugins (also used by tests that drive a plugin). */
+const opsc_host_api *plugin_host_api(void);
+
+/* Executor hook-up of the step API. `ops` is borrowed until replaced. */
+struct plugin_step_ops {
+    const char *(*param)(opsc_step_ctx *ctx, const char *name);
+    const char *(*params_json)(opsc_step_ctx *ctx);
+    const char *(*target)(opsc_step_ctx *ctx, const char *key);
+    const char *(*secret)(opsc_step_ctx *ctx, const char *name);
+    const char *(*quote)(opsc_step_ctx *ctx, const char *value);
+    int (*exec)(opsc_step_ctx *ctx, const char *command, const opsc_step_exec_opts *opts,
+                opsc_step_exec_result *res);
+    int (*put_file)(opsc_step_ctx *ctx, const char *local, const char *remote, int mode);
+    int (*get_file)(opsc_step_ctx *ctx, const char *remote, const char *local);
+    void (*log)(opsc_step_ctx *ctx, int level, const char *msg);
+    int (*set_output)(opsc_step_ctx *ctx, const char *key, const char *json_value);
+    int (*fail)(opsc_step_ctx *ctx, const char *msg);
+    bool (*cancelled)(opsc_step_ctx *ctx);
+    int (*sleep)(opsc_step_ctx *ctx, uint32_t ms);
+};
+void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
+
+#endif

@@ -1,0 +1,47 @@
+/* plugin_internal.h - state shared by the loader (plugin_host.c) and the host API (host_api.c). */
+#ifndef OPSC_PLUGIN_INTERNAL_H
+#define OPSC_PLUGIN_INTERNAL_H
+
+#include "plugin_host.h"
+
+enum plugin_state { PLUGIN_LOADED, PLUGIN_REFUSED, PLUGIN_DISABLED };
+
+struct plugin {
+    char *path;
+    char *name;    /* copies: the descriptor is gone once a refused .so is closed */
+    char *version;
+    char *description;
+    char *license;
+    unsigned kinds;
+    int abi_major, abi_minor;
+    enum plugin_state state;
+    char *reason;  /* why refused */
+    void *dl;
+    const opsc_plugin *desc;
+    void *pstate;
+};
+
+typedef struct reg_list {
+    plugin_reg *items;
+    size_t n, cap;
+} reg_list;
+
+struct plugin_host {
+    struct uv_loop_s *loop;
+    const cfg_file *cfg;
+    plugin **plugins;
+    size_t nplugins, cap;
+    reg_list regs[REG__COUNT];
+    plugin *initialising; /* registration is allowed only while set */
+    const plugin_step_ops *step_ops;
+};
+
+/* The one host of this process: the ABI's functions carry no context so
+ * plugin authors need not thread one through; a daemon has one host. */
+extern plugin_host *plugin_host_current;
+
+int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
+                         void *state);
+void plugin_host_unregister_owner(plugin_host *h, plugin *p);
+
+#endif

@@ -1,0 +1,115 @@
+/* store.h - the embedded LMDB store: JSON records, indexes, migrations, backup.
+ *
+ * One LMDB environment in the data directory, one named database per entity
+ * ("users", "targets", "runs"...). Records are Jansson objects carrying
+ * `id` (UUIDv7 text, the key), `created_at`, `updated_at` (RFC 3339 UTC) and
+ * `version` (1 on create, +1 on every update) for optimistic concurrency.
+ *
+ * Writes go through store_write(): the caller's function runs inside one
+ * write transaction; if LMDB reports MDB_MAP_FULL the store aborts, grows
+ * the map and runs the function again, so the function must be idempotent
+ * apart from what it does to the transaction. Secondary indexes are plain
+ * key -> id databases updated in the same transaction as their record.
+ *
+ * Thread: the store is used from the loop thread; read transactions may
+ * also be used from worker threads (the environment is opened MDB_NOTLS).
+ * Errors: 0 or negative OPSC_E* codes; LMDB codes are translated at this
+ * boundary (MDB_NOTFOUND -> OPSC_ENOENT, MDB_MAP_FULL handled inside,
+ * MDB_CORRUPTED -> OPSC_ECORRUPT, others -> OPSC_EIO with the LMDB text
+ * logged).
+ */
+#ifndef OPSC_STORE_H
+#define OPSC_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+
+typedef struct store_opts {
+    int64_t map_size;     /* initial map size in bytes; 0: 64 MiB */
+    int64_t max_map_size; /* growth stops here (OPSC_ENOSPC); 0: 64 GiB */
+    bool read_only;       /* backup, inspection: no lock file, no migrations */
+} store_opts;
+
+/* Open (creating if needed) the store in `dir`: takes an exclusive lock on
+ * `dir/lock` (a second daemon gets OPSC_EBUSY naming the holder's pid),
+ * clears stale readers, creates the named databases and runs pending
+ * migrations in one write transaction. `err` receives a human message. */
+int store_open(store **out, const char *dir, const store_opts *opts, char *err, size_t errlen);
+void store_close(store *s);
+
+/* Run `fn` in a write transaction and commit durably. `fn` returns 0 to
+ * commit or a negative code to abort (returned to the caller). */
+typedef int (*store_txn_fn)(store_txn *txn, void *ud);
+int store_write(store *s, store_txn_fn fn, void *ud);
+/* Run `fn` in a read-only snapshot. */
+int store_read(store *s, store_txn_fn fn, void *ud);
+
+/* Record operations (inside a transaction). `db` is a database name.
+ *
+ * store_get: *out is a new reference (caller json_decref()s it).
+ * store_create: assigns `id` (unless the record has one), `created_at`,
+ *   `updated_at`, `version` = 1 in `rec` (borrowed; modified in place).
+ *   OPSC_EEXIST if the id exists.
+ * store_update: replaces the record with id rec.id. `expect_version` 0 means
+ *   unconditional; otherwise OPSC_ECONFLICT when the stored version differs.
+ *   Keeps `created_at`, sets `updated_at` and version+1 in `rec`.
+ * store_delete: OPSC_ENOENT when missing; `expect_version` as above. */
+int store_get(store_txn *txn, const char *db, const char *id, json_t **out);
+int store_create(store_txn *txn, const char *db, json_t *rec);
+int store_update(store_txn *txn, const char *db, json_t *rec, int64_t expect_version);
+int store_delete(store_txn *txn, const char *db, const char *id, int64_t expect_version);
+
+/* Raw key/value access for non-record data (log chunks, indexes, meta).
+ * store_kv_get's *val points into the map: valid until the txn ends. */
+int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, const void **val,
+                 size_t *vlen);
+int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, const void *val,
+                 size_t vlen);
+int store_kv_del(store_txn *txn, const char *db, const void *key, size_t klen);
+
+/* Secondary index: `index_db` maps a key (e.g. a unique name) to a record id.
+ * store_index_put fails with OPSC_EEXIST if the key maps to another id. */
+int store_index_put(store_txn *txn, const char *index_db, const char *key, const char *id);
+int store_index_get(store_txn *txn, const char *index_db, const char *key, char id[40]);
+int store_index_del(store_txn *txn, const char *index_db, const char *key);
+
+/* Scan records in key order (= creation order for UUIDv7 ids), starting
+ * after `cursor` (NULL: from the start; the cursor is the last id seen),
+ * descending when `reverse`. `fn` returns 0 to continue, 1 to stop, < 0 to
+ * abort the scan with that error. `rec` is borrowed for the call. */
+typedef int (*store_scan_fn)(const char *id, json_t *rec, void *ud);
+int store_scan(store_txn *txn, const char *db, const char *cursor, bool reverse, store_scan_fn fn,
+               void *ud);
+/* Same over raw keys with a byte prefix; key and value valid for the call. */
+typedef int (*store_kv_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
+                                void *ud);
+int store_kv_scan(store_txn *txn, const char *db, const void *prefix, size_t plen,
+                  store_kv_scan_fn fn, void *ud);
+
+/* Schema migrations: an ordered list; the store records the last applied
+ * version in the `meta` database and runs the rest at open. */
+typedef struct store_migration {
+    int version;
+    const char *description;
+    int (*apply)(store_txn *txn);
+} store_migration;
+
+/* Statistics for /metrics. */
+typedef struct store_stats {
+    int64_t map_size;   /* current map size */
+    int64_t used_bytes; /* pages in use x page size */
+    int64_t file_bytes; /* size of data.mdb */
+    int schema_version;
+} store_stats;
+int store_stats_get(store *s, store_stats *st);
+
+/* Consistent compacted copy of the store in `dir` to directory `dest`
+ * (created; must be empty), safe while a daemon is running on `dir`. */
+int store_backup(const char *dir, const char *dest, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,166 @@
+/* opsc/host.h - the function table the host hands every plugin at init.
+ *
+ * Plugins call the host only through this table, never through linked
+ * symbols: that is what lets one .so load into any host of the same ABI
+ * major. The table starts with its size. It only ever grows by appending
+ * members, so a plugin built against a newer header checks that a member
+ * exists before calling it:
+ *
+ *     if (OPSC_HOST_HAS(api, step_sleep))
+ *         api->step_sleep(ctx, 500);
+ *
+ * Members present in ABI 1.0 need no check.
+ *
+ * Threads. Each member says where it may be called:
+ *   any thread  - thread-safe;
+ *   loop        - only on the loop thread (inside init(), or inside a
+ *                 callback the host or the loop invoked);
+ *   step worker - only from a step's run() function, on its worker thread.
+ *
+ * Ownership vocabulary used below: "borrowed until return" (the callee does
+ * not keep the pointer), "copied by the host", "owned by the host until X"
+ * (the caller may use it until X and must not free it), "transferred"
+ * (the receiver frees it, with the function named).
+ *
+ * Errors: 0 or a negative OPSC_E* code (opsc/errors.h).
+ */
+#ifndef OPSC_HOST_H
+#define OPSC_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <opsc/auth.h>
+#include <opsc/config.h>
+#include <opsc/discovery.h>
+#include <opsc/notify.h>
+#include <opsc/step.h>
+#include <opsc/transport.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct uv_loop_s;                     /* libuv's loop, for plugins that drive sockets */
+typedef struct opsc_config opsc_config; /* a plugin's config section, owned by the host */
+
+/* Log levels. */
+#define OPSC_LOG_ERROR 0
+#define OPSC_LOG_WARN  1
+#define OPSC_LOG_INFO  2
+#define OPSC_LOG_DEBUG 3
+
+#if defined(__GNUC__)
+#define OPSC_PRINTF(fmt_idx, args_idx) __attribute__((format(printf, fmt_idx, args_idx)))
+#else
+#define OPSC_PRINTF(fmt_idx, args_idx)
+#endif
+
+/* True when `api` has member `m` (use before calling members newer than 1.0). */
+#define OPSC_HOST_HAS(api, m)                                                                      \
+    ((api)->size >= offsetof(opsc_host_api, m) + sizeof(((opsc_host_api *)0)->m))
+
+typedef struct opsc_host_api {
+    size_t size;            /* sizeof(opsc_host_api) of the host: check with OPSC_HOST_HAS */
+    uint16_t abi_major;     /* the host's OPSC_ABI_MAJOR */
+    uint16_t abi_minor;     /* the host's OPSC_ABI_MINOR */
+    const char *host_version; /* the daemon's version text; static */
+
+    /* ---- memory (any thread) ------------------------------------------- */
+    /* The allocator for everything that crosses the boundary. alloc and
+     * calloc return NULL on failure. free(NULL) does nothing. */
+    void *(*alloc)(size_t n);
+    void *(*calloc)(size_t count, size_t n);
+    void *(*realloc)(void *p, size_t n);
+    void (*free)(void *p);
+    char *(*strdup)(const char *s); /* transferred: free with free() */
+
+    /* ---- logging (any thread) ------------------------------------------ */
+    /* One line in the daemon's log with the plugin's `component` name
+     * (borrowed until return). Never pass secrets. */
+    void (*log)(const char *component, int level, const char *fmt, ...) OPSC_PRINTF(3, 4);
+    /* True when a message of `level` would be written (skip costly formatting). */
+    bool (*log_enabled)(int level);
+
+    /* ---- loop and time -------------------------------------------------- */
+    /* The daemon's libuv loop (loop): plugins that do network I/O register
+     * their uv_poll_t / uv_timer_t handles on it, and close them all before
+     * shutdown() returns. */
+    struct uv_loop_s *(*loop)(void);
+    /* Wall-clock time in milliseconds since the Unix epoch (any thread).
+     * Tests may inject a clock; use this rather than time(). */
+    int64_t (*now_ms)(void);
+    /* Run `work` on a worker thread, then `after` on the loop thread with
+     * status 0, or OPSC_ECANCELED if the daemon stopped first (loop). `ud` is
+     * borrowed until `after` returns. Work must not touch loop state. */
+    int (*queue_work)(void (*work)(void *ud), void (*after)(void *ud, int status), void *ud);
+
+    /* ---- config (loop, inside init) ------------------------------------- */
+    /* Bind the plugin's section to `dst` following `map` (opsc/config.h).
+     * Unknown keys, bad values and missing required keys fail with
+     * OPSC_ESCHEMA and a message naming file, line, key and the valid keys in
+     * `err` (NUL-terminated, truncated to errlen). Strings stored in `dst` are
+     * owned by the host until the plugin's shutdown() returns. */
+    int (*config_bind)(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
+                       size_t errlen);
+
+    /* ---- registration (loop, inside init only) -------------------------- */
+    /* The descriptor is borrowed until shutdown() returns (use static const
+     * data); `state` is handed back as the first argument of its functions.
+     * Fail with OPSC_EEXIST when the name is taken, OPSC_EINVAL when the
+     * descriptor is malformed (message in the log), OPSC_ESTATE outside init. */
+    int (*register_transport)(const opsc_transport *transport, void *state);
+    int (*register_steplib)(const opsc_steplib *lib, void *state);
+    int (*register_notifier)(const opsc_notifier *notifier, void *state);
+    int (*register_scanner)(const opsc_scanner *scanner, void *state);
+    int (*register_auth_provider)(const opsc_auth_provider *provider, void *state);
+
+    /* ---- step API (step worker) ---------------------------------------- */
+    /* These block the calling worker until the loop has done the work. Every
+     * returned string is owned by the host until run() returns. Once the
+     * step is cancelled or times out, calls that wait return OPSC_ECANCELED. */
+
+    /* A parameter as text: strings as they are, numbers and booleans
+     * formatted, arrays and objects as JSON. NULL when absent. Secret
+     * parameters come back as their reference name: use step_secret(). */
+    const char *(*step_param)(opsc_step_ctx *ctx, const char *name);
+    /* All parameters as one JSON object (secrets as references). */
+    const char *(*step_params_json)(opsc_step_ctx *ctx);
+    /* A fact about the target: "id", "name", "address", "port", "os_family",
+     * "labels.<key>", "facts.<key>". NULL when unknown. */
+    const char *(*step_target)(opsc_step_ctx *ctx, const char *key);
+    /* Decrypted value of the secret parameter `name`. The host redacts it from
+     * every log line and output of the run. Never log it yourself. */
+    const char *(*step_secret)(opsc_step_ctx *ctx, const char *name);
+    /* Quote `value` for the target's shell (POSIX or PowerShell rules), so
+     * it arrives as one literal argument. Owned by the host until run() returns. */
+    const char *(*step_quote)(opsc_step_ctx *ctx, const char *value);
+    /* Run `command` on the target and wait for it. Returns 0 when it ran
+     * (whatever its exit code, in `res`), or the transport's error. `opts`
+     * may be NULL for the defaults; `res` is filled by the host. */
+    int (*step_exec)(opsc_step_ctx *ctx, const char *command, const opsc_step_exec_opts *opts,
+                     opsc_step_exec_result *res);
+    /* Copy a file from the appliance to the target / from the target to the
+     * appliance, streamed and checksum-verified. mode -1: remote default. */
+    int (*step_put_file)(opsc_step_ctx *ctx, const char *local_path, const char *remote_path,
+                         int mode);
+    int (*step_get_file)(opsc_step_ctx *ctx, const char *remote_path, const char *local_path);
+    /* A line in the run log for this target (secrets redacted). */
+    void (*step_log)(opsc_step_ctx *ctx, int level, const char *fmt, ...) OPSC_PRINTF(3, 4);
+    /* Set output `key` ([a-z0-9_]+) to `json_value` (any JSON text: "\"x\"",
+     * "42", "{...}"); copied by the host. OPSC_EINVAL for bad JSON or key. */
+    int (*step_set_output)(opsc_step_ctx *ctx, const char *key, const char *json_value);
+    /* Explain why the step fails (shown as the step's `error`); returns
+     * OPSC_EREMOTE so that `return host->step_fail(ctx, "...")` reads well. */
+    int (*step_fail)(opsc_step_ctx *ctx, const char *fmt, ...) OPSC_PRINTF(2, 3);
+    /* True once the step is cancelled or out of time: stop soon. */
+    bool (*step_cancelled)(opsc_step_ctx *ctx);
+    /* Sleep up to `ms`; returns early with OPSC_ECANCELED on cancel. */
+    int (*step_sleep)(opsc_step_ctx *ctx, uint32_t ms);
+} opsc_host_api;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OPSC_HOST_H */

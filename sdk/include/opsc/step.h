@@ -1,0 +1,118 @@
+/* opsc/step.h - step libraries: the step types a job can use.
+ *
+ * A step library is a plugin of kind OPSC_KIND_STEPLIB that registers one
+ * opsc_steplib with opsc_host_api.register_steplib(). Its step types are
+ * named "<library>.<step>" in jobs ("linux.service.restart"), optionally
+ * pinned to a major version ("linux.service.restart@1"). Several versions
+ * of one library may be loaded side by side.
+ *
+ * A step type is one of two forms:
+ *
+ * Declarative: a command template per OS family that the host renders and
+ * runs through the target's transport. No plugin code runs at run time, so
+ * such steps are as cheap as a raw command. Templates use the host's
+ * template language: `{{ params.name }}`, `{{ target.address }}`,
+ * `{{ target.labels.env }}`, `{{ steps.<id>.outputs.<key> }}`,
+ * `{{ run.id }}`, with filters (`| default('x')`, `| upper`, `| json`...).
+ * Every value is quoted for the target's shell (POSIX single quotes or
+ * PowerShell single quotes) unless the filter `| raw` asks otherwise; so
+ * write `systemctl restart {{ params.name }}`, never `'{{ params.name }}'`.
+ *
+ * Imperative: a run() function executed on a worker thread of the host's
+ * bounded step pool, calling the blocking step API of opsc_host_api
+ * (step_exec, step_put_file, step_log, step_set_output...). The host
+ * services those calls on the loop; run() only waits. Use this form when a
+ * step needs logic between commands (retry until healthy, parse and decide).
+ *
+ * Parameters and outputs are described by JSON Schema (draft 2020-12 subset:
+ * type, properties, required, enum, pattern, minimum, maximum, minLength,
+ * maxLength, items, default, description). The host validates parameters
+ * before a run starts and reports the step, field and reason.
+ *
+ * Ownership: every string and table here is borrowed by the host from
+ * register_steplib() until the plugin's shutdown() returns; static const data
+ * is the natural choice.
+ */
+#ifndef OPSC_STEP_H
+#define OPSC_STEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct opsc_step_ctx opsc_step_ctx; /* one step on one target, owned by the host */
+
+/* How a declarative step's outputs are read from its stdout. Appended only. */
+typedef enum opsc_output_rule {
+    OPSC_OUTPUT_NONE = 0,       /* no outputs; stdout is only logged */
+    OPSC_OUTPUT_JSON_LAST_LINE, /* the last non-empty stdout line is a JSON object: its
+                                   members are the outputs */
+    OPSC_OUTPUT_KEY_VALUE,      /* lines "OPSC_OUTPUT key=value" are outputs (and are not
+                                   logged); other lines are logged */
+    OPSC_OUTPUT_STDOUT,         /* the whole stdout (trimmed) is the output "stdout" */
+} opsc_output_rule;
+
+/* Imperative entry point, called on a step-pool worker thread. `lib_state` is
+ * the library's state from register_steplib(). Return 0 for success, or a
+ * negative OPSC_E* code after explaining with step_fail() (a code without an
+ * explanation is reported with opsc_strerror()). It should check
+ * step_cancelled() between long operations; step API calls fail with
+ * OPSC_ECANCELED once the step is cancelled or timed out. */
+typedef int (*opsc_step_run_fn)(opsc_step_ctx *ctx, void *lib_state);
+
+typedef struct opsc_step_type {
+    size_t size;                  /* sizeof(opsc_step_type) the plugin was built with */
+    const char *name;             /* within the library, [a-z0-9_.]+: "service.restart" */
+    const char *summary;          /* one line */
+    const char *params_schema;    /* JSON Schema (text) of the parameters; NULL: none */
+    const char *outputs_schema;   /* JSON Schema (text) of the outputs; NULL: none */
+    const char *os_families;      /* "linux", "windows", "linux,windows"; NULL: any. A step
+                                     on a target of another family is refused before the run */
+    /* Declarative form: at least one template for the families above. */
+    const char *posix_template;   /* rendered for linux targets */
+    const char *powershell_template; /* rendered for windows targets */
+    opsc_output_rule output_rule;
+    /* Imperative form: non-NULL instead of templates. */
+    opsc_step_run_fn run;
+} opsc_step_type;
+
+typedef struct opsc_steplib {
+    size_t size;                        /* sizeof(opsc_steplib) the plugin was built with */
+    const char *name;                   /* [a-z0-9_]+: "linux" */
+    const char *version;                /* semantic version: "1.2.0" */
+    const char *summary;
+    const opsc_step_type *const *types; /* NULL-terminated */
+} opsc_steplib;
+
+/* Result of opsc_host_api.step_exec(). Strings are owned by the host and valid
+ * until the next step API call on the same context or the end of run(). */
+typedef struct opsc_step_exec_result {
+    size_t size;
+    int exit_code;
+    const char *exit_signal; /* NULL unless killed by a signal */
+    const char *out;         /* captured stdout, up to capture_limit bytes */
+    size_t out_len;
+    const char *err;         /* captured stderr, up to capture_limit bytes */
+    size_t err_len;
+    bool truncated;          /* more output than capture_limit was produced (it is still
+                                fully in the run log) */
+} opsc_step_exec_result;
+
+typedef struct opsc_step_exec_opts {
+    size_t size;
+    uint32_t timeout_ms;         /* 0: the step's remaining time */
+    size_t capture_limit;        /* 0: 1 MiB */
+    const char *stdin_data;      /* fed to stdin then closed; NULL: none */
+    size_t stdin_len;
+    bool log_output;             /* also stream stdout/stderr to the run log */
+    bool sensitive;              /* the command line is not logged */
+} opsc_step_exec_opts;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OPSC_STEP_H */
