@@ -17,6 +17,9 @@ typedef struct store store;
 typedef struct http_server http_server;
 typedef struct plugin_host plugin_host;
 typedef struct metrics metrics;
+typedef struct auth auth;
+typedef struct audit audit;
+typedef struct vault vault;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -26,6 +29,9 @@ struct opsc_core {
     http_server *http;
     plugin_host *plugins;
     metrics *metrics;
+    vault *vault; /* credentials vault: master key, credential records */
+    audit *audit; /* audit log */
+    auth *auth;   /* users, logins, tokens, the HTTP auth hook */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

@@ -279,7 +279,7 @@ int auth_open(auth **out, const auth_deps *deps, char *err, size_t errlen)
     if (rc < 0) {
         if (!*err)
             snprintf(err, errlen, "auth: %s", opsc_strerror(rc));
-        auth_close(a);
+        auth_close(a, NULL, NULL);
         return rc;
     }
     auth_sessions_start_sweep(a);
@@ -295,8 +295,12 @@ void auth_maybe_free(auth *a)
         plugin_host_set_local_verify(a->plugins, NULL, NULL);
     ratelimit_free(a->by_user);
     ratelimit_free(a->by_address);
+    void (*cb)(void *) = a->on_closed;
+    void *ud = a->on_closed_ud;
     secure_zero(a->jwt_key, sizeof(a->jwt_key));
     free(a);
+    if (cb)
+        cb(ud);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -308,11 +312,16 @@ static void on_timer_closed(uv_handle_t *h)
 
 /* Waiting slow jobs are answered OPSC_ECANCELED now; running ones still read
  * the store and the providers, so `a` lives until they are answered. */
-void auth_close(auth *a)
+void auth_close(auth *a, void (*on_closed)(void *ud), void *ud)
 {
-    if (!a)
+    if (!a) {
+        if (on_closed)
+            on_closed(ud);
         return;
+    }
     a->closing = true;
+    a->on_closed = on_closed;
+    a->on_closed_ud = ud;
     hash_queue_close(a->slow);
     a->slow = NULL;
     uv_close((uv_handle_t *)&a->sweep_timer, on_timer_closed);

@@ -60,8 +60,10 @@ typedef struct auth_deps {
  * failure (it never contains a secret). */
 int auth_open(auth **out, const auth_deps *deps, char *err, size_t errlen);
 /* Cancels queued slow work (callbacks run with OPSC_ECANCELED) and frees
- * once running work is done and the loop has closed the timers. */
-void auth_close(auth *a);
+ * once running work is done and the loop has closed the timers; then
+ * `on_closed` (may be NULL) runs: only after it may the auth plugins go,
+ * since running work calls them on worker threads. */
+void auth_close(auth *a, void (*on_closed)(void *ud), void *ud);
 
 /* The HTTP hooks (http_server_set_auth / http_server_set_done), ud = auth. */
 int auth_http_hook(http_req *req, const http_route *route, void *ud);

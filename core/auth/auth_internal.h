@@ -39,6 +39,8 @@ struct auth {
     uv_timer_t sweep_timer;
     unsigned jobs; /* slow jobs submitted and not yet answered */
     bool closing;
+    void (*on_closed)(void *ud);
+    void *on_closed_ud;
     bool timer_closed;
 };
 
