@@ -29,9 +29,10 @@ typedef struct user_op {
     char id[40];    /* update/delete target; "" on create */
     int64_t expect; /* If-Match version, 0: none */
     bool create, revoke;
-    bool no_content; /* answer 204 (own password change) */
-    json_t *result;  /* the public record written */
-    const char *why; /* refusal text (409) */
+    bool no_content;  /* answer 204 (own password change) */
+    json_t *result;   /* the public record written */
+    const char *code; /* refusal (409): error code */
+    const char *why;  /* and its text */
 } user_op;
 
 static void op_free(user_op *op)
@@ -98,6 +99,7 @@ static int check_last_admin(store_txn *txn, json_t *before, json_t *after, user_
     size_t others = 0;
     int rc = was && !is ? users_count_admins(txn, op->id, &others) : 0;
     if (rc == 0 && was && !is && others == 0) {
+        op->code = "last_admin";
         op->why = "this is the last enabled admin";
         return OPSC_ESTATE;
     }
@@ -119,6 +121,13 @@ static int write_update(store_txn *txn, user_op *op)
     json_t *u = NULL;
     int rc = users_get(txn, op->id, &u);
     json_t *before = rc == 0 ? json_deep_copy(u) : NULL;
+    const char *prov = json_string_value(json_object_get(u, "provider"));
+    if (rc == 0 && json_object_get(op->fields, "password_hash") &&
+        (!prov || strcmp(prov, "local") != 0)) {
+        op->code = "conflict";
+        op->why = "this user's password is managed by its provider";
+        rc = OPSC_ESTATE;
+    }
     if (rc == 0)
         rc = json_object_update(u, op->fields) == 0 ? 0 : OPSC_ENOMEM;
     if (rc == 0)
@@ -153,7 +162,7 @@ static void finish(user_op *op, int rc)
         rest_etag(req, op->result);
         http_respond_json(req, 200, json_incref(op->result));
     } else if (rc == OPSC_ESTATE) {
-        http_respond_error(req, 409, "last_admin", NULL, "%s", op->why);
+        http_respond_error(req, 409, op->code, NULL, "%s", op->why);
     } else if (rc == OPSC_EINVAL) {
         http_respond_error(req, 400, "bad_request", NULL, "username cannot change");
     } else {
@@ -346,33 +355,38 @@ static int change_own_password(http_req *req)
     const char *old_pw = json_string_value(json_object_get(body, "old_password"));
     const char *new_pw = json_string_value(json_object_get(body, "new_password"));
     char err[128];
-    if (!old_pw || !new_pw)
-        return bad(req, "old_password and new_password are required"), HTTP_DONE;
-    if (password_policy_check(new_pw, err, sizeof(err)) < 0)
-        return bad(req, err), HTTP_DONE;
+    if (!old_pw || !new_pw) {
+        bad(req, "old_password and new_password are required");
+        return HTTP_DONE;
+    }
+    if (password_policy_check(new_pw, err, sizeof(err)) < 0) {
+        bad(req, err);
+        return HTTP_DONE;
+    }
     struct one o = {auth_principal_of(req)->user_id, NULL};
     int rc = store_read(store_of(req), get_one, &o);
     const char *hash = json_string_value(json_object_get(o.user, "password_hash"));
-    user_op *op = rc == 0 && hash ? new_op(req, false) : NULL;
-    if (!op) {
-        if (rc < 0)
-            rest_error(req, rc, "user");
-        else if (!hash)
-            http_respond_error(req, 409, "conflict", NULL,
-                               "this user's password is managed by its provider");
-        json_decref(o.user);
+    char *old_hash = rc == 0 && hash ? strdup(hash) : NULL;
+    json_decref(o.user);
+    if (rc < 0) {
+        rest_error(req, rc, "user");
         return HTTP_DONE;
     }
-    snprintf(op->id, sizeof(op->id), "%s", o.id);
-    op->no_content = true;
-    json_object_set_new(op->fields, "new_password", json_string(new_pw));
-    char *old_hash = strdup(hash);
-    json_decref(o.user);
-    int r = old_hash ? run(op, "new_password", old_hash, old_pw) : HTTP_DONE;
-    if (old_hash) {
-        secure_zero(old_hash, strlen(old_hash));
-        free(old_hash);
+    if (!old_hash) {
+        http_respond_error(req, 409, "conflict", NULL,
+                           "this user's password is managed by its provider");
+        return HTTP_DONE;
     }
+    user_op *op = new_op(req, false);
+    int r = HTTP_DONE;
+    if (op) {
+        snprintf(op->id, sizeof(op->id), "%s", o.id);
+        op->no_content = true;
+        json_object_set_new(op->fields, "new_password", json_string(new_pw));
+        r = run(op, "new_password", old_hash, old_pw);
+    }
+    secure_zero(old_hash, strlen(old_hash));
+    free(old_hash);
     return r;
 }
 
@@ -410,7 +424,7 @@ static int delete_user(http_req *req)
     if (rc == 0)
         http_respond_empty(req, 204);
     else if (rc == OPSC_ESTATE)
-        http_respond_error(req, 409, "last_admin", NULL, "%s", op->why);
+        http_respond_error(req, 409, op->code, NULL, "%s", op->why);
     else
         rest_error(req, rc, "user");
     op_free(op);
