@@ -287,14 +287,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         return -1;
     if (req->hstate != HS_FIELD) {
         end_piece(req);
-        if (req->nhdrs == req->hdrs_cap) {
-            uint32_t cap = req->hdrs_cap ? req->hdrs_cap * 2 : 16;
-            http_hdr *v = realloc(req->hdrs, cap * sizeof(*v));
-            if (!v)
-                return -1;
-            req->hdrs = v;
-            req->hdrs_cap = cap;
-        }
+        if (req->nhdrs == req->hdrs_cap &&
+            grow_array((void **)&req->hdrs, &req->hdrs_cap, sizeof(*req->hdrs)) < 0)
+            return -1;
         req->hdrs[req->nhdrs++] = (http_hdr){(uint32_t)req->arena.len, 0, 0, 0};
         req->hstate = HS_FIELD;
     }

@@ -190,6 +190,9 @@ void conn_free_unclosed(http_conn *c);
 
 /* request.c */
 http_req *req_new(http_server *srv, http_conn *c);
+void req_free(http_req *req);
+/* Double *cap (from 16) and realloc *v to it. 0 or -1. */
+int grow_array(void **v, uint32_t *cap, size_t elem);
 /* The connection lets go of the request (drops its reference). */
 void req_detach(http_req *req);
 /* Decode path and query; 0, or a status (400, 404) with a message. */

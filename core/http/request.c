@@ -25,7 +25,18 @@ static void req_reset(http_req *req)
     sb_reset(&req->resp_headers);
 }
 
-static void req_free(http_req *req)
+int grow_array(void **v, uint32_t *cap, size_t elem)
+{
+    uint32_t n = *cap ? *cap * 2 : 16;
+    void *p = realloc(*v, n * elem);
+    if (!p)
+        return -1;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
+void req_free(http_req *req)
 {
     sb_free(&req->arena);
     sb_free(&req->body);
@@ -304,14 +315,9 @@ static int decode_path(http_req *req, uint32_t off, size_t len, const char **why
 
 static int add_query(http_req *req, uint32_t key, uint32_t value)
 {
-    if (req->nquery == req->query_cap) {
-        uint32_t cap = req->query_cap ? req->query_cap * 2 : 8;
-        http_kv *v = realloc(req->query, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        req->query = v;
-        req->query_cap = cap;
-    }
+    if (req->nquery == req->query_cap &&
+        grow_array((void **)&req->query, &req->query_cap, sizeof(*req->query)) < 0)
+        return -1;
     req->query[req->nquery++] = (http_kv){key, value};
     return 0;
 }

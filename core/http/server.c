@@ -386,12 +386,7 @@ static void free_req_pool(http_server *srv)
     while (srv->free_reqs) {
         http_req *r = srv->free_reqs;
         srv->free_reqs = r->next_free;
-        sb_free(&r->arena);
-        sb_free(&r->body);
-        sb_free(&r->resp_headers);
-        free(r->hdrs);
-        free(r->query);
-        free(r);
+        req_free(r);
     }
     srv->nfree_reqs = 0;
 }

@@ -177,6 +177,38 @@ static uint64_t wait_open_connections(hx *x, uint64_t want)
     return n;
 }
 
+static void assert_error_code(const hresp *r, const char *code);
+
+/* Read one answer: check its status (unless < 0) and body (unless NULL). */
+static void expect(hc *c, int status, const char *body)
+{
+    hresp r;
+    assert_int_equal(hc_read(c, &r, false), 0);
+    if (status >= 0)
+        assert_int_equal(r.status, status);
+    if (body)
+        assert_string_equal(r.body, body);
+    hresp_free(&r);
+}
+
+static void expect_error(hc *c, int status, const char *code)
+{
+    hresp r;
+    assert_int_equal(hc_read(c, &r, false), 0);
+    assert_int_equal(r.status, status);
+    assert_error_code(&r, code);
+    hresp_free(&r);
+}
+
+/* One request on its own connection: the status. */
+static int status_of(hx *x, const char *raw)
+{
+    hresp r;
+    int st = hx_request(x->port, raw, &r);
+    hresp_free(&r);
+    return st;
+}
+
 static void assert_error_code(const hresp *r, const char *code)
 {
     json_error_t e;
@@ -236,9 +268,7 @@ static void test_http10_closes_unless_keep_alive_asked(void **state)
     assert_string_equal(v, "keep-alive");
     hresp_free(&r);
     hc_sends(c, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n");
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    expect(c, 200, NULL);
     assert_true(hc_wait_eof(c));
     hc_close(c);
     stop(x);
@@ -252,16 +282,9 @@ static void test_pipelined_answers_leave_in_request_order(void **state)
     hc_sends(c, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n"
                 "GET /items/7?q=a+b%21 HTTP/1.1\r\nHost: t\r\n\r\n"
                 "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-    hresp r;
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_string_equal(r.body, "async");
-    hresp_free(&r);
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_string_equal(r.body, "{\"id\":\"7\",\"q\":\"a b!\",\"path\":\"/items/7\"}");
-    hresp_free(&r);
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_string_equal(r.body, "hello");
-    hresp_free(&r);
+    expect(c, -1, "async");
+    expect(c, -1, "{\"id\":\"7\",\"q\":\"a b!\",\"path\":\"/items/7\"}");
+    expect(c, -1, "hello");
     hc_close(c);
     stop(x);
 }
@@ -341,9 +364,7 @@ static void test_bad_paths_are_refused_cleanly(void **state)
         assert_error_code(&r, "bad_request");
         hresp_free(&r);
     }
-    hresp r; /* the server still serves */
-    assert_int_equal(hx_request(x->port, "GET /hello HTTP/1.1\r\n\r\n", &r), 200);
-    hresp_free(&r);
+    assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     stop(x);
 }
 
@@ -405,9 +426,7 @@ static void test_json_bodies_parsed_or_refused_with_400_415(void **state)
 
     /* the connection survived every refusal */
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 400);
-    hresp_free(&r);
+    expect(c, 400, NULL);
     hc_close(c);
     stop(x);
 }
@@ -434,10 +453,7 @@ static void test_chunked_body_and_its_limit(void **state)
     memcpy(chunk + 5 + 1024, "\r\n", 2);
     for (int i = 0; i < 5; i++)
         hc_send(c, chunk, 5 + 1024 + 2);
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 413);
-    assert_error_code(&r, "payload_too_large");
-    hresp_free(&r);
+    expect_error(c, 413, "payload_too_large");
     assert_true(hc_wait_eof(c));
     hc_close(c);
     stop(x);
@@ -484,28 +500,19 @@ static void test_expect_100_continue(void **state)
     hc *c = hc_connect(x->port);
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Type: application/json\r\n"
                 "Content-Length: 8\r\nExpect: 100-continue\r\n\r\n");
-    hresp r;
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 100);
-    hresp_free(&r);
+    expect(c, 100, NULL);
     hc_sends(c, "{\"a\":1}\n");
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 201);
-    hresp_free(&r);
+    expect(c, 201, NULL);
 
     /* refused before the body: final status, no 100 */
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Type: text/plain\r\n"
                 "Content-Length: 8\r\nExpect: 100-continue\r\n\r\n");
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 415);
-    hresp_free(&r);
+    expect(c, 415, NULL);
     hc_close(c);
 
     c = hc_connect(x->port);
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Length: 2\r\nExpect: magic\r\n\r\n");
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 417);
-    hresp_free(&r);
+    expect(c, 417, NULL);
     hc_close(c);
     stop(x);
 }
@@ -548,11 +555,7 @@ static void test_oversize_headers_431(void **state)
     memset(fill, 'a', sizeof(fill));
     hc_send(c, fill, sizeof(fill));
     hc_sends(c, "\r\n\r\n");
-    hresp r;
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 431);
-    assert_error_code(&r, "headers_too_large");
-    hresp_free(&r);
+    expect_error(c, 431, "headers_too_large");
     assert_true(hc_wait_eof(c));
     hc_close(c);
     stop(x);
@@ -574,18 +577,13 @@ static void test_connections_over_limit_get_503(void **state)
     }
     hc *c = hc_connect(x->port);
     hc_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
-    hresp r;
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 503);
-    assert_error_code(&r, "unavailable");
-    hresp_free(&r);
+    expect_error(c, 503, "unavailable");
     assert_true(hc_wait_eof(c));
     hc_close(c);
     assert_int_equal(hx_stats(x).connections_refused, 1);
     hc_close(keep[0]);
     usleep(100 * 1000);
-    assert_int_equal(hx_request(x->port, "GET /hello HTTP/1.1\r\n\r\n", &r), 200);
-    hresp_free(&r);
+    assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     for (int i = 1; i < 3; i++)
         hc_close(keep[i]);
     stop(x);
@@ -623,16 +621,10 @@ static void test_slow_request_gets_408_while_others_are_served(void **state)
     for (size_t i = 0; req[i] && !answered; i++) {
         hc_send(slow, req + i, 1);
         usleep(50 * 1000);
-        hresp r; /* others are served meanwhile */
-        assert_int_equal(hx_request(x->port, "GET /hello HTTP/1.1\r\n\r\n", &r), 200);
-        hresp_free(&r);
+        assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
         answered = (double)(uv_hrtime() - t0) / 1e6 > 600;
     }
-    hresp r;
-    assert_int_equal(hc_read(slow, &r, false), 0);
-    assert_int_equal(r.status, 408);
-    assert_error_code(&r, "request_timeout");
-    hresp_free(&r);
+    expect_error(slow, 408, "request_timeout");
     assert_true(hc_wait_eof(slow));
     hc_close(slow);
     stop(x);
@@ -649,9 +641,7 @@ static void test_client_closing_mid_response_costs_only_its_connection(void **st
         hc_close(c);
     }
     usleep(100 * 1000);
-    hresp r;
-    assert_int_equal(hx_request(x->port, "GET /hello HTTP/1.1\r\n\r\n", &r), 200);
-    hresp_free(&r);
+    assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     assert_int_equal(wait_open_connections(x, 0), 0);
     stop(x);
 }
@@ -673,9 +663,7 @@ static void test_thousand_idle_connections_while_serving(void **state)
     for (int i = 0; i < N; i++)
         idle[i] = hc_connect(x->port);
     for (int i = 0; i < 20; i++) {
-        hresp r;
-        assert_int_equal(hx_request(x->port, "GET /hello HTTP/1.1\r\n\r\n", &r), 200);
-        hresp_free(&r);
+        assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     }
     assert_true(hx_stats(x).connections_open >= N);
     hx_close_async(x); /* idle connections are closed by a graceful close */
@@ -873,8 +861,7 @@ static void test_auth_hook_refuses_before_the_body_and_done_hook_sees_all(void *
     hx *x = start(NULL);
     hx_on_loop(x, hooks_cmd, &h);
     hresp r;
-    assert_int_equal(hx_request(x->port, "GET /hello HTTP/1.1\r\n\r\n", &r), 200);
-    hresp_free(&r);
+    assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     assert_int_equal(hx_request(x->port, "GET /items/1 HTTP/1.1\r\n\r\n", &r), 401);
     assert_error_code(&r, "unauthorized");
     hresp_free(&r);
@@ -885,12 +872,9 @@ static void test_auth_hook_refuses_before_the_body_and_done_hook_sees_all(void *
     /* refused upload: answered without waiting for the 500 kB body */
     hc *c = hc_connect(x->port);
     hc_sends(c, "PUT /upload HTTP/1.1\r\nContent-Length: 500000\r\n\r\n");
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, 401);
-    hresp_free(&r);
+    expect(c, 401, NULL);
     hc_close(c);
-    assert_int_equal(hx_request(x->port, "GET /nowhere HTTP/1.1\r\n\r\n", &r), 404);
-    hresp_free(&r);
+    assert_int_equal(status_of(x, "GET /nowhere HTTP/1.1\r\n\r\n"), 404);
     usleep(50 * 1000);
     assert_int_equal(h.auth_calls, 4);
     assert_int_equal(h.done_calls, 5);
