@@ -19,7 +19,8 @@ typedef struct cfg_item {
     char *section;
     char *key;
     char *value;
-    int line;     /* 0 for overrides */
+    int line;         /* 0 for overrides */
+    int section_line; /* line of the item's [section] header */
     char *origin; /* flag name for overrides, NULL for file items */
 } cfg_item;
 
@@ -46,6 +47,7 @@ static int add_item(cfg_file *f, const char *section, const char *key, const cha
     it->value = strdup(value);
     it->origin = origin ? strdup(origin) : NULL;
     it->line = line;
+    it->section_line = 0;
     if (!it->section || !it->key || !it->value || (origin && !it->origin)) {
         free(it->section);
         free(it->key);
@@ -57,59 +59,42 @@ static int add_item(cfg_file *f, const char *section, const char *key, const cha
     return 0;
 }
 
-/* Debian's libinih is built without INI_HANDLER_LINENO, so the line number
- * is tracked by our line reader: the handler runs right after the reader
- * returned the line it is about. */
+/* Debian's libinih is built without INI_HANDLER_LINENO and without
+ * INI_CALL_HANDLER_ON_NEW_SECTION, so our line reader keeps track: the
+ * handler runs right after the reader returned the line it is about. */
 struct ini_reader_state {
     FILE *fp;
     cfg_file *f;
     int line;
+    int header_line;     /* line of the last [section] header */
+    int sectionless_line; /* first key before any section, 0 if none */
 };
 
 static char *read_line(char *str, int num, void *stream)
 {
     struct ini_reader_state *st = stream;
     char *s = fgets(str, num, st->fp);
-    if (s)
+    if (s) {
         st->line++;
-    return s;
+        s += strspn(s, " \t");
+        if (*s == '[')
+            st->header_line = st->line;
+    }
+    return s ? str : NULL;
 }
 
 static int on_ini_item(void *ud, const char *section, const char *key, const char *value)
 {
     struct ini_reader_state *st = ud;
-    cfg_file *f = st->f;
-    int line = st->line;
-    if (!key) /* a section header with no keys yet: remember it exists */
-        return add_item(f, section, "", "", line, NULL) == 0;
-    if (!*section)
-        return 0; /* reported as an error after parsing: keys outside a section */
-    return add_item(f, section, key, value, line, NULL) == 0;
-}
-
-/* inih stops at the first error only when told to; a key before any section
- * is found by scanning for it, so the message can name its line. */
-static int find_sectionless_key(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return 0;
-    char buf[4096];
-    int line = 0, found = 0;
-    while (fgets(buf, sizeof(buf), fp)) {
-        line++;
-        char *s = buf;
-        while (isspace((unsigned char)*s))
-            s++;
-        if (*s == '[')
-            break;
-        if (*s && *s != ';' && *s != '#') {
-            found = line;
-            break;
-        }
+    if (!*section) {
+        if (!st->sectionless_line)
+            st->sectionless_line = st->line;
+        return 1;
     }
-    fclose(fp);
-    return found;
+    if (add_item(st->f, section, key, value, st->line, NULL) < 0)
+        return 0;
+    st->f->items[st->f->n - 1].section_line = st->header_line;
+    return 1;
 }
 
 int cfg_file_load(cfg_file **out, const char *path, char *err, size_t errlen)
@@ -129,15 +114,12 @@ int cfg_file_load(cfg_file **out, const char *path, char *err, size_t errlen)
         cfg_file_free(f);
         return e;
     }
-    struct ini_reader_state st = {fp, f, 0};
+    struct ini_reader_state st = {fp, f, 0, 0, 0};
     int rc = ini_parse_stream(read_line, &st, on_ini_item, &st);
     fclose(fp);
-    if (rc == 0) {
-        int line = find_sectionless_key(path);
-        if (line) {
-            snprintf(err, errlen, "%s:%d: key outside of any [section]", path, line);
-            rc = line;
-        }
+    if (rc == 0 && st.sectionless_line) {
+        snprintf(err, errlen, "%s:%d: key outside of any [section]", path, st.sectionless_line);
+        rc = st.sectionless_line;
     }
     if (rc != 0) {
         if (rc > 0 && !*err)
@@ -218,7 +200,7 @@ void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section,
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(f->items[j].section, f->items[i].section) == 0;
         if (!seen)
-            fn(f->items[i].section, f->items[i].line, ud);
+            fn(f->items[i].section, f->items[i].section_line, ud);
     }
 }
 

@@ -428,7 +428,7 @@ static json_t *provides_json(plugin_host *h, plugin *p)
 
 json_t *plugin_host_list_json(plugin_host *h)
 {
-    static const char *const states[] = {"loaded", "refused", "disabled"};
+    static const char *const states[] = {"pending", "loaded", "refused", "disabled"};
     json_t *items = json_array();
     for (size_t i = 0; i < h->nplugins; i++) {
         plugin *p = h->plugins[i];

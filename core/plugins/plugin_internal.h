@@ -4,7 +4,7 @@
 
 #include "plugin_host.h"
 
-enum plugin_state { PLUGIN_LOADED, PLUGIN_REFUSED, PLUGIN_DISABLED };
+enum plugin_state { PLUGIN_PENDING, PLUGIN_LOADED, PLUGIN_REFUSED, PLUGIN_DISABLED };
 
 struct plugin {
     char *path;
