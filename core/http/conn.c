@@ -214,7 +214,8 @@ int conn_write(http_conn *c, const char *head, size_t hlen, const char *body, si
             bufs[nb++] = uv_buf_init(wr->data, (unsigned)hrest);
         bufs[nb++] = uv_buf_init((char *)body + boff, (unsigned)(blen - boff));
     } else {
-        memcpy(wr->data + hrest, body + boff, blen - boff);
+        if (blen > boff)
+            memcpy(wr->data + hrest, body + boff, blen - boff);
         bufs[nb++] = uv_buf_init(wr->data, (unsigned)copy);
     }
     int rc = uv_write(&wr->w, &c->h.stream, bufs, nb, on_write);

@@ -71,7 +71,8 @@ static void build_head(http_conn *c, http_req *req, int status, const char *ctyp
     }
     if (connection)
         put_header(o, "Connection: ", 12, connection);
-    sb_append(o, req->resp_headers.buf, req->resp_headers.len);
+    if (req->resp_headers.len)
+        sb_append(o, req->resp_headers.buf, req->resp_headers.len);
     sb_append(o, "\r\n", 2);
 }
 
