@@ -13,6 +13,8 @@
 /* A JSON body this large is handed to the write as is instead of copied
  * when the socket does not take it at once. */
 #define STEAL_BYTES (64 * 1024)
+/* A body this small is copied after the head: one buffer to write. */
+#define SMALL_BODY 2048
 
 static const char *reason(int status)
 {
@@ -136,6 +138,10 @@ static void respond(http_req *req, int status, const char *ctype, const char *bo
             build_head(c, req, status, ctype, (int64_t)len, connection_header(c, req));
             conn_write(c, c->out.buf, c->out.len, NULL, 0, NULL);
             free(steal);
+        } else if (len <= SMALL_BODY && !steal) { /* one buffer, one write(2) */
+            build_head(c, req, status, ctype, (int64_t)len, connection_header(c, req));
+            sb_append(&c->out, body, len);
+            conn_write(c, c->out.buf, c->out.len, NULL, 0, NULL);
         } else {
             build_head(c, req, status, ctype, (int64_t)len, connection_header(c, req));
             conn_write(c, c->out.buf, c->out.len, body, len, steal);
