@@ -8,7 +8,8 @@
 struct opsc_core;
 typedef struct http_server http_server;
 
-/* /health, /ready, /metrics, /api/v1/system, /api/v1/plugins, /api/v1/openapi.json.
+/* /health, /ready, /metrics, /api/v1/system, PUT /api/v1/system/log,
+ * /api/v1/plugins, /api/v1/openapi.json.
  * Also installs the completion hook that feeds core->metrics, and the
  * collector of uptime, connection, store and plugin figures. */
 int api_system_register(struct opsc_core *c);

@@ -1,4 +1,5 @@
-/* system.c - /health, /ready, /metrics, /api/v1/system, /api/v1/plugins, /api/v1/openapi.json. */
+/* system.c - /health, /ready, /metrics and the /api/v1 system routes (system, log level, plugins,
+ * OpenAPI). */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,6 +7,7 @@
 #include "build_config.h"
 #include "core.h"
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
 #include "store.h"
@@ -87,6 +89,30 @@ static int h_openapi(http_req *req)
     return HTTP_DONE;
 }
 
+static int h_log_level(http_req *req)
+{
+    json_t *body = http_req_json(req);
+    json_t *v = json_object_get(body, "level");
+    int level = json_is_string(v) ? log_level_parse(json_string_value(v)) : -1;
+    if (level < 0 || json_object_size(body) != 1) {
+        http_respond_error(
+            req, 400, "invalid",
+            json_pack("{s:[s, s, s, s]}", "valid_levels", "error", "warn", "info", "debug"),
+            "expected {\"level\": \"error\" | \"warn\" | \"info\" | \"debug\"}");
+        return HTTP_DONE;
+    }
+    log_warn("api", "log level set to %s through the API (until the next reload)",
+             log_level_name(level));
+    log_set_level(level);
+    http_respond_json(req, 200, json_pack("{s:s}", "level", log_level_name(level)));
+    return HTTP_DONE;
+}
+
+#define LEVEL_SCHEMA                                                                               \
+    "{\"type\": \"object\", \"required\": [\"level\"], \"additionalProperties\": false, "          \
+    "\"properties\": {\"level\": {\"type\": \"string\", "                                          \
+    "\"enum\": [\"error\", \"warn\", \"info\", \"debug\"]}}}"
+
 #define STATUS_SCHEMA "{\"type\": \"object\", \"properties\": {\"status\": {\"type\": \"string\"}}}"
 
 static const char system_schema[] =
@@ -119,6 +145,8 @@ static const http_route system_routes[] = {
      "Version, uptime and what the plugins provide", NULL, system_schema},
     {"GET", "/api/v1/plugins", ROLE_VIEWER, h_plugins, 0, "system",
      "Plugins: loaded, disabled and refused (with the reason)", NULL, plugins_schema},
+    {"PUT", "/api/v1/system/log", ROLE_ADMIN, h_log_level, HTTP_ROUTE_JSON_BODY, "system",
+     "Set the log level until the next reload (SIGHUP)", LEVEL_SCHEMA, LEVEL_SCHEMA},
     {"GET", "/api/v1/openapi.json", ROLE_PUBLIC, h_openapi, HTTP_ROUTE_HIDDEN, "system",
      "This document", NULL, NULL},
 };
