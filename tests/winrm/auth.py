@@ -188,7 +188,7 @@ class ConnectionAuth:
         if resp["mic"] is not None or mic_present:
             if resp["mic"] is None:
                 raise NtlmError("mechListMIC missing although NTLM MIC was sent")
-            # MS-SPNG: the MIC uses sequence number 0, then the NTLM cipher state restarts.
+            # MS-SPNG: the MIC takes sequence number 0, then the RC4 state restarts.
             session.verify_mic(self._spnego["mech_types_der"], resp["mic"])
             session.reset_incoming()
             server_mic = session.make_mic(self._spnego["mech_types_der"])

@@ -116,16 +116,18 @@ class NtlmSession:
         self._sign_out = md5(exported_key + _S2C_SIGN)
         self._seal_in = md5(seal_base + _C2S_SEAL)
         self._seal_out = md5(seal_base + _S2C_SEAL)
+        self.seq_in = 0
+        self.seq_out = 0
         self.reset_incoming()
         self.reset_outgoing()
 
+    # SPNEGO restarts the RC4 streams after the mechListMIC; sequence numbers carry on
+    # (what gss-ntlmssp and Windows do: the first sealed message after a MIC uses seq 1).
     def reset_incoming(self):
         self._rc4_in = RC4(self._seal_in)
-        self.seq_in = 0
 
     def reset_outgoing(self):
         self._rc4_out = RC4(self._seal_out)
-        self.seq_out = 0
 
     def _mac(self, handle, sign_key, seq, msg):
         checksum = hmac_md5(sign_key, struct.pack("<I", seq) + msg)[:8]
