@@ -66,3 +66,22 @@ def winrm_server(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def kdc():
+    """A throw-away MIT realm with alice@OPSC.TEST and HTTP/localhost; its env is exported for clients."""
+    sys.path.insert(0, os.path.join(HERE, "..", "integration", "fixtures"))
+    from kdc import TestKDC  # noqa: PLC0415
+
+    saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5_KDC_PROFILE", "KRB5_KTNAME", "KRB5CCNAME")}
+    realm = TestKDC().start()
+    realm.kinit()
+    os.environ.update(realm.env)
+    yield realm
+    realm.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -101,6 +101,9 @@ class Client:
 
     def raw(self, body, headers=None):
         hdrs = {"Content-Type": "application/soap+xml;charset=UTF-8"}
+        if self.auth and self.auth[0] == "basic":
+            cred = base64.b64encode(f"{self.auth[1]}:{self.auth[2]}".encode()).decode()
+            hdrs["Authorization"] = "Basic " + cred
         hdrs.update(headers or {})
         self.conn.request("POST", self.path, body=body, headers=hdrs)
         resp = self.conn.getresponse()
@@ -127,9 +130,6 @@ class Client:
     def post(self, body):
         """Sends one SOAP message; returns the response root or raises Fault."""
         headers = {}
-        if self.auth and self.auth[0] == "basic":
-            cred = base64.b64encode(f"{self.auth[1]}:{self.auth[2]}".encode()).decode()
-            headers["Authorization"] = "Basic " + cred
         if self.auth and self.auth[0] == "gss" and self.sealer is None:
             self.handshake()
         if self.sealer is not None:
