@@ -5,6 +5,7 @@ import codecs
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -245,6 +246,7 @@ class ShellManager:
             ids = list(self.shells)
         for shell_id in ids:
             self.delete(shell_id)
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def snapshot(self):
         with self.cond:
