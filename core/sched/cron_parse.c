@@ -141,8 +141,12 @@ static int parse_value(struct parser *ps, int *out)
             v = lookup_name(ps->p, month_names, 12) + 1;
         else if (ps->end - ps->p >= 3 && ps->field == F_DOW)
             v = lookup_name(ps->p, dow_names, 7);
-        if (v < f->min)
-            return fail_at(ps, start, "unknown name '%.3s'", start);
+        if (v < f->min) {
+            int n = 0;
+            while (n < 8 && start + n < ps->end && isalpha((unsigned char)start[n]))
+                n++;
+            return fail_at(ps, start, "unknown name '%.*s'", n, start);
+        }
         ps->p += 3;
         *out = v;
         return 0;

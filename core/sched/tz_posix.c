@@ -31,8 +31,10 @@ static int posix_name(struct posix_parser *ps, char out[TZ_ABBR_MAX])
         ps->p++;
         while (isalnum((unsigned char)ps->p[n]) || ps->p[n] == '+' || ps->p[n] == '-')
             n++;
-        if (ps->p[n] != '>')
+        if (ps->p[n] != '>') {
+            ps->p += n;
             return posix_fail(ps, "unterminated <designation>");
+        }
         if (n < 3 || n >= TZ_ABBR_MAX)
             return posix_fail(ps, "designation must have 3 to 15 characters");
         memcpy(out, ps->p, n);
@@ -149,10 +151,16 @@ int tz_rule_parse(const char *s, struct tz_rule *r, char *err, size_t errlen)
         rule_default_us(r);
         return 0;
     }
-    if (*ps.p++ != ',' || posix_date(&ps, &r->start))
-        return posix_fail(&ps, "expected ,start-date");
-    if (*ps.p++ != ',' || posix_date(&ps, &r->end))
-        return posix_fail(&ps, "expected ,end-date");
+    if (*ps.p != ',')
+        return posix_fail(&ps, "expected ',' before the start date");
+    ps.p++;
+    if (posix_date(&ps, &r->start))
+        return OPSC_ESYNTAX;
+    if (*ps.p != ',')
+        return posix_fail(&ps, "expected ',' before the end date");
+    ps.p++;
+    if (posix_date(&ps, &r->end))
+        return OPSC_ESYNTAX;
     if (*ps.p != '\0')
         return posix_fail(&ps, "unexpected text");
     return 0;
