@@ -1,6 +1,7 @@
 /* cron_next.c - command-line driver of the cron engine, for the oracle test and for humans.
  *
  * usage: cron_next [-p] [-s SEED] EXPR TZ FROM COUNT
+ *   ("--" before EXPR when TZ is a negative offset like -09:30.)
  *   FROM is Unix seconds or an RFC 3339 time. Prints COUNT fire instants
  *   after FROM (before it with -p), one a line:
  *     UNIX  UTC-RFC3339  LOCAL-ISO8601  ABBR
