@@ -33,6 +33,10 @@ struct tz_rule {
     bool has_dst;
     struct tz_rule_date start; /* DST begins, in standard time */
     struct tz_rule_date end;   /* DST ends, in daylight time */
+    /* Both dates Mm.w.d in months 2-11, two or more months apart: each
+     * year's two events then keep their order and stay inside the year,
+     * so a period needs only that year's events (every real zone today). */
+    bool simple;
 };
 
 struct tz {

@@ -124,6 +124,15 @@ static void rule_default_us(struct tz_rule *r)
     /* "EST5EDT" without dates: the choice glibc makes (US rules since 2007). */
     r->start = (struct tz_rule_date){TZ_DATE_MWD, 0, 3, 2, 0, 2 * 3600};
     r->end = (struct tz_rule_date){TZ_DATE_MWD, 0, 11, 1, 0, 2 * 3600};
+    r->simple = true;
+}
+
+static bool rule_is_simple(const struct tz_rule *r)
+{
+    const struct tz_rule_date *a = &r->start, *b = &r->end;
+    int gap = a->month > b->month ? a->month - b->month : b->month - a->month;
+    return a->kind == TZ_DATE_MWD && b->kind == TZ_DATE_MWD && a->month >= 2 && a->month <= 11 &&
+           b->month >= 2 && b->month <= 11 && gap >= 2;
 }
 
 int tz_rule_parse(const char *s, struct tz_rule *r, char *err, size_t errlen)
@@ -163,6 +172,7 @@ int tz_rule_parse(const char *s, struct tz_rule *r, char *err, size_t errlen)
         return OPSC_ESYNTAX;
     if (*ps.p != '\0')
         return posix_fail(&ps, "unexpected text");
+    r->simple = rule_is_simple(r);
     return 0;
 }
 
@@ -216,10 +226,36 @@ static void period_of_type(const struct tz_type *ty, tz_period_t *out)
     out->abbr = ty->abbr;
 }
 
+/* The period for a simple rule: the events of t's year, and one neighbour. */
+static void simple_period(const struct tz_rule *r, int64_t t, tz_period_t *out)
+{
+    struct rule_event cur[2], other[2];
+    int64_t y;
+    int mo, d;
+    civil_from_days(civil_floor_div(t, CIVIL_DAY), &y, &mo, &d);
+    rule_events(r, y, 1, cur);
+    if (t >= cur[1].at) {
+        rule_events(r, y + 1, 1, other);
+        *out = (tz_period_t){cur[1].at, other[0].at, 0, cur[0].type->utoff, false, NULL};
+        period_of_type(cur[1].type, out);
+    } else if (t >= cur[0].at) {
+        *out = (tz_period_t){cur[0].at, cur[1].at, 0, cur[1].type->utoff, false, NULL};
+        period_of_type(cur[0].type, out);
+    } else {
+        rule_events(r, y - 1, 1, other);
+        *out = (tz_period_t){other[1].at, cur[0].at, 0, other[0].type->utoff, false, NULL};
+        period_of_type(other[1].type, out);
+    }
+}
+
 void tz_rule_period(const struct tz_rule *r, int64_t t, tz_period_t *out)
 {
     if (!r->has_dst) {
         *out = (tz_period_t){INT64_MIN, INT64_MAX, r->std.utoff, r->std.utoff, false, r->std.abbr};
+        return;
+    }
+    if (r->simple) {
+        simple_period(r, t, out);
         return;
     }
     /* Rule times stay within a week and 167 h of their year, so the events

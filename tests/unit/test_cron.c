@@ -11,6 +11,7 @@
 #include <opsc/errors.h>
 
 #include "cron.h"
+#include "sched_test.h"
 #include "util.h"
 
 #define MAX_SEQ 8
@@ -23,13 +24,6 @@ struct seq_case {
     const char *from;
     const char *want[MAX_SEQ];
 };
-
-static int64_t at(const char *rfc)
-{
-    int64_t ms = 0;
-    assert_int_equal(rfc3339_parse(rfc, &ms), 0);
-    return ms / 1000;
-}
 
 static void fmt(int64_t t, char out[RFC3339_LEN])
 {
@@ -47,15 +41,6 @@ static void parse_ok(const char *expr, const char *seed, cron_t *c)
     int rc = cron_parse(expr, seed, c, err, sizeof(err));
     if (rc)
         fail_msg("cron_parse(\"%s\") = %d: %s", expr, rc, err);
-}
-
-static const tz_t *zone(const char *name)
-{
-    const tz_t *tz = NULL;
-    char err[256] = "";
-    if (tz_get(name, &tz, err, sizeof(err)))
-        fail_msg("tz_get(%s): %s", name, err);
-    return tz;
 }
 
 /* Checks next() along the sequence and prev() back along it. */

@@ -13,23 +13,9 @@
 #include <opsc/errors.h>
 
 #include "tz.h"
+#include "tz_internal.h"
+#include "sched_test.h"
 #include "util.h"
-
-static int64_t at(const char *rfc)
-{
-    int64_t ms = 0;
-    assert_int_equal(rfc3339_parse(rfc, &ms), 0);
-    return ms / 1000;
-}
-
-static const tz_t *zone(const char *name)
-{
-    const tz_t *tz = NULL;
-    char err[256] = "";
-    if (tz_get(name, &tz, err, sizeof(err)))
-        fail_msg("tz_get(%s): %s", name, err);
-    return tz;
-}
 
 static void expect_local(const tz_t *tz, const char *utc, int32_t utoff, bool dst, const char *abbr)
 {
@@ -315,6 +301,34 @@ static void test_footer_rule_agrees_with_table(void **state)
     }
 }
 
+/* Real footers take the one-year fast path; the general path (five years of
+ * events, sorted) must give the same periods. */
+static void test_rule_fast_path_agrees_with_general_path(void **state)
+{
+    (void)state;
+    const char *rules[] = {
+        "CET-1CEST,M3.5.0,M10.5.0/3",           "IST-1GMT0,M10.5.0,M3.5.0/1",
+        "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0", "<-04>4<-03>,M9.1.6/24,M4.1.6/24",
+        "EET-2EEST,M3.4.4/50,M10.4.4/50",       "<-02>2<-01>,M3.5.0/-1,M10.5.0/0"};
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        tz_t *fast = posix(rules[i]), *slow = posix(rules[i]);
+        assert_true(fast->rule.simple);
+        slow->rule.simple = false;
+        for (int64_t t = at("2030-01-01T00:00:00Z"); t < at("2034-01-01T00:00:00Z"); t += 3600) {
+            tz_period_t a, b;
+            tz_period_at(fast, t, &a);
+            tz_period_at(slow, t, &b);
+            if (a.start != b.start || a.end != b.end || a.utoff != b.utoff ||
+                a.prev_utoff != b.prev_utoff)
+                fail_msg("%s at %lld: fast [%lld %lld) %d<-%d, general [%lld %lld) %d<-%d",
+                         rules[i], (long long)t, (long long)a.start, (long long)a.end, a.utoff,
+                         a.prev_utoff, (long long)b.start, (long long)b.end, b.utoff, b.prev_utoff);
+        }
+        tz_free(fast);
+        tz_free(slow);
+    }
+}
+
 /* A TZif v2+ file: empty v1 block, then the given v2 data. */
 static size_t tzif_build(uint8_t *out, char version, uint32_t leap, uint32_t ntrans,
                          const int64_t *trans, const uint8_t *idx, const char *footer)
@@ -470,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_posix_all_year_dst_has_no_fake_gap),
         cmocka_unit_test(test_posix_errors_give_position),
         cmocka_unit_test(test_footer_rule_agrees_with_table),
+        cmocka_unit_test(test_rule_fast_path_agrees_with_general_path),
         cmocka_unit_test(test_tzif_decoding_and_refusals),
         cmocka_unit_test(test_tzdir_overrides_the_zoneinfo_folder),
         cmocka_unit_test(test_concurrent_gets_share_zones),
