@@ -1,6 +1,6 @@
-/* civil.h - proleptic Gregorian calendar arithmetic shared by the cron engine and tz. */
-#ifndef OPSC_SCHED_CIVIL_H
-#define OPSC_SCHED_CIVIL_H
+/* civil.h - proleptic Gregorian calendar arithmetic (RFC 3339 text, cron, time zones). */
+#ifndef OPSC_UTIL_CIVIL_H
+#define OPSC_UTIL_CIVIL_H
 
 #include <stdbool.h>
 #include <stdint.h>
