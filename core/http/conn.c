@@ -133,9 +133,12 @@ void conn_server_closing(http_conn *c)
         return;
     }
     c->close_after = true;
-    if (c->req)
-        return; /* answered with Connection: close, then ended */
-    conn_end(c);
+    http_req *req = c->req;
+    if (req && !req->complete && !req->responded) /* not started: refuse it now */
+        http_respond_error(req, 503, "unavailable", NULL, "the server is shutting down");
+    else if (!req)
+        conn_end(c);
+    /* else: its answer goes out with Connection: close, then the end */
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -587,7 +590,7 @@ static void feed(http_conn *c, const char *data, size_t len, bool from_pending)
 
 void conn_resume(http_conn *c)
 {
-    if (c->state != CONN_OPEN || c->req || !c->paused || conn_output_high(c))
+    if (c->state != CONN_OPEN || c->req || c->sse || !c->paused || conn_output_high(c))
         return;
     c->paused = false;
     http_parser_pause(&c->parser, 0);

@@ -17,8 +17,9 @@
 
 static void assert_contains(const char *text, const char *needle)
 {
+    assert_non_null(text);
     if (!strstr(text, needle))
-        fail_msg("missing \"%s\" in:\n%s", needle, text);
+        fail_msg("missing \"%s\" in:\n%s", needle, text ? text : "");
 }
 
 static void collect_two(strbuf *out, void *ud)
