@@ -14,7 +14,7 @@
  * when the socket does not take it at once. */
 #define STEAL_BYTES (64 * 1024)
 /* A body this small is copied after the head: one buffer to write. */
-#define SMALL_BODY 2048
+#define SMALL_BODY  2048
 
 static const char *reason(int status)
 {

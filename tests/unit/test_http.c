@@ -747,6 +747,23 @@ static void test_sse_frames_events_and_ends(void **state)
     stop(x);
 }
 
+static void test_sse_connection_parses_nothing_after_the_stream(void **state)
+{
+    (void)state;
+    struct sse_state s = {0};
+    hx *x = start(NULL);
+    x->user = &s;
+    hc *c = hc_connect(x->port);
+    hc_sends(c, "GET /events HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+    assert_true(hc_read_until(c, "\r\n\r\n"));
+    hc_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
+    hx_on_loop(x, sse_end_cmd, NULL);
+    assert_false(hc_read_until(c, "hello")); /* read to the end: no other answer */
+    assert_non_null(memmem(c->buf, c->len, "no-cache", 8));
+    hc_close(c);
+    stop(x);
+}
+
 static void test_sse_back_pressure_and_on_close_when_client_leaves(void **state)
 {
     (void)state;
@@ -773,9 +790,14 @@ static void test_graceful_close_finishes_inflight_and_closes_the_rest(void **sta
     hc *stream = open_stream(x, &s);
     hc *idle = hc_connect(x->port);
     hc *busy = hc_connect(x->port);
+    hc *partial = hc_connect(x->port);
     hc_sends(busy, "GET /async HTTP/1.1\r\n\r\n");
+    hc_sends(partial, "GET /hello HTTP/1.1\r\nHost: ");
     usleep(30 * 1000);
     hx_close_async(x);
+    expect_error(partial, 503, "unavailable");
+    assert_true(hc_wait_eof(partial));
+    hc_close(partial);
     assert_true(hc_wait_eof(idle));
     assert_true(hc_wait_eof(stream));
     hresp r;
@@ -945,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_client_closing_mid_response_costs_only_its_connection),
         cmocka_unit_test(test_thousand_idle_connections_while_serving),
         cmocka_unit_test(test_sse_frames_events_and_ends),
+        cmocka_unit_test(test_sse_connection_parses_nothing_after_the_stream),
         cmocka_unit_test(test_sse_back_pressure_and_on_close_when_client_leaves),
         cmocka_unit_test(test_graceful_close_finishes_inflight_and_closes_the_rest),
         cmocka_unit_test(test_abort_drops_inflight_requests),
