@@ -163,9 +163,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         return rc;
     start_signals(c);
     c->ready = true;
-    log_info("core",
-             "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
-             "in %llu ms",
+    log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
+                     "in %llu ms",
              c->cfg.server.listen, http_server_port(c->http), c->cfg.store.data_dir,
              plugin_host_loaded(c->plugins), plugin_host_refused(c->plugins),
              (unsigned long long)core_uptime_ms(c));
