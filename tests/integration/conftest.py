@@ -103,7 +103,7 @@ class Daemon:
     def running(self):
         return self.proc.poll() is None
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, deadline=STOP_DEADLINE_S):

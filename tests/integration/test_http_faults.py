@@ -36,7 +36,8 @@ def test_malformed_request_gets_400_and_close(daemon, raw):
 
 def test_path_with_dot_segments_or_nul_refused(daemon):
     for path in ["/api/v1/%2e%2e/health", "/api/v1/..%2fsystem", "/health%00"]:
-        status, _, body = parse_response(daemon.raw(f"GET {path} HTTP/1.1\r\n\r\n".encode()))
+        raw = f"GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n".encode()
+        status, _, body = parse_response(daemon.raw(raw))
         assert status == 400, path
         assert error_of(body)["code"] == "bad_request"
 
@@ -234,7 +235,7 @@ def test_sighup_reopens_the_log_file(daemon_factory, tmp_path):
     assert "ready" in log.read_text()
     rotated = tmp_path / "opsc.log.1"
     shutil.move(log, rotated)
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 5
     while not (log.exists() and "SIGHUP" in log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
