@@ -69,8 +69,10 @@ typedef struct http_opts {
  * http_server_close() must run (and its callback fire) before
  * http_server_free(), even when listen failed. */
 int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts);
-/* Bind and listen. Sets SIGPIPE to ignored (process-wide): a peer that goes
- * away mid-write must cost a connection, not the daemon. */
+/* Bind and listen. Process-wide effects: SIGPIPE is ignored (a peer that
+ * goes away mid-write must cost a connection, not the daemon), and the soft
+ * RLIMIT_NOFILE is raised toward max_connections + 256 when the hard limit
+ * allows. */
 int http_server_listen(http_server *srv, char *err, size_t errlen);
 /* Port actually bound (when listen said port 0). */
 int http_server_port(const http_server *srv);

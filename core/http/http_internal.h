@@ -158,7 +158,8 @@ struct http_server {
     int64_t date_sec;
     char date[40];
     uint64_t accepted, refused, requests;
-    char rbuf[64 * 1024]; /* shared read buffer: input is consumed in read_cb */
+    uint64_t accept_warned; /* uv_now() of the last accept error logged */
+    char rbuf[64 * 1024];   /* shared read buffer: input is consumed in read_cb */
 };
 
 /* server.c */

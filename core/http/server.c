@@ -1,6 +1,7 @@
 /* server.c - the HTTP server's life: listen, accept within limits, timeouts, close, abort. */
 #include <arpa/inet.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,26 @@ static void listen_failed(char *err, size_t errlen, const char *what, int rc, co
     snprintf(err, errlen, "cannot listen on %s: %s%s", addr, what, rc ? uv_strerror(rc) : "");
 }
 
+/* Each connection holds a descriptor: make room for max_connections (plus
+ * the store, logs and plugins) when the hard limit allows. */
+static void raise_fd_limit(const http_server *srv)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)srv->opts.max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want)
+        log_info("http", "open files limit raised from %llu to %llu", (unsigned long long)old,
+                 (unsigned long long)rl.rlim_cur);
+    else
+        log_warn("http",
+                 "open files limit %llu is below max_connections %d: connections beyond "
+                 "it are refused by the kernel (raise LimitNOFILE)",
+                 (unsigned long long)rl.rlim_cur, srv->opts.max_connections);
+}
+
 int http_server_listen(http_server *srv, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -133,6 +154,7 @@ int http_server_listen(http_server *srv, char *err, size_t errlen)
         return OPSC_EINVAL;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(srv);
     uv_tcp_init(srv->loop, &srv->listener);
     srv->listener.data = srv;
     srv->listener_init = true;
@@ -210,7 +232,12 @@ static void on_connection(uv_stream_t *ls, int status)
 {
     http_server *srv = ls->data;
     if (status < 0) {
-        log_warn("http", "accept: %s", uv_strerror(status));
+        /* Out of descriptors repeats at every attempt: say it once a minute. */
+        uint64_t now = uv_now(srv->loop);
+        if (!srv->accept_warned || now - srv->accept_warned > 60000) {
+            log_warn("http", "accept: %s", uv_strerror(status));
+            srv->accept_warned = now ? now : 1;
+        }
         return;
     }
     http_conn *c = calloc(1, sizeof(*c));
