@@ -15,219 +15,15 @@
 
 #include <opsc/errors.h>
 
-#include "http_harness.h"
+#include "http_fixture.h"
 #include "log.h"
-
-/* ---- routes under test ----------------------------------------------------------- */
-
-static int h_hello(http_req *req)
-{
-    http_set_header(req, "X-Test", "yes");
-    http_respond_text(req, 200, "text/plain", "hello", 5);
-    return HTTP_DONE;
-}
-
-static int h_item(http_req *req)
-{
-    const char *q = http_req_query(req, "q");
-    http_respond_json(req, 200,
-                      json_pack("{s:s, s:s*, s:s}", "id", http_req_param(req, "id"), "q", q, "path",
-                                http_req_path(req)));
-    return HTTP_DONE;
-}
-
-static int h_stats(http_req *req)
-{
-    http_respond_text(req, 200, "text/plain", "stats", 5);
-    return HTTP_DONE;
-}
-
-static int h_create(http_req *req)
-{
-    json_t *body = json_deep_copy(http_req_json(req));
-    http_respond_json(req, 201, body);
-    return HTTP_DONE;
-}
-
-static int h_upload(http_req *req)
-{
-    size_t len;
-    http_req_body(req, &len);
-    http_respond_json(req, 200, json_pack("{s:I}", "bytes", (json_int_t)len));
-    return HTTP_DONE;
-}
-
-static int h_missing(http_req *req)
-{
-    http_respond_opsc_error(req, OPSC_ENOENT, "no item %s", http_req_param(req, "id"));
-    return HTTP_DONE;
-}
-
-static int h_silent(http_req *req)
-{
-    (void)req;
-    return HTTP_DONE;
-}
-
-struct later {
-    uv_timer_t t;
-    http_req *req;
-};
-
-static void on_later_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void on_later(uv_timer_t *t)
-{
-    struct later *l = t->data;
-    http_respond_text(l->req, 200, "text/plain", "async", 5);
-    http_req_unref(l->req);
-    uv_close((uv_handle_t *)t, on_later_closed);
-}
-
-/* Answers 100 ms later, from a timer. */
-static int h_async(http_req *req)
-{
-    hx *x = http_req_app(req);
-    struct later *l = calloc(1, sizeof(*l));
-    l->req = req;
-    http_req_ref(req);
-    uv_timer_init(&x->loop, &l->t);
-    l->t.data = l;
-    uv_timer_start(&l->t, on_later, 100, 0);
-    return HTTP_ASYNC;
-}
-
-#define BIG_BYTES (8 * 1024 * 1024)
-static int h_big(http_req *req)
-{
-    char *buf = malloc(BIG_BYTES);
-    memset(buf, 'x', BIG_BYTES);
-    http_respond_text(req, 200, "text/plain", buf, BIG_BYTES);
-    free(buf);
-    return HTTP_DONE;
-}
-
-/* SSE: the stream is kept in x->user for commands run on the loop. */
-struct sse_state {
-    http_sse *sse;
-    atomic_int closed;
-    int64_t max_pending;
-};
-
-static void on_sse_close(void *ud)
-{
-    struct sse_state *s = ud;
-    s->sse = NULL;
-    s->closed++;
-}
-
-static int h_events(http_req *req)
-{
-    hx *x = http_req_app(req);
-    struct sse_state *s = x->user;
-    s->sse = http_sse_start(req, on_sse_close, s);
-    return HTTP_DONE;
-}
-
-static const http_route routes[] = {
-    {"GET", "/hello", ROLE_PUBLIC, h_hello, 0, "test", "Hello", NULL, NULL},
-    {"GET", "/items/{id}", ROLE_VIEWER, h_item, 0, "test", "One item", NULL, NULL},
-    {"DELETE", "/items/{id}", ROLE_ADMIN, h_missing, 0, "test", "Delete", NULL, NULL},
-    {"POST", "/items", ROLE_OPERATOR, h_create, HTTP_ROUTE_JSON_BODY, "test", "Create", NULL, NULL},
-    {"PUT", "/upload", ROLE_ADMIN, h_upload, HTTP_ROUTE_RAW_BODY, "test", "Upload", NULL, NULL},
-    {"GET", "/runs/{id}", ROLE_VIEWER, h_item, 0, "test", "Run", NULL, NULL},
-    {"GET", "/runs/stats", ROLE_VIEWER, h_stats, 0, "test", "Stats", NULL, NULL},
-    {"GET", "/async", ROLE_PUBLIC, h_async, 0, "test", "Async", NULL, NULL},
-    {"GET", "/big", ROLE_PUBLIC, h_big, 0, "test", "Big", NULL, NULL},
-    {"GET", "/silent", ROLE_PUBLIC, h_silent, 0, "test", "Silent", NULL, NULL},
-    {"GET", "/events", ROLE_PUBLIC, h_events, 0, "test", "Events", NULL, NULL},
-};
-#define NROUTES (sizeof(routes) / sizeof(routes[0]))
-
-static const http_opts small_limits = {
-    .max_connections = 2000,
-    .max_header_bytes = 2048,
-    .max_body_bytes = 4096,
-    .max_upload_bytes = 1 << 20,
-    .idle_timeout_ms = 5000,
-    .request_timeout_ms = 5000,
-};
-
-static hx *start(const http_opts *o)
-{
-    return hx_start(o ? o : &small_limits, routes, NROUTES);
-}
-
-static void stop(hx *x)
-{
-    assert_int_equal(hx_stop(x), 0);
-}
-
-/* Connections close on the loop thread a little after the client's close. */
-static uint64_t wait_open_connections(hx *x, uint64_t want)
-{
-    uint64_t n = hx_stats(x).connections_open;
-    for (int i = 0; i < 200 && n != want; i++) {
-        usleep(10 * 1000);
-        n = hx_stats(x).connections_open;
-    }
-    return n;
-}
-
-static void assert_error_code(const hresp *r, const char *code);
-
-/* Read one answer: check its status (unless < 0) and body (unless NULL). */
-static void expect(hc *c, int status, const char *body)
-{
-    hresp r;
-    assert_int_equal(hc_read(c, &r, false), 0);
-    if (status >= 0)
-        assert_int_equal(r.status, status);
-    if (body)
-        assert_string_equal(r.body, body);
-    hresp_free(&r);
-}
-
-static void expect_error(hc *c, int status, const char *code)
-{
-    hresp r;
-    assert_int_equal(hc_read(c, &r, false), 0);
-    assert_int_equal(r.status, status);
-    assert_error_code(&r, code);
-    hresp_free(&r);
-}
-
-/* One request on its own connection: the status. */
-static int status_of(hx *x, const char *raw)
-{
-    hresp r;
-    int st = hx_request(x->port, raw, &r);
-    hresp_free(&r);
-    return st;
-}
-
-static void assert_error_code(const hresp *r, const char *code)
-{
-    json_error_t e;
-    json_t *j = json_loads(r->body, 0, &e);
-    assert_non_null(j);
-    json_t *err = json_object_get(j, "error");
-    assert_non_null(err);
-    assert_string_equal(json_string_value(json_object_get(err, "code")), code);
-    assert_non_null(json_string_value(json_object_get(err, "message")));
-    assert_non_null(json_object_get(err, "details"));
-    json_decref(j);
-}
 
 /* ---- protocol ------------------------------------------------------------------------ */
 
 static void test_keep_alive_serves_many_requests_on_one_connection(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     for (int i = 0; i < 50; i++) {
         hc_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -243,13 +39,13 @@ static void test_keep_alive_serves_many_requests_on_one_connection(void **state)
     }
     assert_int_equal(hx_stats(x).connections_accepted, 1);
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_http10_closes_unless_keep_alive_asked(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "GET /hello HTTP/1.0\r\n\r\n");
     hresp r;
@@ -271,13 +67,13 @@ static void test_http10_closes_unless_keep_alive_asked(void **state)
     expect(c, 200, NULL);
     assert_true(hc_wait_eof(c));
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_pipelined_answers_leave_in_request_order(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n"
                 "GET /items/7?q=a+b%21 HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -286,13 +82,13 @@ static void test_pipelined_answers_leave_in_request_order(void **state)
     expect(c, -1, "{\"id\":\"7\",\"q\":\"a b!\",\"path\":\"/items/7\"}");
     expect(c, -1, "hello");
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_head_runs_get_route_without_body(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "HEAD /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
     hresp r;
@@ -306,13 +102,13 @@ static void test_head_runs_get_route_without_body(void **state)
     assert_string_equal(r.body, "hello");
     hresp_free(&r);
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_router_404_405_options_and_params(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hresp r;
     assert_int_equal(hx_request(x->port, "GET /nope HTTP/1.1\r\n\r\n", &r), 404);
     assert_error_code(&r, "not_found");
@@ -342,13 +138,13 @@ static void test_router_404_405_options_and_params(void **state)
     assert_error_code(&r, "not_found");
     assert_non_null(strstr(r.body, "no item 9"));
     hresp_free(&r);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_bad_paths_are_refused_cleanly(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     const char *bad[] = {
         "GET /items/..%2f HTTP/1.1\r\n\r\n",    "GET /items/%2e%2e HTTP/1.1\r\n\r\n",
         "GET /items/../hello HTTP/1.1\r\n\r\n", "GET /items/a%00b HTTP/1.1\r\n\r\n",
@@ -365,18 +161,18 @@ static void test_bad_paths_are_refused_cleanly(void **state)
         hresp_free(&r);
     }
     assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_handler_without_answer_gets_500(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hresp r;
     assert_int_equal(hx_request(x->port, "GET /silent HTTP/1.1\r\n\r\n", &r), 500);
     assert_error_code(&r, "internal");
     hresp_free(&r);
-    stop(x);
+    fx_stop(x);
 }
 
 /* ---- bodies ----------------------------------------------------------------------------- */
@@ -395,7 +191,7 @@ static void post(hc *c, const char *ctype, const char *body, hresp *r)
 static void test_json_bodies_parsed_or_refused_with_400_415(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hresp r;
     post(c, "application/json; charset=utf-8", "{\"name\": \"web\"}", &r);
@@ -428,13 +224,13 @@ static void test_json_bodies_parsed_or_refused_with_400_415(void **state)
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     expect(c, 400, NULL);
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_chunked_body_and_its_limit(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Type: application/json\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n"
@@ -456,13 +252,13 @@ static void test_chunked_body_and_its_limit(void **state)
     expect_error(c, 413, "payload_too_large");
     assert_true(hc_wait_eof(c));
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_oversize_body_refused_413_before_it_is_sent(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Type: application/json\r\n"
                 "Content-Length: 100000000\r\n\r\n");
@@ -490,13 +286,13 @@ static void test_oversize_body_refused_413_before_it_is_sent(void **state)
     assert_string_equal(r.body, "{\"bytes\":200000}");
     hresp_free(&r);
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_expect_100_continue(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Type: application/json\r\n"
                 "Content-Length: 8\r\nExpect: 100-continue\r\n\r\n");
@@ -514,7 +310,7 @@ static void test_expect_100_continue(void **state)
     hc_sends(c, "POST /items HTTP/1.1\r\nContent-Length: 2\r\nExpect: magic\r\n\r\n");
     expect(c, 417, NULL);
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 /* ---- malformed input and limits --------------------------------------------------------- */
@@ -522,7 +318,7 @@ static void test_expect_100_continue(void **state)
 static void test_malformed_requests_answered_400_and_closed(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     const char *bad[] = {
         "GARBAGE\r\n\r\n",
         "GET /hello HTTP/1.1\r\nBad Header Line\r\n\r\n",
@@ -542,13 +338,13 @@ static void test_malformed_requests_answered_400_and_closed(void **state)
         assert_true(hc_wait_eof(c));
         hc_close(c);
     }
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_oversize_headers_431(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = hc_connect(x->port);
     hc_sends(c, "GET /hello HTTP/1.1\r\nX-Big: ");
     char fill[3000];
@@ -558,7 +354,7 @@ static void test_oversize_headers_431(void **state)
     expect_error(c, 431, "headers_too_large");
     assert_true(hc_wait_eof(c));
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_connections_over_limit_get_503(void **state)
@@ -566,7 +362,7 @@ static void test_connections_over_limit_get_503(void **state)
     (void)state;
     http_opts o = small_limits;
     o.max_connections = 3;
-    hx *x = start(&o);
+    hx *x = fx_start(&o);
     hc *keep[3];
     for (int i = 0; i < 3; i++) {
         keep[i] = hc_connect(x->port);
@@ -586,7 +382,7 @@ static void test_connections_over_limit_get_503(void **state)
     assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     for (int i = 1; i < 3; i++)
         hc_close(keep[i]);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_idle_keep_alive_connection_closed(void **state)
@@ -594,7 +390,7 @@ static void test_idle_keep_alive_connection_closed(void **state)
     (void)state;
     http_opts o = small_limits;
     o.idle_timeout_ms = 200;
-    hx *x = start(&o);
+    hx *x = fx_start(&o);
     hc *c = hc_connect(x->port);
     hc_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
     hresp r;
@@ -605,7 +401,7 @@ static void test_idle_keep_alive_connection_closed(void **state)
     double waited = (double)(uv_hrtime() - t0) / 1e6;
     assert_true(waited >= 150 && waited < 2000);
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_slow_request_gets_408_while_others_are_served(void **state)
@@ -613,7 +409,7 @@ static void test_slow_request_gets_408_while_others_are_served(void **state)
     (void)state;
     http_opts o = small_limits;
     o.request_timeout_ms = 400;
-    hx *x = start(&o);
+    hx *x = fx_start(&o);
     hc *slow = hc_connect(x->port);
     const char *req = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: 1\r\n\r\n";
     uint64_t t0 = uv_hrtime();
@@ -627,13 +423,13 @@ static void test_slow_request_gets_408_while_others_are_served(void **state)
     expect_error(slow, 408, "request_timeout");
     assert_true(hc_wait_eof(slow));
     hc_close(slow);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_client_closing_mid_response_costs_only_its_connection(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     for (int i = 0; i < 3; i++) {
         hc *c = hc_connect(x->port);
         hc_sends(c, "GET /big HTTP/1.1\r\n\r\n");
@@ -643,7 +439,7 @@ static void test_client_closing_mid_response_costs_only_its_connection(void **st
     usleep(100 * 1000);
     assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
     assert_int_equal(wait_open_connections(x, 0), 0);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_thousand_idle_connections_while_serving(void **state)
@@ -657,7 +453,7 @@ static void test_thousand_idle_connections_while_serving(void **state)
         rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
         assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
     }
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     enum { N = 1000 };
     hc **idle = calloc(N, sizeof(*idle));
     for (int i = 0; i < N; i++)
@@ -672,7 +468,7 @@ static void test_thousand_idle_connections_while_serving(void **state)
         hc_close(idle[i]);
     }
     free(idle);
-    stop(x);
+    fx_stop(x);
 }
 
 /* ---- SSE ------------------------------------------------------------------------------------ */
@@ -727,7 +523,7 @@ static void test_sse_frames_events_and_ends(void **state)
 {
     (void)state;
     struct sse_state s = {0};
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = open_stream(x, &s);
     assert_int_equal(hx_stats(x).sse_open, 1);
     int64_t rc[4];
@@ -744,14 +540,14 @@ static void test_sse_frames_events_and_ends(void **state)
     assert_true(hc_wait_eof(c));
     assert_int_equal(s.closed, 0); /* http_sse_end() does not call on_close */
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_sse_connection_parses_nothing_after_the_stream(void **state)
 {
     (void)state;
     struct sse_state s = {0};
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     x->user = &s;
     hc *c = hc_connect(x->port);
     hc_sends(c, "GET /events HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
@@ -761,14 +557,14 @@ static void test_sse_connection_parses_nothing_after_the_stream(void **state)
     assert_false(hc_read_until(c, "hello")); /* read to the end: no other answer */
     assert_non_null(memmem(c->buf, c->len, "no-cache", 8));
     hc_close(c);
-    stop(x);
+    fx_stop(x);
 }
 
 static void test_sse_back_pressure_and_on_close_when_client_leaves(void **state)
 {
     (void)state;
     struct sse_state s = {0};
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *c = open_stream(x, &s);
     hx_on_loop(x, sse_flood_cmd, NULL); /* the client reads nothing */
     assert_true(s.max_pending > 1 << 20);
@@ -776,7 +572,7 @@ static void test_sse_back_pressure_and_on_close_when_client_leaves(void **state)
     for (int i = 0; i < 100 && !s.closed; i++)
         usleep(10 * 1000);
     assert_int_equal(s.closed, 1);
-    stop(x);
+    fx_stop(x);
 }
 
 /* ---- shutdown ----------------------------------------------------------------------------------
@@ -786,7 +582,7 @@ static void test_graceful_close_finishes_inflight_and_closes_the_rest(void **sta
 {
     (void)state;
     struct sse_state s = {0};
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *stream = open_stream(x, &s);
     hc *idle = hc_connect(x->port);
     hc *busy = hc_connect(x->port);
@@ -816,7 +612,7 @@ static void test_graceful_close_finishes_inflight_and_closes_the_rest(void **sta
         usleep(10 * 1000);
     assert_true(x->closed);
     assert_int_equal(s.closed, 1);
-    stop(x);
+    fx_stop(x);
 }
 
 static void abort_cmd(hx *x, void *arg)
@@ -828,7 +624,7 @@ static void abort_cmd(hx *x, void *arg)
 static void test_abort_drops_inflight_requests(void **state)
 {
     (void)state;
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hc *busy = hc_connect(x->port);
     hc_sends(busy, "GET /async HTTP/1.1\r\n\r\n");
     usleep(30 * 1000);
@@ -837,7 +633,7 @@ static void test_abort_drops_inflight_requests(void **state)
     assert_true(hc_wait_eof(busy));
     hc_close(busy);
     usleep(200 * 1000); /* the async answer arrives with its client gone */
-    stop(x);
+    fx_stop(x);
 }
 
 /* ---- hooks and the route table -----------------------------------------------------------------
@@ -880,7 +676,7 @@ static void test_auth_hook_refuses_before_the_body_and_done_hook_sees_all(void *
 {
     (void)state;
     struct hooks h = {0};
-    hx *x = start(NULL);
+    hx *x = fx_start(NULL);
     hx_on_loop(x, hooks_cmd, &h);
     hresp r;
     assert_int_equal(status_of(x, "GET /hello HTTP/1.1\r\n\r\n"), 200);
@@ -902,7 +698,7 @@ static void test_auth_hook_refuses_before_the_body_and_done_hook_sees_all(void *
     assert_int_equal(h.done_calls, 5);
     assert_int_equal(h.last_status, 404);
     assert_null(h.last_route);
-    stop(x);
+    fx_stop(x);
 }
 
 static int h_noop(http_req *req)
