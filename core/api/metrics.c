@@ -209,7 +209,7 @@ void metrics_family(strbuf *out, const char *name, const char *type, const char 
 void metrics_single(strbuf *out, const char *name, const char *type, const char *help, double value)
 {
     metrics_family(out, name, type, help);
-    sb_printf(out, "%s %.17g\n", name, value);
+    sb_printf(out, "%s %.12g\n", name, value);
 }
 
 static int cmp_series(const void *a, const void *b)
