@@ -83,7 +83,7 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts)
     return 0;
 }
 
-/* "1.2.3.4:80" or "[::1]:80". */
+/* "1.2.3.4:80", "[::1]:80" or "localhost:80". */
 static int parse_listen(const char *text, struct sockaddr_storage *ss)
 {
     char host[INET6_ADDRSTRLEN + 2];
@@ -103,6 +103,8 @@ static int parse_listen(const char *text, struct sockaddr_storage *ss)
         host[n - 1] = '\0';
         return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : OPSC_EINVAL;
     }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
     return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : OPSC_EINVAL;
 }
 
@@ -150,7 +152,8 @@ int http_server_listen(http_server *srv, char *err, size_t errlen)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     if (parse_listen(srv->opts.listen, &ss) < 0) {
-        listen_failed(err, errlen, "expected IPv4:port or [IPv6]:port", 0, srv->opts.listen);
+        listen_failed(err, errlen, "expected IPv4:port, [IPv6]:port or localhost:port", 0,
+                      srv->opts.listen);
         return OPSC_EINVAL;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -739,6 +739,41 @@ static void test_route_table_is_checked_when_added(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A machine without IPv6 cannot bind [::1]: not a failure of the server. */
+static void listen_on(const char *addr, int want_rc, const char *want_err)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    http_server *srv;
+    http_opts o = {.listen = addr};
+    assert_int_equal(http_server_new(&srv, &loop, &o), 0);
+    char err[256] = "";
+    int rc = http_server_listen(srv, err, sizeof(err));
+    bool no_ipv6 = addr[0] == '[' && (rc == UV_EADDRNOTAVAIL || rc == UV_EAFNOSUPPORT);
+    if (!no_ipv6) {
+        assert_int_equal(rc, want_rc);
+        if (want_err)
+            assert_non_null(strstr(err, want_err));
+        else
+            assert_true(http_server_port(srv) > 0);
+    }
+    http_server_close(srv, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    http_server_free(srv);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_listen_address_forms(void **state)
+{
+    (void)state;
+    listen_on("127.0.0.1:0", 0, NULL);
+    listen_on("localhost:0", 0, NULL);
+    listen_on("[::1]:0", 0, NULL);
+    listen_on("example.org:80", OPSC_EINVAL, "cannot listen on example.org:80");
+    listen_on("127.0.0.1", OPSC_EINVAL, "expected IPv4:port");
+    listen_on("127.0.0.1:99999", OPSC_EINVAL, "expected IPv4:port");
+}
+
 int main(void)
 {
     /* Quiet unless asked: some tests provoke logged errors on purpose. */
@@ -769,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_abort_drops_inflight_requests),
         cmocka_unit_test(test_auth_hook_refuses_before_the_body_and_done_hook_sees_all),
         cmocka_unit_test(test_route_table_is_checked_when_added),
+        cmocka_unit_test(test_listen_address_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
