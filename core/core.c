@@ -128,6 +128,9 @@ static void reload(struct opsc_core *c)
         return;
     }
     log_set_level(fresh.log.level);
+    if (c->http)
+        http_server_set_timeouts(c->http, fresh.server.idle_timeout_ms,
+                                 fresh.server.request_timeout_ms);
     log_info("core", "SIGHUP: log reopened, log level now %s", log_level_name(fresh.log.level));
     config_free(&fresh);
 }

@@ -3,9 +3,22 @@
 #ifndef OPSC_API_H
 #define OPSC_API_H
 
-struct opsc_core;
+#include <jansson.h>
 
-/* /health, /ready, /metrics, /api/v1/system, /api/v1/plugins, /api/v1/openapi.json */
+struct opsc_core;
+typedef struct http_server http_server;
+
+/* /health, /ready, /metrics, /api/v1/system, PUT /api/v1/system/log,
+ * /api/v1/plugins, /api/v1/openapi.json.
+ * Also installs the completion hook that feeds core->metrics, and the
+ * collector of uptime, connection, store and plugin figures. */
 int api_system_register(struct opsc_core *c);
+
+/* The OpenAPI 3.0.3 document of every route of `srv` not flagged
+ * HTTP_ROUTE_HIDDEN: paths, operations (summary, tag, path parameters,
+ * request and response schemas from the route's text, the role it needs
+ * as x-required-role), the shared Error schema, and bearer security on
+ * routes whose role is above public. New reference. */
+json_t *openapi_document(http_server *srv);
 
 #endif

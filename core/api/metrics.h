@@ -26,7 +26,14 @@ void metrics_http_observe(metrics *m, const char *method, const char *route, int
 typedef void (*metrics_collect_fn)(strbuf *out, void *ud);
 int metrics_add_collector(metrics *m, metrics_collect_fn fn, void *ud);
 
-/* Render everything into `out`. */
+/* Render everything into `out`: build info, process RSS and open fds, the
+ * HTTP families, then each collector's families in the order added. */
 void metrics_render(metrics *m, strbuf *out);
+
+/* For collectors: the "# HELP" and "# TYPE" lines of a family ... */
+void metrics_family(strbuf *out, const char *name, const char *type, const char *help);
+/* ... or a whole family with one unlabelled sample. */
+void metrics_single(strbuf *out, const char *name, const char *type, const char *help,
+                    double value);
 
 #endif

@@ -47,24 +47,32 @@ typedef struct http_route {
     int role;            /* ROLE_* required; checked by the auth hook before the handler */
     int (*handler)(http_req *req);
     unsigned flags;
-    const char *tag;     /* OpenAPI tag ("system", "users"...) */
-    const char *summary; /* OpenAPI summary, one line */
+    const char *tag;             /* OpenAPI tag ("system", "users"...) */
+    const char *summary;         /* OpenAPI summary, one line */
     const char *request_schema;  /* OpenAPI schema (JSON text) of the body, or NULL */
     const char *response_schema; /* OpenAPI schema (JSON text) of a 2xx body, or NULL */
+    int status;                  /* success status in the OpenAPI document; 0 means 200 */
 } http_route;
 
+/* Zero members take the defaults of the [server] config section. */
 typedef struct http_opts {
-    const char *listen;        /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
+    const char *listen; /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
     int max_connections;
     int64_t max_header_bytes;
     int64_t max_body_bytes;
-    int64_t max_upload_bytes;  /* HTTP_ROUTE_RAW_BODY routes */
-    int64_t idle_timeout_ms;   /* keep-alive connection with no request in progress */
+    int64_t max_upload_bytes;   /* HTTP_ROUTE_RAW_BODY routes */
+    int64_t idle_timeout_ms;    /* keep-alive connection with no request in progress */
     int64_t request_timeout_ms; /* from first byte to full request (slowloris) */
 } http_opts;
 
-/* Lifecycle. */
+/* Lifecycle. `opts` is copied. Once created, the server owns loop handles:
+ * http_server_close() must run (and its callback fire) before
+ * http_server_free(), even when listen failed. */
 int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts);
+/* Bind and listen. Process-wide effects: SIGPIPE is ignored (a peer that
+ * goes away mid-write must cost a connection, not the daemon), and the soft
+ * RLIMIT_NOFILE is raised toward max_connections + 256 when the hard limit
+ * allows. */
 int http_server_listen(http_server *srv, char *err, size_t errlen);
 /* Port actually bound (when listen said port 0). */
 int http_server_port(const http_server *srv);
@@ -74,19 +82,43 @@ void http_server_close(http_server *srv, void (*cb)(void *ud), void *ud);
 /* Close every connection now, in-flight or not (shutdown deadline); the
  * callback given to http_server_close() still runs. */
 void http_server_abort(http_server *srv);
+/* Requests still referenced by handlers keep the server's memory until
+ * their last http_req_unref(). */
 void http_server_free(http_server *srv);
+/* Apply new timeouts (SIGHUP reload); <= 0 keeps the current value. */
+void http_server_set_timeouts(http_server *srv, int64_t idle_timeout_ms,
+                              int64_t request_timeout_ms);
 
-/* Routes: the table is borrowed for the server's lifetime. */
+/* Counters for /metrics. */
+typedef struct http_stats {
+    uint64_t connections_open;     /* now, excluding those being refused */
+    uint64_t connections_accepted; /* since start */
+    uint64_t connections_refused;  /* answered 503: over max_connections or shutting down */
+    uint64_t requests;             /* responses queued since start */
+    uint64_t sse_open;             /* event streams now */
+} http_stats;
+void http_server_stats(const http_server *srv, http_stats *st);
+
+/* Routes: the table is borrowed for the server's lifetime. Checked here, so a
+ * bad table fails at start-up: OPSC_EINVAL for an unknown method, a pattern
+ * that does not start with '/' or has a malformed {param}, schema text that
+ * is not a JSON object; OPSC_EEXIST for a method + pattern already added.
+ * When two patterns match a path, the one whose first differing segment is
+ * literal wins ("/runs/stats" before "/runs/{id}"). */
 int http_add_routes(http_server *srv, const http_route *routes, size_t n);
 /* Walk every route (OpenAPI generation, the role-matrix test). */
 void http_foreach_route(http_server *srv, void (*fn)(const http_route *r, void *ud), void *ud);
 
 /* Auth hook: called before every handler whose route role > ROLE_PUBLIC
  * (and for public routes too, to let it attach an optional principal).
- * Return 0 to continue; otherwise it has responded (401/403/429). */
+ * It runs as soon as the headers are in, before the body is read (so a
+ * refused upload is not received), with headers, path, params and query
+ * available. Return 0 to continue; otherwise it has responded (401/403/429).
+ * Without a hook every route is open. */
 typedef int (*http_auth_fn)(http_req *req, const http_route *route, void *ud);
 void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud);
-/* Completion hook: after each response is queued (audit, metrics). */
+/* Completion hook: after each response is queued (audit, metrics), also for
+ * the server's own error answers (route NULL when no route matched). */
 typedef void (*http_done_fn)(http_req *req, const http_route *route, int status, void *ud);
 void http_server_set_done(http_server *srv, http_done_fn fn, void *ud);
 
@@ -96,26 +128,34 @@ void *http_req_app(http_req *req);
 
 /* Request accessors. Returned strings are owned by the request. */
 const char *http_req_method(http_req *req);
-const char *http_req_path(http_req *req);          /* decoded path without query */
-const char *http_req_param(http_req *req, const char *name); /* path {param}; NULL if absent */
-const char *http_req_query(http_req *req, const char *name); /* decoded; NULL if absent */
+const char *http_req_path(http_req *req);                     /* decoded path without query */
+const char *http_req_param(http_req *req, const char *name);  /* path {param}; NULL if absent */
+const char *http_req_query(http_req *req, const char *name);  /* decoded; NULL if absent */
 const char *http_req_header(http_req *req, const char *name); /* case-insensitive */
 const char *http_req_body(http_req *req, size_t *len);
-json_t *http_req_json(http_req *req);              /* borrowed; NULL when no JSON body */
-const char *http_req_client(http_req *req);        /* client IP text */
-const http_route *http_req_route(http_req *req);
+json_t *http_req_json(http_req *req);            /* borrowed; NULL when no JSON body */
+const char *http_req_client(http_req *req);      /* client IP text */
+const http_route *http_req_route(http_req *req); /* NULL when no route matched */
+/* Seconds since the request's first byte arrived (latency metrics). */
+double http_req_seconds(http_req *req);
 /* Opaque principal slot for the auth hook; freed with `free_fn` with the request. */
 void http_req_set_principal(http_req *req, void *principal, void (*free_fn)(void *));
 void *http_req_principal(http_req *req);
 /* Keep the request alive across async work; balanced by http_req_unref().
- * A request whose client went away still accepts a response (dropped). */
+ * A handler returning HTTP_ASYNC must hold a reference until it has
+ * responded. A request whose client went away still accepts a response
+ * (dropped). */
 void http_req_ref(http_req *req);
 void http_req_unref(http_req *req);
 bool http_req_client_gone(http_req *req);
 
-/* Responding: exactly once per request, now or later. */
+/* Responding: exactly once per request, now or later (a second response is
+ * logged and dropped; a handler returning HTTP_DONE without responding gets
+ * a 500). Responses leave in request order on a pipelined connection: the
+ * next request's handler runs only after this one has responded. A HEAD
+ * request runs the GET handler; the body is not sent. */
 void http_set_header(http_req *req, const char *name, const char *value); /* copied */
-void http_respond_json(http_req *req, int status, json_t *body); /* steals `body` */
+void http_respond_json(http_req *req, int status, json_t *body);          /* steals `body` */
 void http_respond_text(http_req *req, int status, const char *content_type, const char *body,
                        size_t len);
 void http_respond_empty(http_req *req, int status);
@@ -128,15 +168,25 @@ void http_respond_error(http_req *req, int status, const char *code, json_t *det
 void http_respond_opsc_error(http_req *req, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Server-Sent Events: turn the request into an event stream. `on_close`
- * runs once when the client goes away or the server closes the stream. */
+/* Server-Sent Events: turn the request into an event stream (this is its
+ * response: 200, text/event-stream, no-cache, keep-alive; the connection
+ * carries nothing else and closes when the stream ends). Returns NULL when
+ * the client is already gone or the request was HEAD (headers only); the
+ * request has been answered either way.
+ *
+ * `on_close` runs once, later on the loop, when the stream ends by anything
+ * but http_sse_end(): the client went away, a write failed, or the server
+ * closes. The handle is freed after `on_close` returns: do not use it again.
+ * After http_sse_end() the handle is gone and `on_close` never runs. */
 http_sse *http_sse_start(http_req *req, void (*on_close)(void *ud), void *ud);
 /* Queue one event; `id` and `event` may be NULL. Data lines are split on
- * '\n'. Returns bytes queued but not yet written (for back-pressure) or a
- * negative code when the stream is closed. */
+ * '\n', '\r\n' or '\r'. Returns bytes queued but not yet written (for
+ * back-pressure) or a negative code: OPSC_EPIPE when the stream is closed,
+ * OPSC_EINVAL when `id` or `event` holds a line break. */
 int64_t http_sse_send(http_sse *sse, const char *id, const char *event, const char *data);
-/* A comment line keeps idle streams alive through proxies. */
+/* A comment line keeps idle streams alive through proxies. 0 or OPSC_EPIPE. */
 int http_sse_comment(http_sse *sse, const char *text);
+/* Flush what is queued and close the connection; frees `sse`. */
 void http_sse_end(http_sse *sse);
 
 #endif

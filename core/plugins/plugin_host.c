@@ -276,7 +276,8 @@ void plugin_host_load_dirs(plugin_host *h, const char *dirs, const char *disable
     for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
         size_t first = n;
         collect(dir, 1, &paths, &n, &cap);
-        qsort(paths + first, n - first, sizeof(char *), cmp_str);
+        if (n > first) /* an empty directory leaves paths NULL */
+            qsort(paths + first, n - first, sizeof(char *), cmp_str);
     }
     free(copy);
     char err[512];

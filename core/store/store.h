@@ -1,22 +1,33 @@
 /* store.h - the embedded LMDB store: JSON records, indexes, migrations, backup.
  *
- * One LMDB environment in the data directory, one named database per entity
- * ("users", "targets", "runs"...). Records are Jansson objects carrying
- * `id` (UUIDv7 text, the key), `created_at`, `updated_at` (RFC 3339 UTC) and
- * `version` (1 on create, +1 on every update) for optimistic concurrency.
+ * One LMDB environment in the data directory (data.mdb, lock.mdb, plus our
+ * own `lock` file), one named database per entity ("users", "targets",
+ * "runs"...; the list is the table in schema.c). Records are Jansson objects
+ * carrying `id` (UUIDv7 text, the key; ids are 1-39 bytes), `created_at`,
+ * `updated_at` (RFC 3339 UTC) and `version` (1 on create, +1 on every
+ * update) for optimistic concurrency, stored as compact JSON text.
  *
  * Writes go through store_write(): the caller's function runs inside one
  * write transaction; if LMDB reports MDB_MAP_FULL the store aborts, grows
  * the map and runs the function again, so the function must be idempotent
- * apart from what it does to the transaction. Secondary indexes are plain
- * key -> id databases updated in the same transaction as their record.
+ * apart from what it does to the transaction. Every commit is durable
+ * (fsync; no MDB_NOSYNC). Secondary indexes are plain key -> id databases
+ * updated in the same transaction as their record.
  *
- * Thread: the store is used from the loop thread; read transactions may
- * also be used from worker threads (the environment is opened MDB_NOTLS).
+ * Thread: the store is used from the loop thread; store_read() may also be
+ * called from worker threads (the environment is opened MDB_NOTLS). A map
+ * resize waits for running reads, so never call store_read() or
+ * store_write() from inside a store_read() function, nor store_write()
+ * from inside a store_write() function. A store_txn is valid only inside
+ * the function it was given to, on that thread.
  * Errors: 0 or negative OPSC_E* codes; LMDB codes are translated at this
- * boundary (MDB_NOTFOUND -> OPSC_ENOENT, MDB_MAP_FULL handled inside,
- * MDB_CORRUPTED -> OPSC_ECORRUPT, others -> OPSC_EIO with the LMDB text
- * logged).
+ * boundary (MDB_NOTFOUND -> OPSC_ENOENT, MDB_KEYEXIST -> OPSC_EEXIST,
+ * MDB_MAP_FULL handled inside (OPSC_ENOSPC once max_map_size is reached),
+ * MDB_CORRUPTED / MDB_PAGE_NOTFOUND / MDB_INVALID -> OPSC_ECORRUPT,
+ * MDB_TXN_FULL -> OPSC_E2BIG, MDB_BAD_VALSIZE -> OPSC_EINVAL, system errors
+ * -> -errno, others -> OPSC_EIO), the LMDB text logged under "store".
+ * Everywhere: an unknown database name is OPSC_EINVAL; a write inside a
+ * read transaction is OPSC_EPERM.
  */
 #ifndef OPSC_STORE_H
 #define OPSC_STORE_H
@@ -35,18 +46,29 @@ typedef struct store_opts {
     bool read_only;       /* backup, inspection: no lock file, no migrations */
 } store_opts;
 
-/* Open (creating if needed) the store in `dir`: takes an exclusive lock on
- * `dir/lock` (a second daemon gets OPSC_EBUSY naming the holder's pid),
- * clears stale readers, creates the named databases and runs pending
- * migrations in one write transaction. `err` receives a human message. */
+/* Open (creating if needed, 0700) the store in `dir`: takes an exclusive
+ * lock on `dir/lock` (a second process gets OPSC_EBUSY naming the holder's
+ * pid), clears stale readers, creates the named databases and runs pending
+ * migrations in one write transaction. Data files are made 0600. `opts`
+ * may be NULL (defaults). `err` (may be NULL) receives a human message.
+ * Errors: OPSC_EBUSY (locked), OPSC_EACCES (permissions on `dir`),
+ * OPSC_ENOTSUP (the store's schema is newer than this binary), OPSC_ECORRUPT
+ * (not an LMDB store), OPSC_EINVAL (arguments), a failing migration's code
+ * (the store is then unchanged).
+ * Read-only: `dir` must hold a store (else OPSC_ENOENT); no lock, no
+ * migrations, the map size is the writer's (adopted again when it grows);
+ * databases an older store lacks read as empty / OPSC_ENOENT; store_write()
+ * is OPSC_EPERM. LMDB must not open one environment twice in a process:
+ * within the daemon, use its handle (store_backup_from()). */
 int store_open(store **out, const char *dir, const store_opts *opts, char *err, size_t errlen);
 void store_close(store *s);
 
 /* Run `fn` in a write transaction and commit durably. `fn` returns 0 to
- * commit or a negative code to abort (returned to the caller). */
+ * commit or a negative code to abort (returned to the caller). `fn` may run
+ * more than once (map growth). OPSC_EPERM on a read-only store. */
 typedef int (*store_txn_fn)(store_txn *txn, void *ud);
 int store_write(store *s, store_txn_fn fn, void *ud);
-/* Run `fn` in a read-only snapshot. */
+/* Run `fn` in a read-only snapshot; its return value is returned. */
 int store_read(store *s, store_txn_fn fn, void *ud);
 
 /* Record operations (inside a transaction). `db` is a database name.
@@ -56,16 +78,21 @@ int store_read(store *s, store_txn_fn fn, void *ud);
  *   `updated_at`, `version` = 1 in `rec` (borrowed; modified in place).
  *   OPSC_EEXIST if the id exists.
  * store_update: replaces the record with id rec.id. `expect_version` 0 means
- *   unconditional; otherwise OPSC_ECONFLICT when the stored version differs.
- *   Keeps `created_at`, sets `updated_at` and version+1 in `rec`.
- * store_delete: OPSC_ENOENT when missing; `expect_version` as above. */
+ *   unconditional; otherwise OPSC_ECONFLICT when the stored version differs
+ *   (the `version` in `rec` itself is ignored). Keeps the stored
+ *   `created_at`, sets `updated_at` and version+1 in `rec`. OPSC_ENOENT
+ *   when missing, OPSC_EINVAL without a string id.
+ * store_delete: OPSC_ENOENT when missing; `expect_version` as above.
+ * A stored value that is not a JSON object reads as OPSC_ECORRUPT. */
 int store_get(store_txn *txn, const char *db, const char *id, json_t **out);
 int store_create(store_txn *txn, const char *db, json_t *rec);
 int store_update(store_txn *txn, const char *db, json_t *rec, int64_t expect_version);
 int store_delete(store_txn *txn, const char *db, const char *id, int64_t expect_version);
 
 /* Raw key/value access for non-record data (log chunks, indexes, meta).
- * store_kv_get's *val points into the map: valid until the txn ends. */
+ * Keys are 1-511 bytes (else OPSC_EINVAL); values may be empty.
+ * store_kv_get's *val points into the map: valid until the txn ends and
+ * never written to. store_kv_get/del: OPSC_ENOENT when missing. */
 int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, const void **val,
                  size_t *vlen);
 int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, const void *val,
@@ -73,7 +100,10 @@ int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, c
 int store_kv_del(store_txn *txn, const char *db, const void *key, size_t klen);
 
 /* Secondary index: `index_db` maps a key (e.g. a unique name) to a record id.
- * store_index_put fails with OPSC_EEXIST if the key maps to another id. */
+ * store_index_put fails with OPSC_EEXIST if the key maps to another id (and
+ * succeeds if it maps to this one). One-to-many indexes (runs_by_job) use
+ * the key "<parent id>/<child id>", listed with store_kv_scan() over the
+ * prefix "<parent id>/". store_index_get/del: OPSC_ENOENT when missing. */
 int store_index_put(store_txn *txn, const char *index_db, const char *key, const char *id);
 int store_index_get(store_txn *txn, const char *index_db, const char *key, char id[40]);
 int store_index_del(store_txn *txn, const char *index_db, const char *key);
@@ -85,14 +115,17 @@ int store_index_del(store_txn *txn, const char *index_db, const char *key);
 typedef int (*store_scan_fn)(const char *id, json_t *rec, void *ud);
 int store_scan(store_txn *txn, const char *db, const char *cursor, bool reverse, store_scan_fn fn,
                void *ud);
-/* Same over raw keys with a byte prefix; key and value valid for the call. */
+/* Same over raw keys with a byte prefix (plen 0: all keys), ascending; key
+ * and value valid for the call; `fn` returns as for store_scan. */
 typedef int (*store_kv_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
                                 void *ud);
 int store_kv_scan(store_txn *txn, const char *db, const void *prefix, size_t plen,
                   store_kv_scan_fn fn, void *ud);
 
-/* Schema migrations: an ordered list; the store records the last applied
- * version in the `meta` database and runs the rest at open. */
+/* Schema migrations: an ordered list (store_migrations[] in schema.c,
+ * versions strictly increasing from 1); the store records the last applied
+ * version in the `meta` database ("schema_version", plus a
+ * "migration.NNNN" note per migration) and runs the rest at open. */
 typedef struct store_migration {
     int version;
     const char *description;
@@ -108,8 +141,14 @@ typedef struct store_stats {
 } store_stats;
 int store_stats_get(store *s, store_stats *st);
 
-/* Consistent compacted copy of the store in `dir` to directory `dest`
- * (created; must be empty), safe while a daemon is running on `dir`. */
+/* Consistent compacted copy (MDB_CP_COMPACT) of the store in `dir` to the
+ * directory `dest` (created 0700, or an existing empty directory; else
+ * OPSC_EEXIST), as dest/data.mdb 0600, fsynced, then verified by opening
+ * it. Safe while a daemon is running on `dir` and writing, if called from
+ * another process (it opens `dir` read-only, without the lock). On failure
+ * nothing is left in `dest`. */
 int store_backup(const char *dir, const char *dest, char *err, size_t errlen);
+/* The same from the process that has the store open (e.g. the daemon). */
+int store_backup_from(store *s, const char *dest, char *err, size_t errlen);
 
 #endif

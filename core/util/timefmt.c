@@ -7,6 +7,7 @@
 
 #include <opsc/errors.h>
 
+#include "civil.h"
 #include "util.h"
 
 static int64_t (*_Atomic clock_source)(void);
@@ -33,15 +34,9 @@ uint64_t clock_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
 void rfc3339_format(int64_t unix_ms, char out[RFC3339_LEN])
 {
-    time_t secs = (time_t)floor_div(unix_ms, 1000);
+    time_t secs = (time_t)civil_floor_div(unix_ms, 1000);
     int ms = (int)(unix_ms - (int64_t)secs * 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
@@ -62,24 +57,6 @@ static int digits(const char **p, int n, int *out)
     }
     *out = v;
     return 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dm[m - 1];
 }
 
 static int parse_fraction_ms(const char **p)
@@ -131,11 +108,11 @@ int rfc3339_parse(const char *s, int64_t *unix_ms)
     int ms = parse_fraction_ms(&p);
     if (ms < 0 || parse_offset_min(&p, &off) || *p)
         return OPSC_EINVAL;
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > civil_days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
         return OPSC_EINVAL;
     if (sec == 60)
         sec = 59; /* a leap second maps onto the second before it */
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = civil_days(y, mo, d);
     *unix_ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) * 1000 + ms;
     return 0;
 }

@@ -128,9 +128,9 @@ static void syntax_error_names_the_line(void **state)
     (void)state;
     cfg_file *f = NULL;
     char err[512] = "";
-    assert_int_equal(cfg_file_load(&f, write_conf("[server]\nlisten = x\n[broken\n"), err,
-                                   sizeof(err)),
-                     OPSC_ESYNTAX);
+    assert_int_equal(
+        cfg_file_load(&f, write_conf("[server]\nlisten = x\n[broken\n"), err, sizeof(err)),
+        OPSC_ESYNTAX);
     assert_non_null(strstr(err, ":3: syntax error"));
     assert_null(f);
 }
@@ -160,8 +160,9 @@ static void flags_override_file_and_environment_overrides_flags(void **state)
     cfg_file *f = NULL;
     struct config cfg = {0};
     char err[512];
-    assert_int_equal(cfg_file_load(&f, write_conf("[server]\nlisten = 1.1.1.1:1\n[log]\n"
-                                                  "level = error\n"),
+    assert_int_equal(cfg_file_load(&f,
+                                   write_conf("[server]\nlisten = 1.1.1.1:1\n[log]\n"
+                                              "level = error\n"),
                                    err, sizeof(err)),
                      0);
     assert_int_equal(cfg_file_set(f, "server", "listen", "2.2.2.2:2", "--listen"), 0);
@@ -205,9 +206,8 @@ static void repeated_plugin_dir_flags_join(void **state)
     cfg_file *f = NULL;
     struct config cfg = {0};
     char err[512];
-    assert_int_equal(cfg_file_load(&f, write_conf("[plugins]\ndirs = /from/file\n"), err,
-                                   sizeof(err)),
-                     0);
+    assert_int_equal(
+        cfg_file_load(&f, write_conf("[plugins]\ndirs = /from/file\n"), err, sizeof(err)), 0);
     assert_int_equal(cfg_file_append(f, "plugins", "dirs", "/a", "--plugin-dir"), 0);
     assert_int_equal(cfg_file_append(f, "plugins", "dirs", "/b", "--plugin-dir"), 0);
     assert_int_equal(config_bind_all(&cfg, f, err, sizeof(err)), 0);
@@ -261,9 +261,8 @@ static void secret_values_are_not_echoed_in_errors(void **state)
     };
     cfg_file *f = NULL;
     char err[512];
-    assert_int_equal(cfg_file_load(&f, write_conf("[plugin.x]\ntoken = hunter2\n"), err,
-                                   sizeof(err)),
-                     0);
+    assert_int_equal(
+        cfg_file_load(&f, write_conf("[plugin.x]\ntoken = hunter2\n"), err, sizeof(err)), 0);
     assert_int_equal(cfg_bind(f, "plugin.x", map, &dst, err, sizeof(err)), OPSC_ESCHEMA);
     assert_null(strstr(err, "hunter2"));
     assert_non_null(strstr(err, "[plugin.x] token"));

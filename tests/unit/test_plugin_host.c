@@ -204,12 +204,11 @@ static void plugin_config_unknown_key_refuses_the_plugin(void **state)
 static void registration_outside_init_is_refused(void **state)
 {
     (void)state;
-    static const opsc_notifier late = {.size = sizeof(opsc_notifier), .name = "late",
-                                       .send = NULL};
+    static const opsc_notifier late = {.size = sizeof(opsc_notifier), .name = "late", .send = NULL};
     const opsc_host_api *api = plugin_host_api();
     assert_int_equal(api->register_notifier(&late, NULL), OPSC_EINVAL);
-    static const opsc_auth_provider p = {.size = sizeof(opsc_auth_provider), .name = "late",
-                                         .authenticate = (void *)1};
+    static const opsc_auth_provider p = {
+        .size = sizeof(opsc_auth_provider), .name = "late", .authenticate = (void *)1};
     assert_int_equal(api->register_auth_provider(&p, NULL), OPSC_ESTATE);
 }
 
@@ -257,8 +256,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(newer_abi_minor_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_entry_symbol_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(duplicate_name_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(init_failure_is_refused_and_its_registrations_undone,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(init_failure_is_refused_and_its_registrations_undone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unresolved_symbol_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_file_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(plugin_config_out_of_bounds_refuses_the_plugin,
@@ -266,8 +265,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(plugin_config_unknown_key_refuses_the_plugin,
                                         setup_unknown_key, teardown),
         cmocka_unit_test_setup_teardown(registration_outside_init_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(load_dirs_loads_good_refuses_bad_and_skips_disabled,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(load_dirs_loads_good_refuses_bad_and_skips_disabled, setup,
+                                        teardown),
         cmocka_unit_test(host_api_reports_its_size_and_abi),
         cmocka_unit_test(step_api_without_executor_answers_not_supported),
     };

@@ -1,0 +1,92 @@
+/* store_internal.h - what the store's files share: the handle, the schema table, LMDB glue. */
+#ifndef OPSC_STORE_INTERNAL_H
+#define OPSC_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include <opsc/host.h> /* OPSC_PRINTF */
+
+#include "store.h"
+
+/* ---- schema (schema.c) --------------------------------------------------
+ * Every named database, in one table: adding a database is adding a line.
+ * Databases are created at open; a database missing from an older store
+ * opened read-only reads as empty (OPSC_ENOENT). */
+typedef struct store_db_def {
+    const char *name;
+    unsigned int flags; /* extra mdb_dbi_open flags (MDB_DUPSORT...) */
+} store_db_def;
+
+extern const store_db_def store_dbs[];
+extern const size_t store_db_count;
+extern const store_migration store_migrations[];
+extern const size_t store_migration_count;
+
+/* Keys of the `meta` database. */
+#define STORE_META_SCHEMA_VERSION "schema_version"
+
+/* ---- the handle --------------------------------------------------------- */
+struct store {
+    MDB_env *env;
+    MDB_dbi *dbi; /* parallel to store_dbs; 0 = absent (read-only open of an older store) */
+    char *dir;
+    int lock_fd; /* -1 for read-only opens */
+    bool read_only;
+    int64_t max_map_size;
+    int schema_version;
+    /* Held shared by every read transaction, exclusively while the map is
+     * resized: LMDB requires that no transaction of this process is active
+     * during mdb_env_set_mapsize(), and readers may run on worker threads. */
+    pthread_rwlock_t resize_lock;
+};
+
+struct store_txn {
+    store *s;
+    MDB_txn *txn;
+    bool write;
+    bool map_full; /* an operation hit MDB_MAP_FULL: store_write grows and retries */
+};
+
+/* Format a human message into err (errlen bytes) and return rc. */
+int store_fail(int rc, char *err, size_t errlen, const char *fmt, ...) OPSC_PRINTF(4, 5);
+
+/* Open with an explicit migration list (tests inject theirs). */
+int store_open_with(store **out, const char *dir, const store_opts *opts,
+                    const store_migration *migs, size_t nmigs, char *err, size_t errlen);
+
+/* Record ids and index values are shorter than this (store_index_get's buffer). */
+#define STORE_ID_MAX 40
+
+/* ---- cursor walk (kv.c) -------------------------------------------------
+ * From `start` (inclusive, or exclusive when `after`; NULL: from the end
+ * the direction starts at) while keys begin with `prefix` (forward walks
+ * only; plen 0: no bound). `fn` returns 0 to go on, 1 to stop, < 0 to fail. */
+typedef struct store_walk {
+    const void *start;
+    size_t slen;
+    bool after;
+    bool reverse;
+    const void *prefix;
+    size_t plen;
+} store_walk;
+int store_walk_run(store_txn *t, MDB_dbi dbi, const store_walk *w, store_kv_scan_fn fn, void *ud);
+/* OPSC_EINVAL unless 0 < klen <= the LMDB key limit (511). */
+int store_key_check(store_txn *t, const void *key, size_t klen);
+
+/* ---- LMDB glue (txn.c) -------------------------------------------------- */
+/* Translate an LMDB or errno code (see store.h) and log what deserves it;
+ * `what` names the operation in the log line. MDB_MAP_FULL marks `t`. */
+int store_mdb_err(store_txn *t, int rc, const char *what);
+/* The handle of database `name` (OPSC_EINVAL unknown, OPSC_ENOENT absent). */
+int store_dbi(store_txn *t, const char *name, MDB_dbi *dbi);
+/* store_dbi for an operation that writes: OPSC_EPERM in a read transaction. */
+int store_dbi_w(store_txn *t, const char *name, MDB_dbi *dbi);
+/* Begin a transaction, adopting a map another process grew (MDB_MAP_RESIZED).
+ * A read transaction holds resize_lock shared until store_txn_end_read(). */
+int store_txn_begin(store *s, bool write, MDB_txn **txn);
+void store_txn_end_read(store *s, MDB_txn *txn);
+/* mdb_env_set_mapsize(env, 0) under the exclusive resize lock. */
+int store_adopt_map_size(store *s);
+
+#endif

@@ -1,0 +1,23 @@
+/* fuzz_conn.h - drive one server connection with fuzz bytes over a socketpair.
+ *
+ * The server is the real one (read path, parser, router, handlers, writes),
+ * adopted onto one end of a Unix socketpair; the fuzzer writes its input
+ * into the other end, half-closes, drains what comes back, and runs the loop
+ * until the connection is gone. A connection that never closes is a bug:
+ * the harness aborts so libFuzzer reports it.
+ */
+#ifndef OPSC_FUZZ_CONN_H
+#define OPSC_FUZZ_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+/* The server, created on first use with `routes` (borrowed for the process). */
+http_server *fuzz_server(const http_route *routes, size_t n);
+/* Feed `data` (and then `tail`, may be NULL) as one client's bytes. */
+void fuzz_feed(http_server *srv, const uint8_t *head, size_t hlen, const uint8_t *data, size_t len);
+uv_loop_t *fuzz_loop(void);
+
+#endif

@@ -1,0 +1,243 @@
+"""conftest.py - start the real opsconductord for integration tests, talk to it, stop it.
+
+Fixtures:
+  daemon_factory(config=None, args=(), env=None, ...) -> Daemon
+      Starts the daemon built in $OPSC_BUILD_DIR (default ./build) on a free
+      loopback port with a fresh data directory and the build's plugins, waits
+      for /ready and returns a Daemon. `config` is a dict of sections
+      ({"server": {"request_timeout": "2s"}}) merged over the defaults, or a
+      whole file text. Every daemon still running at the end of the test is
+      stopped with SIGTERM and must exit 0 within the deadline.
+  daemon -> Daemon started with the defaults.
+  run_daemon(args, config=None, env=None, timeout=10) -> CompletedProcess
+      Runs the daemon to completion (start-up failures, console commands).
+"""
+import os
+import pathlib
+import resource
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD_DIR = pathlib.Path(os.environ.get("OPSC_BUILD_DIR", "build"))
+if not BUILD_DIR.is_absolute():
+    BUILD_DIR = (pathlib.Path.cwd() / BUILD_DIR) if (pathlib.Path.cwd() / BUILD_DIR).exists() \
+        else ROOT / BUILD_DIR
+DAEMON = BUILD_DIR / "core" / "opsconductord"
+STOP_DEADLINE_S = 15
+READY_DEADLINE_S = 15
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plugin_dirs():
+    dirs = [BUILD_DIR / "plugins", BUILD_DIR / "steplibs"]
+    return [str(d) for d in dirs if d.is_dir()]
+
+
+def render_config(sections):
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {v}" for k, v in keys.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def raise_fd_limit(want=8192):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+
+class Daemon:
+    """A running daemon: its URL, files, a requests session and raw-socket helpers."""
+
+    def __init__(self, proc, port, data_dir, config_path, stderr_path):
+        self.proc = proc
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.data_dir = data_dir
+        self.config_path = config_path
+        self.stderr_path = stderr_path
+        self.http = requests.Session()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def url(self, path):
+        return self.base + path
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 10)
+        return self.http.get(self.url(path), **kw)
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 10)
+        return self.http.request(method, self.url(path), **kw)
+
+    def connect(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def raw(self, data, timeout=10):
+        """Send bytes on a fresh connection; return everything read until the server closes."""
+        with self.connect(timeout) as s:
+            s.sendall(data)
+            return read_all(s)
+
+    def stderr(self):
+        return pathlib.Path(self.stderr_path).read_text(errors="replace")
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, deadline=STOP_DEADLINE_S):
+        """Signal the daemon and return its exit code (it must exit within the deadline)."""
+        if self.running():
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(deadline)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"daemon {self.pid} did not exit within {deadline}s after {sig!r}:\n"
+                        + self.stderr()[-4000:])
+
+    def wait_ready(self, deadline=READY_DEADLINE_S):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if not self.running():
+                pytest.fail(f"daemon exited with {self.proc.returncode} before ready:\n"
+                            + self.stderr()[-4000:])
+            try:
+                if requests.get(self.url("/ready"), timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.02)
+        pytest.fail("daemon not ready within %ss:\n%s" % (deadline, self.stderr()[-4000:]))
+
+
+def read_all(sock):
+    chunks = []
+    while True:
+        try:
+            b = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks)
+
+
+def parse_response(data):
+    """(status, headers dict lowercased, body bytes) of the first response in data."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "content-length" in headers:
+        body = body[: int(headers["content-length"])]
+    return status, headers, body
+
+
+def default_sections(tmp, port):
+    return {
+        "server": {"listen": f"127.0.0.1:{port}", "shutdown_timeout": "5s"},
+        "store": {"data_dir": str(tmp / "data")},
+        "log": {"level": "info"},
+    }
+
+
+def write_config(tmp, port, config):
+    path = tmp / "opsconductor.conf"
+    if isinstance(config, str):
+        path.write_text(config)
+        return path
+    sections = default_sections(tmp, port)
+    for section, keys in (config or {}).items():
+        sections.setdefault(section, {}).update(keys)
+    path.write_text(render_config(sections))
+    return path
+
+
+def daemon_command(config_path, args=()):
+    cmd = [str(DAEMON), "-c", str(config_path)]
+    for d in plugin_dirs():
+        cmd += ["-p", d]
+    return cmd + list(args)
+
+
+def clean_env(env):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
+    e.update(env or {})
+    return e
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _built_daemon():
+    if not DAEMON.exists():
+        pytest.fail(f"{DAEMON} is missing: build first (meson setup {BUILD_DIR} && ninja -C {BUILD_DIR})")
+    raise_fd_limit()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    started = []
+    counter = [0]
+
+    def start(config=None, args=(), env=None, wait_ready=True, port=None, preexec_fn=None):
+        counter[0] += 1
+        tmp = tmp_path / f"d{counter[0]}"
+        tmp.mkdir()
+        port = port or free_port()
+        config_path = write_config(tmp, port, config)
+        stderr_path = tmp / "stderr.log"
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(daemon_command(config_path, args), stdout=err, stderr=err,
+                                    stdin=subprocess.DEVNULL, env=clean_env(env),
+                                    preexec_fn=preexec_fn)
+        d = Daemon(proc, port, tmp / "data", config_path, stderr_path)
+        started.append(d)
+        if wait_ready:
+            d.wait_ready()
+        return d
+
+    yield start
+    for d in started:
+        if d.running():
+            code = d.stop()
+            assert code == 0, f"daemon {d.pid} exited {code} on SIGTERM:\n{d.stderr()[-4000:]}"
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    return daemon_factory()
+
+
+@pytest.fixture
+def run_daemon(tmp_path):
+    def run(args=(), config=None, env=None, timeout=10, preexec_fn=None):
+        config_path = write_config(tmp_path, free_port(), config)
+        return subprocess.run(daemon_command(config_path, args), capture_output=True, text=True,
+                              env=clean_env(env), timeout=timeout, preexec_fn=preexec_fn)
+    return run
