@@ -74,7 +74,7 @@ static bool take_fields(http_req *req, json_t *body, json_t *fields, const char 
         if (strcmp(key, "email") == 0 && json_string_length(v) &&
             !strchr(json_string_value(v), '@'))
             return bad(req, "email must be an address");
-        json_object_set(fields, key, v);
+        json_object_set_new(fields, key, json_deep_copy(v)); /* the body gets wiped */
     }
     return true;
 }

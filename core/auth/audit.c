@@ -116,6 +116,9 @@ void audit_record(audit *a, const audit_event *ev)
         log_error("audit", "out of memory: audit event %s dropped", ev->action);
         return;
     }
+    char id[UUID_STR_LEN];
+    if (uuid7_new(id) == 0) /* the id says when it happened, not when it was written */
+        json_object_set_new(o, "id", json_string(id));
     json_object_set_new(o, "actor", json_string(ev->actor ? ev->actor : ""));
     set_opt(o, "actor_id", ev->actor_id);
     json_object_set_new(o, "client", json_string(ev->client ? ev->client : ""));

@@ -44,8 +44,10 @@ static int read_password(const char *prompt, char *buf, size_t n)
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
         fprintf(stderr, "\n");
     }
-    if (!got)
+    if (!got) {
+        fprintf(stderr, "opsconductord: no password on standard input\n");
         return OPSC_EINVAL;
+    }
     buf[strcspn(buf, "\r\n")] = '\0';
     char err[128];
     if (password_policy_check(buf, err, sizeof(err)) < 0) {
@@ -145,21 +147,22 @@ int console_user(struct config *cfg, int argc, char **argv)
     int rc = parse_user_args(argc, argv, &u);
     if (rc)
         return rc;
+    store *s = NULL;
+    if (open_store(cfg, &s) < 0) /* first: a running daemon holds it */
+        return 1;
     if (strcmp(u.verb, "add") == 0 || strcmp(u.verb, "passwd") == 0) {
         char pw[PASSWORD_MAX_LEN + 2];
         rc = read_password("Password: ", pw, sizeof(pw));
         if (rc == 0)
             rc = password_hash(pw, (unsigned)cfg->auth.password_cost, u.hash);
         secure_zero(pw, sizeof(pw));
-        if (rc < 0)
-            return 1;
     }
-    store *s = NULL;
-    if (open_store(cfg, &s) < 0)
-        return 1;
-    rc = store_write(s, apply, &u);
+    if (rc == 0)
+        rc = store_write(s, apply, &u);
     store_close(s);
     secure_zero(u.hash, sizeof(u.hash));
+    if (rc == OPSC_EINVAL && !u.why)
+        return 1; /* read_password said why */
     if (rc < 0) {
         fprintf(stderr, "opsconductord: user %s %s: %s\n", u.verb, u.name,
                 u.why               ? u.why

@@ -140,7 +140,10 @@ static int take(const char *key, json_t *v, const char *type, json_t *meta, json
         return fail(err, errlen, "%s must be a string", key);
     if (json_string_length(v) > f->max || memchr(json_string_value(v), '\0', json_string_length(v)))
         return fail(err, errlen, "%s is too long or holds a NUL character", key);
-    return json_object_set(is_secret(key) ? secrets : meta, key, v) == 0 ? 0 : OPSC_ENOMEM;
+    /* A copy: the request body is wiped once parsed. */
+    return json_object_set_new(is_secret(key) ? secrets : meta, key, json_deep_copy(v)) == 0
+               ? 0
+               : OPSC_ENOMEM;
 }
 
 int credential_parse(json_t *body, bool create, json_t *existing, json_t **meta_out,
@@ -429,6 +432,6 @@ void credential_merge_secrets(json_t *merged, json_t *changes)
         if (json_is_null(v))
             json_object_del(merged, k);
         else
-            json_object_set(merged, k, v);
+            json_object_set_new(merged, k, json_deep_copy(v)); /* `changes` gets wiped */
     }
 }

@@ -140,14 +140,16 @@ def test_rotate_key_online_and_offline_keeps_credentials_usable(daemon_factory, 
     assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
     # Changing the passphrase re-checks the stored key: it still decrypts.
     url = d.url("/api/v1/credentials/" + c["id"])
-    assert d.http.patch(url, json={"passphrase": "pp-rot"}).status_code == 200
+    r = d.http.patch(url, json={"passphrase": "pp-rot"})
+    assert r.status_code == 200, r.text
     assert d.stop() == 0
     r = run_daemon(["-d", str(d.data_dir), "rotate-key"])
     assert r.returncode == 0, r.stderr
     assert "1 credential data keys re-wrapped" in r.stdout
     d2 = daemon_factory(config={"store": {"data_dir": str(d.data_dir)}})
     url = d2.url("/api/v1/credentials/" + c["id"])
-    assert d2.http.patch(url, json={"passphrase": "pp-rot"}).status_code == 200
+    r = d2.http.patch(url, json={"passphrase": "pp-rot"})
+    assert r.status_code == 200, r.text + d2.stderr()[-2000:]
     assert d2.stop() == 0
     keyfile.write_text(before)  # the old key no longer opens anything
     d3 = daemon_factory(config={"store": {"data_dir": str(d.data_dir)}}, wait_ready=False)
