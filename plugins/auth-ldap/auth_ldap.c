@@ -54,8 +54,8 @@ struct ldap_settings {
 
 #define S(f) offsetof(struct ldap_settings, f)
 static const opsc_cfg_entry settings_map[] = {
-    {"uri", OPSC_CFG_STRING, NULL, 0, -1, NULL, OPSC_CFG_REQUIRED, S(uri),
-     "server URI: ldap://host:389 or ldaps://host:636"},
+    {"uri", OPSC_CFG_STRING, "", 0, -1, NULL, 0, S(uri),
+     "server URI: ldap://host:389 or ldaps://host:636; empty: the plugin provides nothing"},
     {"starttls", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0, S(starttls),
      "upgrade ldap:// connections with StartTLS (required to succeed)"},
     {"ca_file", OPSC_CFG_STRING, "", 0, -1, NULL, 0, S(ca_file),
@@ -446,6 +446,11 @@ static int ldap_init(const opsc_host_api *api, const opsc_config *cfg, void **st
     host = api;
     char err[512] = "";
     int rc = api->config_bind(cfg, settings_map, &settings, err, sizeof(err));
+    if (rc == 0 && !*settings.uri) {
+        *state = NULL; /* installed but not configured: a normal state, not an error */
+        api->log("auth-ldap", OPSC_LOG_INFO, "no [plugin.auth-ldap] uri: LDAP logins are off");
+        return 0;
+    }
     if (rc == 0)
         rc = check_settings(&settings, err, sizeof(err));
     if (rc < 0) {
