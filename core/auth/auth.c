@@ -265,6 +265,8 @@ int auth_open(auth **out, const auth_deps *deps, char *err, size_t errlen)
     if (rc == 0)
         rc = open_limiters(a);
     if (rc == 0)
+        rc = reccache_new(&a->records, AUTH_RECORD_CACHE);
+    if (rc == 0)
         rc = hash_queue_new(&a->slow, a->loop, (unsigned)a->cfg->hash_workers,
                             (unsigned)a->cfg->hash_queue);
     if (rc == 0)
@@ -295,6 +297,12 @@ void auth_maybe_free(auth *a)
         plugin_host_set_local_verify(a->plugins, NULL, NULL);
     ratelimit_free(a->by_user);
     ratelimit_free(a->by_address);
+    reccache_free(a->records);
+    for (size_t i = 0; i < AUTH_TOKEN_CACHE; i++) {
+        if (a->verified[i].text)
+            secure_zero(a->verified[i].text, a->verified[i].len);
+        free(a->verified[i].text);
+    }
     void (*cb)(void *) = a->on_closed;
     void *ud = a->on_closed_ud;
     secure_zero(a->jwt_key, sizeof(a->jwt_key));

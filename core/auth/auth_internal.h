@@ -5,9 +5,20 @@
 
 #include "auth.h"
 #include "ratelimit.h"
+#include "reccache.h"
 
 #define AUTH_MAX_PROVIDERS 8
-#define AUTH_MAX_INFLIGHT  256 /* distinct addresses with a login in progress */
+#define AUTH_MAX_INFLIGHT  256  /* distinct addresses with a login in progress */
+#define AUTH_TOKEN_CACHE   512  /* verified access tokens remembered (hook.c) */
+#define AUTH_RECORD_CACHE  1024 /* parsed user and API token records (reccache.h) */
+
+/* An access token that passed every check, so the next request carrying it
+ * skips the signature and claim checks (not the store lookups). */
+typedef struct verified_token {
+    char *text;
+    size_t len;
+    access_claims claims;
+} verified_token;
 
 typedef struct auth_provider {
     char name[32];
@@ -36,6 +47,8 @@ struct auth {
     hash_queue *slow;
     auth_provider providers[AUTH_MAX_PROVIDERS];
     size_t nproviders;
+    verified_token verified[AUTH_TOKEN_CACHE];
+    reccache *records;
     uv_timer_t sweep_timer;
     unsigned jobs; /* slow jobs submitted and not yet answered */
     bool closing;

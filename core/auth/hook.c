@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include <opsc/errors.h>
 
 #include "log.h"
@@ -15,6 +17,7 @@
 /* ---- verifying a bearer token ------------------------------------------------------- */
 
 struct lookup {
+    auth *a;
     const char *hash; /* API token: its hash; NULL for a JWT */
     const char *jti;  /* JWT: its id */
     const char *sub;  /* JWT: the user id */
@@ -24,8 +27,8 @@ struct lookup {
 
 static int load_user(store_txn *txn, const char *id, struct lookup *l)
 {
-    json_t *u = NULL;
-    int rc = users_get(txn, id, &u);
+    json_t *u = NULL; /* borrowed from the record cache */
+    int rc = reccache_get(l->a->records, txn, "users", id, &u);
     if (rc == OPSC_ENOENT) {
         l->why = "user no longer exists";
         return OPSC_EAUTH;
@@ -36,24 +39,22 @@ static int load_user(store_txn *txn, const char *id, struct lookup *l)
     const char *name = json_string_value(json_object_get(u, "username"));
     if (!json_is_true(json_object_get(u, "enabled")) || role < 0 || !name) {
         l->why = "user is disabled";
-        json_decref(u);
         return OPSC_EAUTH;
     }
     snprintf(l->p->user_id, sizeof(l->p->user_id), "%s", id);
     snprintf(l->p->username, sizeof(l->p->username), "%s", name);
     /* An API token's role caps the user's current role; never raises it. */
     l->p->role = l->p->role ? (role < l->p->role ? role : l->p->role) : role;
-    json_decref(u);
     return 0;
 }
 
 static int check_api_token(store_txn *txn, struct lookup *l)
 {
     char id[40];
-    json_t *t = NULL;
+    json_t *t = NULL; /* borrowed from the record cache */
     int rc = store_index_get(txn, "tokens_by_hash", l->hash, id);
     if (rc == 0)
-        rc = store_get(txn, "tokens", id, &t);
+        rc = reccache_get(l->a->records, txn, "tokens", id, &t);
     if (rc == OPSC_ENOENT) {
         l->why = "unknown or revoked API token";
         return OPSC_EAUTH;
@@ -64,17 +65,16 @@ static int check_api_token(store_txn *txn, struct lookup *l)
     const char *uid = json_string_value(json_object_get(t, "user_id"));
     int64_t exp_ms = 0;
     l->p->role = role_parse(json_string_value(json_object_get(t, "role")));
-    if (!uid || l->p->role <= 0 || (exp && rfc3339_parse(exp, &exp_ms) < 0)) {
-        rc = OPSC_ECORRUPT;
-    } else if (exp && exp_ms <= clock_now_ms()) {
+    if (!uid || l->p->role <= 0 || (exp && rfc3339_parse(exp, &exp_ms) < 0))
+        return OPSC_ECORRUPT;
+    if (exp && exp_ms <= clock_now_ms()) {
         l->why = "API token expired";
-        rc = OPSC_EAUTH;
-    } else {
-        snprintf(l->p->token_id, sizeof(l->p->token_id), "%s", id);
-        rc = load_user(txn, uid, l);
+        return OPSC_EAUTH;
     }
-    json_decref(t);
-    return rc;
+    snprintf(l->p->token_id, sizeof(l->p->token_id), "%s", id);
+    char owner[40]; /* `t` is borrowed: the next cache lookup may drop it */
+    snprintf(owner, sizeof(owner), "%s", uid);
+    return load_user(txn, owner, l);
 }
 
 static int lookup_txn(store_txn *txn, void *ud)
@@ -91,18 +91,52 @@ static int lookup_txn(store_txn *txn, void *ud)
     return rc < 0 ? rc : load_user(txn, l->sub, l);
 }
 
+/* ---- verified access tokens ---------------------------------------------------------- */
+
+/* Slots are chosen by the payload (not secret); the whole token is then
+ * compared in constant time, so timing tells nothing about signatures. */
+static verified_token *verified_slot(auth *a, const char *token, size_t len)
+{
+    const char *p = memchr(token, '.', len);
+    uint64_t h = 1469598103934665603ULL;
+    for (p = p ? p + 1 : token; *p && *p != '.'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return &a->verified[h % AUTH_TOKEN_CACHE];
+}
+
+/* Signature and claims of `token`, from the cache or checked now. */
+static int check_access_token(auth *a, const char *token, access_claims *c, char *why,
+                              size_t whylen)
+{
+    size_t len = strlen(token);
+    int64_t now = clock_now_ms() / 1000;
+    verified_token *v = verified_slot(a, token, len);
+    if (v->text && v->len == len && CRYPTO_memcmp(v->text, token, len) == 0 &&
+        v->claims.exp > now) {
+        *c = v->claims;
+        return 0;
+    }
+    int rc = access_token_verify(&a->key, token, now, c, why, whylen);
+    char *copy = rc == 0 ? strdup(token) : NULL;
+    if (copy) {
+        free(v->text);
+        *v = (verified_token){copy, len, *c};
+    }
+    return rc;
+}
+
 /* 0 and *p, OPSC_EAUTH (why says which check failed), or a store error. */
 static int verify_bearer(auth *a, const char *token, auth_principal *p, char *why, size_t whylen)
 {
     memset(p, 0, sizeof(*p));
-    struct lookup l = {.p = p};
+    struct lookup l = {.a = a, .p = p};
     char hash[TOKEN_HASH_HEX];
     access_claims c;
     int rc;
     if (token_is(token, TOKEN_PREFIX_API)) {
         token_hash(token, hash);
         l.hash = hash;
-    } else if (access_token_verify(&a->key, token, clock_now_ms() / 1000, &c, why, whylen) != 0) {
+    } else if (check_access_token(a, token, &c, why, whylen) != 0) {
         return OPSC_EAUTH;
     } else {
         l.jti = c.jti;
