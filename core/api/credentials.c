@@ -307,22 +307,10 @@ static int delete_credential(http_req *req)
     return HTTP_DONE;
 }
 
-static int list_txn(store_txn *txn, void *ud)
-{
-    return rest_scan_page(txn, ud);
-}
-
 static int list_credentials(http_req *req)
 {
     rest_scan s = {.db = "credentials", .view = credential_public};
-    if (!rest_page(req, &s.limit, &s.cursor))
-        return HTTP_DONE;
-    int rc = store_read(core_of(req)->store, list_txn, &s);
-    if (rc < 0)
-        rest_error(req, rc, "credentials");
-    else
-        http_respond_json(req, 200, rest_list(s.items, s.next));
-    return HTTP_DONE;
+    return rest_list_records(req, core_of(req)->store, &s, "credentials");
 }
 
 static int rotate_key(http_req *req)

@@ -146,6 +146,23 @@ int rest_scan_page(store_txn *txn, rest_scan *s)
     return rc;
 }
 
+static int page_txn(store_txn *txn, void *ud)
+{
+    return rest_scan_page(txn, ud);
+}
+
+int rest_list_records(http_req *req, store *st, rest_scan *scan, const char *what)
+{
+    if (!rest_page(req, &scan->limit, &scan->cursor))
+        return HTTP_DONE;
+    int rc = store_read(st, page_txn, scan);
+    if (rc < 0)
+        rest_error(req, rc, what);
+    else
+        http_respond_json(req, 200, rest_list(scan->items, scan->next));
+    return HTTP_DONE;
+}
+
 bool rest_opt_string(http_req *req, json_t *body, const char *key, size_t max, const char **out)
 {
     json_t *v = json_object_get(body, key);

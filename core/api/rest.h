@@ -52,6 +52,10 @@ typedef struct rest_scan {
     char next[40]; /* out: "" on the last page */
 } rest_scan;
 int rest_scan_page(store_txn *txn, rest_scan *s);
+/* A whole list endpoint: limit and cursor from the query, one page of `scan`
+ * read from `st`, answered {"items", "next_cursor"} (or the error, naming
+ * `what`). Returns HTTP_DONE. */
+int rest_list_records(http_req *req, store *st, rest_scan *scan, const char *what);
 
 /* Optional string member: true when absent or a string of at most `max`
  * bytes (stored in *out, NULL when absent); else false after answering 400. */

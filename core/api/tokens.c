@@ -176,11 +176,6 @@ static bool keep_token(json_t *rec, void *ud)
     return !f->user_id || (owner && strcmp(owner, f->user_id) == 0);
 }
 
-static int list_txn(store_txn *txn, void *ud)
-{
-    return rest_scan_page(txn, ud);
-}
-
 static int list_tokens(http_req *req)
 {
     const auth_principal *p = auth_principal_of(req);
@@ -193,14 +188,7 @@ static int list_tokens(http_req *req)
     if (who || rest_query_bool(req, "all"))
         f.user_id = who;
     rest_scan s = {.db = "tokens", .keep = keep_token, .view = auth_token_public, .ud = &f};
-    if (!rest_page(req, &s.limit, &s.cursor))
-        return HTTP_DONE;
-    int rc = store_read(store_of(req), list_txn, &s);
-    if (rc < 0)
-        rest_error(req, rc, "tokens");
-    else
-        http_respond_json(req, 200, rest_list(s.items, s.next));
-    return HTTP_DONE;
+    return rest_list_records(req, store_of(req), &s, "tokens");
 }
 
 #define TOKEN_SCHEMA                                                                               \

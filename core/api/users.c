@@ -431,22 +431,10 @@ static int delete_user(http_req *req)
     return HTTP_DONE;
 }
 
-static int list_txn(store_txn *txn, void *ud)
-{
-    return rest_scan_page(txn, ud);
-}
-
 static int list_users(http_req *req)
 {
     rest_scan s = {.db = "users", .view = users_public};
-    if (!rest_page(req, &s.limit, &s.cursor))
-        return HTTP_DONE;
-    int rc = store_read(store_of(req), list_txn, &s);
-    if (rc < 0)
-        rest_error(req, rc, "users");
-    else
-        http_respond_json(req, 200, rest_list(s.items, s.next));
-    return HTTP_DONE;
+    return rest_list_records(req, store_of(req), &s, "users");
 }
 
 #define USER_SCHEMA                                                                                \

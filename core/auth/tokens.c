@@ -65,8 +65,9 @@ int auth_issue_session(auth *a, store_txn *txn, json_t *user, const char *family
 /* ---- revocation by family ------------------------------------------------------- */
 
 struct key_list {
-    const char *family; /* match this family, or */
-    int64_t expired_at; /* entries expired at this time (family NULL) */
+    const char *family;  /* match this family, or */
+    const char *user_id; /* this user's, or */
+    int64_t expired_at;  /* entries expired at this time (both NULL) */
     char (*keys)[72];
     size_t n, cap;
 };
@@ -93,8 +94,11 @@ static int match_refresh(const void *key, size_t klen, const void *val, size_t v
     struct key_list *l = ud;
     json_t *v = json_loadb(val, vlen, 0, NULL);
     const char *fam = json_string_value(json_object_get(v, "family"));
+    const char *uid = json_string_value(json_object_get(v, "user_id"));
     json_int_t exp = json_integer_value(json_object_get(v, "expires_at_ms"));
-    bool hit = l->family ? fam && strcmp(fam, l->family) == 0 : !v || exp <= l->expired_at;
+    bool hit = l->family    ? fam && strcmp(fam, l->family) == 0
+               : l->user_id ? uid && strcmp(uid, l->user_id) == 0
+                            : !v || exp <= l->expired_at;
     json_decref(v);
     return hit ? add_key(l, key, klen) : 0;
 }
@@ -124,15 +128,26 @@ static int delete_keys(store_txn *txn, const char *db, struct key_list *l)
     return rc;
 }
 
+static int revoke_matching(store_txn *txn, struct key_list *l)
+{
+    int rc = store_kv_scan(txn, "refresh_tokens", "", 0, match_refresh, l);
+    if (rc < 0) {
+        free(l->keys);
+        return rc;
+    }
+    return delete_keys(txn, "refresh_tokens", l);
+}
+
 int auth_revoke_family(store_txn *txn, const char *family)
 {
     struct key_list l = {.family = family};
-    int rc = store_kv_scan(txn, "refresh_tokens", "", 0, match_refresh, &l);
-    if (rc < 0) {
-        free(l.keys);
-        return rc;
-    }
-    return delete_keys(txn, "refresh_tokens", &l);
+    return revoke_matching(txn, &l);
+}
+
+int users_revoke_sessions(store_txn *txn, const char *user_id)
+{
+    struct key_list l = {.user_id = user_id};
+    return revoke_matching(txn, &l);
 }
 
 int auth_revoke_access(store_txn *txn, const char *jti, int64_t exp_s)

@@ -141,46 +141,6 @@ static int delete_api_tokens(store_txn *txn, const char *user_id)
     return rc;
 }
 
-struct session_keys {
-    const char *user_id;
-    char (*keys)[72];
-    size_t n, cap;
-};
-
-static int collect_sessions(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
-{
-    struct session_keys *s = ud;
-    json_t *v = json_loadb(val, vlen, 0, NULL);
-    bool mine = v && owned_by(v, s->user_id);
-    json_decref(v);
-    if (!mine || klen >= sizeof(s->keys[0]))
-        return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char(*k)[72] = realloc(s->keys, cap * sizeof(*k));
-        if (!k)
-            return OPSC_ENOMEM;
-        s->keys = k;
-        s->cap = cap;
-    }
-    memcpy(s->keys[s->n], key, klen);
-    s->keys[s->n++][klen] = '\0';
-    return 0;
-}
-
-int users_revoke_sessions(store_txn *txn, const char *user_id)
-{
-    struct session_keys s = {.user_id = user_id};
-    int rc = store_kv_scan(txn, "refresh_tokens", "", 0, collect_sessions, &s);
-    for (size_t i = 0; rc == 0 && i < s.n; i++) {
-        rc = store_kv_del(txn, "refresh_tokens", s.keys[i], strlen(s.keys[i]));
-        if (rc == OPSC_ENOENT)
-            rc = 0;
-    }
-    free(s.keys);
-    return rc;
-}
-
 int users_delete(store_txn *txn, const char *id, int64_t expect_version)
 {
     json_t *u = NULL;
