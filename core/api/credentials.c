@@ -161,8 +161,7 @@ static int submit(cred_op *op, json_t *changes)
     if (rc == 0)
         return HTTP_ASYNC;
     http_req_unref(op->req);
-    http_set_header(op->req, "Retry-After", "1");
-    http_respond_error(op->req, 503, "unavailable", NULL, "too much key checking in progress");
+    rest_busy(op->req, "too much key checking in progress");
     op_free(op);
     return HTTP_DONE;
 }

@@ -77,8 +77,7 @@ static int login(http_req *req)
         http_respond_error(req, 429, "too_many_requests", NULL,
                            "too many login attempts: retry in %lld s", (long long)wait_s);
     } else if (rc == OPSC_EBUSY || rc == OPSC_ECANCELED) {
-        retry_after(req, 1);
-        http_respond_error(req, 503, "unavailable", NULL, "too many logins in progress");
+        rest_busy(req, "too many logins in progress");
     } else {
         http_respond_opsc_error(req, rc, "login failed: %s", opsc_strerror(rc));
     }

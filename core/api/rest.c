@@ -98,6 +98,12 @@ void rest_error(http_req *req, int rc, const char *what)
     }
 }
 
+void rest_busy(http_req *req, const char *msg)
+{
+    http_set_header(req, "Retry-After", "1");
+    http_respond_error(req, 503, "unavailable", NULL, "%s", msg);
+}
+
 void rest_created(http_req *req, const char *collection, json_t *rec)
 {
     char loc[256];

@@ -36,6 +36,8 @@ bool rest_query_bool(http_req *req, const char *name);
 json_t *rest_list(json_t *items, const char *next_cursor);
 /* Answer an error code from a store or module with a message. */
 void rest_error(http_req *req, int rc, const char *what);
+/* 503 with Retry-After: 1 (the bounded slow-work queue is full). */
+void rest_busy(http_req *req, const char *msg);
 /* 201 with the record (stolen) and a Location header. */
 void rest_created(http_req *req, const char *collection, json_t *rec);
 

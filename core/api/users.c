@@ -217,8 +217,7 @@ static int run(user_op *op, const char *key, const char *old_hash, const char *o
     if (rc == 0)
         return HTTP_ASYNC;
     http_req_unref(op->req);
-    http_set_header(op->req, "Retry-After", "1");
-    http_respond_error(op->req, 503, "unavailable", NULL, "too much password work in progress");
+    rest_busy(op->req, "too much password work in progress");
     op_free(op);
     return HTTP_DONE;
 }

@@ -152,6 +152,9 @@ def test_secrets_never_appear_in_responses_logs_audit_or_the_data_file(daemon_fa
     for path in ("/api/v1/credentials", "/api/v1/credentials/" + cred["id"], "/api/v1/users",
                  "/api/v1/audit?limit=500", "/api/v1/tokens"):
         assert rec.request("GET", api(path)).status_code == 200
+    # Tokens are handed out once (login, POST /tokens) and kept only hashed.
+    issued = [rec.request("POST", api("/api/v1/tokens"), json={"name": "t"}).json()["token"]]
+    issued += list(d.login("admin", d.admin_password).json().values())[:2]
     audit = rec.request("GET", api("/api/v1/audit?limit=500")).content
     assert d.stop() == 0
     blobs = {"responses": b"\n".join(rec.bodies), "daemon log": d.stderr().encode(),
@@ -161,6 +164,8 @@ def test_secrets_never_appear_in_responses_logs_audit_or_the_data_file(daemon_fa
             blobs[name] = (pathlib.Path(d.data_dir) / name).read_bytes()
     assert "data.mdb" in blobs
     assert find_leaks(secrets, blobs) == []
+    del blobs["responses"]
+    assert find_leaks(issued, blobs) == []
 
 
 def test_a_wrong_master_key_refuses_to_start(daemon_factory, tmp_path):
