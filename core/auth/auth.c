@@ -303,6 +303,7 @@ void auth_maybe_free(auth *a)
             secure_zero(a->verified[i].text, a->verified[i].len);
         free(a->verified[i].text);
     }
+    secure_zero(a->hashed, sizeof(a->hashed));
     void (*cb)(void *) = a->on_closed;
     void *ud = a->on_closed_ud;
     secure_zero(a->jwt_key, sizeof(a->jwt_key));

@@ -20,6 +20,12 @@ typedef struct verified_token {
     access_claims claims;
 } verified_token;
 
+/* An API token's SHA-256, so a known token is not hashed again. */
+typedef struct hashed_token {
+    char text[TOKEN_TEXT_MAX];
+    char hash[TOKEN_HASH_HEX];
+} hashed_token;
+
 typedef struct auth_provider {
     char name[32];
     const opsc_auth_provider *desc; /* NULL: the built-in local provider */
@@ -48,6 +54,7 @@ struct auth {
     auth_provider providers[AUTH_MAX_PROVIDERS];
     size_t nproviders;
     verified_token verified[AUTH_TOKEN_CACHE];
+    hashed_token hashed[AUTH_TOKEN_CACHE];
     reccache *records;
     uv_timer_t sweep_timer;
     unsigned jobs; /* slow jobs submitted and not yet answered */
