@@ -454,7 +454,8 @@ static int list_users(http_req *req)
     "},\"next_cursor\":{\"type\":[\"string\",\"null\"]}}}"
 
 static const http_route routes[] = {
-    {"GET", "/api/v1/users", ROLE_ADMIN, list_users, 0, "users", "List users", NULL, LIST_SCHEMA},
+    /* Viewers read everything but secrets and the audit log: users too. */
+    {"GET", "/api/v1/users", ROLE_VIEWER, list_users, 0, "users", "List users", NULL, LIST_SCHEMA},
     {"POST", "/api/v1/users", ROLE_ADMIN, create_user, HTTP_ROUTE_JSON_BODY, "users",
      "Create a user (local users need a password)", USER_WRITE_SCHEMA, USER_SCHEMA, 201},
     {"GET", "/api/v1/users/me", ROLE_VIEWER, get_me, 0, "users", "The calling user", NULL,
@@ -470,7 +471,7 @@ static const http_route routes[] = {
      "{\"old_password\":{\"type\":\"string\",\"writeOnly\":true},\"new_password\":{\"type\":"
      "\"string\",\"writeOnly\":true}}}",
      NULL, 204},
-    {"GET", "/api/v1/users/{id}", ROLE_ADMIN, get_user, 0, "users", "Get a user", NULL,
+    {"GET", "/api/v1/users/{id}", ROLE_VIEWER, get_user, 0, "users", "Get a user", NULL,
      USER_SCHEMA},
     {"PATCH", "/api/v1/users/{id}", ROLE_ADMIN, update_user, HTTP_ROUTE_JSON_BODY, "users",
      "Change a user's profile, role, enabled flag or password (If-Match)", USER_WRITE_SCHEMA,
