@@ -2,7 +2,8 @@
 # bench_auth.sh - authenticated read throughput, login hashing cost, and logins' effect on reads.
 #
 # Usage: tests/bench/bench_auth.sh [BUILD_DIR] (default: build)
-# Environment: DURATION (wrk seconds, default 10), CONNS (default 64), THREADS (wrk, default 1)
+# Environment: DURATION (wrk seconds, default 10), CONNS (default 64), THREADS (wrk, default 1),
+#              REPEAT (wrk runs per figure, the best is printed; default 3)
 #
 # Starts opsconductord on a free loopback port with a temporary data directory,
 # logs in, stores one credential, then measures with wrk (Debian package wrk):
@@ -16,6 +17,7 @@ BUILD=${1:-build}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
+REPEAT=${REPEAT:-3}
 DAEMON=$BUILD/core/opsconductord
 for tool in wrk curl python3; do
     command -v $tool >/dev/null || { echo "bench_auth: $tool is required" >&2; exit 1; }
@@ -45,9 +47,20 @@ url="$base/api/v1/credentials/$cred"
 
 rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '/ 99%/ {print $2}'; }
-run_wrk() { wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "$1" "$url"; }
+# The best of REPEAT runs: on a shared machine the others measure the neighbours.
+run_wrk() {
+    local best="" out
+    for _ in $(seq "$REPEAT"); do
+        out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "$1" "$url")
+        if [ -z "$best" ] || awk "BEGIN {exit !($(echo "$out" | rps) > $(echo "$best" | rps))}"; then
+            best=$out
+        fi
+    done
+    echo "$best"
+}
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk: $THREADS thread(s), $CONNS connections, ${DURATION}s, best of $REPEAT"
 out=$(run_wrk "$auth")
 echo "GET one credential, access JWT:  $(echo "$out" | rps) req/s (p99 $(echo "$out" | p99))"
 out=$(run_wrk "Authorization: Bearer $apitok")

@@ -149,9 +149,9 @@ static void weak_rsa_and_garbage_are_refused(void **state)
     char *pub = slurp("ed.pub");
     assert_int_equal(sshkey_validate(pub, NULL, &info, err, sizeof(err)), OPSC_EINVAL);
     free(pub);
-    const char *bad[] = {"", "hello",
-                         "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
-                         "-----END OPENSSH PRIVATE KEY-----\n"};
+    static const char truncated[] = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+                                    "-----END OPENSSH PRIVATE KEY-----\n";
+    const char *bad[] = {"", "hello", truncated};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(sshkey_validate(bad[i], NULL, &info, err, sizeof(err)), OPSC_EINVAL);
     assert_int_equal(sshkey_validate(NULL, NULL, &info, err, sizeof(err)), OPSC_EINVAL);
