@@ -20,6 +20,7 @@ typedef struct metrics metrics;
 typedef struct auth auth;
 typedef struct audit audit;
 typedef struct vault vault;
+typedef struct events events;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -29,9 +30,10 @@ struct opsc_core {
     http_server *http;
     plugin_host *plugins;
     metrics *metrics;
-    vault *vault; /* credentials vault: master key, credential records */
-    audit *audit; /* audit log */
-    auth *auth;   /* users, logins, tokens, the HTTP auth hook */
+    vault *vault;           /* credentials vault: master key, credential records */
+    audit *audit;           /* audit log */
+    auth *auth;             /* users, logins, tokens, the HTTP auth hook */
+    events *events;          /* state changes: runs, schedules, targets */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */
