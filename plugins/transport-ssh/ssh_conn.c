@@ -96,10 +96,12 @@ static void connect_report(opsc_conn *c, int code)
 
 static void conn_fail_connect(opsc_conn *c, int code, const char *fmt, ...)
 {
+    char msg[sizeof(c->err)]; /* the arguments may point into c->err */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(c->err, msg, sizeof(msg));
     c->err_code = code;
     c->state = C_BROKEN;
     connect_report(c, code);
