@@ -331,7 +331,9 @@ int ssh_auth_step(opsc_conn *c)
                                                                    : "keyboard-interactive");
         if (rc == 0)
             return 0;
-        if (m == AM_KEY && (rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED)) {
+        if (m == AM_KEY && rc != LIBSSH2_ERROR_AUTHENTICATION_FAILED &&
+            rc != LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED && rc != LIBSSH2_ERROR_SOCKET_RECV &&
+            rc != LIBSSH2_ERROR_SOCKET_SEND && rc != LIBSSH2_ERROR_SOCKET_DISCONNECT) {
             char msg[200];
             ssh_map_error(c, rc, msg, sizeof(msg));
             snprintf(c->err, sizeof(c->err),

@@ -52,6 +52,7 @@ struct opsc_xfer {
 static void xfer_end(opsc_xfer *x);
 static void put_read_more(opsc_xfer *x);
 static void get_flush(opsc_xfer *x);
+static void get_finish(opsc_xfer *x);
 
 static void xfer_free(opsc_xfer *x)
 {
@@ -270,7 +271,7 @@ static void on_fs_write(uv_fs_t *req)
     if (x->blen[x->fill] == CHUNK || (!x->ex && x->blen[x->fill] > 0))
         get_flush(x);
     if (!x->fs_busy && !x->ex && x->phase == PH_STREAM) {
-        xfer_end(x); /* the command ended while we were writing */
+        get_finish(x); /* the command ended while we were writing */
         return;
     }
     if (x->paused && x->ex && !x->fs_busy) {

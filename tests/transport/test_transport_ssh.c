@@ -86,7 +86,8 @@ static opsc_conn *connect_ok(void)
 static int count_processes(const char *pattern)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "pgrep -f -c '%s'", pattern);
+    /* anchored, so the shell running pgrep does not count itself */
+    snprintf(cmd, sizeof(cmd), "pgrep -f -c '^%s$'", pattern);
     FILE *f = popen(cmd, "r");
     int n = -1;
     if (f) {
