@@ -120,8 +120,9 @@ int ssh_hostkey_check(opsc_conn *c)
         return 0;
     if (strcmp(c->policy, "off") == 0) {
         snprintf(c->warning, sizeof(c->warning),
-                 "host key checking is off for %s: accepted %s %s without verification%s%s", c->name,
-                 c->key_type, c->key_fp, m == KEY_CHANGED ? "; it differs from the recorded " : "",
+                 "host key checking is off for %s: accepted %s %s without verification%s%s",
+                 c->name, c->key_type, c->key_fp,
+                 m == KEY_CHANGED ? "; it differs from the recorded " : "",
                  m == KEY_CHANGED ? recorded : "");
         return 0;
     }
@@ -168,7 +169,8 @@ static bool openssh_key_is_rsa(const char *pem)
     for (int i = 0; i < 3; i++) {
         if (len < 0 || off + 4 > (size_t)len)
             return false;
-        uint32_t l = (uint32_t)raw[off] << 24 | raw[off + 1] << 16 | raw[off + 2] << 8 | raw[off + 3];
+        uint32_t l =
+            (uint32_t)raw[off] << 24 | raw[off + 1] << 16 | raw[off + 2] << 8 | raw[off + 3];
         off += 4 + l;
     }
     off += 4 /* nkeys */ + 4 /* pubkey length */;
@@ -314,8 +316,7 @@ int ssh_auth_step(opsc_conn *c)
         int rc = auth_list(c);
         if (rc != -1000)
             return rc;
-        if (c->key && !c->p->rsa_sha2 && key_is_rsa(c->key) &&
-            openssh_version(c->banner) >= 808) {
+        if (c->key && !c->p->rsa_sha2 && key_is_rsa(c->key) && openssh_version(c->banner) >= 808) {
             rsa_sha1_message(c);
             return OPSC_EAUTH;
         }
@@ -327,8 +328,9 @@ int ssh_auth_step(opsc_conn *c)
         int rc = auth_try(c, m);
         if (rc == LIBSSH2_ERROR_EAGAIN)
             return 1;
-        note_tried(c, m == AM_KEY ? "publickey" : m == AM_PASSWORD ? "password"
-                                                                   : "keyboard-interactive");
+        note_tried(c, m == AM_KEY        ? "publickey"
+                      : m == AM_PASSWORD ? "password"
+                                         : "keyboard-interactive");
         if (rc == 0)
             return 0;
         if (m == AM_KEY && rc != LIBSSH2_ERROR_AUTHENTICATION_FAILED &&

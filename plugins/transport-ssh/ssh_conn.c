@@ -1,4 +1,5 @@
-/* ssh_conn.c - one SSH connection on the loop: resolve, TCP connect, handshake, auth, pump, close. */
+/* ssh_conn.c - one SSH connection on the loop: resolve, TCP connect, handshake, auth, pump, close.
+ */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

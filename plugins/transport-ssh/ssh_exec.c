@@ -1,4 +1,5 @@
-/* ssh_exec.c - one command on an SSH channel: open, start, stream, stop, collect the exit status. */
+/* ssh_exec.c - one command on an SSH channel: open, start, stream, stop, collect the exit status.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ static void finish(opsc_exec *ex)
         c->send_owner = NULL;
     if (ex->timer_init)
         uv_timer_stop(&ex->timer);
-    if (ex->victim) { /* a kill helper: the victim goes on by itself */
+    if (ex->victim) {      /* a kill helper: the victim goes on by itself */
         if (ex->fail_code) /* could not even start: fall back to closing */
             ex->victim->force_close = true;
         ex->victim->killer = NULL;
@@ -152,8 +153,8 @@ static int ex_error(opsc_exec *ex, int rc, const char *what)
     char msg[256];
     int code = ssh_map_error(c, rc, msg, sizeof(msg));
     if (code == OPSC_ECONNRESET) {
-        ssh_conn_broken(c, OPSC_ECONNRESET, "%s:%d: connection lost while %s: %s", c->host,
-                        c->port, what, msg);
+        ssh_conn_broken(c, OPSC_ECONNRESET, "%s:%d: connection lost while %s: %s", c->host, c->port,
+                        what, msg);
         return STEP_FAILED;
     }
     if (rc == LIBSSH2_ERROR_CHANNEL_FAILURE)
@@ -412,7 +413,8 @@ static int step_run(opsc_exec *ex, bool *more, bool *progress)
 {
     opsc_conn *c = ex->conn;
     /* The owner of a half-sent packet repeats exactly that call first. */
-    if (c->send_owner == ex && (ex->pending_call == PC_READ_OUT || ex->pending_call == PC_READ_ERR)) {
+    if (c->send_owner == ex &&
+        (ex->pending_call == PC_READ_OUT || ex->pending_call == PC_READ_ERR)) {
         char buf[1];
         int stream = ex->pending_call == PC_READ_ERR ? SSH_EXTENDED_DATA_STDERR : 0;
         ssize_t n = libssh2_channel_read_ex(ex->ch, stream, buf, 0);

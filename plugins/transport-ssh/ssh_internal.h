@@ -55,7 +55,7 @@ struct opsc_conn {
     uv_timer_t kick;  /* run the pump on the next loop turn */
     int nhandles;     /* open handles, for close */
     LIBSSH2_SESSION *s;
-    bool want_write;  /* a call blocked on output: poll for writable */
+    bool want_write; /* a call blocked on output: poll for writable */
 
     /* Copies of the target, kept for messages and reconnect-free use. */
     char *name, *host, *policy, *known;
@@ -63,9 +63,9 @@ struct opsc_conn {
     uint32_t connect_timeout_ms;
     /* Credential copies, wiped as soon as authentication is over. */
     char *user, *password, *key, *passphrase;
-    char *methods;       /* what the server offered */
-    char tried[128];     /* what we tried */
-    int auth_step;       /* index into the methods we try */
+    char *methods;   /* what the server offered */
+    char tried[128]; /* what we tried */
+    int auth_step;   /* index into the methods we try */
 
     opsc_connect_cb connect_cb;
     void *connect_ud;
@@ -74,12 +74,12 @@ struct opsc_conn {
     char warning[320];
     char banner[128];
 
-    struct opsc_exec *execs; /* running commands (doubly linked) */
+    struct opsc_exec *execs;      /* running commands (doubly linked) */
     struct opsc_exec *opener;     /* libssh2 keeps a channel open's state in the session:
                                      one open at a time */
     struct opsc_exec *send_owner; /* its call left a half-sent packet in the session:
                                      only the same call may go on (libssh2 rule) */
-    unsigned nexec;          /* counts user commands, not cancel helpers */
+    unsigned nexec;               /* counts user commands, not cancel helpers */
     bool pumping, repump;
     bool closing;
     opsc_close_cb close_cb;
@@ -113,11 +113,11 @@ struct opsc_exec {
     char *cmd;
     bool pty;
     char *become_user, *become_pw; /* kept for the kill helper; wiped on free */
-    int pending_call; /* the call that returned EAGAIN with a packet half sent */
+    int pending_call;              /* the call that returned EAGAIN with a packet half sent */
     /* stdin */
     ex_chunk *in_head, *in_tail;
     size_t in_queued;
-    bool in_hold;  /* become: hold the user's stdin until sudo is done */
+    bool in_hold;   /* become: hold the user's stdin until sudo is done */
     bool pw_unsent; /* the first chunk is the sudo password line */
     bool in_eof_req, in_eof_sent, in_was_full;
     /* output */
@@ -126,7 +126,7 @@ struct opsc_exec {
     /* stopping */
     uv_timer_t timer; /* command timeout, then the cancel deadline */
     bool timer_init;
-    int stop_code;    /* OPSC_ECANCELED / OPSC_ETIMEDOUT once stopping */
+    int stop_code; /* OPSC_ECANCELED / OPSC_ETIMEDOUT once stopping */
     bool killer_started;
     bool force_close; /* close the channel at the next call boundary */
     struct opsc_exec *killer, *victim;

@@ -53,8 +53,8 @@ char *tp_kill_command(const opsc_host_api *api, long pgid, unsigned grace_ms,
 typedef struct tp_marker {
     char held[4096];
     size_t nheld;
-    bool seen;     /* the marker line was found and removed */
-    bool gave_up;  /* more than `held` bytes came first: passed through, no pgid */
+    bool seen;    /* the marker line was found and removed */
+    bool gave_up; /* more than `held` bytes came first: passed through, no pgid */
     long pgid;
     bool sudo_rejected; /* sudo said the password was wrong */
 } tp_marker;

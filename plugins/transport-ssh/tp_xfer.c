@@ -35,9 +35,9 @@ struct opsc_xfer {
     bool eof, waiting_drain;
     char *buf[2];
     size_t blen[2];
-    int fill;        /* get: buffer being filled; the other may be writing */
+    int fill; /* get: buffer being filled; the other may be writing */
     bool paused;
-    char out[256];   /* command output we parse (digest line) */
+    char out[256]; /* command output we parse (digest line) */
     size_t nout;
     char errtxt[512]; /* command stderr, for messages */
     size_t nerr;
@@ -511,7 +511,10 @@ static void on_open(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     x->fs_busy = false;
     if (rc < 0) {
-        fail(x, rc == UV_ENOENT ? OPSC_ENOENT : rc == UV_EACCES ? OPSC_EACCES : OPSC_EIO,
+        fail(x,
+             rc == UV_ENOENT   ? OPSC_ENOENT
+             : rc == UV_EACCES ? OPSC_EACCES
+                               : OPSC_EIO,
              "cannot open %s: %s", x->put ? x->local : x->local_part, uv_strerror(rc));
         if (!x->put) {
             x->api->free(x->local_part);
@@ -530,8 +533,8 @@ static void on_open(uv_fs_t *req)
 
 /* ---- public -------------------------------------------------------------------------- */
 
-static opsc_xfer *xfer_new(const tp_exec_ops *ops, opsc_conn *c, const opsc_xfer_req *req,
-                           bool put, opsc_xfer_cb cb, void *ud)
+static opsc_xfer *xfer_new(const tp_exec_ops *ops, opsc_conn *c, const opsc_xfer_req *req, bool put,
+                           opsc_xfer_cb cb, void *ud)
 {
     const opsc_host_api *api = ops->api;
     opsc_xfer *x = api->calloc(1, sizeof(*x));

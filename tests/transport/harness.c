@@ -171,7 +171,8 @@ static int set_value(const opsc_cfg_entry *e, const char *v, void *dst, char *er
         *(const char **)at = v; /* the harness keeps config text alive */
         return 0;
     case OPSC_CFG_BOOL:
-        *(bool *)at = !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1");
+        *(bool *)at =
+            !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1");
         return 0;
     case OPSC_CFG_ENUM:
         *(int *)at = 0;
@@ -296,22 +297,39 @@ void th_unload(th_plugin *p)
 
 /* ---- running the loop ---------------------------------------------------------------- */
 
+struct wait {
+    volatile bool *flag;
+    bool expired;
+};
+
 static void guard_cb(uv_timer_t *t)
 {
-    *(bool *)t->data = true;
+    ((struct wait *)t->data)->expired = true;
+}
+
+/* uv_run(UV_RUN_ONCE) runs due timers and then still blocks for I/O: stop
+ * the loop before it polls once the flag is up. */
+static void prepare_cb(uv_prepare_t *p)
+{
+    struct wait *w = p->data;
+    if (*w->flag || w->expired)
+        uv_stop(p->loop);
 }
 
 bool th_run_until(volatile bool *flag, uint32_t ms)
 {
-    bool expired = false;
+    struct wait w = {flag, false};
     uv_timer_t guard;
+    uv_prepare_t prep;
     uv_timer_init(th_loop(), &guard);
-    guard.data = &expired;
+    uv_prepare_init(th_loop(), &prep);
+    guard.data = prep.data = &w;
     uv_timer_start(&guard, guard_cb, ms, 0);
-    uv_unref((uv_handle_t *)&guard);
-    while (!*flag && !expired)
+    uv_prepare_start(&prep, prepare_cb);
+    while (!*flag && !w.expired)
         uv_run(th_loop(), UV_RUN_ONCE);
     uv_close((uv_handle_t *)&guard, NULL);
+    uv_close((uv_handle_t *)&prep, NULL);
     uv_run(th_loop(), UV_RUN_NOWAIT);
     return *flag;
 }
@@ -344,8 +362,10 @@ static void on_connect(void *ud, int status, opsc_conn *conn, const opsc_conn_in
     c->conn = conn;
     snprintf(c->error, sizeof(c->error), "%s", error ? error : "");
     if (info) {
-        snprintf(c->key_type, sizeof(c->key_type), "%s", info->host_key_type ? info->host_key_type : "");
-        snprintf(c->key_fp, sizeof(c->key_fp), "%s", info->host_key_sha256 ? info->host_key_sha256 : "");
+        snprintf(c->key_type, sizeof(c->key_type), "%s",
+                 info->host_key_type ? info->host_key_type : "");
+        snprintf(c->key_fp, sizeof(c->key_fp), "%s",
+                 info->host_key_sha256 ? info->host_key_sha256 : "");
         snprintf(c->warning, sizeof(c->warning), "%s", info->warning ? info->warning : "");
         c->learned = info->host_key_learned;
     }
@@ -407,7 +427,8 @@ static void on_done(void *ud, const opsc_exec_result *res)
     th_exec *e = ud;
     e->status = res->status;
     e->exit_code = res->exit_code;
-    snprintf(e->exit_signal, sizeof(e->exit_signal), "%s", res->exit_signal ? res->exit_signal : "");
+    snprintf(e->exit_signal, sizeof(e->exit_signal), "%s",
+             res->exit_signal ? res->exit_signal : "");
     snprintf(e->error, sizeof(e->error), "%s", res->error ? res->error : "");
     e->ex = NULL;
     e->done = true;
@@ -465,7 +486,8 @@ static int xfer(th_plugin *p, opsc_conn *conn, bool put, const char *local, cons
     req.remote_path = remote;
     req.mode = mode;
     opsc_xfer *h = NULL;
-    int rc = put ? p->t->put_file(conn, &req, on_xfer, x, &h) : p->t->get_file(conn, &req, on_xfer, x, &h);
+    int rc = put ? p->t->put_file(conn, &req, on_xfer, x, &h)
+                 : p->t->get_file(conn, &req, on_xfer, x, &h);
     if (rc < 0)
         return rc;
     if (!th_run_until(&x->done, 600000))
@@ -530,8 +552,9 @@ int th_sshd_start(th_sshd *s, const char *options)
 void th_sshd_stop(th_sshd *s)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s stop %s && { [ -n \"$TH_KEEP\" ] || rm -rf %s; }", TH_FIXTURE, s->dir,
-             s->dir);
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 %s stop %s && { [ -n \"$TH_KEEP\" ] || rm -rf %s; }", TH_FIXTURE,
+             s->dir, s->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "harness: stopping sshd in %s failed\n", s->dir);
 }

@@ -1,4 +1,5 @@
-/* harness.h - a minimal plugin host for transport tests: load a transport .so the real way and drive it.
+/* harness.h - a minimal plugin host for transport tests: load a transport .so the real way and
+ * drive it.
  *
  * The harness dlopen()s a plugin, calls opsc_plugin_entry() and init() with
  * its own small opsc_host_api (allocator, log, loop, config_bind,
@@ -20,8 +21,8 @@ typedef struct th_plugin {
     void *dl;
     const opsc_plugin *desc;
     const opsc_transport *t; /* what init() registered */
-    void *state;  /* handed to the transport's functions */
-    void *pstate; /* handed to shutdown() */
+    void *state;             /* handed to the transport's functions */
+    void *pstate;            /* handed to shutdown() */
 } th_plugin;
 
 uv_loop_t *th_loop(void);
@@ -64,9 +65,9 @@ typedef struct th_exec {
     char out[65536], err[65536]; /* the first bytes of each stream */
     size_t nout, nerr;
     uint64_t total_out, total_err;
-    size_t pause_after;          /* pause on the first output once this many bytes came */
+    size_t pause_after; /* pause on the first output once this many bytes came */
     bool paused;
-    unsigned drained;            /* on_stdin_drained calls */
+    unsigned drained; /* on_stdin_drained calls */
 } th_exec;
 
 int th_exec_start(th_plugin *p, opsc_conn *conn, const opsc_exec_req *req, th_exec *e);

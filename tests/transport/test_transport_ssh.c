@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <libssh2.h>
 
+#include "behaviour.h"
 #include "harness.h"
 
 #ifndef SSH_SO
@@ -24,6 +25,18 @@
 static th_plugin plug;
 static th_sshd sshd;     /* password + keys + keyboard-interactive */
 static th_sshd sshd_kbd; /* password authentication off: keyboard-interactive only */
+
+/* A behaviour test of behaviour.c on a fresh SSH connection. */
+#define BH_TEST(name)                                                                              \
+    static void name(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        opsc_conn *conn = connect_ok();                                                            \
+        bh_##name(&plug, conn);                                                                    \
+        th_close(&plug, conn);                                                                     \
+    }
+
+static opsc_conn *connect_ok(void);
 
 static opsc_target target(const char *policy, const char *known)
 {
@@ -83,21 +96,6 @@ static opsc_conn *connect_ok(void)
     return r.conn;
 }
 
-static int count_processes(const char *pattern)
-{
-    char cmd[256];
-    /* anchored, so the shell running pgrep does not count itself */
-    snprintf(cmd, sizeof(cmd), "pgrep -f -c '^%s$'", pattern);
-    FILE *f = popen(cmd, "r");
-    int n = -1;
-    if (f) {
-        if (fscanf(f, "%d", &n) != 1)
-            n = -1;
-        pclose(f);
-    }
-    return n;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -115,6 +113,11 @@ static int teardown(void **state)
     th_unload(&plug);
     th_sshd_stop(&sshd);
     th_sshd_stop(&sshd_kbd);
+    /* everything the plugin allocated through the host is given back */
+    if (th_live_bytes() != 0) {
+        fprintf(stderr, "leak: %lld bytes still allocated\n", (long long)th_live_bytes());
+        return -1;
+    }
     return 0;
 }
 
@@ -385,72 +388,26 @@ static void silent_server_times_out(void **state)
 
 /* ---- commands ---------------------------------------------------------------------------- */
 
-static void exit_codes_and_signals(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    th_exec e;
-    assert_int_equal(th_exec_run(&plug, conn, "exit 3", &e), 0);
-    assert_int_equal(e.status, 0);
-    assert_int_equal(e.exit_code, 3);
-    assert_string_equal(e.exit_signal, "");
-    assert_int_equal(th_exec_run(&plug, conn, "kill -TERM $$", &e), 0);
-    assert_int_equal(e.status, 0);
-    assert_string_equal(e.exit_signal, "TERM");
-    assert_int_equal(th_exec_run(&plug, conn, "echo out; echo err >&2; exit 0", &e), 0);
-    assert_string_equal(e.out, "out\n");
-    assert_string_equal(e.err, "err\n");
-    th_close(&plug, conn);
-}
+BH_TEST(exit_codes_and_signals)
 
-static void env_cwd_and_pty(void **state)
+BH_TEST(env_and_cwd)
+
+static void pty_gives_a_terminal(void **state)
 {
     (void)state;
     opsc_conn *conn = connect_ok();
-    const char *env[] = {"GREETING=hello 'world'", "N=42", NULL};
     opsc_exec_req req = {sizeof(req)};
-    req.command = "echo \"$GREETING $N\"; pwd";
-    req.env = env;
-    req.cwd = "/tmp";
-    th_exec e;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    assert_true(th_exec_wait(&e, 30000));
-    assert_string_equal(e.out, "hello 'world' 42\n/tmp\n");
-    req = (opsc_exec_req){sizeof(req)};
     req.command = "tty";
     req.pty = true;
+    th_exec e;
     assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
     assert_true(th_exec_wait(&e, 30000));
     assert_int_equal(e.exit_code, 0);
     assert_non_null(strstr(e.out, "/dev/pts/"));
-    req.command = "true";
-    req.cwd = "/no/such/dir";
-    req.pty = false;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    assert_true(th_exec_wait(&e, 30000));
-    assert_int_equal(e.exit_code, 126);
     th_close(&plug, conn);
 }
 
-static void stdin_fed_command(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    opsc_exec_req req = {sizeof(req)};
-    req.command = "sha256sum";
-    req.stdin_open = true;
-    th_exec e;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    assert_int_equal(plug.t->exec_write(e.ex, "hello ", 6), 0);
-    assert_int_equal(plug.t->exec_write(e.ex, "world\n", 6), 0);
-    assert_int_equal(plug.t->exec_write(e.ex, "", 0), 0);
-    assert_int_equal(plug.t->exec_write(e.ex, "late", 4), OPSC_ESTATE);
-    assert_true(th_exec_wait(&e, 30000));
-    assert_int_equal(e.exit_code, 0);
-    assert_non_null(strstr(e.out, "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447"));
-    assert_true(e.drained >= 1);
-    th_close(&plug, conn);
-}
+BH_TEST(stdin_fed_command)
 
 static void concurrent_commands_on_one_connection(void **state)
 {
@@ -476,42 +433,9 @@ static void concurrent_commands_on_one_connection(void **state)
     th_close(&plug, conn);
 }
 
-static void timeout_stops_the_remote_command(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    opsc_exec_req req = {sizeof(req)};
-    req.command = "sleep 600.25";
-    req.timeout_ms = 500;
-    th_exec e;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    assert_true(th_exec_wait(&e, 15000));
-    assert_int_equal(e.status, OPSC_ETIMEDOUT);
-    assert_int_equal(count_processes("sleep 600.25"), 0);
-    assert_true(plug.t->conn_usable(conn));
-    th_close(&plug, conn);
-}
+BH_TEST(timeout_stops_the_remote_command)
 
-static void cancel_leaves_no_remote_process(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    opsc_exec_req req = {sizeof(req)};
-    /* a child in the background too: the whole process group must go */
-    req.command = "sleep 600.5 & sleep 600.5; wait";
-    th_exec e;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    bool never = false;
-    th_run_until(&never, 500);
-    assert_int_equal(count_processes("sleep 600.5"), 2);
-    plug.t->exec_cancel(e.ex);
-    assert_true(th_exec_wait(&e, 15000));
-    assert_int_equal(e.status, OPSC_ECANCELED);
-    assert_int_equal(count_processes("sleep 600.5"), 0);
-    /* the connection is still good */
-    run_id(conn, "opsctest\n");
-    th_close(&plug, conn);
-}
+BH_TEST(cancel_leaves_no_remote_process)
 
 static void sshd_killed_mid_command_is_econnreset(void **state)
 {
@@ -536,35 +460,7 @@ static void sshd_killed_mid_command_is_econnreset(void **state)
 }
 
 /* 100 MB through the plugin while the harness only counts: memory stays flat. */
-static void output_100mb_streams_with_flat_memory(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    long rss0 = th_rss_kb();
-    int64_t live0 = th_live_bytes();
-    th_exec e;
-    /* pause at the first output: the SSH window must stop the sender */
-    e.pause_after = 1;
-    opsc_exec_req req = {sizeof(req)};
-    req.command = "head -c 100000000 /dev/zero";
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    bool never = false;
-    th_run_until(&never, 1000);
-    assert_true(e.paused);
-    uint64_t held = e.total_out;
-    th_run_until(&never, 300);
-    assert_true(e.total_out == held);   /* nothing delivered while paused */
-    assert_true(th_live_bytes() - live0 < 8 << 20);
-    plug.t->exec_resume(e.ex);
-    assert_true(th_exec_wait(&e, 120000));
-    assert_int_equal(e.exit_code, 0);
-    assert_true(e.total_out == 100000000);
-    long grew = th_rss_kb() - rss0;
-    fprintf(stderr, "100 MB: RSS grew %ld kB, plugin heap now %lld bytes\n", grew,
-            (long long)(th_live_bytes() - live0));
-    assert_true(grew < 16 * 1024);
-    th_close(&plug, conn);
-}
+BH_TEST(output_100mb_streams_with_flat_memory)
 
 /* ---- privilege escalation ---------------------------------------------------------------- */
 
@@ -596,23 +492,7 @@ static void sudo_with_password(void **state)
     th_close(&plug, conn);
 }
 
-static void sudo_without_a_password_prompt_keeps_stdin_clean(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    opsc_exec_req req = {sizeof(req)};
-    req.command = "id -un; cat";
-    req.become_user = "nobody"; /* NOPASSWD in the fixture's sudoers */
-    req.become_password = sshd.password;
-    req.stdin_open = true;
-    th_exec e;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    assert_int_equal(plug.t->exec_write(e.ex, "data\n", 5), 0);
-    assert_int_equal(plug.t->exec_write(e.ex, "", 0), 0);
-    assert_true(th_exec_wait(&e, 30000));
-    assert_string_equal(e.out, "nobody\ndata\n");
-    th_close(&plug, conn);
-}
+BH_TEST(sudo_without_a_password_prompt_keeps_stdin_clean)
 
 static void sudo_wrong_password_is_eauth(void **state)
 {
@@ -632,38 +512,7 @@ static void sudo_wrong_password_is_eauth(void **state)
 
 /* ---- files -------------------------------------------------------------------------------- */
 
-static void put_and_get_with_mode_and_checksum(void **state)
-{
-    (void)state;
-    opsc_conn *conn = connect_ok();
-    const char *local = "/tmp/opsc-put-small.txt";
-    FILE *f = fopen(local, "w");
-    fputs("hello transport\n", f);
-    fclose(f);
-    th_xfer x;
-    char remote[256];
-    snprintf(remote, sizeof(remote), "/tmp/opsc-remote-%d.txt", getpid());
-    assert_int_equal(th_put(&plug, conn, local, remote, 0640, &x), 0);
-    assert_int_equal(x.bytes, 16);
-    struct stat st;
-    assert_int_equal(stat(remote, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0640);
-    assert_string_equal(x.sha256, "81ae420a4be2ee010e4d48b3611ce86248ba3c3acf83daa54cd17f8e45623ad8");
-    char back[256];
-    snprintf(back, sizeof(back), "%s.back", local);
-    assert_int_equal(th_get(&plug, conn, remote, back, &x), 0);
-    char *text = th_read_file(back);
-    assert_string_equal(text, "hello transport\n");
-    free(text);
-    assert_int_equal(stat(back, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(th_get(&plug, conn, "/no/such/file", back, &x), OPSC_ENOENT);
-    assert_int_equal(access(back, F_OK), 0); /* the earlier download stays */
-    unlink(remote);
-    unlink(back);
-    unlink(local);
-    th_close(&plug, conn);
-}
+BH_TEST(put_and_get_with_mode_and_checksum)
 
 static void one_gigabyte_put_and_get(void **state)
 {
@@ -758,7 +607,8 @@ int main(void)
         cmocka_unit_test(unknown_name_is_edns),
         cmocka_unit_test(silent_server_times_out),
         cmocka_unit_test(exit_codes_and_signals),
-        cmocka_unit_test(env_cwd_and_pty),
+        cmocka_unit_test(env_and_cwd),
+        cmocka_unit_test(pty_gives_a_terminal),
         cmocka_unit_test(stdin_fed_command),
         cmocka_unit_test(concurrent_commands_on_one_connection),
         cmocka_unit_test(timeout_stops_the_remote_command),
