@@ -34,7 +34,7 @@ struct opsc_xfer {
     size_t unacked;
     bool eof, waiting_drain;
     char *buf[2];
-    size_t blen[2];
+    size_t blen[2], bcap[2];
     int fill; /* get: buffer being filled; the other may be writing */
     bool paused;
     char out[256]; /* command output we parse (digest line) */
@@ -123,18 +123,25 @@ static void cmd_output(void *ud, int stream, const char *data, size_t len)
     }
     EVP_DigestUpdate(x->md, data, len);
     x->bytes += len;
-    while (len > 0) {
-        char *b = x->buf[x->fill];
-        size_t n = CHUNK - x->blen[x->fill];
-        if (n > len)
-            n = len;
-        memcpy(b + x->blen[x->fill], data, n);
-        x->blen[x->fill] += n;
-        data += n;
-        len -= n;
-        if (x->blen[x->fill] == CHUNK)
-            get_flush(x);
+    /* `data` is ours only until return: it always goes into the buffer being
+     * filled, which grows past CHUNK while the other one is still being
+     * written (the command is paused then, so it grows by one delivery). */
+    int b = x->fill;
+    if (x->blen[b] + len > x->bcap[b]) {
+        size_t cap = x->blen[b] + len;
+        char *nb = x->api->realloc(x->buf[b], cap);
+        if (!nb) {
+            fail(x, OPSC_ENOMEM, "out of memory buffering %s", x->local_part);
+            x->ops->cancel(x->ex);
+            return;
+        }
+        x->buf[b] = nb;
+        x->bcap[b] = cap;
     }
+    memcpy(x->buf[b] + x->blen[b], data, len);
+    x->blen[b] += len;
+    if (x->blen[b] >= CHUNK)
+        get_flush(x);
 }
 
 /* ---- local file I/O ---------------------------------------------------------------- */
@@ -229,7 +236,7 @@ static void get_flush(opsc_xfer *x)
 {
     int b = x->fill;
     if (x->fs_busy) {
-        if (x->blen[b] == CHUNK && !x->paused && x->ex) {
+        if (x->blen[b] >= CHUNK && !x->paused && x->ex) {
             x->paused = true;
             x->ops->pause(x->ex);
         }
@@ -268,7 +275,7 @@ static void on_fs_write(uv_fs_t *req)
         close_file(x);
         return;
     }
-    if (x->blen[x->fill] == CHUNK || (!x->ex && x->blen[x->fill] > 0))
+    if (x->blen[x->fill] >= CHUNK || (!x->ex && x->blen[x->fill] > 0))
         get_flush(x);
     if (!x->fs_busy && !x->ex && x->phase == PH_STREAM) {
         get_finish(x); /* the command ended while we were writing */
@@ -380,6 +387,12 @@ static void command_failed(opsc_xfer *x, const opsc_exec_result *res, const char
          x->errtxt[0] ? ": " : "", x->errtxt);
 }
 
+/* cat or tee complained (their exit status is lost in the pipeline). */
+static bool stream_failed(const opsc_xfer *x)
+{
+    return strstr(x->errtxt, "cat: ") || strstr(x->errtxt, "tee: ");
+}
+
 static void start_cleanup(opsc_xfer *x, int exec_status)
 {
     x->phase = PH_CLEANUP;
@@ -451,6 +464,9 @@ static void cmd_done(void *ud, const opsc_exec_result *res)
     case PH_STREAM:
         if (x->cancelled)
             fail(x, OPSC_ECANCELED, "the transfer was cancelled");
+        else if (ok && stream_failed(x))
+            command_failed(x, &(opsc_exec_result){sizeof(*res), 0, 1, NULL, NULL},
+                           x->put ? "writing the remote file" : "reading the remote file");
         else if (!ok)
             command_failed(x, res, x->put ? "writing the remote file" : "reading the remote file");
         if (!x->put) {
@@ -475,21 +491,24 @@ static void cmd_done(void *ud, const opsc_exec_result *res)
     }
 }
 
+/* The target hashes while the bytes pass (tee into sha256sum), so a transfer
+ * costs one pass over the file, not two. A pipeline reports the status of
+ * its last command only: a failing cat or tee is recognised by its message
+ * on stderr (see stream_failed). */
 static void start_stream(opsc_xfer *x)
 {
     tp_buf b = {.api = x->api};
     if (x->put) {
         /* noclobber: the temporary name must not exist (nor be a planted symlink) */
-        tp_buf_adds(&b, "set -C; cat > ");
+        tp_buf_adds(&b, "set -C && : > ");
         tp_buf_quote(&b, x->tmp);
-        tp_buf_adds(&b, " && sha256sum -- ");
+        tp_buf_adds(&b, " && tee -- ");
         tp_buf_quote(&b, x->tmp);
+        tp_buf_adds(&b, " | sha256sum");
     } else {
-        tp_buf_adds(&b, "cat -- ");
+        tp_buf_adds(&b, "exec 4>&1; cat -- ");
         tp_buf_quote(&b, x->remote);
-        tp_buf_adds(&b, " && sha256sum -- ");
-        tp_buf_quote(&b, x->remote);
-        tp_buf_adds(&b, " >&2");
+        tp_buf_adds(&b, " | tee /dev/fd/4 | sha256sum >&2");
     }
     char *cmd = tp_buf_take(&b);
     x->phase = PH_STREAM;
@@ -553,8 +572,9 @@ static opsc_xfer *xfer_new(const tp_exec_ops *ops, opsc_conn *c, const opsc_xfer
     x->remote = api->strdup(req->remote_path);
     x->owner = req->owner ? api->strdup(req->owner) : NULL;
     x->md = EVP_MD_CTX_new();
-    x->buf[0] = api->alloc(CHUNK);
-    x->buf[1] = put ? api->alloc(1) : api->alloc(CHUNK);
+    x->bcap[0] = x->bcap[1] = put ? CHUNK : 2 * CHUNK;
+    x->buf[0] = api->alloc(x->bcap[0]);
+    x->buf[1] = api->alloc(put ? 1 : x->bcap[1]);
     if (!x->local || !x->remote || (req->owner && !x->owner) || !x->md || !x->buf[0] ||
         !x->buf[1] || !EVP_DigestInit_ex(x->md, EVP_sha256(), NULL)) {
         xfer_free(x);
