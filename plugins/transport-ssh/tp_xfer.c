@@ -33,6 +33,7 @@ struct opsc_xfer {
     /* put: bytes handed to exec_write since the last drain; get: buffers */
     size_t unacked;
     bool eof, waiting_drain;
+    size_t pending; /* put: bytes read into buf[0], not yet handed to the command */
     char *buf[2];
     size_t blen[2], bcap[2];
     int fill; /* get: buffer being filled; the other may be writing */
@@ -51,6 +52,7 @@ struct opsc_xfer {
 
 static void xfer_end(opsc_xfer *x);
 static void put_read_more(opsc_xfer *x);
+static void put_send_pending(opsc_xfer *x);
 static void get_flush(opsc_xfer *x);
 static void get_finish(opsc_xfer *x);
 
@@ -187,28 +189,42 @@ static void on_put_read(uv_fs_t *req)
     }
     if (n == 0) {
         x->eof = true;
-        x->ops->write(x->ex, "", 0);
+        if (!x->pending)
+            x->ops->write(x->ex, "", 0);
         return;
     }
     EVP_DigestUpdate(x->md, x->buf[0], (size_t)n);
     x->bytes += (uint64_t)n;
     x->foff += n;
-    x->unacked += (size_t)n;
-    if (x->ops->write(x->ex, x->buf[0], (size_t)n) < 0) {
+    x->pending = (size_t)n;
+    if (x->unacked >= PUT_WINDOW) {
+        x->waiting_drain = true; /* hold it: sent the moment the queue drains */
+        return;
+    }
+    put_send_pending(x);
+}
+
+/* Send the chunk just read, and read the next one: the next read overlaps
+ * with the wire, so the channel never waits for the disk. */
+static void put_send_pending(opsc_xfer *x)
+{
+    size_t n = x->pending;
+    x->pending = 0;
+    x->unacked += n;
+    if (x->ops->write(x->ex, x->buf[0], n) < 0) {
         fail(x, OPSC_EIO, "the transfer command stopped taking data");
         return;
     }
-    put_read_more(x);
+    if (x->eof)
+        x->ops->write(x->ex, "", 0);
+    else
+        put_read_more(x);
 }
 
 static void put_read_more(opsc_xfer *x)
 {
-    if (x->fs_busy || x->eof || x->phase != PH_STREAM)
+    if (x->fs_busy || x->eof || x->pending || x->phase != PH_STREAM)
         return;
-    if (x->unacked >= PUT_WINDOW) {
-        x->waiting_drain = true;
-        return;
-    }
     uv_buf_t b = uv_buf_init(x->buf[0], CHUNK);
     x->fs_busy = true;
     x->fs.data = x;
@@ -224,9 +240,9 @@ static void put_drained(void *ud)
 {
     opsc_xfer *x = ud;
     x->unacked = 0;
-    if (x->waiting_drain) {
+    if (x->waiting_drain && x->phase == PH_STREAM && x->ex) {
         x->waiting_drain = false;
-        put_read_more(x);
+        put_send_pending(x);
     }
 }
 
