@@ -13,6 +13,25 @@
 
 #include "behaviour.h"
 
+void bh_exports_only_the_entry_symbol(const char *so)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "nm -D --defined-only %s", so);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *name = strrchr(line, ' ');
+        assert_non_null(name);
+        assert_string_equal(name + 1, "opsc_plugin_entry");
+        n++;
+    }
+    pclose(f);
+    assert_int_equal(n, 1);
+}
+
 int bh_count_processes(const char *pattern)
 {
     char cmd[256];

@@ -4,6 +4,19 @@
 
 #include "harness.h"
 
+/* One behaviour test on a fresh connection from the suite's connect_ok(). */
+#define BH_TEST(name)                                                                              \
+    static void name(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        opsc_conn *conn = connect_ok();                                                            \
+        bh_##name(&plug, conn);                                                                    \
+        th_close(&plug, conn);                                                                     \
+    }
+
+/* nm -D --defined-only `so` lists opsc_plugin_entry and nothing else. */
+void bh_exports_only_the_entry_symbol(const char *so);
+
 /* Processes whose whole command line is `cmdline` (pgrep -f '^cmdline$'). */
 int bh_count_processes(const char *cmdline);
 

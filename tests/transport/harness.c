@@ -87,6 +87,15 @@ int64_t th_live_bytes(void)
     return atomic_load(&live_bytes);
 }
 
+int th_no_leaks(void)
+{
+    if (th_live_bytes() == 0)
+        return 0;
+    fprintf(stderr, "leak: %lld bytes allocated through the host were not freed\n",
+            (long long)th_live_bytes());
+    return -1;
+}
+
 /* ---- log, loop, time ---------------------------------------------------------------- */
 
 static void h_log(const char *component, int level, const char *fmt, ...)

@@ -35,6 +35,8 @@ void th_unload(th_plugin *p);
 const char *th_last_log(void);
 /* Bytes allocated through the host allocator and not freed. */
 int64_t th_live_bytes(void);
+/* For a group teardown: 0 when the plugin gave back everything, else -1 (and says so). */
+int th_no_leaks(void);
 
 /* Run the loop until *flag is true, at most `ms`. Returns false on timeout. */
 bool th_run_until(volatile bool *flag, uint32_t ms);

@@ -33,15 +33,6 @@ static opsc_conn *connect_ok(void)
     return r.conn;
 }
 
-#define BH_TEST(name)                                                                              \
-    static void name(void **state)                                                                 \
-    {                                                                                              \
-        (void)state;                                                                               \
-        opsc_conn *conn = connect_ok();                                                            \
-        bh_##name(&plug, conn);                                                                    \
-        th_close(&plug, conn);                                                                     \
-    }
-
 BH_TEST(exit_codes_and_signals)
 BH_TEST(env_and_cwd)
 BH_TEST(stdin_fed_command)
@@ -61,28 +52,13 @@ static int teardown(void **state)
 {
     (void)state;
     th_unload(&plug);
-    /* everything the plugin allocated through the host is given back */
-    if (th_live_bytes() != 0) {
-        fprintf(stderr, "leak: %lld bytes still allocated\n", (long long)th_live_bytes());
-        return -1;
-    }
-    return 0;
+    return th_no_leaks();
 }
 
 static void exports_only_the_entry_symbol(void **state)
 {
     (void)state;
-    FILE *f = popen("nm -D --defined-only " LOCAL_SO, "r");
-    assert_non_null(f);
-    char line[512];
-    int n = 0;
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        assert_string_equal(strrchr(line, ' ') + 1, "opsc_plugin_entry");
-        n++;
-    }
-    pclose(f);
-    assert_int_equal(n, 1);
+    bh_exports_only_the_entry_symbol(LOCAL_SO);
 }
 
 static void pty_is_not_supported(void **state)

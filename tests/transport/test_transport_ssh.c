@@ -26,16 +26,6 @@ static th_plugin plug;
 static th_sshd sshd;     /* password + keys + keyboard-interactive */
 static th_sshd sshd_kbd; /* password authentication off: keyboard-interactive only */
 
-/* A behaviour test of behaviour.c on a fresh SSH connection. */
-#define BH_TEST(name)                                                                              \
-    static void name(void **state)                                                                 \
-    {                                                                                              \
-        (void)state;                                                                               \
-        opsc_conn *conn = connect_ok();                                                            \
-        bh_##name(&plug, conn);                                                                    \
-        th_close(&plug, conn);                                                                     \
-    }
-
 static opsc_conn *connect_ok(void);
 
 static opsc_target target(const char *policy, const char *known)
@@ -113,12 +103,7 @@ static int teardown(void **state)
     th_unload(&plug);
     th_sshd_stop(&sshd);
     th_sshd_stop(&sshd_kbd);
-    /* everything the plugin allocated through the host is given back */
-    if (th_live_bytes() != 0) {
-        fprintf(stderr, "leak: %lld bytes still allocated\n", (long long)th_live_bytes());
-        return -1;
-    }
-    return 0;
+    return th_no_leaks();
 }
 
 /* ---- plugin shape -------------------------------------------------------------- */
@@ -126,19 +111,7 @@ static int teardown(void **state)
 static void exports_only_the_entry_symbol(void **state)
 {
     (void)state;
-    FILE *f = popen("nm -D --defined-only " SSH_SO, "r");
-    assert_non_null(f);
-    char line[512];
-    int n = 0;
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        const char *name = strrchr(line, ' ');
-        assert_non_null(name);
-        assert_string_equal(name + 1, "opsc_plugin_entry");
-        n++;
-    }
-    pclose(f);
-    assert_int_equal(n, 1);
+    bh_exports_only_the_entry_symbol(SSH_SO);
 }
 
 static void unknown_config_key_is_refused(void **state)
