@@ -24,7 +24,7 @@
 
 static th_plugin plug;
 static th_sshd sshd;     /* password + keys + keyboard-interactive */
-static th_sshd sshd_kbd; /* password authentication off: keyboard-interactive only */
+static th_sshd sshd_kbd; /* keyboard-interactive only, MaxSessions 3 */
 
 static opsc_conn *connect_ok(void);
 
@@ -90,11 +90,12 @@ static int setup(void **state)
 {
     (void)state;
     if (th_sshd_start(&sshd, NULL) < 0 ||
-        th_sshd_start(&sshd_kbd, "--option 'PasswordAuthentication no'") < 0)
+        th_sshd_start(&sshd_kbd, "--option 'PasswordAuthentication no' --option 'MaxSessions 3'") <
+            0)
         return -1;
     snprintf(known_ed25519, sizeof(known_ed25519), "ssh-ed25519 %s\nssh-rsa %s\n",
              sshd.host_ed25519, sshd.host_rsa);
-    return th_load(&plug, SSH_SO, "keepalive = 5s\nmax_channels = 16\ncancel_grace = 1s\n");
+    return th_load(&plug, SSH_SO, "keepalive = 1s\nmax_channels = 16\ncancel_grace = 1s\n");
 }
 
 static int teardown(void **state)
@@ -298,6 +299,71 @@ static void policy_off_accepts_with_a_warning(void **state)
     assert_non_null(strstr(r.warning, "off"));
     assert_non_null(strstr(r.warning, sshd.host_ed25519));
     th_close(&plug, r.conn);
+}
+
+static opsc_conn *connect_kbd(void)
+{
+    char known[128];
+    snprintf(known, sizeof(known), "ssh-ed25519 %s\n", sshd_kbd.host_ed25519);
+    opsc_target t = target("strict", known);
+    t.port = sshd_kbd.port;
+    opsc_credential c = password_cred(sshd_kbd.password);
+    th_conn r;
+    assert_int_equal(th_connect(&plug, &t, &c, &r), 0);
+    return r.conn;
+}
+
+static void server_refusing_a_channel_fails_that_command_only(void **state)
+{
+    (void)state;
+    opsc_conn *conn = connect_kbd(); /* that sshd allows 3 sessions per connection */
+    enum { N = 5 };
+    static th_exec e[N];
+    for (int i = 0; i < N; i++) {
+        opsc_exec_req req = {sizeof(req)};
+        req.command = "sleep 0.5";
+        assert_int_equal(th_exec_start(&plug, conn, &req, &e[i]), 0);
+    }
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(th_exec_wait(&e[i], 30000));
+        if (e[i].status) {
+            assert_int_equal(e[i].status, OPSC_EPROTO);
+            assert_non_null(strstr(e[i].error, "MaxSessions"));
+            refused++;
+        }
+    }
+    assert_int_equal(refused, 2);
+    assert_true(plug.t->conn_usable(conn));
+    run_id(conn, "opsctest\n");
+    th_close(&plug, conn);
+}
+
+static void more_commands_than_max_sessions_is_ebusy(void **state)
+{
+    (void)state;
+    opsc_conn *conn = connect_ok();
+    static th_exec e[16];
+    opsc_exec_req req = {sizeof(req)};
+    req.command = "sleep 0.2";
+    for (unsigned i = 0; i < plug.t->max_sessions; i++)
+        assert_int_equal(th_exec_start(&plug, conn, &req, &e[i]), 0);
+    assert_int_equal(th_exec_start(&plug, conn, &req, &e[15]), OPSC_EBUSY);
+    for (unsigned i = 0; i < plug.t->max_sessions; i++)
+        assert_true(th_exec_wait(&e[i], 30000));
+    th_close(&plug, conn);
+}
+
+/* keepalive = 1s in this suite: an idle connection sends a few and stays good. */
+static void idle_connection_survives_keepalives(void **state)
+{
+    (void)state;
+    opsc_conn *conn = connect_ok();
+    bool never = false;
+    th_run_until(&never, 2500);
+    assert_true(plug.t->conn_usable(conn));
+    run_id(conn, "opsctest\n");
+    th_close(&plug, conn);
 }
 
 /* ---- connection failures ------------------------------------------------------------------ */
@@ -576,6 +642,9 @@ int main(void)
         cmocka_unit_test(strict_unknown_host_key_fails_with_fingerprint),
         cmocka_unit_test(tofu_learns_then_a_changed_key_is_refused),
         cmocka_unit_test(policy_off_accepts_with_a_warning),
+        cmocka_unit_test(server_refusing_a_channel_fails_that_command_only),
+        cmocka_unit_test(more_commands_than_max_sessions_is_ebusy),
+        cmocka_unit_test(idle_connection_survives_keepalives),
         cmocka_unit_test(connection_refused),
         cmocka_unit_test(unknown_name_is_edns),
         cmocka_unit_test(silent_server_times_out),
