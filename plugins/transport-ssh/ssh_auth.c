@@ -51,22 +51,48 @@ static const char *algs_for_type(const char *type, size_t n)
     "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,"        \
     "rsa-sha2-256,ssh-rsa"
 
+/* Append the names in `list` that libssh2 supports and `out` lacks. Only
+ * supported names go in: libssh2 1.10 strips unknown ones with an
+ * overlapping memcpy. */
+static void add_algs(char *out, size_t cap, const char *list, const char **sup, int nsup)
+{
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        bool ok = false;
+        for (int i = 0; i < nsup && !ok; i++)
+            ok = strlen(sup[i]) == n && memcmp(sup[i], list, n) == 0;
+        for (const char *o = out; ok && *o;) {
+            size_t m = strcspn(o, ",");
+            if (m == n && memcmp(o, list, n) == 0)
+                ok = false;
+            o += m + (o[m] == ',');
+        }
+        size_t used = strlen(out);
+        if (ok && used + n + 2 < cap)
+            snprintf(out + used, cap - used, "%s%.*s", used ? "," : "", (int)n, list);
+        list += n + (list[n] == ',');
+    }
+}
+
 /* Ask the server for a key type we already know, so a host with several
  * keys is not reported as changed because it offered another type. */
 int ssh_hostkey_prefs(opsc_conn *c)
 {
+    const char **sup = NULL;
+    int nsup = libssh2_session_supported_algs(c->s, LIBSSH2_METHOD_HOSTKEY, &sup);
+    if (nsup <= 0)
+        return 0; /* keep libssh2's defaults */
     char prefs[512] = "";
-    size_t used = 0;
     for (const char *l = c->known; *l;) {
-        size_t n = strcspn(l, " \t\r\n");
-        const char *algs = algs_for_type(l, n);
-        if (algs && !strstr(prefs, algs) && used + strlen(algs) + 2 < sizeof(prefs))
-            used += (size_t)snprintf(prefs + used, sizeof(prefs) - used, "%s,", algs);
+        const char *algs = algs_for_type(l, strcspn(l, " \t\r\n"));
+        if (algs)
+            add_algs(prefs, sizeof(prefs), algs, sup, nsup);
         l += strcspn(l, "\n");
         l += *l == '\n';
     }
-    snprintf(prefs + used, sizeof(prefs) - used, "%s", DEFAULT_HOSTKEY_ALGS);
-    int rc = libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY, prefs);
+    add_algs(prefs, sizeof(prefs), DEFAULT_HOSTKEY_ALGS, sup, nsup);
+    libssh2_free(c->s, sup);
+    int rc = prefs[0] ? libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY, prefs) : 0;
     return rc ? OPSC_EPROTO : 0;
 }
 

@@ -522,9 +522,11 @@ static void start_stream(opsc_xfer *x)
         tp_buf_quote(&b, x->tmp);
         tp_buf_adds(&b, " | sha256sum");
     } else {
-        tp_buf_adds(&b, "exec 4>&1; cat -- ");
+        /* a FIFO, not /dev/fd: stdout may be a socket, which cannot be reopened */
+        tp_buf_adds(&b, "d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; "
+                        "mkfifo \"$d/f\" || exit 1; sha256sum < \"$d/f\" >&2 & cat -- ");
         tp_buf_quote(&b, x->remote);
-        tp_buf_adds(&b, " | tee /dev/fd/4 | sha256sum >&2");
+        tp_buf_adds(&b, " | tee -- \"$d/f\"; wait");
     }
     char *cmd = tp_buf_take(&b);
     x->phase = PH_STREAM;

@@ -49,8 +49,8 @@ static long long via_sftp(LIBSSH2_SESSION *s, int in, const char *remote, char *
 {
     LIBSSH2_SFTP *sftp = libssh2_sftp_init(s);
     LIBSSH2_SFTP_HANDLE *h =
-        sftp ? libssh2_sftp_open(sftp, remote, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT |
-                                                   LIBSSH2_FXF_TRUNC, 0644)
+        sftp ? libssh2_sftp_open(sftp, remote,
+                                 LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC, 0644)
              : NULL;
     if (!h)
         return -1;

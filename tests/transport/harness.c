@@ -501,6 +501,8 @@ static int xfer(th_plugin *p, opsc_conn *conn, bool put, const char *local, cons
         return rc;
     if (!th_run_until(&x->done, 600000))
         return OPSC_ETIMEDOUT;
+    if (x->status && getenv("TH_VERBOSE"))
+        fprintf(stderr, "harness: %s: %s\n", put ? "put" : "get", x->error);
     return x->status;
 }
 
