@@ -158,7 +158,9 @@ void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn)
     long grew = th_rss_kb() - rss0;
     fprintf(stderr, "100 MB: RSS grew %ld kB, plugin heap now %lld bytes\n", grew,
             (long long)(th_live_bytes() - live0));
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed blocks resident */
     assert_true(grew < 16 * 1024);
+#endif
 }
 
 void bh_put_and_get_with_mode_and_checksum(th_plugin *p, opsc_conn *conn)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -107,6 +108,42 @@ static void close_cancels_running_commands(void **state)
     assert_int_equal(bh_count_processes("sleep 600.75"), 0);
 }
 
+/* The target's sha256sum disagrees (a fake one first in PATH, which the
+ * spawned shell inherits): ECORRUPT, and nothing is left at the destination. */
+static void checksum_mismatch_is_ecorrupt_and_leaves_nothing(void **state)
+{
+    (void)state;
+    const char *bin = "/tmp/opsc-fakebin";
+    mkdir(bin, 0755);
+    FILE *f = fopen("/tmp/opsc-fakebin/sha256sum", "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\ncat > /dev/null\necho "
+          "0000000000000000000000000000000000000000000000000000000000000000 '  -'\n",
+          f);
+    fclose(f);
+    chmod("/tmp/opsc-fakebin/sha256sum", 0755);
+    f = fopen("/tmp/opsc-corrupt.src", "w");
+    fputs("payload\n", f);
+    fclose(f);
+    char *old = strdup(getenv("PATH"));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s:%s", bin, old);
+    setenv("PATH", path, 1);
+    opsc_conn *conn = connect_ok();
+    th_xfer x;
+    int rc = th_put(&plug, conn, "/tmp/opsc-corrupt.src", "/tmp/opsc-corrupt.dst", -1, &x);
+    setenv("PATH", old, 1);
+    free(old);
+    assert_int_equal(rc, OPSC_ECORRUPT);
+    assert_non_null(strstr(x.error, "checksum mismatch"));
+    assert_int_equal(access("/tmp/opsc-corrupt.dst", F_OK), -1);
+    assert_int_not_equal(system("ls /tmp/opsc-corrupt.dst.opsc-* >/dev/null 2>&1"), 0);
+    th_close(&plug, conn);
+    unlink("/tmp/opsc-corrupt.src");
+    unlink("/tmp/opsc-fakebin/sha256sum");
+    rmdir(bin);
+}
+
 static void missing_shell_is_enoent(void **state)
 {
     (void)state;
@@ -143,6 +180,7 @@ int main(void)
         cmocka_unit_test(sudo_as_another_user),
         cmocka_unit_test(sudo_without_a_password_prompt_keeps_stdin_clean),
         cmocka_unit_test(put_and_get_with_mode_and_checksum),
+        cmocka_unit_test(checksum_mismatch_is_ecorrupt_and_leaves_nothing),
         cmocka_unit_test(missing_shell_is_enoent),
         cmocka_unit_test(loop_closes_clean),
     };
