@@ -332,9 +332,11 @@ static int spawn(opsc_exec *ex, const char *cmd)
     o.stdio_count = 3;
     o.stdio = stdio;
     int rc = uv_spawn(loop, &ex->proc, &o);
-    if (rc < 0)
+    ex->open_handles++; /* the process handle must be closed even when spawn failed */
+    if (rc < 0) {
+        ex->exited = true; /* nothing to wait for: close_all() closes it */
         return rc;
-    ex->open_handles++;
+    }
     start_reading(ex);
     return 0;
 }

@@ -299,7 +299,7 @@ static void keepalive_cb(uv_timer_t *t)
 {
     opsc_conn *c = t->data;
     int outq = 0;
-    if (c->state != C_READY || ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq != 0)
+    if (c->state != C_READY || c->send_owner || ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq != 0)
         return;
     int next = 0;
     int rc = libssh2_keepalive_send(c->s, &next);

@@ -137,11 +137,10 @@ void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn)
     long rss0 = th_rss_kb();
     int64_t live0 = th_live_bytes();
     th_exec e;
-    /* pause at the first output: flow control must stop the sender */
-    e.pause_after = 1;
     opsc_exec_req req = {sizeof(req)};
     req.command = "head -c 100000000 /dev/zero";
     assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
+    e.pause_after = 1; /* pause at the first output: flow control must stop the sender */
     bool never = false;
     th_run_until(&never, 1000);
     assert_true(e.paused);

@@ -452,10 +452,8 @@ static const opsc_exec_cb exec_cb = {sizeof(opsc_exec_cb), on_output, on_done, o
 
 int th_exec_start(th_plugin *p, opsc_conn *conn, const opsc_exec_req *req, th_exec *e)
 {
-    size_t pause_after = e->pause_after;
     memset(e, 0, sizeof(*e));
     e->p = p;
-    e->pause_after = pause_after;
     return p->t->exec(conn, req, &exec_cb, e, &e->ex);
 }
 

@@ -67,7 +67,7 @@ typedef struct th_exec {
     char out[65536], err[65536]; /* the first bytes of each stream */
     size_t nout, nerr;
     uint64_t total_out, total_err;
-    size_t pause_after; /* pause on the first output once this many bytes came */
+    size_t pause_after; /* set after th_exec_start: pause once this many bytes came */
     bool paused;
     unsigned drained; /* on_stdin_drained calls */
 } th_exec;
