@@ -96,7 +96,8 @@ typedef struct opsc_exec_req {
                                 PowerShell on windows); borrowed until exec() returns */
     const char *const *env;  /* NULL-terminated "NAME=value" list, or NULL */
     const char *cwd;         /* working directory, or NULL */
-    bool pty;                /* allocate a terminal */
+    bool pty;                /* allocate a terminal; OPSC_ENOTSUP from exec() when the
+                                transport has none (local) */
     bool stdin_open;         /* the host will write stdin with exec_write(); when false the
                                 command sees end of file at once */
     uint32_t timeout_ms;     /* 0: none. On expiry the command is stopped as by
