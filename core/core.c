@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
+#include "scheduler.h"
 #include "store.h"
 #include "util.h"
 #include "vault.h"
@@ -61,6 +62,32 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     return rc;
 }
 
+/* After the store and the executor (c->exec, NULL while the daemon has none:
+ * schedules then save and preview, and each fire logs a clear error), before
+ * the HTTP server whose schedule routes use it. */
+static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
+{
+    sched_opts o = {
+        .loop = c->loop,
+        .store = c->store,
+        .events = c->events,
+        .exec = c->exec,
+        .exec_ops = sched_exec_linked(),
+        .cfg = &c->cfg.scheduler,
+    };
+    if (c->exec && !o.exec_ops) {
+        snprintf(err, errlen, "the executor exists but its exec.h functions are not linked in");
+        return OPSC_EINVAL;
+    }
+    int rc = sched_new(&c->sched, &o);
+    if (rc == 0)
+        rc = sched_start(c->sched, err, errlen);
+    if (rc == 0 && !c->exec)
+        log_warn("core", "no executor in this build: schedules are kept, but their fires cannot "
+                         "start runs");
+    return rc;
+}
+
 /* One completion hook serves metrics and the audit log. */
 static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
 {
@@ -93,6 +120,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     rc = api_system_register(c);
     if (rc == 0)
         rc = api_identity_register(c);
+    if (rc == 0)
+        rc = api_schedules_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -199,6 +228,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_identity(c, err, errlen);
     }
     if (rc == 0)
+        rc = open_scheduler(c, err, errlen);
+    if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
@@ -236,6 +267,8 @@ static void finish_stop(struct opsc_core *c)
     close_handle((uv_handle_t *)&c->sig_term);
     close_handle((uv_handle_t *)&c->sig_int);
     close_handle((uv_handle_t *)&c->sig_hup);
+    sched_close(c->sched);
+    c->sched = NULL;
     audit_close(c->audit);
     c->audit = NULL;
     auth *a = c->auth;
@@ -264,6 +297,8 @@ void core_stop(struct opsc_core *c)
         return;
     c->stopping = true;
     c->ready = false;
+    if (c->sched)
+        sched_stop(c->sched); /* no run starts once stopping began */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
                        0);
@@ -285,6 +320,8 @@ void core_free(struct opsc_core *c)
      * their close callbacks run so nothing is freed while the loop uses it. */
     plugin_host_free(c->plugins);
     c->plugins = NULL;
+    sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
+    c->sched = NULL;
     uv_walk(c->loop, close_walk, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)

@@ -1,0 +1,152 @@
+/* sched_state.c - persisting each schedule's last handled fire and waiting fires
+ * ("schedule_state"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opsc/errors.h>
+
+#include "log.h"
+#include "sched_internal.h"
+#include "store.h"
+
+#define STATE_DB "schedule_state"
+
+/* {"last_ms": 1735689600000, "anchor": false, "queue": [..]} */
+static int put_state(store_txn *txn, const char *id, int64_t last_ms, bool anchor,
+                     const int64_t *queue, size_t nq)
+{
+    json_t *q = json_array();
+    for (size_t i = 0; q && i < nq; i++)
+        if (json_array_append_new(q, json_integer(queue[i])) < 0) {
+            json_decref(q);
+            q = NULL;
+        }
+    json_t *st = q ? json_pack("{s:I, s:b, s:o}", "last_ms", (json_int_t)last_ms, "anchor", anchor,
+                               "queue", q)
+                   : NULL;
+    char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+    json_decref(st);
+    if (!text)
+        return OPSC_ENOMEM;
+    int rc = store_kv_put(txn, STATE_DB, id, strlen(id), text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int sched_state_reset_txn(store_txn *txn, const char *id, int64_t anchor_ms)
+{
+    return put_state(txn, id, anchor_ms, true, NULL, 0);
+}
+
+int sched_state_delete_txn(store_txn *txn, const char *id)
+{
+    int rc = store_kv_del(txn, STATE_DB, id, strlen(id));
+    return rc == OPSC_ENOENT ? 0 : rc;
+}
+
+static int save_txn(store_txn *txn, void *ud)
+{
+    sched *s = ud;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->n_dirty; i++) {
+        sched_entry *e = s->dirty[i];
+        rc = put_state(txn, e->def.id, e->last_ms, e->anchored, e->queue, e->n_queue);
+    }
+    return rc;
+}
+
+int sched_state_save_dirty(sched *s)
+{
+    if (!s->n_dirty)
+        return 0;
+    int rc = store_write(s->store, save_txn, s);
+    if (rc < 0)
+        log_error("sched",
+                  "saving the state of %zu schedules failed (%s): after a restart they "
+                  "may fire again",
+                  s->n_dirty, opsc_strerror(rc));
+    for (size_t i = 0; i < s->n_dirty; i++)
+        s->dirty[i]->dirty = false;
+    s->n_dirty = 0;
+    return rc;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static void apply_state(sched_entry *e, const void *val, size_t len)
+{
+    json_t *st = json_loadb(val, len, 0, NULL);
+    json_t *last = json_object_get(st, "last_ms"), *q = json_object_get(st, "queue"), *m;
+    size_t i;
+    if (json_is_integer(last)) {
+        e->last_ms = (int64_t)json_integer_value(last);
+        e->anchored = json_is_true(json_object_get(st, "anchor"));
+    }
+    json_array_foreach(q, i, m)
+    {
+        if (!json_is_integer(m) ||
+            sched_grow((void **)&e->queue, &e->cap_queue, e->n_queue, sizeof(*e->queue)) < 0)
+            continue;
+        e->queue[e->n_queue++] = (int64_t)json_integer_value(m);
+    }
+    json_decref(st);
+}
+
+typedef struct load_ctx {
+    sched *s;
+    store_txn *txn;
+    size_t bad;
+} load_ctx;
+
+static int load_one(const char *id, json_t *rec, void *ud)
+{
+    load_ctx *l = ud;
+    sched *s = l->s;
+    sched_entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return OPSC_ENOMEM;
+    e->heap_idx = SCHED_NOT_ARMED;
+    e->valid = sched_def_parse(rec, &s->dft, &e->def, e->error, sizeof(e->error)) == 0;
+    if (!e->valid) {
+        snprintf(e->def.id, sizeof(e->def.id), "%s", id);
+        log_error("sched", "schedule %s cannot fire: %s", id, e->error);
+        l->bad++;
+    }
+    /* Without a state (a crash between the record's commit and the first
+     * wake) the count starts when the record was last written. */
+    const char *upd = json_string_value(json_object_get(rec, "updated_at"));
+    if (!upd || rfc3339_parse(upd, &e->last_ms) < 0)
+        e->last_ms = clock_now_ms();
+    e->anchored = true;
+    const void *val;
+    size_t len;
+    if (store_kv_get(l->txn, STATE_DB, id, strlen(id), &val, &len) == 0)
+        apply_state(e, val, len);
+    int rc = sched_map_put(s, e);
+    if (rc < 0) {
+        sched_entry_free(e);
+        return rc;
+    }
+    e->next_ms = sched_compute_next(e);
+    return e->next_ms == SCHED_NO_FIRE ? 0 : sched_heap_push(s, e);
+}
+
+static int load_txn(store_txn *txn, void *ud)
+{
+    load_ctx *l = ud;
+    l->txn = txn;
+    return store_scan(txn, "schedules", NULL, false, load_one, l);
+}
+
+int sched_state_load(sched *s, char *err, size_t errlen)
+{
+    load_ctx l = {s, NULL, 0};
+    int rc = store_read(s->store, load_txn, &l);
+    if (rc < 0)
+        snprintf(err, errlen, "loading schedules: %s", opsc_strerror(rc));
+    else
+        log_info("sched", "%zu schedules loaded, %zu armed, %zu cannot fire", s->count, s->heap_n,
+                 l.bad);
+    return rc;
+}
