@@ -42,7 +42,7 @@ static void settle(sched *s)
 {
     if (s->in_tick)
         return;
-    sched_state_save_dirty(s);
+    sched_state_save(s, -1);
     sched_perform(s, clock_now_ms());
 }
 
@@ -58,7 +58,7 @@ void sched_upsert(sched *s, const json_t *rec, int64_t anchor_ms)
     if (fresh) {
         e->heap_idx = SCHED_NOT_ARMED;
         e->last_ms = anchor_ms >= 0 ? anchor_ms : clock_now_ms();
-        e->anchored = true;
+        e->last_fire_ms = SCHED_NO_FIRE;
     } else {
         sched_heap_remove(s, e);
         sched_def_clear(&e->def);
@@ -69,7 +69,6 @@ void sched_upsert(sched *s, const json_t *rec, int64_t anchor_ms)
         snprintf(e->def.id, sizeof(e->def.id), "%s", id);
     if (!fresh && anchor_ms >= 0) {
         e->last_ms = anchor_ms;
-        e->anchored = true;
         if (e->n_queue)
             drop_queue(s, e, "the schedule changed");
     }
@@ -126,9 +125,9 @@ json_t *sched_status(sched *s, const char *id)
     for (size_t i = 0; q && i < e->n_queue; i++)
         json_array_append_new(q, time_or_null(e->queue[i]));
     return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "next_fire_at", time_or_null(e->next_ms),
-                     "last_fire_at", time_or_null(e->anchored ? SCHED_NO_FIRE : e->last_ms),
-                     "last_run_id", e->last_run_id[0] ? json_string(e->last_run_id) : json_null(),
-                     "last_error", e->error[0] ? json_string(e->error) : json_null(), "active_runs",
+                     "last_fire_at", time_or_null(e->last_fire_ms), "last_run_id",
+                     e->last_run_id[0] ? json_string(e->last_run_id) : json_null(), "last_error",
+                     e->error[0] ? json_string(e->error) : json_null(), "active_runs",
                      (json_int_t)sched_active_count(s, e), "queued", q ? q : json_array());
 }
 

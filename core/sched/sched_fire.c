@@ -27,7 +27,7 @@ int sched_active_add(sched_entry *e, const char *run_id)
         return 0;
     int rc = sched_grow((void **)&e->active, &e->cap_active, e->n_active, sizeof(*e->active));
     if (rc == 0)
-        snprintf(e->active[e->n_active++], sizeof(sched_run_id), "%s", run_id);
+        snprintf(e->active[e->n_active++], sizeof(sched_run_id), "%.36s", run_id);
     return rc;
 }
 
@@ -187,11 +187,14 @@ static void start_run(sched *s, sched_entry *e, const sched_action *a, const exe
     if (active_index(e, run_id) < 0 &&
         s->ops->active_for_schedule(s->exec, e->def.id) > e->n_active)
         sched_active_add(e, run_id);
-    snprintf(e->last_run_id, sizeof(e->last_run_id), "%s", run_id);
+    memcpy(e->last_run_id, run_id, sizeof(e->last_run_id));
     e->error[0] = '\0';
     s->stats.fired++;
-    publish(s, "schedule.fired", e, run_id, spec->planned_at_ms, "lateness_ms",
-            json_integer(now_ms - spec->planned_at_ms));
+    /* The executor announces the run ("run.state"); the scheduler counts how late it came. */
+    int64_t late = now_ms - spec->planned_at_ms;
+    s->stats.late_ms_sum += (uint64_t)(late > 0 ? late : 0);
+    if (late > s->stats.late_ms_max)
+        s->stats.late_ms_max = late;
 }
 
 void sched_perform(sched *s, int64_t now_ms)

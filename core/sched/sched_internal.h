@@ -15,6 +15,7 @@
 #define SCHED_NOT_ARMED SIZE_MAX
 #define SCHED_ERR_MAX   256
 #define SCHED_WHY_MAX   320
+#define SCHED_LEAD_MS   25 /* the mark is committed this long before the fires it covers */
 
 typedef char sched_run_id[UUID_STR_LEN];
 
@@ -23,9 +24,12 @@ typedef struct sched_entry {
     sched_def def;
     bool valid;                /* def parsed; else `error` says why */
     char error[SCHED_ERR_MAX]; /* status.last_error */
-    int64_t last_ms;           /* planned instant of the last fire handled, or the anchor */
+    int64_t last_ms;           /* fires are counted strictly after this: the last one handled,
+                                  the anchor, or the handled-through mark */
+    int64_t last_fire_ms;      /* planned instant of the last fire handled, or SCHED_NO_FIRE */
     int64_t next_ms;           /* SCHED_NO_FIRE when none */
     size_t heap_idx;           /* SCHED_NOT_ARMED when out of the heap */
+    uint64_t heap_seq;         /* ties of next_ms: first armed, first fired */
     struct sched_entry *map_next;
     sched_run_id *active; /* runs started by this schedule, not ended yet */
     size_t n_active, cap_active;
@@ -35,7 +39,6 @@ typedef struct sched_entry {
     size_t starting; /* runs planned in the current tick */
     bool dirty;      /* state to persist in this tick */
     bool drain;      /* a run ended: the queue may move */
-    bool anchored;   /* last_ms is an anchor, not a fire */
 } sched_entry;
 
 enum sched_act_kind { SCHED_ACT_RUN, SCHED_ACT_MISS, SCHED_ACT_ERROR };
@@ -64,6 +67,7 @@ struct sched {
     /* heap of armed entries by next_ms */
     sched_entry **heap;
     size_t heap_n, heap_cap;
+    uint64_t heap_seq;
     /* id -> entry */
     sched_entry **buckets;
     size_t nbuckets, count;
@@ -80,6 +84,8 @@ struct sched {
     /* clocks */
     int64_t last_wall;
     uint64_t last_mono;
+    int64_t committed_ms;                /* the handled-through mark last committed, or -1 */
+    bool rewind;                         /* the wall clock went back: commit the mark lower */
     int64_t boot_wall;                   /* before this, the daemon was not running */
     int64_t jump_from, jump_to, jump_ms; /* last forward jump seen */
     int64_t sub_id;
@@ -119,6 +125,8 @@ void sched_want_drain(sched *s, sched_entry *e);
 
 /* sched_state.c: persistence of last_ms and the queue. */
 int sched_state_load(sched *s, char *err, size_t errlen);
-int sched_state_save_dirty(sched *s);
+/* Commit the dirty entries' states and, when `through_ms` >= 0, the mark
+ * "every fire planned at or before through_ms has been handled". */
+int sched_state_save(sched *s, int64_t through_ms);
 
 #endif

@@ -306,7 +306,6 @@ int sched_plan_due(sched *s, sched_entry *e, int64_t now_ms)
         else
             rc = plan_run(s, e, s->scratch[i] * 1000);
     }
-    e->last_ms = s->scratch[n - 1] * 1000;
-    e->anchored = false;
-    return rc ? rc : sched_mark_dirty(s, e);
+    e->last_ms = e->last_fire_ms = s->scratch[n - 1] * 1000; /* saved by the wake's mark */
+    return rc;
 }

@@ -10,11 +10,15 @@
 #include "sched_internal.h"
 #include "store.h"
 
-#define STATE_DB "schedule_state"
+#define STATE_DB    "schedule_state"
+/* Not a schedule id: every fire planned at or before this instant (ms, text)
+ * was handled. One write per wake instead of one per schedule fired. */
+#define THROUGH_KEY "~handled_through"
 
-/* {"last_ms": 1735689600000, "anchor": false, "queue": [..]} */
-static int put_state(store_txn *txn, const char *id, int64_t last_ms, bool anchor,
-                     const int64_t *queue, size_t nq)
+/* {"last_ms": 1735689600000, "queue": [..]}; written when a schedule's count
+ * restarts, its queue changes, or the wall clock went back behind it. */
+static int put_state(store_txn *txn, const char *id, int64_t last_ms, const int64_t *queue,
+                     size_t nq)
 {
     json_t *q = json_array();
     for (size_t i = 0; q && i < nq; i++)
@@ -22,9 +26,7 @@ static int put_state(store_txn *txn, const char *id, int64_t last_ms, bool ancho
             json_decref(q);
             q = NULL;
         }
-    json_t *st = q ? json_pack("{s:I, s:b, s:o}", "last_ms", (json_int_t)last_ms, "anchor", anchor,
-                               "queue", q)
-                   : NULL;
+    json_t *st = q ? json_pack("{s:I, s:o}", "last_ms", (json_int_t)last_ms, "queue", q) : NULL;
     char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
     json_decref(st);
     if (!text)
@@ -36,7 +38,7 @@ static int put_state(store_txn *txn, const char *id, int64_t last_ms, bool ancho
 
 int sched_state_reset_txn(store_txn *txn, const char *id, int64_t anchor_ms)
 {
-    return put_state(txn, id, anchor_ms, true, NULL, 0);
+    return put_state(txn, id, anchor_ms, NULL, 0);
 }
 
 int sched_state_delete_txn(store_txn *txn, const char *id)
@@ -45,27 +47,39 @@ int sched_state_delete_txn(store_txn *txn, const char *id)
     return rc == OPSC_ENOENT ? 0 : rc;
 }
 
+typedef struct save_ctx {
+    sched *s;
+    int64_t through;
+} save_ctx;
+
 static int save_txn(store_txn *txn, void *ud)
 {
-    sched *s = ud;
+    save_ctx *c = ud;
+    sched *s = c->s;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < s->n_dirty; i++) {
         sched_entry *e = s->dirty[i];
-        rc = put_state(txn, e->def.id, e->last_ms, e->anchored, e->queue, e->n_queue);
+        rc = put_state(txn, e->def.id, e->last_ms, e->queue, e->n_queue);
+    }
+    if (rc == 0 && c->through >= 0) {
+        char v[32];
+        int n = snprintf(v, sizeof(v), "%lld", (long long)c->through);
+        rc = store_kv_put(txn, STATE_DB, THROUGH_KEY, strlen(THROUGH_KEY), v, (size_t)n);
     }
     return rc;
 }
 
-int sched_state_save_dirty(sched *s)
+int sched_state_save(sched *s, int64_t through_ms)
 {
-    if (!s->n_dirty)
+    if (!s->n_dirty && through_ms < 0)
         return 0;
-    int rc = store_write(s->store, save_txn, s);
+    save_ctx c = {s, through_ms};
+    int rc = store_write(s->store, save_txn, &c);
     if (rc < 0)
         log_error("sched",
-                  "saving the state of %zu schedules failed (%s): after a restart they "
-                  "may fire again",
-                  s->n_dirty, opsc_strerror(rc));
+                  "saving the scheduler's progress failed (%s): after a restart, fires "
+                  "of this wake may happen again",
+                  opsc_strerror(rc));
     for (size_t i = 0; i < s->n_dirty; i++)
         s->dirty[i]->dirty = false;
     s->n_dirty = 0;
@@ -79,10 +93,8 @@ static void apply_state(sched_entry *e, const void *val, size_t len)
     json_t *st = json_loadb(val, len, 0, NULL);
     json_t *last = json_object_get(st, "last_ms"), *q = json_object_get(st, "queue"), *m;
     size_t i;
-    if (json_is_integer(last)) {
+    if (json_is_integer(last))
         e->last_ms = (int64_t)json_integer_value(last);
-        e->anchored = json_is_true(json_object_get(st, "anchor"));
-    }
     json_array_foreach(q, i, m)
     {
         if (!json_is_integer(m) ||
@@ -96,8 +108,27 @@ static void apply_state(sched_entry *e, const void *val, size_t len)
 typedef struct load_ctx {
     sched *s;
     store_txn *txn;
+    int64_t through; /* the handled-through mark, or -1 */
     size_t bad;
 } load_ctx;
+
+/* Every fire of `e` in (its own last_ms, through] was handled: count from
+ * there, and name the last of them. */
+static void apply_through(sched_entry *e, int64_t through)
+{
+    int64_t own = e->last_ms;
+    if (through <= own)
+        return;
+    e->last_ms = through;
+    if (!e->valid || !e->def.enabled)
+        return;
+    int64_t upto = through / 1000;
+    if (e->def.end_ms != SCHED_TIME_NONE_HI && e->def.end_ms / 1000 < upto)
+        upto = e->def.end_ms / 1000;
+    int64_t t = cron_prev(&e->def.cron, e->def.tz, upto + 1);
+    if (t != CRON_NONE && t * 1000 > own && t * 1000 >= e->def.start_ms)
+        e->last_fire_ms = t * 1000;
+}
 
 static int load_one(const char *id, json_t *rec, void *ud)
 {
@@ -118,11 +149,12 @@ static int load_one(const char *id, json_t *rec, void *ud)
     const char *upd = json_string_value(json_object_get(rec, "updated_at"));
     if (!upd || rfc3339_parse(upd, &e->last_ms) < 0)
         e->last_ms = clock_now_ms();
-    e->anchored = true;
+    e->last_fire_ms = SCHED_NO_FIRE;
     const void *val;
     size_t len;
     if (store_kv_get(l->txn, STATE_DB, id, strlen(id), &val, &len) == 0)
         apply_state(e, val, len);
+    apply_through(e, l->through);
     int rc = sched_map_put(s, e);
     if (rc < 0) {
         sched_entry_free(e);
@@ -135,14 +167,25 @@ static int load_one(const char *id, json_t *rec, void *ud)
 static int load_txn(store_txn *txn, void *ud)
 {
     load_ctx *l = ud;
+    const void *val;
+    size_t len;
+    char text[32];
     l->txn = txn;
+    l->through = -1;
+    if (store_kv_get(txn, STATE_DB, THROUGH_KEY, strlen(THROUGH_KEY), &val, &len) == 0 &&
+        len < sizeof(text)) {
+        memcpy(text, val, len);
+        text[len] = '\0';
+        l->through = strtoll(text, NULL, 10);
+    }
     return store_scan(txn, "schedules", NULL, false, load_one, l);
 }
 
 int sched_state_load(sched *s, char *err, size_t errlen)
 {
-    load_ctx l = {s, NULL, 0};
+    load_ctx l = {s, NULL, -1, 0};
     int rc = store_read(s->store, load_txn, &l);
+    s->committed_ms = l.through;
     if (rc < 0)
         snprintf(err, errlen, "loading schedules: %s", opsc_strerror(rc));
     else

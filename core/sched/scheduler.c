@@ -71,7 +71,9 @@ void sched_rearm(sched *s)
     int64_t delay = s->cfg.clock_check_ms;
     sched_entry *top = sched_heap_top(s);
     if (top) {
-        int64_t d = top->next_ms - clock_now_ms();
+        /* Wake SCHED_LEAD_MS early to commit the mark, then on time to fire. */
+        int64_t at = top->next_ms - (s->committed_ms < top->next_ms ? SCHED_LEAD_MS : 0);
+        int64_t d = at - clock_now_ms();
         delay = d < 0 ? 0 : d < delay ? d : delay;
     }
     uv_update_time(s->loop);
@@ -146,6 +148,17 @@ void sched_close(sched *s)
 /* ---- the wake ---------------------------------------------------------------------------------
  */
 
+/* After the wall clock went back, the handled-through mark is written lower
+ * than fires already handled (else schedules created from now on would seem
+ * handled up to the old mark): those entries keep their own progress. */
+static void keep_progress(sched *s, int64_t wall)
+{
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (sched_entry *e = s->buckets[i]; e; e = e->map_next)
+            if (e->last_ms > wall && sched_mark_dirty(s, e) < 0)
+                log_error("sched", "schedule %s: out of memory saving its progress", e->def.id);
+}
+
 /* Wall time should have moved as much as monotonic time since the last wake;
  * a difference is a step of the wall clock (NTP, an operator) or a suspend
  * (CLOCK_MONOTONIC stops while suspended). */
@@ -165,6 +178,9 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
                      (long long)drift);
         } else if (drift < -s->cfg.misfire_threshold_ms) {
             s->stats.jumps++;
+            keep_progress(s, wall);
+            s->committed_ms = -1; /* the mark moves back with the clock, at once */
+            s->rewind = true;
             log_warn("sched",
                      "the wall clock went back by %lld ms: fires already handled are "
                      "not repeated",
@@ -175,11 +191,25 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
     s->last_mono = mono;
 }
 
-static void plan_tick(sched *s, int64_t now)
+/* The handled-through mark (and dirty states) in one durable write. Written
+ * up to SCHED_LEAD_MS ahead of the fires it covers, so that the fsync is not
+ * between a fire's instant and its run: a daemon that dies in that lead
+ * loses those fires (they are neither run nor recorded missed). */
+static void commit(sched *s, int64_t through)
 {
-    for (size_t i = 0; i < s->n_drains; i++)
+    if (sched_state_save(s, through) == 0 && through > s->committed_ms)
+        s->committed_ms = through;
+}
+
+/* Each entry's fires are decided and carried out before the next entry's,
+ * so the first runs of a burst do not wait for the last ones' decisions. */
+static void fire_due(sched *s, int64_t now)
+{
+    for (size_t i = 0; i < s->n_drains; i++) {
         if (sched_plan_drain(s, s->drains[i]) < 0)
             log_error("sched", "out of memory starting a queued fire");
+        sched_perform(s, now);
+    }
     s->n_drains = 0;
     sched_entry *e;
     while ((e = sched_heap_top(s)) && e->next_ms <= now) {
@@ -189,6 +219,7 @@ static void plan_tick(sched *s, int64_t now)
         e->next_ms = sched_compute_next(e);
         if (e->next_ms != SCHED_NO_FIRE && sched_heap_push(s, e) < 0)
             log_error("sched", "schedule %s: out of memory: it stops firing", e->def.id);
+        sched_perform(s, now);
     }
 }
 
@@ -202,9 +233,16 @@ void sched_tick(sched *s)
     s->stats.ticks++;
     observe_clocks(s, now, s->mono_ms());
     if (s->started && !s->stopping) {
-        plan_tick(s, now);
-        sched_state_save_dirty(s); /* before any run starts: a restart never repeats one */
-        sched_perform(s, now);
+        sched_entry *top = sched_heap_top(s);
+        bool due = (top && top->next_ms <= now && s->committed_ms < now) || s->rewind;
+        s->rewind = false;
+        /* Committed before any run of this wake starts, so a restart never
+         * repeats one; usually done already by the early wake below. */
+        commit(s, due ? now : -1);
+        fire_due(s, now);
+        top = sched_heap_top(s);
+        due = top && top->next_ms - now <= SCHED_LEAD_MS && s->committed_ms < top->next_ms;
+        commit(s, due ? top->next_ms : -1); /* and the queues overlap decisions changed */
     }
     s->in_tick = false;
     sched_rearm(s);

@@ -26,21 +26,24 @@
  *
  * A missed fire becomes exec_run_record_missed() with the reason and a
  * "schedule.missed" event {schedule_id, job_id, run_id, planned_at,
- * reason}; a run started becomes "schedule.fired" {schedule_id, job_id,
- * run_id, planned_at, lateness_ms}. A fire that cannot start (no executor
+ * reason}; a run started is announced by the executor ("run.state" with
+ * its schedule_id) and counted in sched_stats. A fire that cannot start (no executor
  * in this daemon, a job that is gone) is logged and published as
  * "schedule.error" {schedule_id, planned_at, error}, recorded as a missed
  * run when an executor exists, and shown as status.last_error.
  *
- * PERSISTENCE: per schedule, database "schedule_state" holds the planned
- * instant of the last fire handled (run, missed or refused) and the queued
- * fires, written in one transaction per wake before the runs are started.
- * A restart resumes after that instant, so nothing fires twice and what
- * fell due while the daemon was stopped is a misfire for the policy. A crash
- * between that commit and the executor's own commit of the run loses those
- * fires (at most once, never twice). Enabling, resuming, or changing the
- * cron, zone or start_at restarts the count from that moment: fires of a
- * paused schedule are not misfires.
+ * PERSISTENCE: database "schedule_state" holds, per schedule, the instant
+ * its count of fires starts after (its anchor: creation, resume, a change of
+ * cron, zone or start_at) and its queued fires; and one mark, "every fire
+ * planned at or before T was handled" (run, missed or refused), committed
+ * once per wake before any run of that wake starts: one durable write
+ * whether one schedule fires or ten thousand. A restart resumes every
+ * schedule after max(its anchor, T), so nothing fires twice and what fell
+ * due while the daemon was stopped is a misfire for the policy. (When the
+ * wall clock goes back, schedules already past the new time save their own
+ * progress, since T then moves back.) A crash between that commit and the
+ * executor's own commit of a run loses that fire: at most once, never twice.
+ * Fires of a paused schedule are not misfires: resuming restarts its count.
  *
  * CLOCKS: wall time is clock_now_ms() (tests: clock_set_source()), monotonic
  * time sched_opts.mono_ms. Tests drive the service without waiting: move
@@ -137,10 +140,12 @@ void sched_tick(sched *s);
 int64_t sched_next_fire_ms(sched *s);
 
 typedef struct sched_stats {
-    size_t schedules; /* known (enabled or not) */
-    size_t armed;     /* in the heap */
-    uint64_t ticks;   /* wakes */
-    uint64_t fired;   /* runs started */
+    size_t schedules;     /* known (enabled or not) */
+    size_t armed;         /* in the heap */
+    uint64_t ticks;       /* wakes */
+    uint64_t fired;       /* runs started */
+    uint64_t late_ms_sum; /* lateness of those runs: planned instant to start */
+    int64_t late_ms_max;
     uint64_t missed;  /* fires recorded missed */
     uint64_t errors;  /* fires that could not start */
     uint64_t jumps;   /* wall-clock jumps seen */

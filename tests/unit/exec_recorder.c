@@ -60,6 +60,13 @@ static void set_state(exec *ex, size_t i, const char *state)
     publish(ex, &ex->runs[i], prev[0] ? prev : NULL);
 }
 
+static void copy(char *dst, size_t n, const char *src)
+{
+    size_t len = src ? strnlen(src, n - 1) : 0;
+    memcpy(dst, src ? src : "", len);
+    dst[len] = '\0';
+}
+
 static char *dump(const json_t *v)
 {
     return v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -77,11 +84,9 @@ static rec_run *new_run(exec *ex, const exec_run_spec *spec, bool missed)
     r->created_ms = clock_now_ms();
     r->missed = missed;
     uuid7_new(r->run_id);
-    snprintf(r->schedule_id, sizeof(r->schedule_id), "%s",
-             spec->schedule_id ? spec->schedule_id : "");
-    snprintf(r->job_id, sizeof(r->job_id), "%s", spec->job_id ? spec->job_id : "");
-    snprintf(r->triggered_by, sizeof(r->triggered_by), "%s",
-             spec->triggered_by ? spec->triggered_by : "");
+    copy(r->schedule_id, sizeof(r->schedule_id), spec->schedule_id);
+    copy(r->job_id, sizeof(r->job_id), spec->job_id);
+    copy(r->triggered_by, sizeof(r->triggered_by), spec->triggered_by);
     r->planned_ms = spec->planned_at_ms;
     if (!ex->quiet) {
         r->params = dump(spec->params);
@@ -101,9 +106,9 @@ int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN
     if (!r || grow((void **)&ex->active, &ex->cap_active, ex->n_active, sizeof(size_t)) < 0)
         return OPSC_ENOMEM;
     size_t i = ex->n - 1;
-    snprintf(run_id, UUID_STR_LEN, "%s", r->run_id);
+    memcpy(run_id, r->run_id, UUID_STR_LEN);
     if (ex->end_at_once && ex->quiet) {
-        snprintf(r->state, sizeof(r->state), "succeeded");
+        copy(r->state, sizeof(r->state), "succeeded");
         return 0;
     }
     ex->active[ex->n_active++] = i;

@@ -56,9 +56,7 @@ static void on_schedule_event(const event *e, void *ud)
     sfx *f = ud;
     const char *why = json_string_value(json_object_get(e->data, "reason"));
     const char *err = json_string_value(json_object_get(e->data, "error"));
-    if (strcmp(e->type, "schedule.fired") == 0)
-        f->fired++;
-    else if (strcmp(e->type, "schedule.missed") == 0) {
+    if (strcmp(e->type, "schedule.missed") == 0) {
         f->missed++;
         snprintf(f->last_reason, sizeof(f->last_reason), "%s", why ? why : "");
     } else if (strcmp(e->type, "schedule.error") == 0) {

@@ -28,7 +28,7 @@ typedef struct sfx {
     char ids[SFX_MAX][40];
     size_t n_ids;
     /* "schedule.*" events seen */
-    size_t fired, missed, errors;
+    size_t missed, errors;
     char last_reason[400];
     char last_error[400];
 } sfx;

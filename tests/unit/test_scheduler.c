@@ -175,7 +175,10 @@ static void six_field_schedules_fire_every_two_seconds(void **state)
     assert_string_equal(r0->triggered_by, "scheduler");
     assert_string_equal(r0->schedule_id, id);
     assert_string_equal(r0->job_id, "job-1");
-    assert_int_equal(f->fired, 30);
+    sched_stats st;
+    sched_get_stats(f->s, &st);
+    assert_int_equal(st.fired, 30);
+    assert_int_equal(st.late_ms_max, 0);
     sfx_free(f);
 }
 
@@ -262,6 +265,10 @@ static void restart_without_due_fires_neither_repeats_nor_loses(void **state)
     sfx_down(f);
     sfx_wall += 2000;
     sfx_up(f);
+    json_t *st = sched_status(f->s, id);
+    assert_string_equal(json_string_value(json_object_get(st, "last_fire_at")),
+                        "2025-05-05T10:30:00.000Z");
+    json_decref(st);
     sfx_run_until(f, sfx_at("2025-05-05T11:00:00Z"));
     assert_int_equal(exec_recorder_started(f->ex, id), 6);
     assert_int_equal(exec_recorder_missed(f->ex, id), 0);
@@ -323,14 +330,70 @@ static void a_backward_wall_clock_jump_repeats_nothing(void **state)
     sfx_run_until(f, sfx_at("2025-05-05T10:30:00Z"));
     assert_int_equal(exec_recorder_started(f->ex, id), 3);
     sfx_jump(f, -45 * MIN_MS, 1000); /* back to 09:45 */
+    sched_stats st;
+    sched_get_stats(f->s, &st);
+    assert_int_equal(st.jumps, 1);
+    sfx_run_until(f, sfx_at("2025-05-05T10:00:00Z"));
+    sfx_down(f); /* a restart while behind: the progress was kept per schedule */
+    sfx_up(f);
     sfx_run_until(f, sfx_at("2025-05-05T10:30:00Z"));
     assert_int_equal(exec_recorder_started(f->ex, id), 3); /* 10:00-10:30 again: nothing */
     sfx_run_until(f, sfx_at("2025-05-05T10:40:00Z"));
     assert_int_equal(exec_recorder_started(f->ex, id), 4);
     assert_int_equal(exec_recorder_missed(f->ex, id), 0);
-    sched_stats st;
-    sched_get_stats(f->s, &st);
-    assert_int_equal(st.jumps, 1);
+    sfx_free(f);
+}
+
+static void schedules_made_after_the_clock_went_back_lose_nothing_on_restart(void **state)
+{
+    (void)state;
+    sfx *f = sfx_new("2025-05-05T10:00:30Z", NULL, true);
+    f->ex->end_at_once = true;
+    const char *old = add(f, "*/10 * * * *", "UTC");
+    sfx_run_until(f, sfx_at("2025-05-05T10:30:00Z"));
+    sfx_jump(f, -45 * MIN_MS, 1000); /* back to 09:45 */
+    const char *fresh = add(f, "*/5 * * * *", "UTC");
+    sfx_run_until(f, sfx_at("2025-05-05T09:46:00Z")); /* restart before any fire */
+    sfx_down(f);
+    sfx_up(f);
+    sfx_run_until(f, sfx_at("2025-05-05T10:05:00Z"));
+    assert_int_equal(exec_recorder_started(f->ex, fresh), 4); /* 09:50, 09:55, 10:00, 10:05 */
+    assert_int_equal(exec_recorder_started(f->ex, old), 3);   /* not 10:00 again */
+    assert_int_equal(exec_recorder_missed(f->ex, NULL), 0);
+    sfx_free(f);
+}
+
+struct mark {
+    int64_t through;
+};
+
+static int read_mark(store_txn *txn, void *ud)
+{
+    struct mark *m = ud;
+    const void *v;
+    size_t len;
+    char text[32] = "";
+    int rc = store_kv_get(txn, "schedule_state", "~handled_through", 16, &v, &len);
+    if (rc == 0 && len < sizeof(text))
+        memcpy(text, v, len);
+    m->through = rc == 0 ? strtoll(text, NULL, 10) : -1;
+    return 0;
+}
+
+static void an_early_wake_commits_the_mark_before_the_fire(void **state)
+{
+    (void)state;
+    sfx *f = sfx_new("2025-05-05T10:00:30Z", NULL, true);
+    f->ex->end_at_once = true;
+    const char *id = add(f, "* * * * *", "UTC");
+    struct mark m;
+    sfx_step(f, sfx_at("2025-05-05T10:00:59.980Z") - sfx_wall); /* 20 ms ahead */
+    assert_int_equal(store_read(f->st, read_mark, &m), 0);
+    assert_int_equal(m.through, sfx_at("2025-05-05T10:01:00Z"));
+    assert_int_equal(exec_recorder_started(f->ex, id), 0);
+    sfx_step(f, 20);
+    assert_int_equal(exec_recorder_started(f->ex, id), 1);
+    assert_on_time(f, id);
     sfx_free(f);
 }
 
@@ -460,6 +523,8 @@ int main(void)
         cmocka_unit_test(a_long_outage_is_summed_up_beyond_missed_max),
         cmocka_unit_test(a_forward_wall_clock_jump_is_a_misfire),
         cmocka_unit_test(a_backward_wall_clock_jump_repeats_nothing),
+        cmocka_unit_test(schedules_made_after_the_clock_went_back_lose_nothing_on_restart),
+        cmocka_unit_test(an_early_wake_commits_the_mark_before_the_fire),
         cmocka_unit_test(a_late_wake_within_the_threshold_is_on_time),
         cmocka_unit_test(start_at_and_end_at_bound_the_fires),
         cmocka_unit_test(fires_during_a_pause_are_not_misfires),
