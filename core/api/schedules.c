@@ -11,6 +11,7 @@
 #include "civil.h"
 #include "core.h"
 #include "http.h"
+#include "metrics.h"
 #include "rest.h"
 #include "scheduler.h"
 #include "util.h"
@@ -417,7 +418,41 @@ static const http_route routes[] = {
      TIMES_SCHEMA},
 };
 
+/* /metrics: the scheduler's counters (ud is the core: the scheduler goes
+ * away at shutdown, before the last scrape may come). */
+static void collect(strbuf *out, void *ud)
+{
+    struct opsc_core *c = ud;
+    sched_stats st;
+    if (!c->sched)
+        return;
+    sched_get_stats(c->sched, &st);
+    metrics_single(out, "opsc_scheduler_schedules", "gauge", "Schedules known.",
+                   (double)st.schedules);
+    metrics_single(out, "opsc_scheduler_armed", "gauge", "Schedules with a next fire.",
+                   (double)st.armed);
+    metrics_single(out, "opsc_scheduler_fires_total", "counter", "Runs started by schedules.",
+                   (double)st.fired);
+    metrics_single(out, "opsc_scheduler_missed_total", "counter",
+                   "Fires recorded missed (misfire or overlap policy).", (double)st.missed);
+    metrics_single(out, "opsc_scheduler_errors_total", "counter",
+                   "Fires that could not start a run.", (double)st.errors);
+    metrics_single(out, "opsc_scheduler_clock_jumps_total", "counter",
+                   "Wall-clock jumps seen (steps, suspends).", (double)st.jumps);
+    metrics_single(out, "opsc_scheduler_lateness_seconds_sum", "counter",
+                   "Sum of the delays from planned instants to run starts.",
+                   (double)st.late_ms_sum / 1000.0);
+    metrics_single(out, "opsc_scheduler_lateness_seconds_max", "gauge",
+                   "Longest delay from a planned instant to its run's start.",
+                   (double)st.late_ms_max / 1000.0);
+    metrics_single(out, "opsc_scheduler_cpu_seconds_total", "counter",
+                   "CPU time the scheduler's wakes took.", (double)st.tick_ns / 1e9);
+}
+
 int api_schedules_register(struct opsc_core *c)
 {
-    return http_add_routes(c->http, routes, sizeof(routes) / sizeof(routes[0]));
+    int rc = http_add_routes(c->http, routes, sizeof(routes) / sizeof(routes[0]));
+    if (rc == 0 && c->metrics)
+        rc = metrics_add_collector(c->metrics, collect, c);
+    return rc;
 }

@@ -43,7 +43,7 @@ static void settle(sched *s)
     if (s->in_tick)
         return;
     sched_state_save(s, -1);
-    sched_perform(s, clock_now_ms());
+    sched_perform(s);
 }
 
 void sched_upsert(sched *s, const json_t *rec, int64_t anchor_ms)
@@ -65,6 +65,7 @@ void sched_upsert(sched *s, const json_t *rec, int64_t anchor_ms)
     }
     e->error[0] = '\0';
     e->valid = sched_def_parse(rec, &s->dft, &e->def, e->error, sizeof(e->error)) == 0;
+    e->hint_after = INT64_MIN; /* the cron or zone may have changed */
     if (!e->valid)
         snprintf(e->def.id, sizeof(e->def.id), "%s", id);
     if (!fresh && anchor_ms >= 0) {

@@ -164,8 +164,7 @@ static void cancel_active(sched *s, sched_entry *e)
     }
 }
 
-static void start_run(sched *s, sched_entry *e, const sched_action *a, const exec_run_spec *spec,
-                      int64_t now_ms)
+static void start_run(sched *s, sched_entry *e, const sched_action *a, const exec_run_spec *spec)
 {
     if (!s->exec) {
         refuse(s, e, spec, "no executor is running in this daemon: the fire cannot start a run");
@@ -191,13 +190,13 @@ static void start_run(sched *s, sched_entry *e, const sched_action *a, const exe
     e->error[0] = '\0';
     s->stats.fired++;
     /* The executor announces the run ("run.state"); the scheduler counts how late it came. */
-    int64_t late = now_ms - spec->planned_at_ms;
+    int64_t late = clock_now_ms() - spec->planned_at_ms;
     s->stats.late_ms_sum += (uint64_t)(late > 0 ? late : 0);
     if (late > s->stats.late_ms_max)
         s->stats.late_ms_max = late;
 }
 
-void sched_perform(sched *s, int64_t now_ms)
+void sched_perform(sched *s)
 {
     /* Actions may publish events whose subscribers end runs and ask for
      * drains; those append to s->drains, never to s->acts. */
@@ -213,7 +212,7 @@ void sched_perform(sched *s, int64_t now_ms)
             .triggered_by = "scheduler",
         };
         if (a->kind == SCHED_ACT_RUN)
-            start_run(s, e, a, &spec, now_ms);
+            start_run(s, e, a, &spec);
         else if (a->kind == SCHED_ACT_MISS)
             record_missed(s, e, &spec, a->why);
         else

@@ -92,6 +92,13 @@ void sched_heap_remove(sched *s, sched_entry *e)
     sift_down(s, last->heap_idx);
 }
 
+void sched_heap_fix(sched *s, sched_entry *e)
+{
+    e->heap_seq = ++s->heap_seq;
+    sift_up(s, e->heap_idx);
+    sift_down(s, e->heap_idx);
+}
+
 sched_entry *sched_heap_top(sched *s)
 {
     return s->heap_n ? s->heap[0] : NULL;

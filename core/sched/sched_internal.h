@@ -11,25 +11,29 @@
 #include "scheduler.h"
 #include "util.h"
 
-#define SCHED_NO_FIRE   ((int64_t)-1)
-#define SCHED_NOT_ARMED SIZE_MAX
-#define SCHED_ERR_MAX   256
-#define SCHED_WHY_MAX   320
-#define SCHED_LEAD_MS   25 /* the mark is committed this long before the fires it covers */
+#define SCHED_NO_FIRE     ((int64_t)-1)
+#define SCHED_NOT_ARMED   SIZE_MAX
+#define SCHED_ERR_MAX     256
+#define SCHED_WHY_MAX     320
+/* The mark is committed ahead of the fires it covers by twice the recent
+ * commit time, within these bounds (see commit() in scheduler.c). */
+#define SCHED_LEAD_MIN_MS 25
+#define SCHED_LEAD_MAX_MS 500
 
 typedef char sched_run_id[UUID_STR_LEN];
 
 /* One schedule as the scheduler holds it. */
 typedef struct sched_entry {
     sched_def def;
-    bool valid;                /* def parsed; else `error` says why */
-    char error[SCHED_ERR_MAX]; /* status.last_error */
-    int64_t last_ms;           /* fires are counted strictly after this: the last one handled,
-                                  the anchor, or the handled-through mark */
-    int64_t last_fire_ms;      /* planned instant of the last fire handled, or SCHED_NO_FIRE */
-    int64_t next_ms;           /* SCHED_NO_FIRE when none */
-    size_t heap_idx;           /* SCHED_NOT_ARMED when out of the heap */
-    uint64_t heap_seq;         /* ties of next_ms: first armed, first fired */
+    bool valid;                    /* def parsed; else `error` says why */
+    char error[SCHED_ERR_MAX];     /* status.last_error */
+    int64_t last_ms;               /* fires are counted strictly after this: the last one handled,
+                                      the anchor, or the handled-through mark */
+    int64_t last_fire_ms;          /* planned instant of the last fire handled, or SCHED_NO_FIRE */
+    int64_t next_ms;               /* SCHED_NO_FIRE when none */
+    size_t heap_idx;               /* SCHED_NOT_ARMED when out of the heap */
+    uint64_t heap_seq;             /* ties of next_ms: first armed, first fired */
+    int64_t hint_after, hint_next; /* cron_next(hint_after) == hint_next (s), or stale */
     struct sched_entry *map_next;
     sched_run_id *active; /* runs started by this schedule, not ended yet */
     size_t n_active, cap_active;
@@ -85,6 +89,8 @@ struct sched {
     int64_t last_wall;
     uint64_t last_mono;
     int64_t committed_ms;                /* the handled-through mark last committed, or -1 */
+    int64_t commit_slow;                 /* recent longest commit (ms), decaying */
+    int64_t lead_ms;                     /* how early the mark is committed */
     bool rewind;                         /* the wall clock went back: commit the mark lower */
     int64_t boot_wall;                   /* before this, the daemon was not running */
     int64_t jump_from, jump_to, jump_ms; /* last forward jump seen */
@@ -99,6 +105,8 @@ void sched_rearm(sched *s);
 /* sched_heap.c: heap by next_ms, and the id map. */
 int sched_heap_push(sched *s, sched_entry *e);
 void sched_heap_remove(sched *s, sched_entry *e);
+/* The entry's next_ms changed while in the heap: move it to its place. */
+void sched_heap_fix(sched *s, sched_entry *e);
 sched_entry *sched_heap_top(sched *s);
 int sched_map_put(sched *s, sched_entry *e);
 sched_entry *sched_map_get(sched *s, const char *id);
@@ -116,7 +124,7 @@ int sched_add_action(sched *s, sched_entry *e, enum sched_act_kind kind, int64_t
 int sched_mark_dirty(sched *s, sched_entry *e);
 
 /* sched_fire.c: carrying out actions, run tracking. */
-void sched_perform(sched *s, int64_t now_ms);
+void sched_perform(sched *s);
 size_t sched_active_count(sched *s, sched_entry *e);
 void sched_on_run_state(const event *ev, void *ud);
 int sched_active_add(sched_entry *e, const char *run_id);

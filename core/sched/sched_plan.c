@@ -38,7 +38,8 @@ int64_t sched_compute_next(const sched_entry *e)
 {
     if (!e->valid || !e->def.enabled)
         return SCHED_NO_FIRE;
-    int64_t t = cron_next(&e->def.cron, e->def.tz, lower_bound_s(e));
+    int64_t lower = lower_bound_s(e);
+    int64_t t = e->hint_after == lower ? e->hint_next : cron_next(&e->def.cron, e->def.tz, lower);
     if (t == CRON_NONE || t > end_s(e))
         return SCHED_NO_FIRE;
     return t * 1000;
@@ -186,6 +187,8 @@ static int collect_due(sched *s, sched_entry *e, int64_t upper, size_t max, size
     int64_t second = cron_next(c, e->def.tz, first);
     *more = false;
     if (second == CRON_NONE || second > upper) { /* the usual case: one fire */
+        e->hint_after = first; /* and `second` is the next one: no need to compute it again */
+        e->hint_next = second;
         s->scratch[0] = first;
         *n = 1;
         return 0;

@@ -139,6 +139,7 @@ static int load_one(const char *id, json_t *rec, void *ud)
         return OPSC_ENOMEM;
     e->heap_idx = SCHED_NOT_ARMED;
     e->valid = sched_def_parse(rec, &s->dft, &e->def, e->error, sizeof(e->error)) == 0;
+    e->hint_after = INT64_MIN;
     if (!e->valid) {
         snprintf(e->def.id, sizeof(e->def.id), "%s", id);
         log_error("sched", "schedule %s cannot fire: %s", id, e->error);

@@ -44,6 +44,7 @@ int sched_new(sched **out, const sched_opts *o)
     s->dft.misfire_grace_ms = s->cfg.misfire_grace_ms;
     s->dft.overlap_limit = s->cfg.overlap_limit;
     s->mono_ms = o->mono_ms ? o->mono_ms : clock_mono_ms;
+    s->lead_ms = SCHED_LEAD_MIN_MS;
     uv_timer_init(s->loop, &s->timer);
     uv_timer_init(s->loop, &s->kick);
     s->timer.data = s->kick.data = s;
@@ -71,9 +72,12 @@ void sched_rearm(sched *s)
     int64_t delay = s->cfg.clock_check_ms;
     sched_entry *top = sched_heap_top(s);
     if (top) {
-        /* Wake SCHED_LEAD_MS early to commit the mark, then on time to fire. */
-        int64_t at = top->next_ms - (s->committed_ms < top->next_ms ? SCHED_LEAD_MS : 0);
-        int64_t d = at - clock_now_ms();
+        /* Wake lead_ms early to commit the mark, then on time to fire (on
+         * time also when that commit failed: no busy retries). */
+        int64_t now = clock_now_ms(), at = top->next_ms;
+        if (s->committed_ms < at && now < at - s->lead_ms)
+            at -= s->lead_ms;
+        int64_t d = at - now;
         delay = d < 0 ? 0 : d < delay ? d : delay;
     }
     uv_update_time(s->loop);
@@ -192,13 +196,25 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
 }
 
 /* The handled-through mark (and dirty states) in one durable write. Written
- * up to SCHED_LEAD_MS ahead of the fires it covers, so that the fsync is not
- * between a fire's instant and its run: a daemon that dies in that lead
- * loses those fires (they are neither run nor recorded missed). */
+ * lead_ms (twice the recent commit time, 25 to 500 ms) ahead of the fires it
+ * covers, so that the fsync is not between a fire's instant and its run: a
+ * daemon that dies within that lead loses those fires (neither run nor
+ * recorded missed). */
 static void commit(sched *s, int64_t through)
 {
+    if (!s->n_dirty && through < 0)
+        return;
+    uint64_t t0 = s->mono_ms();
     if (sched_state_save(s, through) == 0 && through > s->committed_ms)
         s->committed_ms = through;
+    /* A disk that grows slow (another process's I/O) gets a longer lead, so
+     * that the fsync still ends before the fires; it shrinks back slowly. */
+    int64_t took = (int64_t)(s->mono_ms() - t0);
+    s->commit_slow = took > s->commit_slow ? took : s->commit_slow * 15 / 16;
+    s->lead_ms = 2 * s->commit_slow;
+    s->lead_ms = s->lead_ms < SCHED_LEAD_MIN_MS   ? SCHED_LEAD_MIN_MS
+                 : s->lead_ms > SCHED_LEAD_MAX_MS ? SCHED_LEAD_MAX_MS
+                                                  : s->lead_ms;
 }
 
 /* Each entry's fires are decided and carried out before the next entry's,
@@ -208,18 +224,19 @@ static void fire_due(sched *s, int64_t now)
     for (size_t i = 0; i < s->n_drains; i++) {
         if (sched_plan_drain(s, s->drains[i]) < 0)
             log_error("sched", "out of memory starting a queued fire");
-        sched_perform(s, now);
+        sched_perform(s);
     }
     s->n_drains = 0;
     sched_entry *e;
     while ((e = sched_heap_top(s)) && e->next_ms <= now) {
-        sched_heap_remove(s, e);
         if (sched_plan_due(s, e, now) < 0)
             log_error("sched", "schedule %s: out of memory deciding its fires", e->def.id);
         e->next_ms = sched_compute_next(e);
-        if (e->next_ms != SCHED_NO_FIRE && sched_heap_push(s, e) < 0)
-            log_error("sched", "schedule %s: out of memory: it stops firing", e->def.id);
-        sched_perform(s, now);
+        if (e->next_ms == SCHED_NO_FIRE)
+            sched_heap_remove(s, e);
+        else
+            sched_heap_fix(s, e); /* one sift instead of a removal and a push */
+        sched_perform(s);
     }
 }
 
@@ -241,7 +258,7 @@ void sched_tick(sched *s)
         commit(s, due ? now : -1);
         fire_due(s, now);
         top = sched_heap_top(s);
-        due = top && top->next_ms - now <= SCHED_LEAD_MS && s->committed_ms < top->next_ms;
+        due = top && top->next_ms - now <= s->lead_ms && s->committed_ms < top->next_ms;
         commit(s, due ? top->next_ms : -1); /* and the queues overlap decisions changed */
     }
     s->in_tick = false;
