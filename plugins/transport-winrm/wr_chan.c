@@ -328,6 +328,11 @@ static void on_call_resp(void *ud, const wr_http_resp *r)
         failf(ch, r->status, "%s", r->error);
         return;
     }
+    if (r->retried) {
+        failf(ch, OPSC_ECONNRESET,
+              "the connection to the host dropped while a request was in flight%s", "");
+        return;
+    }
     if (r->code == 401 && gss_auth(c) && !ch->reauthed) {
         /* The host closed the authenticated connection between requests and curl
          * opened a new one: authenticate it and send the request again. */

@@ -44,20 +44,19 @@ static void gss_describe(char *err, size_t errlen, const char *what, OM_uint32 m
 }
 
 static int import_user(gss_name_t *name, wr_mech mech, const char *user, const char *domain,
-                       char *err, size_t errlen)
+                       char full[512], char *err, size_t errlen)
 {
-    char full[512];
     gss_OID type = GSS_C_NT_USER_NAME;
     if (mech == WR_MECH_KERBEROS) {
         type = (gss_OID)GSS_KRB5_NT_PRINCIPAL_NAME;
         if (!strchr(user, '@') && domain && domain[0])
-            snprintf(full, sizeof full, "%s@%s", user, domain);
+            snprintf(full, 512, "%s@%s", user, domain);
         else
-            wr_copy(full, sizeof full, user);
+            wr_copy(full, 512, user);
     } else if (domain && domain[0] && !strchr(user, '\\') && !strchr(user, '@')) {
-        snprintf(full, sizeof full, "%s\\%s", domain, user);
+        snprintf(full, 512, "%s\\%s", domain, user);
     } else {
-        wr_copy(full, sizeof full, user);
+        wr_copy(full, 512, user);
     }
     gss_buffer_desc buf = {strlen(full), full};
     OM_uint32 minor, major = gss_import_name(&minor, &buf, type, name);
@@ -71,7 +70,9 @@ static int import_user(gss_name_t *name, wr_mech mech, const char *user, const c
 static int acquire_ntlm(wr_gss_cred *c, gss_name_t name, const char *password, char *err,
                         size_t errlen)
 {
-    gss_OID_set_desc mechs = {1, &oid_spnego};
+    /* Both elements: SPNEGO for the Negotiate scheme, raw NTLM for the NTLM scheme. */
+    gss_OID_desc both[2] = {oid_spnego, oid_ntlm};
+    gss_OID_set_desc mechs = {2, both};
     gss_buffer_desc pw = {strlen(password), (void *)password};
     OM_uint32 minor;
     OM_uint32 major = gss_acquire_cred_with_password(&minor, name, &pw, GSS_C_INDEFINITE, &mechs,
@@ -91,15 +92,66 @@ static int acquire_ntlm(wr_gss_cred *c, gss_name_t name, const char *password, c
     return 0;
 }
 
-static int acquire_krb5(wr_gss_cred *c, gss_name_t name, const char *password, char *err,
-                        size_t errlen)
+/* kinit into a private MEMORY ccache (MIT's "password" cred-store key is refused
+ * for initiators), so the TGT never touches a file or KRB5CCNAME. */
+static int krb5_kinit(const char *ccname, const char *principal, const char *password, char *err,
+                      size_t errlen)
+{
+    krb5_context k;
+    if (krb5_init_context(&k)) {
+        wr_errf(err, errlen, "Kerberos: cannot initialise the library (krb5.conf?)");
+        return OPSC_ECRYPTO;
+    }
+    krb5_principal p = NULL;
+    krb5_ccache cc = NULL;
+    krb5_get_init_creds_opt *opt = NULL;
+    krb5_creds creds;
+    memset(&creds, 0, sizeof creds);
+    bool have_creds = false;
+    krb5_error_code code = krb5_parse_name(k, principal, &p);
+    if (!code)
+        code = krb5_get_init_creds_opt_alloc(k, &opt);
+    if (!code) {
+        code = krb5_get_init_creds_password(k, &creds, p, password, NULL, NULL, 0, NULL, opt);
+        have_creds = !code;
+    }
+    if (!code)
+        code = krb5_cc_resolve(k, ccname, &cc);
+    if (!code)
+        code = krb5_cc_initialize(k, cc, p);
+    if (!code)
+        code = krb5_cc_store_cred(k, cc, &creds);
+    int rc = 0;
+    if (code) {
+        const char *msg = krb5_get_error_message(k, code);
+        wr_errf(err, errlen, "Kerberos: initial ticket for %s: %s", principal, msg);
+        krb5_free_error_message(k, msg);
+        rc = code == KRB5_KDC_UNREACH ? OPSC_EHOSTUNREACH : OPSC_EAUTH;
+    }
+    if (have_creds)
+        krb5_free_cred_contents(k, &creds);
+    if (cc)
+        krb5_cc_close(k, cc);
+    if (opt)
+        krb5_get_init_creds_opt_free(k, opt);
+    if (p)
+        krb5_free_principal(k, p);
+    krb5_free_context(k);
+    return rc;
+}
+
+static int acquire_krb5(wr_gss_cred *c, gss_name_t name, const char *principal,
+                        const char *password, char *err, size_t errlen)
 {
     char id[48];
     wr_uuid(id);
     snprintf(c->ccache, sizeof c->ccache, "MEMORY:opsc-%s", id + 5);
+    int rc = krb5_kinit(c->ccache, principal, password, err, errlen);
+    if (rc)
+        return rc;
     /* A private MEMORY ccache per connection: no KRB5CCNAME, no process-wide state. */
-    gss_key_value_element_desc kv[2] = {{"ccache", c->ccache}, {"password", password}};
-    gss_key_value_set_desc store = {2, kv};
+    gss_key_value_element_desc kv[1] = {{"ccache", c->ccache}};
+    gss_key_value_set_desc store = {1, kv};
     gss_OID_set_desc mechs = {1, &oid_krb5};
     OM_uint32 minor;
     OM_uint32 major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
@@ -120,10 +172,11 @@ int wr_gss_cred_acquire(wr_gss_cred *c, wr_mech mech, const char *user, const ch
         return OPSC_EAUTH;
     }
     gss_name_t name = GSS_C_NO_NAME;
-    int rc = import_user(&name, mech, user, domain, err, errlen);
+    char full[512];
+    int rc = import_user(&name, mech, user, domain, full, err, errlen);
     if (!rc)
         rc = mech == WR_MECH_NTLM ? acquire_ntlm(c, name, password, err, errlen)
-                                  : acquire_krb5(c, name, password, err, errlen);
+                                  : acquire_krb5(c, name, full, password, err, errlen);
     OM_uint32 minor;
     gss_release_name(&minor, &name);
     if (rc)

@@ -38,6 +38,7 @@ struct wr_http {
     wr_buf www_auth;
     char content_type[256];
     char errbuf[CURL_ERROR_SIZE];
+    bool retried; /* curl re-sent the request on a fresh connection */
     uint8_t pin[32];
     bool pinned;
 };
@@ -77,6 +78,7 @@ static void check_done(wr_http *h)
         long conns = 0;
         curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &conns);
         r.new_connection = conns > 0;
+        r.retried = h->retried;
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &r.code);
         if (res != CURLE_OK) {
             long oserr = 0;
@@ -189,6 +191,17 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
     uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+/* curl silently re-sends a request whose reused connection died; WinRM requests
+ * are not idempotent (a lost ReceiveResponse loses output), so we want to know. */
+static int debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
+{
+    (void)easy;
+    wr_http *h = userp;
+    if (type == CURLINFO_TEXT && size >= 15 && !strncmp(data, "Connection died", 15))
+        h->retried = true;
     return 0;
 }
 
@@ -338,6 +351,9 @@ wr_http *wr_http_new(uv_loop_t *loop, const wr_http_opts *o, char *err, size_t e
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "OpsConductor WinRM");
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, h);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     if (setup_tls(h, o, err, errlen))
         goto fail_timer;
     if (o->basic_user) {
@@ -384,6 +400,7 @@ int wr_http_post(wr_http *h, const char *authorization, const char *content_type
     wr_buf_reset(&h->www_auth);
     h->content_type[0] = '\0';
     h->errbuf[0] = '\0';
+    h->retried = false;
     CURL *e = h->easy;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(e, CURLOPT_POST, 1L);

@@ -31,6 +31,8 @@ typedef struct wr_http_resp {
     const char *content_type; /* "" when absent */
     const char *www_auth;     /* WWW-Authenticate values, one per line; "" when absent */
     bool new_connection;      /* the request went out on a newly opened TCP connection */
+    bool retried;             /* the connection died after the request went out; curl sent it
+                                 again on a new one */
     const char *error;        /* human detail when status < 0 */
 } wr_http_resp;
 

@@ -169,8 +169,8 @@ struct wr_op {
     void *ud;
     wr_cmdline cmd;
     char *shell_key;
-    const char *const *env; /* borrowed only during start */
-    const char *cwd;
+    char **env; /* owned copies: the shell may be made after a Delete round trip */
+    char *cwd;
     char command_id[64];
     int phase;
     wr_buf in_q;   /* stdin not yet sent */

@@ -17,10 +17,38 @@ static unsigned op_timeout_s(const wr_op *op)
 
 /* ---- completion --------------------------------------------------------------- */
 
+static void free_env(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+static char **copy_env(const char *const *env, bool *oom)
+{
+    size_t n = 0;
+    while (env && env[n])
+        n++;
+    if (!n)
+        return NULL;
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        out[i] = strdup(env[i]);
+        if (!out[i]) {
+            free_env(out);
+            out = NULL;
+        }
+    }
+    *oom |= !out;
+    return out;
+}
+
 static void op_free_handle(uv_handle_t *h)
 {
     wr_op *op = h->data;
     opsc_conn *c = op->c;
+    free_env(op->env);
+    free(op->cwd);
     wr_cmdline_free(&op->cmd);
     wr_buf_wipe(&op->in_q);
     wr_buf_free(&op->tmp);
@@ -131,7 +159,8 @@ static int send_create(wr_op *op)
     wr_hdr hdr;
     wr_buf soap = {0};
     wr_conn_hdr(c, &hdr, NULL, 60);
-    wr_soap_create(&soap, &hdr, op->cwd, op->env, (unsigned)c->pl->set.codepage);
+    wr_soap_create(&soap, &hdr, op->cwd, (const char *const *)op->env,
+                   (unsigned)c->pl->set.codepage);
     op->phase = P_SHELL_CREATE;
     return call0(op, &soap, &hdr, 120000, on_create);
 }
@@ -407,7 +436,11 @@ int wr_run_start(opsc_conn *c, const wr_run_req *req, const wr_run_cb *cb, void 
     wr_op *op = calloc(1, sizeof *op);
     if (!op)
         return OPSC_ENOMEM;
-    *op = (wr_op){.c = c, .cb = *cb, .ud = ud, .env = req->env, .cwd = req->cwd};
+    *op = (wr_op){.c = c, .cb = *cb, .ud = ud};
+    bool oom = false;
+    op->env = copy_env(req->env, &oom);
+    op->cwd = req->cwd ? strdup(req->cwd) : NULL;
+    oom |= req->cwd && !op->cwd;
     op->in_open = req->stdin_open;
     op->in_eof = !req->stdin_open;
     op->decode_clixml = req->decode_clixml && c->opt.dialect == WR_POWERSHELL;
@@ -417,7 +450,9 @@ int wr_run_start(opsc_conn *c, const wr_run_req *req, const wr_run_cb *cb, void 
         wr_buf_add(&op->in_q, op->cmd.stdin_prefix.p, op->cmd.stdin_prefix.len);
         op->in_eof = !req->stdin_open;
     }
-    if (!op->shell_key || op->cmd.exe.oom || op->cmd.args.oom || op->in_q.oom) {
+    if (oom || !op->shell_key || op->cmd.exe.oom || op->cmd.args.oom || op->in_q.oom) {
+        free_env(op->env);
+        free(op->cwd);
         wr_cmdline_free(&op->cmd);
         wr_buf_free(&op->in_q);
         free(op->shell_key);
@@ -428,8 +463,6 @@ int wr_run_start(opsc_conn *c, const wr_run_req *req, const wr_run_cb *cb, void 
     op->timer.data = op;
     c->op = op;
     int rc = ensure_shell(op);
-    op->env = NULL;
-    op->cwd = NULL;
     if (rc) {
         /* Nothing went out: undo without calling back. */
         c->op = NULL;

@@ -242,55 +242,90 @@ bool wr_clixml_decode(const char *xml, size_t len, wr_buf *out)
     return true;
 }
 
-static void decode_complete(wr_clixml *x, wr_buf *out)
+#define CLIXML_MAX_PENDING (8u << 20)
+
+static bool is_prefix_of(const char *s, size_t n, const char *full)
 {
-    for (;;) {
-        char *start = strstr(x->pending.p, "<Objs");
-        char *end = start ? strstr(start, "</Objs>") : NULL;
-        if (!end)
-            return;
-        end += strlen("</Objs>");
-        if (!wr_clixml_decode(start, (size_t)(end - start), out))
-            wr_buf_add(out, start, (size_t)(end - start));
-        wr_buf_consume(&x->pending, (size_t)(end - x->pending.p));
-    }
+    size_t fl = strlen(full);
+    return n < fl && !memcmp(s, full, n);
 }
 
-#define CLIXML_MAX_PENDING (8u << 20)
+/* Inside CLIXML: decode complete <Objs> documents. Returns false to wait for more. */
+static bool clixml_step(wr_clixml *x, bool final, wr_buf *out)
+{
+    size_t skip = 0;
+    while (skip < x->pending.len && strchr("\r\n \t", x->pending.p[skip]))
+        skip++;
+    wr_buf_consume(&x->pending, skip);
+    const char *p = x->pending.p;
+    size_t n = x->pending.len;
+    size_t ml = sizeof clixml_marker - 1;
+    if (!n)
+        return false;
+    if (n >= ml && !memcmp(p, clixml_marker, ml)) {
+        wr_buf_consume(&x->pending, ml);
+        return true;
+    }
+    if (n >= 5 && !memcmp(p, "<Objs", 5)) {
+        const char *end = strstr(p, "</Objs>");
+        if (!end) {
+            if (!final && n <= CLIXML_MAX_PENDING)
+                return false;
+            x->mode = 2; /* never completed: show it as it came */
+            return true;
+        }
+        end += strlen("</Objs>");
+        if (!wr_clixml_decode(p, (size_t)(end - p), out))
+            wr_buf_add(out, p, (size_t)(end - p));
+        wr_buf_consume(&x->pending, (size_t)(end - p));
+        return true;
+    }
+    if (!final && (is_prefix_of(p, n, "<Objs") || is_prefix_of(p, n, clixml_marker)))
+        return false;
+    x->mode = 2;
+    return true;
+}
+
+/* Plain text: pass it on up to a "#< CLIXML" line; keep a tail that may start one. */
+static bool text_step(wr_clixml *x, bool final, wr_buf *out)
+{
+    const char *p = x->pending.p;
+    size_t n = x->pending.len;
+    for (size_t i = 0; i < n; i++) {
+        if ((i == 0 || p[i - 1] == '\n') && p[i] == '#') {
+            size_t left = n - i;
+            size_t ml = sizeof clixml_marker - 1;
+            if (left >= ml && !memcmp(p + i, clixml_marker, ml)) {
+                wr_buf_add(out, p, i);
+                wr_buf_consume(&x->pending, i + ml);
+                x->mode = 1;
+                return true;
+            }
+            if (!final && is_prefix_of(p + i, left, clixml_marker)) {
+                wr_buf_add(out, p, i);
+                wr_buf_consume(&x->pending, i);
+                return false;
+            }
+        }
+    }
+    wr_buf_add(out, p, n);
+    wr_buf_reset(&x->pending);
+    return false;
+}
 
 void wr_clixml_feed(wr_clixml *x, const char *data, size_t len, bool final, wr_buf *out)
 {
-    if (x->mode == 2) {
-        wr_buf_add(out, data, len);
-        return;
-    }
     wr_buf_add(&x->pending, data, len);
-    if (x->mode == 0) {
-        size_t m = sizeof clixml_marker - 1;
-        size_t n = x->pending.len < m ? x->pending.len : m;
-        if (memcmp(x->pending.p ? x->pending.p : "", clixml_marker, n)) {
-            x->mode = 2;
-        } else if (x->pending.len >= m) {
-            x->mode = 1;
-            size_t eol = m;
-            while (eol < x->pending.len && (x->pending.p[eol] == '\r' || x->pending.p[eol] == '\n'))
-                eol++;
-            wr_buf_consume(&x->pending, eol);
-        } else if (!final) {
-            return;
-        } else {
-            x->mode = 2;
-        }
-        if (x->mode == 2) {
-            wr_buf_add(out, x->pending.p, x->pending.len);
-            wr_buf_reset(&x->pending);
-            return;
-        }
+    for (;;) {
+        if (!x->pending.len)
+            break;
+        bool more = x->mode == 1 ? clixml_step(x, final, out) : text_step(x, final, out);
+        if (x->mode == 2)
+            x->mode = 0;
+        if (!more)
+            break;
     }
-    if (x->pending.len)
-        decode_complete(x, out);
-    if (final || x->pending.len > CLIXML_MAX_PENDING) {
-        /* Whatever is not a complete document is shown as it came. */
+    if (final) {
         wr_buf_add(out, x->pending.p, x->pending.len);
         wr_buf_reset(&x->pending);
     }

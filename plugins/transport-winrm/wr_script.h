@@ -44,12 +44,13 @@ void wr_script_get(wr_buf *script, wr_dialect d, const char *path);
 /* Quote `s` as one literal argument: PowerShell '...' or POSIX '...'. */
 void wr_quote(wr_buf *out, wr_dialect d, const char *s);
 
-/* CLIXML (PowerShell's serialised error stream, "#< CLIXML" then <Objs> documents)
- * decoded into the text a console would show. Feed stderr bytes; complete <Objs>
- * documents are decoded into `out` as they arrive. */
+/* CLIXML (PowerShell's serialised error stream: a "#< CLIXML" line, then <Objs>
+ * documents) decoded into the text a console would show. Feed stderr bytes: plain
+ * text (a native program's stderr) passes through, complete <Objs> documents are
+ * decoded into `out` as they arrive. */
 typedef struct wr_clixml {
     wr_buf pending;
-    int mode; /* 0: undecided, 1: CLIXML, 2: plain text */
+    int mode; /* 0: plain text, 1: inside CLIXML (after the marker) */
 } wr_clixml;
 
 /* Appends displayable text to `out`; at `final` flushes whatever is left. */

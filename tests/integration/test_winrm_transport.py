@@ -153,7 +153,7 @@ def test_client_certificate_auth(server, tls):
 def test_kerberos_over_http_encrypted_and_https(server, tls, tmp_path):
     from kdc import TestKDC
 
-    with TestKDC(workdir=str(tmp_path / "kdc")) as realm:
+    with TestKDC() as realm:
         env = {"KRB5_CONFIG": realm.krb5_conf, "KRB5CCNAME": "FILE:/nonexistent/opsc-test"}
         kerb = {"keytab": realm.keytab, "krb5_config": realm.krb5_conf}
         users = [{"name": "alice", "password": "x", "principal": realm.user_principal}]
@@ -216,8 +216,11 @@ def test_shell_has_utf8_codepage_cwd_and_env(server, tmp_path):
     _, res = one(srv, [exec_step("pwd; echo $OPSC_A", cwd=str(tmp_path), env=["OPSC_A=1 2"]), exec_step("echo again")])
     assert res[0]["stdout"] == f"{tmp_path}\n1 2\n"
     creates = [r for r in srv.requests() if r.get("action") == "Create"]
-    assert creates[-1]["codepage"] == 65001 and creates[-1]["cwd"] == str(tmp_path)
-    assert creates[-1]["env"] == {"OPSC_A": "1 2"}
+    assert all(c["codepage"] == 65001 for c in creates)
+    # connect made a plain shell; the command with cwd/env got its own, the next a plain one again
+    assert [c["cwd"] == str(tmp_path) for c in creates] == [False, True, False]
+    assert creates[1]["env"] == {"OPSC_A": "1 2"}
+    assert res[1]["stdout"] == "again\n"
 
 
 def test_shell_is_reused_with_a_bounded_number_of_commands(server):
