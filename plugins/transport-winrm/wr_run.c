@@ -326,7 +326,7 @@ static void on_send(void *ud, int status, wr_resp *resp, const char *error)
     if (fault_fails(op, resp, "sending stdin")) {
         wr_buf_reset(&op->in_q);
         op->in_open = false;
-    } else if (!op->in_q.len && op->in_open && op->notify_drained) {
+    } else if (!op->in_q.len && op->in_open && !op->in_eof && op->notify_drained) {
         op->notify_drained = false;
         if (op->cb.on_drained)
             op->cb.on_drained(op->ud);

@@ -38,6 +38,7 @@ struct opsc_xfer {
     wr_buf errtxt; /* stderr, first bytes */
     char remote_hex[65];
     bool cancelled;
+    bool read_eof;
     int status;
     char err[512];
 };
@@ -186,6 +187,7 @@ static void on_read(uv_fs_t *req)
     }
     wr_buf line = {0};
     if (n == 0) {
+        x->read_eof = true;
         char hex[65];
         EVP_MD_CTX *copy = EVP_MD_CTX_new();
         EVP_MD_CTX_copy_ex(copy, x->sha);
@@ -227,7 +229,7 @@ static void read_next(opsc_xfer *x)
 static void put_drained(void *ud)
 {
     opsc_xfer *x = ud;
-    if (x->op && !x->fs_busy && !x->status && !x->cancelled)
+    if (x->op && !x->fs_busy && !x->status && !x->cancelled && !x->read_eof)
         read_next(x);
 }
 

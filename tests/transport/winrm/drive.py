@@ -40,6 +40,8 @@ def run(scenario, timeout=600, env=None):
         os.unlink(path)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise AssertionError(f"winrm_drive failed ({proc.returncode}): {proc.stderr[-4000:]}")
+    if os.environ.get("WINRM_DRIVE_STDERR"):
+        sys.stderr.write(proc.stderr)
     report = json.loads(proc.stdout)
     report["stderr_log"] = proc.stderr
     assert report["loop_clean"], "the plugin left handles open on the loop"
