@@ -8,10 +8,10 @@
 #include <stdint.h>
 
 typedef struct wr_buf {
-    char *p;    /* always NUL-terminated when non-NULL */
+    char *p; /* always NUL-terminated when non-NULL */
     size_t len;
     size_t cap;
-    bool oom;   /* an append failed: the content is incomplete */
+    bool oom; /* an append failed: the content is incomplete */
 } wr_buf;
 
 void wr_buf_free(wr_buf *b);

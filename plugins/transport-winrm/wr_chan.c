@@ -1,4 +1,5 @@
-/* wr_chan.c - one authenticated, optionally sealed WS-Man HTTP connection: handshake, call, response. */
+/* wr_chan.c - one authenticated, optionally sealed WS-Man HTTP connection: handshake, call,
+ * response. */
 #include <string.h>
 
 #include <opsc/errors.h>
@@ -116,8 +117,9 @@ static void post_token(wr_chan *ch, const wr_buf *tok)
     wr_buf hdr = {0};
     wr_buf_addf(&hdr, "%s ", ch->scheme);
     wr_b64_encode(&hdr, tok->p, tok->len);
-    int rc = hdr.oom ? OPSC_ENOMEM
-                     : wr_http_post(ch->http, hdr.p, NULL, "", 0, AUTH_TIMEOUT_MS, on_auth_resp, ch);
+    int rc = hdr.oom
+                 ? OPSC_ENOMEM
+                 : wr_http_post(ch->http, hdr.p, NULL, "", 0, AUTH_TIMEOUT_MS, on_auth_resp, ch);
     wr_buf_free(&hdr);
     ch->rounds++;
     if (rc)
@@ -245,7 +247,8 @@ static void on_auth_resp(void *ud, const wr_http_resp *r)
         if (has_token && !ch->gss.complete) {
             char err[400];
             wr_buf_reset(&ch->tok);
-            int rc = wr_gss_step(&ch->gss, &ch->conn->cred, in.p, in.len, &ch->tok, err, sizeof err);
+            int rc =
+                wr_gss_step(&ch->gss, &ch->conn->cred, in.p, in.len, &ch->tok, err, sizeof err);
             wr_buf_free(&in);
             if (r->code == 200 && !rc && ch->tok.len == 0 && !ch->gss.complete)
                 rc = OPSC_EAUTH;
@@ -284,8 +287,8 @@ static void send_request(wr_chan *ch)
     if (c->encrypt) {
         const char *proto = !strcmp(ch->scheme, "Kerberos") ? WR_PROTO_KERBEROS : WR_PROTO_SPNEGO;
         wr_buf_reset(&ch->wire);
-        int rc = wr_gss_seal_body(&ch->gss, proto, ch->soap.p, ch->soap.len, &ch->wire, err,
-                                  sizeof err);
+        int rc =
+            wr_gss_seal_body(&ch->gss, proto, ch->soap.p, ch->soap.len, &ch->wire, err, sizeof err);
         if (rc) {
             failf(ch, rc, "%s", err);
             return;
@@ -295,8 +298,8 @@ static void send_request(wr_chan *ch)
         body = &ch->wire;
     }
     const char *authz = c->auth == WR_AUTH_CERT ? CERT_AUTH_HEADER : NULL;
-    int rc = wr_http_post(ch->http, authz, ctype, body->p, body->len, ch->timeout_ms, on_call_resp,
-                          ch);
+    int rc =
+        wr_http_post(ch->http, authz, ctype, body->p, body->len, ch->timeout_ms, on_call_resp, ch);
     wr_buf_free(&ct);
     if (rc)
         failf(ch, rc, "could not send the request%s", "");
@@ -349,8 +352,7 @@ static void on_call_resp(void *ud, const wr_http_resp *r)
         return;
     }
     if (r->code == 500 && r->body_len == 0) {
-        failf(ch, OPSC_EPROTO,
-              "HTTP 500 without a body: the host refused the request%s",
+        failf(ch, OPSC_EPROTO, "HTTP 500 without a body: the host refused the request%s",
               c->encrypt || c->opt.https ? ""
                                          : " (a host with AllowUnencrypted=false refuses "
                                            "unencrypted messages: use NTLM or Kerberos, or HTTPS)");

@@ -1,4 +1,5 @@
-/* wr_conn.c - WinRM connections: connect (credential, channels, first shell), reuse checks, close. */
+/* wr_conn.c - WinRM connections: connect (credential, channels, first shell), reuse checks, close.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +27,8 @@ static int parse_auth(const opsc_credential *cred, wr_auth *out, char *err, size
     else if (!strcmp(a, "certificate"))
         *out = WR_AUTH_CERT;
     else {
-        wr_errf(err, errlen, "unknown WinRM auth method '%.32s' (basic, ntlm, kerberos, certificate)",
-                a);
+        wr_errf(err, errlen,
+                "unknown WinRM auth method '%.32s' (basic, ntlm, kerberos, certificate)", a);
         return OPSC_EINVAL;
     }
     return 0;
@@ -194,8 +195,8 @@ typedef struct krb_acquire {
 static void krb_acquire_work(void *ud)
 {
     krb_acquire *k = ud;
-    k->rc = wr_gss_cred_acquire(&k->c->cred, WR_MECH_KERBEROS, k->cred->username,
-                                k->cred->domain, k->cred->password, k->err, sizeof k->err);
+    k->rc = wr_gss_cred_acquire(&k->c->cred, WR_MECH_KERBEROS, k->cred->username, k->cred->domain,
+                                k->cred->password, k->err, sizeof k->err);
 }
 
 static void krb_acquire_after(void *ud, int status)

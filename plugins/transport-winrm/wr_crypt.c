@@ -18,9 +18,10 @@ void wr_crypt_frame(wr_buf *out, const char *protocol, size_t plain_len, const v
                     size_t sig_len, const void *sealed, size_t sealed_len)
 {
     wr_buf_addf(out,
-                BOUNDARY "\r\n\tContent-Type: %s\r\n"
-                         "\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%zu\r\n" BOUNDARY
-                         "\r\n\tContent-Type: application/octet-stream\r\n",
+                BOUNDARY
+                "\r\n\tContent-Type: %s\r\n"
+                "\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%zu\r\n" BOUNDARY
+                "\r\n\tContent-Type: application/octet-stream\r\n",
                 protocol, plain_len);
     uint8_t le[4] = {(uint8_t)sig_len, (uint8_t)(sig_len >> 8), (uint8_t)(sig_len >> 16),
                      (uint8_t)(sig_len >> 24)};

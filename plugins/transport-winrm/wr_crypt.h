@@ -1,4 +1,5 @@
-/* wr_crypt.h - WinRM message encryption framing (MS-WSMV 2.2.9.1 multipart/encrypted), pure byte work. */
+/* wr_crypt.h - WinRM message encryption framing (MS-WSMV 2.2.9.1 multipart/encrypted), pure byte
+ * work. */
 #ifndef WR_CRYPT_H
 #define WR_CRYPT_H
 

@@ -203,8 +203,7 @@ void wr_gss_cred_release(wr_gss_cred *c)
     }
 }
 
-int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, bool spnego, char *err,
-                     size_t errlen)
+int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, bool spnego, char *err, size_t errlen)
 {
     *x = (wr_gss_ctx){.ctx = GSS_C_NO_CONTEXT, .target = GSS_C_NO_NAME, .spnego = spnego};
     char svc[300];
@@ -227,10 +226,9 @@ int wr_gss_step(wr_gss_ctx *x, const wr_gss_cred *c, const void *in, size_t inle
     gss_OID actual = GSS_C_NO_OID;
     OM_uint32 flags = GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG;
     OM_uint32 minor;
-    OM_uint32 major =
-        gss_init_sec_context(&minor, c->cred, &x->ctx, x->target, mech, flags, 0,
-                             GSS_C_NO_CHANNEL_BINDINGS, in ? &input : GSS_C_NO_BUFFER, &actual,
-                             &output, NULL, NULL);
+    OM_uint32 major = gss_init_sec_context(&minor, c->cred, &x->ctx, x->target, mech, flags, 0,
+                                           GSS_C_NO_CHANNEL_BINDINGS, in ? &input : GSS_C_NO_BUFFER,
+                                           &actual, &output, NULL, NULL);
     if (GSS_ERROR(major)) {
         gss_describe(err, errlen,
                      c->mech == WR_MECH_NTLM ? "NTLM authentication" : "Kerberos authentication",

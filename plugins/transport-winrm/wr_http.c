@@ -43,7 +43,6 @@ struct wr_http {
     bool pinned;
 };
 
-
 static void maybe_release(wr_http *h)
 {
     if (h->freeing && h->open_handles == 0) {
@@ -84,23 +83,41 @@ static void check_done(wr_http *h)
             long oserr = 0;
             curl_easy_getinfo(h->easy, CURLINFO_OS_ERRNO, &oserr);
             switch (res) {
-            case CURLE_COULDNT_RESOLVE_HOST: r.status = OPSC_EDNS; break;
+            case CURLE_COULDNT_RESOLVE_HOST:
+                r.status = OPSC_EDNS;
+                break;
             case CURLE_COULDNT_CONNECT:
                 r.status = oserr == ECONNREFUSED || !oserr ? OPSC_ECONNREFUSED : OPSC_EHOSTUNREACH;
                 break;
-            case CURLE_OPERATION_TIMEDOUT: r.status = OPSC_ETIMEDOUT; break;
+            case CURLE_OPERATION_TIMEDOUT:
+                r.status = OPSC_ETIMEDOUT;
+                break;
             case CURLE_PEER_FAILED_VERIFICATION:
-            case CURLE_SSL_CACERT_BADFILE: r.status = OPSC_EHOSTKEY; break;
-            case CURLE_SSL_CERTPROBLEM: r.status = OPSC_EAUTH; break;
-            case CURLE_SSL_CONNECT_ERROR: r.status = h->pinned ? OPSC_EHOSTKEY : OPSC_EPROTO; break;
+            case CURLE_SSL_CACERT_BADFILE:
+                r.status = OPSC_EHOSTKEY;
+                break;
+            case CURLE_SSL_CERTPROBLEM:
+                r.status = OPSC_EAUTH;
+                break;
+            case CURLE_SSL_CONNECT_ERROR:
+                r.status = h->pinned ? OPSC_EHOSTKEY : OPSC_EPROTO;
+                break;
             case CURLE_GOT_NOTHING:
             case CURLE_RECV_ERROR:
             case CURLE_SEND_ERROR:
-            case CURLE_PARTIAL_FILE: r.status = OPSC_ECONNRESET; break;
+            case CURLE_PARTIAL_FILE:
+                r.status = OPSC_ECONNRESET;
+                break;
             case CURLE_FILESIZE_EXCEEDED:
-            case CURLE_WRITE_ERROR: r.status = OPSC_E2BIG; break;
-            case CURLE_OUT_OF_MEMORY: r.status = OPSC_ENOMEM; break;
-            default: r.status = OPSC_EPROTO; break;
+            case CURLE_WRITE_ERROR:
+                r.status = OPSC_E2BIG;
+                break;
+            case CURLE_OUT_OF_MEMORY:
+                r.status = OPSC_ENOMEM;
+                break;
+            default:
+                r.status = OPSC_EPROTO;
+                break;
             }
             r.error = h->errbuf[0] ? h->errbuf : curl_easy_strerror(res);
         }
@@ -240,7 +257,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
         wr_buf_adds(&h->www_auth, "\n");
     } else if (nlen == 12 && !strncasecmp(data, "Content-Type", 12)) {
         size_t vl = (size_t)(end - v) < sizeof h->content_type - 1 ? (size_t)(end - v)
-                                                                    : sizeof h->content_type - 1;
+                                                                   : sizeof h->content_type - 1;
         memcpy(h->content_type, v, vl);
         h->content_type[vl] = '\0';
     }
@@ -342,7 +359,8 @@ wr_http *wr_http_new(uv_loop_t *loop, const wr_http_opts *o, char *err, size_t e
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->connect_timeout_ms ? o->connect_timeout_ms : 30000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(o->connect_timeout_ms ? o->connect_timeout_ms : 30000));
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -374,8 +392,8 @@ fail:
     return NULL;
 }
 
-int wr_http_post(wr_http *h, const char *authorization, const char *content_type,
-                 const void *body, size_t len, uint32_t timeout_ms, wr_http_cb cb, void *ud)
+int wr_http_post(wr_http *h, const char *authorization, const char *content_type, const void *body,
+                 size_t len, uint32_t timeout_ms, wr_http_cb cb, void *ud)
 {
     if (h->in_flight)
         return OPSC_EBUSY;

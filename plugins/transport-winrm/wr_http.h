@@ -1,4 +1,5 @@
-/* wr_http.h - one pinned HTTP(S) connection on libcurl's multi-socket API, driven by the libuv loop. */
+/* wr_http.h - one pinned HTTP(S) connection on libcurl's multi-socket API, driven by the libuv
+ * loop. */
 #ifndef WR_HTTP_H
 #define WR_HTTP_H
 
@@ -24,8 +25,8 @@ typedef struct wr_http_opts {
 } wr_http_opts;
 
 typedef struct wr_http_resp {
-    int status;               /* 0, or a negative OPSC_E* transport error */
-    long code;                /* HTTP status */
+    int status; /* 0, or a negative OPSC_E* transport error */
+    long code;  /* HTTP status */
     const uint8_t *body;
     size_t body_len;
     const char *content_type; /* "" when absent */
@@ -45,8 +46,8 @@ wr_http *wr_http_new(uv_loop_t *loop, const wr_http_opts *o, char *err, size_t e
 /* POST one request; `cb` runs once on the loop (never from inside this call).
  * `authorization` (a full header value) and `content_type` may be NULL; `body` is
  * copied. OPSC_EBUSY while a request is in flight. */
-int wr_http_post(wr_http *h, const char *authorization, const char *content_type,
-                 const void *body, size_t len, uint32_t timeout_ms, wr_http_cb cb, void *ud);
+int wr_http_post(wr_http *h, const char *authorization, const char *content_type, const void *body,
+                 size_t len, uint32_t timeout_ms, wr_http_cb cb, void *ud);
 bool wr_http_busy(const wr_http *h);
 /* Drop the request in flight (its callback never runs) and its TCP connection. */
 void wr_http_abort(wr_http *h);

@@ -1,4 +1,5 @@
-/* wr_internal.h - the WinRM transport's connection, channel and command types, shared by its files. */
+/* wr_internal.h - the WinRM transport's connection, channel and command types, shared by its files.
+ */
 #ifndef WR_INTERNAL_H
 #define WR_INTERNAL_H
 
@@ -43,7 +44,7 @@ typedef struct wr_options {
     bool https;
     bool scheme_set; /* else: http on 5985, https otherwise */
     char path[256];
-    char *ca_bundle;   /* malloc'd or NULL */
+    char *ca_bundle; /* malloc'd or NULL */
     char fingerprint[96];
     bool verify;
     bool allow_unencrypted; /* Basic over plain HTTP */
@@ -65,15 +66,15 @@ struct wr_chan {
     opsc_conn *conn;
     wr_http *http;
     wr_gss_ctx gss;
-    bool authed;       /* the GSS context is established on the current TCP connection */
+    bool authed; /* the GSS context is established on the current TCP connection */
     bool authing;
     int rounds;
-    char scheme[16];   /* "Negotiate", "NTLM" or "Kerberos" */
-    bool tried_alt;    /* fell back to the other scheme once */
-    bool reauthed;     /* the current call already re-authenticated once */
-    wr_buf soap;       /* the request being sent (plaintext) */
-    wr_buf wire;       /* what goes on the wire (sealed when encrypting) */
-    wr_buf plain;      /* decrypted response */
+    char scheme[16]; /* "Negotiate", "NTLM" or "Kerberos" */
+    bool tried_alt;  /* fell back to the other scheme once */
+    bool reauthed;   /* the current call already re-authenticated once */
+    wr_buf soap;     /* the request being sent (plaintext) */
+    wr_buf wire;     /* what goes on the wire (sealed when encrypting) */
+    wr_buf plain;    /* decrypted response */
     char message_id[48];
     uint32_t timeout_ms;
     wr_call_cb cb;
@@ -83,7 +84,7 @@ struct wr_chan {
     wr_buf tok;  /* token produced by the worker */
     char werr[256];
     int wrc;
-    bool in_call;       /* inside wr_chan_call: failures are returned, not called back */
+    bool in_call; /* inside wr_chan_call: failures are returned, not called back */
     int sync_status;
     char sync_err[400]; /* detail of a failure wr_chan_call returned */
 };
@@ -173,9 +174,9 @@ struct wr_op {
     char *cwd;
     char command_id[64];
     int phase;
-    wr_buf in_q;   /* stdin not yet sent */
-    bool in_open;  /* stdin may still get data */
-    bool in_eof;   /* stdin was closed by the caller */
+    wr_buf in_q;  /* stdin not yet sent */
+    bool in_open; /* stdin may still get data */
+    bool in_eof;  /* stdin was closed by the caller */
     bool in_sent_eof;
     bool send_busy;
     bool recv_busy;
@@ -189,7 +190,7 @@ struct wr_op {
     char fail_err[512];
     bool decode_clixml;
     wr_clixml clixml;
-    wr_buf tmp;
+    bool shell_retried;
     uv_timer_t timer;
     bool timer_open;
     bool notify_drained;

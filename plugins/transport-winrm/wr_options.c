@@ -9,8 +9,8 @@
 
 #include "wr_internal.h"
 
-static const char *const known_keys[] = {"scheme",  "path",  "ca_bundle",         "cert_fingerprint",
-                                         "verify",  "shell", "allow_unencrypted", "spn_host",
+static const char *const known_keys[] = {"scheme", "path",  "ca_bundle",         "cert_fingerprint",
+                                         "verify", "shell", "allow_unencrypted", "spn_host",
                                          NULL};
 
 static int check_keys(json_t *root, char *err, size_t errlen)

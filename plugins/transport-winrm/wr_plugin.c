@@ -1,4 +1,5 @@
-/* wr_plugin.c - the transport-winrm plugin: entry point, settings, options validation, registration. */
+/* wr_plugin.c - the transport-winrm plugin: entry point, settings, options validation,
+ * registration. */
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -27,7 +28,8 @@ static const opsc_cfg_entry settings_map[] = {
     {"max_envelope_size", OPSC_CFG_SIZE, "500k", 32 * 1024, 64 * 1024 * 1024, NULL, 0,
      offsetof(wr_settings, max_envelope), "MaxEnvelopeSize announced to hosts"},
     {"commands_per_shell", OPSC_CFG_INT, "50", 1, 100000, NULL, 0,
-     offsetof(wr_settings, commands_per_shell), "commands run in one remote shell before a new one"},
+     offsetof(wr_settings, commands_per_shell),
+     "commands run in one remote shell before a new one"},
     {"codepage", OPSC_CFG_INT, "65001", 1, 65535, NULL, 0, offsetof(wr_settings, codepage),
      "console code page of remote shells (65001: UTF-8)"},
     {NULL},

@@ -1,4 +1,5 @@
-/* wr_run.c - one remote command on a WinRM shell: Command, Receive loop, Send stdin, Signal, result. */
+/* wr_run.c - one remote command on a WinRM shell: Command, Receive loop, Send stdin, Signal,
+ * result. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +52,6 @@ static void op_free_handle(uv_handle_t *h)
     free(op->cwd);
     wr_cmdline_free(&op->cmd);
     wr_buf_wipe(&op->in_q);
-    wr_buf_free(&op->tmp);
     wr_clixml_free(&op->clixml);
     free(op->shell_key);
     free(op);
@@ -139,6 +139,18 @@ static int call0(wr_op *op, wr_buf *soap, const wr_hdr *hdr, uint32_t timeout_ms
 static void on_command(void *ud, int status, wr_resp *resp, const char *error);
 static void on_create(void *ud, int status, wr_resp *resp, const char *error);
 
+/* A reply on the control channel: NULL when the call failed (the op is then ending). */
+static wr_op *control_reply(void *ud, int status, const char *error)
+{
+    wr_op *op = ud;
+    op->send_busy = false;
+    if (status < 0) {
+        broken(op, status, error);
+        return NULL;
+    }
+    return op;
+}
+
 static int send_command(wr_op *op)
 {
     opsc_conn *c = op->c;
@@ -147,8 +159,7 @@ static int send_command(wr_op *op)
     wr_conn_hdr(c, &hdr, c->shell_id, 60);
     /* powershell.exe without cmd.exe around it: no cmd parsing of the base64 and the
      * 32767-character CreateProcess limit; POSIX hosts get the line as it is. */
-    wr_soap_command(&soap, &hdr, op->cmd.exe.p,
-                    op->cmd.args.len ? op->cmd.args.p : NULL, false);
+    wr_soap_command(&soap, &hdr, op->cmd.exe.p, op->cmd.args.len ? op->cmd.args.p : NULL, false);
     op->phase = P_COMMAND;
     return call0(op, &soap, &hdr, 120000, on_command);
 }
@@ -199,13 +210,10 @@ static int ensure_shell(wr_op *op)
 
 static void on_create(void *ud, int status, wr_resp *resp, const char *error)
 {
-    wr_op *op = ud;
-    opsc_conn *c = op->c;
-    op->send_busy = false;
-    if (status < 0) {
-        broken(op, status, error);
+    wr_op *op = control_reply(ud, status, error);
+    if (!op)
         return;
-    }
+    opsc_conn *c = op->c;
     if (fault_fails(op, resp, "creating the remote shell") || !resp->shell_id) {
         fail(op, OPSC_EPROTO, "CreateResponse without a ShellId");
         complete_soon(op);
@@ -227,16 +235,13 @@ static void on_create(void *ud, int status, wr_resp *resp, const char *error)
 
 static void on_command(void *ud, int status, wr_resp *resp, const char *error)
 {
-    wr_op *op = ud;
-    opsc_conn *c = op->c;
-    op->send_busy = false;
-    if (status < 0) {
-        broken(op, status, error);
+    wr_op *op = control_reply(ud, status, error);
+    if (!op)
         return;
-    }
-    if (resp->fault && resp->fault_code == WR_FAULT_UNKNOWN_SHELL && !op->tmp.len) {
+    opsc_conn *c = op->c;
+    if (resp->fault && resp->fault_code == WR_FAULT_UNKNOWN_SHELL && !op->shell_retried) {
         /* The shell expired on the host (idle timeout, restart): make a new one, once. */
-        wr_buf_adds(&op->tmp, "retried");
+        op->shell_retried = true;
         free(c->shell_id);
         c->shell_id = NULL;
         if (send_create(op))
@@ -317,12 +322,9 @@ static void start_receive(wr_op *op)
 
 static void on_send(void *ud, int status, wr_resp *resp, const char *error)
 {
-    wr_op *op = ud;
-    op->send_busy = false;
-    if (status < 0) {
-        broken(op, status, error);
+    wr_op *op = control_reply(ud, status, error);
+    if (!op)
         return;
-    }
     if (fault_fails(op, resp, "sending stdin")) {
         wr_buf_reset(&op->in_q);
         op->in_open = false;
@@ -358,12 +360,9 @@ static void send_stdin(wr_op *op)
 
 static void on_signal(void *ud, int status, wr_resp *resp, const char *error)
 {
-    wr_op *op = ud;
-    op->send_busy = false;
-    if (status < 0) {
-        broken(op, status, error);
+    wr_op *op = control_reply(ud, status, error);
+    if (!op)
         return;
-    }
     /* A command that already ended may be unknown to the host: not an error. */
     (void)resp;
     pump(op);

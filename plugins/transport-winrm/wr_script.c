@@ -83,31 +83,31 @@ static void put_powershell(wr_buf *s, const char *path)
 {
     wr_buf_adds(s, PS_PREAMBLE "$ErrorActionPreference = 'Stop'\n$path = ");
     wr_quote(s, WR_POWERSHELL, path);
-    wr_buf_adds(s,
-                "\n$tmp = $path + '.opsc-part'\n"
-                "$sha = [Security.Cryptography.SHA256]::Create()\n"
-                "$in = [Console]::In\n"
-                "$expected = $null\n"
-                "$total = 0\n"
-                "$fs = [IO.File]::Open($tmp, 'Create', 'Write', 'None')\n"
-                "try {\n"
-                "    while ($null -ne ($line = $in.ReadLine())) {\n"
-                "        if ($line.StartsWith('#sha256 ')) { $expected = $line.Substring(8).Trim(); "
-                "break }\n"
-                "        $bytes = [Convert]::FromBase64String($line)\n"
-                "        $fs.Write($bytes, 0, $bytes.Length)\n"
-                "        [void]$sha.TransformBlock($bytes, 0, $bytes.Length, $null, 0)\n"
-                "        $total += $bytes.Length\n"
-                "    }\n"
-                "} finally { $fs.Close() }\n"
-                "[void]$sha.TransformFinalBlock([byte[]]@(), 0, 0)\n"
-                "$hex = -join ($sha.Hash | ForEach-Object { $_.ToString('x2') })\n"
-                "if ($hex -ne $expected) { Remove-Item -LiteralPath $tmp -Force; "
-                "[Console]::Error.WriteLine(\"sha256 mismatch: got $hex, expected $expected\"); "
-                "exit 3 }\n"
-                "Move-Item -LiteralPath $tmp -Destination $path -Force\n"
-                "[Console]::Out.WriteLine(\"OK $hex $total\")\n"
-                "exit 0\n");
+    wr_buf_adds(
+        s, "\n$tmp = $path + '.opsc-part'\n"
+           "$sha = [Security.Cryptography.SHA256]::Create()\n"
+           "$in = [Console]::In\n"
+           "$expected = $null\n"
+           "$total = 0\n"
+           "$fs = [IO.File]::Open($tmp, 'Create', 'Write', 'None')\n"
+           "try {\n"
+           "    while ($null -ne ($line = $in.ReadLine())) {\n"
+           "        if ($line.StartsWith('#sha256 ')) { $expected = $line.Substring(8).Trim(); "
+           "break }\n"
+           "        $bytes = [Convert]::FromBase64String($line)\n"
+           "        $fs.Write($bytes, 0, $bytes.Length)\n"
+           "        [void]$sha.TransformBlock($bytes, 0, $bytes.Length, $null, 0)\n"
+           "        $total += $bytes.Length\n"
+           "    }\n"
+           "} finally { $fs.Close() }\n"
+           "[void]$sha.TransformFinalBlock([byte[]]@(), 0, 0)\n"
+           "$hex = -join ($sha.Hash | ForEach-Object { $_.ToString('x2') })\n"
+           "if ($hex -ne $expected) { Remove-Item -LiteralPath $tmp -Force; "
+           "[Console]::Error.WriteLine(\"sha256 mismatch: got $hex, expected $expected\"); "
+           "exit 3 }\n"
+           "Move-Item -LiteralPath $tmp -Destination $path -Force\n"
+           "[Console]::Out.WriteLine(\"OK $hex $total\")\n"
+           "exit 0\n");
 }
 
 static void put_posix(wr_buf *s, const char *path, int mode, const char *owner)

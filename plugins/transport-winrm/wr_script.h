@@ -1,4 +1,5 @@
-/* wr_script.h - what runs on the target: PowerShell (or POSIX sh) command lines, file-copy scripts, CLIXML. */
+/* wr_script.h - what runs on the target: PowerShell (or POSIX sh) command lines, file-copy scripts,
+ * CLIXML. */
 #ifndef WR_SCRIPT_H
 #define WR_SCRIPT_H
 

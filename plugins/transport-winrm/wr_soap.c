@@ -28,9 +28,8 @@ void wr_uuid(char out[48])
     }
     r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
-    snprintf(out, 48,
-             "uuid:%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+    snprintf(out, 48, "uuid:%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
              r[14], r[15]);
 }
 
@@ -293,9 +292,9 @@ int wr_soap_streams(wr_resp *r, const char *command_id, wr_stream_cb cb, void *u
         const char *name = wx_attr_get(s, "Name");
         if ((cid && command_id && strcasecmp(cid, command_id)) || !name)
             continue;
-        int stream = !strcmp(name, "stdout") ? OPSC_STDOUT
+        int stream = !strcmp(name, "stdout")   ? OPSC_STDOUT
                      : !strcmp(name, "stderr") ? OPSC_STDERR
-                                                : 0;
+                                               : 0;
         if (!stream || !s->text_len)
             continue;
         long n = wr_b64_decode(s->text, s->text_len, (uint8_t *)s->text);
@@ -312,11 +311,20 @@ void wr_soap_fault_describe(const wr_resp *r, char *out, size_t outlen)
 {
     const char *hint = "";
     switch (r->fault_code) {
-    case WR_FAULT_UNKNOWN_SHELL: hint = "the remote shell no longer exists: "; break;
-    case WR_FAULT_QUOTA: hint = "shell quota exceeded (MaxShellsPerUser): "; break;
-    case WR_FAULT_ACCESS_DENIED: hint = "access denied: "; break;
-    case WR_FAULT_TIMED_OUT: hint = "operation timed out: "; break;
-    default: break;
+    case WR_FAULT_UNKNOWN_SHELL:
+        hint = "the remote shell no longer exists: ";
+        break;
+    case WR_FAULT_QUOTA:
+        hint = "shell quota exceeded (MaxShellsPerUser): ";
+        break;
+    case WR_FAULT_ACCESS_DENIED:
+        hint = "access denied: ";
+        break;
+    case WR_FAULT_TIMED_OUT:
+        hint = "operation timed out: ";
+        break;
+    default:
+        break;
     }
     snprintf(out, outlen, "WSManFault %u (%s): %s%s", r->fault_code,
              r->fault_subcode ? r->fault_subcode : "no subcode", hint, r->fault_text);

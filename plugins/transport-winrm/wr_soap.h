@@ -1,4 +1,5 @@
-/* wr_soap.h - WS-Management (MS-WSMV) remote shell envelopes: building requests, reading responses. */
+/* wr_soap.h - WS-Management (MS-WSMV) remote shell envelopes: building requests, reading responses.
+ */
 #ifndef WR_SOAP_H
 #define WR_SOAP_H
 
@@ -9,14 +10,14 @@
 #include "wr_buf.h"
 #include "wr_xml.h"
 
-#define WR_NS_S   "http://www.w3.org/2003/05/soap-envelope"
-#define WR_NS_A   "http://schemas.xmlsoap.org/ws/2004/08/addressing"
-#define WR_NS_W   "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
-#define WR_NS_P   "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"
-#define WR_NS_X   "http://schemas.xmlsoap.org/ws/2004/09/transfer"
-#define WR_NS_RSP "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
-#define WR_NS_F   "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
-#define WR_RESOURCE_CMD WR_NS_RSP "/cmd"
+#define WR_NS_S             "http://www.w3.org/2003/05/soap-envelope"
+#define WR_NS_A             "http://schemas.xmlsoap.org/ws/2004/08/addressing"
+#define WR_NS_W             "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
+#define WR_NS_P             "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"
+#define WR_NS_X             "http://schemas.xmlsoap.org/ws/2004/09/transfer"
+#define WR_NS_RSP           "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+#define WR_NS_F             "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
+#define WR_RESOURCE_CMD     WR_NS_RSP "/cmd"
 #define WR_SIGNAL_TERMINATE WR_NS_RSP "/signal/terminate"
 #define WR_SIGNAL_CTRL_C    WR_NS_RSP "/signal/ctrl_c"
 
@@ -37,11 +38,11 @@ typedef enum wr_action {
 
 /* What every request carries in its header. */
 typedef struct wr_hdr {
-    const char *to;         /* the endpoint URL */
-    const char *shell_id;   /* selector; NULL for Create */
-    unsigned timeout_s;     /* OperationTimeout */
-    unsigned max_envelope;  /* MaxEnvelopeSize */
-    char message_id[48];    /* "uuid:..." filled by wr_soap_begin */
+    const char *to;        /* the endpoint URL */
+    const char *shell_id;  /* selector; NULL for Create */
+    unsigned timeout_s;    /* OperationTimeout */
+    unsigned max_envelope; /* MaxEnvelopeSize */
+    char message_id[48];   /* "uuid:..." filled by wr_soap_begin */
 } wr_hdr;
 
 /* Writes the envelope start through <s:Body>, with a fresh MessageID in hdr.
@@ -67,14 +68,14 @@ typedef struct wr_resp {
     const char *action;
     const char *relates_to;
     bool fault;
-    uint32_t fault_code;      /* WSManFault Code, 0 when absent */
+    uint32_t fault_code;       /* WSManFault Code, 0 when absent */
     const char *fault_subcode; /* "w:TimedOut"... */
     char fault_text[512];      /* reason and message, whitespace-trimmed */
     const char *shell_id;      /* CreateResponse */
     const char *command_id;    /* CommandResponse */
     bool done;                 /* ReceiveResponse: CommandState Done */
     bool has_exit_code;
-    int exit_code;             /* as a signed 32-bit value */
+    int exit_code; /* as a signed 32-bit value */
 } wr_resp;
 
 /* Parse `xml` and check RelatesTo == message_id (when message_id is not NULL).

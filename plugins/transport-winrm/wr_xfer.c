@@ -1,4 +1,5 @@
-/* wr_xfer.c - file put/get streamed through the remote shell: base64 lines, SHA-256 on both ends. */
+/* wr_xfer.c - file put/get streamed through the remote shell: base64 lines, SHA-256 on both ends.
+ */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,8 @@ static void op_done(void *ud, int status, int exit_code, const char *error)
     if (x->put && !status && !exit_code) {
         /* "OK <hex> <bytes>": the target's own digest of what it wrote. */
         char hex[65];
-        if (x->line.len < 3 || strncmp(x->line.p, "OK ", 3) || sscanf(x->line.p + 3, "%64s", hex) != 1)
+        if (x->line.len < 3 || strncmp(x->line.p, "OK ", 3) ||
+            sscanf(x->line.p + 3, "%64s", hex) != 1)
             set_err(x, OPSC_EPROTO, "the target did not confirm the file: %s",
                     x->line.p ? x->line.p : "(no output)");
         else
@@ -253,7 +255,8 @@ static void on_write(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     x->fs_busy = false;
     if (n < 0 || (size_t)n != x->wbusy.len) {
-        set_err(x, OPSC_EIO, "writing the local file: %s", n < 0 ? uv_strerror((int)n) : "short write");
+        set_err(x, OPSC_EIO, "writing the local file: %s",
+                n < 0 ? uv_strerror((int)n) : "short write");
         if (x->op)
             wr_run_stop(x->op, OPSC_ECANCELED);
     }
@@ -392,7 +395,12 @@ static int xfer_start(opsc_conn *c, bool put, const opsc_xfer_req *req, opsc_xfe
     opsc_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return OPSC_ENOMEM;
-    *x = (opsc_xfer){.c = c, .put = put, .cb = cb, .ud = ud, .fd = -1, .mode = req->mode,
+    *x = (opsc_xfer){.c = c,
+                     .put = put,
+                     .cb = cb,
+                     .ud = ud,
+                     .fd = -1,
+                     .mode = req->mode,
                      .timeout_ms = req->timeout_ms};
     x->local = strdup(req->local_path);
     x->remote = strdup(req->remote_path);

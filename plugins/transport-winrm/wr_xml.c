@@ -96,8 +96,8 @@ static long decode_entities(char *s, size_t len)
 
 static bool is_name_char(char c)
 {
-    return !(c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '/' || c == '>' ||
-             c == '=' || c == '<' || c == '"' || c == '\'' || c == '\0');
+    return !(c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '/' || c == '>' || c == '=' ||
+             c == '<' || c == '"' || c == '\'' || c == '\0');
 }
 
 static void skip_ws(wx_parser *p)

@@ -1,4 +1,5 @@
-/* wr_xml.h - a small namespace-aware XML reader for WS-Management responses (no DTDs, no validation). */
+/* wr_xml.h - a small namespace-aware XML reader for WS-Management responses (no DTDs, no
+ * validation). */
 #ifndef WR_XML_H
 #define WR_XML_H
 
@@ -10,9 +11,9 @@ typedef struct wx_attr {
 } wx_attr;
 
 typedef struct wx_node {
-    const char *ns;   /* namespace URI, "" when none */
-    char *name;       /* local name */
-    char *text;       /* the element's own character data, decoded; never NULL */
+    const char *ns; /* namespace URI, "" when none */
+    char *name;     /* local name */
+    char *text;     /* the element's own character data, decoded; never NULL */
     size_t text_len;
     wx_attr *attrs;
     size_t nattrs;

@@ -1,6 +1,7 @@
 """transport-winrm against the WinRM test server: auth modes, encryption, shells, faults, output, cancel."""
 
 import base64
+import hashlib
 import pathlib
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "transport" / "winrm"))
 import drive  # noqa: E402
-from drive import PASSWORD, USERS, WinRMTestServer, exec_step, one, run, target  # noqa: E402
+from drive import exec_step, one, run, target  # noqa: E402
 
 PS_PREAMBLE = "$ProgressPreference = 'SilentlyContinue'\n"
 
@@ -17,17 +18,9 @@ pytestmark = pytest.mark.skipif(not drive.DRIVER.exists() or not drive.PLUGIN.ex
 
 @pytest.fixture
 def server(tmp_path):
-    started = []
-
-    def start(**config):
-        config.setdefault("users", USERS)
-        srv = WinRMTestServer(config, str(tmp_path / f"srv{len(started)}")).start()
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
+    servers = drive.Servers(tmp_path)
+    yield servers
+    servers.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -249,11 +242,10 @@ def test_messages_carry_the_ws_management_headers(server):
 def test_stdin_is_streamed(server):
     srv = server(strict=True)
     data = "".join(f"line {i}\n" for i in range(20000))
-    _, res = one(srv, [exec_step("wc -l; md5sum", stdin=data, stdin_chunk=7000)])
-    import hashlib
-
+    _, res = one(srv, [exec_step("tee /dev/stderr | md5sum", stdin=data, stdin_chunk=7000)])
     assert res[0]["status"] == 0
-    assert res[0]["stdout"].split()[0] == "20000"
+    assert res[0]["stdout"].split()[0] == hashlib.md5(data.encode()).hexdigest()
+    assert res[0]["stderr"].endswith(data)
 
 
 def test_fifty_megabytes_of_output_over_many_receives(server):

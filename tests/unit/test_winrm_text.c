@@ -1,4 +1,5 @@
-/* test_winrm_text.c - WinRM text codecs: base64, UTF-16LE, PowerShell command lines, CLIXML, framing. */
+/* test_winrm_text.c - WinRM text codecs: base64, UTF-16LE, PowerShell command lines, CLIXML,
+ * framing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,8 @@
 static void test_base64_round_trip_and_rejects(void **state)
 {
     (void)state;
-    const char *vec[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"}};
+    const char *vec[][2] = {
+        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < 5; i++) {
         wr_buf b = {0};
         wr_b64_encode(&b, vec[i][0], strlen(vec[i][0]));
@@ -54,7 +56,8 @@ static void test_powershell_command_line_is_encoded(void **state)
     const char *b64 = c.args.p + 43;
     uint8_t raw[512];
     long n = wr_b64_decode(b64, strlen(b64), raw);
-    static const char want[] = "$ProgressPreference = 'SilentlyContinue'\nGet-Date\nexit $LASTEXITCODE\n";
+    static const char want[] =
+        "$ProgressPreference = 'SilentlyContinue'\nGet-Date\nexit $LASTEXITCODE\n";
     assert_int_equal(n, 2 * (long)strlen(want));
     for (size_t i = 0; i < strlen(want); i++) {
         assert_int_equal(raw[2 * i], (uint8_t)want[i]);
@@ -110,7 +113,8 @@ static void test_file_scripts_name_the_path_and_digest(void **state)
 }
 
 static const char clixml[] =
-    "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">"
+    "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" "
+    "xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">"
     "<Obj S=\"progress\" RefId=\"0\"><TN RefId=\"0\"><T>System.Object</T></TN></Obj>"
     "<S S=\"Error\">Access _x0027_x_x0027_ denied_x000D__x000A_</S><S S=\"Error\">line 2_x000A_</S>"
     "<S S=\"warning\">slow</S></Objs>";
@@ -153,7 +157,8 @@ static void test_encrypted_framing_round_trip(void **state)
     static const uint8_t sealed[] = "--Encrypted Boundary--\x00\xff sealed";
     wr_crypt_frame(&b, WR_PROTO_SPNEGO, 25, sig, 16, sealed, sizeof sealed);
     assert_non_null(strstr(b.p, "\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n"));
-    assert_non_null(strstr(b.p, "OriginalContent: type=application/soap+xml;charset=UTF-8;Length=25\r\n"));
+    assert_non_null(
+        strstr(b.p, "OriginalContent: type=application/soap+xml;charset=UTF-8;Length=25\r\n"));
     wr_crypt_parts p;
     assert_int_equal(wr_crypt_parse((const uint8_t *)b.p, b.len, &p, NULL, 0), 0);
     assert_int_equal(p.plain_len, 25);

@@ -73,3 +73,21 @@ def exec_step(command, **kw):
     step = {"op": "exec", "command": command}
     step.update(kw)
     return step
+
+
+class Servers:
+    """A pytest fixture's factory: servers(**config) starts a test server; stop_all() ends them."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.started = []
+
+    def __call__(self, **config):
+        config.setdefault("users", USERS)
+        srv = WinRMTestServer(config, str(self.tmp_path / f"srv{len(self.started)}")).start()
+        self.started.append(srv)
+        return srv
+
+    def stop_all(self):
+        for srv in self.started:
+            srv.stop()

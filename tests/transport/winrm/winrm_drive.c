@@ -1,4 +1,5 @@
-/* winrm_drive.c - loads transport-winrm.so through the SDK and runs a JSON scenario on its own loop.
+/* winrm_drive.c - loads transport-winrm.so through the SDK and runs a JSON scenario on its own
+ * loop.
  *
  *   winrm_drive PLUGIN.so SCENARIO.json   -> one JSON report on stdout
  *
@@ -96,7 +97,10 @@ static int64_t parse_num(const char *s, int type)
         return (int64_t)(v * 1000); /* "s" or bare */
     }
     if (type == OPSC_CFG_SIZE) {
-        int64_t m = *end == 'k' || *end == 'K' ? 1024 : *end == 'M' ? 1 << 20 : *end == 'G' ? 1 << 30 : 1;
+        int64_t m = *end == 'k' || *end == 'K' ? 1024
+                    : *end == 'M'              ? 1 << 20
+                    : *end == 'G'              ? 1 << 30
+                                               : 1;
         return (int64_t)(v * (double)m);
     }
     return (int64_t)v;
@@ -168,8 +172,8 @@ typedef struct tgt {
     json_t *steps;
     size_t step;
     opsc_conn *conn;
-    json_t *report;  /* {"connect": {...}, "steps": [...]} */
-    json_t *cur;     /* the step's report */
+    json_t *report; /* {"connect": {...}, "steps": [...]} */
+    json_t *cur;    /* the step's report */
     uint64_t t0;
     opsc_exec *ex;
     opsc_xfer *xf;
@@ -349,7 +353,8 @@ static void start_xfer(tgt *t, json_t *s, bool put)
         .size = sizeof req,
         .local_path = json_string_value(json_object_get(s, "local")),
         .remote_path = json_string_value(json_object_get(s, "remote")),
-        .mode = json_object_get(s, "mode") ? (int)json_integer_value(json_object_get(s, "mode")) : -1,
+        .mode =
+            json_object_get(s, "mode") ? (int)json_integer_value(json_object_get(s, "mode")) : -1,
         .timeout_ms = (uint32_t)json_integer_value(json_object_get(s, "timeout_ms")),
     };
     int rc = (put ? tp->put_file : tp->get_file)(t->conn, &req, on_xfer, t, &t->xf);
@@ -409,9 +414,9 @@ static const char *jstr(json_t *o, const char *k)
 static void start_target(tgt *t)
 {
     json_t *cred = json_object_get(t->spec, "cred");
-    char *opts = json_dumps(json_object_get(t->spec, "options") ? json_object_get(t->spec, "options")
-                                                                : json_object(),
-                            JSON_COMPACT);
+    char *opts = json_dumps(
+        json_object_get(t->spec, "options") ? json_object_get(t->spec, "options") : json_object(),
+        JSON_COMPACT);
     opsc_target target = {
         .size = sizeof target,
         .id = "00000000-0000-7000-8000-000000000000",
@@ -465,7 +470,8 @@ int main(int argc, char **argv)
     cfg_json = json_object_get(scn, "config") ? json_object_get(scn, "config") : json_object();
     uv_loop_init(&loop);
     void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    opsc_plugin_entry_fn entry = dl ? (opsc_plugin_entry_fn)dlsym(dl, OPSC_PLUGIN_ENTRY_SYMBOL) : NULL;
+    opsc_plugin_entry_fn entry =
+        dl ? (opsc_plugin_entry_fn)dlsym(dl, OPSC_PLUGIN_ENTRY_SYMBOL) : NULL;
     if (!entry) {
         fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());
         return 2;
@@ -500,7 +506,7 @@ int main(int argc, char **argv)
             ts[k].index = (int)k;
             ts[k].spec = spec;
             ts[k].steps = json_object_get(spec, "steps") ? json_object_get(spec, "steps")
-                                                           : json_object_get(scn, "steps");
+                                                         : json_object_get(scn, "steps");
             ts[k].report = json_pack("{s:[]}", "steps");
             ts[k].out = malloc(KEEP);
             ts[k].errb = malloc(KEEP);
