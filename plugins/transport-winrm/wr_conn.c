@@ -185,9 +185,10 @@ static int create_first_shell(opsc_conn *c)
     return rc;
 }
 
+/* The worker's own copy of the credential, wiped as soon as the ticket is in. */
 typedef struct krb_acquire {
     opsc_conn *c;
-    const opsc_credential *cred;
+    char user[256], domain[256], password[512];
     int rc;
     char err[400];
 } krb_acquire;
@@ -195,8 +196,9 @@ typedef struct krb_acquire {
 static void krb_acquire_work(void *ud)
 {
     krb_acquire *k = ud;
-    k->rc = wr_gss_cred_acquire(&k->c->cred, WR_MECH_KERBEROS, k->cred->username, k->cred->domain,
-                                k->cred->password, k->err, sizeof k->err);
+    k->rc = wr_gss_cred_acquire(&k->c->cred, WR_MECH_KERBEROS, k->user, k->domain, k->password,
+                                k->err, sizeof k->err);
+    explicit_bzero(k->password, sizeof k->password);
 }
 
 static void krb_acquire_after(void *ud, int status)
@@ -232,11 +234,20 @@ static int start_auth(opsc_conn *c, const opsc_credential *cred, char *err, size
         krb_acquire *k = calloc(1, sizeof *k);
         if (!k)
             return OPSC_ENOMEM;
-        *k = (krb_acquire){.c = c, .cred = cred};
-        int rc = c->pl->api->queue_work(krb_acquire_work, krb_acquire_after, k);
-        if (rc)
+        k->c = c;
+        if (strlen(cred->password) >= sizeof k->password) {
             free(k);
-        else
+            wr_errf(err, errlen, "the password is too long");
+            return OPSC_EINVAL;
+        }
+        wr_copy(k->user, sizeof k->user, cred->username);
+        wr_copy(k->domain, sizeof k->domain, cred->domain);
+        wr_copy(k->password, sizeof k->password, cred->password);
+        int rc = c->pl->api->queue_work(krb_acquire_work, krb_acquire_after, k);
+        if (rc) {
+            explicit_bzero(k, sizeof *k);
+            free(k);
+        } else
             c->pending++;
         return rc;
     }
@@ -296,7 +307,7 @@ bool wr_conn_usable(opsc_conn *c)
 
 static void close_finish(opsc_conn *c)
 {
-    if (c->pending > 0 || c->op)
+    if (c->pending > 0 || c->op || c->ops_closing)
         return;
     for (int i = 0; i < 2; i++)
         if (c->ch[i].worker)

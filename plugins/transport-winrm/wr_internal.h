@@ -105,7 +105,8 @@ struct opsc_conn {
     unsigned shell_commands;
     bool broken;
     bool closing;
-    wr_op *op; /* the command or transfer running (max_sessions is 1) */
+    wr_op *op;       /* the command or transfer running (max_sessions is 1) */
+    int ops_closing; /* ended ops whose handles libuv has not closed yet */
     opsc_close_cb close_cb;
     void *close_ud;
     int pending; /* calls in flight that hold the connection */

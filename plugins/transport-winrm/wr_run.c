@@ -55,6 +55,7 @@ static void op_free_handle(uv_handle_t *h)
     wr_clixml_free(&op->clixml);
     free(op->shell_key);
     free(op);
+    c->ops_closing--;
     wr_conn_op_done(c);
 }
 
@@ -78,6 +79,7 @@ static void on_complete(uv_timer_t *t)
     if (!err && op->stop_status == OPSC_ECANCELED)
         err = "the command was cancelled and terminated";
     c->op = NULL;
+    c->ops_closing++;
     op->cb.on_done(op->ud, status, op->exit_code, err);
     uv_close((uv_handle_t *)&op->timer, op_free_handle);
 }
@@ -465,6 +467,7 @@ int wr_run_start(opsc_conn *c, const wr_run_req *req, const wr_run_cb *cb, void 
     if (rc) {
         /* Nothing went out: undo without calling back. */
         c->op = NULL;
+        c->ops_closing++;
         op->cb.on_done = NULL;
         uv_close((uv_handle_t *)&op->timer, op_free_handle);
         return rc;

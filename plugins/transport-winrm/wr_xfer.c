@@ -69,11 +69,15 @@ static void xfer_free(opsc_xfer *x)
 
 static void report(opsc_xfer *x, int status, const char *hex, const char *error)
 {
+    /* Copies: `hex` and `error` may point into x, which goes before the callback. */
+    char hex_copy[65], err_copy[sizeof x->err];
+    wr_copy(hex_copy, sizeof hex_copy, hex);
+    wr_copy(err_copy, sizeof err_copy, error);
     opsc_xfer_result r = {.size = sizeof r,
                           .status = status,
                           .bytes = x->bytes,
-                          .sha256 = status ? NULL : hex,
-                          .error = status ? error : NULL};
+                          .sha256 = status ? NULL : hex_copy,
+                          .error = status ? err_copy : NULL};
     opsc_xfer_cb cb = x->cb;
     void *ud = x->ud;
     xfer_free(x);

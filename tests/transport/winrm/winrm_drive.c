@@ -189,6 +189,9 @@ typedef struct tgt {
     size_t stdin_len, stdin_off;
     json_int_t stdin_chunk;
     bool closing;
+    opsc_target target; /* borrowed by the plugin until the connect callback */
+    opsc_credential cred;
+    char *opts;
 } tgt;
 
 static int targets_left;
@@ -393,6 +396,9 @@ static void on_connect(void *ud, int status, opsc_conn *conn, const opsc_conn_in
 {
     tgt *t = ud;
     (void)info;
+    free(t->opts);
+    t->opts = NULL;
+    t->cred = (opsc_credential){0};
     json_t *c = json_object();
     json_object_set_new(c, "status", json_integer(status));
     json_object_set_new(c, "error", error ? json_string(error) : json_null());
@@ -414,11 +420,11 @@ static const char *jstr(json_t *o, const char *k)
 static void start_target(tgt *t)
 {
     json_t *cred = json_object_get(t->spec, "cred");
-    char *opts = json_dumps(
-        json_object_get(t->spec, "options") ? json_object_get(t->spec, "options") : json_object(),
-        JSON_COMPACT);
-    opsc_target target = {
-        .size = sizeof target,
+    t->opts = json_dumps(json_object_get(t->spec, "options") ? json_object_get(t->spec, "options")
+                                                             : json_object(),
+                         JSON_COMPACT);
+    t->target = (opsc_target){
+        .size = sizeof(opsc_target),
         .id = "00000000-0000-7000-8000-000000000000",
         .name = "winrm-test",
         .address = jstr(t->spec, "address"),
@@ -427,10 +433,10 @@ static void start_target(tgt *t)
         .host_key_policy = "strict",
         .known_host_keys = "",
         .connect_timeout_ms = 30000,
-        .options_json = opts,
+        .options_json = t->opts,
     };
-    opsc_credential c = {
-        .size = sizeof c,
+    t->cred = (opsc_credential){
+        .size = sizeof(opsc_credential),
         .type = "winrm",
         .username = jstr(cred, "username"),
         .password = jstr(cred, "password"),
@@ -441,9 +447,9 @@ static void start_target(tgt *t)
     uv_timer_init(&loop, &t->timer);
     t->timer.data = t;
     t->t0 = uv_hrtime();
-    int rc = tp->connect(tp_state, &target, &c, on_connect, t);
-    free(opts);
+    int rc = tp->connect(tp_state, &t->target, &t->cred, on_connect, t);
     if (rc) {
+        free(t->opts);
         json_t *jc = json_object();
         json_object_set_new(jc, "status", json_integer(rc));
         json_object_set_new(t->report, "connect", jc);
