@@ -193,9 +193,9 @@ static void start_auth(wr_chan *ch)
     opsc_conn *c = ch->conn;
     char err[300];
     wr_gss_ctx_free(&ch->gss);
-    bool spnego = c->auth == WR_AUTH_NTLM && !strcmp(ch->scheme, "Negotiate");
-    int rc = wr_gss_ctx_start(&ch->gss, c->opt.spn_host[0] ? c->opt.spn_host : c->host, spnego, err,
-                              sizeof err);
+    /* Raw NTLMSSP or Kerberos tokens, under either scheme (see wr_gss.c). */
+    int rc =
+        wr_gss_ctx_start(&ch->gss, c->opt.spn_host[0] ? c->opt.spn_host : c->host, err, sizeof err);
     if (rc) {
         failf(ch, rc, "%s", err);
         return;

@@ -13,7 +13,6 @@
 #include "wr_soap.h"
 
 static gss_OID_desc oid_ntlm = {10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"};
-static gss_OID_desc oid_spnego = {6, (void *)"\x2b\x06\x01\x05\x05\x02"};
 static gss_OID_desc oid_krb5 = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"};
 
 /* The GSS major/minor messages, for humans. */
@@ -67,12 +66,13 @@ static int import_user(gss_name_t *name, wr_mech mech, const char *user, const c
     return 0;
 }
 
+/* NTLM only. A SPNEGO credential would make MIT acquire one for every mechanism with
+ * the password, and krb5's acquire blocks on realm lookups and the KDC; raw NTLMSSP
+ * tokens under the Negotiate scheme are what Windows (and pywinrm) use anyway. */
 static int acquire_ntlm(wr_gss_cred *c, gss_name_t name, const char *password, char *err,
                         size_t errlen)
 {
-    /* Both elements: SPNEGO for the Negotiate scheme, raw NTLM for the NTLM scheme. */
-    gss_OID_desc both[2] = {oid_spnego, oid_ntlm};
-    gss_OID_set_desc mechs = {2, both};
+    gss_OID_set_desc mechs = {1, &oid_ntlm};
     gss_buffer_desc pw = {strlen(password), (void *)password};
     OM_uint32 minor;
     OM_uint32 major = gss_acquire_cred_with_password(&minor, name, &pw, GSS_C_INDEFINITE, &mechs,
@@ -80,14 +80,6 @@ static int acquire_ntlm(wr_gss_cred *c, gss_name_t name, const char *password, c
     if (GSS_ERROR(major)) {
         gss_describe(err, errlen, "NTLM credential", major, minor, &oid_ntlm);
         return OPSC_EAUTH;
-    }
-    /* SPNEGO must offer NTLM only: Kerberos first would be refused by an NTLM-only
-     * server and would look for tickets we do not have. */
-    gss_OID_set_desc neg = {1, &oid_ntlm};
-    major = gss_set_neg_mechs(&minor, c->cred, &neg);
-    if (GSS_ERROR(major)) {
-        gss_describe(err, errlen, "SPNEGO mechanism list", major, minor, &oid_spnego);
-        return OPSC_ECRYPTO;
     }
     return 0;
 }
@@ -203,9 +195,9 @@ void wr_gss_cred_release(wr_gss_cred *c)
     }
 }
 
-int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, bool spnego, char *err, size_t errlen)
+int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, char *err, size_t errlen)
 {
-    *x = (wr_gss_ctx){.ctx = GSS_C_NO_CONTEXT, .target = GSS_C_NO_NAME, .spnego = spnego};
+    *x = (wr_gss_ctx){.ctx = GSS_C_NO_CONTEXT, .target = GSS_C_NO_NAME};
     char svc[300];
     snprintf(svc, sizeof svc, "HTTP@%s", service_host);
     gss_buffer_desc buf = {strlen(svc), svc};
@@ -222,7 +214,7 @@ int wr_gss_step(wr_gss_ctx *x, const wr_gss_cred *c, const void *in, size_t inle
 {
     gss_buffer_desc input = {inlen, (void *)in};
     gss_buffer_desc output = GSS_C_EMPTY_BUFFER;
-    gss_OID mech = x->spnego ? &oid_spnego : c->mech == WR_MECH_NTLM ? &oid_ntlm : &oid_krb5;
+    gss_OID mech = c->mech == WR_MECH_NTLM ? &oid_ntlm : &oid_krb5;
     gss_OID actual = GSS_C_NO_OID;
     OM_uint32 flags = GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG;
     OM_uint32 minor;

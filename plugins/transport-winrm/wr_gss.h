@@ -11,7 +11,7 @@
 #include "wr_buf.h"
 
 typedef enum wr_mech {
-    WR_MECH_NTLM,     /* gss-ntlmssp, through SPNEGO (Negotiate) or raw (NTLM scheme) */
+    WR_MECH_NTLM,     /* gss-ntlmssp: raw NTLMSSP tokens under Negotiate (or NTLM) */
     WR_MECH_KERBEROS, /* MIT krb5, raw krb5 tokens under Negotiate or Kerberos */
 } wr_mech;
 
@@ -33,15 +33,13 @@ void wr_gss_cred_release(wr_gss_cred *c);
 typedef struct wr_gss_ctx {
     gss_ctx_id_t ctx;
     gss_name_t target;
-    bool spnego;
     bool complete;
     bool krb5; /* the mechanism actually negotiated is Kerberos (decides the wrap layout) */
     uint32_t seq_out;
 } wr_gss_ctx;
 
-/* `service_host` gives the target name HTTP@host. `spnego`: wrap in SPNEGO. */
-int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, bool spnego, char *err,
-                     size_t errlen);
+/* `service_host` gives the target name HTTP@host. */
+int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, char *err, size_t errlen);
 /* One step: feeds the peer's token (NULL first) and appends ours to `out` (maybe
  * nothing). Kerberos' first step may contact the KDC (worker thread).
  * OPSC_EAUTH with the GSS message on failure. */
