@@ -41,10 +41,10 @@ def main():
         cfg.setdefault("request_log", None)
         return drive.WinRMTestServer(cfg, os.path.join(work, name)).start()
 
-    def commands(label, srv, auth, **kw):
+    def commands(label, srv, auth, options=None, **kw):
         steps = [step] * args.commands
         scn = {"config": {"operation_timeout": "20s", "commands_per_shell": "1000"},
-               "targets": [drive.target(srv, auth, **kw)], "steps": steps}
+               "targets": [drive.target(srv, auth, options, **kw)], "steps": steps}
         rep = drive.run(scn)
         res = rep["targets"][0]["steps"]
         assert all(r["status"] == 0 for r in res), res[:2]

@@ -356,3 +356,11 @@ def test_validate_options_messages(server):
         assert text in report["validate"]["error"], (opts, report["validate"]["error"])
     ok = run({"validate": '{"scheme": "https", "verify": true, "path": "/wsman", "cert_fingerprint": "' + "ab" * 32 + '"}', "targets": []})
     assert ok["validate"]["status"] == 0
+
+
+def test_plugin_exports_only_its_entry_point():
+    import subprocess
+
+    out = subprocess.run(["nm", "-D", "--defined-only", str(drive.PLUGIN)], capture_output=True, text=True, check=True).stdout
+    symbols = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert symbols == ["opsc_plugin_entry"], symbols
