@@ -10,6 +10,7 @@
 #include <opsc/errors.h>
 
 #include "api.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -149,6 +150,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
 
     int rc = metrics_new(&c->metrics);
     if (rc == 0)
+        rc = events_new(&c->events);
+    if (rc == 0)
         rc = open_data_dir(c->cfg.store.data_dir, err, errlen);
     if (rc == 0)
         rc = open_store(c, err, errlen);
@@ -239,6 +242,7 @@ void core_free(struct opsc_core *c)
         http_server_free(c->http);
     store_close(c->store);
     metrics_free(c->metrics);
+    events_free(c->events);
     config_free(&c->cfg);
     free(c->config_path);
     memset(c, 0, sizeof(*c));

@@ -17,6 +17,7 @@ typedef struct store store;
 typedef struct http_server http_server;
 typedef struct plugin_host plugin_host;
 typedef struct metrics metrics;
+typedef struct events events;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -26,6 +27,7 @@ struct opsc_core {
     http_server *http;
     plugin_host *plugins;
     metrics *metrics;
+    events *events;          /* state changes: runs, schedules, targets */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

@@ -41,8 +41,9 @@ long check_targets(store *s);
  * and exits 0; exits non-zero on any error. Never returns. */
 void writer_child(const char *dir, int64_t map, int ackfd, uint32_t limit, size_t pad)
     __attribute__((noreturn));
-/* The last count a writer acknowledged, reading until EOF; -1 if none. */
-long read_last_ack(int fd);
+/* The last count a writer acknowledged, reading until EOF; `seen` (the last
+ * count already read) if nothing more arrived. */
+long read_last_ack(int fd, long seen);
 /* Block until the writer acknowledged at least `n` commits; the last count. */
 long wait_ack(int fd, long n);
 

@@ -67,7 +67,7 @@ struct delivery {
     char path[1024];
     char *line;
     int status;
-    char error[256];
+    char error[1280];
     opsc_notify_done_cb done;
     void *ud;
 };
