@@ -66,8 +66,15 @@ void wr_chan_free(wr_chan *ch)
 
 void wr_chan_abort(wr_chan *ch)
 {
-    if (!ch->busy || ch->worker)
-        return; /* a worker step finishes on its own and sees the flag below */
+    if (!ch->busy)
+        return;
+    if (ch->worker) {
+        /* A worker step cannot be stopped: its result is dropped (or used by the
+         * next call, see wr_chan_call). */
+        ch->abandoned = true;
+        wr_buf_wipe(&ch->soap);
+        return;
+    }
     wr_http_abort(ch->http);
     ch->busy = false;
     ch->authing = false;
@@ -157,9 +164,10 @@ static void krb_after(void *ud, int status)
     wr_chan *ch = ud;
     ch->worker = false;
     ch->conn->pending--;
-    if (ch->conn->closing || !ch->busy) {
+    if (ch->conn->closing || ch->abandoned) {
         ch->busy = false;
         ch->authing = false;
+        ch->abandoned = false;
         if (ch->conn->closing)
             wr_conn_op_done(ch->conn); /* lets a pending close finish */
         return;
@@ -389,7 +397,8 @@ static void on_call_resp(void *ud, const wr_http_resp *r)
 int wr_chan_call(wr_chan *ch, wr_buf *soap, const char *message_id, uint32_t timeout_ms,
                  wr_call_cb cb, void *ud)
 {
-    if (ch->busy)
+    bool adopt = ch->busy && ch->worker && ch->abandoned;
+    if (ch->busy && !adopt)
         return OPSC_EBUSY;
     if (!ch->http)
         return OPSC_ESTATE;
@@ -403,6 +412,11 @@ int wr_chan_call(wr_chan *ch, wr_buf *soap, const char *message_id, uint32_t tim
     ch->ud = ud;
     ch->busy = true;
     ch->reauthed = false;
+    if (adopt) {
+        /* The handshake still running on a worker serves this request. */
+        ch->abandoned = false;
+        return 0;
+    }
     ch->in_call = true;
     ch->sync_status = 0;
     if (gss_auth(ch->conn) && !ch->authed)

@@ -80,8 +80,9 @@ struct wr_chan {
     wr_call_cb cb;
     void *ud;
     bool busy;
-    bool worker; /* a Kerberos step runs on a worker thread */
-    wr_buf tok;  /* token produced by the worker */
+    bool worker;    /* a Kerberos step runs on a worker thread */
+    bool abandoned; /* its call was aborted while the worker ran */
+    wr_buf tok;     /* token produced by the worker */
     char werr[256];
     int wrc;
     bool in_call; /* inside wr_chan_call: failures are returned, not called back */
