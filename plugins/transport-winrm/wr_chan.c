@@ -156,7 +156,8 @@ static void after_step(wr_chan *ch, int rc, const char *err)
 static void krb_work(void *ud)
 {
     wr_chan *ch = ud;
-    ch->wrc = wr_gss_step(&ch->gss, &ch->conn->cred, NULL, 0, &ch->tok, ch->werr, sizeof ch->werr);
+    ch->wrc = wr_gss_step(&ch->gss, &ch->conn->cred, NULL, 0, NULL, 0, &ch->tok, ch->werr,
+                          sizeof ch->werr);
 }
 
 static void krb_after(void *ud, int status)
@@ -192,7 +193,9 @@ static void step(wr_chan *ch, const void *in, size_t inlen)
         return;
     }
     char err[400];
-    int rc = wr_gss_step(&ch->gss, &c->cred, in, inlen, &ch->tok, err, sizeof err);
+    uint8_t binding[64];
+    size_t blen = wr_http_tls_binding(ch->http, binding, sizeof binding);
+    int rc = wr_gss_step(&ch->gss, &c->cred, in, inlen, binding, blen, &ch->tok, err, sizeof err);
     after_step(ch, rc, err);
 }
 
@@ -235,6 +238,8 @@ static void auth_refused(wr_chan *ch, const wr_http_resp *r)
         else
             offered[n++] = *p == '\n' ? ',' : *p;
     }
+    while (n && offered[n - 1] == ',')
+        n--;
     offered[n] = '\0';
     char msg[400];
     wr_errf(msg, sizeof msg, "%s authentication refused by the host (HTTP %ld; offered: %s)",
@@ -255,8 +260,10 @@ static void on_auth_resp(void *ud, const wr_http_resp *r)
         if (has_token && !ch->gss.complete) {
             char err[400];
             wr_buf_reset(&ch->tok);
-            int rc =
-                wr_gss_step(&ch->gss, &ch->conn->cred, in.p, in.len, &ch->tok, err, sizeof err);
+            uint8_t binding[64];
+            size_t blen = wr_http_tls_binding(ch->http, binding, sizeof binding);
+            int rc = wr_gss_step(&ch->gss, &ch->conn->cred, in.p, in.len, binding, blen, &ch->tok,
+                                 err, sizeof err);
             wr_buf_free(&in);
             if (r->code == 200 && !rc && ch->tok.len == 0 && !ch->gss.complete)
                 rc = OPSC_EAUTH;

@@ -209,18 +209,31 @@ int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, char *err, size_t 
     return 0;
 }
 
-int wr_gss_step(wr_gss_ctx *x, const wr_gss_cred *c, const void *in, size_t inlen, wr_buf *out,
-                char *err, size_t errlen)
+int wr_gss_step(wr_gss_ctx *x, const wr_gss_cred *c, const void *in, size_t inlen,
+                const uint8_t *binding, size_t binding_len, wr_buf *out, char *err, size_t errlen)
 {
     gss_buffer_desc input = {inlen, (void *)in};
     gss_buffer_desc output = GSS_C_EMPTY_BUFFER;
     gss_OID mech = c->mech == WR_MECH_NTLM ? &oid_ntlm : &oid_krb5;
     gss_OID actual = GSS_C_NO_OID;
     OM_uint32 flags = GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG;
+    /* Extended Protection: the tls-server-end-point data, as Windows expects it. */
+    static const char prefix[] = "tls-server-end-point:";
+    uint8_t appdata[sizeof prefix + 64];
+    struct gss_channel_bindings_struct cb;
+    memset(&cb, 0, sizeof cb);
+    gss_channel_bindings_t cbp = GSS_C_NO_CHANNEL_BINDINGS;
+    if (binding && binding_len && binding_len <= 64) {
+        memcpy(appdata, prefix, sizeof prefix - 1);
+        memcpy(appdata + sizeof prefix - 1, binding, binding_len);
+        cb.application_data.length = sizeof prefix - 1 + binding_len;
+        cb.application_data.value = appdata;
+        cbp = &cb;
+    }
     OM_uint32 minor;
-    OM_uint32 major = gss_init_sec_context(&minor, c->cred, &x->ctx, x->target, mech, flags, 0,
-                                           GSS_C_NO_CHANNEL_BINDINGS, in ? &input : GSS_C_NO_BUFFER,
-                                           &actual, &output, NULL, NULL);
+    OM_uint32 major =
+        gss_init_sec_context(&minor, c->cred, &x->ctx, x->target, mech, flags, 0, cbp,
+                             in ? &input : GSS_C_NO_BUFFER, &actual, &output, NULL, NULL);
     if (GSS_ERROR(major)) {
         gss_describe(err, errlen,
                      c->mech == WR_MECH_NTLM ? "NTLM authentication" : "Kerberos authentication",

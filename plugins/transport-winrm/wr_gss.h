@@ -41,10 +41,11 @@ typedef struct wr_gss_ctx {
 /* `service_host` gives the target name HTTP@host. */
 int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, char *err, size_t errlen);
 /* One step: feeds the peer's token (NULL first) and appends ours to `out` (maybe
- * nothing). Kerberos' first step may contact the KDC (worker thread).
+ * nothing). `binding` (tls-server-end-point bytes, may be NULL) binds the context to
+ * the TLS channel. Kerberos' first step may contact the KDC (worker thread).
  * OPSC_EAUTH with the GSS message on failure. */
-int wr_gss_step(wr_gss_ctx *x, const wr_gss_cred *c, const void *in, size_t inlen, wr_buf *out,
-                char *err, size_t errlen);
+int wr_gss_step(wr_gss_ctx *x, const wr_gss_cred *c, const void *in, size_t inlen,
+                const uint8_t *binding, size_t binding_len, wr_buf *out, char *err, size_t errlen);
 /* Seal `plain` and append the multipart body for `protocol` to `out`. */
 int wr_gss_seal_body(wr_gss_ctx *x, const char *protocol, const void *plain, size_t len,
                      wr_buf *out, char *err, size_t errlen);

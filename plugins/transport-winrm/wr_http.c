@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -39,6 +40,9 @@ struct wr_http {
     char content_type[256];
     char errbuf[CURL_ERROR_SIZE];
     bool retried; /* curl re-sent the request on a fresh connection */
+    bool https;
+    uint8_t binding[EVP_MAX_MD_SIZE]; /* tls-server-end-point hash of the current connection */
+    unsigned binding_len;
     uint8_t pin[32];
     bool pinned;
 };
@@ -232,11 +236,34 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     return h->body.oom ? 0 : len;
 }
 
+/* RFC 5929 tls-server-end-point: the server certificate hashed with its signature's
+ * hash (MD5 and SHA-1 become SHA-256), for NTLM/Kerberos channel binding. */
+static void capture_binding(wr_http *h)
+{
+    const struct curl_tlssessioninfo *info = NULL;
+    h->binding_len = 0;
+    if (curl_easy_getinfo(h->easy, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || !info ||
+        info->backend != CURLSSLBACKEND_OPENSSL || !info->internals)
+        return;
+    X509 *cert = SSL_get0_peer_certificate(info->internals);
+    if (!cert)
+        return;
+    int md_nid = NID_undef;
+    OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, NULL);
+    const EVP_MD *md = md_nid == NID_sha384   ? EVP_sha384()
+                       : md_nid == NID_sha512 ? EVP_sha512()
+                                              : EVP_sha256();
+    if (!X509_digest(cert, md, h->binding, &h->binding_len))
+        h->binding_len = 0;
+}
+
 static size_t header_cb(char *data, size_t size, size_t n, void *userp)
 {
     wr_http *h = userp;
     size_t len = size * n;
     if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+        if (h->https)
+            capture_binding(h);
         /* A new response (after a 100 Continue or a redirect): forget the previous one. */
         wr_buf_reset(&h->www_auth);
         h->content_type[0] = '\0';
@@ -356,6 +383,7 @@ wr_http *wr_http_new(uv_loop_t *loop, const wr_http_opts *o, char *err, size_t e
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1L);
     CURL *e = h->easy;
     curl_easy_setopt(e, CURLOPT_URL, o->url);
+    h->https = !strncmp(o->url, "https:", 6);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -463,6 +491,14 @@ void wr_http_free(wr_http *h)
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, handle_closed);
     wr_buf_wipe(&h->req_body);
+}
+
+size_t wr_http_tls_binding(const wr_http *h, uint8_t *out, size_t outlen)
+{
+    if (!h->binding_len || h->binding_len > outlen)
+        return 0;
+    memcpy(out, h->binding, h->binding_len);
+    return h->binding_len;
 }
 
 int wr_http_global_init(void)

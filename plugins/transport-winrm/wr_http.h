@@ -54,6 +54,10 @@ void wr_http_abort(wr_http *h);
 /* Abort and free; memory goes once libuv has closed the handles. */
 void wr_http_free(wr_http *h);
 
+/* The tls-server-end-point hash of the TLS connection the last response came on
+ * (RFC 5929); 0 when plain HTTP or unknown. */
+size_t wr_http_tls_binding(const wr_http *h, uint8_t *out, size_t outlen);
+
 /* Process-wide libcurl initialisation, once (curl_global_init is not thread-safe
  * in older libcurl; the plugin calls this from init on the loop thread). */
 int wr_http_global_init(void);

@@ -364,3 +364,11 @@ def test_plugin_exports_only_its_entry_point():
     out = subprocess.run(["nm", "-D", "--defined-only", str(drive.PLUGIN)], capture_output=True, text=True, check=True).stdout
     symbols = [line.split()[-1] for line in out.splitlines() if line.strip()]
     assert symbols == ["opsc_plugin_entry"], symbols
+
+
+def test_ntlm_over_https_binds_the_tls_channel(server, tls):
+    # CbtHardeningLevel=Strict: NTLM over HTTPS must carry the tls-server-end-point binding
+    srv = server(auth=["negotiate"], cbt_hardening="strict", tls={"cert": tls["server_pem"], "key": tls["server_key"]})
+    conn, steps = one(srv, [exec_step("echo bound")], auth="ntlm", options={"ca_bundle": tls["server_pem"]}, address="localhost")
+    assert conn["status"] == 0, conn
+    assert steps[0]["stdout"] == "bound\n"
