@@ -316,7 +316,9 @@ def test_long_script_goes_through_stdin(server):
 
 def test_soap_faults_name_the_wsman_code(server):
     srv = server(strict=True, max_shells_per_user=1)
-    scenario = {"config": {"operation_timeout": "5s"}, "targets": [target(srv, steps=[exec_step("echo a")]), target(srv, steps=[exec_step("echo b")])]}
+    # both connect at once; whoever is second finds the one shell allowed taken (held 2 s)
+    hold = [exec_step("sleep 2")]
+    scenario = {"config": {"operation_timeout": "5s"}, "targets": [target(srv, steps=hold), target(srv, steps=hold)]}
     report = run(scenario)
     conns = [t["connect"] for t in report["targets"]]
     failed = [c for c in conns if c["status"] != 0]
