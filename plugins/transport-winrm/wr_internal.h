@@ -201,6 +201,8 @@ struct wr_op {
 
 int wr_run_start(opsc_conn *c, const wr_run_req *req, const wr_run_cb *cb, void *ud, wr_op **out);
 int wr_run_write(wr_op *op, const char *data, size_t len);
+/* Bytes of stdin queued and not yet sent. */
+size_t wr_run_queued(const wr_op *op);
 void wr_run_pause(wr_op *op);
 void wr_run_resume(wr_op *op);
 /* Stop with `status` (OPSC_ECANCELED, OPSC_ETIMEDOUT...). */

@@ -494,6 +494,11 @@ int wr_run_write(wr_op *op, const char *data, size_t len)
     return 0;
 }
 
+size_t wr_run_queued(const wr_op *op)
+{
+    return op->in_q.len;
+}
+
 void wr_run_pause(wr_op *op)
 {
     op->paused = true;

@@ -44,13 +44,18 @@ struct opsc_xfer {
     char err[512];
 };
 
-static void hex_digest(opsc_xfer *x, char out[65])
+/* Hex SHA-256 of what `sha` has seen so far (it stays usable). */
+static bool hex_digest(const EVP_MD_CTX *sha, char out[65])
 {
     unsigned char md[32];
     unsigned int n = 0;
-    EVP_DigestFinal_ex(x->sha, md, &n);
-    for (unsigned i = 0; i < 32; i++)
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    bool ok = copy && EVP_MD_CTX_copy_ex(copy, sha) && EVP_DigestFinal_ex(copy, md, &n) && n == 32;
+    EVP_MD_CTX_free(copy);
+    out[0] = '\0';
+    for (unsigned i = 0; ok && i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return ok;
 }
 
 static void xfer_free(opsc_xfer *x)
@@ -116,7 +121,8 @@ static void on_closed(uv_fs_t *req)
     opsc_xfer *x = req->data;
     uv_fs_req_cleanup(req);
     char hex[65];
-    hex_digest(x, hex);
+    if (!hex_digest(x->sha, hex))
+        set_err(x, OPSC_ENOMEM, "%s", "cannot compute the SHA-256");
     if (!x->status && strcmp(hex, x->remote_hex))
         set_err(x, OPSC_ECORRUPT, "%s",
                 x->put ? "the target's SHA-256 of the file differs from ours"
@@ -195,14 +201,10 @@ static void on_read(uv_fs_t *req)
     if (n == 0) {
         x->read_eof = true;
         char hex[65];
-        EVP_MD_CTX *copy = EVP_MD_CTX_new();
-        EVP_MD_CTX_copy_ex(copy, x->sha);
-        EVP_MD_CTX *orig = x->sha;
-        x->sha = copy;
-        hex_digest(x, hex);
-        EVP_MD_CTX_free(copy);
-        x->sha = orig;
-        wr_buf_addf(&line, "#sha256 %s\n", hex);
+        if (hex_digest(x->sha, hex))
+            wr_buf_addf(&line, "#sha256 %s\n", hex);
+        else
+            line.oom = true;
     } else {
         EVP_DigestUpdate(x->sha, x->chunk, (size_t)n);
         x->bytes += (uint64_t)n;
@@ -216,6 +218,8 @@ static void on_read(uv_fs_t *req)
     if (rc) {
         set_err(x, rc, "%s", "could not queue stdin for the target");
         wr_run_stop(x->op, OPSC_ECANCELED);
+    } else if (n > 0 && wr_run_queued(x->op) < 2 * wr_b64_len(CHUNK)) {
+        read_next(x); /* read ahead while the queue goes out */
     }
 }
 
