@@ -167,6 +167,15 @@ def test_kerberos_over_http_encrypted_and_https(server, tls, tmp_path):
             assert t["steps"][0]["stdout"] == "kerberos\n"
             soap = [r for r in srv.requests() if r.get("action")]
             assert all(r["encrypted"] == (tls_cfg is None) for r in soap), soap
+            if tls_cfg is None:
+                # a host offering only the Kerberos scheme: Kerberos-session-encrypted framing
+                srv_k = server(**dict(cfg, auth=["kerberos"]))
+                scenario["targets"][0]["port"] = srv_k.port
+                t = drive.run(scenario, env=env)["targets"][0]
+                assert t["steps"][0]["stdout"] == "kerberos\n", t
+                soap = [r for r in srv_k.requests() if r.get("action")]
+                assert all(r["auth_scheme"] == "Kerberos" and r["protocol"] == "application/HTTP-Kerberos-session-encrypted" for r in soap)
+                scenario["targets"][0]["port"] = srv.port
             # a wrong password fails at the KDC, as an authentication error
             scenario["targets"][0]["cred"]["password"] = "wrong"
             t = drive.run(scenario, env=env)["targets"][0]
