@@ -281,28 +281,27 @@ static int on_stream(void *ud, int stream, const uint8_t *data, size_t len)
 static void on_receive(void *ud, int status, wr_resp *resp, const char *error)
 {
     wr_op *op = ud;
-    op->recv_busy = false;
     if (status < 0) {
+        op->recv_busy = false;
         broken(op, status, error);
         return;
     }
-    if (resp->fault && resp->fault_code == WR_FAULT_TIMED_OUT) {
-        pump(op); /* nothing yet: the normal answer to a long poll */
-        return;
-    }
-    if (fault_fails(op, resp, "receiving output")) {
+    /* recv_busy stays set while the output is handed on: a callback that writes stdin
+     * or resumes must not start another Receive before this one's CommandState is seen. */
+    if (resp->fault && resp->fault_code != WR_FAULT_TIMED_OUT) {
+        fault_fails(op, resp, "receiving output");
         op->done_seen = true; /* nothing more will come: terminate and report */
-        pump(op);
-        return;
+    } else if (!resp->fault) {
+        if (wr_soap_streams(resp, op->command_id, on_stream, op)) {
+            fail(op, OPSC_EPROTO, "ReceiveResponse with a stream that is not base64");
+            op->done_seen = true;
+        }
+        if (resp->done) {
+            op->done_seen = true;
+            op->exit_code = resp->has_exit_code ? resp->exit_code : 0;
+        }
     }
-    if (wr_soap_streams(resp, op->command_id, on_stream, op)) {
-        fail(op, OPSC_EPROTO, "ReceiveResponse with a stream that is not base64");
-        op->done_seen = true;
-    }
-    if (resp->done) {
-        op->done_seen = true;
-        op->exit_code = resp->has_exit_code ? resp->exit_code : 0;
-    }
+    op->recv_busy = false; /* a TimedOut fault is the normal "nothing yet": poll again */
     pump(op);
 }
 
