@@ -554,6 +554,49 @@ static const opsc_cfg_entry plugins_map[] = {
 };
 #undef PLG
 
+#define AUT(field) offsetof(struct auth_cfg, field)
+static const opsc_cfg_entry auth_map[] = {
+    {"providers", OPSC_CFG_STRING, "local", 0, -1, NULL, 0, AUT(providers),
+     "','-separated auth providers asked in order at login (local, ldap)"},
+    {"issuer", OPSC_CFG_STRING, "opsconductor", 0, -1, NULL, 0, AUT(issuer),
+     "iss claim written into and required of access tokens"},
+    {"access_ttl", OPSC_CFG_DURATION, "15m", 60000, 86400000, NULL, 0, AUT(access_ttl_ms),
+     "lifetime of an access token (JWT)"},
+    {"refresh_ttl", OPSC_CFG_DURATION, "7d", 60000, 90LL * 86400000, NULL, 0, AUT(refresh_ttl_ms),
+     "lifetime of a refresh token"},
+    {"jwt_secret", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_SECRET, AUT(jwt_secret),
+     "HMAC key of access tokens (32 to 64 bytes); empty: jwt_key_file"},
+    {"jwt_key_file", OPSC_CFG_STRING, "", 0, -1, NULL, 0, AUT(jwt_key_file),
+     "file holding the HMAC key, created 0600 at first start; empty: <data_dir>/jwt.key"},
+    {"password_cost", OPSC_CFG_INT, "7", 1, 11, NULL, 0, AUT(password_cost),
+     "yescrypt cost of new password hashes (7: ~100 ms, 64 MiB)"},
+    {"hash_workers", OPSC_CFG_INT, "1", 1, 64, NULL, 0, AUT(hash_workers),
+     "password hashes computed at once (each takes one core)"},
+    {"hash_queue", OPSC_CFG_INT, "64", 0, 100000, NULL, 0, AUT(hash_queue),
+     "logins waiting for a hash at most; more are answered 503"},
+    {"user_free_failures", OPSC_CFG_INT, "5", 0, 1000, NULL, 0, AUT(user_free_failures),
+     "failed logins of one username before it is delayed"},
+    {"address_free_failures", OPSC_CFG_INT, "20", 0, 100000, NULL, 0,
+     AUT(address_free_failures), "failed logins from one address before it is delayed"},
+    {"lockout_base", OPSC_CFG_DURATION, "1s", 100, 3600000, NULL, 0, AUT(lockout_base_ms),
+     "first delay after the free failures; it doubles with each failure"},
+    {"lockout_max", OPSC_CFG_DURATION, "15m", 100, 86400000, NULL, 0, AUT(lockout_max_ms),
+     "longest delay"},
+    {"address_max_inflight", OPSC_CFG_INT, "2", 1, 1000, NULL, 0, AUT(address_max_inflight),
+     "logins from one address in progress at once; more are answered 429"},
+    {"audit_retention", OPSC_CFG_DURATION, "90d", 0, 3650LL * 86400000, NULL, 0,
+     AUT(audit_retention_ms), "audit records older than this are deleted; 0 keeps all"},
+    {NULL},
+};
+#undef AUT
+
+static const opsc_cfg_entry vault_map[] = {
+    {"key_file", OPSC_CFG_STRING, "", 0, -1, NULL, 0, offsetof(struct vault_cfg, key_file),
+     "master key file, created 0600 at first start; empty: <data_dir>/master.key "
+     "(OPSC_MASTER_KEY, base64, overrides it)"},
+    {NULL},
+};
+
 static const struct section {
     const char *name;
     const opsc_cfg_entry *map;
@@ -563,6 +606,8 @@ static const struct section {
     {"store", store_map, offsetof(struct config, store)},
     {"log", log_map, offsetof(struct config, log)},
     {"plugins", plugins_map, offsetof(struct config, plugins)},
+    {"auth", auth_map, offsetof(struct config, auth)},
+    {"vault", vault_map, offsetof(struct config, vault)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

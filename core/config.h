@@ -88,12 +88,36 @@ struct plugins_cfg {
     const char *disabled; /* ','-separated plugin names not to load */
 };
 
+struct auth_cfg {
+    const char *providers; /* ','-separated auth provider names, tried in order */
+    const char *issuer;    /* JWT iss */
+    int64_t access_ttl_ms;
+    int64_t refresh_ttl_ms;
+    const char *jwt_secret;   /* secret; "" -> jwt_key_file */
+    const char *jwt_key_file; /* "" -> <data_dir>/jwt.key */
+    int64_t password_cost;    /* yescrypt cost 1..11 */
+    int64_t hash_workers;     /* slow hashes running at once */
+    int64_t hash_queue;       /* slow hashes waiting at most */
+    int64_t user_free_failures;
+    int64_t address_free_failures;
+    int64_t lockout_base_ms;
+    int64_t lockout_max_ms;
+    int64_t address_max_inflight; /* logins of one address in progress at once */
+    int64_t audit_retention_ms;
+};
+
+struct vault_cfg {
+    const char *key_file; /* "" -> <data_dir>/master.key */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
     struct store_cfg store;
     struct log_cfg log;
     struct plugins_cfg plugins;
+    struct auth_cfg auth;
+    struct vault_cfg vault;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

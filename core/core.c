@@ -10,13 +10,17 @@
 #include <opsc/errors.h>
 
 #include "api.h"
+#include "audit.h"
+#include "auth.h"
 #include "events.h"
 #include "http.h"
+#include "identity.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
 #include "store.h"
 #include "util.h"
+#include "vault.h"
 
 uint64_t core_uptime_ms(const struct opsc_core *c)
 {
@@ -42,6 +46,32 @@ static int open_store(struct opsc_core *c, char *err, size_t errlen)
     return store_open(&c->store, c->cfg.store.data_dir, &opts, err, errlen);
 }
 
+/* Vault, audit log and identity service: after the store and the plugins
+ * (the auth providers), before the HTTP server that needs the auth hook. */
+static int open_identity(struct opsc_core *c, char *err, size_t errlen)
+{
+    vault_opts vo = {c->cfg.store.data_dir, c->cfg.vault.key_file, getenv("OPSC_MASTER_KEY")};
+    int rc = vault_open(&c->vault, c->store, &vo, err, errlen);
+    if (rc == 0)
+        rc = audit_open(&c->audit, c->loop, c->store, c->cfg.auth.audit_retention_ms);
+    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth,
+                      c->cfg.store.data_dir};
+    if (rc == 0)
+        rc = auth_open(&c->auth, &deps, err, errlen);
+    return rc;
+}
+
+/* One completion hook serves metrics and the audit log. */
+static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
+{
+    struct opsc_core *c = ud;
+    const char *method = http_req_method(req);
+    metrics_http_observe(c->metrics, *method ? method : "unknown",
+                         route ? route->pattern : "unmatched", status, http_req_seconds(req));
+    if (c->auth)
+        auth_http_done(req, route, status, c->auth);
+}
+
 static int start_http(struct opsc_core *c, char *err, size_t errlen)
 {
     const struct server_cfg *s = &c->cfg.server;
@@ -61,6 +91,12 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     }
     http_server_set_app(c->http, c);
     rc = api_system_register(c);
+    if (rc == 0)
+        rc = api_identity_register(c);
+    if (rc == 0) {
+        http_server_set_auth(c->http, auth_http_hook, c->auth);
+        http_server_set_done(c->http, on_request_done, c);
+    }
     if (rc < 0) {
         snprintf(err, errlen, "registering routes: %s", opsc_strerror(rc));
         return rc;
@@ -160,8 +196,10 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
-        rc = start_http(c, err, errlen);
+        rc = open_identity(c, err, errlen);
     }
+    if (rc == 0)
+        rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
     start_signals(c);
@@ -180,6 +218,15 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+/* Plugins close their own loop handles in shutdown(). They go after the
+ * identity service: its running logins call auth plugins on worker threads. */
+static void free_plugins(void *ud)
+{
+    struct opsc_core *c = ud;
+    plugin_host_free(c->plugins);
+    c->plugins = NULL;
+}
+
 /* Everything that depends on the loop is closed here; what remains is freed
  * by core_free() once uv_run() returns. */
 static void finish_stop(struct opsc_core *c)
@@ -189,9 +236,11 @@ static void finish_stop(struct opsc_core *c)
     close_handle((uv_handle_t *)&c->sig_term);
     close_handle((uv_handle_t *)&c->sig_int);
     close_handle((uv_handle_t *)&c->sig_hup);
-    /* Plugins close their own loop handles in shutdown(). */
-    plugin_host_free(c->plugins);
-    c->plugins = NULL;
+    audit_close(c->audit);
+    c->audit = NULL;
+    auth *a = c->auth;
+    c->auth = NULL;
+    auth_close(a, free_plugins, c);
 }
 
 static void on_http_closed(void *ud)
@@ -240,6 +289,7 @@ void core_free(struct opsc_core *c)
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)
         http_server_free(c->http);
+    vault_close(c->vault);
     store_close(c->store);
     metrics_free(c->metrics);
     events_free(c->events);

@@ -17,6 +17,9 @@ typedef struct store store;
 typedef struct http_server http_server;
 typedef struct plugin_host plugin_host;
 typedef struct metrics metrics;
+typedef struct auth auth;
+typedef struct audit audit;
+typedef struct vault vault;
 typedef struct events events;
 
 struct opsc_core {
@@ -27,6 +30,9 @@ struct opsc_core {
     http_server *http;
     plugin_host *plugins;
     metrics *metrics;
+    vault *vault;           /* credentials vault: master key, credential records */
+    audit *audit;           /* audit log */
+    auth *auth;             /* users, logins, tokens, the HTTP auth hook */
     events *events;          /* state changes: runs, schedules, targets */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */

@@ -11,6 +11,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "console.h"
 #include "core.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -31,6 +32,10 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: opsconductord [options]                run the daemon\n"
             "       opsconductord [options] backup DEST    consistent compacted copy of the store\n"
+            "       opsconductord [options] user add NAME --role R     create a local user\n"
+            "       opsconductord [options] user passwd|disable|enable NAME\n"
+            "                                              (passwords are read from stdin)\n"
+            "       opsconductord [options] rotate-key     re-wrap credentials under a new master key\n"
             "\n"
             "options:\n"
             "  -c, --config FILE       config file (default " DEFAULT_CONFIG " if it exists)\n"
@@ -224,6 +229,10 @@ int main(int argc, char **argv)
         rc = run_daemon(&cli, &cfg);
     else if (strcmp(cli.argv[0], "backup") == 0)
         rc = cmd_backup(&cfg, cli.argc, cli.argv);
+    else if (strcmp(cli.argv[0], "user") == 0)
+        rc = console_user(&cfg, cli.argc, cli.argv);
+    else if (strcmp(cli.argv[0], "rotate-key") == 0)
+        rc = console_rotate_key(&cfg, cli.argc, cli.argv);
     else {
         fprintf(stderr, "opsconductord: unknown command '%s'. Try 'opsconductord --help'.\n",
                 cli.argv[0]);

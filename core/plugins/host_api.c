@@ -320,6 +320,23 @@ static int api_step_fail(opsc_step_ctx *ctx, const char *fmt, ...)
     return ops->fail(ctx, msg);
 }
 
+/* ---- local users: forwarded to the identity service ---------------------------- */
+
+void plugin_host_set_local_verify(plugin_host *h, plugin_local_verify_fn fn, void *ud)
+{
+    h->local_verify = fn;
+    h->local_verify_ud = ud;
+}
+
+static int api_local_user_verify(const char *username, const char *password, opsc_identity *id,
+                                 char *err, size_t errlen)
+{
+    plugin_host *h = plugin_host_current;
+    if (!h || !h->local_verify)
+        return OPSC_ENOTSUP;
+    return h->local_verify(h->local_verify_ud, username, password, id, err, errlen);
+}
+
 static const opsc_host_api host_api = {
     .size = sizeof(opsc_host_api),
     .abi_major = OPSC_ABI_MAJOR,
@@ -354,6 +371,7 @@ static const opsc_host_api host_api = {
     .step_fail = api_step_fail,
     .step_cancelled = api_step_cancelled,
     .step_sleep = api_step_sleep,
+    .local_user_verify = api_local_user_verify,
 };
 
 const opsc_host_api *plugin_host_api(void)

@@ -92,4 +92,10 @@ struct plugin_step_ops {
 };
 void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
 
+/* The identity service hooks up opsc_host_api.local_user_verify; until then
+ * (and after NULL) the member answers OPSC_ENOTSUP. `ud` is passed back. */
+typedef int (*plugin_local_verify_fn)(void *ud, const char *username, const char *password,
+                                      opsc_identity *id, char *err, size_t errlen);
+void plugin_host_set_local_verify(plugin_host *h, plugin_local_verify_fn fn, void *ud);
+
 #endif

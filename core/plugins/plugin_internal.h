@@ -34,6 +34,8 @@ struct plugin_host {
     reg_list regs[REG__COUNT];
     plugin *initialising; /* registration is allowed only while set */
     const plugin_step_ops *step_ops;
+    plugin_local_verify_fn local_verify; /* set by the identity service */
+    void *local_verify_ud;
 };
 
 /* The one host of this process: the ABI's functions carry no context so

@@ -33,6 +33,8 @@ const store_db_def store_dbs[] = {
     {"runs_by_job", 0},
     {"runs_by_target", 0},
     {"tokens_by_hash", 0},
+    {"revoked_tokens", 0},        /* access token jti -> exp (s), until it expires */
+    {"targets_by_credential", 0}, /* "<credential id>/<target id>" -> target id */
 };
 const size_t store_db_count = sizeof(store_dbs) / sizeof(store_dbs[0]);
 

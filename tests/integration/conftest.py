@@ -9,8 +9,15 @@ Fixtures:
       whole file text. Every daemon still running at the end of the test is
       stopped with SIGTERM and must exit 0 within the deadline.
   daemon -> Daemon started with the defaults.
-  run_daemon(args, config=None, env=None, timeout=10) -> CompletedProcess
+  run_daemon(args, config=None, env=None, timeout=10, input=None) -> CompletedProcess
       Runs the daemon to completion (start-up failures, console commands).
+
+Identity: every daemon starts with OPSC_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD
+(pass env={"OPSC_BOOTSTRAP_ADMIN_PASSWORD": None} to leave it unset), and
+daemon_factory(login=True) logs in as admin so that Daemon.http carries the
+admin's bearer token. Daemon.login(user, password) answers the login request,
+Daemon.session(token) is a new requests.Session with that bearer token, and
+Daemon.restart() stops the daemon and starts another on its data directory.
 """
 import os
 import pathlib
@@ -31,6 +38,7 @@ if not BUILD_DIR.is_absolute():
 DAEMON = BUILD_DIR / "core" / "opsconductord"
 STOP_DEADLINE_S = 15
 READY_DEADLINE_S = 15
+ADMIN_PASSWORD = "Admin-Test-Pw-5d1c9e"
 
 
 def free_port():
@@ -70,6 +78,24 @@ class Daemon:
         self.config_path = config_path
         self.stderr_path = stderr_path
         self.http = requests.Session()
+        self.admin_password = None
+        self.restart = None  # set by daemon_factory
+
+    def login(self, username, password, session=None):
+        """The answer to POST /api/v1/auth/login (not raised on error)."""
+        return (session or requests).post(self.url("/api/v1/auth/login"), timeout=30,
+                                          json={"username": username, "password": password})
+
+    def session(self, token=None):
+        s = requests.Session()
+        if token:
+            s.headers["Authorization"] = "Bearer " + token
+        return s
+
+    def login_admin(self):
+        r = self.login("admin", self.admin_password)
+        assert r.status_code == 200, r.text
+        self.http.headers["Authorization"] = "Bearer " + r.json()["access_token"]
 
     @property
     def pid(self):
@@ -189,8 +215,9 @@ def daemon_command(config_path, args=()):
 
 def clean_env(env):
     e = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
+    e["OPSC_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     e.update(env or {})
-    return e
+    return {k: v for k, v in e.items() if v is not None}  # None unsets
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -205,7 +232,8 @@ def daemon_factory(tmp_path):
     started = []
     counter = [0]
 
-    def start(config=None, args=(), env=None, wait_ready=True, port=None, preexec_fn=None):
+    def start(config=None, args=(), env=None, wait_ready=True, port=None, preexec_fn=None,
+              login=True):
         counter[0] += 1
         tmp = tmp_path / f"d{counter[0]}"
         tmp.mkdir()
@@ -216,10 +244,24 @@ def daemon_factory(tmp_path):
             proc = subprocess.Popen(daemon_command(config_path, args), stdout=err, stderr=err,
                                     stdin=subprocess.DEVNULL, env=clean_env(env),
                                     preexec_fn=preexec_fn)
-        d = Daemon(proc, port, tmp / "data", config_path, stderr_path)
+        data_dir = tmp / "data"
+        if isinstance(config, dict) and "data_dir" in config.get("store", {}):
+            data_dir = pathlib.Path(config["store"]["data_dir"])
+        d = Daemon(proc, port, data_dir, config_path, stderr_path)
+        d.admin_password = clean_env(env).get("OPSC_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+
+        def restart(**kw):
+            if d.running():
+                assert d.stop() == 0
+            cfg = dict(config) if isinstance(config, dict) else {}
+            cfg["store"] = dict(cfg.get("store", {}), data_dir=str(data_dir))
+            return start(config=cfg, args=args, env=env, **kw)
+        d.restart = restart
         started.append(d)
         if wait_ready:
             d.wait_ready()
+            if login and d.admin_password:
+                d.login_admin()
         return d
 
     yield start
@@ -236,8 +278,9 @@ def daemon(daemon_factory):
 
 @pytest.fixture
 def run_daemon(tmp_path):
-    def run(args=(), config=None, env=None, timeout=10, preexec_fn=None):
+    def run(args=(), config=None, env=None, timeout=10, preexec_fn=None, input=None):
         config_path = write_config(tmp_path, free_port(), config)
         return subprocess.run(daemon_command(config_path, args), capture_output=True, text=True,
-                              env=clean_env(env), timeout=timeout, preexec_fn=preexec_fn)
+                              env=clean_env(env), timeout=timeout, preexec_fn=preexec_fn,
+                              input=input, stdin=None if input is not None else subprocess.DEVNULL)
     return run

@@ -158,6 +158,20 @@ typedef struct opsc_host_api {
     bool (*step_cancelled)(opsc_step_ctx *ctx);
     /* Sleep up to `ms`; returns early with OPSC_ECANCELED on cancel. */
     int (*step_sleep)(opsc_step_ctx *ctx, uint32_t ms);
+
+    /* ---- local users (any thread; blocking) -------------------------------- */
+    /* Check `password` against the stored hash of the local user `username`
+     * (both borrowed until return) and fill `id` with the user's name, display
+     * name, email and role. This is a deliberately slow hash: call it from a
+     * worker thread (an auth provider's authenticate() is one). Returns 0 when
+     * the password is right; OPSC_EAUTH when the user is a local user and the
+     * password wrong; OPSC_ENOENT when there is no local user of that name
+     * (including users of another provider). An unknown user costs the same
+     * time as a wrong password. A disabled user still gets 0 here: the host
+     * refuses it after the provider chain, so the answer to the client is the
+     * same as for a wrong password. Check with OPSC_HOST_HAS() first. */
+    int (*local_user_verify)(const char *username, const char *password, opsc_identity *id,
+                             char *err, size_t errlen);
 } opsc_host_api;
 
 #ifdef __cplusplus

@@ -96,7 +96,8 @@ typedef struct opsc_exec_req {
                                 PowerShell on windows); borrowed until exec() returns */
     const char *const *env;  /* NULL-terminated "NAME=value" list, or NULL */
     const char *cwd;         /* working directory, or NULL */
-    bool pty;                /* allocate a terminal */
+    bool pty;                /* allocate a terminal; OPSC_ENOTSUP from exec() when the
+                                transport has none (local) */
     bool stdin_open;         /* the host will write stdin with exec_write(); when false the
                                 command sees end of file at once */
     uint32_t timeout_ms;     /* 0: none. On expiry the command is stopped as by
@@ -123,6 +124,12 @@ typedef struct opsc_exec_cb {
     /* Called once, last. `res` is borrowed until return; after it returns the
      * opsc_exec handle is gone. */
     void (*on_done)(void *ud, const opsc_exec_result *res);
+    /* Flow control for stdin (may be NULL; check `size` before reading it):
+     * called when everything passed to exec_write() so far has been handed to
+     * the wire, so the host can write the next piece. A host that streams
+     * stdin writes a bounded amount, then waits for this. Never called from
+     * inside exec_write() itself. */
+    void (*on_stdin_drained)(void *ud);
 } opsc_exec_cb;
 
 /* File transfer, streamed: the transport reads or writes `local_path` itself in
@@ -168,7 +175,9 @@ typedef struct opsc_transport {
      * on_done returns. `req` is borrowed until return, `cb` until on_done. */
     int (*exec)(opsc_conn *conn, const opsc_exec_req *req, const opsc_exec_cb *cb, void *ud,
                 opsc_exec **out);
-    /* Write to the command's stdin; `data` is copied. len == 0 closes stdin. */
+    /* Write to the command's stdin; `data` is copied (queued without limit:
+     * use on_stdin_drained to bound it). len == 0 closes stdin once the queue
+     * is written. OPSC_ESTATE when stdin was not opened or is closed. */
     int (*exec_write)(opsc_exec *ex, const char *data, size_t len);
     /* Stop and resume reading output (back-pressure). */
     void (*exec_pause)(opsc_exec *ex);

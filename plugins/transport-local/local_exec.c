@@ -1,0 +1,445 @@
+/* local_exec.c - one command on the appliance: sh under uv_spawn in its own process group. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "local_internal.h"
+
+static void ex_maybe_free(opsc_exec *ex);
+static void flush_held(opsc_exec *ex);
+
+/* ---- ending --------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    opsc_exec *ex = h->data;
+    ex->open_handles--;
+    ex_maybe_free(ex);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+}
+
+static void close_all(opsc_exec *ex)
+{
+    close_handle((uv_handle_t *)&ex->p_in);
+    close_handle((uv_handle_t *)&ex->p_out);
+    close_handle((uv_handle_t *)&ex->p_err);
+    close_handle((uv_handle_t *)&ex->timer);
+    if (ex->exited)
+        close_handle((uv_handle_t *)&ex->proc);
+}
+
+static void ex_maybe_free(opsc_exec *ex)
+{
+    if (ex->open_handles > 0 || !ex->done)
+        return;
+    opsc_conn *c = ex->conn;
+    const opsc_host_api *api = c->p->api;
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else if (c->execs == ex)
+        c->execs = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    for (in_req *r = ex->held_head, *n; r; r = n) {
+        n = r->next;
+        memset(r->data, 0, r->len);
+        api->free(r);
+    }
+    api->free(ex->become_user);
+    if (ex->become_pw) {
+        memset(ex->become_pw, 0, strlen(ex->become_pw));
+        api->free(ex->become_pw);
+    }
+    api->free(ex);
+    if (c->closing && !c->execs)
+        local_conn_closed(c);
+}
+
+static void report(opsc_exec *ex)
+{
+    if (ex->done)
+        return;
+    ex->done = true;
+    ex->conn->nexec--;
+    opsc_exec_result res = {sizeof(res)};
+    char sig[32] = "";
+    if (ex->term_signal) {
+        const char *abbrev = sigabbrev_np(ex->term_signal);
+        snprintf(sig, sizeof(sig), "%s", abbrev ? abbrev : "UNKNOWN");
+    }
+    res.status = ex->fail_code ? ex->fail_code : ex->stop_code;
+    res.exit_code = (int)ex->exit_status;
+    res.exit_signal = sig[0] ? sig : NULL;
+    res.error = res.status ? ex->err : NULL;
+    if (ex->stop_code && !ex->fail_code)
+        res.error = ex->stop_code == OPSC_ETIMEDOUT ? "the command timed out and was stopped"
+                                                    : "the command was cancelled and stopped";
+    if (ex->cb.on_done)
+        ex->cb.on_done(ex->ud, &res);
+}
+
+/* Done when the process exited and both output pipes reached their end
+ * (a background child holding stdout keeps the command running, as over SSH). */
+static void maybe_finish(opsc_exec *ex)
+{
+    if (ex->done || !ex->exited || !ex->out_eof || !ex->err_eof)
+        return;
+    report(ex);
+    close_all(ex);
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static char read_buf[65536]; /* reads are delivered before the next one: one buffer is enough */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h, (void)suggested;
+    *buf = uv_buf_init(read_buf, sizeof(read_buf));
+}
+
+struct emit_ctx {
+    opsc_exec *ex;
+    int stream;
+};
+
+static void emit(void *ud, const char *data, size_t len)
+{
+    struct emit_ctx *e = ud;
+    if (!e->ex->done && e->ex->cb.on_output)
+        e->ex->cb.on_output(e->ex->ud, e->stream, data, len);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    opsc_exec *ex = s->data;
+    bool is_err = s == (uv_stream_t *)&ex->p_err;
+    struct emit_ctx e = {ex, is_err ? OPSC_STDERR : OPSC_STDOUT};
+    if (n > 0) {
+        if (is_err && !ex->marker.seen && !ex->marker.gave_up) {
+            tp_marker_feed(&ex->marker, buf->base, (size_t)n, emit, &e);
+            if (ex->marker.sudo_rejected && !ex->fail_code) {
+                ex->fail_code = OPSC_EAUTH;
+                snprintf(ex->err, sizeof(ex->err), "sudo rejected the password to become '%s'",
+                         ex->become_user ? ex->become_user : "?");
+                local_exec_cancel(ex);
+            }
+            if (ex->marker.seen || ex->marker.gave_up)
+                flush_held(ex);
+        } else {
+            emit(&e, buf->base, (size_t)n);
+        }
+        return;
+    }
+    if (n == 0)
+        return;
+    /* UV_EOF or an error: this stream is over */
+    uv_read_stop(s);
+    if (is_err) {
+        tp_marker_flush(&ex->marker, emit, &e);
+        ex->err_eof = true;
+    } else {
+        ex->out_eof = true;
+    }
+    maybe_finish(ex);
+}
+
+static void start_reading(opsc_exec *ex)
+{
+    if (!ex->out_eof)
+        uv_read_start((uv_stream_t *)&ex->p_out, alloc_cb, on_read);
+    if (!ex->err_eof)
+        uv_read_start((uv_stream_t *)&ex->p_err, alloc_cb, on_read);
+}
+
+/* ---- stdin -------------------------------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    opsc_exec *ex = req->data;
+    close_handle((uv_handle_t *)&ex->p_in);
+}
+
+static void maybe_close_stdin(opsc_exec *ex)
+{
+    if (!ex->in_eof_req || ex->in_closed || ex->writes_pending || ex->held_head)
+        return;
+    ex->in_closed = true;
+    ex->shut.data = ex;
+    if (uv_shutdown(&ex->shut, (uv_stream_t *)&ex->p_in, on_shutdown) < 0)
+        close_handle((uv_handle_t *)&ex->p_in);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    (void)status; /* EPIPE: the command stopped reading; its data is dropped */
+    in_req *r = w->data;
+    opsc_exec *ex = r->ex;
+    memset(r->data, 0, r->len);
+    ex->conn->p->api->free(r);
+    ex->writes_pending--;
+    if (ex->writes_pending == 0 && !ex->held_head && ex->in_was_full && !ex->done) {
+        ex->in_was_full = false;
+        if (ex->cb.on_stdin_drained)
+            ex->cb.on_stdin_drained(ex->ud);
+    }
+    maybe_close_stdin(ex);
+}
+
+static int send_req(opsc_exec *ex, in_req *r)
+{
+    uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
+    r->req.data = r;
+    int rc = uv_write(&r->req, (uv_stream_t *)&ex->p_in, &b, 1, on_written);
+    if (rc < 0) {
+        ex->conn->p->api->free(r);
+        return OPSC_EPIPE;
+    }
+    ex->writes_pending++;
+    return 0;
+}
+
+static void flush_held(opsc_exec *ex)
+{
+    ex->in_hold = false;
+    while (ex->held_head) {
+        in_req *r = ex->held_head;
+        ex->held_head = r->next;
+        if (!ex->held_head)
+            ex->held_tail = NULL;
+        send_req(ex, r);
+    }
+    maybe_close_stdin(ex);
+}
+
+static int queue_stdin(opsc_exec *ex, const char *data, size_t len, bool password)
+{
+    in_req *r = ex->conn->p->api->alloc(sizeof(*r) + len);
+    if (!r)
+        return OPSC_ENOMEM;
+    memset(r, 0, sizeof(*r));
+    r->ex = ex;
+    r->len = len;
+    r->password = password;
+    memcpy(r->data, data, len);
+    if (ex->in_hold && !password) {
+        if (ex->held_tail)
+            ex->held_tail->next = r;
+        else
+            ex->held_head = r;
+        ex->held_tail = r;
+        return 0;
+    }
+    return send_req(ex, r);
+}
+
+/* ---- stopping ----------------------------------------------------------------------------- */
+
+static void signal_group(opsc_exec *ex, int sig)
+{
+    if (!ex->exited || !ex->out_eof || !ex->err_eof)
+        uv_kill(-ex->proc.pid, sig); /* the group: UV_PROCESS_DETACHED made it a session */
+}
+
+static void kill_cb(uv_timer_t *t)
+{
+    opsc_exec *ex = t->data;
+    ex->killed_hard = true;
+    signal_group(ex, SIGKILL);
+}
+
+static void stop(opsc_exec *ex, int code)
+{
+    if (ex->stop_code || ex->done)
+        return;
+    ex->stop_code = code;
+    if (ex->paused) {
+        ex->paused = false;
+        start_reading(ex); /* let the output drain so the command can end */
+    }
+    signal_group(ex, SIGTERM);
+    uv_timer_start(&ex->timer, kill_cb, (uint64_t)ex->conn->p->cfg.cancel_grace_ms, 0);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    stop(t->data, OPSC_ETIMEDOUT);
+}
+
+void local_exec_cancel(opsc_exec *ex)
+{
+    if (!ex->fail_code || ex->fail_code == OPSC_EAUTH)
+        stop(ex, OPSC_ECANCELED);
+}
+
+static void on_exit(uv_process_t *p, int64_t status, int term_signal)
+{
+    opsc_exec *ex = p->data;
+    ex->exited = true;
+    ex->exit_status = status;
+    ex->term_signal = term_signal;
+    if (!ex->stop_code)
+        uv_timer_stop(&ex->timer);
+    if (ex->done)
+        close_handle((uv_handle_t *)&ex->proc);
+    else
+        maybe_finish(ex);
+}
+
+/* The connection closes: report every command as cancelled and kill it. */
+void local_exec_close_all(opsc_conn *c)
+{
+    for (opsc_exec *ex = c->execs; ex; ex = ex->next) {
+        if (ex->done)
+            continue;
+        ex->fail_code = OPSC_ECANCELED;
+        snprintf(ex->err, sizeof(ex->err), "the connection was closed");
+        signal_group(ex, SIGKILL);
+        report(ex);
+        close_all(ex);
+    }
+}
+
+/* ---- starting ---------------------------------------------------------------------------- */
+
+static int spawn(opsc_exec *ex, const char *cmd)
+{
+    local_plugin *p = ex->conn->p;
+    uv_loop_t *loop = p->api->loop();
+    uv_pipe_init(loop, &ex->p_in, 0);
+    uv_pipe_init(loop, &ex->p_out, 0);
+    uv_pipe_init(loop, &ex->p_err, 0);
+    uv_timer_init(loop, &ex->timer);
+    ex->p_in.data = ex->p_out.data = ex->p_err.data = ex->timer.data = ex->proc.data = ex;
+    ex->open_handles = 4;
+    uv_stdio_container_t stdio[3] = {
+        {UV_CREATE_PIPE | UV_READABLE_PIPE, {.stream = (uv_stream_t *)&ex->p_in}},
+        {UV_CREATE_PIPE | UV_WRITABLE_PIPE, {.stream = (uv_stream_t *)&ex->p_out}},
+        {UV_CREATE_PIPE | UV_WRITABLE_PIPE, {.stream = (uv_stream_t *)&ex->p_err}},
+    };
+    char *args[] = {(char *)p->cfg.shell, "-c", (char *)cmd, NULL};
+    uv_process_options_t o = {0};
+    o.exit_cb = on_exit;
+    o.file = p->cfg.shell;
+    o.args = args;
+    o.flags = UV_PROCESS_DETACHED; /* setsid: its own process group, for cancel */
+    o.stdio_count = 3;
+    o.stdio = stdio;
+    int rc = uv_spawn(loop, &ex->proc, &o);
+    ex->open_handles++; /* the process handle must be closed even when spawn failed */
+    if (rc < 0) {
+        ex->exited = true; /* nothing to wait for: close_all() closes it */
+        return rc;
+    }
+    start_reading(ex);
+    return 0;
+}
+
+static int exec_prepare(opsc_exec *ex, const opsc_exec_req *req, char **cmd)
+{
+    const opsc_host_api *api = ex->conn->p->api;
+    char err[128];
+    const char *become = req->become_user && *req->become_user ? req->become_user : NULL;
+    const char *pw = become ? req->become_password : NULL;
+    *cmd = tp_wrap_command(api, req->command, req->env, req->cwd, become, pw != NULL, err,
+                           sizeof(err));
+    if (!*cmd)
+        return OPSC_EINVAL;
+    if (become && !(ex->become_user = api->strdup(become)))
+        return OPSC_ENOMEM;
+    ex->in_hold = become != NULL;
+    ex->in_eof_req = !req->stdin_open;
+    return 0;
+}
+
+int local_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, void *ud,
+               opsc_exec **out)
+{
+    if (!c || !req || !req->command || !cb || !cb->on_done || !out)
+        return OPSC_EINVAL;
+    if (c->closing)
+        return OPSC_ESTATE;
+    if (req->pty)
+        return OPSC_ENOTSUP;
+    if (c->nexec >= (unsigned)c->p->cfg.max_commands)
+        return OPSC_EBUSY;
+    const opsc_host_api *api = c->p->api;
+    opsc_exec *ex = api->calloc(1, sizeof(*ex));
+    if (!ex)
+        return OPSC_ENOMEM;
+    ex->conn = c;
+    memcpy(&ex->cb, cb, cb->size < sizeof(ex->cb) ? cb->size : sizeof(ex->cb));
+    ex->ud = ud;
+    char *cmd = NULL;
+    int rc = exec_prepare(ex, req, &cmd);
+    if (rc == 0)
+        rc = spawn(ex, cmd);
+    api->free(cmd);
+    c->nexec++;
+    ex->next = c->execs;
+    if (c->execs)
+        c->execs->prev = ex;
+    c->execs = ex;
+    if (rc < 0) {
+        /* No callback: close what was opened and free quietly. */
+        ex->done = true;
+        c->nexec--;
+        if (ex->open_handles)
+            close_all(ex);
+        else
+            ex_maybe_free(ex);
+        return rc == UV_ENOENT ? OPSC_ENOENT : rc < -10000 ? rc : OPSC_EIO;
+    }
+    if (req->become_password && ex->become_user) {
+        size_t n = strlen(req->become_password);
+        char *line = api->alloc(n + 1);
+        if (line) {
+            memcpy(line, req->become_password, n);
+            line[n] = '\n';
+            queue_stdin(ex, line, n + 1, true);
+            memset(line, 0, n + 1);
+            api->free(line);
+        }
+    }
+    maybe_close_stdin(ex);
+    if (req->timeout_ms)
+        uv_timer_start(&ex->timer, timeout_cb, req->timeout_ms, 0);
+    *out = ex;
+    return 0;
+}
+
+int local_exec_write(opsc_exec *ex, const char *data, size_t len)
+{
+    if (ex->done || ex->in_eof_req)
+        return OPSC_ESTATE;
+    if (len == 0) {
+        ex->in_eof_req = true;
+        maybe_close_stdin(ex);
+        return 0;
+    }
+    ex->in_was_full = true;
+    return queue_stdin(ex, data, len, false);
+}
+
+void local_exec_pause(opsc_exec *ex)
+{
+    if (ex->paused || ex->done)
+        return;
+    ex->paused = true;
+    uv_read_stop((uv_stream_t *)&ex->p_out);
+    uv_read_stop((uv_stream_t *)&ex->p_err);
+}
+
+void local_exec_resume(opsc_exec *ex)
+{
+    if (!ex->paused || ex->done)
+        return;
+    ex->paused = false;
+    start_reading(ex);
+}

@@ -1,0 +1,32 @@
+/* behaviour.h - what every POSIX transport must do, checked the same way for each (SSH, local). */
+#ifndef TH_BEHAVIOUR_H
+#define TH_BEHAVIOUR_H
+
+#include "harness.h"
+
+/* One behaviour test on a fresh connection from the suite's connect_ok(). */
+#define BH_TEST(name)                                                                              \
+    static void name(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        opsc_conn *conn = connect_ok();                                                            \
+        bh_##name(&plug, conn);                                                                    \
+        th_close(&plug, conn);                                                                     \
+    }
+
+/* nm -D --defined-only `so` lists opsc_plugin_entry and nothing else. */
+void bh_exports_only_the_entry_symbol(const char *so);
+
+/* Processes whose whole command line is `cmdline` (pgrep -f '^cmdline$'). */
+int bh_count_processes(const char *cmdline);
+
+void bh_exit_codes_and_signals(th_plugin *p, opsc_conn *conn);
+void bh_env_and_cwd(th_plugin *p, opsc_conn *conn);
+void bh_stdin_fed_command(th_plugin *p, opsc_conn *conn);
+void bh_timeout_stops_the_remote_command(th_plugin *p, opsc_conn *conn);
+void bh_cancel_leaves_no_remote_process(th_plugin *p, opsc_conn *conn);
+void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn);
+void bh_put_and_get_with_mode_and_checksum(th_plugin *p, opsc_conn *conn);
+void bh_sudo_without_a_password_prompt_keeps_stdin_clean(th_plugin *p, opsc_conn *conn);
+
+#endif
