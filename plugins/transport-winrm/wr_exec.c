@@ -19,14 +19,12 @@ static void ex_output(void *ud, int stream, const char *data, size_t len)
     ex->cb.on_output(ex->ud, stream, data, len);
 }
 
-#ifdef WR_HAVE_STDIN_DRAINED
 static void ex_drained(void *ud)
 {
     opsc_exec *ex = ud;
     if (ex->cb.on_stdin_drained)
         ex->cb.on_stdin_drained(ex->ud);
 }
-#endif
 
 static void ex_done(void *ud, int status, int exit_code, const char *error)
 {
@@ -46,8 +44,9 @@ static void ex_done(void *ud, int status, int exit_code, const char *error)
 int wr_exec(opsc_conn *conn, const opsc_exec_req *req, const opsc_exec_cb *cb, void *ud,
             opsc_exec **out)
 {
-    if (!req || !req->command || !cb || cb->size < offsetof(opsc_exec_cb, on_done) + sizeof(void *) ||
-        !cb->on_output || !cb->on_done)
+    if (!req || !req->command || !cb ||
+        cb->size < offsetof(opsc_exec_cb, on_done) + sizeof(void *) || !cb->on_output ||
+        !cb->on_done)
         return OPSC_EINVAL;
     /* Windows has no sudo to switch users inside a WinRM shell: the credential
      * decides who runs the command. */
@@ -68,9 +67,7 @@ int wr_exec(opsc_conn *conn, const opsc_exec_req *req, const opsc_exec_cb *cb, v
         .decode_clixml = true,
     };
     wr_run_cb rcb = {.on_output = ex_output, .on_done = ex_done};
-#ifdef WR_HAVE_STDIN_DRAINED
     rcb.on_drained = ex_drained;
-#endif
     int rc = wr_run_start(conn, &rr, &rcb, ex, &ex->op);
     if (rc) {
         free(ex);

@@ -329,7 +329,8 @@ static void on_send(void *ud, int status, wr_resp *resp, const char *error)
     if (fault_fails(op, resp, "sending stdin")) {
         wr_buf_reset(&op->in_q);
         op->in_open = false;
-    } else if (!op->in_q.len && op->in_open && !op->in_eof && op->notify_drained) {
+    } else if (!op->in_q.len && op->notify_drained) {
+        /* Everything written so far is on the wire (also after the last, closing Send). */
         op->notify_drained = false;
         if (op->cb.on_drained)
             op->cb.on_drained(op->ud);

@@ -145,14 +145,17 @@ void wr_script_get(wr_buf *s, wr_dialect d, const char *path)
     if (d == WR_POSIX_SH) {
         wr_buf_adds(s, "p=");
         wr_quote(s, WR_POSIX_SH, path);
-        wr_buf_adds(s, "; [ -r \"$p\" ] || { echo \"cannot read $p\" >&2; exit 2; }; "
+        wr_buf_adds(s, "; [ -e \"$p\" ] || { echo \"no such file: $p\" >&2; exit 2; }; "
+                       "[ -r \"$p\" ] || { echo \"cannot read $p\" >&2; exit 3; }; "
                        "base64 -w 262144 < \"$p\" && "
                        "echo \"#sha256 $(sha256sum < \"$p\" | cut -d' ' -f1)\"");
         return;
     }
     wr_buf_adds(s, PS_PREAMBLE "$ErrorActionPreference = 'Stop'\n$path = ");
     wr_quote(s, WR_POWERSHELL, path);
-    wr_buf_adds(s, "\n$sha = [Security.Cryptography.SHA256]::Create()\n"
+    wr_buf_adds(s, "\nif (-not (Test-Path -LiteralPath $path -PathType Leaf)) { "
+                   "[Console]::Error.WriteLine(\"no such file: $path\"); exit 2 }\n"
+                   "$sha = [Security.Cryptography.SHA256]::Create()\n"
                    "$buf = New-Object byte[] 196608\n"
                    "$out = [Console]::Out\n"
                    "$fs = [IO.File]::OpenRead($path)\n"

@@ -38,7 +38,8 @@ void wr_script_command(wr_cmdline *c, wr_dialect d, const char *script);
 /* File copy scripts. put: reads base64 lines on stdin until a line "#sha256 <hex>",
  * writes `path` (via a temporary file), checks the digest and prints
  * "OK <hex> <bytes>" (exit 0) or fails with exit 3. get: prints the file as base64
- * lines then "#sha256 <hex>". `mode` < 0: remote default. */
+ * lines then "#sha256 <hex>"; exit 2 when there is no such file. `mode` < 0: remote
+ * default. */
 void wr_script_put(wr_buf *script, wr_dialect d, const char *path, int mode, const char *owner);
 void wr_script_get(wr_buf *script, wr_dialect d, const char *path);
 

@@ -38,6 +38,8 @@ struct opsc_xfer {
     wr_buf wbusy;  /* get: bytes being written */
     wr_buf errtxt; /* stderr, first bytes */
     char remote_hex[65];
+    char hex[65];
+    char *part; /* get: the file being written */
     bool cancelled;
     bool read_eof;
     int status;
@@ -63,6 +65,7 @@ static void xfer_free(opsc_xfer *x)
     EVP_MD_CTX_free(x->sha);
     free(x->chunk);
     free(x->local);
+    free(x->part);
     free(x->remote);
     free(x->owner);
     wr_buf_free(&x->line);
@@ -113,7 +116,27 @@ static void remote_failure(opsc_xfer *x)
     char msg[500];
     snprintf(msg, sizeof msg, "remote side failed with exit code %d%s%s", x->exit_code,
              n ? ": " : "", text);
-    set_err(x, x->exit_code == 3 ? OPSC_ECORRUPT : OPSC_EREMOTE, "%s", msg);
+    /* The scripts' exit codes (wr_script.h): put 3 = digest mismatch; get 2 = no such
+     * file, 3 = unreadable. */
+    int status = OPSC_EREMOTE;
+    if (x->put && x->exit_code == 3)
+        status = OPSC_ECORRUPT;
+    else if (!x->put && x->exit_code == 2)
+        status = OPSC_ENOENT;
+    else if (!x->put && x->exit_code == 3)
+        status = OPSC_EACCES;
+    set_err(x, status, "%s", msg);
+}
+
+/* get: the data went to "<local>.opsc-part"; it takes the real name only when complete
+ * and verified, so a failed get leaves an earlier copy alone. */
+static void on_final(uv_fs_t *req)
+{
+    opsc_xfer *x = req->data;
+    if (req->fs_type == UV_FS_RENAME && req->result < 0)
+        set_err(x, OPSC_EIO, "renaming the received file: %s", uv_strerror((int)req->result));
+    uv_fs_req_cleanup(req);
+    report(x, x->status, x->hex, x->err);
 }
 
 static void on_closed(uv_fs_t *req)
@@ -127,9 +150,19 @@ static void on_closed(uv_fs_t *req)
         set_err(x, OPSC_ECORRUPT, "%s",
                 x->put ? "the target's SHA-256 of the file differs from ours"
                        : "the received file's SHA-256 differs from the target's");
-    if (x->status && !x->put)
-        unlink(x->local); /* never leave half a file under the requested name */
-    report(x, x->status, hex, x->err);
+    wr_copy(x->hex, sizeof x->hex, hex);
+    if (x->put) {
+        report(x, x->status, hex, x->err);
+        return;
+    }
+    uv_loop_t *loop = x->c->pl->api->loop();
+    x->fs.data = x;
+    int rc = x->status ? uv_fs_unlink(loop, &x->fs, x->part, on_final)
+                       : uv_fs_rename(loop, &x->fs, x->part, x->local, on_final);
+    if (rc) {
+        set_err(x, OPSC_EIO, "finishing the received file: %s", uv_strerror(rc));
+        report(x, x->status, hex, x->err);
+    }
 }
 
 static void finish(opsc_xfer *x)
@@ -376,7 +409,7 @@ static void on_open(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     x->fs_busy = false;
     x->fd = (uv_file)fd;
-    int rc = fd < 0 ? OPSC_EIO : 0;
+    int rc = fd < 0 ? (int)fd : 0; /* libuv's codes are -errno, as OPSC_E* are */
     if (rc)
         set_err(x, rc, "opening the local file: %s", uv_strerror((int)fd));
     else if (x->cancelled)
@@ -411,19 +444,25 @@ static int xfer_start(opsc_conn *c, bool put, const opsc_xfer_req *req, opsc_xfe
                      .mode = req->mode,
                      .timeout_ms = req->timeout_ms};
     x->local = strdup(req->local_path);
+    if (!put && x->local) {
+        wr_buf part = {0};
+        wr_buf_addf(&part, "%s.opsc-part", x->local);
+        x->part = part.p; /* NULL on failure: checked below */
+    }
     x->remote = strdup(req->remote_path);
     x->owner = req->owner ? strdup(req->owner) : NULL;
     x->sha = EVP_MD_CTX_new();
     x->chunk = put ? malloc(CHUNK) : NULL;
     if (!x->local || !x->remote || (req->owner && !x->owner) || !x->sha || (put && !x->chunk) ||
-        !EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL)) {
+        (!put && !x->part) || !EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL)) {
         xfer_free(x);
         return OPSC_ENOMEM;
     }
     x->fs.data = x;
     x->fs_busy = true;
     int flags = put ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
-    int rc = uv_fs_open(c->pl->api->loop(), &x->fs, x->local, flags | O_CLOEXEC, 0600, on_open);
+    int rc = uv_fs_open(c->pl->api->loop(), &x->fs, put ? x->local : x->part, flags | O_CLOEXEC,
+                        0600, on_open);
     if (rc) {
         xfer_free(x);
         return rc;

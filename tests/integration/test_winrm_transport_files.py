@@ -67,13 +67,15 @@ def test_empty_file_round_trip(server, tmp_path):
     assert res[1]["sha256"] == hashlib.sha256(b"").hexdigest()
 
 
-def test_get_of_a_missing_file_fails_and_leaves_nothing(server, tmp_path):
+def test_get_of_a_missing_file_fails_and_keeps_the_local_file(server, tmp_path):
     srv = server(strict=True)
-    local = tmp_path / "never"
+    local = tmp_path / "earlier"
+    local.write_bytes(b"an earlier download")
     _, res = one(srv, [{"op": "get", "local": str(local), "remote": str(tmp_path / "missing")}], options=SH)
-    assert res[0]["status"] == -10012, res[0]  # OPSC_EREMOTE
-    assert "cannot read" in res[0]["error"]
-    assert not local.exists()
+    assert res[0]["status"] == -2, res[0]  # OPSC_ENOENT
+    assert "no such file" in res[0]["error"]
+    assert local.read_bytes() == b"an earlier download"
+    assert not (tmp_path / "earlier.opsc-part").exists()
 
 
 def test_powershell_put_script_and_stdin_framing(server, tmp_path):
