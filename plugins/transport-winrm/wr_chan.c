@@ -55,7 +55,7 @@ int wr_chan_init(wr_chan *ch, opsc_conn *c, char *err, size_t errlen)
 void wr_chan_free(wr_chan *ch)
 {
     if (ch->http)
-        wr_http_free(ch->http);
+        wr_http_free(ch->http, NULL, NULL);
     ch->http = NULL;
     wr_gss_ctx_free(&ch->gss);
     wr_buf_wipe(&ch->soap);

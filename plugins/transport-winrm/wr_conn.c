@@ -121,26 +121,60 @@ static void defer_closed(uv_handle_t *h)
     opsc_conn *c = h->data;
     opsc_close_cb cb = c->close_cb;
     void *ud = c->close_ud;
+    opsc_connect_cb failed_cb = c->connect_cb;
+    void *connect_ud = c->connect_ud;
+    int status = c->connect_status;
+    char msg[sizeof c->connect_err];
+    wr_copy(msg, sizeof msg, c->connect_err);
     conn_free(c);
-    if (cb)
+    if (failed_cb)
+        failed_cb(connect_ud, status, NULL, NULL, msg); /* a failed connect, now fully undone */
+    else if (cb)
         cb(ud);
+}
+
+static void http_freed(void *ud)
+{
+    opsc_conn *c = ud;
+    if (--c->http_open == 0)
+        uv_close((uv_handle_t *)&c->defer, defer_closed);
+}
+
+/* Frees everything; the close callback runs only once libuv has closed every handle
+ * of both HTTP connections (nothing of the plugin is left on the loop after it). */
+static void conn_release(opsc_conn *c)
+{
+    if (c->released)
+        return;
+    c->released = true;
+    c->http_open = 1; /* held until every channel is handed over */
+    for (int i = 0; i < 2; i++) {
+        if (!c->ch[i].http)
+            continue;
+        c->http_open++;
+        wr_http_free(c->ch[i].http, http_freed, c);
+        c->ch[i].http = NULL;
+    }
+    http_freed(c);
 }
 
 /* ---- connect ---------------------------------------------------------------- */
 
 static void connect_done(opsc_conn *c, int status, const char *error)
 {
-    opsc_connect_cb cb = c->connect_cb;
-    c->connect_cb = NULL;
     if (status < 0) {
-        char msg[600];
+        /* Reported once everything is freed (defer_closed): after a failed connect
+         * nothing of the plugin is left on the loop. */
+        char msg[sizeof c->connect_err];
         wr_copy(msg, sizeof msg, error ? error : opsc_strerror(status));
-        /* Nothing else references the connection yet: free it through the timer close. */
+        wr_copy(c->connect_err, sizeof c->connect_err, msg);
+        c->connect_status = status;
         c->close_cb = NULL;
-        uv_close((uv_handle_t *)&c->defer, defer_closed);
-        cb(c->connect_ud, status, NULL, NULL, msg);
+        conn_release(c);
         return;
     }
+    opsc_connect_cb cb = c->connect_cb;
+    c->connect_cb = NULL;
     opsc_conn_info info = {.size = sizeof info, .server_banner = "WS-Management"};
     cb(c->connect_ud, 0, c, &info, NULL);
 }
@@ -312,8 +346,7 @@ static void close_finish(opsc_conn *c)
     for (int i = 0; i < 2; i++)
         if (c->ch[i].worker)
             return; /* krb_after comes back and calls wr_conn_op_done */
-    if (!uv_is_closing((uv_handle_t *)&c->defer))
-        uv_close((uv_handle_t *)&c->defer, defer_closed);
+    conn_release(c);
 }
 
 static void on_delete(void *ud, int status, wr_resp *resp, const char *error)

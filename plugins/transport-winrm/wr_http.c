@@ -30,6 +30,8 @@ struct wr_http {
     uv_timer_t timer;
     int open_handles; /* uv handles not yet closed (timer + polls) */
     bool freeing;
+    void (*freed)(void *ud); /* wr_http_free's callback */
+    void *freed_ud;
     bool in_flight;
     wr_http_cb cb;
     void *ud;
@@ -50,10 +52,14 @@ struct wr_http {
 static void maybe_release(wr_http *h)
 {
     if (h->freeing && h->open_handles == 0) {
+        void (*freed)(void *) = h->freed;
+        void *ud = h->freed_ud;
         wr_buf_free(&h->req_body);
         wr_buf_free(&h->body);
         wr_buf_free(&h->www_auth);
         free(h);
+        if (freed)
+            freed(ud);
     }
 }
 
@@ -409,7 +415,7 @@ wr_http *wr_http_new(uv_loop_t *loop, const wr_http_opts *o, char *err, size_t e
     }
     return h;
 fail_timer:
-    wr_http_free(h);
+    wr_http_free(h, NULL, NULL);
     return NULL;
 fail:
     if (h->easy)
@@ -475,12 +481,14 @@ void wr_http_abort(wr_http *h)
     h->in_flight = false;
 }
 
-void wr_http_free(wr_http *h)
+void wr_http_free(wr_http *h, void (*freed)(void *ud), void *ud)
 {
     if (!h)
         return;
     wr_http_abort(h);
     h->freeing = true;
+    h->freed = freed;
+    h->freed_ud = ud;
     /* Cleanup closes the cached connection; its socket callbacks close our polls. */
     curl_easy_cleanup(h->easy);
     curl_multi_cleanup(h->multi);

@@ -51,8 +51,9 @@ int wr_http_post(wr_http *h, const char *authorization, const char *content_type
 bool wr_http_busy(const wr_http *h);
 /* Drop the request in flight (its callback never runs) and its TCP connection. */
 void wr_http_abort(wr_http *h);
-/* Abort and free; memory goes once libuv has closed the handles. */
-void wr_http_free(wr_http *h);
+/* Abort and free; memory goes once libuv has closed the handles, then `freed` (may be
+ * NULL) runs on the loop: after it, nothing of this connection is left on the loop. */
+void wr_http_free(wr_http *h, void (*freed)(void *ud), void *ud);
 
 /* The tls-server-end-point hash of the TLS connection the last response came on
  * (RFC 5929); 0 when plain HTTP or unknown. */

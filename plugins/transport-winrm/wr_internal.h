@@ -119,6 +119,8 @@ struct opsc_conn {
     int connect_status;
     char connect_err[512];
     uint32_t connect_timeout_ms;
+    bool released;
+    int http_open; /* HTTP connections still closing */
 };
 
 /* Build the envelope header for a call on `c`. */

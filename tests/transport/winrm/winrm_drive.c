@@ -8,9 +8,6 @@
  * "steps": [{"op": "exec"|"put"|"get"|"validate", ...}]}. Every target connects, runs the steps
  * in order, and closes; targets run at the same time. Used by the pytest suite and the bench.
  */
-#include <dlfcn.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,149 +17,11 @@
 
 #include <opsc/plugin.h>
 
-static uv_loop_t loop;
+#include "harness.h"
+
+static th_plugin plug;
 static const opsc_transport *tp;
 static void *tp_state;
-static json_t *cfg_json;
-static int verbose;
-
-/* ---- the host API ------------------------------------------------------------ */
-
-static void h_log(const char *component, int level, const char *fmt, ...)
-{
-    if (!verbose && level > OPSC_LOG_WARN)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "[%s %d] ", component, level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static bool h_log_enabled(int level)
-{
-    return verbose || level <= OPSC_LOG_WARN;
-}
-
-static struct uv_loop_s *h_loop(void)
-{
-    return &loop;
-}
-
-static int64_t h_now(void)
-{
-    return (int64_t)(uv_now(&loop));
-}
-
-typedef struct work {
-    uv_work_t req;
-    void (*work)(void *);
-    void (*after)(void *, int);
-    void *ud;
-} work;
-
-static void work_run(uv_work_t *r)
-{
-    work *w = r->data;
-    w->work(w->ud);
-}
-
-static void work_after(uv_work_t *r, int status)
-{
-    work *w = r->data;
-    w->after(w->ud, status ? -ECANCELED : 0);
-    free(w);
-}
-
-static int h_queue_work(void (*fn)(void *), void (*after)(void *, int), void *ud)
-{
-    work *w = calloc(1, sizeof *w);
-    if (!w)
-        return -ENOMEM;
-    *w = (work){.work = fn, .after = after, .ud = ud};
-    w->req.data = w;
-    return uv_queue_work(&loop, &w->req, work_run, work_after);
-}
-
-static int64_t parse_num(const char *s, int type)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (type == OPSC_CFG_DURATION) {
-        if (!strcmp(end, "ms"))
-            return (int64_t)v;
-        if (!strcmp(end, "m"))
-            return (int64_t)(v * 60000);
-        return (int64_t)(v * 1000); /* "s" or bare */
-    }
-    if (type == OPSC_CFG_SIZE) {
-        int64_t m = *end == 'k' || *end == 'K' ? 1024
-                    : *end == 'M'              ? 1 << 20
-                    : *end == 'G'              ? 1 << 30
-                                               : 1;
-        return (int64_t)(v * (double)m);
-    }
-    return (int64_t)v;
-}
-
-/* Defaults and values of the scenario's "config"; only the types the plugin uses. */
-static int h_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
-                         size_t errlen)
-{
-    (void)cfg;
-    const char *key;
-    json_t *v;
-    json_object_foreach(cfg_json, key, v)
-    {
-        bool known = false;
-        for (const opsc_cfg_entry *e = map; e->key; e++)
-            known |= !strcmp(e->key, key);
-        if (!known) {
-            snprintf(err, errlen, "unknown key %s", key);
-            return -10006;
-        }
-    }
-    for (const opsc_cfg_entry *e = map; e->key; e++) {
-        json_t *jv = json_object_get(cfg_json, e->key);
-        const char *text = jv ? json_string_value(jv) : e->def;
-        if (!text)
-            continue;
-        int64_t n = parse_num(text, e->type);
-        if (e->min <= e->max && (n < e->min || n > e->max)) {
-            snprintf(err, errlen, "%s out of range", e->key);
-            return -10006;
-        }
-        memcpy((char *)dst + e->offset, &n, sizeof n);
-    }
-    return 0;
-}
-
-static int h_register_transport(const opsc_transport *t, void *state)
-{
-    tp = t;
-    tp_state = state;
-    return 0;
-}
-
-static opsc_host_api api = {
-    .size = sizeof(opsc_host_api),
-    .abi_major = OPSC_ABI_MAJOR,
-    .abi_minor = OPSC_ABI_MINOR,
-    .host_version = "winrm-drive",
-    .alloc = malloc,
-    .calloc = calloc,
-    .realloc = realloc,
-    .free = free,
-    .strdup = strdup,
-    .log = h_log,
-    .log_enabled = h_log_enabled,
-    .loop = h_loop,
-    .now_ms = h_now,
-    .queue_work = h_queue_work,
-    .config_bind = h_config_bind,
-    .register_transport = h_register_transport,
-};
 
 /* ---- one target running the steps ------------------------------------------- */
 
@@ -444,7 +303,7 @@ static void start_target(tgt *t)
         .auth = jstr(cred, "auth"),
         .certificate = jstr(cred, "certificate"),
     };
-    uv_timer_init(&loop, &t->timer);
+    uv_timer_init(th_loop(), &t->timer);
     t->timer.data = t;
     t->t0 = uv_hrtime();
     int rc = tp->connect(tp_state, &t->target, &t->cred, on_connect, t);
@@ -466,31 +325,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PLUGIN.so SCENARIO.json\n", argv[0]);
         return 2;
     }
-    verbose = getenv("WINRM_DRIVE_VERBOSE") != NULL;
     json_error_t jerr;
     json_t *scn = json_load_file(argv[2], 0, &jerr);
     if (!scn) {
         fprintf(stderr, "scenario: %s\n", jerr.text);
         return 2;
     }
-    cfg_json = json_object_get(scn, "config") ? json_object_get(scn, "config") : json_object();
-    uv_loop_init(&loop);
-    void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    opsc_plugin_entry_fn entry =
-        dl ? (opsc_plugin_entry_fn)dlsym(dl, OPSC_PLUGIN_ENTRY_SYMBOL) : NULL;
-    if (!entry) {
-        fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());
+    /* The scenario's "config" object becomes the plugin's [section] lines. */
+    char config[2048] = "";
+    const char *key;
+    json_t *value;
+    json_object_foreach(json_object_get(scn, "config"), key, value)
+    {
+        size_t used = strlen(config);
+        snprintf(config + used, sizeof config - used, "%s = %s\n", key, json_string_value(value));
+    }
+    if (th_load(&plug, argv[1], config)) {
+        fprintf(stderr, "cannot load %s: %s\n", argv[1], th_last_log());
         return 2;
     }
-    const opsc_plugin *pd = entry();
-    void *pstate = NULL;
+    tp = plug.t;
+    tp_state = plug.state;
     char err[512] = "";
     json_t *out = json_object();
     json_t *val = json_object_get(scn, "validate");
-    if (pd->init(&api, NULL, &pstate) || !tp) {
-        fprintf(stderr, "plugin init failed\n");
-        return 2;
-    }
     if (val) {
         int rc = tp->validate_options(tp_state, json_string_value(val), err, sizeof err);
         json_object_set_new(out, "validate", json_pack("{s:i,s:s}", "status", rc, "error", err));
@@ -528,13 +386,12 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++)
             if (ts[i].paused && ts[i].ex && !uv_is_active((uv_handle_t *)&ts[i].timer))
                 uv_timer_start(&ts[i].timer, on_pause_timer, (uint64_t)ts[i].pause_ms, 0);
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(th_loop(), UV_RUN_ONCE);
     }
     json_object_set_new(out, "wall_ms", json_real(ms_since(t0)));
     json_object_set_new(out, "targets", reports);
-    pd->shutdown(pstate);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    json_object_set_new(out, "loop_clean", json_boolean(uv_loop_close(&loop) == 0));
+    th_unload(&plug);
+    json_object_set_new(out, "loop_clean", json_boolean(th_loop_drain()));
     char *text = json_dumps(out, JSON_COMPACT);
     puts(text);
     free(text);
