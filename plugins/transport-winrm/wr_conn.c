@@ -176,6 +176,12 @@ static void connect_done(opsc_conn *c, int status, const char *error)
     opsc_connect_cb cb = c->connect_cb;
     c->connect_cb = NULL;
     opsc_conn_info info = {.size = sizeof info, .server_banner = "WS-Management"};
+    if (c->opt.https && !c->opt.verify && !c->opt.fingerprint[0])
+        info.warning = "the WinRM host's certificate is not verified (transport_options.verify "
+                       "is false)";
+    else if (c->auth == WR_AUTH_BASIC && !c->opt.https)
+        info.warning = "Basic authentication over plain HTTP: the password crosses the network "
+                       "in clear (transport_options.allow_unencrypted)";
     cb(c->connect_ud, 0, c, &info, NULL);
 }
 

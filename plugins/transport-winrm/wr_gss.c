@@ -86,9 +86,10 @@ static int acquire_ntlm(wr_gss_cred *c, gss_name_t name, const char *password, c
 
 /* kinit into a private MEMORY ccache (MIT's "password" cred-store key is refused
  * for initiators), so the TGT never touches a file or KRB5CCNAME. */
-static int krb5_kinit(const char *ccname, const char *principal, const char *password, char *err,
+static int krb5_kinit(wr_gss_cred *c, const char *principal, const char *password, char *err,
                       size_t errlen)
 {
+    const char *ccname = c->ccache;
     krb5_context k;
     if (krb5_init_context(&k)) {
         wr_errf(err, errlen, "Kerberos: cannot initialise the library (krb5.conf?)");
@@ -128,7 +129,8 @@ static int krb5_kinit(const char *ccname, const char *principal, const char *pas
         krb5_get_init_creds_opt_free(k, opt);
     if (p)
         krb5_free_principal(k, p);
-    krb5_free_context(k);
+    /* Kept for wr_gss_cred_release (on the loop): a new context would read krb5.conf. */
+    c->kctx = k;
     return rc;
 }
 
@@ -138,7 +140,7 @@ static int acquire_krb5(wr_gss_cred *c, gss_name_t name, const char *principal,
     char id[48];
     wr_uuid(id);
     snprintf(c->ccache, sizeof c->ccache, "MEMORY:opsc-%s", id + 5);
-    int rc = krb5_kinit(c->ccache, principal, password, err, errlen);
+    int rc = krb5_kinit(c, principal, password, err, errlen);
     if (rc)
         return rc;
     /* A private MEMORY ccache per connection: no KRB5CCNAME, no process-wide state. */
@@ -182,17 +184,17 @@ void wr_gss_cred_release(wr_gss_cred *c)
     if (c->cred != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&minor, &c->cred);
     c->cred = GSS_C_NO_CREDENTIAL;
-    if (c->ccache[0]) {
+    krb5_context k = c->kctx;
+    if (k && c->ccache[0]) {
         /* Destroy the MEMORY ccache so no ticket outlives the connection. */
-        krb5_context kctx;
-        if (!krb5_init_context(&kctx)) {
-            krb5_ccache cc;
-            if (!krb5_cc_resolve(kctx, c->ccache, &cc))
-                krb5_cc_destroy(kctx, cc);
-            krb5_free_context(kctx);
-        }
-        c->ccache[0] = '\0';
+        krb5_ccache cc;
+        if (!krb5_cc_resolve(k, c->ccache, &cc))
+            krb5_cc_destroy(k, cc);
     }
+    if (k)
+        krb5_free_context(k);
+    c->kctx = NULL;
+    c->ccache[0] = '\0';
 }
 
 int wr_gss_ctx_start(wr_gss_ctx *x, const char *service_host, char *err, size_t errlen)

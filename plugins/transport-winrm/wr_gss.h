@@ -21,6 +21,7 @@ typedef struct wr_gss_cred {
     gss_cred_id_t cred;
     wr_mech mech;
     char ccache[64];
+    void *kctx; /* krb5_context of the Kerberos credential, or NULL */
 } wr_gss_cred;
 
 /* Acquire. Kerberos may contact the KDC: call it on a worker thread.

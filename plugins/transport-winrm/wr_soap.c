@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <opsc/errors.h>
 #include <opsc/transport.h>
@@ -19,12 +20,14 @@ static const char *const action_uri[] = {
 void wr_uuid(char out[48])
 {
     uint8_t r[16];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-        /* getrandom on Linux >= 3.17 does not fail for 16 bytes; keep ids unique anyway. */
-        static uint64_t counter;
-        uint64_t c = ++counter;
-        memcpy(r, &c, sizeof c);
-        memcpy(r + 8, &out, sizeof(void *));
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        /* Only before the kernel's pool is ready (early boot): never block the loop for
+         * it; ids need to be unique, not secret. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uintptr_t here = (uintptr_t)&ts;
+        memcpy(r, &ts, sizeof ts < 16 ? sizeof ts : 16);
+        memcpy(r + 8, &here, sizeof here);
     }
     r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
