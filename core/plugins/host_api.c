@@ -137,13 +137,11 @@ static int reg_append(reg_list *l, const plugin_reg *r)
     return 0;
 }
 
-int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
-                         void *state)
+int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name, void *state)
 {
     plugin_host *h = plugin_host_current;
     if (!h || !h->initialising) {
-        log_error("plugins", "registration of '%s' outside of init() refused",
-                  name ? name : "?");
+        log_error("plugins", "registration of '%s' outside of init() refused", name ? name : "?");
         return OPSC_ESTATE;
     }
     if (!desc || !name || !*name) {
@@ -294,6 +292,12 @@ static int api_step_sleep(opsc_step_ctx *ctx, uint32_t ms)
     STEP_FORWARD(sleep, OPSC_ENOTSUP, ctx, ms);
 }
 
+static int api_step_render(opsc_step_ctx *ctx, const char *text, const char *vars_json,
+                           const char **out, char *err, size_t errlen)
+{
+    STEP_FORWARD(render, OPSC_ENOTSUP, ctx, text, vars_json, out, err, errlen);
+}
+
 static void api_step_log(opsc_step_ctx *ctx, int level, const char *fmt, ...)
 {
     const plugin_step_ops *ops = step_ops();
@@ -354,6 +358,7 @@ static const opsc_host_api host_api = {
     .step_fail = api_step_fail,
     .step_cancelled = api_step_cancelled,
     .step_sleep = api_step_sleep,
+    .step_render = api_step_render,
 };
 
 const opsc_host_api *plugin_host_api(void)

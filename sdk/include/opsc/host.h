@@ -42,7 +42,7 @@
 extern "C" {
 #endif
 
-struct uv_loop_s;                     /* libuv's loop, for plugins that drive sockets */
+struct uv_loop_s;                       /* libuv's loop, for plugins that drive sockets */
 typedef struct opsc_config opsc_config; /* a plugin's config section, owned by the host */
 
 /* Log levels. */
@@ -62,9 +62,9 @@ typedef struct opsc_config opsc_config; /* a plugin's config section, owned by t
     ((api)->size >= offsetof(opsc_host_api, m) + sizeof(((opsc_host_api *)0)->m))
 
 typedef struct opsc_host_api {
-    size_t size;            /* sizeof(opsc_host_api) of the host: check with OPSC_HOST_HAS */
-    uint16_t abi_major;     /* the host's OPSC_ABI_MAJOR */
-    uint16_t abi_minor;     /* the host's OPSC_ABI_MINOR */
+    size_t size;              /* sizeof(opsc_host_api) of the host: check with OPSC_HOST_HAS */
+    uint16_t abi_major;       /* the host's OPSC_ABI_MAJOR */
+    uint16_t abi_minor;       /* the host's OPSC_ABI_MINOR */
     const char *host_version; /* the daemon's version text; static */
 
     /* ---- memory (any thread) ------------------------------------------- */
@@ -158,6 +158,18 @@ typedef struct opsc_host_api {
     bool (*step_cancelled)(opsc_step_ctx *ctx);
     /* Sleep up to `ms`; returns early with OPSC_ECANCELED on cancel. */
     int (*step_sleep)(opsc_step_ctx *ctx, uint32_t ms);
+
+    /* ---- appended after ABI 1.0: check with OPSC_HOST_HAS -------------- */
+    /* Render `template_text` with the host's template language (opsc/step.h)
+     * as plain text, without shell quoting: the result is content, such as a
+     * configuration file, not a command. The context is the step's run
+     * context: `params` (the job's run parameters), `target`, `steps`
+     * (earlier outputs), `run`, and `vars`, the JSON object `vars_json`
+     * (NULL: none). On success *out is the text, owned by the host until
+     * run() returns. Errors: OPSC_ESYNTAX or OPSC_EINVAL with
+     * "line:col: reason" in `err` (NUL-terminated, truncated to errlen). */
+    int (*step_render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
+                       const char **out, char *err, size_t errlen);
 } opsc_host_api;
 
 #ifdef __cplusplus
