@@ -291,7 +291,7 @@ static int keyword(cstate *c, jsnode *n, const char *k, json_t *v)
     if (strcmp(k, "not") == 0)
         return compile_sub(c, k, NULL, v, &n->not_);
     if (strcmp(k, "allOf") == 0 || strcmp(k, "anyOf") == 0 || strcmp(k, "oneOf") == 0)
-        return kw_list(c, k, v, k[1] == 'l' ? &n->all : k[1] == 'n' ? &n->any : &n->one);
+        return kw_list(c, k, v, k[0] == 'o' ? &n->one : k[1] == 'l' ? &n->all : &n->any);
     static const char *const counts[] = {"minProperties", "maxProperties", "minItems", "maxItems",
                                          "minLength",     "maxLength",     NULL};
     long long *slots[] = {&n->min_props, &n->max_props, &n->min_items,
@@ -388,10 +388,32 @@ static void verr(vstate *v, const char *fmt, ...)
     v->n++;
 }
 
+/* Equality as JSON Schema means it: 1 and 1.0 are the same number, at any depth. */
 static bool json_same(const json_t *a, const json_t *b)
 {
     if (json_is_number(a) && json_is_number(b))
         return json_number_value(a) == json_number_value(b);
+    if (json_is_array(a) && json_is_array(b)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!json_same(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+        return true;
+    }
+    if (json_is_object(a) && json_is_object(b)) {
+        const char *k;
+        json_t *v;
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        json_object_foreach((json_t *)a, k, v)
+        {
+            const json_t *w = json_object_get(b, k);
+            if (!w || !json_same(v, w))
+                return false;
+        }
+        return true;
+    }
     return json_equal(a, b);
 }
 
