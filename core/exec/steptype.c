@@ -39,6 +39,22 @@ static bool version_ok(const char *v)
     return parts == 3 && (*p == '\0' || *p == '-' || *p == '+');
 }
 
+static bool name_in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, ","), end = len;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
+        if (end == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
 static int families(steptype *st, char *err, size_t errlen)
 {
     const char *f = st->desc->os_families;
@@ -79,9 +95,13 @@ static int check_raw_params(steptype *st, char *err, size_t errlen)
 {
     const json_t *props = st->params ? jschema_properties(st->params) : NULL;
     for (const char *p = st->raw_params; p && *p;) {
-        size_t n = strcspn(p, ",");
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, ","), end = n;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
         char name[64];
-        snprintf(name, sizeof(name), "%.*s", (int)(n < 63 ? n : 63), p);
+        snprintf(name, sizeof(name), "%.*s", (int)(end < 63 ? end : 63), p);
         const json_t *prop = json_object_get(props, name);
         const char *type = json_string_value(json_object_get(prop, "type"));
         if (!type || strcmp(type, "string") != 0) {
@@ -240,4 +260,110 @@ const tpl *steptype_template(const steptype *st, const char *os_family)
     if (!steptype_supports(st, os_family))
         return NULL;
     return strcmp(os_family, "linux") == 0 ? st->posix : st->powershell;
+}
+
+/* ---- rendering a job's parameter values --------------------------------------------------- */
+
+static bool has_tags(const char *s)
+{
+    return strstr(s, "{{") || strstr(s, "{%") || strstr(s, "{#");
+}
+
+static int render_value(json_t *v, const tpl_opts *opts, const json_t *ctx, const char *field,
+                        char *err, size_t errlen, json_t **out);
+
+static int render_string(const json_t *v, const tpl_opts *opts, const json_t *ctx,
+                         const char *field, char *err, size_t errlen, json_t **out)
+{
+    const char *text = json_string_value(v);
+    if (!has_tags(text)) {
+        *out = json_incref((json_t *)v);
+        return 0;
+    }
+    tpl *t;
+    tpl_err te;
+    char *rendered = NULL;
+    int rc = tpl_compile(&t, text, json_string_length(v), opts, &te);
+    if (rc == 0) {
+        rc = tpl_render_str(t, ctx, &rendered, &te);
+        tpl_free(t);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s %d:%d: %s", field, te.line, te.col, te.msg);
+        return rc;
+    }
+    *out = json_string(rendered);
+    free(rendered);
+    if (!*out) {
+        snprintf(err, errlen, "%s: the result is not valid UTF-8", field);
+        return OPSC_EINVAL;
+    }
+    return 0;
+}
+
+static int render_value(json_t *v, const tpl_opts *opts, const json_t *ctx, const char *field,
+                        char *err, size_t errlen, json_t **out)
+{
+    char sub[256];
+    int rc = 0;
+    if (json_is_string(v))
+        return render_string(v, opts, ctx, field, err, errlen, out);
+    if (json_is_array(v)) {
+        *out = json_array();
+        for (size_t i = 0; *out && rc == 0 && i < json_array_size(v); i++) {
+            json_t *item;
+            snprintf(sub, sizeof(sub), "%s[%zu]", field, i);
+            if ((rc = render_value(json_array_get(v, i), opts, ctx, sub, err, errlen, &item)) == 0)
+                json_array_append_new(*out, item);
+        }
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        *out = json_object();
+        json_object_foreach(v, k, m)
+        {
+            json_t *item;
+            snprintf(sub, sizeof(sub), "%s.%s", field, k);
+            if (rc == 0 && *out && (rc = render_value(m, opts, ctx, sub, err, errlen, &item)) == 0)
+                json_object_set_new(*out, k, item);
+        }
+    } else {
+        *out = json_incref(v);
+    }
+    if (rc == 0 && !*out)
+        rc = OPSC_ENOMEM;
+    if (rc < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int steptype_render_params(const steptype *st, const json_t *params, const json_t *ctx,
+                           const char *os_family, json_t **out, char *err, size_t errlen)
+{
+    tpl_mode shell = os_family && strcmp(os_family, "windows") == 0 ? TPL_POWERSHELL : TPL_POSIX;
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    *out = json_object();
+    if (!*out)
+        return OPSC_ENOMEM;
+    json_object_foreach((json_t *)params, k, v)
+    {
+        char field[160];
+        json_t *r;
+        /* A raw parameter is shell code: values inserted into it must be quoted. */
+        bool raw = st->raw_params && name_in_list(st->raw_params, k) && json_is_string(v);
+        tpl_opts opts = {raw ? shell : TPL_TEXT, NULL, NULL};
+        snprintf(field, sizeof(field), "params.%s", k);
+        if ((rc = render_value(v, &opts, ctx, field, err, errlen, &r)) < 0)
+            break;
+        json_object_set_new(*out, k, r);
+    }
+    if (rc < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
 }

@@ -45,6 +45,18 @@ int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t er
 void steplib_free(steplib *l);
 const steptype *steplib_find(const steplib *l, const char *step_name);
 
+/* Render a job step's parameter values: every string in `params` (at any
+ * depth) is a template rendered with `ctx` (the run context: the job's
+ * params, target, steps, run) as plain text, except the step type's raw
+ * parameters, which are shell code and so are rendered in the target's
+ * shell mode (job values inside them are quoted). Strings without template
+ * tags are copied as they are. On success *out is a new object. Errors are
+ * those of tpl_compile/tpl_render, with "params.<name> line:col: reason" in
+ * err. The executor should compile these templates once per job version;
+ * this helper compiles on each call. */
+int steptype_render_params(const steptype *st, const json_t *params, const json_t *ctx,
+                           const char *os_family, json_t **out, char *err, size_t errlen);
+
 /* True when a step of this type may run on a target of `os_family`. */
 bool steptype_supports(const steptype *st, const char *os_family);
 /* The template for a target family, or NULL (imperative, or not supported). */
