@@ -85,6 +85,18 @@ static void pop(shstate *s)
         s->depth--;
 }
 
+/* Parentheses nest inside a frame; the ')' matching "$(" closes it. */
+static void paren(shstate *s, char c)
+{
+    unsigned short *open = &s->parens[s->depth - 1];
+    if (c == '(')
+        (*open)++;
+    else if (*open)
+        (*open)--;
+    else if (top(s) == C_SUB)
+        pop(s);
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
@@ -208,13 +220,8 @@ static void posix_code(shstate *s, char c)
         s->dollar = true;
     } else if (c == '#' && s->word_start) {
         s->comment = true;
-    } else if (c == '(') {
-        s->parens[s->depth - 1]++;
-    } else if (c == ')') {
-        if (s->parens[s->depth - 1])
-            s->parens[s->depth - 1]--;
-        else if (top(s) == C_SUB)
-            pop(s);
+    } else if (c == '(' || c == ')') {
+        paren(s, c);
     } else if (c == '<') {
         s->lt = lt + 1;
         if (s->lt == 2) { /* "<<": a here-document, unless "<<<" (bash here-string) */
@@ -316,13 +323,8 @@ static void ps_code(shstate *s, const char *p, size_t n, size_t *used)
     } else if (c == '<' && n > 1 && p[1] == '#') {
         push(s, C_BLOCK_CMT);
         *used = 2;
-    } else if (c == '(') {
-        s->parens[s->depth - 1]++;
-    } else if (c == ')') {
-        if (s->parens[s->depth - 1])
-            s->parens[s->depth - 1]--;
-        else if (top(s) == C_SUB)
-            pop(s);
+    } else if (c == '(' || c == ')') {
+        paren(s, c);
     }
     s->word_start = c == '\n' || is_blank(c) || c == ';' || c == '|' || c == '(' || c == ')' ||
                     c == '{' || c == '}' || c == '=';

@@ -137,11 +137,13 @@ static int reg_append(reg_list *l, const plugin_reg *r)
     return 0;
 }
 
-int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name, void *state)
+int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
+                         void *state)
 {
     plugin_host *h = plugin_host_current;
     if (!h || !h->initialising) {
-        log_error("plugins", "registration of '%s' outside of init() refused", name ? name : "?");
+        log_error("plugins", "registration of '%s' outside of init() refused",
+                  name ? name : "?");
         return OPSC_ESTATE;
     }
     if (!desc || !name || !*name) {

@@ -6,6 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+int stepkit_register(const opsc_host_api *api, const opsc_config *cfg, const opsc_steplib *lib,
+                     const char *component)
+{
+    static const opsc_cfg_entry no_settings[] = {{NULL}};
+    char err[512];
+    int unused = 0;
+    int rc = api->config_bind(cfg, no_settings, &unused, err, sizeof(err));
+    if (rc < 0) {
+        api->log(component, OPSC_LOG_ERROR, "%s", err);
+        return rc;
+    }
+    return api->register_steplib(lib, NULL);
+}
+
 json_t *stepkit_params(const opsc_host_api *h, opsc_step_ctx *ctx)
 {
     const char *text = h->step_params_json(ctx);

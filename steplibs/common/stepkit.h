@@ -13,6 +13,11 @@
 
 #include <opsc/plugin.h>
 
+/* init() of a library without settings: bind an empty config map (so unknown
+ * keys in its section are still refused) and register `lib`. Loop thread. */
+int stepkit_register(const opsc_host_api *api, const opsc_config *cfg, const opsc_steplib *lib,
+                     const char *component);
+
 /* The step's parameters as a JSON object (new reference), or an empty
  * object when the host has none. NULL only when out of memory. */
 json_t *stepkit_params(const opsc_host_api *h, opsc_step_ctx *ctx);

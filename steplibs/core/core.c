@@ -107,7 +107,10 @@ static int core_init(const opsc_host_api *api, const opsc_config *cfg, void **st
         return OPSC_EPLUGIN;
     }
     *state = &settings;
-    return api->register_steplib(&core_lib, &settings);
+    rc = api->register_steplib(&core_lib, &settings);
+    if (rc < 0) /* shutdown() is not called when init() fails */
+        curl_global_cleanup();
+    return rc;
 }
 
 static void core_shutdown(void *state)

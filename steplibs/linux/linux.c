@@ -114,18 +114,9 @@ static const opsc_steplib linux_lib = {
 
 static int linux_init(const opsc_host_api *api, const opsc_config *cfg, void **state)
 {
-    static const opsc_cfg_entry no_settings[] = {{NULL}};
-    char err[512];
     (void)state;
     host = api;
-    /* No settings: binding an empty map still rejects unknown keys in our section. */
-    int unused = 0;
-    int rc = api->config_bind(cfg, no_settings, &unused, err, sizeof(err));
-    if (rc < 0) {
-        api->log("steplib-linux", OPSC_LOG_ERROR, "%s", err);
-        return rc;
-    }
-    return api->register_steplib(&linux_lib, NULL);
+    return stepkit_register(api, cfg, &linux_lib, "steplib-linux");
 }
 
 OPSC_PLUGIN_DEFINE("steplib-linux", "1.0.0", OPSC_KIND_STEPLIB,

@@ -101,18 +101,9 @@ static const opsc_steplib windows_lib = {
 
 static int windows_init(const opsc_host_api *api, const opsc_config *cfg, void **state)
 {
-    static const opsc_cfg_entry no_settings[] = {{NULL}};
-    char err[512];
     (void)state;
     host = api;
-    /* No settings: binding an empty map still rejects unknown keys in our section. */
-    int unused = 0;
-    int rc = api->config_bind(cfg, no_settings, &unused, err, sizeof(err));
-    if (rc < 0) {
-        api->log("steplib-windows", OPSC_LOG_ERROR, "%s", err);
-        return rc;
-    }
-    return api->register_steplib(&windows_lib, NULL);
+    return stepkit_register(api, cfg, &windows_lib, "steplib-windows");
 }
 
 OPSC_PLUGIN_DEFINE("steplib-windows", "1.0.0", OPSC_KIND_STEPLIB,

@@ -523,8 +523,7 @@ static void raw_is_allowed_only_for_declared_raw_params(void **state)
     json_decref(ctx);
 }
 
-/* ---- errors
- * --------------------------------------------------------------------------------------- */
+/* ---- errors ------------------------------------------------------------------------------ */
 
 static void syntax_errors_report_line_and_column(void **state)
 {

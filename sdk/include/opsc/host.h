@@ -42,7 +42,7 @@
 extern "C" {
 #endif
 
-struct uv_loop_s;                       /* libuv's loop, for plugins that drive sockets */
+struct uv_loop_s;                     /* libuv's loop, for plugins that drive sockets */
 typedef struct opsc_config opsc_config; /* a plugin's config section, owned by the host */
 
 /* Log levels. */
@@ -62,9 +62,9 @@ typedef struct opsc_config opsc_config; /* a plugin's config section, owned by t
     ((api)->size >= offsetof(opsc_host_api, m) + sizeof(((opsc_host_api *)0)->m))
 
 typedef struct opsc_host_api {
-    size_t size;              /* sizeof(opsc_host_api) of the host: check with OPSC_HOST_HAS */
-    uint16_t abi_major;       /* the host's OPSC_ABI_MAJOR */
-    uint16_t abi_minor;       /* the host's OPSC_ABI_MINOR */
+    size_t size;            /* sizeof(opsc_host_api) of the host: check with OPSC_HOST_HAS */
+    uint16_t abi_major;     /* the host's OPSC_ABI_MAJOR */
+    uint16_t abi_minor;     /* the host's OPSC_ABI_MINOR */
     const char *host_version; /* the daemon's version text; static */
 
     /* ---- memory (any thread) ------------------------------------------- */

@@ -77,18 +77,18 @@ typedef struct opsc_step_ctx opsc_step_ctx; /* one step on one target, owned by 
 
 /* How a declarative step's outputs are read from its stdout. Appended only. */
 typedef enum opsc_output_rule {
-    OPSC_OUTPUT_NONE = 0,         /* no outputs; stdout is only logged */
-    OPSC_OUTPUT_JSON_LAST_LINE,   /* the last non-empty stdout line is a JSON object: its
-                                     members are the outputs */
-    OPSC_OUTPUT_KEY_VALUE,        /* lines "OPSC_OUTPUT key=value" are outputs (and are not
-                                     logged); other lines are logged. The value is the
-                                     rest of the line: JSON when it parses as JSON (true,
-                                     42, "x", [..]), else the text as a string */
-    OPSC_OUTPUT_STDOUT,           /* the whole stdout (trimmed) is the output "stdout" */
+    OPSC_OUTPUT_NONE = 0,       /* no outputs; stdout is only logged */
+    OPSC_OUTPUT_JSON_LAST_LINE, /* the last non-empty stdout line is a JSON object: its
+                                   members are the outputs */
+    OPSC_OUTPUT_KEY_VALUE,      /* lines "OPSC_OUTPUT key=value" are outputs (and are not
+                                   logged); other lines are logged. The value is the rest
+                                   of the line: JSON when it parses as JSON (true, 42,
+                                   "x", [...]), else the text as a string */
+    OPSC_OUTPUT_STDOUT,         /* the whole stdout (trimmed) is the output "stdout" */
     OPSC_OUTPUT_STDOUT_KEY_VALUE, /* both: "OPSC_OUTPUT key=value" lines as in KEY_VALUE,
-                                   and the other lines (trimmed) as the output "stdout".
-                                   For commands whose output users consume and that
-                                   also report `changed` */
+                                   the other lines (trimmed) as the output "stdout". For
+                                   commands whose output users consume and that also
+                                   report `changed` */
 } opsc_output_rule;
 
 /* Imperative entry point, called on a step-pool worker thread. `lib_state` is
@@ -100,15 +100,15 @@ typedef enum opsc_output_rule {
 typedef int (*opsc_step_run_fn)(opsc_step_ctx *ctx, void *lib_state);
 
 typedef struct opsc_step_type {
-    size_t size;                /* sizeof(opsc_step_type) the plugin was built with */
-    const char *name;           /* within the library, [a-z0-9_.]+: "service.restart" */
-    const char *summary;        /* one line */
-    const char *params_schema;  /* JSON Schema (text) of the parameters; NULL: none */
-    const char *outputs_schema; /* JSON Schema (text) of the outputs; NULL: none */
-    const char *os_families;    /* "linux", "windows", "linux,windows"; NULL: any. A step
-                                   on a target of another family is refused before the run */
+    size_t size;                  /* sizeof(opsc_step_type) the plugin was built with */
+    const char *name;             /* within the library, [a-z0-9_.]+: "service.restart" */
+    const char *summary;          /* one line */
+    const char *params_schema;    /* JSON Schema (text) of the parameters; NULL: none */
+    const char *outputs_schema;   /* JSON Schema (text) of the outputs; NULL: none */
+    const char *os_families;      /* "linux", "windows", "linux,windows"; NULL: any. A step
+                                     on a target of another family is refused before the run */
     /* Declarative form: at least one template for the families above. */
-    const char *posix_template;      /* rendered for linux targets */
+    const char *posix_template;   /* rendered for linux targets */
     const char *powershell_template; /* rendered for windows targets */
     opsc_output_rule output_rule;
     /* Imperative form: non-NULL instead of templates. */
@@ -125,9 +125,9 @@ typedef struct opsc_step_type {
 } opsc_step_type;
 
 typedef struct opsc_steplib {
-    size_t size;         /* sizeof(opsc_steplib) the plugin was built with */
-    const char *name;    /* [a-z0-9_]+: "linux" */
-    const char *version; /* semantic version: "1.2.0" */
+    size_t size;                        /* sizeof(opsc_steplib) the plugin was built with */
+    const char *name;                   /* [a-z0-9_]+: "linux" */
+    const char *version;                /* semantic version: "1.2.0" */
     const char *summary;
     const opsc_step_type *const *types; /* NULL-terminated */
 } opsc_steplib;
@@ -140,20 +140,20 @@ typedef struct opsc_step_exec_result {
     const char *exit_signal; /* NULL unless killed by a signal */
     const char *out;         /* captured stdout, up to capture_limit bytes */
     size_t out_len;
-    const char *err; /* captured stderr, up to capture_limit bytes */
+    const char *err;         /* captured stderr, up to capture_limit bytes */
     size_t err_len;
-    bool truncated; /* more output than capture_limit was produced (it is still
-                       fully in the run log) */
+    bool truncated;          /* more output than capture_limit was produced (it is still
+                                fully in the run log) */
 } opsc_step_exec_result;
 
 typedef struct opsc_step_exec_opts {
     size_t size;
-    uint32_t timeout_ms;    /* 0: the step's remaining time */
-    size_t capture_limit;   /* 0: 1 MiB */
-    const char *stdin_data; /* fed to stdin then closed; NULL: none */
+    uint32_t timeout_ms;         /* 0: the step's remaining time */
+    size_t capture_limit;        /* 0: 1 MiB */
+    const char *stdin_data;      /* fed to stdin then closed; NULL: none */
     size_t stdin_len;
-    bool log_output; /* also stream stdout/stderr to the run log */
-    bool sensitive;  /* the command line is not logged */
+    bool log_output;             /* also stream stdout/stderr to the run log */
+    bool sensitive;              /* the command line is not logged */
 } opsc_step_exec_opts;
 
 #ifdef __cplusplus
