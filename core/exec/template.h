@@ -44,8 +44,17 @@
  * template's own quoting (quotes, $(...), comments, here-documents,
  * PowerShell here-strings) and refuses a quoted placeholder where a quoted
  * word would not be one literal argument: inside '...' or "...", in a
- * comment or here-document, after a backslash/backtick or a `$`. So
- * `rm "{{ params.path }}"` is a compile error; `rm {{ params.path }}` is right.
+ * comment or here-document, inside `...` (a backquote in the value would
+ * end it: bash runs `echo 'a`; evil; `'`), after a backslash/backtick or a
+ * `$`, after PowerShell's --%. So `rm "{{ params.path }}"` is a compile
+ * error; `rm {{ params.path }}` is right.
+ *
+ * What quoting cannot do: a value is one literal argument, but a command may
+ * still treat its argument as code. Never hand values to eval, sh -c, an awk
+ * or sed program, cmd.exe or a .bat file; pass them as data (arguments, or
+ * environment variables read with ENVIRON[]/$env:). bash evaluates strings in
+ * arithmetic ($((x)), [[ x -eq y ]], let) as expressions, including a[$(cmd)]:
+ * such values must be integers in the step's schema.
  *
  * Raw. `| raw` inserts text unquoted, which is only right for values that
  * ARE shell code (core.shell.command's `command`). It is allowed only when

@@ -42,6 +42,7 @@ typedef struct shstate {
     bool dollar;     /* the previous character was an unescaped $ */
     bool word_start; /* at the start of a word: '#' opens a comment */
     bool comment;    /* in a # comment */
+    bool stop_parsing; /* PowerShell: after --% up to the end of the line */
     bool line_start; /* right after a newline */
     int lt;          /* consecutive '<' seen (POSIX here-documents) */
     bool at;         /* previous character was '@' (PowerShell here-strings) */
@@ -320,6 +321,9 @@ static void ps_code(shstate *s, const char *p, size_t n, size_t *used)
         s->at = true;
     } else if (c == '#' && s->word_start) {
         s->comment = true;
+    } else if (c == '-' && s->word_start && n > 2 && p[1] == '-' && p[2] == '%') {
+        s->stop_parsing = true; /* the rest of the line goes to the program verbatim */
+        *used = 3;
     } else if (c == '<' && n > 1 && p[1] == '#') {
         push(s, C_BLOCK_CMT);
         *used = 2;
@@ -397,6 +401,8 @@ static size_t ps_char(shstate *s, const char *p, size_t n)
     } else {
         ps_code(s, p, n, &used);
     }
+    if (c == '\n')
+        s->stop_parsing = false;
     s->line_start = c == '\n';
     return used;
 }
@@ -431,6 +437,11 @@ static const char *placement_problem(const shchk *c, shstate *s)
                      : "right after a backslash, which would escape its opening quote";
     if (s->dollar)
         return "right after '$'";
+    for (int i = 0; !c->ps && i < s->depth; i++)
+        if (s->stack[i] == C_BQ) /* the backquote scan ignores quotes: ` in a value ends it */
+            return "inside `...`, which a backquote in the value would end: use $(...)";
+    if (s->stop_parsing)
+        return "after --%, where PowerShell passes text on without quoting";
     switch (top(s)) {
     case C_SQ:
     case C_DQ:

@@ -462,6 +462,10 @@ static void values_placed_where_quoting_fails_are_refused(void **state)
     shell_error(TPL_POSIX, "echo ${{ params.x }}", 1, 7, "after '$'");
     shell_error(TPL_POSIX, "echo ${x:-{{ params.x }}}", 1, 11, "${...}");
     shell_error(TPL_POSIX, "cat <<{{ params.x }}", 1, 7, "delimiter");
+    /* bash ends `...` at a backquote inside single quotes: `echo 'a`; evil; `'` runs evil */
+    shell_error(TPL_POSIX, "x=`echo {{ params.x }}`", 1, 9, "inside `...`");
+    shell_error(TPL_POSIX, "x=\"$(a `b $(c {{ params.x }})`)\"", 1, 15, "inside `...`");
+    shell_error(TPL_POWERSHELL, "icacls.exe --% {{ params.x }}\nx", 1, 16, "after --%");
     shell_error(TPL_POSIX, "echo \"$(echo 'x')\" '{% if params.a %}'{% endif %}", 1, 21,
                 "branches");
     shell_error(TPL_POSIX, "{% for a in params.l %}echo '{% endfor %}", 1, 1, "leaves a quote");
@@ -479,8 +483,8 @@ static void values_in_plain_code_are_accepted(void **state)
 {
     (void)state;
     const char *ctx = "{\"params\":{\"x\":\"v\"}}";
-    POSIX("a=$(echo {{ params.x }}) b=\"$(echo {{ params.x }})\" `echo {{ params.x }}`", ctx,
-          "a=$(echo 'v') b=\"$(echo 'v')\" `echo 'v'`");
+    POSIX("a=$(echo {{ params.x }}) b=\"$(echo {{ params.x }})\" `echo x`", ctx,
+          "a=$(echo 'v') b=\"$(echo 'v')\" `echo x`");
     POSIX("cat <<'EOF'\n$HOME '\nEOF\necho {{ params.x }} # it's", ctx,
           "cat <<'EOF'\n$HOME '\nEOF\necho 'v' # it's");
     POSIX("cat <<-E\n\tE\necho {{ params.x }} <<<{{ params.x }}", ctx,
@@ -490,6 +494,8 @@ static void values_in_plain_code_are_accepted(void **state)
     POSIX("echo 'it''s' {{ params.x }} \"q\"{{ params.x }}", ctx, "echo 'it''s' 'v' \"q\"'v'");
     PS("Write-Output \"$($x) {0}\" {{ params.x }}; $(Get-Item {{ params.x }})", ctx,
        "Write-Output \"$($x) {0}\" 'v'; $(Get-Item 'v')");
+    PS("icacls.exe --% /grant x\nWrite-Output {{ params.x }} --x", ctx,
+       "icacls.exe --% /grant x\nWrite-Output 'v' --x");
     PS("$h = @'\nit's\n'@\nWrite-Output {{ params.x }} <# c #> 'it''s' {{ params.x }}", ctx,
        "$h = @'\nit's\n'@\nWrite-Output 'v' <# c #> 'it''s' 'v'");
 }

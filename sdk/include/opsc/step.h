@@ -35,7 +35,10 @@
  * where quoting would not make it one literal argument. To build a string,
  * assign a variable: `unit={{ params.name }}.service` then use "$unit".
  * Unquoted insertion (`{{ params.command | raw }}`) is refused unless the
- * parameter is listed in the step type's `raw_params`.
+ * parameter is listed in the step type's `raw_params`. Quoting makes a value
+ * one argument, not harmless to every command: never pass values to eval,
+ * sh -c, awk/sed programs, cmd.exe or .bat files (use environment variables),
+ * and make values used in bash arithmetic integers in the schema.
  *
  * Imperative: a run() function executed on a worker thread of the host's
  * bounded step pool, calling the blocking step API of opsc_host_api
