@@ -25,6 +25,7 @@ enum sh_ctx {
     C_SQ,        /* '...' */
     C_DQ,        /* "..." */
     C_PARAM,     /* ${...} */
+    C_ARITH,     /* $((...)) or ((...)): bash expands $(...) in it even inside '...' */
     C_HERE_SQ,   /* PowerShell @' ... '@ */
     C_HERE_DQ,   /* PowerShell @" ... "@ */
     C_BLOCK_CMT, /* PowerShell <# ... #> */
@@ -38,17 +39,20 @@ typedef struct shstate {
     unsigned char stack[SH_STACK];
     unsigned short parens[SH_STACK];
     int depth;
-    bool escape;     /* the previous character escapes the next */
-    bool dollar;     /* the previous character was an unescaped $ */
-    bool word_start; /* at the start of a word: '#' opens a comment */
-    bool comment;    /* in a # comment */
+    bool escape;       /* the previous character escapes the next */
+    bool dollar;       /* the previous character was an unescaped $ */
+    bool word_start;   /* at the start of a word: '#' opens a comment */
+    bool comment;      /* in a # comment */
     bool stop_parsing; /* PowerShell: after --% up to the end of the line */
-    bool line_start; /* right after a newline */
-    int lt;          /* consecutive '<' seen (POSIX here-documents) */
-    bool at;         /* previous character was '@' (PowerShell here-strings) */
-    bool quote_end;  /* PowerShell: a quote inside '...'/"..." that may be doubled */
-    bool here_end;   /* PowerShell: a line starting with the here-string's quote */
-    bool want_delim; /* POSIX: reading a here-document delimiter */
+    bool open_paren;   /* POSIX: the previous character opened a paren ($(( and (( ) */
+    bool ansi_seen;    /* POSIX: the template uses $'...' */
+    bool hd_continued; /* POSIX: the here-document line so far ends with an odd backslash */
+    bool line_start;   /* right after a newline */
+    int lt;            /* consecutive '<' seen (POSIX here-documents) */
+    bool at;           /* previous character was '@' (PowerShell here-strings) */
+    bool quote_end;    /* PowerShell: a quote inside '...'/"..." that may be doubled */
+    bool here_end;     /* PowerShell: a line starting with the here-string's quote */
+    bool want_delim;   /* POSIX: reading a here-document delimiter */
     bool delim_quoted;
     bool delim_strip; /* <<- */
     char delim[HD_LEN];
@@ -56,7 +60,8 @@ typedef struct shstate {
     int hd_pending; /* here-documents starting at the next newline */
     char hd[HD_MAX][HD_LEN];
     bool hd_strip[HD_MAX];
-    bool in_heredoc; /* in the body of hd[0] */
+    bool hd_quoted[HD_MAX]; /* quoted delimiter: no expansion, no line continuation */
+    bool in_heredoc;        /* in the body of hd[0] */
     char line[HD_LEN + 1];
     int line_len;
 } shstate;
@@ -86,16 +91,17 @@ static void pop(shstate *s)
         s->depth--;
 }
 
-/* Parentheses nest inside a frame; the ')' matching "$(" closes it. */
-static void paren(shstate *s, char c)
+/* Parentheses nest inside a frame; the ')' matching "$(" closes it (returns true). */
+static bool paren(shstate *s, char c)
 {
     unsigned short *open = &s->parens[s->depth - 1];
     if (c == '(')
         (*open)++;
     else if (*open)
         (*open)--;
-    else if (top(s) == C_SUB)
-        pop(s);
+    else if (top(s) == C_SUB || top(s) == C_ARITH)
+        return pop(s), true;
+    return false;
 }
 
 static bool is_blank(char c)
@@ -130,6 +136,10 @@ static int ps_quote(const char *s, size_t n, size_t *len)
 static void heredoc_line_end(shstate *s)
 {
     const char *line = s->line;
+    bool continued = s->hd_continued && !s->hd_quoted[0];
+    s->hd_continued = false;
+    if (continued) /* "line\<newline>": the next line joins this one, it cannot end the body */
+        return;
     if (s->hd_strip[0])
         while (*line == '\t')
             line++;
@@ -137,6 +147,7 @@ static void heredoc_line_end(shstate *s)
         s->hd_pending--;
         memmove(s->hd, s->hd + 1, sizeof(s->hd[0]) * (size_t)s->hd_pending);
         memmove(s->hd_strip, s->hd_strip + 1, sizeof(s->hd_strip[0]) * (size_t)s->hd_pending);
+        memmove(s->hd_quoted, s->hd_quoted + 1, sizeof(s->hd_quoted[0]) * (size_t)s->hd_pending);
         s->in_heredoc = s->hd_pending > 0;
     }
     s->line_len = 0;
@@ -147,7 +158,10 @@ static void heredoc_char(shstate *s, char c)
 {
     if (c == '\n') {
         heredoc_line_end(s);
-    } else if (s->line_len < HD_LEN) {
+        return;
+    }
+    s->hd_continued = c == '\\' && !s->hd_continued;
+    if (s->line_len < HD_LEN) {
         s->line[s->line_len++] = c;
         s->line[s->line_len] = '\0';
     }
@@ -160,6 +174,7 @@ static void delim_end(shstate *s)
         memcpy(s->hd[s->hd_pending], s->delim, (size_t)s->delim_len);
         s->hd[s->hd_pending][s->delim_len] = '\0';
         s->hd_strip[s->hd_pending] = s->delim_strip;
+        s->hd_quoted[s->hd_pending] = s->delim_quoted;
         s->hd_pending++;
     }
 }
@@ -187,6 +202,7 @@ static bool delim_char(shstate *s, char c)
 static void posix_newline(shstate *s)
 {
     s->comment = false;
+    s->word_start = true; /* a '#' at the start of the next line is a comment too */
     if (s->want_delim)
         delim_end(s);
     if (s->hd_pending > 0 && (top(s) == C_CODE || top(s) == C_SUB || top(s) == C_BQ)) {
@@ -198,17 +214,31 @@ static void posix_newline(shstate *s)
 
 static void posix_code(shstate *s, char c)
 {
-    bool dollar = s->dollar;
+    bool dollar = s->dollar, open_paren = s->open_paren;
     int lt = s->lt;
-    s->dollar = false;
+    s->dollar = s->open_paren = false;
     s->lt = 0;
+    if (open_paren && c == '(') { /* "$((" or "((": arithmetic up to the matching "))" */
+        if (top(s) == C_SUB) {
+            s->stack[s->depth - 1] = C_ARITH;
+        } else {
+            s->parens[s->depth - 1]--;
+            push(s, C_ARITH);
+        }
+        s->parens[s->depth - 1]++;
+        s->word_start = true;
+        return;
+    }
     if (dollar && c == '(') {
         push(s, C_SUB);
+        s->open_paren = true;
     } else if (dollar && c == '{') {
         push(s, C_PARAM);
     } else if (c == '\\') {
         s->escape = true;
+        return; /* word_start is decided by the escaped character (nothing, for a newline) */
     } else if (c == '\'') {
+        s->ansi_seen |= dollar; /* $'...': bash reads \' in it, dash does not */
         push(s, C_SQ);
     } else if (c == '"') {
         push(s, C_DQ);
@@ -218,12 +248,16 @@ static void posix_code(shstate *s, char c)
         else
             push(s, C_BQ);
     } else if (c == '$') {
-        s->dollar = true;
+        s->dollar = !dollar; /* "$$" is a whole parameter: a "{" after it is literal */
     } else if (c == '#' && s->word_start) {
         s->comment = true;
     } else if (c == '(' || c == ')') {
-        paren(s, c);
-    } else if (c == '<') {
+        s->open_paren = c == '(' && s->word_start;
+        if (paren(s, c)) { /* the end of $(...) is still inside its word: "$(x)#" */
+            s->word_start = false;
+            return;
+        }
+    } else if (c == '<' && top(s) != C_ARITH) { /* in arithmetic, << is a shift */
         s->lt = lt + 1;
         if (s->lt == 2) { /* "<<": a here-document, unless "<<<" (bash here-string) */
             s->want_delim = true;
@@ -260,7 +294,8 @@ static void posix_char(shstate *s, char c)
     }
     if (s->escape) {
         s->escape = false;
-        s->word_start = false;
+        if (c != '\n') /* a line continuation vanishes: word_start stays as before it */
+            s->word_start = false;
         return;
     }
     if (s->comment) {
@@ -288,7 +323,7 @@ static void posix_char(shstate *s, char c)
         } else if (top(s) == C_PARAM && (c == '\'' || c == '"')) {
             push(s, c == '\'' ? C_SQ : C_DQ);
         }
-        s->dollar = c == '$';
+        s->dollar = c == '$' && !s->dollar;
         break;
     default:
         posix_code(s, c);
@@ -315,6 +350,7 @@ static void ps_code(shstate *s, const char *p, size_t n, size_t *used)
         push(s, C_PARAM); /* ${name}: the name runs to the first } */
     } else if (c == '`') {
         s->escape = true;
+        return; /* word_start is decided by the escaped character (nothing, for a newline) */
     } else if (c == '$') {
         s->dollar = true;
     } else if (c == '@') {
@@ -377,7 +413,8 @@ static size_t ps_char(shstate *s, const char *p, size_t n)
     char c = p[0];
     if (s->escape) {
         s->escape = false;
-        s->word_start = false;
+        if (c != '\n') /* a line continuation vanishes: word_start stays as before it */
+            s->word_start = false;
         size_t ql;
         return ps_quote(p, n, &ql) ? ql : 1;
     }
@@ -437,9 +474,17 @@ static const char *placement_problem(const shchk *c, shstate *s)
                      : "right after a backslash, which would escape its opening quote";
     if (s->dollar)
         return "right after '$'";
-    for (int i = 0; !c->ps && i < s->depth; i++)
+    if (s->ansi_seen)
+        return "after a $'...' string, which dash and bash read differently";
+    for (int i = 0; !c->ps && i < s->depth; i++) {
         if (s->stack[i] == C_BQ) /* the backquote scan ignores quotes: ` in a value ends it */
             return "inside `...`, which a backquote in the value would end: use $(...)";
+        if (s->stack[i] == C_ARITH)
+            return "inside arithmetic, where bash runs $(...) even from a quoted value: "
+                   "pass integers through a variable";
+        if (s->stack[i] == C_PARAM) /* the word of ${x:-word} is parsed again when expanded */
+            return "inside ${...}";
+    }
     if (s->stop_parsing)
         return "after --%, where PowerShell passes text on without quoting";
     switch (top(s)) {

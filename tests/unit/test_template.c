@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -464,6 +465,17 @@ static void values_placed_where_quoting_fails_are_refused(void **state)
     shell_error(TPL_POSIX, "cat <<{{ params.x }}", 1, 7, "delimiter");
     /* bash ends `...` at a backquote inside single quotes: `echo 'a`; evil; `'` runs evil */
     shell_error(TPL_POSIX, "x=`echo {{ params.x }}`", 1, 9, "inside `...`");
+    /* bash expands $(...) inside arithmetic even from single quotes */
+    shell_error(TPL_POSIX, "echo $(( {{ params.n }} * 2 ))", 1, 10, "inside arithmetic");
+    shell_error(TPL_POSIX, "(( {{ params.n }} > 1 )) && echo big", 1, 4, "inside arithmetic");
+    shell_error(TPL_POSIX, "echo ${x:-$(echo {{ params.x }})}", 1, 18, "inside ${...}");
+    /* Found by the property test below: */
+    shell_error(TPL_POSIX, "echo $((1<<2))# cat <<EOF\n{{ params.x }}", 2, 1, "here-document");
+    shell_error(TPL_POSIX, "echo $${x:-cat <<EOF\n}{{ params.x }}", 2, 2, "here-document");
+    shell_error(TPL_POSIX, "cat <<EOF\nx \\\nEOF\n{{ params.x }}\nEOF", 4, 1, "here-document");
+    shell_error(TPL_POSIX, "\\\n# {{ params.x }}", 2, 3, "comment");
+    shell_error(TPL_POSIX, "#\n# {{ params.x }}", 2, 3, "comment");
+    shell_error(TPL_POSIX, "echo $'a\\'b' {{ params.x }}", 1, 14, "dash and bash");
     shell_error(TPL_POSIX, "x=\"$(a `b $(c {{ params.x }})`)\"", 1, 15, "inside `...`");
     shell_error(TPL_POWERSHELL, "icacls.exe --% {{ params.x }}\nx", 1, 16, "after --%");
     shell_error(TPL_POSIX, "echo \"$(echo 'x')\" '{% if params.a %}'{% endif %}", 1, 21,
@@ -491,6 +503,8 @@ static void values_in_plain_code_are_accepted(void **state)
           "cat <<-E\n\tE\necho 'v' <<<'v'");
     POSIX("case x in a) echo {{ params.x }};; esac; (echo {{ params.x }})", ctx,
           "case x in a) echo 'v';; esac; (echo 'v')");
+    POSIX("n=$((1 << 2)); ( (echo {{ params.x }}) ); echo $(echo {{ params.x }})", ctx,
+          "n=$((1 << 2)); ( (echo 'v') ); echo $(echo 'v')");
     POSIX("echo 'it''s' {{ params.x }} \"q\"{{ params.x }}", ctx, "echo 'it''s' 'v' \"q\"'v'");
     PS("Write-Output \"$($x) {0}\" {{ params.x }}; $(Get-Item {{ params.x }})", ctx,
        "Write-Output \"$($x) {0}\" 'v'; $(Get-Item 'v')");
@@ -498,6 +512,124 @@ static void values_in_plain_code_are_accepted(void **state)
        "icacls.exe --% /grant x\nWrite-Output 'v' --x");
     PS("$h = @'\nit's\n'@\nWrite-Output {{ params.x }} <# c #> 'it''s' {{ params.x }}", ctx,
        "$h = @'\nit's\n'@\nWrite-Output 'v' <# c #> 'it''s' 'v'");
+}
+
+/* Run a script with a 2 s limit, output discarded; returns the exit status. */
+static int run_quietly(const char *shell, const char *script)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0), dup2(null, 1), dup2(null, 2);
+        alarm(2);
+        execl(shell, shell, "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* True when `shell` parses the template rendered with a harmless value. */
+static bool parses(const char *shell, const tpl *t)
+{
+    json_t *ctx = json_pack("{s:{s:s}}", "params", "x", "v");
+    char *script, *checked;
+    tpl_err e;
+    assert_int_equal(tpl_render_str(t, ctx, &script, &e), 0);
+    assert_true(asprintf(&checked, "set -n\n%s", script) > 0);
+    bool ok = run_quietly(shell, checked) == 0;
+    free(checked);
+    free(script);
+    json_decref(ctx);
+    return ok;
+}
+
+/* Differential check of the shell context check: random templates built from
+ * quoting-relevant pieces; every one the compiler accepts is rendered with a
+ * value that carries each escape at once and run by bash and dash. If any
+ * placement the checker allowed let the value run as code, the canary exists.
+ * Only templates that are valid shell (with a harmless value) are run, as
+ * step templates must be (the golden tests run sh -n and bash -n): a quoted
+ * word cannot change a valid template's token structure, but after a syntax
+ * error bash 5.2's recovery may mis-read the rest, quotes included. */
+static void accepted_templates_never_let_a_value_run_as_code(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"echo ",
+                                         "\"",
+                                         "'",
+                                         "$(",
+                                         ")",
+                                         "`",
+                                         "# ",
+                                         "\n",
+                                         "cat <<EOF\n",
+                                         "EOF\n",
+                                         " ",
+                                         "\\",
+                                         "$",
+                                         "${x:-",
+                                         "}",
+                                         "; ",
+                                         "a=",
+                                         "(",
+                                         "{{ params.x }}",
+                                         "{{ params.x }}",
+                                         "{{ params.x }}",
+                                         "<<-'E'\n",
+                                         "\tE\n",
+                                         "$((1<<2))",
+                                         "case x in x) ",
+                                         ";; esac ",
+                                         "\\\n",
+                                         "$$",
+                                         "$'a\\'b'",
+                                         "2#1"};
+    char dir[] = "/tmp/opsc-tpl-prop-XXXXXX", canary[64], value[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(canary, sizeof(canary), "%s/RAN", dir);
+    snprintf(value, sizeof(value), "a'\"`$(touch %s)`\ntouch %s\n`;touch %s;`#\\'$'\\x27'", canary,
+             canary, canary);
+    json_t *ctx = json_pack("{s:{s:s}}", "params", "x", value);
+    tpl_opts opts = {TPL_POSIX, NULL, NULL};
+    const char *shells[] = {"/bin/bash", "/bin/dash"};
+    const char *iter_env = getenv("OPSC_PROP_ITERATIONS");
+    int accepted = 0, executed = 0, iterations = iter_env ? atoi(iter_env) : 1500;
+    srand(getenv("OPSC_PROP_SEED") ? (unsigned)atoi(getenv("OPSC_PROP_SEED")) : 7);
+    for (int iter = 0; iter < iterations; iter++) {
+        char text[512] = "";
+        int n = 2 + rand() % 8;
+        for (int k = 0; k < n; k++)
+            strcat(text, pieces[rand() % (int)(sizeof(pieces) / sizeof(pieces[0]))]);
+        if (!strstr(text, "{{"))
+            continue;
+        tpl *t;
+        tpl_err e;
+        if (tpl_compile(&t, text, strlen(text), &opts, &e) != 0)
+            continue;
+        char *script;
+        assert_int_equal(tpl_render_str(t, ctx, &script, &e), 0);
+        accepted++;
+        for (int sh = 0; sh < 2; sh++) {
+            if (access(shells[sh], X_OK) != 0 || !parses(shells[sh], t))
+                continue;
+            executed++;
+            run_quietly(shells[sh], script);
+            if (access(canary, F_OK) == 0) {
+                unlink(canary);
+                rmdir(dir);
+                fail_msg("%s ran the value as code. Template:\n%s\nRendered:\n%s", shells[sh], text,
+                         script);
+            }
+        }
+        free(script);
+        tpl_free(t);
+    }
+    assert_true(accepted > 100 && executed > 50);
+    json_decref(ctx);
+    rmdir(dir);
 }
 
 /* ---- raw --------------------------------------------------------------------------------------
@@ -684,6 +816,7 @@ int main(void)
         cmocka_unit_test(powershell_quoting_round_trips_random_text),
         cmocka_unit_test(values_placed_where_quoting_fails_are_refused),
         cmocka_unit_test(values_in_plain_code_are_accepted),
+        cmocka_unit_test(accepted_templates_never_let_a_value_run_as_code),
         cmocka_unit_test(raw_is_allowed_only_for_declared_raw_params),
         cmocka_unit_test(syntax_errors_report_line_and_column),
         cmocka_unit_test(unknown_variables_filters_and_bad_arguments_are_compile_errors),
