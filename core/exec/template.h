@@ -4,6 +4,7 @@
  *
  *   {{ expr }}                         insert a value
  *   {{ expr | raw }}                   insert unquoted (see "Raw" below)
+ *   {{ expr | args }}                  insert a list as several words (see below)
  *   {% if expr %}..{% elif expr %}..{% else %}..{% endif %}
  *   {% for x in expr %}..{% endfor %}  arrays; `for k, v in obj` for objects;
  *                                      `loop.index` (1-based), `loop.index0`,
@@ -28,15 +29,20 @@
  * Filters: default(v[, if_falsy]), upper, lower, trim, replace(a, b),
  * join([sep]), split(sep), length, first, last, keys, string, int, json,
  * b64encode, b64decode, basename, dirname, and raw (last filter of a {{ }}
- * only). Case changes are ASCII; length counts code points.
+ * only) and args (last filter only). Case changes are ASCII; length counts
+ * code points.
  *
  * Quoting. A template is compiled for one mode. In TPL_POSIX every inserted
  * string becomes one single-quoted word ('it'\''s'); in TPL_POWERSHELL one
  * single-quoted string with ', U+2018, U+2019, U+201A and U+201B doubled
  * (PowerShell treats all five as quotes). Numbers are inserted bare;
  * booleans as true/false (POSIX) or $true/$false (PowerShell); null as '' or
- * $null; an array of scalars as one quoted word per element ('a' 'b') or a
- * PowerShell array @('a', 'b'); objects and nested arrays as quoted JSON.
+ * $null; objects as quoted JSON. A list is inserted only with `| args`: one
+ * quoted word per element ('a' 'b') or a PowerShell array @('a', 'b'),
+ * nested lists and objects as quoted JSON; without it a list is a render
+ * error, because several words where the author expected one would shift
+ * arguments (sudo -u {{ steps.a.outputs.user }} id, with a remote machine's
+ * output ["root", "sh", "-c", "..."]).
  * A value containing NUL is refused. TPL_TEXT inserts values as plain text
  * (file contents, job parameter values that are later quoted again).
  *
@@ -45,9 +51,16 @@
  * PowerShell here-strings) and refuses a quoted placeholder where a quoted
  * word would not be one literal argument: inside '...' or "...", in a
  * comment or here-document, inside `...` (a backquote in the value would
- * end it: bash runs `echo 'a`; evil; `'`), after a backslash/backtick or a
- * `$`, after PowerShell's --%. So `rm "{{ params.path }}"` is a compile
- * error; `rm {{ params.path }}` is right.
+ * end it: bash runs `echo 'a`; evil; `'`), inside ${...} (its word is parsed
+ * again when expanded), inside arithmetic $((...)) / ((...)) (bash expands
+ * $(...) there even from a quoted value), after a backslash/backtick or a
+ * `$`, after a bash $'...' string (dash reads it differently), after
+ * PowerShell's --%. So `rm "{{ params.path }}"` is a compile error;
+ * `rm {{ params.path }}` is right. The rules were hardened by a property
+ * test that runs random accepted templates with bash and dash and an
+ * attacking value (tests/unit/test_template.c); templates must also be
+ * valid shell (the step library tests run sh -n and bash -n), since after a
+ * syntax error bash may mis-read the rest of a script.
  *
  * What quoting cannot do: a value is one literal argument, but a command may
  * still treat its argument as code. Never hand values to eval, sh -c, an awk

@@ -370,10 +370,11 @@ static int f_raw(struct tpl_rstate *rs, const tpl_expr *e, tpl_val in, const tpl
 {
     (void)args, (void)out;
     tpl_val_drop(&in);
-    return tpl_rerr(rs, e, "'raw' is only allowed as the last filter of {{ ... }}");
+    return tpl_rerr(rs, e, "'%s' is only allowed as the last filter of {{ ... }}", e->fdef->name);
 }
 
 const tpl_filter_def tpl_filter_raw = {"raw", 0, 0, {ARG_ANY, ARG_ANY}, false, f_raw};
+const tpl_filter_def tpl_filter_args = {"args", 0, 0, {ARG_ANY, ARG_ANY}, false, f_raw};
 
 static const tpl_filter_def filters[] = {
     {"default", 1, 2, {ARG_ANY, ARG_BOOL}, true, f_default},
@@ -400,6 +401,8 @@ const tpl_filter_def *tpl_filter_find(const char *name, size_t len)
 {
     if (len == 3 && memcmp(name, "raw", 3) == 0)
         return &tpl_filter_raw;
+    if (len == 4 && memcmp(name, "args", 4) == 0)
+        return &tpl_filter_args;
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
         if (strlen(filters[i].name) == len && memcmp(filters[i].name, name, len) == 0)
             return &filters[i];

@@ -72,7 +72,8 @@ struct tpl_node {
     const char *text; /* N_TEXT: points into the template's copy */
     size_t len;
     tpl_expr *expr; /* N_OUT value; N_IF condition; N_FOR iterable */
-    bool raw;       /* N_OUT */
+    bool raw;       /* N_OUT: `| raw`, inserted unquoted */
+    bool args;      /* N_OUT: `| args`, a list inserted as several words / an array */
     int kslot;      /* N_FOR: slot of the key (objects) or -1 */
     int vslot;      /* N_FOR: slot of the value */
     tpl_nodes body; /* N_IF then; N_FOR body */
@@ -100,7 +101,8 @@ typedef struct tpl_filter_def {
 } tpl_filter_def;
 
 const tpl_filter_def *tpl_filter_find(const char *name, size_t len);
-extern const tpl_filter_def tpl_filter_raw; /* marker: not callable */
+extern const tpl_filter_def tpl_filter_raw;  /* markers, not callable: the last filter */
+extern const tpl_filter_def tpl_filter_args; /* of a {{ }} says how to insert the value */
 
 /* Arena: every piece of a compiled template lives in it, freed at once. */
 typedef struct tpl_chunk tpl_chunk;

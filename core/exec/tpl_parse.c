@@ -643,9 +643,14 @@ int tpl_p_expr(tpl_parser *p, tpl_expr **out)
 
 /* ---- raw checks ------------------------------------------------------------------ */
 
+static bool is_marker(const tpl_expr *e)
+{
+    return e->kind == E_FILTER && (e->fdef == &tpl_filter_raw || e->fdef == &tpl_filter_args);
+}
+
 static const tpl_expr *find_raw(const tpl_expr *e)
 {
-    if (e->kind == E_FILTER && e->fdef == &tpl_filter_raw)
+    if (is_marker(e))
         return e;
     for (size_t i = 0; i < e->nargs; i++) {
         const tpl_expr *r = find_raw(e->args[i]);
@@ -698,7 +703,8 @@ int tpl_p_no_raw(tpl_parser *p, const tpl_expr *e)
 {
     const tpl_expr *r = find_raw(e);
     if (r)
-        return TPL_FAIL(p, r->pos, "'raw' is only allowed as the last filter of {{ ... }}");
+        return TPL_FAIL(p, r->pos, "'%s' is only allowed as the last filter of {{ ... }}",
+                        r->fdef->name);
     return 0;
 }
 
@@ -710,7 +716,10 @@ bool tpl_p_raw_ok(const tpl_parser *p, const tpl_expr *e)
 static int check_output_raw(tpl_parser *p, tpl_node *n)
 {
     tpl_expr *e = n->expr;
-    if (e->kind == E_FILTER && e->fdef == &tpl_filter_raw) {
+    if (e->kind == E_FILTER && e->fdef == &tpl_filter_args) {
+        n->args = true;
+        n->expr = e->args[0];
+    } else if (e->kind == E_FILTER && e->fdef == &tpl_filter_raw) {
         n->raw = true;
         n->expr = e->args[0];
         if (p->t->mode != TPL_TEXT) {

@@ -391,6 +391,14 @@ static int emit(struct tpl_rstate *rs, const tpl_node *n, const json_t *j, strbu
             rc = emit_json(j, TPL_TEXT, out);
         else if (json_is_string(j) && memchr(json_string_value(j), 0, json_string_length(j)))
             rc = OPSC_EINVAL;
+    } else if (json_is_array(j) && !n->args) {
+        /* Several words where one was meant would shift arguments: sudo -u {{ x }} with
+         * ["root", "sh", "-c", "..."]. Lists (e.g. from a remote step's outputs) need asking. */
+        return tpl_rerr(rs, n->expr,
+                        "'%.*s' is a list: insert it with | args (one quoted word "
+                        "per element) or | join(...)",
+                        n->expr->kind == E_PATH ? (int)n->expr->srclen : 5,
+                        n->expr->kind == E_PATH ? rs->t->src + n->expr->pos : "value");
     } else {
         rc = json_is_array(j) ? emit_array(j, mode, out) : emit_scalar(j, mode, out);
     }

@@ -23,8 +23,8 @@ static json_t *context(const uint8_t *json, size_t len)
     }
     return json_pack("{s:o, s:{s:s, s:{s:s}, s:{}}, s:{s:{s:{s:s}}}, s:{s:s}, s:{s:s}}", "params",
                      params, "target", "address", "10.0.0.5", "labels", "env", "prod", "facts",
-                     "steps", "build", "outputs", "url", "http://x", "run", "id", "r1", "vars",
-                     "v", "w");
+                     "steps", "build", "outputs", "url", "http://x", "run", "id", "r1", "vars", "v",
+                     "w");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -310,7 +310,7 @@ static void arrays_become_one_word_per_element_in_sh(void **state)
     json_t *ctx = json_pack("{s:{s:[s,s,s,i], s:{s:s,s:s}}}", "params", "l", "a b", "$(id)", "'", 7,
                             "env", "GREETING", "it's $HOME", "EMPTY", "");
     tpl_opts opts = {TPL_POSIX, NULL, NULL};
-    char *script = render_opts("printf '[%s]' {{ params.l }}; "
+    char *script = render_opts("printf '[%s]' {{ params.l | args }}; "
                                "{% for k, v in params.env %}export {{ k ~ '=' ~ v }}; "
                                "{% endfor %}printf '<%s>' \"$GREETING\" \"$EMPTY\"",
                                &opts, ctx);
@@ -343,10 +343,10 @@ static void scalars_are_quoted_for_each_shell(void **state)
     const char *ctx = "{\"params\":{\"s\":\"it's\",\"n\":5,\"r\":2.5,\"t\":true,\"f\":false,"
                       "\"z\":null,\"l\":[\"a\",1,false],\"o\":{\"k\":\"v'\"},\"e\":[]}}";
     POSIX("x {{ params.s }} {{ params.n }} {{ params.r }} {{ params.t }} {{ params.f }} "
-          "{{ params.z }} {{ params.l }} {{ params.o }} {{ params.e }}.",
+          "{{ params.z }} {{ params.l | args }} {{ params.o }} {{ params.e | args }}.",
           ctx, "x 'it'\\''s' 5 2.5 true false '' 'a' 1 false '{\"k\":\"v'\\''\"}' .");
     PS("x {{ params.s }} {{ params.n }} {{ params.r }} {{ params.t }} {{ params.f }} "
-       "{{ params.z }} {{ params.l }} {{ params.o }} {{ params.e }}.",
+       "{{ params.z }} {{ params.l | args }} {{ params.o }} {{ params.e | args }}.",
        ctx, "x 'it''s' 5 2.5 $true $false $null @('a', 1, $false) '{\"k\":\"v''\"}' @().");
 }
 
@@ -693,6 +693,7 @@ static void unknown_variables_filters_and_bad_arguments_are_compile_errors(void 
     text_error("{{ params.x | upper(1) }}", 1, 15, "takes 0 arguments, got 1");
     text_error("{{ params.x | join(1) }}", 1, 20, "argument 1 must be a string");
     text_error("{{ params.x | default('a', 'yes') }}", 1, 28, "argument 2 must be a boolean");
+    text_error("{{ params.l | args | trim }}", 1, 15, "'args' is only allowed as the last");
     json_t *known = ctx_of("{\"name\":{},\"port\":{}}");
     tpl_opts opts = {TPL_POSIX, NULL, known};
     check_compile_error(&opts, "x {{ params.name }}\n  {{ params.nmae }}", 2, 6,
@@ -707,6 +708,9 @@ static void render_errors_report_position_and_reason(void **state)
     render_error("a\n  {{ params.missing }}", ctx, OPSC_EINVAL, 2, 6,
                  "'params.missing' is undefined");
     render_error("{{ params.l | upper }}", ctx, OPSC_EINVAL, 1, 15, "expects a string, got array");
+    /* A list becomes several words only when asked: else sudo -u {{ x }} could gain a command. */
+    render_error("sudo -u {{ params.l }} id", ctx, OPSC_EINVAL, 1, 12,
+                 "'params.l' is a list: insert it with | args");
     render_error("{% for c in params.s %}{% endfor %}", ctx, OPSC_EINVAL, 1, 13,
                  "cannot loop over a string");
     render_error("{{ params.s | replace('', 'x') }}", ctx, OPSC_EINVAL, 1, 15, "empty");
@@ -777,7 +781,7 @@ static void *render_many(void *p)
 static void one_compiled_template_renders_concurrently(void **state)
 {
     (void)state;
-    const char *text = "n={{ params.n }} {{ params.l }} {{ params.l | length }}";
+    const char *text = "n={{ params.n }} {{ params.l | args }} {{ params.l | length }}";
     tpl *t;
     tpl_err e;
     tpl_opts opts = {TPL_POSIX, NULL, NULL};

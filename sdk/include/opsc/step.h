@@ -16,8 +16,8 @@
  * `{{ steps.<id>.outputs.<key> }}`, `{{ run.id }}`; filters `default('x')`,
  * `upper`, `lower`, `trim`, `replace('a', 'b')`, `join(',')`, `split(',')`,
  * `length`, `first`, `last`, `keys`, `string`, `int`, `json`, `b64encode`,
- * `b64decode`, `basename`, `dirname`, `raw`; operators `~ == != < > in not
- * and or`, tests `is defined` / `is none`; and blocks
+ * `b64decode`, `basename`, `dirname`, `raw`, `args`; operators
+ * `~ == != < > in not and or`, tests `is defined` / `is none`; and blocks
  * `{% if %}{% elif %}{% else %}{% endif %}`, `{% for x in list %}` /
  * `{% for k, v in object %}...{% endfor %}` (with loop.index, loop.last),
  * `{% raw %}...{% endraw %}`, `{# comments #}`. A newline after a block
@@ -27,12 +27,13 @@
  * Every inserted value is quoted for the target's shell: a POSIX word
  * ('it'\''s') or a PowerShell single-quoted string ('it''s', and the
  * Unicode quotes U+2018-U+201B doubled too); numbers bare; booleans
- * true/false or $true/$false; a list of strings one word per element
- * ('a' 'b') or a PowerShell array @('a', 'b'). So write
+ * true/false or $true/$false; a list only when asked with `| args`, as one
+ * word per element ('a' 'b') or a PowerShell array @('a', 'b'). So write
  * `systemctl restart {{ params.name }}`, never `'{{ params.name }}'` or
  * `"{{ params.name }}"`: the host refuses, when the library loads, a value
- * placed inside quotes, a comment, a here-document or after a backslash,
- * where quoting would not make it one literal argument. To build a string,
+ * placed inside quotes, a comment, a here-document, `...`, ${...},
+ * arithmetic or after a backslash, where quoting would not make it one
+ * literal argument. Templates must be valid shell (check with sh -n). To build a string,
  * assign a variable: `unit={{ params.name }}.service` then use "$unit".
  * Unquoted insertion (`{{ params.command | raw }}`) is refused unless the
  * parameter is listed in the step type's `raw_params`. Quoting makes a value

@@ -1,4 +1,4 @@
-set -- {{ params.names }}
+set -- {{ params.names | args }}
 count=$#
 for name in "$@"; do
     installed "$name" || set -- "$@" "$name"

@@ -1,4 +1,4 @@
-set -- {{ params.names | default([]) }}
+set -- {{ params.names | default([]) | args }}
 case $pm in
     apt)
         apt-get update -q || exit

@@ -21,7 +21,7 @@ if getent passwd "$user" >/dev/null 2>&1; then
 {% endif %}
 {% if params.groups %}
     missing=
-    for group in {{ params.groups }}; do
+    for group in {{ params.groups | args }}; do
         id -nG "$user" | tr ' ' '\n' | grep -qx -e "$group" || missing=${missing:+$missing,}$group
     done
     [ -z "$missing" ] || set -- "$@" -a -G "$missing"

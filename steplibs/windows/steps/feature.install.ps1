@@ -1,5 +1,5 @@
 $ErrorActionPreference = 'Stop'
-$names = {{ params.names }}
+$names = {{ params.names | args }}
 $restart = $false
 if (Get-Command -Name Install-WindowsFeature -ErrorAction SilentlyContinue) {
     $todo = @(Get-WindowsFeature -Name $names | Where-Object { -not $_.Installed } | ForEach-Object { $_.Name })

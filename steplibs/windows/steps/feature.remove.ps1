@@ -1,5 +1,5 @@
 $ErrorActionPreference = 'Stop'
-$names = {{ params.names }}
+$names = {{ params.names | args }}
 $restart = $false
 if (Get-Command -Name Uninstall-WindowsFeature -ErrorAction SilentlyContinue) {
     $todo = @(Get-WindowsFeature -Name $names | Where-Object { $_.Installed } | ForEach-Object { $_.Name })

@@ -2,7 +2,7 @@ $ErrorActionPreference = 'Stop'
 $path = {{ params.path }}
 $name = {{ params.name }}
 $type = {{ params.type }}
-$value = {{ params.value }}
+$value = {{ params.value | args }}
 if ($type -eq 'Binary') { $value = [byte[]]$value }
 if ($type -eq 'MultiString') { $value = [string[]]$value }
 if (-not (Test-Path -LiteralPath $path)) {
