@@ -104,6 +104,13 @@ static bool paren(shstate *s, char c)
     return false;
 }
 
+/* An escaped character is an ordinary one: what came before it no longer combines. */
+static void forget_lookbehind(shstate *s)
+{
+    s->word_start = s->dollar = s->open_paren = s->at = false;
+    s->lt = 0;
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
@@ -214,6 +221,10 @@ static void posix_newline(shstate *s)
 
 static void posix_code(shstate *s, char c)
 {
+    if (c == '\\') {
+        s->escape = true;
+        return; /* decided by the escaped character (nothing, for a continuation) */
+    }
     bool dollar = s->dollar, open_paren = s->open_paren;
     int lt = s->lt;
     s->dollar = s->open_paren = false;
@@ -234,9 +245,6 @@ static void posix_code(shstate *s, char c)
         s->open_paren = true;
     } else if (dollar && c == '{') {
         push(s, C_PARAM);
-    } else if (c == '\\') {
-        s->escape = true;
-        return; /* word_start is decided by the escaped character (nothing, for a newline) */
     } else if (c == '\'') {
         s->ansi_seen |= dollar; /* $'...': bash reads \' in it, dash does not */
         push(s, C_SQ);
@@ -294,8 +302,8 @@ static void posix_char(shstate *s, char c)
     }
     if (s->escape) {
         s->escape = false;
-        if (c != '\n') /* a line continuation vanishes: word_start stays as before it */
-            s->word_start = false;
+        if (c != '\n') /* a line continuation vanishes: "$\<newline>(" is "$(" */
+            forget_lookbehind(s);
         return;
     }
     if (s->comment) {
@@ -314,6 +322,7 @@ static void posix_char(shstate *s, char c)
     case C_PARAM:
         if (c == '\\') {
             s->escape = true;
+            return; /* decided by the escaped character */
         } else if ((top(s) == C_DQ && c == '"') || (top(s) == C_PARAM && c == '}')) {
             pop(s);
         } else if (c == '`') {
@@ -337,6 +346,11 @@ static void ps_code(shstate *s, const char *p, size_t n, size_t *used)
     char c = p[0];
     size_t ql;
     int q = ps_quote(p, n, &ql);
+    if (c == '`') {
+        *used = 1;
+        s->escape = true;
+        return; /* decided by the escaped character (nothing, for a continuation) */
+    }
     bool dollar = s->dollar, at = s->at;
     *used = q ? ql : 1;
     s->dollar = s->at = false;
@@ -348,9 +362,6 @@ static void ps_code(shstate *s, const char *p, size_t n, size_t *used)
         push(s, C_SUB);
     } else if (dollar && c == '{') {
         push(s, C_PARAM); /* ${name}: the name runs to the first } */
-    } else if (c == '`') {
-        s->escape = true;
-        return; /* word_start is decided by the escaped character (nothing, for a newline) */
     } else if (c == '$') {
         s->dollar = true;
     } else if (c == '@') {
@@ -413,8 +424,8 @@ static size_t ps_char(shstate *s, const char *p, size_t n)
     char c = p[0];
     if (s->escape) {
         s->escape = false;
-        if (c != '\n') /* a line continuation vanishes: word_start stays as before it */
-            s->word_start = false;
+        if (c != '\n') /* a line continuation vanishes: "$`<newline>(" is "$(" */
+            forget_lookbehind(s);
         size_t ql;
         return ps_quote(p, n, &ql) ? ql : 1;
     }

@@ -251,6 +251,8 @@ void values_placed_where_quoting_fails_are_refused(void **state)
     shell_error(TPL_POSIX, "cat <<EOF\nx \\\nEOF\n{{ params.x }}\nEOF", 4, 1, "here-document");
     shell_error(TPL_POSIX, "\\\n# {{ params.x }}", 2, 3, "comment");
     shell_error(TPL_POSIX, "#\n# {{ params.x }}", 2, 3, "comment");
+    shell_error(TPL_POSIX, "\"$\\\n$({{ params.x }}\"", 2, 3, "quoted string"); /* "$$(" */
+    shell_error(TPL_POSIX, "echo <\\\n<EOF\n{{ params.x }}\nEOF", 3, 1, "here-document");
     shell_error(TPL_POSIX, "echo $'a\\'b' {{ params.x }}", 1, 14, "dash and bash");
     shell_error(TPL_POSIX, "x=\"$(a `b $(c {{ params.x }})`)\"", 1, 15, "inside `...`");
     shell_error(TPL_POWERSHELL, "icacls.exe --% {{ params.x }}\nx", 1, 16, "after --%");
