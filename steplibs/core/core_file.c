@@ -135,15 +135,18 @@ static int temp_file_with(const char *data, size_t len, char path[64])
 static int remote_state(const file_ctx *fc, const char *qdest, char digest[65], char mode[8])
 {
     char cmd[PATH_MAX * 2 + 256];
+    int n;
     if (fc->windows)
-        snprintf(cmd, sizeof(cmd),
-                 "$h = Get-FileHash -LiteralPath %s -Algorithm SHA256 -ErrorAction "
-                 "SilentlyContinue; if ($h) { $h.Hash.ToLowerInvariant() }",
-                 qdest);
+        n = snprintf(cmd, sizeof(cmd),
+                     "$h = Get-FileHash -LiteralPath %s -Algorithm SHA256 -ErrorAction "
+                     "SilentlyContinue; if ($h) { $h.Hash.ToLowerInvariant() }",
+                     qdest);
     else
-        snprintf(cmd, sizeof(cmd),
-                 "sha256sum -- %s 2>/dev/null | cut -c1-64; stat -c %%a -- %s 2>/dev/null", qdest,
-                 qdest);
+        n = snprintf(cmd, sizeof(cmd),
+                     "sha256sum -- %s 2>/dev/null | cut -c1-64; stat -c %%a -- %s 2>/dev/null",
+                     qdest, qdest);
+    if (n < 0 || (size_t)n >= sizeof(cmd)) /* never run a cut-off quoted word */
+        return core_host->step_fail(fc->ctx, "the destination path is too long");
     opsc_step_exec_result res;
     int rc = stepkit_exec(core_host, fc->ctx, cmd, 0, &res);
     if (rc < 0)
@@ -161,13 +164,16 @@ static int remote_state(const file_ctx *fc, const char *qdest, char digest[65], 
 static int remote_prepare(const file_ctx *fc, const char *qdest)
 {
     char cmd[PATH_MAX + 256];
+    int n;
     if (fc->windows)
-        snprintf(cmd, sizeof(cmd),
-                 "$d = Split-Path -Parent %s; if ($d -and -not (Test-Path -LiteralPath $d)) { "
-                 "New-Item -ItemType Directory -Force -Path $d | Out-Null }",
-                 qdest);
+        n = snprintf(cmd, sizeof(cmd),
+                     "$d = Split-Path -Parent %s; if ($d -and -not (Test-Path -LiteralPath $d)) { "
+                     "New-Item -ItemType Directory -Force -Path $d | Out-Null }",
+                     qdest);
     else
-        snprintf(cmd, sizeof(cmd), "d=%s; mkdir -p -- \"$(dirname -- \"$d\")\"", qdest);
+        n = snprintf(cmd, sizeof(cmd), "d=%s; mkdir -p -- \"$(dirname -- \"$d\")\"", qdest);
+    if (n < 0 || (size_t)n >= sizeof(cmd))
+        return core_host->step_fail(fc->ctx, "the destination path is too long");
     opsc_step_exec_result res;
     int rc = stepkit_exec(core_host, fc->ctx, cmd, 0, &res);
     if (rc == 0 && res.exit_code != 0)
