@@ -294,6 +294,12 @@ static int api_step_sleep(opsc_step_ctx *ctx, uint32_t ms)
     STEP_FORWARD(sleep, OPSC_ENOTSUP, ctx, ms);
 }
 
+static int api_step_render(opsc_step_ctx *ctx, const char *text, const char *vars_json,
+                           const char **out, char *err, size_t errlen)
+{
+    STEP_FORWARD(render, OPSC_ENOTSUP, ctx, text, vars_json, out, err, errlen);
+}
+
 static void api_step_log(opsc_step_ctx *ctx, int level, const char *fmt, ...)
 {
     const plugin_step_ops *ops = step_ops();
@@ -372,6 +378,7 @@ static const opsc_host_api host_api = {
     .step_cancelled = api_step_cancelled,
     .step_sleep = api_step_sleep,
     .local_user_verify = api_local_user_verify,
+    .step_render = api_step_render,
 };
 
 const opsc_host_api *plugin_host_api(void)

@@ -89,6 +89,8 @@ struct plugin_step_ops {
     int (*fail)(opsc_step_ctx *ctx, const char *msg);
     bool (*cancelled)(opsc_step_ctx *ctx);
     int (*sleep)(opsc_step_ctx *ctx, uint32_t ms);
+    int (*render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
+                  const char **out, char *err, size_t errlen);
 };
 void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
 
