@@ -141,3 +141,24 @@ int fld_apply(const fld *table, const json_t *body, bool create, const json_t *d
     }
     return 0;
 }
+
+json_t *fld_ordered(const fld *table, const json_t *rec)
+{
+    json_t *out = json_object();
+    json_t *id = json_object_get(rec, "id");
+    if (out && id)
+        json_object_set(out, "id", id);
+    for (const fld *f = table; out && f->name; f++) {
+        json_t *v = json_object_get(rec, f->name);
+        if (v && !json_object_get(out, f->name))
+            json_object_set(out, f->name, v);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)rec, k, v)
+    {
+        if (out && !json_object_get(out, k))
+            json_object_set(out, k, v);
+    }
+    return out;
+}

@@ -39,6 +39,10 @@ typedef struct fld {
 int fld_apply(const fld *table, const json_t *body, bool create, const json_t *defaults,
               json_t *rec, json_t *transient, fleet_err *e);
 
+/* A copy of `rec` with its members in a stable order for people reading
+ * it: "id", then the table's order, then the rest. New reference. */
+json_t *fld_ordered(const fld *table, const json_t *rec);
+
 /* Format e->msg, set e->field; returns OPSC_ESCHEMA. */
 int fleet_fail(fleet_err *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

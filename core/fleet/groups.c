@@ -79,10 +79,11 @@ int group_build(const json_t *body, const json_t *existing, json_t **out, fleet_
         rc = fleet_fail(e, "selector", "selector: %s", why);
     selector_free(sel);
     json_decref(defaults);
-    if (rc < 0)
-        json_decref(rec);
-    else
-        *out = rec;
+    if (rc == 0) {
+        *out = fld_ordered(group_fields, rec);
+        rc = *out ? 0 : OPSC_ENOMEM;
+    }
+    json_decref(rec);
     return rc;
 }
 

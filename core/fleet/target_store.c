@@ -11,6 +11,32 @@
 #include "fleet_internal.h"
 #include "util.h"
 
+/* Credential types each built-in transport can use; other transports take
+ * any type but a secret. */
+static const struct cred_rule {
+    const char *transport;
+    const char *types[3];
+    const char *text;
+} cred_rules[] = {
+    {"ssh", {"ssh_key", "ssh_password", NULL}, "ssh_key or ssh_password"},
+    {"winrm", {"winrm", NULL, NULL}, "winrm"},
+};
+
+static bool type_suits(const char *transport, const char *type, const char **want)
+{
+    const struct cred_rule *rule = NULL;
+    for (size_t i = 0; i < sizeof(cred_rules) / sizeof(cred_rules[0]); i++)
+        if (strcmp(cred_rules[i].transport, transport) == 0)
+            rule = &cred_rules[i];
+    *want = rule ? rule->text : "a credential other than a secret";
+    if (!type || strcmp(type, "secret") == 0)
+        return false;
+    for (const char *const *t = rule ? rule->types : NULL; t && *t; t++)
+        if (strcmp(*t, type) == 0)
+            return true;
+    return !rule;
+}
+
 /* The credential must exist and be of a type the transport can use. */
 static int check_credential(store_txn *txn, const json_t *rec, fleet_err *e)
 {
@@ -23,21 +49,11 @@ static int check_credential(store_txn *txn, const json_t *rec, fleet_err *e)
         return fleet_fail(e, "credential_id", "credential %s does not exist", cid);
     if (rc < 0)
         return rc;
-    const char *type = fld_str(cred, "type"), *tr = fld_str(rec, "transport");
-    const char *want = strcmp(tr, "ssh") == 0     ? "ssh_key ssh_password"
-                       : strcmp(tr, "winrm") == 0 ? "winrm"
-                                                  : NULL;
-    bool ok = type && strcmp(type, "secret") != 0;
-    if (ok && want) {
-        const char *p = strstr(want, type);
-        size_t n = strlen(type);
-        ok = p && (p == want || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0');
-    }
-    if (!ok)
+    const char *type = fld_str(cred, "type"), *tr = fld_str(rec, "transport"), *want;
+    if (!type_suits(tr, type, &want))
         rc = fleet_fail(e, "credential_id",
                         "credential '%s' is of type %s; the %s transport needs %s",
-                        fld_str(cred, "name"), type ? type : "unknown", tr,
-                        want ? want : "a credential other than a secret");
+                        fld_str(cred, "name"), type ? type : "unknown", tr, want);
     json_decref(cred);
     return rc;
 }

@@ -375,16 +375,21 @@ int target_build(plugin_host *h, const json_t *body, const json_t *existing, jso
         json_object_set_new(rec, "transport", json_string(trname));
     if (rc == 0)
         rc = fld_apply(target_fields, body, !existing, defaults, rec, transient, e);
-    if (rc == 0 && !existing && !json_object_get(rec, "host_keys"))
-        json_object_set_new(rec, "host_keys", json_array());
+    if (rc == 0 && !existing) { /* read-only members, present from the start */
+        if (!json_object_get(rec, "host_keys"))
+            json_object_set_new(rec, "host_keys", json_array());
+        json_object_set_new(rec, "facts", json_object());
+        json_object_set_new(rec, "last_test", json_null());
+    }
     if (rc == 0)
         rc = build_checks(h, body, existing, rec, transient, warnings, e);
     json_decref(defaults);
     json_decref(transient);
-    if (rc < 0)
-        json_decref(rec);
-    else
-        *out = rec;
+    if (rc == 0) {
+        *out = fld_ordered(target_fields, rec);
+        rc = *out ? 0 : OPSC_ENOMEM;
+    }
+    json_decref(rec);
     return rc;
 }
 
