@@ -7,6 +7,7 @@
 
 #include "fleet.h"
 #include "http.h"
+#include "store.h"
 
 struct opsc_core;
 
@@ -20,6 +21,14 @@ int api_fleet_register(struct opsc_core *c);
  * {"field"} in details for OPSC_ESCHEMA / OPSC_EEXIST / OPSC_EHOSTKEY with
  * `e`, else the usual mapping of `rc` naming `what`. */
 void fleet_respond_error(http_req *req, int rc, const fleet_err *e, const char *what);
+/* The record `id` of `db` (new reference), read in its own transaction. */
+int fleet_read_record(store *s, const char *db, const char *id, json_t **rec);
+/* A whole GET handler: the record of `db` named by the {id} parameter, with its ETag. */
+int fleet_get_record(http_req *req, const char *db, const char *what);
+/* The targets of group `gid` (fleet_resolve_records): *records a new array;
+ * OPSC_ENOENT for an unknown group. */
+int fleet_resolve_group(http_req *req, const char *gid, json_t **records, char *err, size_t errlen);
+
 /* POST /api/v1/targets/bulk (targets_bulk.c). */
 int api_targets_bulk(http_req *req);
 

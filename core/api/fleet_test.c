@@ -26,17 +26,6 @@ static struct opsc_core *core_of(http_req *req)
     return http_req_app(req);
 }
 
-struct one {
-    const char *id;
-    json_t *rec;
-};
-
-static int get_txn(store_txn *txn, void *ud)
-{
-    struct one *o = ud;
-    return store_get(txn, "targets", o->id, &o->rec);
-}
-
 /* ---- one target ------------------------------------------------------------------------- */
 
 static void on_target_result(void *ud, json_t *result)
@@ -49,15 +38,16 @@ static void on_target_result(void *ud, json_t *result)
 static int test_target(http_req *req)
 {
     struct opsc_core *c = core_of(req);
-    struct one o = {http_req_param(req, "id"), NULL};
-    int rc = store_read(c->store, get_txn, &o);
-    json_decref(o.rec);
+    const char *id = http_req_param(req, "id");
+    json_t *rec = NULL;
+    int rc = fleet_read_record(c->store, "targets", id, &rec);
+    json_decref(rec);
     if (rc < 0) {
         rest_error(req, rc, "target");
         return HTTP_DONE;
     }
     http_req_ref(req);
-    rc = fleet_test_target(c->fleet, o.id, on_target_result, req);
+    rc = fleet_test_target(c->fleet, id, on_target_result, req);
     if (rc < 0) {
         http_req_unref(req);
         http_respond_opsc_error(req, rc == OPSC_ECANCELED ? OPSC_EBUSY : rc,
@@ -70,10 +60,10 @@ static int test_target(http_req *req)
 /* ---- a group ------------------------------------------------------------------------------ */
 
 typedef struct gtest {
-    http_req *req;    /* JSON mode: held until the answer */
-    http_sse *sse;    /* stream mode: NULL once the client is gone */
+    http_req *req; /* JSON mode: held until the answer */
+    http_sse *sse; /* stream mode: NULL once the client is gone */
     fleet_batch *batch;
-    json_t *items;    /* JSON mode: every result */
+    json_t *items; /* JSON mode: every result */
     size_t skipped;
     uint64_t seq;
 } gtest;
@@ -141,25 +131,13 @@ static json_t *split(gtest *g, const json_t *records)
         }
         g->skipped++;
         json_t *res = json_pack("{s:O, s:O, s:b, s:b, s:{s:s, s:s, s:s}}", "target_id",
-                                json_object_get(r, "id"), "name", json_object_get(r, "name"),
-                                "ok", 0, "skipped", 1, "error", "code", "ESTATE", "stage",
-                                "skipped", "message", "the target is disabled");
+                                json_object_get(r, "id"), "name", json_object_get(r, "name"), "ok",
+                                0, "skipped", 1, "error", "code", "ESTATE", "stage", "skipped",
+                                "message", "the target is disabled");
         emit(g, res);
         json_decref(res);
     }
     return ids;
-}
-
-struct resolve {
-    json_t *spec, *records;
-    char err[400];
-};
-
-static int resolve_txn(store_txn *txn, void *ud)
-{
-    struct resolve *r = ud;
-    json_decref(r->records);
-    return fleet_resolve_records(txn, r->spec, &r->records, r->err, sizeof(r->err));
 }
 
 static bool wants_stream(http_req *req)
@@ -218,20 +196,19 @@ static int test_group(http_req *req)
     int conc = concurrency(req, fleet_test_concurrency(c->fleet));
     if (conc < 0)
         return HTTP_DONE;
-    const char *gid = http_req_param(req, "id");
-    struct resolve r = {json_pack("{s:[s]}", "groups", gid), NULL, ""};
-    int rc = uuid_valid(gid) ? store_read(c->store, resolve_txn, &r) : OPSC_ENOENT;
-    json_decref(r.spec);
+    json_t *records = NULL;
+    char err[400] = "";
+    int rc = fleet_resolve_group(req, http_req_param(req, "id"), &records, err, sizeof(err));
     gtest *g = rc == 0 ? calloc(1, sizeof(*g)) : NULL;
     if (rc == 0 && !g)
         rc = OPSC_ENOMEM;
     if (rc < 0) {
-        json_decref(r.records);
+        json_decref(records);
         rest_error(req, rc, "group");
         return HTTP_DONE;
     }
-    rc = start(req, g, r.records, conc);
-    json_decref(r.records);
+    rc = start(req, g, records, conc);
+    json_decref(records);
     if (rc < 0) {
         json_decref(g->items);
         free(g);
@@ -242,7 +219,7 @@ static int test_group(http_req *req)
 
 #define RESULT_SCHEMA                                                                              \
     "{\"type\":\"object\",\"properties\":{\"target_id\":{\"type\":\"string\"},\"name\":{\"type\":" \
-    "\"string\"},\"ok\":{\"type\":\"boolean\"},\"connect_ms\":{\"type\":\"integer\"},"            \
+    "\"string\"},\"ok\":{\"type\":\"boolean\"},\"connect_ms\":{\"type\":\"integer\"},"             \
     "\"probe_ms\":{\"type\":\"integer\"},\"facts\":{\"type\":\"object\"},\"warning\":{\"type\":"   \
     "\"string\"},\"error\":{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\"},"   \
     "\"stage\":{\"type\":\"string\",\"enum\":[\"connect\",\"probe\",\"skipped\"]},\"message\":"    \

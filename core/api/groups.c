@@ -121,28 +121,9 @@ static int delete_group(http_req *req)
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
-struct one {
-    const char *id;
-    json_t *rec;
-};
-
-static int get_txn(store_txn *txn, void *ud)
-{
-    struct one *o = ud;
-    return store_get(txn, "groups", o->id, &o->rec);
-}
-
 static int get_group(http_req *req)
 {
-    struct one o = {http_req_param(req, "id"), NULL};
-    int rc = store_read(core_of(req)->store, get_txn, &o);
-    if (rc < 0) {
-        rest_error(req, rc, "group");
-        return HTTP_DONE;
-    }
-    rest_etag(req, o.rec);
-    http_respond_json(req, 200, o.rec);
-    return HTTP_DONE;
+    return fleet_get_record(req, "groups", "group");
 }
 
 static bool keep(json_t *rec, void *ud)
@@ -159,28 +140,15 @@ static int list_groups(http_req *req)
 
 /* ---- resolved members ------------------------------------------------------------------------ */
 
-struct resolve {
-    json_t *spec, *records;
-    char err[400];
-};
-
-static int resolve_txn(store_txn *txn, void *ud)
-{
-    struct resolve *r = ud;
-    json_decref(r->records);
-    return fleet_resolve_records(txn, r->spec, &r->records, r->err, sizeof(r->err));
-}
-
 /* What a resolved member shows: enough to recognise it, flagged when disabled. */
 static json_t *member_view(const json_t *rec)
 {
-    return json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O?}", "id", json_object_get(rec, "id"),
-                     "name", json_object_get(rec, "name"), "address",
-                     json_object_get(rec, "address"), "transport",
-                     json_object_get(rec, "transport"), "os_family",
-                     json_object_get(rec, "os_family"), "enabled", json_object_get(rec, "enabled"),
-                     "labels", json_object_get(rec, "labels"), "facts",
-                     json_object_get(rec, "facts"));
+    return json_pack(
+        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O?}", "id", json_object_get(rec, "id"), "name",
+        json_object_get(rec, "name"), "address", json_object_get(rec, "address"), "transport",
+        json_object_get(rec, "transport"), "os_family", json_object_get(rec, "os_family"),
+        "enabled", json_object_get(rec, "enabled"), "labels", json_object_get(rec, "labels"),
+        "facts", json_object_get(rec, "facts"));
 }
 
 /* The page after `cursor` (an id; the records are in id order). */
@@ -212,23 +180,22 @@ static int group_targets(http_req *req)
     const char *cursor;
     if (!rest_page(req, &limit, &cursor))
         return HTTP_DONE;
-    struct resolve r = {json_pack("{s:[s]}", "groups", http_req_param(req, "id")), NULL, ""};
-    int rc = uuid_valid(http_req_param(req, "id")) ? store_read(core_of(req)->store, resolve_txn, &r)
-                                                   : OPSC_ENOENT;
+    json_t *records = NULL;
+    char err[400] = "";
+    int rc = fleet_resolve_group(req, http_req_param(req, "id"), &records, err, sizeof(err));
     if (rc == OPSC_ENOENT) {
         http_respond_error(req, 404, "not_found", NULL, "group not found");
     } else if (rc < 0) {
-        http_respond_opsc_error(req, rc, "resolving the group: %s", r.err);
+        http_respond_opsc_error(req, rc, "resolving the group: %s", err);
     } else {
         char next[40];
-        json_t *items = page(r.records, limit, cursor, next, &disabled);
+        json_t *items = page(records, limit, cursor, next, &disabled);
         json_t *body = rest_list(items, next);
-        json_object_set_new(body, "total", json_integer((json_int_t)json_array_size(r.records)));
+        json_object_set_new(body, "total", json_integer((json_int_t)json_array_size(records)));
         json_object_set_new(body, "disabled", json_integer((json_int_t)disabled));
         http_respond_json(req, 200, body);
     }
-    json_decref(r.spec);
-    json_decref(r.records);
+    json_decref(records);
     return HTTP_DONE;
 }
 
@@ -236,12 +203,12 @@ static int group_targets(http_req *req)
 
 #define GROUP_PROPS                                                                                \
     "\"name\":{\"type\":\"string\"},\"description\":{\"type\":\"string\"},\"members\":"            \
-    "{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":\"target ids\"},"        \
-    "\"selector\":{\"type\":\"string\",\"description\":\"labels, e.g. env=prod,role in "          \
+    "{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":\"target ids\"},"         \
+    "\"selector\":{\"type\":\"string\",\"description\":\"labels, e.g. env=prod,role in "           \
     "(web,db),!legacy\"},\"groups\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"          \
     "\"description\":\"nested group ids\"}"
 #define GROUP_SCHEMA                                                                               \
-    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"}," GROUP_PROPS              \
+    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"}," GROUP_PROPS               \
     ",\"created_at\":{\"type\":\"string\"},\"updated_at\":{\"type\":\"string\"},\"version\":"      \
     "{\"type\":\"integer\"}}}"
 #define MEMBERS_SCHEMA                                                                             \
@@ -257,8 +224,7 @@ static const http_route routes[] = {
      "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":" GROUP_SCHEMA
      "},\"next_cursor\":{\"type\":[\"string\",\"null\"]}}}"},
     {"POST", "/api/v1/groups", ROLE_OPERATOR, create_group, HTTP_ROUTE_JSON_BODY, "groups",
-     "Create a group", "{\"type\":\"object\",\"properties\":{" GROUP_PROPS "}}", GROUP_SCHEMA,
-     201},
+     "Create a group", "{\"type\":\"object\",\"properties\":{" GROUP_PROPS "}}", GROUP_SCHEMA, 201},
     {"GET", "/api/v1/groups/{id}", ROLE_VIEWER, get_group, 0, "groups", "Get a group", NULL,
      GROUP_SCHEMA},
     {"PATCH", "/api/v1/groups/{id}", ROLE_OPERATOR, update_group, HTTP_ROUTE_JSON_BODY, "groups",

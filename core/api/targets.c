@@ -27,29 +27,6 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-void fleet_respond_error(http_req *req, int rc, const fleet_err *e, const char *what)
-{
-    char code[48];
-    if (rc == OPSC_ESCHEMA || rc == OPSC_EEXIST || rc == OPSC_EHOSTKEY) {
-        snprintf(code, sizeof(code), "invalid_%s", what);
-        json_t *details = e->field ? json_pack("{s:s}", "field", e->field) : NULL;
-        http_respond_error(req, rc == OPSC_ESCHEMA ? 400 : 409,
-                           rc == OPSC_ESCHEMA ? code : "conflict", details, "%s", e->msg);
-        return;
-    }
-    rest_error(req, rc, what);
-}
-
-void fleet_publish(http_req *req, const char *type, const json_t *rec)
-{
-    struct opsc_core *c = core_of(req);
-    json_t *data = json_pack("{s:O?, s:O?}", "id", json_object_get(rec, "id"), "name",
-                             json_object_get(rec, "name"));
-    if (c->events && data)
-        events_publish(c->events, type, str(rec, "id"), data);
-    json_decref(data);
-}
-
 /* The answer to a write: the record and the advice given while checking it. */
 static json_t *with_warnings(json_t *rec, json_t *warnings)
 {
@@ -97,28 +74,9 @@ static int create_target(http_req *req)
 
 /* ---- read ---------------------------------------------------------------------------------- */
 
-struct one {
-    const char *id;
-    json_t *rec;
-};
-
-static int get_txn(store_txn *txn, void *ud)
-{
-    struct one *o = ud;
-    return store_get(txn, "targets", o->id, &o->rec);
-}
-
 static int get_target(http_req *req)
 {
-    struct one o = {http_req_param(req, "id"), NULL};
-    int rc = store_read(core_of(req)->store, get_txn, &o);
-    if (rc < 0) {
-        rest_error(req, rc, "target");
-        return HTTP_DONE;
-    }
-    rest_etag(req, o.rec);
-    http_respond_json(req, 200, o.rec);
-    return HTTP_DONE;
+    return fleet_get_record(req, "targets", "target");
 }
 
 /* Filters of the list: label (a selector), os, transport, name, name_prefix, enabled. */
@@ -319,8 +277,8 @@ static int reset_keys_txn(store_txn *txn, void *ud)
 static int reset_host_keys(http_req *req)
 {
     struct opsc_core *c = core_of(req);
-    struct hostkey h = {http_req_param(req, "id"), NULL, NULL, rest_if_match(req), false, NULL,
-                        {0}};
+    struct hostkey h = {
+        http_req_param(req, "id"), NULL, NULL, rest_if_match(req), false, NULL, {0}};
     if (h.expect < 0)
         return HTTP_DONE;
     fleet_flush(c->fleet); /* nothing queued may land after the reset */
@@ -339,31 +297,32 @@ static int reset_host_keys(http_req *req)
 /* ---- routes ------------------------------------------------------------------------------- */
 
 #define TARGET_PROPS                                                                               \
-    "\"name\":{\"type\":\"string\"},\"address\":{\"type\":\"string\",\"description\":\"DNS "      \
+    "\"name\":{\"type\":\"string\"},\"address\":{\"type\":\"string\",\"description\":\"DNS "       \
     "name, IPv4 or IPv6\"},\"port\":{\"type\":\"integer\"},\"os_family\":{\"type\":\"string\","    \
     "\"enum\":[\"linux\",\"windows\"]},\"transport\":{\"type\":\"string\",\"enum\":[\"ssh\","      \
-    "\"winrm\",\"local\"]},\"credential_id\":{\"type\":[\"string\",\"null\"]},\"labels\":"        \
+    "\"winrm\",\"local\"]},\"credential_id\":{\"type\":[\"string\",\"null\"]},\"labels\":"         \
     "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},\"host_key_policy\":"    \
     "{\"type\":\"string\",\"enum\":[\"strict\",\"tofu\",\"off\"]},\"connect_timeout_s\":"          \
     "{\"type\":\"integer\"},\"command_timeout_s\":{\"type\":\"integer\"},\"transport_options\":"   \
-    "{\"type\":\"object\"},\"enabled\":{\"type\":\"boolean\"},\"description\":{\"type\":"         \
+    "{\"type\":\"object\"},\"enabled\":{\"type\":\"boolean\"},\"description\":{\"type\":"          \
     "\"string\"}"
 #define HOST_KEYS_SCHEMA                                                                           \
     "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"type\":{\"type\":"       \
     "\"string\"},\"fingerprint\":{\"type\":\"string\"},\"source\":{\"type\":\"string\",\"enum\":"  \
     "[\"tofu\",\"api\"]},\"added_at\":{\"type\":\"string\"}}}}"
 #define TARGET_SCHEMA                                                                              \
-    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"}," TARGET_PROPS             \
-    ",\"host_keys\":" HOST_KEYS_SCHEMA ",\"facts\":{\"type\":\"object\",\"readOnly\":true,"       \
+    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"}," TARGET_PROPS              \
+    ",\"host_keys\":" HOST_KEYS_SCHEMA ",\"facts\":{\"type\":\"object\",\"readOnly\":true,"        \
     "\"properties\":{\"os_name\":{\"type\":\"string\"},\"os_version\":{\"type\":\"string\"},"      \
     "\"kernel\":{\"type\":\"string\"},\"arch\":{\"type\":\"string\"},\"hostname\":{\"type\":"      \
     "\"string\"},\"last_seen\":{\"type\":\"string\"},\"latency_ms\":{\"type\":\"integer\"}}},"     \
-    "\"last_test\":{\"type\":[\"object\",\"null\"],\"readOnly\":true},\"warnings\":{\"type\":"    \
-    "\"array\",\"items\":{\"type\":\"string\"}},\"created_at\":{\"type\":\"string\"},"            \
+    "\"last_test\":{\"type\":[\"object\",\"null\"],\"readOnly\":true},\"warnings\":{\"type\":"     \
+    "\"array\",\"items\":{\"type\":\"string\"}},\"created_at\":{\"type\":\"string\"},"             \
     "\"updated_at\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\"}}}"
 #define TARGET_WRITE_SCHEMA                                                                        \
     "{\"type\":\"object\",\"properties\":{" TARGET_PROPS ",\"allow_insecure\":{\"type\":"          \
-    "\"boolean\",\"description\":\"required to set host_key_policy off\"},\"host_keys\":{\"type\":" \
+    "\"boolean\",\"description\":\"required to set host_key_policy "                               \
+    "off\"},\"host_keys\":{\"type\":"                                                              \
     "\"array\",\"description\":\"on create only: \\\"<type> SHA256:<b64>\\\" strings\"}}}"
 #define BULK_RESULT_SCHEMA                                                                         \
     "{\"type\":\"object\",\"properties\":{\"created\":{\"type\":\"integer\"},\"failed\":"          \
@@ -387,9 +346,9 @@ static const http_route routes[] = {
      "{\"type\":\"array\",\"items\":" TARGET_WRITE_SCHEMA "}", BULK_RESULT_SCHEMA},
     {"GET", "/api/v1/targets/{id}", ROLE_VIEWER, get_target, 0, "targets",
      "Get a target with its facts and known host keys", NULL, TARGET_SCHEMA},
-    {"PATCH", "/api/v1/targets/{id}", ROLE_OPERATOR, update_target, HTTP_ROUTE_JSON_BODY,
-     "targets", "Change a target (If-Match); null resets a field to its default",
-     TARGET_WRITE_SCHEMA, TARGET_SCHEMA},
+    {"PATCH", "/api/v1/targets/{id}", ROLE_OPERATOR, update_target, HTTP_ROUTE_JSON_BODY, "targets",
+     "Change a target (If-Match); null resets a field to its default", TARGET_WRITE_SCHEMA,
+     TARGET_SCHEMA},
     {"DELETE", "/api/v1/targets/{id}", ROLE_OPERATOR, delete_target, 0, "targets",
      "Delete a target (and its group memberships)", NULL, NULL, 204},
     {"POST", "/api/v1/targets/{id}/host-keys", ROLE_OPERATOR, add_host_key, HTTP_ROUTE_JSON_BODY,

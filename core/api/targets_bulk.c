@@ -29,11 +29,11 @@ typedef struct chunk {
 
 static json_t *error_result(size_t index, int rc, const fleet_err *e)
 {
-    const char *code = rc == OPSC_ESCHEMA   ? "invalid_target"
+    const char *code = rc == OPSC_ESCHEMA  ? "invalid_target"
                        : rc == OPSC_EEXIST ? "conflict"
                                            : opsc_err_name(rc);
-    json_t *err = json_pack("{s:s, s:s}", "code", code, "message",
-                            e->msg[0] ? e->msg : opsc_strerror(rc));
+    json_t *err =
+        json_pack("{s:s, s:s}", "code", code, "message", e->msg[0] ? e->msg : opsc_strerror(rc));
     if (e->field)
         json_object_set_new(err, "field", json_string(e->field));
     return json_pack("{s:I, s:s, s:o}", "index", (json_int_t)index, "status", "error", "error",
@@ -71,8 +71,7 @@ static json_t *parse_array(http_req *req)
         return NULL;
     }
     if (json_array_size(arr) > BULK_MAX) {
-        http_respond_error(req, 413, "too_large", NULL, "at most %d targets per request",
-                           BULK_MAX);
+        http_respond_error(req, 413, "too_large", NULL, "at most %d targets per request", BULK_MAX);
         json_decref(arr);
         return NULL;
     }
@@ -89,8 +88,7 @@ static void import(http_req *req, json_t *arr, item *items, json_t *results, siz
         items[i].rc = OPSC_ESCHEMA;
         snprintf(items[i].e.msg, sizeof(items[i].e.msg), "each item must be a JSON object");
         if (json_is_object(body))
-            items[i].rc =
-                target_build(core->plugins, body, NULL, &items[i].rec, NULL, &items[i].e);
+            items[i].rc = target_build(core->plugins, body, NULL, &items[i].rec, NULL, &items[i].e);
     }
     for (size_t off = 0; off < n; off += BULK_CHUNK) {
         chunk c = {items + off, n - off < BULK_CHUNK ? n - off : BULK_CHUNK};
@@ -103,11 +101,10 @@ static void import(http_req *req, json_t *arr, item *items, json_t *results, siz
                 continue;
             }
             (*created)++;
-            json_array_append_new(results,
-                                  json_pack("{s:I, s:s, s:O, s:O}", "index", (json_int_t)(off + i),
-                                            "status", "created", "id",
-                                            json_object_get(it->rec, "id"), "name",
-                                            json_object_get(it->rec, "name")));
+            json_array_append_new(results, json_pack("{s:I, s:s, s:O, s:O}", "index",
+                                                     (json_int_t)(off + i), "status", "created",
+                                                     "id", json_object_get(it->rec, "id"), "name",
+                                                     json_object_get(it->rec, "name")));
             fleet_publish(req, "target.created", it->rec);
         }
     }

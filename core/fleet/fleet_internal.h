@@ -29,6 +29,11 @@ int fleet_links(store_txn *txn, const char *db, const char *parent, json_t **out
 /* The core a fleet service belongs to (fleet.c). */
 struct opsc_core *fleet_core(fleet *f);
 
+/* A unique name in `index_db` free for record `id` (or already its own):
+ * else OPSC_EEXIST with "a <kind> named '<name>' exists (<id>)" in `e`. */
+int fleet_name_free(store_txn *txn, const char *index_db, const char *kind, const char *name,
+                    const char *id, fleet_err *e);
+
 /* json_equal that also holds for two missing members. */
 bool fleet_same(const json_t *a, const json_t *b);
 

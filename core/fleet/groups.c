@@ -224,21 +224,6 @@ static int relink(store_txn *txn, const char *db, const char *field, const json_
     return rc;
 }
 
-static int name_free(store_txn *txn, const char *name, const char *id, fleet_err *e)
-{
-    char other[FLEET_ID_MAX];
-    int rc = store_index_get(txn, "groups_by_name", name, other);
-    if (rc == OPSC_ENOENT || (rc == 0 && strcmp(other, id) == 0))
-        return 0;
-    if (rc == 0) {
-        char q[FLEET_QUOTE_LEN];
-        fleet_quote(name, strlen(name), q);
-        fleet_fail(e, "name", "a group named '%s' exists (%s)", q, other);
-        return OPSC_EEXIST;
-    }
-    return rc;
-}
-
 int group_write(store_txn *txn, const json_t *before, json_t *rec, int64_t expect, fleet_err *e)
 {
     char id[UUID_STR_LEN];
@@ -253,7 +238,7 @@ int group_write(store_txn *txn, const json_t *before, json_t *rec, int64_t expec
     if (rc == 0 && before)
         rc = check_cycles(txn, rec, e);
     if (rc == 0)
-        rc = name_free(txn, name, fld_str(rec, "id"), e);
+        rc = fleet_name_free(txn, "groups_by_name", "group", name, fld_str(rec, "id"), e);
     if (rc == 0)
         rc = before ? store_update(txn, "groups", rec, expect) : store_create(txn, "groups", rec);
     if (rc == 0 && (!old || strcmp(old, name) != 0))

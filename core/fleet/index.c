@@ -1,9 +1,10 @@
-/* index.c - one-to-many index links "<parent>/<child>" shared by the fleet's records. */
+/* index.c - the fleet records' indexes: unique names and one-to-many links "<parent>/<child>". */
 #include <stdio.h>
 #include <string.h>
 
 #include <opsc/errors.h>
 
+#include "fields.h"
 #include "fleet_internal.h"
 #include "util.h"
 
@@ -58,4 +59,19 @@ int fleet_links(store_txn *txn, const char *db, const char *parent, json_t **out
 bool fleet_same(const json_t *a, const json_t *b)
 {
     return a == b || (a && b && json_equal(a, b));
+}
+
+int fleet_name_free(store_txn *txn, const char *index_db, const char *kind, const char *name,
+                    const char *id, fleet_err *e)
+{
+    char other[FLEET_ID_MAX];
+    int rc = store_index_get(txn, index_db, name, other);
+    if (rc == OPSC_ENOENT || (rc == 0 && strcmp(other, id) == 0))
+        return 0;
+    if (rc < 0)
+        return rc;
+    char q[FLEET_QUOTE_LEN];
+    fleet_quote(name, strlen(name), q);
+    fleet_fail(e, "name", "a %s named '%s' exists (%s)", kind, q, other);
+    return OPSC_EEXIST;
 }

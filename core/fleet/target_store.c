@@ -58,23 +58,6 @@ static int check_credential(store_txn *txn, const json_t *rec, fleet_err *e)
     return rc;
 }
 
-static int name_free(store_txn *txn, const char *name, const char *id, fleet_err *e)
-{
-    char other[FLEET_ID_MAX];
-    int rc = store_index_get(txn, "targets_by_name", name, other);
-    if (rc == OPSC_ENOENT)
-        return 0;
-    if (rc == 0 && strcmp(other, id) == 0)
-        return 0;
-    if (rc == 0) {
-        char q[FLEET_QUOTE_LEN];
-        fleet_quote(name, strlen(name), q);
-        fleet_fail(e, "name", "a target named '%s' exists (%s)", q, other);
-        return OPSC_EEXIST;
-    }
-    return rc;
-}
-
 int target_insert(store_txn *txn, json_t *rec, fleet_err *e)
 {
     char id[UUID_STR_LEN];
@@ -91,7 +74,7 @@ int target_insert(store_txn *txn, json_t *rec, fleet_err *e)
     if (rc == 0)
         rc = check_credential(txn, rec, e);
     if (rc == 0)
-        rc = name_free(txn, fld_str(rec, "name"), id, e);
+        rc = fleet_name_free(txn, "targets_by_name", "target", fld_str(rec, "name"), id, e);
     if (rc == 0)
         rc = store_create(txn, "targets", rec);
     if (rc == 0)
@@ -112,7 +95,7 @@ int target_replace(store_txn *txn, const json_t *before, json_t *rec, int64_t ex
                               json_object_get(rec, "credential_id"));
     int rc = check_credential(txn, rec, e);
     if (rc == 0 && renamed)
-        rc = name_free(txn, now, id, e);
+        rc = fleet_name_free(txn, "targets_by_name", "target", now, id, e);
     if (rc == 0)
         rc = store_update(txn, "targets", rec, expect);
     if (rc == 0 && renamed)
