@@ -128,6 +128,7 @@ static void unqueue(ptarget *t, pool_wait *w)
     else
         t->wq_tail = w->prev;
     w->next = w->prev = NULL;
+    t->nwait--;
 }
 
 void pool_fail_waiters(pool *p, ptarget *t, int code, const char *msg)
@@ -227,14 +228,6 @@ static size_t opening_capacity(const ptarget *t)
     return n;
 }
 
-static size_t queue_len(const ptarget *t)
-{
-    size_t n = 0;
-    for (const pool_wait *w = t->wq; w; w = w->next)
-        n++;
-    return n;
-}
-
 static void grant(pool *p, ptarget *t, pconn *c)
 {
     pool_wait *w = t->wq;
@@ -276,7 +269,7 @@ static void dispatch(pool *p, ptarget *t)
             grant(p, t, c);
             continue;
         }
-        if (queue_len(t) <= opening_capacity(t))
+        if (t->nwait <= opening_capacity(t))
             break; /* the connections being opened will take them */
         if (t->nconns >= p->opts.max_connections)
             break; /* wait for a session to come back */
@@ -488,6 +481,7 @@ int pool_acquire(pool *p, const char *target_id, pool_acquire_cb cb, void *ud, p
         else
             t->wq = w;
         t->wq_tail = w;
+        t->nwait++;
         pool_kick(p, t);
     }
     if (out)
@@ -629,7 +623,7 @@ void pool_stats_get(const pool *p, pool_stats *st)
     st->targets = p->ntargets;
     for (size_t b = 0; b < NBUCKETS; b++)
         for (const ptarget *t = p->buckets[b]; t; t = t->hnext) {
-            st->waiting += queue_len(t);
+            st->waiting += t->nwait;
             for (const pconn *c = t->conns; c; c = c->next) {
                 st->connections++;
                 st->connecting += c->state == PC_CONNECTING;

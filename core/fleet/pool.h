@@ -61,7 +61,9 @@ opsc_conn *pool_lease_conn(const pool_lease *l);
 /* The target record (borrowed until release): name, address, os_family, labels, facts. */
 struct json_t *pool_lease_target(const pool_lease *l);
 /* Return the lease. `broken`: the connection misbehaved (protocol error,
- * reset): close it rather than reuse it. */
+ * reset): close it rather than reuse it. May be called from inside a
+ * transport callback of that connection (on_done...): a close it causes
+ * happens on the next loop turn. */
 void pool_release(pool_lease *l, bool broken);
 
 /* Forget pooled connections of a target (its address, credential or host

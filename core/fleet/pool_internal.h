@@ -67,7 +67,8 @@ struct ptarget {
     pconn *conns;
     int nconns;              /* not closed, not stale: counted against max_connections */
     pool_wait *wq, *wq_tail; /* FIFO of waiters */
-    char *key;               /* the connection key of the latest record seen */
+    size_t nwait;
+    char *key; /* the connection key of the latest record seen */
     bool kicked, starved;
     ptarget *knext, *snext; /* kick list, starved list */
 };

@@ -111,14 +111,34 @@ static void run_cmd(fleet_fx *f, pool_lease *l, const char *command, cmd *c)
     fleet_fx_run_until(f, &c->done, 5000);
 }
 
+/* A fixture with one local target "t1", its id in `id`. */
+static fleet_fx *with_target(const char *plugin_config, pool_opts opts, char id[40])
+{
+    fleet_fx *f = fleet_fx_new(plugin_config, &opts);
+    assert_non_null(f);
+    fleet_fx_target(f, local_body("t1"), id);
+    return f;
+}
+
+/* Ask for `n` leases at once; return when the first `granted` are in and
+ * the others had time to be granted (wrongly). */
+static void acquire_many(fleet_fx *f, const char *id, got *g, int n, int granted)
+{
+    for (int i = 0; i < n; i++)
+        acquire(f, id, &g[i]);
+    fleet_fx_run_until(f, &g[granted - 1].done, 5000);
+    fleet_fx_run_for(f, 20);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(g[i].done, i < granted);
+}
+
 /* ---- tests -------------------------------------------------------------------------------- */
 
 static void test_a_released_connection_is_reused(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new(NULL, &(pool_opts){0});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target(NULL, (pool_opts){0}, id);
     got g;
     acquire_wait(f, id, &g);
     assert_int_equal(g.status, 0);
@@ -147,17 +167,11 @@ static void test_a_released_connection_is_reused(void **state)
 static void test_sessions_per_connection_are_limited_and_waiters_served_in_order(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new("[plugin.transport-local]\nmax_commands = 2\n",
-                               &(pool_opts){.max_connections = 1});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target("[plugin.transport-local]\nmax_commands = 2\n",
+                              (pool_opts){.max_connections = 1}, id);
     got g[5];
-    for (int i = 0; i < 5; i++)
-        acquire(f, id, &g[i]);
-    fleet_fx_run_until(f, &g[1].done, 5000);
-    fleet_fx_run_for(f, 20);
-    assert_true(g[0].done && g[1].done);
-    assert_false(g[2].done || g[3].done || g[4].done);
+    acquire_many(f, id, g, 5, 2);
     assert_ptr_equal(pool_lease_conn(g[0].lease), pool_lease_conn(g[1].lease));
     pool_stats st = stats(f);
     assert_int_equal(st.connections, 1);
@@ -182,16 +196,11 @@ static void test_sessions_per_connection_are_limited_and_waiters_served_in_order
 static void test_connections_per_target_are_limited(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new("[plugin.transport-local]\nmax_commands = 1\n",
-                               &(pool_opts){.max_connections = 2});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target("[plugin.transport-local]\nmax_commands = 1\n",
+                              (pool_opts){.max_connections = 2}, id);
     got g[3];
-    for (int i = 0; i < 3; i++)
-        acquire(f, id, &g[i]);
-    fleet_fx_run_until(f, &g[1].done, 5000);
-    fleet_fx_run_for(f, 20);
-    assert_false(g[2].done);
+    acquire_many(f, id, g, 3, 2);
     assert_ptr_not_equal(pool_lease_conn(g[0].lease), pool_lease_conn(g[1].lease));
     assert_int_equal(stats(f).connections, 2);
     pool_release(g[0].lease, false);
@@ -255,9 +264,8 @@ static void test_the_total_limit_makes_other_targets_wait(void **state)
 static void test_idle_connections_close_after_the_timeout(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new(NULL, &(pool_opts){.idle_timeout_ms = 50});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target(NULL, (pool_opts){.idle_timeout_ms = 50}, id);
     got g;
     acquire_wait(f, id, &g);
     pool_release(g.lease, false);
@@ -272,9 +280,8 @@ static void test_idle_connections_close_after_the_timeout(void **state)
 static void test_a_broken_lease_closes_its_connection(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new(NULL, &(pool_opts){0});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target(NULL, (pool_opts){0}, id);
     got g;
     acquire_wait(f, id, &g);
     pool_release(g.lease, true);
@@ -337,10 +344,9 @@ static void test_refusals_say_why(void **state)
 static void test_a_cancelled_waiter_gets_ecanceled(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new("[plugin.transport-local]\nmax_commands = 1\n",
-                               &(pool_opts){.max_connections = 1});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target("[plugin.transport-local]\nmax_commands = 1\n",
+                              (pool_opts){.max_connections = 1}, id);
     got g1, g2, g3;
     acquire_wait(f, id, &g1);
     acquire(f, id, &g2);
@@ -376,9 +382,8 @@ static int disable_txn(store_txn *txn, void *ud)
 static void test_invalidation_and_target_changes_stop_reuse(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new(NULL, &(pool_opts){0});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target(NULL, (pool_opts){0}, id);
     got g;
     acquire_wait(f, id, &g);
     pool_release(g.lease, false);
@@ -406,9 +411,8 @@ static void test_invalidation_and_target_changes_stop_reuse(void **state)
 static void test_releasing_from_inside_on_done_is_safe(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new(NULL, &(pool_opts){0});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target(NULL, (pool_opts){0}, id);
     got g;
     acquire_wait(f, id, &g);
     pool_invalidate(f->core.pool, id); /* so that the release closes the connection */
@@ -428,10 +432,9 @@ static void on_closed(void *ud)
 static void test_closing_fails_waiters_and_waits_for_leases(void **state)
 {
     (void)state;
-    fleet_fx *f = fleet_fx_new("[plugin.transport-local]\nmax_commands = 1\n",
-                               &(pool_opts){.max_connections = 1});
     char id[40];
-    fleet_fx_target(f, local_body("t1"), id);
+    fleet_fx *f = with_target("[plugin.transport-local]\nmax_commands = 1\n",
+                              (pool_opts){.max_connections = 1}, id);
     got g1, g2;
     acquire_wait(f, id, &g1);
     acquire(f, id, &g2);
