@@ -12,6 +12,12 @@
  * ("groups_by_group": "<child id>/<parent id>"); a write that would close a
  * cycle is refused, naming it.
  *
+ * Events on the core's bus (subject: the record's id; data {id, name, ...}):
+ * "target.created", "target.updated", "target.deleted", "target.tested"
+ * (data: the test result), "target.host_key_learned" (TOFU, also audited as
+ * action "target.host_key_learned" by actor "system"), "target.host_key_added",
+ * "target.host_keys_reset", "group.created", "group.updated", "group.deleted".
+ *
  * A target spec, as in jobs and schedules, is {"ids": [target ids],
  * "groups": [group ids], "selector": "..."}: every member optional, the
  * union of what each names.

@@ -17,7 +17,9 @@
 #     hide the difference (without gdb the figures are untrimmed). The growth
 #     from before the first test is printed too (an upper bound: it includes
 #     what the tests left in the allocator).
-# sshd's own CPU (key exchange, fork per connection) bounds the wall time.
+#   - sshd's CPU for both tests (the listener's and its reaped children's,
+#     read when the pool has closed every connection): key exchange, a fork
+#     per connection and the probe's commands; it bounds the wall time.
 # Not run by the test suite.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,9 +70,13 @@ base = f"http://127.0.0.1:{port}"
 facts = json.load(open(f"{work}/facts.json"))
 tick = os.sysconf("SC_CLK_TCK")
 
-def cpu_s():
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / tick
+def cpu_s(of=pid, children=False):
+    f = open(f"/proc/{of}/stat").read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in f[11:15 if children else 13]) / tick
+
+def sshd_cpu_s():
+    """The sshd listener and every connection it served and reaped (and their commands)."""
+    return cpu_s(facts["pid"], children=True)
 
 def rss_kb(trim=False):
     if trim:
@@ -124,6 +130,7 @@ def run(label):
           f"{first:.3f} s, daemon CPU {cpu:.2f} s, ok {ok}, failed {failed}")
 
 rss0 = rss_kb()
+sshd0 = sshd_cpu_s()
 run("test 1 (TOFU: keys learned)")
 time.sleep(0.5)
 rss1 = rss_kb()
@@ -132,6 +139,8 @@ time.sleep(0.5)
 rss2 = rss_kb(trim=True)
 time.sleep(idle_s + 3)  # the pool's idle timeout closes every connection
 rss3 = rss_kb(trim=True)
+print(f"sshd CPU for both tests (counted once the pool closed the connections): "
+      f"{sshd_cpu_s() - sshd0:.2f} s")
 print(f"daemon RSS: before tests {rss0} kB, {n} pooled connections {rss2} kB, "
       f"after the pool closed them {rss3} kB")
 print(f"memory per pooled connection: {(rss2 - rss3) / n:.1f} kB "
