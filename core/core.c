@@ -263,15 +263,15 @@ static void close_services(void *ud)
     auth_close(a, free_plugins, c);
 }
 
-/* Everything that depends on the loop is closed here; what remains is freed
- * by core_free() once uv_run() returns. Pooled connections close before the
- * plugins that own them go. */
 static void on_pool_deadline(uv_timer_t *t)
 {
     log_warn("core", "pooled connections did not close in time: stopping now");
     uv_stop(t->loop);
 }
 
+/* Everything that depends on the loop is closed here; what remains is freed
+ * by core_free() once uv_run() returns. Pooled connections close before the
+ * plugins that own them go, within a deadline of their own. */
 static void finish_stop(struct opsc_core *c)
 {
     uv_timer_stop(&c->stop_deadline);
