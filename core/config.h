@@ -119,6 +119,13 @@ struct sched_cfg {
     int64_t clock_check_ms;       /* longest sleep: how soon a wall-clock jump is seen */
 };
 
+struct fleet_cfg {
+    int64_t idle_timeout_ms;  /* pooled connection idle this long closes */
+    int64_t max_per_target;   /* pooled connections per target */
+    int64_t max_total;        /* pooled connections in all */
+    int64_t test_concurrency; /* targets of a group test probed at once */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
@@ -128,6 +135,7 @@ struct config {
     struct auth_cfg auth;
     struct vault_cfg vault;
     struct sched_cfg scheduler;
+    struct fleet_cfg fleet;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

@@ -23,6 +23,8 @@ typedef struct vault vault;
 typedef struct events events;
 typedef struct exec exec;
 typedef struct sched sched;
+typedef struct pool pool;
+typedef struct fleet fleet;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -38,6 +40,8 @@ struct opsc_core {
     events *events;          /* state changes: runs, schedules, targets */
     exec *exec;             /* the executor; NULL until it is part of the daemon */
     sched *sched;           /* schedules firing runs through exec */
+    pool *pool;             /* pooled connections to targets */
+    fleet *fleet;           /* targets' test results writer, connectivity tests */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

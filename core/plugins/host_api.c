@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin_internal.h"
+#include "steptype.h"
 #include "util.h"
 
 /* ---- memory, logging, time ------------------------------------------- */
@@ -137,8 +138,8 @@ static int reg_append(reg_list *l, const plugin_reg *r)
     return 0;
 }
 
-int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
-                         void *state)
+static int register_entry(enum plugin_reg_kind kind, const void *desc, const char *name,
+                          void *state, steplib *compiled)
 {
     plugin_host *h = plugin_host_current;
     if (!h || !h->initialising) {
@@ -155,8 +156,17 @@ int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char
                   h->initialising->name, name);
         return OPSC_EEXIST;
     }
-    plugin_reg r = {desc, state, h->initialising};
+    plugin_reg r = {desc, state, h->initialising, compiled};
     return reg_append(&h->regs[kind], &r);
+}
+
+int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
+                         void *state, steplib *compiled)
+{
+    int rc = register_entry(kind, desc, name, state, compiled);
+    if (rc < 0)
+        steplib_free(compiled);
+    return rc;
 }
 
 void plugin_host_unregister_owner(plugin_host *h, plugin *p)
@@ -164,9 +174,12 @@ void plugin_host_unregister_owner(plugin_host *h, plugin *p)
     for (int k = 0; k < REG__COUNT; k++) {
         reg_list *l = &h->regs[k];
         size_t o = 0;
-        for (size_t i = 0; i < l->n; i++)
+        for (size_t i = 0; i < l->n; i++) {
             if (l->items[i].owner != p)
                 l->items[o++] = l->items[i];
+            else
+                steplib_free(l->items[i].compiled);
+        }
         l->n = o;
     }
 }
@@ -176,7 +189,7 @@ static int api_register_transport(const opsc_transport *t, void *state)
     if (t && (t->size < offsetof(opsc_transport, close) + sizeof(t->close) || !t->connect ||
               !t->exec || !t->close))
         return OPSC_EINVAL;
-    return plugin_host_register(REG_TRANSPORT, t, t ? t->name : NULL, state);
+    return plugin_host_register(REG_TRANSPORT, t, t ? t->name : NULL, state, NULL);
 }
 
 static int steplib_duplicate(const opsc_steplib *lib)
@@ -198,28 +211,40 @@ static int api_register_steplib(const opsc_steplib *lib, void *state)
         log_error("plugins", "step library %s %s is already loaded", lib->name, lib->version);
         return OPSC_EEXIST;
     }
-    return plugin_host_register(REG_STEPLIB, lib, lib ? lib->name : NULL, state);
+    /* A broken library is refused now, with the step and field at fault,
+     * rather than failing runs later. */
+    steplib *compiled = NULL;
+    char err[1024];
+    if (lib) {
+        int rc = steplib_compile(&compiled, lib, err, sizeof(err));
+        if (rc < 0) {
+            log_error("plugins", "step library %s %s: %s", lib->name ? lib->name : "?",
+                      lib->version, err);
+            return rc;
+        }
+    }
+    return plugin_host_register(REG_STEPLIB, lib, lib ? lib->name : NULL, state, compiled);
 }
 
 static int api_register_notifier(const opsc_notifier *n, void *state)
 {
     if (n && (n->size < sizeof(opsc_notifier) || !n->send))
         return OPSC_EINVAL;
-    return plugin_host_register(REG_NOTIFIER, n, n ? n->name : NULL, state);
+    return plugin_host_register(REG_NOTIFIER, n, n ? n->name : NULL, state, NULL);
 }
 
 static int api_register_scanner(const opsc_scanner *s, void *state)
 {
     if (s && (s->size < sizeof(opsc_scanner) || !s->scan))
         return OPSC_EINVAL;
-    return plugin_host_register(REG_SCANNER, s, s ? s->name : NULL, state);
+    return plugin_host_register(REG_SCANNER, s, s ? s->name : NULL, state, NULL);
 }
 
 static int api_register_auth_provider(const opsc_auth_provider *p, void *state)
 {
     if (p && (p->size < sizeof(opsc_auth_provider) || !p->authenticate))
         return OPSC_EINVAL;
-    return plugin_host_register(REG_AUTH, p, p ? p->name : NULL, state);
+    return plugin_host_register(REG_AUTH, p, p ? p->name : NULL, state, NULL);
 }
 
 /* ---- step API: forwarded to the executor ----------------------------------- */
@@ -292,6 +317,12 @@ static bool api_step_cancelled(opsc_step_ctx *ctx)
 static int api_step_sleep(opsc_step_ctx *ctx, uint32_t ms)
 {
     STEP_FORWARD(sleep, OPSC_ENOTSUP, ctx, ms);
+}
+
+static int api_step_render(opsc_step_ctx *ctx, const char *text, const char *vars_json,
+                           const char **out, char *err, size_t errlen)
+{
+    STEP_FORWARD(render, OPSC_ENOTSUP, ctx, text, vars_json, out, err, errlen);
 }
 
 static void api_step_log(opsc_step_ctx *ctx, int level, const char *fmt, ...)
@@ -372,6 +403,7 @@ static const opsc_host_api host_api = {
     .step_cancelled = api_step_cancelled,
     .step_sleep = api_step_sleep,
     .local_user_verify = api_local_user_verify,
+    .step_render = api_step_render,
 };
 
 const opsc_host_api *plugin_host_api(void)

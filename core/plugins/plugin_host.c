@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin_internal.h"
+#include "steptype.h"
 
 plugin_host *plugin_host_current;
 
@@ -384,6 +385,52 @@ const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int majo
             best = r;
     }
     return best;
+}
+
+const steptype *plugin_host_steptype(plugin_host *h, const char *ref, const plugin_reg **lib_out,
+                                     char *err, size_t errlen)
+{
+    char lib[64];
+    const char *dot = strchr(ref, '.');
+    const char *at = strchr(ref, '@');
+    size_t llen = dot ? (size_t)(dot - ref) : 0;
+    if (!dot || llen == 0 || llen >= sizeof(lib) || (at && at < dot) || !dot[1] || dot + 1 == at) {
+        snprintf(err, errlen, "'%s' is not a step type (want <library>.<step>[@<major>])", ref);
+        return NULL;
+    }
+    memcpy(lib, ref, llen);
+    lib[llen] = '\0';
+    char *end = NULL;
+    long major = at ? strtol(at + 1, &end, 10) : 0;
+    if (at && (end == at + 1 || *end || major < 1 || major > 1000)) {
+        snprintf(err, errlen, "'%s': the pinned major version after '@' must be a number >= 1", ref);
+        return NULL;
+    }
+    const plugin_reg *r = plugin_host_steplib(h, lib, (int)major);
+    if (!r) {
+        if (major && plugin_host_steplib(h, lib, 0))
+            snprintf(err, errlen, "step library '%s' version %ld.x is not installed", lib, major);
+        else
+            snprintf(err, errlen, "no step library '%s' is loaded", lib);
+        return NULL;
+    }
+    char step[128];
+    size_t slen = at ? (size_t)(at - dot - 1) : strlen(dot + 1);
+    if (slen >= sizeof(step)) {
+        snprintf(err, errlen, "'%s': step name too long", ref);
+        return NULL;
+    }
+    memcpy(step, dot + 1, slen);
+    step[slen] = '\0';
+    const steptype *st = steplib_find(r->compiled, step);
+    if (!st) {
+        snprintf(err, errlen, "step library '%s' %s has no step '%s'", lib,
+                 ((const opsc_steplib *)r->desc)->version, step);
+        return NULL;
+    }
+    if (lib_out)
+        *lib_out = r;
+    return st;
 }
 
 size_t plugin_host_loaded(plugin_host *h)

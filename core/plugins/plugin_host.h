@@ -23,10 +23,14 @@ typedef struct plugin plugin;
 
 /* One registered thing: its descriptor, the state handed back to it, and
  * the plugin that owns it. */
+typedef struct steplib steplib;
+typedef struct steptype steptype;
+
 typedef struct plugin_reg {
     const void *desc; /* opsc_transport *, opsc_steplib *, ... */
     void *state;
     plugin *owner;
+    steplib *compiled; /* REG_STEPLIB: schemas and templates compiled at registration */
 } plugin_reg;
 
 enum plugin_reg_kind {
@@ -64,6 +68,15 @@ const plugin_reg *plugin_host_find(plugin_host *h, enum plugin_reg_kind kind, co
  * (0: any major). */
 const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int major);
 
+/* Resolve a job step's type reference "<library>.<step>" or
+ * "<library>.<step>@<major>" to its compiled step type: the highest loaded
+ * version of the library (with that major, when pinned). On failure NULL
+ * with a message in err naming what is missing (library, major, step). When
+ * `lib_out` is not NULL it receives the registration (for the version and
+ * the state handed back to imperative steps). */
+const steptype *plugin_host_steptype(plugin_host *h, const char *ref, const plugin_reg **lib_out,
+                                     char *err, size_t errlen);
+
 /* Counts for /api/v1/system and /ready. */
 size_t plugin_host_loaded(plugin_host *h);
 size_t plugin_host_refused(plugin_host *h);
@@ -89,6 +102,8 @@ struct plugin_step_ops {
     int (*fail)(opsc_step_ctx *ctx, const char *msg);
     bool (*cancelled)(opsc_step_ctx *ctx);
     int (*sleep)(opsc_step_ctx *ctx, uint32_t ms);
+    int (*render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
+                  const char **out, char *err, size_t errlen);
 };
 void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
 

@@ -42,8 +42,9 @@ struct plugin_host {
  * plugin authors need not thread one through; a daemon has one host. */
 extern plugin_host *plugin_host_current;
 
+/* `compiled` (REG_STEPLIB) is owned by the registry from here on, even on failure. */
 int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
-                         void *state);
+                         void *state, steplib *compiled);
 void plugin_host_unregister_owner(plugin_host *h, plugin *p);
 
 #endif

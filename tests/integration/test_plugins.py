@@ -16,6 +16,7 @@ REFUSED = {
     "test-zdup.so": "is already taken",
     "test-init-fail.so": "init failed: EHOSTUNREACH",
     "test-unresolved.so": "opsc_symbol_that_does_not_exist",
+    "test-broken-steplib.so": "init failed: ESYNTAX",
 }
 
 
@@ -34,6 +35,8 @@ def test_bad_plugins_are_refused_listed_and_logged_while_the_daemon_serves(daemo
         assert plugins[name]["state"] == "refused", plugins[name]
         assert reason in plugins[name]["reason"], plugins[name]
         assert f"refused {TEST_PLUGINS / name}" in d.stderr()
+    assert "step library broken 1.0.0: broken.typo: posix_template 1:22: unknown parameter 'nmae'" \
+        in d.stderr()
     assert d.get("/health").status_code == 200
     system = d.get("/api/v1/system").json()
     assert system["plugins"]["refused"] == len(REFUSED)

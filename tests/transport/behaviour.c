@@ -207,3 +207,19 @@ void bh_sudo_without_a_password_prompt_keeps_stdin_clean(th_plugin *p, opsc_conn
     assert_true(th_exec_wait(&e, 30000));
     assert_string_equal(e.out, "nobody\ndata\n");
 }
+
+void bh_close_cancels_running_commands(th_plugin *p, opsc_conn *conn)
+{
+    opsc_exec_req req = {sizeof(req)};
+    req.command = "sleep 600.75";
+    th_exec e;
+    assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
+    bool never = false;
+    th_run_until(&never, 500);
+    assert_int_equal(bh_count_processes("sleep 600.75"), 1);
+    th_close(p, conn);
+    assert_true(e.done);
+    assert_int_equal(e.status, OPSC_ECANCELED);
+    th_run_until(&never, 300);
+    assert_int_equal(bh_count_processes("sleep 600.75"), 0);
+}

@@ -27,6 +27,8 @@ void bh_timeout_stops_the_remote_command(th_plugin *p, opsc_conn *conn);
 void bh_cancel_leaves_no_remote_process(th_plugin *p, opsc_conn *conn);
 void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn);
 void bh_put_and_get_with_mode_and_checksum(th_plugin *p, opsc_conn *conn);
+/* Closes `conn` itself: the running command ends OPSC_ECANCELED and its process goes. */
+void bh_close_cancels_running_commands(th_plugin *p, opsc_conn *conn);
 void bh_sudo_without_a_password_prompt_keeps_stdin_clean(th_plugin *p, opsc_conn *conn);
 
 #endif

@@ -137,6 +137,41 @@ static int64_t h_now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* ---- worker threads (transport-winrm's Kerberos steps) ------------------------------ */
+
+typedef struct h_work {
+    uv_work_t req;
+    void (*work)(void *ud);
+    void (*after)(void *ud, int status);
+    void *ud;
+} h_work;
+
+static void h_work_run(uv_work_t *r)
+{
+    h_work *w = r->data;
+    w->work(w->ud);
+}
+
+static void h_work_after(uv_work_t *r, int status)
+{
+    h_work *w = r->data;
+    w->after(w->ud, status ? OPSC_ECANCELED : 0);
+    free(w);
+}
+
+static int h_queue_work(void (*work)(void *ud), void (*after)(void *ud, int status), void *ud)
+{
+    h_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return OPSC_ENOMEM;
+    *w = (h_work){.work = work, .after = after, .ud = ud};
+    w->req.data = w;
+    int rc = uv_queue_work(th_loop(), &w->req, h_work_run, h_work_after);
+    if (rc)
+        free(w);
+    return rc;
+}
+
 /* ---- config_bind: the few rules of the real host, in small ------------------------- */
 
 static int parse_scaled(const char *v, opsc_cfg_type type, int64_t *out)
@@ -258,6 +293,7 @@ static const opsc_host_api host_api = {
     .log_enabled = h_log_enabled,
     .loop = h_loop,
     .now_ms = h_now_ms,
+    .queue_work = h_queue_work,
     .config_bind = h_config_bind,
     .register_transport = h_register_transport,
 };

@@ -93,19 +93,7 @@ static void sudo_as_another_user(void **state)
 static void close_cancels_running_commands(void **state)
 {
     (void)state;
-    opsc_conn *conn = connect_ok();
-    opsc_exec_req req = {sizeof(req)};
-    req.command = "sleep 600.75";
-    th_exec e;
-    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
-    bool never = false;
-    th_run_until(&never, 200);
-    assert_int_equal(bh_count_processes("sleep 600.75"), 1);
-    th_close(&plug, conn);
-    assert_true(e.done);
-    assert_int_equal(e.status, OPSC_ECANCELED);
-    th_run_until(&never, 200);
-    assert_int_equal(bh_count_processes("sleep 600.75"), 0);
+    bh_close_cancels_running_commands(&plug, connect_ok()); /* closes the connection itself */
 }
 
 /* The target's sha256sum disagrees (a fake one first in PATH, which the

@@ -113,6 +113,41 @@ static void good_plugin_loads_and_registers_every_kind(void **state)
     assert_null(plugin_host_find(f->host, REG_TRANSPORT, "test-echo"));
 }
 
+static void step_references_resolve_to_compiled_step_types(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    const plugin_reg *lib = NULL;
+    assert_int_equal(load(f, "test-good", err, sizeof(err)), 0);
+    assert_non_null(plugin_host_steptype(f->host, "testgood.hello", &lib, err, sizeof(err)));
+    assert_string_equal(((const opsc_steplib *)lib->desc)->version, "1.2.3");
+    assert_non_null(plugin_host_steptype(f->host, "testgood.hello@1", NULL, err, sizeof(err)));
+    const struct {
+        const char *ref, *message;
+    } bad[] = {
+        {"testgood.hello@2", "version 2.x is not installed"},
+        {"testgood.nope", "has no step 'nope'"},
+        {"nolib.step", "no step library 'nolib'"},
+        {"nodot", "is not a step type"},
+        {"testgood.hello@x", "must be a number"},
+        {".hello", "is not a step type"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_null(plugin_host_steptype(f->host, bad[i].ref, NULL, err, sizeof(err)));
+        if (!strstr(err, bad[i].message))
+            fail_msg("%s: '%s' lacks '%s'", bad[i].ref, err, bad[i].message);
+    }
+}
+
+static void broken_step_library_is_refused_at_load(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    assert_int_equal(load(f, "test-broken-steplib", err, sizeof(err)), OPSC_ESYNTAX);
+    assert_int_equal(plugin_host_count(f->host, REG_STEPLIB), 0);
+}
+
 static void wrong_abi_major_is_refused(void **state)
 {
     struct fixture *f = *state;
@@ -217,8 +252,8 @@ static void load_dirs_loads_good_refuses_bad_and_skips_disabled(void **state)
     struct fixture *f = *state;
     plugin_host_load_dirs(f->host, plugin_dir(), "test-init-fail");
     assert_int_equal(plugin_host_loaded(f->host), 1);
-    /* bad-major, newer-minor, no-entry, zdup, unresolved */
-    assert_int_equal(plugin_host_refused(f->host), 5);
+    /* broken-steplib, bad-major, newer-minor, no-entry, zdup, unresolved */
+    assert_int_equal(plugin_host_refused(f->host), 6);
     json_t *list = plugin_host_list_json(f->host);
     char *text = json_dumps(list, 0);
     assert_non_null(strstr(text, "\"state\": \"disabled\""));
@@ -252,6 +287,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(good_plugin_loads_and_registers_every_kind, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(step_references_resolve_to_compiled_step_types, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(broken_step_library_is_refused_at_load, setup, teardown),
         cmocka_unit_test_setup_teardown(wrong_abi_major_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_abi_minor_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_entry_symbol_is_refused, setup, teardown),

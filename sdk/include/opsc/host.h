@@ -172,6 +172,18 @@ typedef struct opsc_host_api {
      * same as for a wrong password. Check with OPSC_HOST_HAS() first. */
     int (*local_user_verify)(const char *username, const char *password, opsc_identity *id,
                              char *err, size_t errlen);
+
+    /* ---- step rendering (step worker) ------------------------------------ */
+    /* Render `template_text` with the host's template language (opsc/step.h)
+     * as plain text, without shell quoting: the result is content, such as a
+     * configuration file, not a command. The context is the step's run
+     * context: `params` (the job's run parameters), `target`, `steps`
+     * (earlier outputs), `run`, and `vars`, the JSON object `vars_json`
+     * (NULL: none). On success *out is the text, owned by the host until
+     * run() returns. Errors: OPSC_ESYNTAX or OPSC_EINVAL with
+     * "line:col: reason" in `err` (NUL-terminated, truncated to errlen). */
+    int (*step_render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
+                       const char **out, char *err, size_t errlen);
 } opsc_host_api;
 
 #ifdef __cplusplus

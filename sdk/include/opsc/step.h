@@ -11,12 +11,35 @@
  * Declarative: a command template per OS family that the host renders and
  * runs through the target's transport. No plugin code runs at run time, so
  * such steps are as cheap as a raw command. Templates use the host's
- * template language: `{{ params.name }}`, `{{ target.address }}`,
- * `{{ target.labels.env }}`, `{{ steps.<id>.outputs.<key> }}`,
- * `{{ run.id }}`, with filters (`| default('x')`, `| upper`, `| json`...).
- * Every value is quoted for the target's shell (POSIX single quotes or
- * PowerShell single quotes) unless the filter `| raw` asks otherwise; so
- * write `systemctl restart {{ params.name }}`, never `'{{ params.name }}'`.
+ * template language (a Jinja subset): `{{ params.name }}`,
+ * `{{ target.address }}`, `{{ target.labels.env }}`, `{{ target.facts.k }}`,
+ * `{{ steps.<id>.outputs.<key> }}`, `{{ run.id }}`; filters `default('x')`,
+ * `upper`, `lower`, `trim`, `replace('a', 'b')`, `join(',')`, `split(',')`,
+ * `length`, `first`, `last`, `keys`, `string`, `int`, `json`, `b64encode`,
+ * `b64decode`, `basename`, `dirname`, `raw`, `args`; operators
+ * `~ == != < > in not and or`, tests `is defined` / `is none`; and blocks
+ * `{% if %}{% elif %}{% else %}{% endif %}`, `{% for x in list %}` /
+ * `{% for k, v in object %}...{% endfor %}` (with loop.index, loop.last),
+ * `{% raw %}...{% endraw %}`, `{# comments #}`. A newline after a block
+ * tag is dropped and indentation before one is ignored, so blocks can sit
+ * on their own lines.
+ *
+ * Every inserted value is quoted for the target's shell: a POSIX word
+ * ('it'\''s') or a PowerShell single-quoted string ('it''s', and the
+ * Unicode quotes U+2018-U+201B doubled too); numbers bare; booleans
+ * true/false or $true/$false; a list only when asked with `| args`, as one
+ * word per element ('a' 'b') or a PowerShell array @('a', 'b'). So write
+ * `systemctl restart {{ params.name }}`, never `'{{ params.name }}'` or
+ * `"{{ params.name }}"`: the host refuses, when the library loads, a value
+ * placed inside quotes, a comment, a here-document, `...`, ${...},
+ * arithmetic or after a backslash, where quoting would not make it one
+ * literal argument. Templates must be valid shell (check with sh -n). To build a string,
+ * assign a variable: `unit={{ params.name }}.service` then use "$unit".
+ * Unquoted insertion (`{{ params.command | raw }}`) is refused unless the
+ * parameter is listed in the step type's `raw_params`. Quoting makes a value
+ * one argument, not harmless to every command: never pass values to eval,
+ * sh -c, awk/sed programs, cmd.exe or .bat files (use environment variables),
+ * and make values used in bash arithmetic integers in the schema.
  *
  * Imperative: a run() function executed on a worker thread of the host's
  * bounded step pool, calling the blocking step API of opsc_host_api
@@ -25,9 +48,19 @@
  * step needs logic between commands (retry until healthy, parse and decide).
  *
  * Parameters and outputs are described by JSON Schema (draft 2020-12 subset:
- * type, properties, required, enum, pattern, minimum, maximum, minLength,
- * maxLength, items, default, description). The host validates parameters
- * before a run starts and reports the step, field and reason.
+ * type, properties, required, additionalProperties, propertyNames, enum,
+ * const, pattern (ECMA-style, matched with PCRE2), minimum, maximum,
+ * exclusiveMinimum, exclusiveMaximum, multipleOf, minLength, maxLength,
+ * items, minItems, maxItems, uniqueItems, allOf, anyOf, oneOf, not, default,
+ * description; unknown keywords are an error, "x-..." keys are annotations).
+ * The host compiles schemas and templates when the library loads and
+ * refuses a library whose schema or template is broken, naming the step
+ * type, the field and the line:column. It validates parameters (adding
+ * defaults) before a run starts and reports the step, field and reason.
+ *
+ * Conventions for outputs. A step that may change the target reports
+ * `changed` (boolean): true when it did something, false when the target
+ * was already as asked (idempotent steps). Names are [a-z0-9_]+.
  *
  * Ownership: every string and table here is borrowed by the host from
  * register_steplib() until the plugin's shutdown() returns; static const data
@@ -52,8 +85,14 @@ typedef enum opsc_output_rule {
     OPSC_OUTPUT_JSON_LAST_LINE, /* the last non-empty stdout line is a JSON object: its
                                    members are the outputs */
     OPSC_OUTPUT_KEY_VALUE,      /* lines "OPSC_OUTPUT key=value" are outputs (and are not
-                                   logged); other lines are logged */
+                                   logged); other lines are logged. The value is the rest
+                                   of the line: JSON when it parses as JSON (true, 42,
+                                   "x", [...]), else the text as a string */
     OPSC_OUTPUT_STDOUT,         /* the whole stdout (trimmed) is the output "stdout" */
+    OPSC_OUTPUT_STDOUT_KEY_VALUE, /* both: "OPSC_OUTPUT key=value" lines as in KEY_VALUE,
+                                   the other lines (trimmed) as the output "stdout". For
+                                   commands whose output users consume and that also
+                                   report `changed` */
 } opsc_output_rule;
 
 /* Imperative entry point, called on a step-pool worker thread. `lib_state` is
@@ -78,6 +117,15 @@ typedef struct opsc_step_type {
     opsc_output_rule output_rule;
     /* Imperative form: non-NULL instead of templates. */
     opsc_step_run_fn run;
+    /* Members below were appended after ABI 1.0; the host reads them only
+     * when `size` covers them. */
+    /* ','-separated parameters whose value IS shell code (core.shell.command's
+     * "command"): the templates may insert them unquoted with `| raw`, and
+     * nothing else. Each must be a string property of params_schema. The
+     * job's value of such a parameter is itself rendered in the target's
+     * shell mode, so job parameters used inside it are still quoted.
+     * NULL: none. */
+    const char *raw_params;
 } opsc_step_type;
 
 typedef struct opsc_steplib {

@@ -1,0 +1,20 @@
+$ErrorActionPreference = 'Stop'
+$names = {{ params.names | args }}
+$restart = $false
+if (Get-Command -Name Install-WindowsFeature -ErrorAction SilentlyContinue) {
+    $todo = @(Get-WindowsFeature -Name $names | Where-Object { -not $_.Installed } | ForEach-Object { $_.Name })
+    if ($todo.Count -gt 0) {
+        $result = Install-WindowsFeature -Name $todo{% if params.include_management_tools %} -IncludeManagementTools{% endif %}{% if params.include_all_subfeatures %} -IncludeAllSubFeature{% endif %}
+
+        if (-not $result.Success) { throw "Install-WindowsFeature failed with exit code $($result.ExitCode)" }
+        $restart = [string]$result.RestartNeeded -eq 'Yes'
+    }
+} else {
+    $todo = @($names | Where-Object { (Get-WindowsOptionalFeature -Online -FeatureName $_).State -ne 'Enabled' })
+    if ($todo.Count -gt 0) {
+        $result = Enable-WindowsOptionalFeature -Online -FeatureName $todo -NoRestart{% if params.include_all_subfeatures %} -All{% endif %}
+
+        $restart = [bool]$result.RestartNeeded
+    }
+}
+[pscustomobject]@{ changed = $todo.Count -gt 0; restart_needed = $restart; features = $todo } | ConvertTo-Json -Compress

@@ -1,0 +1,18 @@
+{% if params.creates %}
+if (Test-Path -LiteralPath {{ params.creates }}) { 'OPSC_OUTPUT changed=false'; exit 0 }
+{% endif %}
+{% if params.removes %}
+if (-not (Test-Path -LiteralPath {{ params.removes }})) { 'OPSC_OUTPUT changed=false'; exit 0 }
+{% endif %}
+{% if params.cwd %}
+Set-Location -LiteralPath {{ params.cwd }}
+{% endif %}
+{% for name, value in params.env %}
+[Environment]::SetEnvironmentVariable({{ name }}, {{ value }}, 'Process')
+{% endfor %}
+'OPSC_OUTPUT changed=true'
+$global:LASTEXITCODE = 0
+$opscBlock = [scriptblock]::Create({{ params.script }})
+& $opscBlock{% for arg in params.args %} {{ arg }}{% endfor %}
+
+exit $LASTEXITCODE

@@ -1,0 +1,7 @@
+$ErrorActionPreference = 'Stop'
+$svc = Get-Service -Name {{ params.name }}
+[pscustomobject]@{
+    state = $svc.Status.ToString()
+    start_type = $svc.StartType.ToString()
+    running = $svc.Status -eq 'Running'
+} | ConvertTo-Json -Compress

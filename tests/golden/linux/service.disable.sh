@@ -1,0 +1,47 @@
+unit='cups'
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    manager=systemd
+elif command -v service >/dev/null 2>&1; then
+    manager=sysv
+else
+    echo "neither systemd nor the service command is available" >&2
+    exit 127
+fi
+is_running() {
+    if [ "$manager" = systemd ]; then
+        systemctl is-active --quiet "$unit"
+    else
+        service "$unit" status >/dev/null 2>&1
+    fi
+}
+state() {
+    if [ "$manager" = systemd ]; then
+        systemctl is-active "$unit" 2>/dev/null | tr -cd 'a-z-'
+    elif is_running; then
+        echo active
+    else
+        echo inactive
+    fi
+}
+enabled() {
+    if [ "$manager" = systemd ]; then
+        systemctl is-enabled "$unit" 2>/dev/null | tr -cd 'a-z-'
+    else
+        echo unknown
+    fi
+}
+if [ "$manager" = systemd ]; then
+    if systemctl is-enabled --quiet "$unit"; then
+        systemctl disable "$unit" || exit
+        changed=true
+    else
+        changed=false
+    fi
+elif command -v update-rc.d >/dev/null 2>&1; then
+    update-rc.d "$unit" disable || exit
+    changed=true
+else
+    chkconfig "$unit" off || exit
+    changed=true
+fi
+printf '{"changed":%s,"enabled":"%s"}\n' "$changed" "$(enabled)"

@@ -1,0 +1,31 @@
+unit='ssh'
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    manager=systemd
+elif command -v service >/dev/null 2>&1; then
+    manager=sysv
+else
+    echo "neither systemd nor the service command is available" >&2
+    exit 127
+fi
+is_running() {
+    if [ "$manager" = systemd ]; then
+        systemctl is-active --quiet "$unit"
+    else
+        service "$unit" status >/dev/null 2>&1
+    fi
+}
+state() {
+    if [ "$manager" = systemd ]; then
+        systemctl is-active "$unit" 2>/dev/null | tr -cd 'a-z-'
+    elif is_running; then
+        echo active
+    else
+        echo inactive
+    fi
+}
+if [ "$manager" = systemd ]; then
+    systemctl restart "$unit" || exit
+else
+    service "$unit" restart || exit
+fi
+printf '{"changed":true,"state":"%s"}\n' "$(state)"
