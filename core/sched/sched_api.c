@@ -12,7 +12,7 @@
 
 bool sched_change_resets(const json_t *before, const json_t *after)
 {
-    static const char *const keys[] = {"cron", "timezone", "start_at", NULL};
+    static const char *const keys[] = {"cron", "timezone", "start_at", "end_at", NULL};
     if (!before)
         return true;
     if (!json_is_true(json_object_get(before, "enabled")) &&

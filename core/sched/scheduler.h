@@ -34,7 +34,7 @@
  *
  * PERSISTENCE: database "schedule_state" holds, per schedule, the instant
  * its count of fires starts after (its anchor: creation, resume, a change of
- * cron, zone or start_at) and its queued fires; and one mark, "every fire
+ * cron, zone, start_at or end_at) and its queued fires; and one mark, "every fire
  * planned at or before T was handled" (run, missed or refused), committed
  * once per wake before any run of that wake starts: one durable write
  * whether one schedule fires or ten thousand. A restart resumes every
@@ -112,7 +112,9 @@ void sched_close(sched *s);
 /* ---- changes from the API (after the record's transaction committed) ------------------ */
 
 /* Whether a change from `before` (NULL: a new schedule) to `after` restarts
- * the count of fires at the time of the change (see PERSISTENCE). */
+ * the count of fires at the time of the change (see PERSISTENCE): creation,
+ * enabling, a new cron, timezone, start_at or end_at (extending an ended
+ * schedule does not catch up on the fires after its old end). */
 bool sched_change_resets(const json_t *before, const json_t *after);
 /* Inside the API's write transaction: the state of a schedule whose count
  * restarts at `anchor_ms` (its queue is dropped), or its removal. */

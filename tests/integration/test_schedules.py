@@ -146,7 +146,7 @@ def make_job(daemon, command="true"):
     target = r.json()["id"]
     r = daemon.http.post(daemon.url("/api/v1/jobs"), timeout=10, json={
         "name": "sched-" + command.replace(" ", "-"), "targets": {"ids": [target]},
-        "steps": [{"id": "s1", "name": "run", "type": "shell.command",
+        "steps": [{"id": "s1", "name": "run", "type": "core.shell.command",
                    "params": {"command": command}}]})
     assert r.status_code == 201, r.text
     return r.json()["id"]

@@ -5,7 +5,8 @@ daemon stopped across fire times and restarted applies skip / run_once /
 run_all (capped); a run still running at the next fire meets each overlap
 policy. Every test here needs the executor (branch room/exec: the jobs and
 runs API, exec.h's functions): while the daemon has none they skip, naming
-it.
+it. (They passed against a trial merge of the executor's branch
+exec-with-fleet at b9cb4fd.)
 """
 import time
 
@@ -85,36 +86,48 @@ def test_a_restart_applies_the_misfire_policy(sdaemon, policy, started, missed):
     wait_for(lambda: len(runs_of(sdaemon, sid)) >= 1)
     assert sdaemon.stop() == 0
     t_stop = time.time()
-    time.sleep(10.2)  # five or six fires while stopped
+    time.sleep(11)  # five or six fires while stopped
     t_start = time.time()
     d2 = sdaemon.restart()
     time.sleep(0.5)
-    late = [r for r in runs_of(d2, sid) if t_stop < epoch(r["planned_at"]) < t_start]
-    assert len(late) >= 5
+    # Later than misfire_threshold (500 ms) at the restart: misfires, for sure.
+    late = [r for r in runs_of(d2, sid) if t_stop < epoch(r["planned_at"]) < t_start - 0.5]
+    assert len(late) >= 5, late
     assert sum(r["state"] != "missed" for r in late) == started
     assert sum(r["state"] == "missed" for r in late) == len(late) - started >= missed
     assert all("daemon was not running" in reason(r) for r in late if r["state"] == "missed")
 
 
+ACTIVE = ("queued", "running")
+
+
 @pytest.mark.parametrize("policy", ["forbid", "allow", "replace", "queue"])
 def test_a_run_still_running_at_the_next_fire(sdaemon, policy):
-    job = make_job(sdaemon, "sleep 5")
+    job = make_job(sdaemon, "sleep 60")
     sid = create(sdaemon, job, "*/2 * * * * *", overlap_policy=policy, overlap_limit=2)
-    time.sleep(7)
+    time.sleep(7.5)  # three or four fires, the first run still sleeping
+    assert sdaemon.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
     runs = runs_of(sdaemon, sid)
-    states = [r["state"] for r in runs]
-    if policy == "forbid":
-        assert states.count("running") == 1
-        assert any(s == "missed" and "overlap_policy forbid" in reason(r)
-                   for r, s in zip(runs, states))
-    elif policy == "allow":
-        assert states.count("running") == 2
-        assert any("overlap_policy allow, up to 2" in reason(r) for r in runs)
-    elif policy == "replace":
-        assert states.count("running") == 1
-        assert states.count("cancelled") >= 2
-    else:
-        assert states.count("running") == 1
-        assert any("overlap_policy queue, up to 2" in reason(r) for r in runs)
-        status = sdaemon.get("/api/v1/schedules/" + sid).json()["status"]
-        assert len(status["queued"]) == 2
+    active = [r for r in runs if r["state"] in ACTIVE]
+    missed = [reason(r) for r in runs if r["state"] == "missed"]
+    status = sdaemon.get("/api/v1/schedules/" + sid).json()["status"]
+    try:
+        assert len(runs) >= 3, runs
+        if policy == "forbid":
+            assert len(active) == 1
+            assert missed and all("overlap_policy forbid" in m for m in missed)
+        elif policy == "allow":
+            assert len(active) == 2  # running, or queued by the executor's own limits
+            assert missed and all("overlap_policy allow, up to 2" in m for m in missed)
+        elif policy == "replace":
+            assert len(active) == 1
+            assert sum(r["state"] == "cancelled" for r in runs) >= 2
+            assert not missed
+        else:
+            assert len(active) == 1
+            assert status["queued"] == [] and status["active_runs"] == 1  # pause drops them...
+            assert sum("while this fire waited" in m for m in missed) == 2  # ...as missed runs
+            assert any("overlap_policy queue, up to 2" in m for m in missed)
+    finally:
+        for r in active:
+            sdaemon.request("POST", f"/api/v1/runs/{r['id']}/cancel")

@@ -432,6 +432,11 @@ static void start_at_and_end_at_bound_the_fires(void **state)
     assert_string_equal(json_string_value(json_object_get(st, "last_fire_at")),
                         "2025-05-05T05:00:00.000Z");
     json_decref(st);
+    sfx_change(f, id, "{\"end_at\": null}"); /* extended: no catch-up of 06:00 .. 23:00 */
+    sfx_run_until(f, sfx_at("2025-05-06T01:00:00Z"));
+    assert_int_equal(exec_recorder_started(f->ex, id), 4);
+    assert_true(started_at(f, id, "2025-05-06T01:00:00Z"));
+    assert_int_equal(exec_recorder_missed(f->ex, id), 0);
     sfx_free(f);
 }
 
