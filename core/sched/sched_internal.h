@@ -11,14 +11,10 @@
 #include "scheduler.h"
 #include "util.h"
 
-#define SCHED_NO_FIRE     ((int64_t)-1)
-#define SCHED_NOT_ARMED   SIZE_MAX
-#define SCHED_ERR_MAX     256
-#define SCHED_WHY_MAX     320
-/* The mark is committed ahead of the fires it covers by twice the recent
- * commit time, within these bounds (see commit() in scheduler.c). */
-#define SCHED_LEAD_MIN_MS 25
-#define SCHED_LEAD_MAX_MS 500
+#define SCHED_NO_FIRE   ((int64_t)-1)
+#define SCHED_NOT_ARMED SIZE_MAX
+#define SCHED_ERR_MAX   256
+#define SCHED_WHY_MAX   320
 
 typedef char sched_run_id[UUID_STR_LEN];
 
@@ -88,9 +84,6 @@ struct sched {
     /* clocks */
     int64_t last_wall;
     uint64_t last_mono;
-    int64_t committed_ms;                /* the handled-through mark last committed, or -1 */
-    int64_t commit_slow;                 /* recent longest commit (ms), decaying */
-    int64_t lead_ms;                     /* how early the mark is committed */
     bool rewind;                         /* the wall clock went back: commit the mark lower */
     int64_t boot_wall;                   /* before this, the daemon was not running */
     int64_t jump_from, jump_to, jump_ms; /* last forward jump seen */

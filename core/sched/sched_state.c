@@ -109,7 +109,8 @@ typedef struct load_ctx {
     sched *s;
     store_txn *txn;
     int64_t through; /* the handled-through mark, or -1 */
-    size_t bad;
+    int64_t since;   /* runs created before this cannot be of unmarked fires */
+    size_t bad, recovered;
 } load_ctx;
 
 /* Every fire of `e` in (its own last_ms, through] was handled: count from
@@ -156,13 +157,33 @@ static int load_one(const char *id, json_t *rec, void *ud)
     if (store_kv_get(l->txn, STATE_DB, id, strlen(id), &val, &len) == 0)
         apply_state(e, val, len);
     apply_through(e, l->through);
+    if (e->last_ms < l->since)
+        l->since = e->last_ms;
     int rc = sched_map_put(s, e);
-    if (rc < 0) {
+    if (rc < 0)
         sched_entry_free(e);
-        return rc;
-    }
-    e->next_ms = sched_compute_next(e);
-    return e->next_ms == SCHED_NO_FIRE ? 0 : sched_heap_push(s, e);
+    return rc;
+}
+
+/* A run the executor committed for a fire after the mark (the daemon died
+ * between starting runs and committing the mark): that fire was handled.
+ * Runs carry schedule_id and planned_at (the REST contract) and their UUIDv7
+ * ids sort by creation, so the newest come first and the scan stops at the
+ * first run older than every schedule's count. */
+static int recover_one(const char *id, json_t *rec, void *ud)
+{
+    load_ctx *l = ud;
+    int64_t created = uuid7_time_ms(id), planned;
+    if (created >= 0 && created < l->since)
+        return 1;
+    const char *sid = json_string_value(json_object_get(rec, "schedule_id"));
+    const char *at = json_string_value(json_object_get(rec, "planned_at"));
+    sched_entry *e = sched_map_get(l->s, sid);
+    if (!e || !at || rfc3339_parse(at, &planned) < 0 || planned <= e->last_ms)
+        return 0;
+    e->last_ms = e->last_fire_ms = planned;
+    l->recovered++;
+    return 0;
 }
 
 static int load_txn(store_txn *txn, void *ud)
@@ -179,18 +200,36 @@ static int load_txn(store_txn *txn, void *ud)
         text[len] = '\0';
         l->through = strtoll(text, NULL, 10);
     }
-    return store_scan(txn, "schedules", NULL, false, load_one, l);
+    l->since = INT64_MAX;
+    int rc = store_scan(txn, "schedules", NULL, false, load_one, l);
+    if (rc == 0 && l->s->count)
+        rc = store_scan(txn, "runs", NULL, true, recover_one, l);
+    return rc;
+}
+
+static int arm_all(sched *s)
+{
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (sched_entry *e = s->buckets[i]; e; e = e->map_next) {
+            e->next_ms = sched_compute_next(e);
+            if (e->next_ms != SCHED_NO_FIRE && sched_heap_push(s, e) < 0)
+                return OPSC_ENOMEM;
+        }
+    return 0;
 }
 
 int sched_state_load(sched *s, char *err, size_t errlen)
 {
-    load_ctx l = {s, NULL, -1, 0};
+    load_ctx l = {s, NULL, -1, INT64_MAX, 0, 0};
     int rc = store_read(s->store, load_txn, &l);
-    s->committed_ms = l.through;
+    if (rc == 0)
+        rc = arm_all(s);
     if (rc < 0)
         snprintf(err, errlen, "loading schedules: %s", opsc_strerror(rc));
     else
-        log_info("sched", "%zu schedules loaded, %zu armed, %zu cannot fire", s->count, s->heap_n,
-                 l.bad);
+        log_info("sched",
+                 "%zu schedules loaded, %zu armed, %zu cannot fire; %zu fired after the last "
+                 "commit (found in runs)",
+                 s->count, s->heap_n, l.bad, l.recovered);
     return rc;
 }

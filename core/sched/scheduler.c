@@ -44,7 +44,6 @@ int sched_new(sched **out, const sched_opts *o)
     s->dft.misfire_grace_ms = s->cfg.misfire_grace_ms;
     s->dft.overlap_limit = s->cfg.overlap_limit;
     s->mono_ms = o->mono_ms ? o->mono_ms : clock_mono_ms;
-    s->lead_ms = SCHED_LEAD_MIN_MS;
     uv_timer_init(s->loop, &s->timer);
     uv_timer_init(s->loop, &s->kick);
     s->timer.data = s->kick.data = s;
@@ -72,12 +71,7 @@ void sched_rearm(sched *s)
     int64_t delay = s->cfg.clock_check_ms;
     sched_entry *top = sched_heap_top(s);
     if (top) {
-        /* Wake lead_ms early to commit the mark, then on time to fire (on
-         * time also when that commit failed: no busy retries). */
-        int64_t now = clock_now_ms(), at = top->next_ms;
-        if (s->committed_ms < at && now < at - s->lead_ms)
-            at -= s->lead_ms;
-        int64_t d = at - now;
+        int64_t d = top->next_ms - clock_now_ms();
         delay = d < 0 ? 0 : d < delay ? d : delay;
     }
     uv_update_time(s->loop);
@@ -183,8 +177,7 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
         } else if (drift < -s->cfg.misfire_threshold_ms) {
             s->stats.jumps++;
             keep_progress(s, wall);
-            s->committed_ms = -1; /* the mark moves back with the clock, at once */
-            s->rewind = true;
+            s->rewind = true; /* the mark moves back with the clock, at once */
             log_warn("sched",
                      "the wall clock went back by %lld ms: fires already handled are "
                      "not repeated",
@@ -193,28 +186,6 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
     }
     s->last_wall = wall;
     s->last_mono = mono;
-}
-
-/* The handled-through mark (and dirty states) in one durable write. Written
- * lead_ms (twice the recent commit time, 25 to 500 ms) ahead of the fires it
- * covers, so that the fsync is not between a fire's instant and its run: a
- * daemon that dies within that lead loses those fires (neither run nor
- * recorded missed). */
-static void commit(sched *s, int64_t through)
-{
-    if (!s->n_dirty && through < 0)
-        return;
-    uint64_t t0 = s->mono_ms();
-    if (sched_state_save(s, through) == 0 && through > s->committed_ms)
-        s->committed_ms = through;
-    /* A disk that grows slow (another process's I/O) gets a longer lead, so
-     * that the fsync still ends before the fires; it shrinks back slowly. */
-    int64_t took = (int64_t)(s->mono_ms() - t0);
-    s->commit_slow = took > s->commit_slow ? took : s->commit_slow * 15 / 16;
-    s->lead_ms = 2 * s->commit_slow;
-    s->lead_ms = s->lead_ms < SCHED_LEAD_MIN_MS   ? SCHED_LEAD_MIN_MS
-                 : s->lead_ms > SCHED_LEAD_MAX_MS ? SCHED_LEAD_MAX_MS
-                                                  : s->lead_ms;
 }
 
 /* Each entry's fires are decided and carried out before the next entry's,
@@ -251,15 +222,13 @@ void sched_tick(sched *s)
     observe_clocks(s, now, s->mono_ms());
     if (s->started && !s->stopping) {
         sched_entry *top = sched_heap_top(s);
-        bool due = (top && top->next_ms <= now && s->committed_ms < now) || s->rewind;
+        bool due = (top && top->next_ms <= now) || s->rewind;
         s->rewind = false;
-        /* Committed before any run of this wake starts, so a restart never
-         * repeats one; usually done already by the early wake below. */
-        commit(s, due ? now : -1);
         fire_due(s, now);
-        top = sched_heap_top(s);
-        due = top && top->next_ms - now <= s->lead_ms && s->committed_ms < top->next_ms;
-        commit(s, due ? top->next_ms : -1); /* and the queues overlap decisions changed */
+        /* After the runs started, so that no fsync stands between a fire's
+         * instant and its run; a crash before this commit is made good at
+         * the next start from the runs the executor committed (PERSISTENCE). */
+        sched_state_save(s, due ? now : -1);
     }
     s->in_tick = false;
     sched_rearm(s);

@@ -34,16 +34,19 @@
  *
  * PERSISTENCE: database "schedule_state" holds, per schedule, the instant
  * its count of fires starts after (its anchor: creation, resume, a change of
- * cron, zone, start_at or end_at) and its queued fires; and one mark, "every fire
- * planned at or before T was handled" (run, missed or refused), committed
- * once per wake before any run of that wake starts: one durable write
- * whether one schedule fires or ten thousand. A restart resumes every
- * schedule after max(its anchor, T), so nothing fires twice and what fell
- * due while the daemon was stopped is a misfire for the policy. (When the
- * wall clock goes back, schedules already past the new time save their own
- * progress, since T then moves back.) A crash between that commit and the
- * executor's own commit of a run loses that fire: at most once, never twice.
- * Fires of a paused schedule are not misfires: resuming restarts its count.
+ * cron, zone, start_at or end_at) and its queued fires; and one mark, "every
+ * fire planned at or before T was handled" (run, missed or refused),
+ * committed once per wake after its runs started: one durable write whether
+ * one schedule fires or ten thousand, and no fsync between a fire's instant
+ * and its run. A restart resumes every schedule after the latest of its
+ * anchor, T, and the planned_at of the newest run the executor committed for
+ * it (runs created since, found by their time-ordered ids: what a crash kept
+ * out of the mark), so nothing fires twice and nothing is lost; what fell due
+ * while the daemon was stopped is a misfire for the policy. (When the wall
+ * clock goes back, T moves back with it and schedules already past the new
+ * time save their own progress.) Fires still waiting in a queue are saved
+ * with the wake's commit: a crash before it loses them. Fires of a paused
+ * schedule are not misfires: resuming restarts the count.
  *
  * CLOCKS: wall time is clock_now_ms() (tests: clock_set_source()), monotonic
  * time sched_opts.mono_ms. Tests drive the service without waiting: move

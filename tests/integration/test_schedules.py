@@ -175,3 +175,19 @@ def test_schedule_crud_pause_resume_and_next(daemon):
     assert len(times) == 3 and all(t["local"][11:19] == "04:00:00" for t in times)
     assert daemon.request("DELETE", base).status_code == 204
     assert daemon.get(base).status_code == 404
+
+
+def test_scheduler_metrics_are_exported(daemon):
+    text = daemon.get("/metrics").text
+    for name in ("opsc_scheduler_schedules 0", "opsc_scheduler_fires_total 0",
+                 "opsc_scheduler_missed_total 0", "opsc_scheduler_clock_jumps_total 0"):
+        assert name in text, name
+
+
+def test_the_scheduler_section_is_validated(run_daemon):
+    r = run_daemon(config={"scheduler": {"misfire_grace": "2h", "run_all_max": "0"}})
+    assert r.returncode != 0
+    assert "[scheduler] run_all_max" in r.stderr
+    r = run_daemon(config={"scheduler": {"grace": "2h"}})
+    assert r.returncode != 0
+    assert "[scheduler] grace: unknown key" in r.stderr and "misfire_grace" in r.stderr

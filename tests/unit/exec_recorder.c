@@ -95,6 +95,23 @@ static rec_run *new_run(exec *ex, const exec_run_spec *spec, bool missed)
     return r;
 }
 
+static int persist_txn(store_txn *txn, void *ud)
+{
+    const rec_run *r = ud;
+    char planned[RFC3339_LEN];
+    rfc3339_format(r->planned_ms, planned);
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s}", "id", r->run_id, "schedule_id", r->schedule_id,
+                            "planned_at", planned, "state", r->missed ? "missed" : "queued");
+    int rc = rec ? store_create(txn, "runs", rec) : OPSC_ENOMEM;
+    json_decref(rec);
+    return rc;
+}
+
+static int persist(exec *ex, const rec_run *r)
+{
+    return ex->store ? store_write(ex->store, persist_txn, (void *)r) : 0;
+}
+
 int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
                    size_t errlen)
 {
@@ -106,6 +123,9 @@ int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN
     if (!r || grow((void **)&ex->active, &ex->cap_active, ex->n_active, sizeof(size_t)) < 0)
         return OPSC_ENOMEM;
     size_t i = ex->n - 1;
+    int rc = persist(ex, r);
+    if (rc < 0)
+        return rc;
     memcpy(run_id, r->run_id, UUID_STR_LEN);
     if (ex->end_at_once && ex->quiet) {
         copy(r->state, sizeof(r->state), "succeeded");
@@ -125,6 +145,9 @@ int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reas
     rec_run *r = new_run(ex, spec, true);
     if (!r || !(r->reason = strdup(reason)))
         return OPSC_ENOMEM;
+    int rc = persist(ex, r);
+    if (rc < 0)
+        return rc;
     snprintf(run_id, UUID_STR_LEN, "%s", r->run_id);
     set_state(ex, ex->n - 1, "missed");
     return 0;

@@ -15,6 +15,7 @@
 
 #include "events.h"
 #include "exec/exec.h"
+#include "store.h"
 
 typedef struct rec_run {
     bool missed; /* exec_run_record_missed() */
@@ -41,6 +42,8 @@ struct exec {
     int fail_start;   /* exec_run_start() answers this (with a message) when non-zero */
     bool end_at_once; /* runs succeed as soon as they start */
     bool quiet;       /* keep no params/targets copies, publish nothing on start (benchmarks) */
+    store *store;     /* when set, runs are committed there as the executor does ("runs":
+                         id, schedule_id, planned_at, state), before the call returns */
 };
 
 exec *exec_recorder_new(events *ev);
