@@ -110,6 +110,13 @@ struct vault_cfg {
     const char *key_file; /* "" -> <data_dir>/master.key */
 };
 
+struct fleet_cfg {
+    int64_t idle_timeout_ms;  /* pooled connection idle this long closes */
+    int64_t max_per_target;   /* pooled connections per target */
+    int64_t max_total;        /* pooled connections in all */
+    int64_t test_concurrency; /* targets of a group test probed at once */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
@@ -118,6 +125,7 @@ struct config {
     struct plugins_cfg plugins;
     struct auth_cfg auth;
     struct vault_cfg vault;
+    struct fleet_cfg fleet;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)
