@@ -96,10 +96,14 @@ void ex_log(ex_target *t, const char *step_id, const char *stream, const char *t
         return;
     json_incref(rec);
     uint64_t seq = ex_publish(r, "run.log", rec);
-    json_object_del(rec, "run_id");
-    json_object_del(rec, "target_id"); /* the chunk's key says it */
-    pending_record(t, rec, seq);
+    /* Subscribers may keep the published object: store a copy without what
+     * the chunk's key says. */
+    json_t *stored = json_copy(rec);
     json_decref(rec);
+    json_object_del(stored, "run_id");
+    json_object_del(stored, "target_id");
+    pending_record(t, stored, seq);
+    json_decref(stored);
     t->log_bytes += n;
     r->log_bytes += n;
     if (ex->log_total >= 0)

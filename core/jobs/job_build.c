@@ -45,7 +45,7 @@ void job_err_summary(const json_t *errors, char *buf, size_t n)
         snprintf(where, sizeof(where), "step '%s'%s%s%s%s", step, field ? " " : "",
                  field ? field : "", pos ? " " : "", pos ? pos : "");
     else
-        snprintf(where, sizeof(where), "%s", path && *path ? path : "job");
+        snprintf(where, sizeof(where), "%s", field ? field : path && *path ? path : "job");
     snprintf(buf, n, "%s: %s%s", where,
              e ? json_string_value(json_object_get(e, "message")) : "invalid",
              more ? " (and more errors in details)" : "");
@@ -188,11 +188,10 @@ static void param_choices(json_t *p, const char *path, json_t *errors)
                     "a choice parameter needs choices: a list of 1 to 1000 strings");
 }
 
+/* The value schema compiles (a pattern may not) and the default fits it. */
 static void param_default(json_t *p, const char *path, json_t *errors)
 {
     json_t *def = json_object_get(p, "default");
-    if (!def || json_is_null(def))
-        return;
     json_t *s = param_schema(p);
     json_object_del(s, "default");
     jschema *js = NULL;
@@ -202,7 +201,8 @@ static void param_default(json_t *p, const char *path, json_t *errors)
     int rc = jschema_compile(&js, s, why, sizeof(why));
     if (rc < 0) /* only a pattern can break the schema */
         job_err_add(errors, path, NULL, "pattern", 0, 0, "pattern: %s", why);
-    else if (jschema_validate(js, def, 0, "", e, 1, &ne) < 0 && ne > 0)
+    else if (def && !json_is_null(def) && jschema_validate(js, def, 0, "", e, 1, &ne) < 0 &&
+             ne > 0)
         job_err_add(errors, path, NULL, "default", 0, 0, "default: %s", e[0].msg);
     jschema_free(js);
     json_decref(s);
