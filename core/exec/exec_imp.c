@@ -242,6 +242,9 @@ void ex_imp_start(ex_target *t, json_t *params)
     }
     t->imp = imp;
     t->act = ACT_IMP;
+    /* Plugin code runs in the daemon's process: if it crashes it, the run's
+     * history must already say which step was running. */
+    ex_flush(t->run->ex);
     pthread_mutex_lock(&w->mu);
     if (w->tail)
         w->tail->next = imp;

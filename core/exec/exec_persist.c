@@ -150,18 +150,23 @@ static int collect(const void *key, size_t klen, const void *val, size_t vlen, v
     return 0;
 }
 
-static void interrupt_steps(json_t *steps)
+/* The first step not ended was the one running (its start may not have been
+ * written yet: the crash came first); the ones after it never ran. */
+static void interrupt_steps(json_t *steps, bool was_running)
 {
     size_t i;
     json_t *s;
     json_array_foreach(steps, i, s)
     {
         int st = ex_state_parse(json_string_value(json_object_get(s, "state")));
-        if (st == EX_QUEUED)
-            json_object_set_new(s, "state", json_string("skipped"));
-        else if (!ex_terminal(st)) {
+        if (ex_terminal(st))
+            continue;
+        if (was_running) {
             json_object_set_new(s, "state", json_string("interrupted"));
             json_object_set_new(s, "error", json_string("the daemon stopped during this step"));
+            was_running = false;
+        } else {
+            json_object_set_new(s, "state", json_string("skipped"));
         }
     }
 }
@@ -183,7 +188,7 @@ static int interrupt_targets(store_txn *txn, const char *run_id)
         json_object_set_new(t, "error", json_string(st == EX_QUEUED
                                                         ? "the daemon stopped before it started"
                                                         : "the daemon stopped during this target"));
-        interrupt_steps(json_object_get(t, "steps"));
+        interrupt_steps(json_object_get(t, "steps"), st == EX_RUNNING);
         char key[64], *text = json_dumps(t, JSON_COMPACT);
         run_target_key(key, sizeof(key), run_id, (uint32_t)i);
         rc = text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text))
