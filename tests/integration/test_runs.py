@@ -8,7 +8,7 @@ from conftest import BUILD_DIR
 from fixtures.runs import (check, get_run, job, local_target, log_items, log_text, shell_step,
                            start, step, target_state, wait, wait_step)
 
-TEST_STEPS = str(BUILD_DIR / "tests" / "plugins" / "steps")
+TEST_STEPS = str(BUILD_DIR / "tests" / "exec_steps")
 
 
 def test_a_multi_step_job_passes_outputs_and_when_decides(daemon):

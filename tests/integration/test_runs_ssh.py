@@ -13,7 +13,7 @@ from fixtures.runs import (check, job, log_text, shell_step, start, step, target
                            wait_step)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sshd fixture needs root")
-TEST_STEPS = str(BUILD_DIR / "tests" / "plugins" / "steps")
+TEST_STEPS = str(BUILD_DIR / "tests" / "exec_steps")
 
 
 @pytest.fixture
