@@ -16,36 +16,48 @@
 
 #define LOG_PENDING_MAX (1u << 20) /* a target's pending records are written beyond this */
 
-/* Valid UTF-8 without NUL: invalid bytes become U+FFFD, NUL becomes U+2400. */
+/* Length of the valid UTF-8 sequence at s[0] (no NUL, no overlong form, no
+ * surrogate), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    size_t n = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || n > left)
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((s[k] >> 6) != 2)
+            return 0;
+    if (n == 2)
+        return c >= 0xc2 ? 2 : 0;
+    if (n == 3) {
+        unsigned cp = ((c & 0xfu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
+        return cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff) ? 3 : 0;
+    }
+    unsigned cp = ((c & 7u) << 18) | ((s[1] & 0x3fu) << 12);
+    return cp >= 0x10000 && cp <= 0x10ffff ? 4 : 0;
+}
+
+/* Valid UTF-8 without NUL: invalid bytes become U+FFFD, NUL becomes U+2400.
+ * Runs of valid text are copied whole (this is on the path of every byte
+ * of output). */
 static char *sanitize(const char *s, size_t len)
 {
+    const unsigned char *u = (const unsigned char *)s;
     strbuf b = STRBUF_INIT;
-    size_t i = 0;
+    size_t i = 0, start = 0;
     while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = n > 0 && i + n <= len;
-        for (size_t k = 1; ok && k < n; k++)
-            ok = ((unsigned char)s[i + k] >> 6) == 2;
-        if (ok && n == 2 && c < 0xc2)
-            ok = false; /* overlong */
-        if (ok && n == 3) {
-            unsigned cp = ((c & 0xfu) << 12) | (((unsigned char)s[i + 1] & 0x3fu) << 6) |
-                          ((unsigned char)s[i + 2] & 0x3fu);
-            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+        size_t n = utf8_len(u + i, len - i);
+        if (n) {
+            i += n;
+            continue;
         }
-        if (ok && n == 4) {
-            unsigned cp = ((c & 7u) << 18) | (((unsigned char)s[i + 1] & 0x3fu) << 12);
-            ok = cp >= 0x10000 && cp <= 0x10ffff;
-        }
-        if (c == 0)
-            sb_puts(&b, "\xe2\x90\x80");
-        else if (ok)
-            sb_append(&b, s + i, n);
-        else
-            sb_puts(&b, "\xef\xbf\xbd");
-        i += ok ? n : 1;
+        sb_append(&b, s + start, i - start);
+        sb_puts(&b, u[i] == 0 ? "\xe2\x90\x80" : "\xef\xbf\xbd");
+        start = ++i;
     }
+    sb_append(&b, s + start, i - start);
     sb_append(&b, "", 0);
     return sb_steal(&b, NULL);
 }
@@ -89,8 +101,10 @@ void ex_log(ex_target *t, const char *step_id, const char *stream, const char *t
     }
     char ts[RFC3339_LEN];
     rfc3339_format(clock_now_ms(), ts);
-    json_t *rec = json_pack("{s:s, s:s?, s:s, s:s, s:s}", "target_id", t->id, "step_id", step_id,
-                            "stream", stream, "ts", ts, "text", s);
+    json_t *rec = json_pack("{s:s, s:s?, s:s, s:s}", "target_id", t->id, "step_id", step_id,
+                            "stream", stream, "ts", ts);
+    if (rec) /* sanitised above: valid UTF-8 */
+        json_object_set_new_nocheck(rec, "text", json_stringn_nocheck(s, n));
     free(s);
     if (!rec)
         return;
