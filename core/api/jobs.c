@@ -211,7 +211,7 @@ static int versions_txn(store_txn *txn, void *ud)
 static int list_versions(http_req *req)
 {
     const char *cur = http_req_query(req, "cursor"), *lim = http_req_query(req, "limit");
-    struct versions v = {http_req_param(req, "id"), 0, cur ? atoll(cur) : 0,
+    struct versions v = {http_req_param(req, "id"),    0,    cur ? atoll(cur) : 0,
                          lim ? (size_t)atol(lim) : 50, NULL, 0};
     if (v.limit < 1 || v.limit > REST_LIMIT_MAX || v.before < 0) {
         http_respond_error(req, 400, "bad_request", NULL, "limit 1 to %d; cursor a version",
@@ -391,7 +391,7 @@ static int run_with(http_req *req, json_t *body)
 /* ---- routes ------------------------------------------------------------------------------ */
 
 #define PARAM_SCHEMA                                                                               \
-    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"type\":{\"type\":"       \
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"type\":{\"type\":"      \
     "\"string\",\"enum\":[\"string\",\"int\",\"bool\",\"choice\",\"secret\"]},\"required\":"       \
     "{\"type\":\"boolean\"},\"default\":{},\"pattern\":{\"type\":\"string\"},\"choices\":"         \
     "{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"secret\":{\"type\":\"boolean\"},"      \
@@ -425,27 +425,28 @@ static int run_with(http_req *req, json_t *body)
     "{\"type\":\"object\",\"properties\":{\"format\":{\"type\":\"string\"},\"job\":{\"type\":"     \
     "\"object\"},\"warnings\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}"
 #define RUN_REQ_SCHEMA                                                                             \
-    "{\"type\":\"object\",\"properties\":{\"params\":{\"type\":\"object\"},\"targets\":"           \
-    TARGETS_SCHEMA ",\"dry_run\":{\"type\":\"boolean\"},\"job_version\":{\"type\":\"integer\"}}}"
+    "{\"type\":\"object\",\"properties\":{\"params\":{\"type\":\"object\"},"                       \
+    "\"targets\":" TARGETS_SCHEMA                                                                  \
+    ",\"dry_run\":{\"type\":\"boolean\"},\"job_version\":{\"type\":\"integer\"}}}"
 
 static const http_route routes[] = {
     {"GET", "/api/v1/jobs", ROLE_VIEWER, list_jobs, 0, "jobs",
      "List jobs (?name= filters by a part of the name)", NULL, LIST_OF(JOB_SCHEMA)},
     {"POST", "/api/v1/jobs", ROLE_OPERATOR, create_job, HTTP_ROUTE_JSON_BODY, "jobs",
-     "Define a job; step types, parameters, templates and conditions are checked",
-     JOB_WRITE_SCHEMA, JOB_SCHEMA, 201},
+     "Define a job; step types, parameters, templates and conditions are checked", JOB_WRITE_SCHEMA,
+     JOB_SCHEMA, 201},
     {"POST", "/api/v1/jobs/import", ROLE_OPERATOR, import_job, HTTP_ROUTE_JSON_BODY, "jobs",
      "Import an exported job (?replace=true updates a job of the same name)", EXPORT_SCHEMA,
      JOB_SCHEMA, 201},
-    {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, get_job, 0, "jobs", "Get a job (by id or name)",
-     NULL, JOB_SCHEMA},
+    {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, get_job, 0, "jobs", "Get a job (by id or name)", NULL,
+     JOB_SCHEMA},
     {"PATCH", "/api/v1/jobs/{id}", ROLE_OPERATOR, update_job, HTTP_ROUTE_JSON_BODY, "jobs",
      "Change a job (If-Match): a new version", JOB_WRITE_SCHEMA, JOB_SCHEMA},
     {"DELETE", "/api/v1/jobs/{id}", ROLE_OPERATOR, delete_job, 0, "jobs",
      "Delete a job and its versions (its runs stay)", NULL, NULL, 204},
     {"GET", "/api/v1/jobs/{id}/versions", ROLE_VIEWER, list_versions, 0, "jobs",
-     "List a job's versions, newest first",
-     NULL, LIST_OF("{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"integer\"}}}")},
+     "List a job's versions, newest first", NULL,
+     LIST_OF("{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"integer\"}}}")},
     {"GET", "/api/v1/jobs/{id}/versions/{n}", ROLE_VIEWER, get_version, 0, "jobs",
      "Get a job as it was in version n", NULL, JOB_SCHEMA},
     {"GET", "/api/v1/jobs/{id}/export", ROLE_VIEWER, export_job, 0, "jobs",

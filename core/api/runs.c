@@ -301,7 +301,7 @@ static int retry_run(http_req *req)
 #define RUN_PROPS                                                                                  \
     "\"id\":{\"type\":\"string\"},\"job_id\":{\"type\":\"string\"},\"job_name\":{\"type\":"        \
     "\"string\"},\"job_version\":{\"type\":\"integer\"},\"state\":{\"type\":\"string\",\"enum\":"  \
-    "[\"queued\",\"running\",\"succeeded\",\"failed\",\"cancelled\",\"timed_out\","               \
+    "[\"queued\",\"running\",\"succeeded\",\"failed\",\"cancelled\",\"timed_out\","                \
     "\"interrupted\",\"missed\"]},\"params\":{\"type\":\"object\"},\"schedule_id\":{\"type\":"     \
     "[\"string\",\"null\"]},\"planned_at\":{\"type\":[\"string\",\"null\"]},\"started_at\":"       \
     "{\"type\":[\"string\",\"null\"]},\"finished_at\":{\"type\":[\"string\",\"null\"]},"           \
@@ -313,9 +313,9 @@ static int retry_run(http_req *req)
     "\"items\":" TARGET_RUN_SCHEMA "}}}"
 #define LOG_SCHEMA                                                                                 \
     "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"type\":"      \
-    "\"object\",\"properties\":{\"seq\":{\"type\":\"integer\"},\"target_id\":{\"type\":"          \
+    "\"object\",\"properties\":{\"seq\":{\"type\":\"integer\"},\"target_id\":{\"type\":"           \
     "\"string\"},\"step_id\":{\"type\":\"string\"},\"stream\":{\"type\":\"string\",\"enum\":"      \
-    "[\"stdout\",\"stderr\",\"step\",\"system\"]},\"ts\":{\"type\":\"string\"},\"text\":"         \
+    "[\"stdout\",\"stderr\",\"step\",\"system\"]},\"ts\":{\"type\":\"string\"},\"text\":"          \
     "{\"type\":\"string\"}}}},\"next_cursor\":{\"type\":[\"string\",\"null\"]}}}"
 
 static const http_route routes[] = {
@@ -331,8 +331,7 @@ static const http_route routes[] = {
      "A page of a run's log (?target=, ?stream=, ?step=, ?cursor=, ?limit=, ?format=text)", NULL,
      LOG_SCHEMA},
     {"GET", "/api/v1/runs/{id}/events", ROLE_VIEWER, runs_events, 0, "runs",
-     "Server-Sent Events: the log and state changes live; resumes after Last-Event-ID", NULL,
-     NULL},
+     "Server-Sent Events: the log and state changes live; resumes after Last-Event-ID", NULL, NULL},
     {"POST", "/api/v1/runs/{id}/cancel", ROLE_OPERATOR, cancel_run, 0, "runs",
      "Cancel a run: remote processes are stopped", NULL, RUN_SCHEMA, 202},
     {"POST", "/api/v1/runs/{id}/retry", ROLE_OPERATOR, retry_run, 0, "runs",

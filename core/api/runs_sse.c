@@ -25,10 +25,10 @@
 #include "run_read.h"
 #include "util.h"
 
-#define WINDOW_BYTES   (256u << 10) /* store read per step of catching up */
-#define QUEUE_HIGH     (4u << 20)   /* bytes queued to the client: pause catching up */
-#define QUEUE_DROP     (16u << 20)  /* live and this far behind: back to the store */
-#define KEEPALIVE_MS   15000
+#define WINDOW_BYTES (256u << 10) /* store read per step of catching up */
+#define QUEUE_HIGH   (4u << 20)   /* bytes queued to the client: pause catching up */
+#define QUEUE_DROP   (16u << 20)  /* live and this far behind: back to the store */
+#define KEEPALIVE_MS 15000
 
 typedef struct sse_client {
     struct opsc_core *c;
@@ -190,18 +190,6 @@ static void on_event(const event *ev, void *ud)
 
 /* ---- the request ----------------------------------------------------------------------------- */
 
-struct exists {
-    const char *id;
-};
-
-static int exists_txn(store_txn *txn, void *ud)
-{
-    json_t *rec = NULL;
-    int rc = store_get(txn, "runs", ((struct exists *)ud)->id, &rec);
-    json_decref(rec);
-    return rc;
-}
-
 static bool last_event_id(http_req *req, uint64_t *after)
 {
     const char *v = http_req_header(req, "Last-Event-ID");
@@ -225,11 +213,10 @@ int runs_events(http_req *req)
 {
     struct opsc_core *c = http_req_app(req);
     const char *id = http_req_param(req, "id");
-    struct exists e = {id};
     uint64_t after;
     if (!last_event_id(req, &after))
         return HTTP_DONE;
-    int rc = uuid_valid(id) ? store_read(c->store, exists_txn, &e) : OPSC_ENOENT;
+    int rc = run_exists(c->store, id);
     if (rc < 0) {
         rest_error(req, rc, "run");
         return HTTP_DONE;

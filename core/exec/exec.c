@@ -12,8 +12,8 @@
 #include "plugin_host.h"
 #include "util.h"
 
-static const char *const state_names[] = {"queued",    "running",     "succeeded",
-                                          "failed",    "cancelled",   "timed_out",
+static const char *const state_names[] = {"queued",      "running",   "succeeded",
+                                          "failed",      "cancelled", "timed_out",
                                           "interrupted", "skipped",   "missed"};
 
 const char *ex_state_name(int state)

@@ -59,15 +59,15 @@ size_t exec_active_for_schedule(exec *ex, const char *schedule_id);
 /* ---- the executor in the daemon and the REST API (appended to the interface above) ---- */
 
 typedef struct exec_opts {
-    int max_parallel;                 /* targets running at once, all runs together */
-    int step_workers;                 /* imperative steps running at once (worker threads) */
-    int64_t default_step_timeout_ms;  /* steps without timeout_s */
-    int64_t log_retention_ms;         /* logs of runs that ended longer ago go; 0: kept */
-    int64_t log_max_bytes;            /* all run logs together; oldest go first; 0: no limit */
-    int64_t log_max_per_target;       /* one target's log in one run; the rest is dropped */
-    int64_t log_sweep_interval_ms;    /* how often retention is applied */
-    int64_t capture_limit;            /* stdout kept for outputs, per command */
-    int64_t abandon_grace_ms;         /* an imperative step ignoring its cancel is left after it */
+    int max_parallel;                /* targets running at once, all runs together */
+    int step_workers;                /* imperative steps running at once (worker threads) */
+    int64_t default_step_timeout_ms; /* steps without timeout_s */
+    int64_t log_retention_ms;        /* logs of runs that ended longer ago go; 0: kept */
+    int64_t log_max_bytes;           /* all run logs together; oldest go first; 0: no limit */
+    int64_t log_max_per_target;      /* one target's log in one run; the rest is dropped */
+    int64_t log_sweep_interval_ms;   /* how often retention is applied */
+    int64_t capture_limit;           /* stdout kept for outputs, per command */
+    int64_t abandon_grace_ms;        /* an imperative step ignoring its cancel is left after it */
 } exec_opts;
 
 /* Create the executor: recovers runs left queued or running by a previous

@@ -97,8 +97,7 @@ json_t *ex_step_params(ex_target *t, const job_step *s, char *err, size_t errlen
 
 /* Before the run: what can be checked for targets of `family` without
  * earlier outputs. Values that use steps.* stay unchecked until the step. */
-int ex_precheck_step(const job_step *s, const char *family, json_t *ctx, char *err,
-                     size_t errlen)
+int ex_precheck_step(const job_step *s, const char *family, json_t *ctx, char *err, size_t errlen)
 {
     json_t *rendered = json_object(), *skip = json_array();
     const char *k;
@@ -171,8 +170,8 @@ static int secret_value(exec *ex, const char *name, const char *ref, char **out,
     }
     json_t *secrets = NULL;
     if (rc == 0 && (rc = vault_secrets_open(ex->vault, f.rec, &secrets)) < 0)
-        snprintf(err, errlen, "parameter '%s': credential '%s' cannot be decrypted: %s", name,
-                 ref, opsc_strerror(rc));
+        snprintf(err, errlen, "parameter '%s': credential '%s' cannot be decrypted: %s", name, ref,
+                 opsc_strerror(rc));
     const char *value = json_string_value(json_object_get(secrets, "value"));
     if (rc == 0 && !value) {
         snprintf(err, errlen, "parameter '%s': credential '%s' has no value", name, ref);

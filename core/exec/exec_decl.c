@@ -167,8 +167,8 @@ void ex_decl_start(ex_target *t, json_t *params)
         ex_step_finish(t, EX_FAILED, 0, false, NULL, err);
         return;
     }
-    ex_cmd *c = ex_cmd_new(t, s->st->desc->output_rule,
-                           (size_t)t->run->ex->opts.capture_limit, true);
+    ex_cmd *c =
+        ex_cmd_new(t, s->st->desc->output_rule, (size_t)t->run->ex->opts.capture_limit, true);
     if (!c) {
         free(command);
         ex_step_finish(t, EX_FAILED, 0, false, NULL, "out of memory");

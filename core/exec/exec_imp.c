@@ -53,7 +53,8 @@ static void *worker_main(void *arg)
         w->busy++;
         pthread_mutex_unlock(&w->mu);
         /* Cancelled before a worker was free: it never starts. */
-        imp->rc = atomic_load(&imp->cancelled) ? OPSC_ECANCELED : imp->type->run(imp, imp->lib_state);
+        imp->rc =
+            atomic_load(&imp->cancelled) ? OPSC_ECANCELED : imp->type->run(imp, imp->lib_state);
         hand_back(w->ex, imp);
         pthread_mutex_lock(&w->mu);
         w->busy--;
@@ -198,8 +199,8 @@ static ex_imp *imp_new(ex_target *t, json_t *params)
     imp->secrets = json_object();
     imp->secret_refs = json_object();
     imp->outputs = json_object();
-    imp->tpl_mode = t->os_family && strcmp(t->os_family, "windows") == 0 ? TPL_POWERSHELL
-                                                                          : TPL_POSIX;
+    imp->tpl_mode =
+        t->os_family && strcmp(t->os_family, "windows") == 0 ? TPL_POWERSHELL : TPL_POSIX;
     int64_t timeout = s->timeout_ms ? s->timeout_ms : r->ex->opts.default_step_timeout_ms;
     imp->deadline_mono = clock_mono_ms() + (uint64_t)timeout;
     json_decref(ctx);
@@ -284,7 +285,9 @@ static void imp_done(ex_imp *imp)
         snprintf(why, sizeof(why), "the step failed: %s", opsc_strerror(rc));
     ex_imp_free(imp);
     ex_step_finish(t, rc == 0 ? EX_SUCCEEDED : EX_FAILED, 0, false, outputs,
-                   failure ? failure : rc < 0 ? why : NULL);
+                   failure  ? failure
+                   : rc < 0 ? why
+                            : NULL);
     free(failure);
 }
 
@@ -327,8 +330,7 @@ void ex_imp_cancel(ex_imp *imp)
     if (imp->xfer && imp->xfer_tp && imp->xfer_tp->xfer_cancel)
         imp->xfer_tp->xfer_cancel(imp->xfer);
     if (t)
-        ex_timer_start(imp->ex, &t->delay, (uint64_t)imp->ex->opts.abandon_grace_ms, on_abandon,
-                       t);
+        ex_timer_start(imp->ex, &t->delay, (uint64_t)imp->ex->opts.abandon_grace_ms, on_abandon, t);
 }
 
 void ex_on_wake(uv_async_t *a)

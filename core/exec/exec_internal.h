@@ -75,26 +75,26 @@ typedef struct ex_stepres {
 /* ---- a command running on a target (declarative step, or step_exec) --------------------- */
 
 typedef struct ex_lines {
-    strbuf part;       /* the unfinished line */
-    uint64_t part_ms;  /* when it started, to flush a prompt that never ends */
+    strbuf part;      /* the unfinished line */
+    uint64_t part_ms; /* when it started, to flush a prompt that never ends */
 } ex_lines;
 
 typedef void (*ex_cmd_done_fn)(ex_cmd *c, const opsc_exec_result *res);
 
 struct ex_cmd {
     ex_target *t;
-    opsc_exec *h;             /* NULL once done */
+    opsc_exec *h; /* NULL once done */
     const opsc_transport *tp;
-    opsc_output_rule rule;    /* how outputs are read from stdout */
-    bool log_output;          /* log lines (imperative exec may not) */
-    bool capture_err;         /* keep stderr (imperative exec) */
+    opsc_output_rule rule; /* how outputs are read from stdout */
+    bool log_output;       /* log lines (imperative exec may not) */
+    bool capture_err;      /* keep stderr (imperative exec) */
     size_t capture_limit;
-    ex_lines lines[2];        /* stdout, stderr */
-    strbuf out, err;          /* captured text (after OPSC_OUTPUT lines are taken out) */
+    ex_lines lines[2]; /* stdout, stderr */
+    strbuf out, err;   /* captured text (after OPSC_OUTPUT lines are taken out) */
     bool truncated;
-    char *last_line;          /* JSON_LAST_LINE */
-    json_t *outputs;          /* OPSC_OUTPUT lines */
-    char *command;            /* declarative: rendered, waiting for the lease */
+    char *last_line; /* JSON_LAST_LINE */
+    json_t *outputs; /* OPSC_OUTPUT lines */
+    char *command;   /* declarative: rendered, waiting for the lease */
     ex_cmd_done_fn done;
     void *ud;
 };
@@ -111,9 +111,9 @@ struct ex_req {
     char *command;            /* REQ_EXEC */
     opsc_step_exec_opts opts; /* REQ_EXEC, stdin copied into `stdin_copy` */
     char *stdin_copy;
-    char *local, *remote;     /* REQ_PUT / REQ_GET */
+    char *local, *remote; /* REQ_PUT / REQ_GET */
     int mode;
-    char *text;               /* REQ_LOG */
+    char *text; /* REQ_LOG */
     int level;
     /* out, written by the loop before `done` */
     int rc;
@@ -123,31 +123,31 @@ struct ex_req {
 
 struct opsc_step_ctx {
     struct exec *ex;
-    ex_target *t;              /* NULL once the target gave up on it */
+    ex_target *t; /* NULL once the target gave up on it */
     const opsc_step_type *type;
     void *lib_state;
-    ex_imp *next;              /* worker queue */
+    ex_imp *next; /* worker queue */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_bool cancelled;
-    int rc;                    /* run()'s return */
+    int rc; /* run()'s return */
     /* read-only copies for the worker */
-    json_t *params;            /* rendered and validated */
+    json_t *params; /* rendered and validated */
     char *params_text;
     json_t *target;
-    json_t *render_ctx;        /* {params, target, steps, run} */
-    json_t *secrets;           /* step parameter name -> secret value */
-    json_t *secret_refs;       /* step parameter name -> reference shown by step_param */
-    int tpl_mode;              /* quoting of step_quote */
-    uint64_t deadline_mono;    /* the step's end */
+    json_t *render_ctx;     /* {params, target, steps, run} */
+    json_t *secrets;        /* step parameter name -> secret value */
+    json_t *secret_refs;    /* step parameter name -> reference shown by step_param */
+    int tpl_mode;           /* quoting of step_quote */
+    uint64_t deadline_mono; /* the step's end */
     /* written by the worker under `mu` */
     json_t *outputs;
     char *failure;
-    char **pool;               /* strings handed to the step, freed at the end */
+    char **pool; /* strings handed to the step, freed at the end */
     size_t npool, cappool;
     char *last_out, *last_err, *last_sig; /* the last step_exec's result strings */
     /* loop side */
-    ex_req *inflight;          /* the request the loop is serving */
+    ex_req *inflight; /* the request the loop is serving */
     ex_cmd *cmd;
     pool_wait *wait;
     opsc_xfer *xfer;
@@ -162,60 +162,61 @@ struct ex_target {
     ex_run *run;
     uint32_t idx;
     uint8_t state;
-    uint8_t abort;           /* EX_CANCELLED / EX_TIMED_OUT / EX_INTERRUPTED, or 0 */
-    bool step_timed_out;     /* the current step's own timeout fired */
+    uint8_t abort;       /* EX_CANCELLED / EX_TIMED_OUT / EX_INTERRUPTED, or 0 */
+    bool step_timed_out; /* the current step's own timeout fired */
     bool dirty;
     bool log_capped;
-    bool busy_held;          /* counted in the executor's per-target map */
+    bool busy_held; /* counted in the executor's per-target map */
     enum ex_act act;
     char id[40];
-    json_t *rec;             /* {id, name, address, port, os_family, transport, labels, facts} */
+    json_t *rec; /* {id, name, address, port, os_family, transport, labels, facts} */
     const char *os_family;
-    uint32_t step;           /* index of the current step */
+    uint32_t step; /* index of the current step */
     ex_stepres *steps;
-    json_t *steps_ctx;       /* {"<id>": {outputs, state, exit_code}} for templates */
+    json_t *steps_ctx; /* {"<id>": {outputs, state, exit_code}} for templates */
     char *error;
     int64_t started_ms, finished_ms;
     /* connection */
     pool_lease *lease;
     pool_wait *wait;
-    bool warned;             /* the connection's warning was logged */
+    bool warned; /* the connection's warning was logged */
     void (*on_lease)(ex_target *t, int status, const char *error);
     /* what it is doing */
     ex_cmd *cmd;
     ex_imp *imp;
-    uv_timer_t *timer;       /* step timeout */
-    uv_timer_t *delay;       /* retry back-off, abandon grace */
+    uv_timer_t *timer; /* step timeout */
+    uv_timer_t *delay; /* retry back-off, abandon grace */
     /* log */
-    strbuf log;              /* pending records, JSON objects separated by ',' */
+    strbuf log; /* pending records, JSON objects separated by ',' */
     uint64_t log_first_seq, log_last_seq;
     uint64_t log_bytes;
     ex_target *dirty_next;
 };
 
-/* ---- a run ------------------------------------------------------------------------------------ */
+/* ---- a run ------------------------------------------------------------------------------------
+ */
 
 struct ex_run {
     struct exec *ex;
     char id[UUID_STR_LEN];
-    json_t *hdr;             /* the header record as stored (without targets) */
+    json_t *hdr; /* the header record as stored (without targets) */
     job_plan *plan;
-    json_t *ctx_run;         /* {"id", "job_id", "job_name", "job_version", ...} */
-    json_t *ctx_params;      /* run parameters, secret values resolved */
-    char **redact;           /* secret values (and their quoted forms), longest first */
+    json_t *ctx_run;    /* {"id", "job_id", "job_name", "job_version", ...} */
+    json_t *ctx_params; /* run parameters, secret values resolved */
+    char **redact;      /* secret values (and their quoted forms), longest first */
     size_t nredact;
     ex_target *targets;
     uint32_t ntargets;
-    uint32_t next;           /* first target not started */
-    uint32_t active;         /* started, not ended */
+    uint32_t next;   /* first target not started */
+    uint32_t active; /* started, not ended */
     uint32_t ended;
-    uint32_t failed;         /* ended not succeeded */
-    uint32_t batch_end;      /* targets below may start */
+    uint32_t failed;    /* ended not succeeded */
+    uint32_t batch_end; /* targets below may start */
     uint8_t state;
-    uint8_t abort;           /* cancel / timeout / shutdown of the whole run */
+    uint8_t abort; /* cancel / timeout / shutdown of the whole run */
     bool dirty;
-    bool listed;             /* in the executor's active list */
-    uint64_t seq;            /* event sequence of this run (SSE ids) */
+    bool listed;  /* in the executor's active list */
+    uint64_t seq; /* event sequence of this run (SSE ids) */
     uint64_t log_bytes;
     uv_timer_t *timer;       /* run timeout */
     ex_run *prev, *next_run; /* active list */
@@ -235,27 +236,27 @@ struct exec {
     vault *vault;
     pool *pool;
     exec_opts opts;
-    ex_run *head, *tail;      /* active runs, FIFO */
+    ex_run *head, *tail; /* active runs, FIFO */
     size_t nruns;
     uint32_t running_targets; /* global parallelism in use */
     json_t *busy;             /* target id -> holders: n shared, or -1 exclusive */
     ex_run *dirty_runs;
     ex_target *dirty_targets;
-    uv_check_t flush;         /* writes what changed at the end of the loop turn */
-    uv_idle_t flush_idle;     /* keeps the poll phase from blocking before that */
-    uv_timer_t tick;          /* flushes stale partial lines; the log sweeper */
+    uv_check_t flush;     /* writes what changed at the end of the loop turn */
+    uv_idle_t flush_idle; /* keeps the poll phase from blocking before that */
+    uv_timer_t tick;      /* flushes stale partial lines; the log sweeper */
     uint64_t next_sweep_mono;
-    int64_t log_total;        /* bytes of logs kept; -1 until the first sweep counted */
+    int64_t log_total; /* bytes of logs kept; -1 until the first sweep counted */
     bool pumping, pump_again;
     bool stopping, closing;
     void (*close_cb)(void *ud);
     void *close_ud;
     int open_handles;
     ex_workers *workers;
-    uv_async_t wake;          /* workers' requests and results */
+    uv_async_t wake; /* workers' requests and results */
     pthread_mutex_t qmu;
     ex_req *reqs, *reqs_tail;
-    ex_imp *finished;         /* imperative steps whose run() returned */
+    ex_imp *finished; /* imperative steps whose run() returned */
     uint64_t stat_started, stat_finished;
 };
 
@@ -312,7 +313,8 @@ void ex_redact_inplace(const ex_run *r, char *buf);
 void ex_redact_json(const ex_run *r, json_t *v);
 int ex_redact_add(ex_run *r, const char *secret);
 
-/* ---- exec_log.c ------------------------------------------------------------------------------- */
+/* ---- exec_log.c -------------------------------------------------------------------------------
+ */
 /* A log record of target `t`: redacted, numbered, published, queued for the store. */
 void ex_log(ex_target *t, const char *step_id, const char *stream, const char *text, size_t len);
 void ex_logf(ex_target *t, const char *stream, const char *fmt, ...)
@@ -336,7 +338,8 @@ void ex_imp_start(ex_target *t, json_t *params);
 void ex_imp_cancel(ex_imp *imp);
 void ex_on_wake(uv_async_t *a);
 
-/* ---- exec_stepapi.c --------------------------------------------------------------------------- */
+/* ---- exec_stepapi.c ---------------------------------------------------------------------------
+ */
 const struct plugin_step_ops *ex_step_ops(void);
 void ex_req_serve(exec *ex, ex_req *q);
 void ex_req_complete(ex_req *q, int rc);
@@ -361,7 +364,6 @@ int ex_secrets_resolve(exec *ex, ex_run *r, json_t *params, char *err, size_t er
 void ex_params_coerce(const steptype *st, const json_t *deferred, json_t *params);
 /* Before the run: check a step's parameters for a target context `ctx`
  * (no earlier outputs); values that use steps.* are left to the step. */
-int ex_precheck_step(const job_step *s, const char *family, json_t *ctx, char *err,
-                     size_t errlen);
+int ex_precheck_step(const job_step *s, const char *family, json_t *ctx, char *err, size_t errlen);
 
 #endif

@@ -238,8 +238,7 @@ void ex_log_sweep(exec *ex)
         bool over = ex->opts.log_max_bytes > 0 && s.total > ex->opts.log_max_bytes;
         if (rc < 0 || (!over && !json_is_true(json_object_get(v, "old"))))
             continue;
-        rc = store_write(ex->store, drop_txn,
-                         (void *)json_string_value(json_object_get(v, "id")));
+        rc = store_write(ex->store, drop_txn, (void *)json_string_value(json_object_get(v, "id")));
         if (rc == 0) {
             s.total -= json_integer_value(json_object_get(v, "bytes"));
             dropped++;

@@ -26,8 +26,9 @@ static json_t *dry_step(ex_target *t, const job_step *s)
         bool later = strstr(err, "steps") != NULL;
         json_object_set_new(e, "error", json_string(err));
         if (later)
-            json_object_set_new(e, "note", json_string("uses outputs of earlier steps: rendered "
-                                                       "when the step runs"));
+            json_object_set_new(e, "note",
+                                json_string("uses outputs of earlier steps: rendered "
+                                            "when the step runs"));
         return e;
     }
     if (s->st->desc->run) {
@@ -67,10 +68,10 @@ int exec_dry_run(exec *ex, const exec_run_spec *spec, json_t **out, char *err, s
         json_t *steps = json_array();
         for (size_t s = 0; s < r->plan->nsteps; s++)
             json_array_append_new(steps, dry_step(t, &r->plan->steps[s]));
-        json_array_append_new(targets, json_pack("{s:s, s:O, s:O, s:o}", "target_id", t->id,
-                                                 "name", json_object_get(t->rec, "name"),
-                                                 "os_family", json_object_get(t->rec, "os_family"),
-                                                 "steps", steps));
+        json_array_append_new(targets,
+                              json_pack("{s:s, s:O, s:O, s:o}", "target_id", t->id, "name",
+                                        json_object_get(t->rec, "name"), "os_family",
+                                        json_object_get(t->rec, "os_family"), "steps", steps));
     }
     *out = json_pack("{s:b, s:s, s:I, s:O, s:o, s:O}", "dry_run", 1, "job_id", r->plan->job_id,
                      "job_version", (json_int_t)r->plan->version, "params",
@@ -185,8 +186,8 @@ int exec_run_retry(exec *ex, const char *run_id, const char *by, char new_id[UUI
             json_array_append(ids, json_object_get(t, "target_id"));
     }
     if (!ex_terminal(state) || state == EX_MISSED) {
-        snprintf(err, errlen, "run %s is %s: only a run that ran and ended can be retried",
-                 run_id, ex_state_name(state));
+        snprintf(err, errlen, "run %s is %s: only a run that ran and ended can be retried", run_id,
+                 ex_state_name(state));
         rc = OPSC_ESTATE;
     } else if (json_array_size(ids) == 0) {
         snprintf(err, errlen, "run %s succeeded on every target: nothing to retry", run_id);

@@ -11,10 +11,10 @@
 #include "template.h"
 #include "util.h"
 
-#define OUTPUT_PREFIX  "OPSC_OUTPUT "
-#define PART_MAX       (64u << 10) /* a line longer than this is cut into pieces */
-#define PART_STALE_MS  1000        /* a prompt without newline reaches the log after this */
-#define REDACTED       "********"
+#define OUTPUT_PREFIX "OPSC_OUTPUT "
+#define PART_MAX      (64u << 10) /* a line longer than this is cut into pieces */
+#define PART_STALE_MS 1000        /* a prompt without newline reaches the log after this */
+#define REDACTED      "********"
 
 /* ---- redaction -------------------------------------------------------------------------- */
 

@@ -43,8 +43,8 @@ static int new_run_txn(store_txn *txn, void *ud)
         char key[64];
         if (rc < 0)
             break;
-        rc = index_put(txn, "runs_by_target",
-                       json_string_value(json_object_get(t, "target_id")), r->id);
+        rc = index_put(txn, "runs_by_target", json_string_value(json_object_get(t, "target_id")),
+                       r->id);
         char *text = rc == 0 ? json_dumps(t, JSON_COMPACT) : NULL;
         run_target_key(key, sizeof(key), r->id, (uint32_t)i);
         if (rc == 0)
@@ -70,8 +70,8 @@ static int put_target(store_txn *txn, ex_target *t)
     json_t *rec = ex_target_record(t);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
-    int rc = text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text))
-                  : OPSC_ENOMEM;
+    int rc =
+        text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text)) : OPSC_ENOMEM;
     free(text);
     if (rc == 0)
         rc = ex_log_put(txn, t);
@@ -185,8 +185,8 @@ static int interrupt_targets(store_txn *txn, const char *run_id)
         if (ex_terminal(st))
             continue;
         json_object_set_new(t, "state", json_string("interrupted"));
-        json_object_set_new(t, "error", json_string(st == EX_QUEUED
-                                                        ? "the daemon stopped before it started"
+        json_object_set_new(t, "error",
+                            json_string(st == EX_QUEUED ? "the daemon stopped before it started"
                                                         : "the daemon stopped during this target"));
         interrupt_steps(json_object_get(t, "steps"), st == EX_RUNNING);
         char key[64], *text = json_dumps(t, JSON_COMPACT);
@@ -254,8 +254,9 @@ int ex_recover(exec *ex)
     if (rc < 0)
         log_error("exec", "marking interrupted runs failed: %s", opsc_strerror(rc));
     else if (r.n)
-        log_warn("exec", "%zu run(s) were still queued or running when the daemon stopped: "
-                         "marked interrupted",
+        log_warn("exec",
+                 "%zu run(s) were still queued or running when the daemon stopped: "
+                 "marked interrupted",
                  r.n);
     return rc;
 }

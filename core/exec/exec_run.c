@@ -8,6 +8,7 @@
 #include "events.h"
 #include "exec_internal.h"
 #include "log.h"
+#include "run_read.h"
 #include "store.h"
 #include "util.h"
 
@@ -132,8 +133,8 @@ static void next_batch(ex_run *r)
                 ex_target_end_unstarted(&r->targets[i], EX_SKIPPED, why);
         return;
     }
-    r->batch_end = r->batch_end + (uint32_t)b < r->ntargets ? r->batch_end + (uint32_t)b
-                                                            : r->ntargets;
+    r->batch_end =
+        r->batch_end + (uint32_t)b < r->ntargets ? r->batch_end + (uint32_t)b : r->ntargets;
 }
 
 void ex_run_target_ended(ex_target *t)
@@ -180,24 +181,11 @@ static ex_run *find_active(exec *ex, const char *run_id)
     return NULL;
 }
 
-struct exists {
-    const char *id;
-};
-
-static int exists_txn(store_txn *txn, void *ud)
-{
-    json_t *rec = NULL;
-    int rc = store_get(txn, "runs", ((struct exists *)ud)->id, &rec);
-    json_decref(rec);
-    return rc;
-}
-
 int exec_run_cancel(exec *ex, const char *run_id, const char *by)
 {
     ex_run *r = find_active(ex, run_id);
     if (!r) {
-        struct exists e = {run_id};
-        int rc = uuid_valid(run_id) ? store_read(ex->store, exists_txn, &e) : OPSC_ENOENT;
+        int rc = run_exists(ex->store, run_id);
         return rc == 0 ? OPSC_ESTATE : rc;
     }
     char why[160];

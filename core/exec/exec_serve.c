@@ -31,7 +31,8 @@ static void log_line(ex_target *t, int level, const char *text)
     sb_free(&b);
 }
 
-/* ---- step_exec -------------------------------------------------------------------------------- */
+/* ---- step_exec --------------------------------------------------------------------------------
+ */
 
 static char *copy_buf(const strbuf *b)
 {
@@ -121,8 +122,8 @@ static void xfer_done(void *ud, const opsc_xfer_result *res)
     if (res->status < 0 && imp->t)
         ex_logf(imp->t, "system", "%s %s failed: %s", q->kind == REQ_PUT ? "copy to" : "copy from",
                 q->remote, res->error ? res->error : opsc_strerror(res->status));
-    ex_req_complete(q, atomic_load(&imp->cancelled) && res->status < 0 ? OPSC_ECANCELED
-                                                                        : res->status);
+    ex_req_complete(q,
+                    atomic_load(&imp->cancelled) && res->status < 0 ? OPSC_ECANCELED : res->status);
 }
 
 static int start_xfer(ex_target *t, ex_req *q)

@@ -29,8 +29,8 @@ typedef struct prep {
 
 static json_t *snapshot(const json_t *t)
 {
-    static const char *const keep[] = {"id",        "name",   "address", "port",
-                                       "os_family", "transport", "labels", "facts", NULL};
+    static const char *const keep[] = {"id",        "name",   "address", "port", "os_family",
+                                       "transport", "labels", "facts",   NULL};
     json_t *s = json_object();
     for (const char *const *k = keep; *k; k++) {
         json_t *v = json_object_get(t, *k);
@@ -147,13 +147,13 @@ static ex_run *run_new(exec *ex, const exec_run_spec *spec, job_plan *plan, json
     r->ex = ex;
     r->plan = plan;
     const char *job_name = json_string_value(json_object_get(plan->rec, "name"));
-    r->hdr = json_pack("{s:s, s:s, s:s?, s:I, s:s, s:O, s:s?, s:o, s:s?, s:s?, s:I, s:O, s:o, s:b}",
-                       "id", r->id, "job_id", plan->job_id, "job_name", job_name, "job_version",
-                       (json_int_t)plan->version, "state", "queued", "params", params,
-                       "schedule_id", spec->schedule_id, "planned_at",
-                       time_json(spec->planned_at_ms), "triggered_by", spec->triggered_by,
-                       "retry_of", retry_of, "target_count", (json_int_t)n, "disabled_targets",
-                       disabled, "started_at", json_null(), "dry_run", 0);
+    r->hdr =
+        json_pack("{s:s, s:s, s:s?, s:I, s:s, s:O, s:s?, s:o, s:s?, s:s?, s:I, s:O, s:o, s:b}",
+                  "id", r->id, "job_id", plan->job_id, "job_name", job_name, "job_version",
+                  (json_int_t)plan->version, "state", "queued", "params", params, "schedule_id",
+                  spec->schedule_id, "planned_at", time_json(spec->planned_at_ms), "triggered_by",
+                  spec->triggered_by, "retry_of", retry_of, "target_count", (json_int_t)n,
+                  "disabled_targets", disabled, "started_at", json_null(), "dry_run", 0);
     r->ctx_run = json_pack("{s:s, s:s, s:s?, s:I, s:s?, s:s?}", "id", r->id, "job_id", plan->job_id,
                            "job_name", job_name, "job_version", (json_int_t)plan->version,
                            "triggered_by", spec->triggered_by, "schedule_id", spec->schedule_id);
@@ -175,8 +175,8 @@ static ex_run *run_new(exec *ex, const exec_run_spec *spec, job_plan *plan, json
 }
 
 /* Everything up to a run ready to store. On failure `err` says why. */
-int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run **out,
-                   char *err, size_t errlen)
+int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run **out, char *err,
+               size_t errlen)
 {
     *out = NULL;
     if (!spec || !spec->job_id) {

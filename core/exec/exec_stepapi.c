@@ -146,8 +146,8 @@ static int op_fail(opsc_step_ctx *imp, const char *msg)
     return OPSC_EREMOTE;
 }
 
-static int op_render(opsc_step_ctx *imp, const char *text, const char *vars_json,
-                     const char **out, char *err, size_t errlen)
+static int op_render(opsc_step_ctx *imp, const char *text, const char *vars_json, const char **out,
+                     char *err, size_t errlen)
 {
     json_t *vars = vars_json ? json_loads(vars_json, 0, NULL) : json_object();
     if (!json_is_object(vars)) {

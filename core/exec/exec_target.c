@@ -36,9 +36,9 @@ static void publish_target(ex_target *t)
 static void publish_step(ex_target *t, uint32_t i)
 {
     const ex_stepres *res = &t->steps[i];
-    json_t *d = json_pack("{s:s, s:s, s:s, s:i}", "target_id", t->id, "step_id",
-                          t->run->plan->steps[i].id, "state", ex_state_name(res->state),
-                          "attempt", res->attempts);
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:i}", "target_id", t->id, "step_id", t->run->plan->steps[i].id,
+                  "state", ex_state_name(res->state), "attempt", res->attempts);
     if (d && res->has_exit)
         json_object_set_new(d, "exit_code", json_integer(res->exit_code));
     if (d && res->error)
@@ -99,10 +99,10 @@ static void end_target(ex_target *t, int state, const char *error)
         if (t->steps[i].state == EX_QUEUED) {
             t->steps[i].state = EX_SKIPPED;
             free(t->steps[i].error);
-            t->steps[i].error = strdup(state == EX_SUCCEEDED || state == EX_FAILED ||
-                                               state == EX_TIMED_OUT
-                                           ? "not run: an earlier step failed"
-                                           : "not run: the target was stopped");
+            t->steps[i].error =
+                strdup(state == EX_SUCCEEDED || state == EX_FAILED || state == EX_TIMED_OUT
+                           ? "not run: an earlier step failed"
+                           : "not run: the target was stopped");
         }
     t->state = (uint8_t)state;
     t->finished_ms = clock_now_ms();
@@ -131,8 +131,8 @@ void ex_target_end_unstarted(ex_target *t, int state, const char *why)
 static void set_steps_ctx(ex_target *t, uint32_t i)
 {
     const ex_stepres *res = &t->steps[i];
-    json_t *c = json_pack("{s:O?, s:s}", "outputs", res->outputs, "state",
-                          ex_state_name(res->state));
+    json_t *c =
+        json_pack("{s:O?, s:s}", "outputs", res->outputs, "state", ex_state_name(res->state));
     if (!c)
         return;
     if (!res->outputs)
@@ -160,8 +160,8 @@ static bool retry(ex_target *t, const job_step *s, ex_stepres *res)
     if (delay > 3600 * 1000)
         delay = 3600 * 1000;
     ex_logf(t, "system", "step %s: attempt %d of %d %s: %s; next attempt in %lld ms", s->id,
-            res->attempts, s->retries + 1, ex_state_name(res->state),
-            res->error ? res->error : "", (long long)delay);
+            res->attempts, s->retries + 1, ex_state_name(res->state), res->error ? res->error : "",
+            (long long)delay);
     res->state = EX_RUNNING;
     publish_step(t, t->step);
     t->act = ACT_DELAY;
@@ -179,16 +179,17 @@ void ex_step_finish(ex_target *t, int state, int exit_code, bool has_exit, json_
     t->act = ACT_NONE;
     if (t->abort) {
         state = t->abort;
-        snprintf(why, sizeof(why), "%s", t->abort == EX_CANCELLED     ? "cancelled"
-                                         : t->abort == EX_TIMED_OUT ? "the run timed out"
-                                                                    : "interrupted");
+        snprintf(why, sizeof(why), "%s",
+                 t->abort == EX_CANCELLED   ? "cancelled"
+                 : t->abort == EX_TIMED_OUT ? "the run timed out"
+                                            : "interrupted");
         error = why;
     } else if (t->step_timed_out) {
         state = EX_TIMED_OUT;
-        snprintf(why, sizeof(why), "the step exceeded its timeout of %lld s",
-                 (long long)((s->timeout_ms ? s->timeout_ms
-                                            : t->run->ex->opts.default_step_timeout_ms) /
-                             1000));
+        snprintf(
+            why, sizeof(why), "the step exceeded its timeout of %lld s",
+            (long long)((s->timeout_ms ? s->timeout_ms : t->run->ex->opts.default_step_timeout_ms) /
+                        1000));
         error = why;
     }
     t->step_timed_out = false;
@@ -348,11 +349,11 @@ json_t *ex_target_record(const ex_target *t)
     for (uint32_t i = 0; i < p->nsteps; i++) {
         const ex_stepres *r = &t->steps[i];
         json_t *js = json_array_get(json_object_get(p->rec, "steps"), i);
-        json_t *s = json_pack("{s:s, s:s, s:O?, s:O?, s:s?, s:o, s:o, s:i}", "id", p->steps[i].id,
-                              "type", p->steps[i].type, "name", json_object_get(js, "name"),
-                              "outputs", r->outputs, "error", r->error, "started_at",
-                              time_or_null(r->started_ms), "finished_at",
-                              time_or_null(r->finished_ms), "attempts", r->attempts);
+        json_t *s =
+            json_pack("{s:s, s:s, s:O?, s:O?, s:s?, s:o, s:o, s:i}", "id", p->steps[i].id, "type",
+                      p->steps[i].type, "name", json_object_get(js, "name"), "outputs", r->outputs,
+                      "error", r->error, "started_at", time_or_null(r->started_ms), "finished_at",
+                      time_or_null(r->finished_ms), "attempts", r->attempts);
         if (!s)
             continue;
         json_object_set_new(s, "state", json_string(ex_state_name(r->state)));

@@ -66,6 +66,19 @@ int run_read(store_txn *txn, const char *run_id, json_t **out)
     return 0;
 }
 
+static int exists_txn(store_txn *txn, void *ud)
+{
+    json_t *rec = NULL;
+    int rc = store_get(txn, "runs", ud, &rec);
+    json_decref(rec);
+    return rc;
+}
+
+int run_exists(store *s, const char *run_id)
+{
+    return uuid_valid(run_id) ? store_read(s, exists_txn, (void *)run_id) : OPSC_ENOENT;
+}
+
 /* ---- lists ---------------------------------------------------------------------------------- */
 
 typedef struct list_ud {
@@ -152,8 +165,8 @@ int run_list(store_txn *txn, const run_filter *f, const char *cursor, size_t lim
     next[0] = '\0';
     if (!cursor && f->until_ms > 0) { /* the first id after `until`: scan below it */
         uint64_t ms = (uint64_t)f->until_ms + 1;
-        snprintf(from, sizeof(from), "%08" PRIx64 "-%04" PRIx64 "-7000-8000-000000000000",
-                 ms >> 16, ms & 0xffff);
+        snprintf(from, sizeof(from), "%08" PRIx64 "-%04" PRIx64 "-7000-8000-000000000000", ms >> 16,
+                 ms & 0xffff);
         cursor = from;
     }
     if (f->target_id)

@@ -26,6 +26,8 @@ void run_log_key(char *buf, size_t n, const char *run_id, uint32_t idx, uint64_t
 
 /* The run with its "targets" array (per target and per step). OPSC_ENOENT. */
 int run_read(store_txn *txn, const char *run_id, json_t **out);
+/* 0 when the run exists, else OPSC_ENOENT (or the store's error). Its own transaction. */
+int run_exists(store *s, const char *run_id);
 /* Only the targets (array, index order). */
 int run_read_targets(store_txn *txn, const char *run_id, json_t **out);
 

@@ -119,32 +119,32 @@ int job_versions_list(store_txn *txn, const char *job_id, int64_t before, size_t
 /* ---- the plan a run executes (job_plan.c) -------------------------------------------- */
 
 typedef struct job_step {
-    const char *id;          /* borrowed from the plan's record */
+    const char *id; /* borrowed from the plan's record */
     const char *name;
-    const char *type;        /* the reference as written */
-    const steptype *st;      /* resolved at compile */
-    const plugin_reg *lib;   /* its library's registration (state, version) */
-    const json_t *params;    /* borrowed: the job's values, templates unrendered */
-    json_t *deferred;        /* JSON Pointers of templated values */
-    int64_t timeout_ms;      /* 0: the executor's default */
+    const char *type;      /* the reference as written */
+    const steptype *st;    /* resolved at compile */
+    const plugin_reg *lib; /* its library's registration (state, version) */
+    const json_t *params;  /* borrowed: the job's values, templates unrendered */
+    json_t *deferred;      /* JSON Pointers of templated values */
+    int64_t timeout_ms;    /* 0: the executor's default */
     int retries;
     int64_t retry_delay_ms;
     bool continue_on_failure;
-    tpl *when;               /* NULL: always */
+    tpl *when; /* NULL: always */
     const char *when_text;
 } job_step;
 
 typedef struct job_plan {
-    json_t *rec;             /* the job version's record (owned) */
+    json_t *rec; /* the job version's record (owned) */
     const char *job_id;
     int64_t version;
-    jschema *params_schema;  /* run parameters */
-    json_t *secret_params;   /* names of secret parameters */
+    jschema *params_schema; /* run parameters */
+    json_t *secret_params;  /* names of secret parameters */
     job_step *steps;
     size_t nsteps;
-    int max_parallel;        /* 0: unlimited */
-    int batch_size;          /* 0: one batch */
-    int64_t timeout_ms;      /* 0: none */
+    int max_parallel;   /* 0: unlimited */
+    int batch_size;     /* 0: one batch */
+    int64_t timeout_ms; /* 0: none */
     bool allow_concurrent;
 } job_plan;
 

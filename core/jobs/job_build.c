@@ -201,8 +201,7 @@ static void param_default(json_t *p, const char *path, json_t *errors)
     int rc = jschema_compile(&js, s, why, sizeof(why));
     if (rc < 0) /* only a pattern can break the schema */
         job_err_add(errors, path, NULL, "pattern", 0, 0, "pattern: %s", why);
-    else if (def && !json_is_null(def) && jschema_validate(js, def, 0, "", e, 1, &ne) < 0 &&
-             ne > 0)
+    else if (def && !json_is_null(def) && jschema_validate(js, def, 0, "", e, 1, &ne) < 0 && ne > 0)
         job_err_add(errors, path, NULL, "default", 0, 0, "default: %s", e[0].msg);
     jschema_free(js);
     json_decref(s);
@@ -216,8 +215,8 @@ static void check_param(json_t *p, size_t i, json_t *seen, json_t *errors)
         job_err_add(errors, path, NULL, NULL, 0, 0, "a parameter must be an object");
         return;
     }
-    static const char *const known[] = {"name",    "type",   "required",    "default",
-                                        "pattern", "choices", "secret", "description", NULL};
+    static const char *const known[] = {"name",    "type",   "required",    "default", "pattern",
+                                        "choices", "secret", "description", NULL};
     const char *k;
     json_t *v;
     json_object_foreach(p, k, v)
@@ -289,7 +288,8 @@ static void check_params(json_t *rec, json_t *errors)
     json_decref(seen);
 }
 
-/* ---- targets ---------------------------------------------------------------------------------- */
+/* ---- targets ----------------------------------------------------------------------------------
+ */
 
 static void check_id_list(json_t *spec, const char *key, json_t *errors)
 {
@@ -339,10 +339,9 @@ static void check_targets(json_t *rec, json_t *errors)
 static void check_top(json_t *rec, json_t *errors)
 {
     static const char *const known[] = {
-        "name",        "description", "parameters",   "targets",          "steps",
-        "max_parallel", "batch_size", "timeout_s",    "allow_concurrent", "id",
-        "created_at",  "updated_at",  "version",      "created_by",       "updated_by",
-        NULL};
+        "name",       "description", "parameters",       "targets", "steps",      "max_parallel",
+        "batch_size", "timeout_s",   "allow_concurrent", "id",      "created_at", "updated_at",
+        "version",    "created_by",  "updated_by",       NULL};
     const char *k;
     json_t *v;
     void *tmp;

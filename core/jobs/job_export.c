@@ -1,4 +1,5 @@
-/* job_export.c - jobs as portable JSON: references by name out, back to this installation's ids in. */
+/* job_export.c - jobs as portable JSON: references by name out, back to this installation's ids in.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,8 @@ static json_t *names_of(store_txn *txn, const char *db, const json_t *ids, const
         if (n)
             json_array_append_new(out, json_string(n));
         else
-            json_array_append_new(warnings,
-                                  json_sprintf("%s %s no longer exists: left out", what,
-                                               json_string_value(v)));
+            json_array_append_new(warnings, json_sprintf("%s %s no longer exists: left out", what,
+                                                         json_string_value(v)));
         free(n);
     }
     return out;
@@ -46,13 +46,12 @@ static json_t *export_targets(store_txn *txn, const json_t *t, json_t *warnings)
 {
     json_t *out = json_object();
     if (json_object_get(t, "ids"))
-        json_object_set_new(out, "names",
-                            names_of(txn, "targets", json_object_get(t, "ids"), "target",
-                                     warnings));
+        json_object_set_new(
+            out, "names", names_of(txn, "targets", json_object_get(t, "ids"), "target", warnings));
     if (json_object_get(t, "groups"))
-        json_object_set_new(out, "groups",
-                            names_of(txn, "groups", json_object_get(t, "groups"), "group",
-                                     warnings));
+        json_object_set_new(
+            out, "groups",
+            names_of(txn, "groups", json_object_get(t, "groups"), "group", warnings));
     if (json_object_get(t, "selector"))
         json_object_set(out, "selector", json_object_get(t, "selector"));
     return out;
@@ -77,8 +76,8 @@ static void export_params(store_txn *txn, json_t *params)
 
 int job_export(store_txn *txn, const json_t *rec, json_t **out, char *err, size_t errlen)
 {
-    static const char *const drop[] = {"id",         "created_at", "updated_at",
-                                       "version",    "created_by", "updated_by", NULL};
+    static const char *const drop[] = {"id",         "created_at", "updated_at", "version",
+                                       "created_by", "updated_by", NULL};
     json_t *job = json_deep_copy(rec), *warnings = json_array();
     if (!job || !warnings) {
         json_decref(job);
@@ -160,8 +159,7 @@ static void import_secrets(store_txn *txn, const json_t *params, json_t *errors)
             continue;
         if (store_index_get(txn, "credentials_by_name", def, id) < 0) {
             snprintf(path, sizeof(path), "/job/parameters/%zu/default", i);
-            job_err_add(errors, path, NULL, "default", 0, 0, "no credential named '%s' here",
-                        def);
+            job_err_add(errors, path, NULL, "default", 0, 0, "no credential named '%s' here", def);
         }
     }
 }
@@ -181,7 +179,8 @@ int job_import(store_txn *txn, const json_t *doc, json_t **body, json_t **errors
     json_t *b = json_deep_copy(job);
     if (!b)
         return OPSC_ENOMEM;
-    json_object_set_new(b, "targets", import_targets(txn, json_object_get(job, "targets"), *errors));
+    json_object_set_new(b, "targets",
+                        import_targets(txn, json_object_get(job, "targets"), *errors));
     import_secrets(txn, json_object_get(job, "parameters"), *errors);
     if (json_array_size(*errors) > 0) {
         json_decref(b);

@@ -24,8 +24,7 @@ void job_plan_free(job_plan *p)
     free(p);
 }
 
-static int compile_step(plugin_host *h, job_plan *p, size_t i, const json_t *known,
-                        json_t *errors)
+static int compile_step(plugin_host *h, job_plan *p, size_t i, const json_t *known, json_t *errors)
 {
     job_step *s = &p->steps[i];
     json_t *js = json_array_get(json_object_get(p->rec, "steps"), i);

@@ -70,18 +70,20 @@ bool job_path_deferred(const json_t *paths, const char *path)
     return false;
 }
 
+/* `name` is one of the ','-separated names of `list` (spaces around them ignored). */
 static bool in_list(const char *list, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ')
-            p++;
-        size_t len = strcspn(p, ","), end = len;
-        while (end > 0 && p[end - 1] == ' ')
-            end--;
-        if (end == n && strncmp(p, name, n) == 0)
+    const char *p = list;
+    while (p && (p = strstr(p, name))) {
+        const char *before = p, *after = p + n;
+        while (before > list && before[-1] == ' ')
+            before--;
+        while (*after == ' ')
+            after++;
+        if ((before == list || before[-1] == ',') && (*after == ',' || *after == '\0'))
             return true;
-        p += len + (p[len] == ',');
+        p += n;
     }
     return false;
 }
@@ -174,8 +176,7 @@ void job_step_params_check(const steptype *st, const json_t *params, const json_
     }
     if (!st->params) {
         if (json_object_size(params) > 0)
-            job_err_add(errors, path, step_id, "params", 0, 0, "%s takes no parameters",
-                        st->name);
+            job_err_add(errors, path, step_id, "params", 0, 0, "%s takes no parameters", st->name);
         return;
     }
     json_t *deferred = json_array(), *copy = json_deep_copy(params);
@@ -252,8 +253,8 @@ static int when_step_refs(const char *expr, const json_t *earlier, int *col, cha
         char end = 0;
         if (p[5] == '[' && (*q == '\'' || *q == '"'))
             end = *q++;
-        while (*q && n < JOB_ID_MAX && (end ? *q != end : (isalnum((unsigned char)*q) ||
-                                                            *q == '_' || *q == '-')))
+        while (*q && n < JOB_ID_MAX &&
+               (end ? *q != end : (isalnum((unsigned char)*q) || *q == '_' || *q == '-')))
             id[n++] = *q++;
         id[n] = '\0';
         bool found = false;
@@ -270,6 +271,24 @@ static int when_step_refs(const char *expr, const json_t *earlier, int *col, cha
     return 0;
 }
 
+static int when_tpl(const char *expr, const json_t *known, tpl **out, tpl_err *te)
+{
+    char *text = when_wrap(expr);
+    if (!text)
+        return OPSC_ENOMEM;
+    tpl_opts o = {TPL_TEXT, NULL, known};
+    int rc = tpl_compile(out, text, strlen(text), &o, te);
+    free(text);
+    return rc;
+}
+
+/* A template position back in the expression's own columns. */
+static int when_col(const tpl_err *te, const char *expr)
+{
+    int c = te->line == 1 ? te->col - (int)strlen(WHEN_PREFIX) : 0;
+    return c < 1 ? 1 : c > (int)strlen(expr) ? (int)strlen(expr) : c;
+}
+
 int job_when_check(const char *expr, const json_t *earlier, const json_t *known_params, int *col,
                    char *msg, size_t msglen)
 {
@@ -282,18 +301,12 @@ int job_when_check(const char *expr, const json_t *earlier, const json_t *known_
         snprintf(msg, msglen, "when is an expression, without {{ }} or {%% %%}");
         return OPSC_ESYNTAX;
     }
-    char *text = when_wrap(expr);
-    if (!text)
-        return OPSC_ENOMEM;
-    tpl_opts o = {TPL_TEXT, NULL, known_params};
     tpl *t = NULL;
     tpl_err te = {0};
-    int rc = tpl_compile(&t, text, strlen(text), &o, &te);
+    int rc = when_tpl(expr, known_params, &t, &te);
     tpl_free(t);
-    free(text);
     if (rc < 0) {
-        int c = te.line == 1 ? te.col - (int)strlen(WHEN_PREFIX) : 0;
-        *col = c < 1 ? 1 : c > (int)strlen(expr) ? (int)strlen(expr) : c;
+        *col = when_col(&te, expr);
         snprintf(msg, msglen, "%s", te.msg);
         return rc;
     }
@@ -303,19 +316,11 @@ int job_when_check(const char *expr, const json_t *earlier, const json_t *known_
 int job_when_compile(const char *expr, tpl **out, char *err, size_t errlen)
 {
     int col;
-    if (when_tags(expr, &col) < 0) {
-        snprintf(err, errlen, "when: not an expression");
-        return OPSC_ESYNTAX;
-    }
-    char *text = when_wrap(expr);
-    if (!text)
-        return OPSC_ENOMEM;
-    tpl_opts o = {TPL_TEXT, NULL, NULL};
     tpl_err te = {0};
-    int rc = tpl_compile(out, text, strlen(text), &o, &te);
-    free(text);
+    int rc = when_tags(expr, &col) < 0 ? OPSC_ESYNTAX : when_tpl(expr, NULL, out, &te);
     if (rc < 0)
-        snprintf(err, errlen, "when: %s", te.msg);
+        snprintf(err, errlen, "when %d: %s", when_col(&te, expr),
+                 te.msg[0] ? te.msg : "not an expression");
     return rc;
 }
 
@@ -325,8 +330,8 @@ int job_when_eval(const tpl *when, const json_t *ctx, bool *out, char *err, size
     tpl_err te = {0};
     int rc = tpl_render_str(when, ctx, &r, &te);
     if (rc < 0) {
-        int c = te.line == 1 ? te.col - (int)strlen(WHEN_PREFIX) : 0;
-        snprintf(err, errlen, "when %d:%d: %s", te.line, c < 1 ? 1 : c, te.msg);
+        snprintf(err, errlen, "when: %s", te.msg);
+        free(r);
         return rc;
     }
     *out = strcmp(r, "1") == 0;
@@ -362,9 +367,9 @@ static void step_int(json_t *s, const char *key, json_int_t min, json_int_t max,
 
 static void step_fields(json_t *s, const char *base, const char *id, json_t *errors)
 {
-    static const char *const known[] = {"id",      "name",          "type",       "params",
-                                        "timeout_s", "retries",     "retry_delay_s",
-                                        "on_failure", "when",       NULL};
+    static const char *const known[] = {"id",        "name",    "type",          "params",
+                                        "timeout_s", "retries", "retry_delay_s", "on_failure",
+                                        "when",      NULL};
     const char *k;
     json_t *v;
     json_object_foreach(s, k, v)
@@ -461,8 +466,8 @@ void job_steps_check(plugin_host *h, json_t *rec, json_t *errors)
     json_t *steps = json_object_get(rec, "steps");
     if (!json_is_array(steps) || json_array_size(steps) == 0 ||
         json_array_size(steps) > JOB_MAX_STEPS) {
-        job_err_add(errors, "/steps", NULL, "steps", 0, 0,
-                    "steps must be a list of 1 to %d steps", JOB_MAX_STEPS);
+        job_err_add(errors, "/steps", NULL, "steps", 0, 0, "steps must be a list of 1 to %d steps",
+                    JOB_MAX_STEPS);
         return;
     }
     /* Templates may name only the job's parameters. */

@@ -137,11 +137,11 @@ int job_versions_list(store_txn *txn, const char *job_id, int64_t before, size_t
             continue;
         }
         if (rc == 0)
-            json_array_append_new(
-                *items, json_pack("{s:I, s:O?, s:O?, s:O?}", "version", (json_int_t)v,
-                                  "updated_at", json_object_get(rec, "updated_at"), "updated_by",
-                                  json_object_get(rec, "updated_by"), "name",
-                                  json_object_get(rec, "name")));
+            json_array_append_new(*items,
+                                  json_pack("{s:I, s:O?, s:O?, s:O?}", "version", (json_int_t)v,
+                                            "updated_at", json_object_get(rec, "updated_at"),
+                                            "updated_by", json_object_get(rec, "updated_by"),
+                                            "name", json_object_get(rec, "name")));
         json_decref(rec);
     }
     if (rc == 0 && v >= 1)

@@ -85,29 +85,40 @@ static int crash_run(opsc_step_ctx *ctx, void *state)
 #define P(props) "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" props "}}"
 
 static const opsc_step_type probe = {
-    .size = sizeof(opsc_step_type), .name = "probe", .summary = "use the step API",
+    .size = sizeof(opsc_step_type),
+    .name = "probe",
+    .summary = "use the step API",
     .params_schema = P("\"command\":{\"type\":\"string\"},\"token\":{\"type\":\"string\"}"),
     .run = probe_run,
 };
 static const opsc_step_type failing = {
-    .size = sizeof(opsc_step_type), .name = "fail", .summary = "fail",
+    .size = sizeof(opsc_step_type),
+    .name = "fail",
+    .summary = "fail",
     .params_schema = P("\"why\":{\"type\":\"string\"},\"bare\":{\"type\":\"boolean\"}"),
     .run = fail_run,
 };
 static const opsc_step_type waiting = {
-    .size = sizeof(opsc_step_type), .name = "wait", .summary = "wait",
+    .size = sizeof(opsc_step_type),
+    .name = "wait",
+    .summary = "wait",
     .params_schema = P("\"ms\":{\"type\":\"integer\"},\"stubborn\":{\"type\":\"boolean\"}"),
     .run = wait_run,
 };
 static const opsc_step_type crashing = {
-    .size = sizeof(opsc_step_type), .name = "crash", .summary = "crash the process",
+    .size = sizeof(opsc_step_type),
+    .name = "crash",
+    .summary = "crash the process",
     .run = crash_run,
 };
 static const opsc_step_type *const types[] = {&probe, &failing, &waiting, &crashing, NULL};
 
 static const opsc_steplib lib = {
-    .size = sizeof(opsc_steplib), .name = "testexec", .version = "1.0.0",
-    .summary = "executor test steps", .types = types,
+    .size = sizeof(opsc_steplib),
+    .name = "testexec",
+    .version = "1.0.0",
+    .summary = "executor test steps",
+    .types = types,
 };
 
 static int steps_init(const opsc_host_api *api, const opsc_config *cfg, void **state)

@@ -98,8 +98,8 @@ static void quoting_attacks_arrive_as_literal_text(void **state)
             "\"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": \"p\", \"type\": "
             "\"core.shell.command\", \"params\": {\"command\": \"printf '%%s' {{ params.v }}\"}}]}",
             t);
-    const char *attacks[] = {"'; touch %s #", "$(touch %s)", "`touch %s`", "a\ntouch %s\n",
-                             "\"; touch %s; \"", "x' 'y; touch %s"};
+    const char *attacks[] = {"'; touch %s #", "$(touch %s)",      "`touch %s`",
+                             "a\ntouch %s\n", "\"; touch %s; \"", "x' 'y; touch %s"};
     for (size_t i = 0; i < sizeof(attacks) / sizeof(*attacks); i++) {
         char value[256];
         snprintf(value, sizeof(value), attacks[i], marker);
@@ -128,17 +128,12 @@ static void quoting_attacks_arrive_as_literal_text(void **state)
 static void a_step_that_sleeps_times_out(void **state)
 {
     exec_fx *x = *state;
-    char t[40], job[40], run[UUID_STR_LEN];
+    char t[40];
     xfx_target(x, "self", NULL, t);
-    xfx_job(x, job,
-            "{\"name\": \"slow\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": \"s\", "
-            "\"type\": \"core.shell.command\", \"timeout_s\": 1, \"params\": {\"command\": "
-            "\"sleep 30\"}}, {\"id\": \"after\", \"type\": \"core.shell.command\", \"params\": "
-            "{\"command\": \"true\"}}]}",
-            t);
     uint64_t t0 = clock_mono_ms();
-    xfx_run(x, job, NULL, NULL, run);
-    json_t *r = xfx_wait(x, run, 10000);
+    json_t *r = xfx_once(x, t,
+                         "[{\"id\": \"s\", \"type\": \"core.shell.command\", \"timeout_s\": 1, "
+                         "\"params\": {\"command\": \"sleep 30\"}}, " XSH("after", "true") "]");
     uint64_t took = clock_mono_ms() - t0;
     assert_true(took >= 1000 && took < 5000);
     assert_string_equal(json_string_value(json_object_get(r, "state")), "failed");
@@ -208,32 +203,26 @@ static void cancel_stops_the_remote_process(void **state)
 static void retries_back_off_until_the_step_succeeds(void **state)
 {
     exec_fx *x = *state;
-    char t[40], job[40], run[UUID_STR_LEN], counter[128];
+    char t[40], counter[128];
     snprintf(counter, sizeof(counter), "%s/count", tdir);
     xfx_target(x, "self", NULL, t);
-    xfx_job(x, job,
-            "{\"name\": \"flaky\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": \"f\", "
-            "\"type\": \"core.shell.command\", \"retries\": 3, \"retry_delay_s\": 0, "
-            "\"params\": {\"command\": \"echo x >> %s; test $(wc -l < %s) -ge 3\"}}]}",
-            t, counter, counter);
-    xfx_run(x, job, NULL, NULL, run);
-    json_t *r = xfx_wait(x, run, 10000);
+    json_t *r = xfx_once(x, t,
+                         "[{\"id\": \"f\", \"type\": \"core.shell.command\", \"retries\": 3, "
+                         "\"retry_delay_s\": 0, \"params\": {\"command\": \"echo x >> %s; "
+                         "test $(wc -l < %s) -ge 3\"}}]",
+                         counter, counter);
     assert_string_equal(json_string_value(json_object_get(r, "state")), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(xfx_step(r, 0, 0), "attempts")), 3);
-    char *log = xfx_log_text(x, run);
+    char *log = xfx_log_text(x, json_string_value(json_object_get(r, "id")));
     assert_contains(log, "attempt 1 of 4 failed: exit code 1");
     assert_contains(log, "attempt 2 of 4 failed");
     free(log);
     json_decref(r);
 
     /* Out of attempts: the step fails. */
-    xfx_job(x, job,
-            "{\"name\": \"never\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": \"f\", "
-            "\"type\": \"core.shell.command\", \"retries\": 1, \"retry_delay_s\": 0, "
-            "\"params\": {\"command\": \"exit 3\"}}]}",
-            t);
-    xfx_run(x, job, NULL, NULL, run);
-    r = xfx_wait(x, run, 10000);
+    r = xfx_once(x, t,
+                 "[{\"id\": \"f\", \"type\": \"core.shell.command\", \"retries\": 1, "
+                 "\"retry_delay_s\": 0, \"params\": {\"command\": \"exit 3\"}}]");
     assert_string_equal(sstate(xfx_step(r, 0, 0)), "failed");
     assert_int_equal(json_integer_value(json_object_get(xfx_step(r, 0, 0), "attempts")), 2);
     assert_int_equal(json_integer_value(json_object_get(xfx_step(r, 0, 0), "exit_code")), 3);
@@ -274,16 +263,13 @@ static void some_targets_fail_and_the_rest_succeed(void **state)
 static void on_failure_continue_runs_the_next_step(void **state)
 {
     exec_fx *x = *state;
-    char t[40], job[40], run[UUID_STR_LEN];
+    char t[40];
     xfx_target(x, "self", NULL, t);
-    xfx_job(x, job,
-            "{\"name\": \"cont\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": \"bad\", "
-            "\"type\": \"core.shell.command\", \"on_failure\": \"continue\", \"params\": "
-            "{\"command\": \"exit 2\"}}, {\"id\": \"after\", \"type\": \"core.shell.command\", "
-            "\"when\": \"steps.bad.exit_code == 2\", \"params\": {\"command\": \"echo ok\"}}]}",
-            t);
-    xfx_run(x, job, NULL, NULL, run);
-    json_t *r = xfx_wait(x, run, 10000);
+    json_t *r = xfx_once(x, t,
+                         "[{\"id\": \"bad\", \"type\": \"core.shell.command\", \"on_failure\": "
+                         "\"continue\", \"params\": {\"command\": \"exit 2\"}}, {\"id\": "
+                         "\"after\", \"type\": \"core.shell.command\", \"when\": "
+                         "\"steps.bad.exit_code == 2\", \"params\": {\"command\": \"echo ok\"}}]");
     assert_string_equal(json_string_value(json_object_get(r, "state")), "succeeded");
     assert_string_equal(sstate(xfx_step(r, 0, 0)), "failed");
     assert_string_equal(sstate(xfx_step(r, 0, 1)), "succeeded");
@@ -347,31 +333,24 @@ static void max_parallel_and_batches_hold(void **state)
 static void one_run_at_a_time_per_target_unless_allowed(void **state)
 {
     exec_fx *x = *state;
-    char t[40], job[40], shared[40], r1[UUID_STR_LEN], r2[UUID_STR_LEN];
+    char t[40], job[40], r1[UUID_STR_LEN], r2[UUID_STR_LEN];
     xfx_target(x, "self", NULL, t);
-    xfx_job(x, job,
-            "{\"name\": \"excl\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": \"s\", "
-            "\"type\": \"core.shell.command\", \"params\": {\"command\": \"sleep 0.3\"}}]}",
-            t);
-    xfx_run(x, job, NULL, NULL, r1);
-    xfx_run(x, job, NULL, NULL, r2);
-    json_decref(xfx_wait(x, r1, 10000));
-    json_decref(xfx_wait(x, r2, 10000));
-    assert_int_equal(max_running(x, NULL), 1);
-    json_array_clear(x->events);
-    xfx_job(x, shared,
-            "{\"name\": \"shared\", \"allow_concurrent\": true, \"targets\": {\"ids\": "
-            "[\"%s\"]}, \"steps\": [{\"id\": \"s\", \"type\": \"core.shell.command\", \"params\": "
-            "{\"command\": \"sleep 0.3\"}}]}",
-            t);
-    xfx_run(x, shared, NULL, NULL, r1);
-    xfx_run(x, shared, NULL, NULL, r2);
-    json_decref(xfx_wait(x, r1, 10000));
-    json_decref(xfx_wait(x, r2, 10000));
-    assert_int_equal(max_running(x, NULL), 2);
+    for (int shared = 0; shared < 2; shared++) {
+        json_array_clear(x->events);
+        xfx_job(x, job,
+                "{\"name\": \"j%d\", \"allow_concurrent\": %s, \"targets\": {\"ids\": "
+                "[\"%s\"]}, \"steps\": [" XSH("s", "sleep 0.3") "]}",
+                shared, shared ? "true" : "false", t);
+        xfx_run(x, job, NULL, NULL, r1);
+        xfx_run(x, job, NULL, NULL, r2);
+        json_decref(xfx_wait(x, r1, 10000));
+        json_decref(xfx_wait(x, r2, 10000));
+        assert_int_equal(max_running(x, NULL), shared ? 2 : 1);
+    }
 }
 
-/* ---- before the run --------------------------------------------------------------------------- */
+/* ---- before the run ---------------------------------------------------------------------------
+ */
 
 static void refusals_name_the_step_and_the_reason(void **state)
 {
@@ -466,8 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_step_that_sleeps_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(the_run_timeout_stops_every_target, setup, teardown),
         cmocka_unit_test_setup_teardown(cancel_stops_the_remote_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(retries_back_off_until_the_step_succeeds, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(retries_back_off_until_the_step_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(some_targets_fail_and_the_rest_succeed, setup, teardown),
         cmocka_unit_test_setup_teardown(on_failure_continue_runs_the_next_step, setup, teardown),
         cmocka_unit_test_setup_teardown(max_parallel_and_batches_hold, setup, teardown),
@@ -476,8 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(refusals_name_the_step_and_the_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(dry_run_renders_per_target_and_stores_nothing, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(retry_runs_only_the_targets_that_failed, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(retry_runs_only_the_targets_that_failed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

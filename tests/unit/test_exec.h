@@ -26,6 +26,10 @@ void xfx_free(exec_fx *x);
 void xfx_target(exec_fx *x, const char *name, const char *labels_json, char id[40]);
 /* Store a job built from `fmt` (JSON, printf-style) and return its id in `id`. */
 void xfx_job(exec_fx *x, char id[40], const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Run once on one target a job whose steps are `steps_fmt` (a JSON array,
+ * printf-style); returns the ended run (new reference). */
+json_t *xfx_once(exec_fx *x, const char *target_id, const char *steps_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Start a run; fails the test with the error when refused. */
 void xfx_run(exec_fx *x, const char *job_id, const char *params_json, const char *targets_json,
              char run_id[UUID_STR_LEN]);
@@ -42,6 +46,10 @@ json_t *xfx_read(exec_fx *x, const char *run_id);
 json_t *xfx_log(exec_fx *x, const char *run_id);
 /* All log text of the run joined (heap). */
 char *xfx_log_text(exec_fx *x, const char *run_id);
+/* A core.shell.command step as JSON text (a literal command without quotes). */
+#define XSH(id, cmd)                                                                               \
+    "{\"id\": \"" id "\", \"type\": \"core.shell.command\", \"params\": {\"command\": \"" cmd "\"" \
+                                                                                              "}}"
 /* Step `i` of target `t` in a run record (borrowed). */
 json_t *xfx_step(json_t *run, size_t t, size_t i);
 /* The state of target `t` in a run record. */

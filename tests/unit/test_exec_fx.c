@@ -112,6 +112,20 @@ void xfx_job(exec_fx *x, char id[40], const char *fmt, ...)
     json_decref(body);
 }
 
+json_t *xfx_once(exec_fx *x, const char *target_id, const char *steps_fmt, ...)
+{
+    static int n;
+    char steps[6144], job[40], run[UUID_STR_LEN];
+    va_list ap;
+    va_start(ap, steps_fmt);
+    vsnprintf(steps, sizeof(steps), steps_fmt, ap);
+    va_end(ap);
+    xfx_job(x, job, "{\"name\": \"once-%d\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": %s}", ++n,
+            target_id, steps);
+    xfx_run(x, job, NULL, NULL, run);
+    return xfx_wait(x, run, 20000);
+}
+
 static json_t *parse(const char *text)
 {
     if (!text)
@@ -126,8 +140,8 @@ void xfx_run(exec_fx *x, const char *job_id, const char *params_json, const char
              char run_id[UUID_STR_LEN])
 {
     json_t *params = parse(params_json), *targets = parse(targets_json);
-    exec_run_spec spec = {.job_id = job_id, .params = params, .targets = targets,
-                          .triggered_by = "test"};
+    exec_run_spec spec = {
+        .job_id = job_id, .params = params, .targets = targets, .triggered_by = "test"};
     char err[1024] = "";
     int rc = exec_run_start(x->ex, &spec, run_id, err, sizeof(err));
     json_decref(params);
@@ -169,8 +183,8 @@ static bool seen(exec_fx *x, const char *run_id, const char *type, const char *k
 
 static bool ended(exec_fx *x, const char *run_id)
 {
-    static const char *const ends[] = {"succeeded", "failed", "cancelled", "timed_out",
-                                       "interrupted", NULL};
+    static const char *const ends[] = {"succeeded", "failed",      "cancelled",
+                                       "timed_out", "interrupted", NULL};
     for (const char *const *s = ends; *s; s++)
         if (seen(x, run_id, "run.state", "state", *s))
             return true;

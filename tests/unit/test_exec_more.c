@@ -151,14 +151,10 @@ static void a_step_that_ignores_its_cancel_is_left_behind(void **state)
     exec_fx *x = *state;
     char t[40], job[40], run[UUID_STR_LEN];
     xfx_target(x, "self", NULL, t);
-    xfx_job(x, job,
-            "{\"name\": \"stubborn\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"id\": "
-            "\"w\", \"type\": \"testexec.wait\", \"timeout_s\": 1, \"params\": {\"ms\": 2500, "
-            "\"stubborn\": true}}]}",
-            t);
     uint64_t t0 = clock_mono_ms();
-    xfx_run(x, job, NULL, NULL, run);
-    json_t *r = xfx_wait(x, run, 10000);
+    json_t *r = xfx_once(x, t,
+                         "[{\"id\": \"w\", \"type\": \"testexec.wait\", \"timeout_s\": 1, "
+                         "\"params\": {\"ms\": 2500, \"stubborn\": true}}]");
     uint64_t took = clock_mono_ms() - t0;
     assert_true(took < 2400); /* 1 s timeout + 300 ms grace, not the step's 2.5 s */
     assert_string_equal(json_string_value(json_object_get(xfx_step(r, 0, 0), "state")),
@@ -233,7 +229,9 @@ static void missed_fires_are_recorded_and_announced(void **state)
             "{\"name\": \"m\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"type\": "
             "\"core.shell.command\", \"params\": {\"command\": \"true\"}}]}",
             t);
-    exec_run_spec spec = {.job_id = job, .schedule_id = "sched-1", .planned_at_ms = 1000,
+    exec_run_spec spec = {.job_id = job,
+                          .schedule_id = "sched-1",
+                          .planned_at_ms = 1000,
                           .triggered_by = "scheduler"};
     assert_int_equal(exec_run_record_missed(x->ex, &spec, "the daemon was down", run), 0);
     json_t *r = xfx_read(x, run);
@@ -304,14 +302,10 @@ static void log_windows_come_in_sequence_order_across_targets(void **state)
 static void log_retention_deletes_old_logs(void **state)
 {
     exec_fx *x = *state;
-    char t[40], job[40], run[UUID_STR_LEN];
+    char t[40];
     xfx_target(x, "self", NULL, t);
-    xfx_job(x, job,
-            "{\"name\": \"old\", \"targets\": {\"ids\": [\"%s\"]}, \"steps\": [{\"type\": "
-            "\"core.shell.command\", \"params\": {\"command\": \"echo keep me\"}}]}",
-            t);
-    xfx_run(x, job, NULL, NULL, run);
-    json_decref(xfx_wait(x, run, 10000));
+    json_t *done = xfx_once(x, t, "[" XSH("s", "echo keep me") "]");
+    const char *run = json_string_value(json_object_get(done, "id"));
     json_t *log = xfx_log(x, run);
     assert_int_equal(json_array_size(log), 1);
     json_decref(log);
@@ -324,6 +318,7 @@ static void log_retention_deletes_old_logs(void **state)
     json_t *r = xfx_read(x, run);
     assert_true(json_is_true(json_object_get(r, "logs_deleted")));
     json_decref(r);
+    json_decref(done);
 }
 
 int main(void)

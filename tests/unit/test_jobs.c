@@ -121,7 +121,8 @@ static void assert_msg(json_t *e, const char *needle)
         fail_msg("message '%s' lacks '%s'", m ? m : "", needle);
 }
 
-#define STEP(id, type, params) "{\"id\": \"" id "\", \"type\": \"" type "\", \"params\": " params "}"
+#define STEP(id, type, params)                                                                     \
+    "{\"id\": \"" id "\", \"type\": \"" type "\", \"params\": " params "}"
 
 /* ---- validation ------------------------------------------------------------------------------ */
 
@@ -145,16 +146,29 @@ static void a_valid_job_gets_its_defaults(void **state)
 static void errors_name_the_step_the_field_and_the_position(void **state)
 {
     (void)state;
-    json_t *errors = build_bad(
-        "{\"name\": \"bad job!\", \"color\": 1, \"parameters\": [{\"name\": \"svc\"}], \"steps\": ["
-        STEP("a", "core.nope", "{}") ", " STEP("b", "core.wait.port", "{\"port\": \"http\"}") ", "
-        STEP("c", "core.shell.command",
-             "{\"command\": \"echo {{ params.svcc }}\"}") ", "
-        "{\"id\": \"d\", \"type\": \"core.shell.command\", \"params\": {\"command\": \"true\"}, "
-        "\"when\": \"steps.e.outputs.x == \"}, "
-        "{\"id\": \"d\", \"type\": \"core.shell.command\", \"params\": {\"command\": \"true\"}, "
-        "\"when\": \"steps.later.outputs.x\", \"retries\": -1}, " STEP("later", "linux.nope.x", "{}")
-        "]}");
+    json_t
+        *errors =
+            build_bad("{\"name\": \"bad job!\", \"color\": 1, \"parameters\": [{\"name\": "
+                      "\"svc\"}], \"steps\": [" STEP("a", "core.nope", "{}") ", " STEP(
+                          "b", "core.wait.port",
+                          "{\"port\": \"http\"}") ", " STEP("c", "core.shell.command",
+                                                            "{\"command\": \"echo {{ params.svcc "
+                                                            "}}\"}") ", "
+                                                                     "{\"id\": \"d\", \"type\": "
+                                                                     "\"core.shell.command\", "
+                                                                     "\"params\": {\"command\": "
+                                                                     "\"true\"}, "
+                                                                     "\"when\": "
+                                                                     "\"steps.e.outputs.x == \"}, "
+                                                                     "{\"id\": \"d\", \"type\": "
+                                                                     "\"core.shell.command\", "
+                                                                     "\"params\": {\"command\": "
+                                                                     "\"true\"}, "
+                                                                     "\"when\": "
+                                                                     "\"steps.later.outputs.x\", "
+                                                                     "\"retries\": -1}, " STEP(
+                                                                         "later", "linux.nope.x",
+                                                                         "{}") "]}");
     assert_msg(error_for(errors, NULL, "name"), "letters, digits");
     assert_msg(error_for(errors, NULL, "color"), "unknown job field");
     assert_msg(error_for(errors, "a", "type"), "core");
@@ -178,8 +192,8 @@ static void when_names_only_earlier_steps(void **state)
     (void)state;
     json_t *errors = build_bad(
         "{\"name\": \"w\", \"steps\": [{\"id\": \"a\", \"type\": \"core.shell.command\", "
-        "\"params\": {\"command\": \"true\"}, \"when\": \"steps.b.state == 'succeeded'\"}, "
-        STEP("b", "core.shell.command", "{\"command\": \"true\"}") "]}");
+        "\"params\": {\"command\": \"true\"}, \"when\": \"steps.b.state == 'succeeded'\"}, " STEP(
+            "b", "core.shell.command", "{\"command\": \"true\"}") "]}");
     json_t *e = error_for(errors, "a", "when");
     assert_msg(e, "'b' is not an earlier step");
     assert_string_equal(json_string_value(json_object_get(e, "position")), "1:1");
@@ -189,26 +203,28 @@ static void when_names_only_earlier_steps(void **state)
                        "\"{{ params.x }}\"}]}");
     assert_msg(error_for(errors, "a", "when"), "without {{ }}");
     json_decref(errors);
-    json_t *rec = build_ok(
-        "{\"name\": \"w\", \"parameters\": [{\"name\": \"env\"}], \"steps\": ["
-        STEP("check", "core.shell.command", "{\"command\": \"true\"}") ", "
-        "{\"id\": \"go\", \"type\": \"core.shell.command\", \"params\": {\"command\": \"true\"}, "
-        "\"when\": \"steps.check.outputs.changed == true and params.env != 'prod' and "
-        "'x' in steps['check'].outputs.stdout\"}]}");
+    json_t *rec =
+        build_ok("{\"name\": \"w\", \"parameters\": [{\"name\": \"env\"}], \"steps\": [" STEP(
+            "check", "core.shell.command",
+            "{\"command\": \"true\"}") ", "
+                                       "{\"id\": \"go\", \"type\": \"core.shell.command\", "
+                                       "\"params\": {\"command\": \"true\"}, "
+                                       "\"when\": \"steps.check.outputs.changed == true and "
+                                       "params.env != 'prod' and "
+                                       "'x' in steps['check'].outputs.stdout\"}]}");
     json_decref(rec);
 
     tpl *t = NULL;
     char err[256];
-    assert_int_equal(job_when_compile("steps.check.outputs.changed == true", &t, err,
-                                      sizeof(err)),
+    assert_int_equal(job_when_compile("steps.check.outputs.changed == true", &t, err, sizeof(err)),
                      0);
     bool yes = false;
     json_t *ctx = json_pack("{s:{s:{s:{s:b}}}}", "steps", "check", "outputs", "changed", 1);
     assert_int_equal(job_when_eval(t, ctx, &yes, err, sizeof(err)), 0);
     assert_true(yes);
-    json_object_set_new(json_object_get(json_object_get(json_object_get(ctx, "steps"), "check"),
-                                        "outputs"),
-                        "changed", json_false());
+    json_object_set_new(
+        json_object_get(json_object_get(json_object_get(ctx, "steps"), "check"), "outputs"),
+        "changed", json_false());
     assert_int_equal(job_when_eval(t, ctx, &yes, err, sizeof(err)), 0);
     assert_false(yes);
     json_t *empty = json_object();
@@ -229,9 +245,9 @@ static void templates_and_raw_parameters_are_checked_for_the_shell(void **state)
                                                           "params.p }}\"}") "]}");
     json_decref(rec);
     /* A value placed inside quotes in a raw (shell) parameter is refused. */
-    json_t *errors = build_bad("{\"name\": \"t\", \"parameters\": [{\"name\": \"x\"}], \"steps\": "
-                               "[" STEP("q", "core.shell.command",
-                                        "{\"command\": \"echo \\\"{{ params.x }}\\\"\"}") "]}");
+    json_t *errors = build_bad(
+        "{\"name\": \"t\", \"parameters\": [{\"name\": \"x\"}], \"steps\": "
+        "[" STEP("q", "core.shell.command", "{\"command\": \"echo \\\"{{ params.x }}\\\"\"}") "]}");
     json_t *e = error_for(errors, "q", "params.command");
     assert_string_equal(json_string_value(json_object_get(e, "position")), "1:7");
     json_decref(errors);
@@ -249,8 +265,8 @@ static void parameters_are_typed_and_their_defaults_checked(void **state)
         "{\"name\": \"p\", \"parameters\": [{\"name\": \"a\", \"type\": \"float\"}, {\"name\": "
         "\"b\", \"type\": \"choice\"}, {\"name\": \"c\", \"pattern\": \"^[a-z]+$\", \"default\": "
         "\"ABC\"}, {\"name\": \"d\", \"type\": \"int\", \"default\": \"x\"}, {\"name\": \"a\"}, "
-        "{\"name\": \"9x\"}, {\"name\": \"e\", \"pattern\": \"(\"}], \"steps\": ["
-        STEP("s", "core.shell.command", "{\"command\": \"true\"}") "]}");
+        "{\"name\": \"9x\"}, {\"name\": \"e\", \"pattern\": \"(\"}], \"steps\": [" STEP(
+            "s", "core.shell.command", "{\"command\": \"true\"}") "]}");
     assert_msg(error_for(errors, NULL, "type"), "string, int, bool, choice or secret");
     assert_msg(error_for(errors, NULL, "choices"), "choices");
     assert_msg(error_for(errors, NULL, "default"), "default");
@@ -261,8 +277,8 @@ static void parameters_are_typed_and_their_defaults_checked(void **state)
         "{\"name\": \"p\", \"parameters\": [{\"name\": \"n\", \"type\": \"int\", \"default\": 3}, "
         "{\"name\": \"mode\", \"type\": \"choice\", \"choices\": [\"fast\", \"safe\"], "
         "\"required\": true}, {\"name\": \"tag\", \"pattern\": \"^v[0-9]+$\"}, {\"name\": "
-        "\"pw\", \"secret\": true}], \"steps\": ["
-        STEP("s", "core.shell.command", "{\"command\": \"true\"}") "]}");
+        "\"pw\", \"secret\": true}], \"steps\": [" STEP("s", "core.shell.command",
+                                                        "{\"command\": \"true\"}") "]}");
     json_t *pw = json_array_get(json_object_get(rec, "parameters"), 3);
     assert_string_equal(json_string_value(json_object_get(pw, "type")), "secret");
     json_object_set_new(rec, "id", json_string("01a00000-0000-7000-8000-000000000001"));
@@ -335,8 +351,8 @@ static int get_txn(store_txn *txn, void *ud)
 static void every_change_is_a_version_and_old_ones_stay_readable(void **state)
 {
     (void)state;
-    json_t *rec = build_ok("{\"name\": \"v\", \"description\": \"one\", \"steps\": ["
-                           STEP("s", "core.shell.command", "{\"command\": \"true\"}") "]}");
+    json_t *rec = build_ok("{\"name\": \"v\", \"description\": \"one\", \"steps\": [" STEP(
+        "s", "core.shell.command", "{\"command\": \"true\"}") "]}");
     struct op o = {rec};
     assert_int_equal(store_write(w.st, insert_txn, &o), 0);
     char id[40];
@@ -380,7 +396,8 @@ static void every_change_is_a_version_and_old_ones_stay_readable(void **state)
     json_decref(rec);
 }
 
-/* ---- export and import ------------------------------------------------------------------------ */
+/* ---- export and import ------------------------------------------------------------------------
+ */
 
 static int seed_txn(store_txn *txn, void *ud)
 {
@@ -454,9 +471,9 @@ static void export_uses_names_and_import_maps_them_back(void **state)
                           json_string("db9"));
     assert_int_equal(store_read(w.st, import_txn, &x), OPSC_ESCHEMA);
     assert_null(x.body);
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(x.errors, 0),
-                                                             "message")),
-                           "no target named 'db9'"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(x.errors, 0), "message")),
+               "no target named 'db9'"));
     json_decref(x.errors);
     json_decref(x.doc);
     json_decref(rec);
