@@ -193,20 +193,26 @@ static int log_txn(store_txn *txn, void *ud)
     return run_log_page(txn, &l->q, &l->items, l->next);
 }
 
-static void respond_text(http_req *req, json_t *items, const char *next)
+/* One line per line of output: "<ts> <target name> <stream>: <line>". */
+static void respond_text(http_req *req, const json_t *targets, json_t *items, const char *next)
 {
     strbuf b = STRBUF_INIT;
     size_t i;
     json_t *r;
     json_array_foreach(items, i, r)
     {
+        json_t *t = json_array_get(targets, (size_t)json_integer_value(
+                                                json_object_get(r, "target_index")));
+        const char *name = json_string_value(json_object_get(t, "name"));
         const char *text = json_string_value(json_object_get(r, "text"));
-        sb_printf(&b, "%s %s %s: ", json_string_value(json_object_get(r, "ts")),
-                  json_string_value(json_object_get(r, "target_id")),
-                  json_string_value(json_object_get(r, "stream")));
-        sb_puts(&b, text ? text : "");
-        if (b.len && b.buf[b.len - 1] != '\n')
+        for (const char *p = text ? text : ""; *p;) {
+            size_t n = strcspn(p, "\n");
+            sb_printf(&b, "%s %s %s: ", json_string_value(json_object_get(r, "ts")),
+                      name ? name : "?", json_string_value(json_object_get(r, "stream")));
+            sb_append(&b, p, n);
             sb_append(&b, "\n", 1);
+            p += n + (p[n] == '\n');
+        }
     }
     if (next && *next)
         http_set_header(req, "X-Next-Cursor", next);
@@ -237,7 +243,7 @@ static int get_log(http_req *req)
         http_respond_error(req, 404, "not_found", NULL, "run %s has no target '%s'", l.q.run_id,
                            l.target_ref);
     else if (fmt && strcmp(fmt, "text") == 0)
-        respond_text(req, l.items, l.next);
+        respond_text(req, l.q.targets, l.items, l.next);
     else
         http_respond_json(req, 200, rest_list(json_incref(l.items), l.next));
     json_decref(l.items);

@@ -385,6 +385,7 @@ void exec_stats_get(const exec *ex, exec_stats *st)
     memset(st, 0, sizeof(*st));
     st->runs_active = ex->nruns;
     st->targets_running = ex->running_targets;
+    st->workers_busy = ex_workers_busy(ex);
     st->runs_started = ex->stat_started;
     st->runs_finished = ex->stat_finished;
 }

@@ -9,7 +9,13 @@
  *   "run.step"   subject run id, data {run_id, target_id, step_id, state, exit_code, ...}
  *   "run.log"    subject run id, data {run_id, target_id, step_id, stream, seq, ts, text}
  * States: queued, running, succeeded, failed, cancelled, timed_out,
- * interrupted; and, for fires the scheduler skipped, missed.
+ * interrupted; and, for fires the scheduler skipped, missed. Steps whose
+ * `when` was false or that an earlier failure kept from running, and
+ * targets a failed batch kept from starting, are "skipped". Every event
+ * also carries "seq": the run's own event number (log records included),
+ * the id of its Server-Sent Events.
+ *
+ * Storage and reading: run_read.h.
  *
  * Thread: loop only.
  */

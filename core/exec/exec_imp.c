@@ -107,6 +107,17 @@ bool ex_workers_stop(exec *ex)
     return idle && none_finished;
 }
 
+size_t ex_workers_busy(const exec *ex)
+{
+    ex_workers *w = ex->workers;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    size_t n = (size_t)w->busy;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 void ex_workers_free(exec *ex)
 {
     ex_workers *w = ex->workers;

@@ -334,6 +334,7 @@ int ex_workers_start(exec *ex, int n);
 /* Stop the threads that are idle; true when all have ended. */
 bool ex_workers_stop(exec *ex);
 void ex_workers_free(exec *ex);
+size_t ex_workers_busy(const exec *ex);
 void ex_imp_start(ex_target *t, json_t *params);
 void ex_imp_cancel(ex_imp *imp);
 void ex_on_wake(uv_async_t *a);

@@ -213,8 +213,9 @@ void ex_step_finish(ex_target *t, int state, int exit_code, bool has_exit, json_
         return;
     }
     if (failed && !s->continue_on_failure) {
-        char e[320];
-        snprintf(e, sizeof(e), "step %s %s", s->id, ex_state_name(state));
+        char e[640];
+        snprintf(e, sizeof(e), "step %s %s%s%.500s", s->id, ex_state_name(state),
+                 res->error ? ": " : "", res->error ? res->error : "");
         end_target(t, state, e);
         return;
     }

@@ -100,9 +100,16 @@ static bool keep(const run_filter *f, json_t *rec)
 /* 1: stop (a page and one more were found, or older than `since`). */
 static int take(list_ud *u, const char *id, json_t *rec)
 {
-    if (u->f->since_ms > 0 && uuid7_time_ms(id) < u->f->since_ms)
+    /* The id's time is when the run was made, a moment before created_at:
+     * filter on created_at, stop the scan well before it could matter. */
+    int64_t created = 0;
+    const char *at = json_string_value(json_object_get(rec, "created_at"));
+    if (!at || rfc3339_parse(at, &created) < 0)
+        created = uuid7_time_ms(id);
+    if (u->f->since_ms > 0 && uuid7_time_ms(id) < u->f->since_ms - 60000)
         return 1;
-    if (u->f->until_ms > 0 && uuid7_time_ms(id) > u->f->until_ms)
+    if ((u->f->since_ms > 0 && created < u->f->since_ms) ||
+        (u->f->until_ms > 0 && created > u->f->until_ms))
         return 0;
     if (!keep(u->f, rec))
         return 0;

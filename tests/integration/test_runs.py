@@ -173,7 +173,7 @@ def test_the_log_is_paged_per_target_with_streams_and_timestamps(daemon):
     assert stderr_only and {i["stream"] for i in stderr_only} == {"stderr"}
     text = check(daemon.get(f"/api/v1/runs/{run['id']}/log",
                             params={"target": "b", "format": "text", "limit": 5}), 200)
-    assert text.count("\n") >= 5 and b["id"] in text
+    assert text.count("\n") >= 5 and " b stdout: out 1\n" in text
     assert daemon.get(f"/api/v1/runs/{run['id']}/log", params={"target": "zz"}).status_code == 404
 
 
@@ -345,7 +345,8 @@ def test_a_step_library_that_crashes_takes_the_run_down_visibly(daemon_factory):
     while d.running():
         assert time.monotonic() < end, "the daemon survived a SIGSEGV in a step"
         time.sleep(0.05)
-    assert d.proc.returncode == -signal.SIGSEGV
+    # SIGSEGV; under AddressSanitizer its report ends with an abort.
+    assert d.proc.returncode in (-signal.SIGSEGV, -signal.SIGABRT)
     d2 = d.restart()
     run = get_run(d2, run["id"])
     assert run["state"] == "interrupted"

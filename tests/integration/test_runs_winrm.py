@@ -16,6 +16,12 @@ pytestmark = pytest.mark.skipif(not drive.PLUGIN.exists(), reason="transport-win
 
 
 @pytest.fixture
+def daemon(daemon_factory):
+    # gss-ntlmssp needs the sanitizer options the WinRM transport tests use.
+    return daemon_factory(env=drive.SANITIZER_ENV)
+
+
+@pytest.fixture
 def server(tmp_path):
     servers = drive.Servers(tmp_path)
     yield servers(strict=True)
