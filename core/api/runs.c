@@ -201,8 +201,8 @@ static void respond_text(http_req *req, const json_t *targets, json_t *items, co
     json_t *r;
     json_array_foreach(items, i, r)
     {
-        json_t *t = json_array_get(targets, (size_t)json_integer_value(
-                                                json_object_get(r, "target_index")));
+        json_t *t =
+            json_array_get(targets, (size_t)json_integer_value(json_object_get(r, "target_index")));
         const char *name = json_string_value(json_object_get(t, "name"));
         const char *text = json_string_value(json_object_get(r, "text"));
         for (const char *p = text ? text : ""; *p;) {

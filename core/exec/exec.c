@@ -303,6 +303,17 @@ void exec_stop(exec *ex)
                                         "the daemon stopped before this target started");
 }
 
+/* Steps still inside a plugin's run() after their cancel and its grace:
+ * close without them (their threads are left, exec_free() keeps what they
+ * use). */
+static void on_close_force(uv_timer_t *h)
+{
+    exec *ex = h->data;
+    log_error("exec", "step workers still busy at shutdown: closing without them");
+    ex->force_close = true;
+    ex_maybe_closed(ex);
+}
+
 static void on_close_deadline(uv_timer_t *h)
 {
     exec *ex = h->data;
@@ -311,6 +322,7 @@ static void on_close_deadline(uv_timer_t *h)
         ex_run_abort(r, EX_INTERRUPTED, "the daemon stopped while the run was running");
         r = next;
     }
+    uv_timer_start(&ex->tick, on_close_force, (uint64_t)ex->opts.abandon_grace_ms + 2000, 0);
     ex_maybe_closed(ex);
 }
 
@@ -337,10 +349,13 @@ void ex_maybe_closed(exec *ex)
         want_flush(ex); /* the flush comes back here */
         return;
     }
-    if (ex->head || !ex_workers_stop(ex))
+    if (ex->head || (!ex_workers_stop(ex) && !ex->force_close))
         return;
     if (!uv_is_closing((uv_handle_t *)&ex->tick)) {
         plugin_host_set_step_ops(ex->plugins, NULL);
+        pthread_mutex_lock(&ex->qmu); /* a worker left behind must not wake a closed handle */
+        ex->wake_closed = true;
+        pthread_mutex_unlock(&ex->qmu);
         uv_close((uv_handle_t *)&ex->flush, on_handle_closed);
         uv_close((uv_handle_t *)&ex->flush_idle, on_handle_closed);
         uv_close((uv_handle_t *)&ex->tick, on_handle_closed);
@@ -358,7 +373,8 @@ void exec_free(exec *ex)
 {
     if (!ex)
         return;
-    ex_workers_free(ex);
+    if (!ex_workers_free(ex))
+        return; /* a thread still runs a step: it may use all of this until it ends */
     while (ex->head) {
         ex_run *r = ex->head;
         ex->head = r->next_run;

@@ -27,13 +27,20 @@ struct ex_workers {
 
 /* ---- the threads ------------------------------------------------------------------------- */
 
+/* With qmu held. */
+void ex_wake_locked(exec *ex)
+{
+    if (!ex->wake_closed)
+        uv_async_send(&ex->wake);
+}
+
 static void hand_back(exec *ex, ex_imp *imp)
 {
     pthread_mutex_lock(&ex->qmu);
     imp->next = ex->finished;
     ex->finished = imp;
+    ex_wake_locked(ex);
     pthread_mutex_unlock(&ex->qmu);
-    uv_async_send(&ex->wake);
 }
 
 static void *worker_main(void *arg)
@@ -61,7 +68,9 @@ static void *worker_main(void *arg)
     }
     w->exited++;
     pthread_mutex_unlock(&w->mu);
-    uv_async_send(&w->ex->wake); /* a close may be waiting for this */
+    pthread_mutex_lock(&w->ex->qmu); /* a close may be waiting for this */
+    ex_wake_locked(w->ex);
+    pthread_mutex_unlock(&w->ex->qmu);
     return NULL;
 }
 
@@ -118,26 +127,24 @@ size_t ex_workers_busy(const exec *ex)
     return n;
 }
 
-void ex_workers_free(exec *ex)
+bool ex_workers_free(exec *ex)
 {
     ex_workers *w = ex->workers;
     if (!w)
-        return;
+        return true;
     pthread_mutex_lock(&w->mu);
     w->stop = true;
     pthread_cond_broadcast(&w->cv);
     bool stuck = w->busy > 0;
     pthread_mutex_unlock(&w->mu);
-    for (int i = 0; i < w->n; i++) {
-        if (stuck)
-            pthread_detach(w->threads[i]); /* a step that never returns: leave it */
-        else
-            pthread_join(w->threads[i], NULL);
-    }
-    if (stuck) {
+    if (stuck) { /* a step that never returns: leave it, and what it may touch */
+        for (int i = 0; i < w->n; i++)
+            pthread_detach(w->threads[i]);
         log_error("exec", "a step worker is still inside a step's run(): left behind");
-        return; /* its memory stays: the thread may still use it */
+        return false;
     }
+    for (int i = 0; i < w->n; i++)
+        pthread_join(w->threads[i], NULL);
     while (w->head) { /* queued, never started */
         ex_imp *imp = w->head;
         w->head = imp->next;
@@ -148,6 +155,7 @@ void ex_workers_free(exec *ex)
     free(w->threads);
     free(w);
     ex->workers = NULL;
+    return true;
 }
 
 /* ---- a step on a worker ---------------------------------------------------------------------- */

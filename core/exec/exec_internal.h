@@ -249,6 +249,8 @@ struct exec {
     int64_t log_total; /* bytes of logs kept; -1 until the first sweep counted */
     bool pumping, pump_again;
     bool stopping, closing;
+    bool force_close; /* close although workers are stuck in run() */
+    bool wake_closed; /* under qmu: `wake` is closed, workers must not send */
     void (*close_cb)(void *ud);
     void *close_ud;
     int open_handles;
@@ -333,11 +335,14 @@ int ex_persist_new_run(exec *ex, ex_run *r, json_t *target_recs);
 int ex_workers_start(exec *ex, int n);
 /* Stop the threads that are idle; true when all have ended. */
 bool ex_workers_stop(exec *ex);
-void ex_workers_free(exec *ex);
+/* Join the workers; false when one is stuck in a step (left running). */
+bool ex_workers_free(exec *ex);
 size_t ex_workers_busy(const exec *ex);
 void ex_imp_start(ex_target *t, json_t *params);
 void ex_imp_cancel(ex_imp *imp);
 void ex_on_wake(uv_async_t *a);
+/* Wake the loop from a worker (unless the handle is closed). Takes qmu. */
+void ex_wake_locked(exec *ex);
 
 /* ---- exec_stepapi.c ---------------------------------------------------------------------------
  */

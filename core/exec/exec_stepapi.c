@@ -185,8 +185,8 @@ static void post(exec *ex, ex_req *q)
     else
         ex->reqs = q;
     ex->reqs_tail = q;
+    ex_wake_locked(ex);
     pthread_mutex_unlock(&ex->qmu);
-    uv_async_send(&ex->wake);
 }
 
 static int ask(ex_imp *imp, ex_req *q)
