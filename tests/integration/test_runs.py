@@ -317,11 +317,13 @@ def test_sigterm_lets_running_steps_finish_then_interrupts_the_rest(daemon_facto
 
 def test_broken_step_libraries_are_refused_or_reported(daemon_factory):
     d = daemon_factory(args=("-p", TEST_STEPS, "-p", str(BUILD_DIR / "tests" / "plugins")))
-    plugins = check(d.get("/api/v1/plugins"), 200)["items"]
-    broken = next(p for p in plugins if p["name"] == "test-broken-steplib")
-    assert broken["state"] == "refused"
+    plugins = {p["name"]: p for p in check(d.get("/api/v1/plugins"), 200)["items"]}
+    assert plugins["test-broken-steplib"]["state"] == "refused"
     assert "step library broken 1.0.0: broken.typo: posix_template 1:" in d.stderr()
     assert "unknown parameter 'nmae'" in d.stderr()
+    assert plugins["steplib-badschema"]["state"] == "refused"
+    assert "badschema.typo: params_schema: schema /properties/port: unknown type 'integr'" \
+        in d.stderr()
     e = job(d, {"name": "b", "steps": [{"id": "x", "type": "broken.typo"}]}, status=400)
     assert "no step library 'broken'" in e["error"]["message"]
     t = local_target(d, "self")
