@@ -7,6 +7,7 @@
 
 #include <opsc/errors.h>
 
+#include "fleet.h"
 #include "job.h"
 
 void job_err_add(json_t *errors, const char *path, const char *step, const char *field, int line,
@@ -288,50 +289,17 @@ static void check_params(json_t *rec, json_t *errors)
     json_decref(seen);
 }
 
-/* ---- targets ----------------------------------------------------------------------------------
- */
+/* ---- targets ---------------------------------------------------------------------------------- */
 
-static void check_id_list(json_t *spec, const char *key, json_t *errors)
-{
-    json_t *v = json_object_get(spec, key);
-    char path[64];
-    snprintf(path, sizeof(path), "/targets/%s", key);
-    if (!v)
-        return;
-    size_t i;
-    json_t *m;
-    bool ok = json_is_array(v) && json_array_size(v) <= 100000;
-    json_array_foreach(v, i, m) ok = ok && json_is_string(m) && json_string_length(m) < 40;
-    if (!ok)
-        job_err_add(errors, path, NULL, key, 0, 0, "targets.%s must be a list of ids", key);
-}
-
+/* The fleet's own check: members, ids, and the selector parsed. */
 static void check_targets(json_t *rec, json_t *errors)
 {
     json_t *t = json_object_get(rec, "targets");
-    if (!t || json_is_null(t)) {
-        json_object_set_new(rec, "targets", json_object());
-        return;
-    }
-    if (!json_is_object(t)) {
-        job_err_add(errors, "/targets", NULL, "targets", 0, 0,
-                    "targets must be an object {ids, groups, selector}");
-        return;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(t, k, v)
-    {
-        if (strcmp(k, "ids") && strcmp(k, "groups") && strcmp(k, "selector"))
-            job_err_add(errors, "/targets", NULL, k, 0, 0,
-                        "unknown member '%s' of targets (ids, groups, selector)", k);
-    }
-    check_id_list(t, "ids", errors);
-    check_id_list(t, "groups", errors);
-    json_t *sel = json_object_get(t, "selector");
-    if (sel && (!json_is_string(sel) || json_string_length(sel) > 4096))
-        job_err_add(errors, "/targets/selector", NULL, "selector", 0, 0,
-                    "targets.selector must be a label selector string");
+    char err[512];
+    if (!t || json_is_null(t))
+        json_object_set_new(rec, "targets", t = json_object());
+    if (fleet_spec_check(t, err, sizeof(err)) < 0)
+        job_err_add(errors, "/targets", NULL, "targets", 0, 0, "%s", err);
 }
 
 /* ---- the record --------------------------------------------------------------------------- */

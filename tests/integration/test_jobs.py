@@ -55,6 +55,9 @@ def test_validation_errors_name_step_field_and_position(daemon):
     assert "'later' is not an earlier step" in errors[("d", "when")]["message"]
     assert errors[("later", "params.command")]["position"] == "1:7"  # inside quotes
     assert e["message"].startswith("step 'a' params.command 1:9")
+    e = job(daemon, deploy_body(targets={"selector": "env in (prod"}), status=400)["error"]
+    assert e["details"]["errors"][0]["field"] == "targets"
+    assert "targets.selector" in e["details"]["errors"][0]["message"]
 
 
 def test_every_update_is_a_version_and_old_ones_stay_readable(daemon):
