@@ -110,6 +110,12 @@ struct vault_cfg {
     const char *key_file; /* "" -> <data_dir>/master.key */
 };
 
+struct steplibs_cfg {
+    const char *dir;          /* "" -> <data_dir>/steplibs */
+    const char *trusted_keys; /* ':'-separated Ed25519 public key files */
+    int require_signature;    /* enum install_sig_policy: auto, yes, no */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
@@ -118,6 +124,7 @@ struct config {
     struct plugins_cfg plugins;
     struct auth_cfg auth;
     struct vault_cfg vault;
+    struct steplibs_cfg steplibs;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

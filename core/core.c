@@ -15,6 +15,7 @@
 #include "events.h"
 #include "http.h"
 #include "identity.h"
+#include "install.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
@@ -61,6 +62,19 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     return rc;
 }
 
+/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
+static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+{
+    char dir[4096];
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (*s->dir)
+        snprintf(dir, sizeof(dir), "%s", s->dir);
+    else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
+        return OPSC_E2BIG;
+    install_opts o = {dir, s->trusted_keys, s->require_signature};
+    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
+}
+
 /* One completion hook serves metrics and the audit log. */
 static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
 {
@@ -93,6 +107,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     rc = api_system_register(c);
     if (rc == 0)
         rc = api_identity_register(c);
+    if (rc == 0)
+        rc = api_steplibs_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -196,8 +212,10 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
-        rc = open_identity(c, err, errlen);
+        rc = open_steplibs(c, err, errlen);
     }
+    if (rc == 0)
+        rc = open_identity(c, err, errlen);
     if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
@@ -238,6 +256,8 @@ static void finish_stop(struct opsc_core *c)
     close_handle((uv_handle_t *)&c->sig_hup);
     audit_close(c->audit);
     c->audit = NULL;
+    install_close(c->steplibs); /* before the plugins go: uploads still pending answer 503 */
+    c->steplibs = NULL;
     auth *a = c->auth;
     c->auth = NULL;
     auth_close(a, free_plugins, c);
@@ -283,6 +303,8 @@ void core_free(struct opsc_core *c)
 {
     /* After a deadline uv_stop(), handles may remain: close them all and let
      * their close callbacks run so nothing is freed while the loop uses it. */
+    install_close(c->steplibs);
+    c->steplibs = NULL;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
     uv_walk(c->loop, close_walk, NULL);
