@@ -1,0 +1,124 @@
+"""test_sdk_steplib.py - a third party's step library: the SDK example built out of tree against the
+installed SDK only, checked with --check-config, uploaded through POST /api/v1/steplibs, and used
+in a real run on the local transport."""
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT
+from test_plugins import find_one, installed_sdk  # noqa: F401 (a module-scoped fixture)
+
+EXAMPLE = ROOT / "sdk" / "examples" / "steplib-checks"
+FINAL = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
+
+
+@pytest.fixture(scope="module")
+def example_so(installed_sdk, tmp_path_factory):  # noqa: F811
+    src = tmp_path_factory.mktemp("third-party") / "steplib-checks"
+    shutil.copytree(EXAMPLE, src)
+    pc_dir = find_one(installed_sdk, "pkgconfig/opsconductor-sdk.pc").parent
+    env = dict(os.environ, PKG_CONFIG_PATH=str(pc_dir), PKG_CONFIG_SYSROOT_DIR=str(installed_sdk))
+    build = subprocess.run(["make", "-C", str(src)], env=env, capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout + build.stderr
+    # Only the installed headers may be visible: no -I into the source tree.
+    assert f"-I{installed_sdk}" in build.stdout
+    assert str(ROOT / "sdk") not in build.stdout
+    return src / "steplib-checks.so"
+
+
+def upload(d, so):
+    data = so.read_bytes()
+    return d.http.post(d.url("/api/v1/steplibs"), data=data, timeout=30,
+                       headers={"Content-Type": "application/octet-stream",
+                                "X-Opsc-Sha256": hashlib.sha256(data).hexdigest()})
+
+
+def test_example_builds_out_of_tree_exports_one_symbol_and_passes_check_config(example_so,
+                                                                                run_daemon):
+    out = subprocess.run(["nm", "-D", "--defined-only", str(example_so)], capture_output=True,
+                         text=True, check=True).stdout
+    exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    assert exported - {"_init", "_fini", "_edata", "_end", "__bss_start"} == {"opsc_plugin_entry"}
+    r = run_daemon(["-p", str(example_so.parent), "--check-config"])
+    assert r.returncode == 0, r.stderr
+    assert "loaded example-steplib-checks 1.0.0" in r.stderr
+
+
+def test_example_uploads_and_lists_its_declarative_and_imperative_steps(example_so, daemon):
+    r = upload(daemon, example_so)
+    assert r.status_code == 201, r.text
+    v = r.json()
+    assert (v["name"], v["version"], v["plugin"]) == ("checks", "1.0.0", "example-steplib-checks")
+    steps = {s["type"]: s for s in v["steps"]}
+    disk = steps["checks.disk_free"]
+    assert disk["kind"] == "declarative" and disk["output_rule"] == "json_last_line"
+    assert disk["os_families"] == ["linux", "windows"]
+    assert disk["params_schema"]["properties"]["path"]["default"] == "/"
+    assert disk["outputs_schema"]["properties"]["ok"]["type"] == "boolean"
+    assert steps["checks.wait_file"]["kind"] == "imperative"
+    assert steps["checks.wait_file"]["params_schema"]["required"] == ["path"]
+    listed = daemon.get("/api/v1/steplibs/checks").json()
+    assert listed["majors"] == {"1": "1.0.0"}
+
+
+def executor_or_skip(d):
+    missing = [p for p in ("/api/v1/jobs", "/api/v1/targets", "/api/v1/runs")
+               if d.get(p).status_code == 404]
+    if missing:
+        pytest.skip("the executor (room/exec: jobs, runs and targets APIs) has not landed on main: "
+                    "missing " + ", ".join(missing))
+
+
+def wait_run(d, run_id, deadline=60):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        run = d.get(f"/api/v1/runs/{run_id}").json()
+        if run["state"] in FINAL:
+            return run
+        time.sleep(0.1)
+    pytest.fail(f"run {run_id} not finished after {deadline}s: {run}")
+
+
+def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_path):
+    executor_or_skip(daemon)
+    assert upload(daemon, example_so).status_code == 201
+    r = daemon.http.post(daemon.url("/api/v1/targets"), timeout=10, json={
+        "name": "appliance", "address": "127.0.0.1", "os_family": "linux", "transport": "local"})
+    assert r.status_code == 201, r.text
+    target_id = r.json()["id"]
+    marker = tmp_path / "it's here; $(touch /tmp/pwned)"
+    job = {
+        "name": "third-party-checks",
+        "targets": {"ids": [target_id]},
+        "steps": [
+            {"id": "disk", "type": "checks.disk_free@1",
+             "params": {"path": str(tmp_path), "min_free_percent": 0}},
+            {"id": "wait", "type": "checks.wait_file",
+             "params": {"path": str(marker), "timeout_s": 20, "interval_s": 0.2}},
+        ],
+    }
+    r = daemon.http.post(daemon.url("/api/v1/jobs"), json=job, timeout=10)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    later = threading.Timer(0.6, marker.write_text, args=("ready\n",))
+    later.start()
+    try:
+        r = daemon.http.post(daemon.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
+        assert r.status_code == 201, r.text
+        run = wait_run(daemon, r.json()["id"])
+    finally:
+        later.cancel()
+    assert run["state"] == "succeeded", run
+    steps = {s["id"]: s for s in run["targets"][0]["steps"]}
+    disk = steps["disk"]["outputs"]
+    assert disk["ok"] is True and 0 <= disk["free_percent"] <= 100
+    assert steps["wait"]["outputs"]["attempts"] >= 2, steps["wait"]
+    assert not os.path.exists("/tmp/pwned")
+    # The job pins major 1: that version cannot be deleted while it is the only 1.x.
+    r = daemon.request("DELETE", "/api/v1/steplibs/checks/1.0.0")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "pinned", r.text
