@@ -312,6 +312,11 @@ static void load_installed(plugin_install *in, const char *path)
         json_decref(signer);
         return;
     }
+    if (!signer && trust_count(in->keys) > 0)
+        log_warn("steplibs",
+                 "%s: loaded without a verified signature ([steplibs] "
+                 "require_signature = no)",
+                 path);
     json_t *rec = op.rec ? op.rec : json_object();
     json_object_set_new(rec, "signer", signer ? signer : json_null());
     install_entry_add(in, p, sha, false, rec);
@@ -489,6 +494,33 @@ static void job_names(const json_t *jobs, char *buf, size_t n)
     }
 }
 
+/* An installed file refused at start (its key withdrawn, a newer daemon's
+ * ABI...) is deleted by the name and version in its file name. */
+static int delete_refused(plugin_install *in, const char *name, const char *version)
+{
+    char prefix[256];
+    snprintf(prefix, sizeof(prefix), "%s-%s-", name, version);
+    size_t i;
+    json_t *f;
+    json_array_foreach(in->refused, i, f)
+    {
+        const char *path = json_string_value(json_object_get(f, "path"));
+        const char *base = strrchr(path, '/');
+        if (strncmp(base ? base + 1 : path, prefix, strlen(prefix)) != 0)
+            continue;
+        struct record_op op = {json_string_value(json_object_get(f, "sha256")), NULL};
+        int rc = store_write(in->st, record_del_txn, &op);
+        if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+            rc = -errno;
+        if (rc == 0) {
+            log_info("steplibs", "deleted %s (it was not loaded)", path);
+            json_array_remove(in->refused, i);
+        }
+        return rc;
+    }
+    return OPSC_ENOENT;
+}
+
 int install_delete(plugin_install *in, const char *name, const char *version, json_t **jobs,
                    char *err, size_t errlen)
 {
@@ -496,8 +528,13 @@ int install_delete(plugin_install *in, const char *name, const char *version, js
     entry *e = r ? entry_of(in, r->owner) : NULL;
     *jobs = NULL;
     if (!r) {
-        snprintf(err, errlen, "step library %s %s is not loaded", name, version);
-        return OPSC_ENOENT;
+        int rc = delete_refused(in, name, version);
+        if (rc == OPSC_ENOENT)
+            snprintf(err, errlen, "step library %s %s is not installed", name, version);
+        else if (rc < 0)
+            snprintf(err, errlen, "deleting step library %s %s: %s", name, version,
+                     opsc_strerror(rc));
+        return rc;
     }
     if (!e || e->bundled) {
         snprintf(err, errlen,

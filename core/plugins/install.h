@@ -9,7 +9,8 @@
  * template, a name and version already loaded...). A loaded library is
  * renamed to <dir>/<name>-<version>-<sha256 prefix>.so (0644) and
  * recorded in the "steplibs" database (keyed by its SHA-256: signer, the
- * signature, who installed it and when); a refused one is removed. No
+ * signature (kept even when no key could check it, so that keys configured
+ * later can), who installed it and when); a refused one is removed. No
  * restart is needed, and at start the directory is loaded again (the
  * signature re-checked when signatures are required).
  *
@@ -108,7 +109,9 @@ typedef struct install_result {
 typedef void (*install_done_fn)(const install_result *r, void *ud);
 int install_upload(plugin_install *in, const install_request *rq, install_done_fn done, void *ud);
 
-/* Delete a version. OPSC_ENOENT: not loaded; OPSC_EPERM: bundled;
+/* Delete a version (or an installed file refused at start, named
+ * <name>-<version>-*.so). 0 also means done for the latter. OPSC_ENOENT:
+ * not installed; OPSC_EPERM: bundled;
  * OPSC_EBUSY: jobs still need it, listed in *jobs (new array of {id, name,
  * steps}); store or file errors. err says why. */
 int install_delete(plugin_install *in, const char *name, const char *version, json_t **jobs,

@@ -143,7 +143,7 @@ static json_t *new_record(upload *u, const plugin *p, const char *file)
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "name", lib->name, "version",
                      lib->version, "file", file, "sha256", u->sha256, "signer",
                      u->signer ? trust_key_json(u->signer) : json_null(), "signature",
-                     u->has_sig && u->signer ? json_string(sig) : json_null(), "installed_at", now,
+                     u->has_sig ? json_string(sig) : json_null(), "installed_at", now,
                      "installed_by", u->actor ? u->actor : "");
 }
 

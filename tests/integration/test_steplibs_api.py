@@ -276,6 +276,10 @@ def test_a_withdrawn_key_refuses_its_libraries_at_start(daemon_factory, tmp_path
     body = d2.get("/api/v1/steplibs").json()
     assert "uplib" not in {lib["name"] for lib in body["items"]}
     assert len(body["refused"]) == 1 and "does not verify" in body["refused"][0]["reason"]
+    path = pathlib.Path(body["refused"][0]["path"])
+    assert path.exists()
+    assert d2.request("DELETE", "/api/v1/steplibs/uplib/1.0.0").status_code == 204
+    assert not path.exists() and d2.get("/api/v1/steplibs").json()["refused"] == []
 
 
 def test_bad_key_configuration_stops_the_daemon_at_start(run_daemon, tmp_path):

@@ -458,8 +458,41 @@ signatures_are_required_when_keys_are_configured_and_checked_again_at_start(void
     u = upload(f, "test-uplib-2.0.0.upload");
     expect_ok(u, "2.0.0");
     assert_int_equal(u.warnings, 1);
+
+    /* Withdrawn again; the refused file is deleted by its name and version. */
+    restart(f, other_pem, INSTALL_SIG_AUTO);
+    assert_int_equal(json_array_size(install_refused(f->in)), 2);
+    json_t *jobs = NULL;
+    assert_int_equal(install_delete(f->in, "uplib", "1.0.0", &jobs, err, sizeof(err)), 0);
+    assert_int_equal(json_array_size(install_refused(f->in)), 1);
+    assert_int_equal(files_in(f, "uplib-1.0.0-"), 0);
+    assert_int_equal(files_in(f, "uplib-2.0.0-"), 1);
+    assert_int_equal(install_delete(f->in, "uplib", "1.0.0", &jobs, err, sizeof(err)), OPSC_ENOENT);
     EVP_PKEY_free(k);
     EVP_PKEY_free(other);
+}
+
+static void a_signature_sent_before_keys_were_configured_is_verified_once_they_are(void **state)
+{
+    struct fx *f = *state;
+    char pem[256], err[512] = "";
+    snprintf(pem, sizeof(pem), "%s/publisher.pem", f->dir);
+    EVP_PKEY *k = test_keygen();
+    test_write_pem(k, pem);
+    assert_int_equal(open_install(f, "", INSTALL_SIG_AUTO, err, sizeof(err)), 0);
+    struct up u = upload_as(f, "test-uplib-1.0.0.upload", k, NULL);
+    expect_ok(u, "1.0.0");
+    assert_int_equal(u.warnings, 1); /* the signature could not be checked */
+    install_lib lib;
+    assert_true(install_find(f->in, "uplib", "1.0.0", &lib));
+    assert_true(json_is_null(json_object_get(lib.record, "signer")));
+
+    restart(f, pem, INSTALL_SIG_AUTO); /* signatures now required: this one verifies */
+    assert_true(install_find(f->in, "uplib", "1.0.0", &lib));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(lib.record, "signer"), "name")),
+        "publisher.pem");
+    EVP_PKEY_free(k);
 }
 
 static void require_signature_without_keys_or_with_a_bad_key_file_fails_to_open(void **state)
@@ -493,6 +526,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             signatures_are_required_when_keys_are_configured_and_checked_again_at_start, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            a_signature_sent_before_keys_were_configured_is_verified_once_they_are, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             require_signature_without_keys_or_with_a_bad_key_file_fails_to_open, setup, teardown),
