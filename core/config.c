@@ -608,6 +608,19 @@ static const opsc_cfg_entry steplibs_map[] = {
     {NULL},
 };
 #undef STL
+#define FLT(field) offsetof(struct fleet_cfg, field)
+static const opsc_cfg_entry fleet_map[] = {
+    {"idle_timeout", OPSC_CFG_DURATION, "5m", 1000, 86400000, NULL, 0, FLT(idle_timeout_ms),
+     "close a pooled connection to a target after it was idle this long"},
+    {"max_connections_per_target", OPSC_CFG_INT, "4", 1, 64, NULL, 0, FLT(max_per_target),
+     "pooled connections to one target at once (each carries the transport's sessions)"},
+    {"max_connections", OPSC_CFG_INT, "1000", 1, 100000, NULL, 0, FLT(max_total),
+     "pooled connections to all targets at once; the oldest idle one makes room"},
+    {"test_concurrency", OPSC_CFG_INT, "64", 1, 1000, NULL, 0, FLT(test_concurrency),
+     "targets of a group connectivity test probed at once"},
+    {NULL},
+};
+#undef FLT
 
 static const struct section {
     const char *name;
@@ -621,6 +634,7 @@ static const struct section {
     {"auth", auth_map, offsetof(struct config, auth)},
     {"vault", vault_map, offsetof(struct config, vault)},
     {"steplibs", steplibs_map, offsetof(struct config, steplibs)},
+    {"fleet", fleet_map, offsetof(struct config, fleet)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

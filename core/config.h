@@ -116,6 +116,13 @@ struct steplibs_cfg {
     int require_signature;    /* enum install_sig_policy: auto, yes, no */
 };
 
+struct fleet_cfg {
+    int64_t idle_timeout_ms;  /* pooled connection idle this long closes */
+    int64_t max_per_target;   /* pooled connections per target */
+    int64_t max_total;        /* pooled connections in all */
+    int64_t test_concurrency; /* targets of a group test probed at once */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
@@ -125,6 +132,7 @@ struct config {
     struct auth_cfg auth;
     struct vault_cfg vault;
     struct steplibs_cfg steplibs;
+    struct fleet_cfg fleet;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

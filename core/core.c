@@ -13,12 +13,15 @@
 #include "audit.h"
 #include "auth.h"
 #include "events.h"
+#include "fleet.h"
+#include "fleet_routes.h"
 #include "http.h"
 #include "identity.h"
 #include "install.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
+#include "pool.h"
 #include "store.h"
 #include "util.h"
 #include "vault.h"
@@ -75,6 +78,21 @@ static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
     return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
 }
 
+/* The connection pool and the fleet service: after the identity service
+ * (the pool records learned host keys in the audit log). */
+static int open_fleet(struct opsc_core *c, char *err, size_t errlen)
+{
+    const struct fleet_cfg *f = &c->cfg.fleet;
+    pool_opts po = {f->idle_timeout_ms, (int)f->max_per_target, (int)f->max_total};
+    fleet_opts fo = {(int)f->test_concurrency};
+    int rc = pool_new(&c->pool, c, &po);
+    if (rc == 0)
+        rc = fleet_new(&c->fleet, c, &fo);
+    if (rc < 0)
+        snprintf(err, errlen, "fleet: %s", opsc_strerror(rc));
+    return rc;
+}
+
 /* One completion hook serves metrics and the audit log. */
 static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
 {
@@ -109,6 +127,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_identity_register(c);
     if (rc == 0)
         rc = api_steplibs_register(c);
+    if (rc == 0)
+        rc = api_fleet_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -217,6 +237,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0)
         rc = open_identity(c, err, errlen);
     if (rc == 0)
+        rc = open_fleet(c, err, errlen);
+    if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
@@ -245,15 +267,13 @@ static void free_plugins(void *ud)
     c->plugins = NULL;
 }
 
-/* Everything that depends on the loop is closed here; what remains is freed
- * by core_free() once uv_run() returns. */
-static void finish_stop(struct opsc_core *c)
+/* After the pool: nothing uses a connection or records a test any more. */
+static void close_services(void *ud)
 {
+    struct opsc_core *c = ud;
     uv_timer_stop(&c->stop_deadline);
     close_handle((uv_handle_t *)&c->stop_deadline);
-    close_handle((uv_handle_t *)&c->sig_term);
-    close_handle((uv_handle_t *)&c->sig_int);
-    close_handle((uv_handle_t *)&c->sig_hup);
+    fleet_close(c->fleet);
     audit_close(c->audit);
     c->audit = NULL;
     install_close(c->steplibs); /* before the plugins go: uploads still pending answer 503 */
@@ -261,6 +281,28 @@ static void finish_stop(struct opsc_core *c)
     auth *a = c->auth;
     c->auth = NULL;
     auth_close(a, free_plugins, c);
+}
+
+static void on_pool_deadline(uv_timer_t *t)
+{
+    log_warn("core", "pooled connections did not close in time: stopping now");
+    uv_stop(t->loop);
+}
+
+/* Everything that depends on the loop is closed here; what remains is freed
+ * by core_free() once uv_run() returns. Pooled connections close before the
+ * plugins that own them go, within a deadline of their own. */
+static void finish_stop(struct opsc_core *c)
+{
+    uv_timer_stop(&c->stop_deadline);
+    uv_timer_start(&c->stop_deadline, on_pool_deadline, 5000, 0);
+    close_handle((uv_handle_t *)&c->sig_term);
+    close_handle((uv_handle_t *)&c->sig_int);
+    close_handle((uv_handle_t *)&c->sig_hup);
+    if (c->pool)
+        pool_close(c->pool, close_services, c);
+    else
+        close_services(c);
 }
 
 static void on_http_closed(void *ud)
@@ -311,6 +353,8 @@ void core_free(struct opsc_core *c)
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)
         http_server_free(c->http);
+    pool_free(c->pool);
+    fleet_free(c->fleet);
     vault_close(c->vault);
     store_close(c->store);
     metrics_free(c->metrics);

@@ -22,6 +22,8 @@ typedef struct audit audit;
 typedef struct vault vault;
 typedef struct events events;
 typedef struct plugin_install plugin_install;
+typedef struct pool pool;
+typedef struct fleet fleet;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -36,6 +38,8 @@ struct opsc_core {
     audit *audit;           /* audit log */
     auth *auth;             /* users, logins, tokens, the HTTP auth hook */
     events *events;          /* state changes: runs, schedules, targets */
+    pool *pool;             /* pooled connections to targets */
+    fleet *fleet;           /* targets' test results writer, connectivity tests */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

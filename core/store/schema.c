@@ -35,6 +35,8 @@ const store_db_def store_dbs[] = {
     {"tokens_by_hash", 0},
     {"revoked_tokens", 0},        /* access token jti -> exp (s), until it expires */
     {"targets_by_credential", 0}, /* "<credential id>/<target id>" -> target id */
+    {"groups_by_target", 0},      /* "<target id>/<group id>" -> group id: static members */
+    {"groups_by_group", 0},       /* "<child group id>/<parent group id>" -> parent id */
 };
 const size_t store_db_count = sizeof(store_dbs) / sizeof(store_dbs[0]);
 
