@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <opsc/errors.h>
@@ -370,6 +371,19 @@ static void scan_dir(plugin_install *in)
     free(names);
 }
 
+/* 0755 whatever the umask, when we create it; an existing one is left as it is. */
+static int make_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    bool existed = stat(dir, &st) == 0;
+    int rc = fs_mkdir_p(dir, 0755);
+    if (rc == 0 && !existed && chmod(dir, 0755) < 0)
+        rc = -errno;
+    if (rc < 0)
+        snprintf(err, errlen, "step library directory %s: %s", dir, strerror(-rc));
+    return rc;
+}
+
 int install_open(plugin_install **out, uv_loop_t *loop, plugin_host *h, store *st,
                  const install_opts *o, char *err, size_t errlen)
 {
@@ -387,8 +401,8 @@ int install_open(plugin_install **out, uv_loop_t *loop, plugin_host *h, store *s
         snprintf(err, errlen, "[steplibs] require_signature = yes needs trusted_keys");
         rc = OPSC_EINVAL;
     }
-    if (rc == 0 && (rc = fs_mkdir_p(in->dir, 0755)) < 0)
-        snprintf(err, errlen, "step library directory %s: %s", in->dir, strerror(-rc));
+    if (rc == 0)
+        rc = make_dir(in->dir, err, errlen);
     if (rc < 0) {
         install_close(in);
         return rc;
