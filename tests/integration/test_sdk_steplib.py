@@ -3,6 +3,7 @@ installed SDK only, checked with --check-config, uploaded through POST /api/v1/s
 in a real run on the local transport."""
 import hashlib
 import os
+import pathlib
 import shutil
 import subprocess
 import threading
@@ -91,7 +92,7 @@ def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_pa
         "name": "appliance", "address": "127.0.0.1", "os_family": "linux", "transport": "local"})
     assert r.status_code == 201, r.text
     target_id = r.json()["id"]
-    marker = tmp_path / "it's here; $(touch /tmp/pwned)"
+    marker = tmp_path / "it's here; $(touch pwned) `touch pwned`"
     job = {
         "name": "third-party-checks",
         "targets": {"ids": [target_id]},
@@ -118,7 +119,7 @@ def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_pa
     disk = steps["disk"]["outputs"]
     assert disk["ok"] is True and 0 <= disk["free_percent"] <= 100
     assert steps["wait"]["outputs"]["attempts"] >= 2, steps["wait"]
-    assert not os.path.exists("/tmp/pwned")
+    assert not (tmp_path / "pwned").exists() and not pathlib.Path("pwned").exists()
     # The job pins major 1: that version cannot be deleted while it is the only 1.x.
     r = daemon.request("DELETE", "/api/v1/steplibs/checks/1.0.0")
     assert r.status_code == 409 and r.json()["error"]["code"] == "pinned", r.text
