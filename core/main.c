@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -184,8 +186,25 @@ static int cmd_backup(struct config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* The daemon holds decrypted credentials and signing keys in memory: a core
+ * dump would write them to disk. OPSC_ALLOW_CORE_DUMPS=1 is for debugging. */
+static void forbid_core_dumps(void)
+{
+    const char *allow = getenv("OPSC_ALLOW_CORE_DUMPS");
+    if (allow && strcmp(allow, "1") == 0)
+        return;
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+#ifndef __SANITIZE_ADDRESS__
+    /* Also keeps other processes of our user from reading our memory. Not
+     * under ASan: LeakSanitizer ptraces the process to scan it. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+}
+
 static int run_daemon(struct cli *cli, struct config *cfg)
 {
+    forbid_core_dumps();
     int rc = log_init(cfg->log.level, (enum log_format)cfg->log.format, cfg->log.file);
     if (rc < 0)
         fprintf(stderr, "opsconductord: cannot open log file %s: %s (logging to stderr)\n",

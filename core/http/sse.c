@@ -13,8 +13,8 @@ struct http_sse {
     strbuf buf;
 };
 
+/* The head already says "Connection: keep-alive" (resp_stream_head). */
 static const char stream_headers[] = "Cache-Control: no-cache\r\n"
-                                     "Connection: keep-alive\r\n"
                                      "X-Accel-Buffering: no\r\n";
 
 http_sse *http_sse_start(http_req *req, void (*on_close)(void *ud), void *ud)

@@ -89,3 +89,10 @@ def test_head_and_keep_alive(daemon):
             s.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
             status, headers, body = parse_response(s.recv(4096))
             assert status == 200 and headers["content-length"] == "15" and body == b""
+
+
+def test_daemon_writes_no_core_dumps(daemon):
+    """Secrets live in the daemon's memory: it forbids core dumps of itself."""
+    limits = open(f"/proc/{daemon.pid}/limits").read()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core

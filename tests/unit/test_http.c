@@ -514,7 +514,9 @@ static hc *open_stream(hx *x, struct sse_state *s)
     assert_true(hc_read_until(c, "\r\n\r\n"));
     assert_non_null(strstr(c->buf, "Content-Type: text/event-stream\r\n"));
     assert_non_null(strstr(c->buf, "Cache-Control: no-cache\r\n"));
-    assert_non_null(strstr(c->buf, "Connection: keep-alive\r\n"));
+    const char *conn = strstr(c->buf, "Connection: keep-alive\r\n");
+    assert_non_null(conn);
+    assert_null(strstr(conn + 1, "Connection:")); /* said once */
     assert_null(strstr(c->buf, "Content-Length"));
     return c;
 }
