@@ -2,33 +2,20 @@
 installed SDK only, checked with --check-config, uploaded through POST /api/v1/steplibs, and used
 in a real run on the local transport."""
 import hashlib
-import os
 import pathlib
-import shutil
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import ROOT
-from test_plugins import find_one, installed_sdk  # noqa: F401 (a module-scoped fixture)
-
-EXAMPLE = ROOT / "sdk" / "examples" / "steplib-checks"
+from fixtures.sdk import build_example, exported_symbols, install_tree
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
 
 
 @pytest.fixture(scope="module")
-def example_so(installed_sdk, tmp_path_factory):  # noqa: F811
-    src = tmp_path_factory.mktemp("third-party") / "steplib-checks"
-    shutil.copytree(EXAMPLE, src)
-    pc_dir = find_one(installed_sdk, "pkgconfig/opsconductor-sdk.pc").parent
-    env = dict(os.environ, PKG_CONFIG_PATH=str(pc_dir), PKG_CONFIG_SYSROOT_DIR=str(installed_sdk))
-    build = subprocess.run(["make", "-C", str(src)], env=env, capture_output=True, text=True)
-    assert build.returncode == 0, build.stdout + build.stderr
-    # Only the installed headers may be visible: no -I into the source tree.
-    assert f"-I{installed_sdk}" in build.stdout
-    assert str(ROOT / "sdk") not in build.stdout
+def example_so(tmp_path_factory):
+    installed = install_tree(tmp_path_factory.mktemp("install"))
+    src = build_example(installed, "steplib-checks", tmp_path_factory.mktemp("third-party"))
     return src / "steplib-checks.so"
 
 
@@ -41,10 +28,7 @@ def upload(d, so):
 
 def test_example_builds_out_of_tree_exports_one_symbol_and_passes_check_config(example_so,
                                                                                 run_daemon):
-    out = subprocess.run(["nm", "-D", "--defined-only", str(example_so)], capture_output=True,
-                         text=True, check=True).stdout
-    exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
-    assert exported - {"_init", "_fini", "_edata", "_end", "__bss_start"} == {"opsc_plugin_entry"}
+    assert exported_symbols(example_so) == {"opsc_plugin_entry"}
     r = run_daemon(["-p", str(example_so.parent), "--check-config"])
     assert r.returncode == 0, r.stderr
     assert "loaded example-steplib-checks 1.0.0" in r.stderr
