@@ -597,6 +597,17 @@ static const opsc_cfg_entry vault_map[] = {
     {NULL},
 };
 
+#define STL(field) offsetof(struct steplibs_cfg, field)
+static const opsc_cfg_entry steplibs_map[] = {
+    {"dir", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(dir),
+     "where uploaded step libraries are installed; empty: <data_dir>/steplibs"},
+    {"trusted_keys", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(trusted_keys),
+     "':'-separated files of Ed25519 public keys (PEM or OpenSSH) of trusted publishers"},
+    {"require_signature", OPSC_CFG_ENUM, "auto", 0, -1, "auto|yes|no", 0, STL(require_signature),
+     "refuse unsigned uploads: auto means yes when trusted_keys is set"},
+    {NULL},
+};
+#undef STL
 #define FLT(field) offsetof(struct fleet_cfg, field)
 static const opsc_cfg_entry fleet_map[] = {
     {"idle_timeout", OPSC_CFG_DURATION, "5m", 1000, 86400000, NULL, 0, FLT(idle_timeout_ms),
@@ -644,6 +655,7 @@ static const struct section {
     {"plugins", plugins_map, offsetof(struct config, plugins)},
     {"auth", auth_map, offsetof(struct config, auth)},
     {"vault", vault_map, offsetof(struct config, vault)},
+    {"steplibs", steplibs_map, offsetof(struct config, steplibs)},
     {"fleet", fleet_map, offsetof(struct config, fleet)},
     {"executor", exec_map, offsetof(struct config, executor)},
 };

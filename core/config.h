@@ -110,6 +110,12 @@ struct vault_cfg {
     const char *key_file; /* "" -> <data_dir>/master.key */
 };
 
+struct steplibs_cfg {
+    const char *dir;          /* "" -> <data_dir>/steplibs */
+    const char *trusted_keys; /* ':'-separated Ed25519 public key files */
+    int require_signature;    /* enum install_sig_policy: auto, yes, no */
+};
+
 struct fleet_cfg {
     int64_t idle_timeout_ms;  /* pooled connection idle this long closes */
     int64_t max_per_target;   /* pooled connections per target */
@@ -136,6 +142,7 @@ struct config {
     struct plugins_cfg plugins;
     struct auth_cfg auth;
     struct vault_cfg vault;
+    struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
     struct exec_cfg executor;
 };

@@ -18,6 +18,7 @@
 #include "fleet_routes.h"
 #include "http.h"
 #include "identity.h"
+#include "install.h"
 #include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
@@ -64,6 +65,19 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     if (rc == 0)
         rc = auth_open(&c->auth, &deps, err, errlen);
     return rc;
+}
+
+/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
+static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+{
+    char dir[4096];
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (*s->dir)
+        snprintf(dir, sizeof(dir), "%s", s->dir);
+    else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
+        return OPSC_E2BIG;
+    install_opts o = {dir, s->trusted_keys, s->require_signature};
+    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
 }
 
 /* The connection pool and the fleet service: after the identity service
@@ -131,6 +145,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     rc = api_system_register(c);
     if (rc == 0)
         rc = api_identity_register(c);
+    if (rc == 0)
+        rc = api_steplibs_register(c);
     if (rc == 0)
         rc = api_fleet_register(c);
     if (rc == 0)
@@ -240,8 +256,10 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
-        rc = open_identity(c, err, errlen);
+        rc = open_steplibs(c, err, errlen);
     }
+    if (rc == 0)
+        rc = open_identity(c, err, errlen);
     if (rc == 0)
         rc = open_fleet(c, err, errlen);
     if (rc == 0)
@@ -284,6 +302,8 @@ static void close_services(void *ud)
     fleet_close(c->fleet);
     audit_close(c->audit);
     c->audit = NULL;
+    install_close(c->steplibs); /* before the plugins go: uploads still pending answer 503 */
+    c->steplibs = NULL;
     auth *a = c->auth;
     c->auth = NULL;
     auth_close(a, free_plugins, c);
@@ -367,6 +387,8 @@ void core_free(struct opsc_core *c)
 {
     /* After a deadline uv_stop(), handles may remain: close them all and let
      * their close callbacks run so nothing is freed while the loop uses it. */
+    install_close(c->steplibs);
+    c->steplibs = NULL;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
     uv_walk(c->loop, close_walk, NULL);

@@ -21,6 +21,7 @@ typedef struct auth auth;
 typedef struct audit audit;
 typedef struct vault vault;
 typedef struct events events;
+typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
 typedef struct exec exec;
@@ -32,6 +33,7 @@ struct opsc_core {
     store *store;
     http_server *http;
     plugin_host *plugins;
+    plugin_install *steplibs; /* step libraries installed at run time */
     metrics *metrics;
     vault *vault;           /* credentials vault: master key, credential records */
     audit *audit;           /* audit log */
