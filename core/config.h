@@ -123,6 +123,17 @@ struct fleet_cfg {
     int64_t test_concurrency; /* targets of a group test probed at once */
 };
 
+struct exec_cfg {
+    int64_t max_parallel;      /* targets running at once, all runs */
+    int64_t step_workers;      /* threads for imperative steps */
+    int64_t step_timeout_ms;   /* steps without timeout_s */
+    int64_t log_retention_ms;  /* 0: keep */
+    int64_t log_max_bytes;     /* all logs; 0: no limit */
+    int64_t log_max_per_target;
+    int64_t log_sweep_interval_ms;
+    int64_t capture_limit;     /* stdout kept per command for outputs */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
@@ -133,6 +144,7 @@ struct config {
     struct vault_cfg vault;
     struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
+    struct exec_cfg executor;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

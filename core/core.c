@@ -13,11 +13,13 @@
 #include "audit.h"
 #include "auth.h"
 #include "events.h"
+#include "exec.h"
 #include "fleet.h"
 #include "fleet_routes.h"
 #include "http.h"
 #include "identity.h"
 #include "install.h"
+#include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
@@ -93,6 +95,24 @@ static int open_fleet(struct opsc_core *c, char *err, size_t errlen)
     return rc;
 }
 
+/* The executor: after the pool it leases connections from; it marks runs a
+ * previous process left running as interrupted before anything starts. */
+static int open_exec(struct opsc_core *c, char *err, size_t errlen)
+{
+    const struct exec_cfg *e = &c->cfg.executor;
+    exec_opts o = {
+        .max_parallel = (int)e->max_parallel,
+        .step_workers = (int)e->step_workers,
+        .default_step_timeout_ms = e->step_timeout_ms,
+        .log_retention_ms = e->log_retention_ms,
+        .log_max_bytes = e->log_max_bytes,
+        .log_max_per_target = e->log_max_per_target,
+        .log_sweep_interval_ms = e->log_sweep_interval_ms,
+        .capture_limit = e->capture_limit,
+    };
+    return exec_new(&c->exec, c, &o, err, errlen);
+}
+
 /* One completion hook serves metrics and the audit log. */
 static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
 {
@@ -129,6 +149,10 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_steplibs_register(c);
     if (rc == 0)
         rc = api_fleet_register(c);
+    if (rc == 0)
+        rc = api_jobs_register(c);
+    if (rc == 0)
+        rc = api_runs_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -239,6 +263,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0)
         rc = open_fleet(c, err, errlen);
     if (rc == 0)
+        rc = open_exec(c, err, errlen);
+    if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
@@ -289,12 +315,13 @@ static void on_pool_deadline(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
-/* Everything that depends on the loop is closed here; what remains is freed
- * by core_free() once uv_run() returns. Pooled connections close before the
+/* Everything that depends on the loop is closed from here; what remains is
+ * freed by core_free() once uv_run() returns. Runs are over (ended, or
+ * interrupted at the deadline): pooled connections close before the
  * plugins that own them go, within a deadline of their own. */
-static void finish_stop(struct opsc_core *c)
+static void after_exec(void *ud)
 {
-    uv_timer_stop(&c->stop_deadline);
+    struct opsc_core *c = ud;
     uv_timer_start(&c->stop_deadline, on_pool_deadline, 5000, 0);
     close_handle((uv_handle_t *)&c->sig_term);
     close_handle((uv_handle_t *)&c->sig_int);
@@ -303,6 +330,20 @@ static void finish_stop(struct opsc_core *c)
         pool_close(c->pool, close_services, c);
     else
         close_services(c);
+}
+
+/* Running steps get what is left of the shutdown deadline; a second signal
+ * still stops at once (the signal handles stay open until then). */
+static void finish_stop(struct opsc_core *c)
+{
+    uint64_t left = uv_is_active((uv_handle_t *)&c->stop_deadline)
+                        ? uv_timer_get_due_in(&c->stop_deadline)
+                        : 0;
+    uv_timer_stop(&c->stop_deadline);
+    if (c->exec)
+        exec_close(c->exec, (int64_t)left, after_exec, c);
+    else
+        after_exec(c);
 }
 
 static void on_http_closed(void *ud)
@@ -326,6 +367,7 @@ void core_stop(struct opsc_core *c)
         return;
     c->stopping = true;
     c->ready = false;
+    exec_stop(c->exec); /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
                        0);
@@ -353,6 +395,7 @@ void core_free(struct opsc_core *c)
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)
         http_server_free(c->http);
+    exec_free(c->exec);
     pool_free(c->pool);
     fleet_free(c->fleet);
     vault_close(c->vault);

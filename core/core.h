@@ -24,6 +24,7 @@ typedef struct events events;
 typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
+typedef struct exec exec;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -40,6 +41,7 @@ struct opsc_core {
     events *events;          /* state changes: runs, schedules, targets */
     pool *pool;             /* pooled connections to targets */
     fleet *fleet;           /* targets' test results writer, connectivity tests */
+    exec *exec;             /* the executor: runs of jobs on targets */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

@@ -51,14 +51,6 @@ def test_example_uploads_and_lists_its_declarative_and_imperative_steps(example_
     assert listed["majors"] == {"1": "1.0.0"}
 
 
-def executor_or_skip(d):
-    missing = [p for p in ("/api/v1/jobs", "/api/v1/targets", "/api/v1/runs")
-               if d.get(p).status_code == 404]
-    if missing:
-        pytest.skip("the executor (room/exec: jobs, runs and targets APIs) has not landed on main: "
-                    "missing " + ", ".join(missing))
-
-
 def wait_run(d, run_id, deadline=60):
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -70,7 +62,6 @@ def wait_run(d, run_id, deadline=60):
 
 
 def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_path):
-    executor_or_skip(daemon)
     assert upload(daemon, example_so).status_code == 201
     r = daemon.http.post(daemon.url("/api/v1/targets"), timeout=10, json={
         "name": "appliance", "address": "127.0.0.1", "os_family": "linux", "transport": "local"})
