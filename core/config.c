@@ -616,6 +616,17 @@ static const opsc_cfg_entry sched_map[] = {
 };
 #undef SCH
 
+#define STL(field) offsetof(struct steplibs_cfg, field)
+static const opsc_cfg_entry steplibs_map[] = {
+    {"dir", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(dir),
+     "where uploaded step libraries are installed; empty: <data_dir>/steplibs"},
+    {"trusted_keys", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(trusted_keys),
+     "':'-separated files of Ed25519 public keys (PEM or OpenSSH) of trusted publishers"},
+    {"require_signature", OPSC_CFG_ENUM, "auto", 0, -1, "auto|yes|no", 0, STL(require_signature),
+     "refuse unsigned uploads: auto means yes when trusted_keys is set"},
+    {NULL},
+};
+#undef STL
 #define FLT(field) offsetof(struct fleet_cfg, field)
 static const opsc_cfg_entry fleet_map[] = {
     {"idle_timeout", OPSC_CFG_DURATION, "5m", 1000, 86400000, NULL, 0, FLT(idle_timeout_ms),
@@ -630,6 +641,28 @@ static const opsc_cfg_entry fleet_map[] = {
 };
 #undef FLT
 
+#define EXE(field) offsetof(struct exec_cfg, field)
+static const opsc_cfg_entry exec_map[] = {
+    {"max_parallel", OPSC_CFG_INT, "256", 1, 100000, NULL, 0, EXE(max_parallel),
+     "targets running at once, all runs together (each job may set a lower max_parallel)"},
+    {"step_workers", OPSC_CFG_INT, "8", 1, 1024, NULL, 0, EXE(step_workers),
+     "worker threads for imperative steps (steps written in C); more wait their turn"},
+    {"step_timeout", OPSC_CFG_DURATION, "1h", 1000, 7LL * 86400000, NULL, 0,
+     EXE(step_timeout_ms), "timeout of a step whose job gives none (timeout_s)"},
+    {"log_retention", OPSC_CFG_DURATION, "30d", 0, 3650LL * 86400000, NULL, 0,
+     EXE(log_retention_ms), "run logs are deleted this long after their run ended; 0 keeps them"},
+    {"log_max_size", OPSC_CFG_SIZE, "2G", 0, 1LL << 44, NULL, 0, EXE(log_max_bytes),
+     "all run logs together; beyond it the oldest runs' logs are deleted; 0: no limit"},
+    {"log_max_per_target", OPSC_CFG_SIZE, "32M", 4096, 1LL << 36, NULL, 0,
+     EXE(log_max_per_target), "log kept of one target in one run; later output is dropped"},
+    {"log_sweep_interval", OPSC_CFG_DURATION, "10m", 1000, 86400000, NULL, 0,
+     EXE(log_sweep_interval_ms), "how often log retention is applied"},
+    {"output_capture", OPSC_CFG_SIZE, "1M", 1024, 1LL << 30, NULL, 0, EXE(capture_limit),
+     "stdout kept per command for a step's outputs (the log keeps all of it)"},
+    {NULL},
+};
+#undef EXE
+
 static const struct section {
     const char *name;
     const opsc_cfg_entry *map;
@@ -642,7 +675,9 @@ static const struct section {
     {"auth", auth_map, offsetof(struct config, auth)},
     {"vault", vault_map, offsetof(struct config, vault)},
     {"scheduler", sched_map, offsetof(struct config, scheduler)},
+    {"steplibs", steplibs_map, offsetof(struct config, steplibs)},
     {"fleet", fleet_map, offsetof(struct config, fleet)},
+    {"executor", exec_map, offsetof(struct config, executor)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

@@ -119,11 +119,28 @@ struct sched_cfg {
     int64_t clock_check_ms;       /* longest sleep: how soon a wall-clock jump is seen */
 };
 
+struct steplibs_cfg {
+    const char *dir;          /* "" -> <data_dir>/steplibs */
+    const char *trusted_keys; /* ':'-separated Ed25519 public key files */
+    int require_signature;    /* enum install_sig_policy: auto, yes, no */
+};
+
 struct fleet_cfg {
     int64_t idle_timeout_ms;  /* pooled connection idle this long closes */
     int64_t max_per_target;   /* pooled connections per target */
     int64_t max_total;        /* pooled connections in all */
     int64_t test_concurrency; /* targets of a group test probed at once */
+};
+
+struct exec_cfg {
+    int64_t max_parallel;      /* targets running at once, all runs */
+    int64_t step_workers;      /* threads for imperative steps */
+    int64_t step_timeout_ms;   /* steps without timeout_s */
+    int64_t log_retention_ms;  /* 0: keep */
+    int64_t log_max_bytes;     /* all logs; 0: no limit */
+    int64_t log_max_per_target;
+    int64_t log_sweep_interval_ms;
+    int64_t capture_limit;     /* stdout kept per command for outputs */
 };
 
 struct config {
@@ -135,7 +152,9 @@ struct config {
     struct auth_cfg auth;
     struct vault_cfg vault;
     struct sched_cfg scheduler;
+    struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
+    struct exec_cfg executor;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

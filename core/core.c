@@ -13,10 +13,13 @@
 #include "audit.h"
 #include "auth.h"
 #include "events.h"
+#include "exec.h"
 #include "fleet.h"
 #include "fleet_routes.h"
 #include "http.h"
 #include "identity.h"
+#include "install.h"
+#include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
@@ -65,9 +68,8 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     return rc;
 }
 
-/* After the store and the executor (c->exec, NULL while the daemon has none:
- * schedules then save and preview, and each fire logs a clear error), before
- * the HTTP server whose schedule routes use it. */
+/* After the store and the executor it starts runs through, before the
+ * HTTP server whose schedule routes use it. */
 static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
 {
     sched_opts o = {
@@ -78,17 +80,23 @@ static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
         .exec_ops = sched_exec_linked(),
         .cfg = &c->cfg.scheduler,
     };
-    if (c->exec && !o.exec_ops) {
-        snprintf(err, errlen, "the executor exists but its exec.h functions are not linked in");
-        return OPSC_EINVAL;
-    }
     int rc = sched_new(&c->sched, &o);
     if (rc == 0)
         rc = sched_start(c->sched, err, errlen);
-    if (rc == 0 && !c->exec)
-        log_warn("core", "no executor in this build: schedules are kept, but their fires cannot "
-                         "start runs");
     return rc;
+}
+
+/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
+static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+{
+    char dir[4096];
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (*s->dir)
+        snprintf(dir, sizeof(dir), "%s", s->dir);
+    else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
+        return OPSC_E2BIG;
+    install_opts o = {dir, s->trusted_keys, s->require_signature};
+    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
 }
 
 /* The connection pool and the fleet service: after the identity service
@@ -104,6 +112,24 @@ static int open_fleet(struct opsc_core *c, char *err, size_t errlen)
     if (rc < 0)
         snprintf(err, errlen, "fleet: %s", opsc_strerror(rc));
     return rc;
+}
+
+/* The executor: after the pool it leases connections from; it marks runs a
+ * previous process left running as interrupted before anything starts. */
+static int open_exec(struct opsc_core *c, char *err, size_t errlen)
+{
+    const struct exec_cfg *e = &c->cfg.executor;
+    exec_opts o = {
+        .max_parallel = (int)e->max_parallel,
+        .step_workers = (int)e->step_workers,
+        .default_step_timeout_ms = e->step_timeout_ms,
+        .log_retention_ms = e->log_retention_ms,
+        .log_max_bytes = e->log_max_bytes,
+        .log_max_per_target = e->log_max_per_target,
+        .log_sweep_interval_ms = e->log_sweep_interval_ms,
+        .capture_limit = e->capture_limit,
+    };
+    return exec_new(&c->exec, c, &o, err, errlen);
 }
 
 /* One completion hook serves metrics and the audit log. */
@@ -139,7 +165,13 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     if (rc == 0)
         rc = api_identity_register(c);
     if (rc == 0)
+        rc = api_steplibs_register(c);
+    if (rc == 0)
         rc = api_fleet_register(c);
+    if (rc == 0)
+        rc = api_jobs_register(c);
+    if (rc == 0)
+        rc = api_runs_register(c);
     if (rc == 0)
         rc = api_schedules_register(c);
     if (rc == 0) {
@@ -245,10 +277,14 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
-        rc = open_identity(c, err, errlen);
+        rc = open_steplibs(c, err, errlen);
     }
     if (rc == 0)
+        rc = open_identity(c, err, errlen);
+    if (rc == 0)
         rc = open_fleet(c, err, errlen);
+    if (rc == 0)
+        rc = open_exec(c, err, errlen);
     if (rc == 0)
         rc = open_scheduler(c, err, errlen);
     if (rc == 0)
@@ -289,6 +325,8 @@ static void close_services(void *ud)
     fleet_close(c->fleet);
     audit_close(c->audit);
     c->audit = NULL;
+    install_close(c->steplibs); /* before the plugins go: uploads still pending answer 503 */
+    c->steplibs = NULL;
     auth *a = c->auth;
     c->auth = NULL;
     auth_close(a, free_plugins, c);
@@ -300,12 +338,13 @@ static void on_pool_deadline(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
-/* Everything that depends on the loop is closed here; what remains is freed
- * by core_free() once uv_run() returns. Pooled connections close before the
+/* Everything that depends on the loop is closed from here; what remains is
+ * freed by core_free() once uv_run() returns. Runs are over (ended, or
+ * interrupted at the deadline): pooled connections close before the
  * plugins that own them go, within a deadline of their own. */
-static void finish_stop(struct opsc_core *c)
+static void after_exec(void *ud)
 {
-    uv_timer_stop(&c->stop_deadline);
+    struct opsc_core *c = ud;
     uv_timer_start(&c->stop_deadline, on_pool_deadline, 5000, 0);
     close_handle((uv_handle_t *)&c->sig_term);
     close_handle((uv_handle_t *)&c->sig_int);
@@ -316,6 +355,20 @@ static void finish_stop(struct opsc_core *c)
         pool_close(c->pool, close_services, c);
     else
         close_services(c);
+}
+
+/* Running steps get what is left of the shutdown deadline; a second signal
+ * still stops at once (the signal handles stay open until then). */
+static void finish_stop(struct opsc_core *c)
+{
+    uint64_t left = uv_is_active((uv_handle_t *)&c->stop_deadline)
+                        ? uv_timer_get_due_in(&c->stop_deadline)
+                        : 0;
+    uv_timer_stop(&c->stop_deadline);
+    if (c->exec)
+        exec_close(c->exec, (int64_t)left, after_exec, c);
+    else
+        after_exec(c);
 }
 
 static void on_http_closed(void *ud)
@@ -341,6 +394,7 @@ void core_stop(struct opsc_core *c)
     c->ready = false;
     if (c->sched)
         sched_stop(c->sched); /* no run starts once stopping began */
+    exec_stop(c->exec); /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
                        0);
@@ -360,6 +414,8 @@ void core_free(struct opsc_core *c)
 {
     /* After a deadline uv_stop(), handles may remain: close them all and let
      * their close callbacks run so nothing is freed while the loop uses it. */
+    install_close(c->steplibs);
+    c->steplibs = NULL;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
@@ -368,6 +424,7 @@ void core_free(struct opsc_core *c)
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)
         http_server_free(c->http);
+    exec_free(c->exec);
     pool_free(c->pool);
     fleet_free(c->fleet);
     vault_close(c->vault);

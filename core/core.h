@@ -21,10 +21,11 @@ typedef struct auth auth;
 typedef struct audit audit;
 typedef struct vault vault;
 typedef struct events events;
-typedef struct exec exec;
 typedef struct sched sched;
+typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
+typedef struct exec exec;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -33,15 +34,16 @@ struct opsc_core {
     store *store;
     http_server *http;
     plugin_host *plugins;
+    plugin_install *steplibs; /* step libraries installed at run time */
     metrics *metrics;
     vault *vault;           /* credentials vault: master key, credential records */
     audit *audit;           /* audit log */
     auth *auth;             /* users, logins, tokens, the HTTP auth hook */
     events *events;          /* state changes: runs, schedules, targets */
-    exec *exec;             /* the executor; NULL until it is part of the daemon */
     sched *sched;           /* schedules firing runs through exec */
     pool *pool;             /* pooled connections to targets */
     fleet *fleet;           /* targets' test results writer, connectivity tests */
+    exec *exec;             /* the executor: runs of jobs on targets */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

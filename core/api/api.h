@@ -18,6 +18,9 @@ int api_system_register(struct opsc_core *c);
  * core->store and core->sched. */
 int api_schedules_register(struct opsc_core *c);
 
+/* /api/v1/steplibs: list, upload (admin), delete (admin) step libraries. */
+int api_steplibs_register(struct opsc_core *c);
+
 /* The OpenAPI 3.0.3 document of every route of `srv` not flagged
  * HTTP_ROUTE_HIDDEN: paths, operations (summary, tag, path parameters,
  * request and response schemas from the route's text, the role it needs

@@ -9,7 +9,13 @@
  *   "run.step"   subject run id, data {run_id, target_id, step_id, state, exit_code, ...}
  *   "run.log"    subject run id, data {run_id, target_id, step_id, stream, seq, ts, text}
  * States: queued, running, succeeded, failed, cancelled, timed_out,
- * interrupted; and, for fires the scheduler skipped, missed.
+ * interrupted; and, for fires the scheduler skipped, missed. Steps whose
+ * `when` was false or that an earlier failure kept from running, and
+ * targets a failed batch kept from starting, are "skipped". Every event
+ * also carries "seq": the run's own event number (log records included),
+ * the id of its Server-Sent Events.
+ *
+ * Storage and reading: run_read.h.
  *
  * Thread: loop only.
  */
@@ -55,5 +61,58 @@ int exec_run_cancel(exec *ex, const char *run_id, const char *by);
 
 /* Runs of `schedule_id` that are queued or running (overlap policies). */
 size_t exec_active_for_schedule(exec *ex, const char *schedule_id);
+
+/* ---- the executor in the daemon and the REST API (appended to the interface above) ---- */
+
+typedef struct exec_opts {
+    int max_parallel;                /* targets running at once, all runs together */
+    int step_workers;                /* imperative steps running at once (worker threads) */
+    int64_t default_step_timeout_ms; /* steps without timeout_s */
+    int64_t log_retention_ms;        /* logs of runs that ended longer ago go; 0: kept */
+    int64_t log_max_bytes;           /* all run logs together; oldest go first; 0: no limit */
+    int64_t log_max_per_target;      /* one target's log in one run; the rest is dropped */
+    int64_t log_sweep_interval_ms;   /* how often retention is applied */
+    int64_t capture_limit;           /* stdout kept for outputs, per command */
+    int64_t abandon_grace_ms;        /* an imperative step ignoring its cancel is left after it */
+} exec_opts;
+
+/* Create the executor: recovers runs left queued or running by a previous
+ * process (they become interrupted, with the reason), starts the step
+ * workers and installs the step API into the plugin host. Uses core->loop,
+ * store, events, plugins, vault and pool. Zero options take the defaults. */
+int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, size_t errlen);
+/* Start no more targets or runs (exec_run_start answers OPSC_ESTATE);
+ * queued targets end interrupted. Running ones go on. */
+void exec_stop(exec *ex);
+/* After exec_stop: give running steps until `deadline_ms` (from now) to end,
+ * then cancel them (interrupted), write everything, join idle workers;
+ * `cb` runs when no run, lease or handle remains. Then exec_free(). */
+void exec_close(exec *ex, int64_t deadline_ms, void (*cb)(void *ud), void *ud);
+void exec_free(exec *ex);
+
+/* Dry run: validate and render as exec_run_start() would, without creating
+ * a run. *out: {"dry_run": true, "job_id", "job_version", "params",
+ * "targets": [{target_id, name, os_family, steps: [{id, type, when,
+ * command | imperative params | error}]}]}, secrets redacted. */
+int exec_dry_run(exec *ex, const exec_run_spec *spec, json_t **out, char *err, size_t errlen);
+
+/* A new run of the same job version and parameters on the targets of
+ * `run_id` that did not succeed, linked by "retry_of". OPSC_ENOENT,
+ * OPSC_ESTATE (still active, or nothing failed). */
+int exec_run_retry(exec *ex, const char *run_id, const char *by, char new_id[UUID_STR_LEN],
+                   char *err, size_t errlen);
+
+/* Write what changed now rather than at the end of the loop turn (a reader
+ * is about to read the store). */
+void exec_flush(exec *ex);
+
+/* Figures for tests, benchmarks and /metrics. */
+typedef struct exec_stats {
+    size_t runs_active;
+    size_t targets_running;
+    size_t workers_busy;
+    uint64_t runs_started, runs_finished;
+} exec_stats;
+void exec_stats_get(const exec *ex, exec_stats *st);
 
 #endif

@@ -124,18 +124,39 @@ static int api_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, vo
 
 /* ---- registration -------------------------------------------------------- */
 
+int plugin_reg_reserve(reg_list *l, size_t more)
+{
+    if (l->n + more <= l->cap)
+        return 0;
+    size_t cap = l->cap ? l->cap : 8;
+    while (cap < l->n + more)
+        cap *= 2;
+    plugin_reg *v = realloc(l->items, cap * sizeof(*v));
+    if (!v)
+        return OPSC_ENOMEM;
+    l->items = v;
+    l->cap = cap;
+    return 0;
+}
+
 static int reg_append(reg_list *l, const plugin_reg *r)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        plugin_reg *v = realloc(l->items, cap * sizeof(*v));
-        if (!v)
-            return OPSC_ENOMEM;
-        l->items = v;
-        l->cap = cap;
-    }
-    l->items[l->n++] = *r;
-    return 0;
+    int rc = plugin_reg_reserve(l, 1);
+    if (rc == 0)
+        l->items[l->n++] = *r;
+    return rc;
+}
+
+void plugin_host_note_refusal(plugin_host *h, int rc, const char *fmt, ...)
+{
+    if (!h || h->reg_rc)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->reg_error, sizeof(h->reg_error), fmt, ap);
+    va_end(ap);
+    h->reg_rc = rc;
+    log_error("plugins", "%s: %s", h->initialising ? h->initialising->name : "?", h->reg_error);
 }
 
 static int register_entry(enum plugin_reg_kind kind, const void *desc, const char *name,
@@ -148,12 +169,12 @@ static int register_entry(enum plugin_reg_kind kind, const void *desc, const cha
         return OPSC_ESTATE;
     }
     if (!desc || !name || !*name) {
-        log_error("plugins", "%s: registration with no descriptor or name", h->initialising->name);
+        plugin_host_note_refusal(h, OPSC_EINVAL, "registration with no descriptor or name");
         return OPSC_EINVAL;
     }
     if (kind != REG_STEPLIB && plugin_host_find(h, kind, name)) {
-        log_error("plugins", "%s: '%s' is already registered by another plugin",
-                  h->initialising->name, name);
+        plugin_host_note_refusal(h, OPSC_EEXIST, "'%s' is already registered by another plugin",
+                                 name);
         return OPSC_EEXIST;
     }
     plugin_reg r = {desc, state, h->initialising, compiled};
@@ -205,10 +226,17 @@ static int steplib_duplicate(const opsc_steplib *lib)
 
 static int api_register_steplib(const opsc_steplib *lib, void *state)
 {
-    if (lib && (lib->size < sizeof(opsc_steplib) || !lib->version || !lib->types))
+    plugin_host *h = plugin_host_current;
+    if (lib && (lib->size < sizeof(opsc_steplib) || !lib->version || !lib->types)) {
+        plugin_host_note_refusal(h, OPSC_EINVAL, "step library descriptor without %s",
+                                 lib->size < sizeof(opsc_steplib) ? "a valid size"
+                                 : !lib->version                  ? "a version"
+                                                                  : "types");
         return OPSC_EINVAL;
+    }
     if (lib && steplib_duplicate(lib) < 0) {
-        log_error("plugins", "step library %s %s is already loaded", lib->name, lib->version);
+        plugin_host_note_refusal(h, OPSC_EEXIST, "step library %s %s is already loaded", lib->name,
+                                 lib->version);
         return OPSC_EEXIST;
     }
     /* A broken library is refused now, with the step and field at fault,
@@ -218,8 +246,8 @@ static int api_register_steplib(const opsc_steplib *lib, void *state)
     if (lib) {
         int rc = steplib_compile(&compiled, lib, err, sizeof(err));
         if (rc < 0) {
-            log_error("plugins", "step library %s %s: %s", lib->name ? lib->name : "?",
-                      lib->version, err);
+            plugin_host_note_refusal(h, rc, "step library %s %s: %s", lib->name ? lib->name : "?",
+                                     lib->version, err);
             return rc;
         }
     }

@@ -153,7 +153,8 @@ static int open_descriptor(plugin *p, char *err, size_t errlen)
     return 0;
 }
 
-static int check_descriptor(plugin_host *h, plugin *p, char *err, size_t errlen)
+static int check_descriptor(plugin_host *h, plugin *p, unsigned only_kinds, char *err,
+                            size_t errlen)
 {
     const opsc_plugin *d = p->desc;
     if (d->abi_major != OPSC_ABI_MAJOR)
@@ -168,7 +169,15 @@ static int check_descriptor(plugin_host *h, plugin *p, char *err, size_t errlen)
         return refuse(p, OPSC_EINVAL, err, errlen, "invalid plugin name (want [a-z0-9-]+)");
     if (!d->init)
         return refuse(p, OPSC_EINVAL, err, errlen, "descriptor has no init function");
+    if (only_kinds && (!d->kinds || (d->kinds & ~only_kinds)))
+        return refuse(p, OPSC_EINVAL, err, errlen,
+                      "declares plugin kinds this installation path does not accept (kinds 0x%x; "
+                      "only step libraries can be installed at run time)",
+                      d->kinds);
     plugin *other = find_loaded(h, d);
+    if (other && d->kinds == OPSC_KIND_STEPLIB && other->kinds == OPSC_KIND_STEPLIB)
+        return refuse(p, OPSC_EEXIST, err, errlen, "%s %s is already loaded from %s", d->name,
+                      other->version, other->path);
     if (other)
         return refuse(p, OPSC_EEXIST, err, errlen, "name '%s' is already taken by %s", d->name,
                       other->path);
@@ -181,20 +190,37 @@ static int init_plugin(plugin_host *h, plugin *p, char *err, size_t errlen)
     snprintf(section, sizeof(section), "plugin.%s", p->name);
     struct opsc_config cfg = {h->cfg, section};
     h->initialising = p;
+    h->reg_rc = 0;
+    h->reg_error[0] = '\0';
     int rc = p->desc->init(plugin_host_api(), &cfg, &p->pstate);
     h->initialising = NULL;
     if (rc != 0) {
         plugin_host_unregister_owner(h, p);
-        return refuse(p, rc < 0 ? rc : OPSC_EPLUGIN, err, errlen, "init failed: %s (%s)",
-                      opsc_err_name(rc), opsc_strerror(rc));
+        /* The refused registration says more than init's code (and a
+         * duplicate stays a duplicate whatever init returned). */
+        int code = h->reg_rc ? h->reg_rc : rc < 0 ? rc : OPSC_EPLUGIN;
+        return refuse(p, code, err, errlen, "init failed: %s (%s)%s%s", opsc_err_name(rc),
+                      opsc_strerror(rc), h->reg_rc ? ": " : "", h->reg_error);
     }
     p->state = PLUGIN_LOADED;
     log_info("plugins", "loaded %s %s from %s", p->name, p->version, p->path);
     return 0;
 }
 
-static int load_file(plugin_host *h, const char *path, const char *disabled, char *err,
-                     size_t errlen)
+static void forget(plugin_host *h, plugin *p)
+{
+    for (size_t i = 0; i < h->nplugins; i++) {
+        if (h->plugins[i] == p) {
+            memmove(&h->plugins[i], &h->plugins[i + 1], (h->nplugins - i - 1) * sizeof(p));
+            h->nplugins--;
+            break;
+        }
+    }
+    plugin_free(p);
+}
+
+static int load_file(plugin_host *h, const char *path, const char *disabled,
+                     const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
 {
     plugin *p = calloc(1, sizeof(*p));
     if (!p || !(p->path = strdup(path)) || add_plugin(h, p) < 0) {
@@ -214,15 +240,77 @@ static int load_file(plugin_host *h, const char *path, const char *disabled, cha
         return 0;
     }
     if (rc == 0)
-        rc = check_descriptor(h, p, err, errlen);
+        rc = check_descriptor(h, p, opts ? opts->only_kinds : 0, err, errlen);
     if (rc == 0)
         rc = init_plugin(h, p, err, errlen);
+    if (rc < 0 && opts && opts->forget_refused) {
+        forget(h, p);
+        p = NULL;
+    }
+    if (out)
+        *out = rc == 0 ? p : NULL;
     return rc;
 }
 
 int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t errlen)
 {
-    return load_file(h, path, NULL, err, errlen);
+    return load_file(h, path, NULL, NULL, NULL, err, errlen);
+}
+
+int plugin_host_load(plugin_host *h, const char *path, const plugin_load_opts *opts, plugin **out,
+                     char *err, size_t errlen)
+{
+    return load_file(h, path, NULL, opts, out, err, errlen);
+}
+
+void plugin_host_forget(plugin_host *h, plugin *p)
+{
+    if (p->state == PLUGIN_LOADED && p->desc->shutdown)
+        p->desc->shutdown(p->pstate);
+    plugin_host_unregister_owner(h, p);
+    if (p->dl)
+        dlclose(p->dl);
+    log_info("plugins", "unloaded %s %s from %s", p->name, p->version, p->path);
+    forget(h, p);
+}
+
+int plugin_host_retire(plugin_host *h, plugin *p)
+{
+    if (p->state != PLUGIN_LOADED)
+        return OPSC_ESTATE;
+    size_t owned = 0;
+    for (int k = 0; k < REG__COUNT; k++)
+        for (size_t i = 0; i < h->regs[k].n; i++)
+            owned += h->regs[k].items[i].owner == p;
+    if (plugin_reg_reserve(&h->retired, owned) < 0)
+        return OPSC_ENOMEM;
+    for (int k = 0; k < REG__COUNT; k++) {
+        reg_list *l = &h->regs[k];
+        size_t o = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            if (l->items[i].owner == p)
+                h->retired.items[h->retired.n++] = l->items[i];
+            else
+                l->items[o++] = l->items[i];
+        }
+        l->n = o;
+    }
+    p->state = PLUGIN_RETIRED;
+    log_info("plugins",
+             "removed %s %s (%s): nothing new resolves to it; it stays mapped until "
+             "the daemon stops",
+             p->name, p->version, p->path);
+    return 0;
+}
+
+int plugin_host_set_path(plugin *p, const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return OPSC_ENOMEM;
+    free(p->path);
+    p->path = copy;
+    return 0;
 }
 
 static bool is_so(const char *name)
@@ -283,7 +371,7 @@ void plugin_host_load_dirs(plugin_host *h, const char *dirs, const char *disable
     free(copy);
     char err[512];
     for (size_t i = 0; i < n; i++) {
-        load_file(h, paths[i], disabled, err, sizeof(err));
+        load_file(h, paths[i], disabled, NULL, NULL, err, sizeof(err));
         free(paths[i]);
     }
     free(paths);
@@ -313,10 +401,13 @@ void plugin_host_free(plugin_host *h)
         return;
     for (size_t i = h->nplugins; i-- > 0;) {
         plugin *p = h->plugins[i];
-        if (p->state == PLUGIN_LOADED && p->desc->shutdown)
+        if ((p->state == PLUGIN_LOADED || p->state == PLUGIN_RETIRED) && p->desc->shutdown)
             p->desc->shutdown(p->pstate);
         plugin_host_unregister_owner(h, p);
     }
+    for (size_t i = 0; i < h->retired.n; i++)
+        steplib_free(h->retired.items[i].compiled);
+    free(h->retired.items);
     for (size_t i = h->nplugins; i-- > 0;) {
         if (h->plugins[i]->dl)
             dlclose(h->plugins[i]->dl);
@@ -360,8 +451,7 @@ const plugin_reg *plugin_host_find(plugin_host *h, enum plugin_reg_kind kind, co
     return NULL;
 }
 
-/* Compare "a.b.c" semantic versions numerically. */
-static int semver_cmp(const char *a, const char *b)
+int plugin_semver_cmp(const char *a, const char *b)
 {
     for (int i = 0; i < 3; i++) {
         long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
@@ -373,22 +463,36 @@ static int semver_cmp(const char *a, const char *b)
     return 0;
 }
 
-const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int major)
+static const plugin_reg *best_steplib(plugin_host *h, const char *name, int major,
+                                      const plugin *except)
 {
     const plugin_reg *best = NULL;
     for (size_t i = 0; i < h->regs[REG_STEPLIB].n; i++) {
         const plugin_reg *r = &h->regs[REG_STEPLIB].items[i];
         const opsc_steplib *lib = r->desc;
-        if (strcmp(lib->name, name) != 0 || (major > 0 && atoi(lib->version) != major))
+        if (strcmp(lib->name, name) != 0 || (major > 0 && atoi(lib->version) != major) ||
+            r->owner == except)
             continue;
-        if (!best || semver_cmp(lib->version, ((const opsc_steplib *)best->desc)->version) > 0)
+        if (!best ||
+            plugin_semver_cmp(lib->version, ((const opsc_steplib *)best->desc)->version) > 0)
             best = r;
     }
     return best;
 }
 
+const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int major)
+{
+    return best_steplib(h, name, major, NULL);
+}
+
 const steptype *plugin_host_steptype(plugin_host *h, const char *ref, const plugin_reg **lib_out,
                                      char *err, size_t errlen)
+{
+    return plugin_host_steptype_except(h, ref, NULL, lib_out, err, errlen);
+}
+
+const steptype *plugin_host_steptype_except(plugin_host *h, const char *ref, const plugin *except,
+                                            const plugin_reg **lib_out, char *err, size_t errlen)
 {
     char lib[64];
     const char *dot = strchr(ref, '.');
@@ -406,9 +510,9 @@ const steptype *plugin_host_steptype(plugin_host *h, const char *ref, const plug
         snprintf(err, errlen, "'%s': the pinned major version after '@' must be a number >= 1", ref);
         return NULL;
     }
-    const plugin_reg *r = plugin_host_steplib(h, lib, (int)major);
+    const plugin_reg *r = best_steplib(h, lib, (int)major, except);
     if (!r) {
-        if (major && plugin_host_steplib(h, lib, 0))
+        if (major && best_steplib(h, lib, 0, except))
             snprintf(err, errlen, "step library '%s' version %ld.x is not installed", lib, major);
         else
             snprintf(err, errlen, "no step library '%s' is loaded", lib);
@@ -476,7 +580,7 @@ static json_t *provides_json(plugin_host *h, plugin *p)
 
 json_t *plugin_host_list_json(plugin_host *h)
 {
-    static const char *const states[] = {"pending", "loaded", "refused", "disabled"};
+    static const char *const states[] = {"pending", "loaded", "refused", "disabled", "removed"};
     json_t *items = json_array();
     for (size_t i = 0; i < h->nplugins; i++) {
         plugin *p = h->plugins[i];

@@ -53,12 +53,37 @@ void plugin_host_load_dirs(plugin_host *h, const char *dirs, const char *disable
 /* Load one file (also used for run-time installs). Returns 0 when it loaded,
  * or the refusal code with the reason in err. */
 int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t errlen);
+/* Run-time installs (core/plugins/install.c). */
+typedef struct plugin_load_opts {
+    unsigned only_kinds; /* non-zero: refuse, before init(), a plugin declaring other kinds */
+    bool forget_refused; /* a refused file leaves no entry behind (the caller reports why) */
+} plugin_load_opts;
+/* plugin_host_load_file() with options; on success *out (may be NULL) is the
+ * plugin. The reason of a refused registration (the step, field and
+ * position of a broken step library; a duplicate name and version) is part
+ * of err, and a duplicate is OPSC_EEXIST. */
+int plugin_host_load(plugin_host *h, const char *path, const plugin_load_opts *opts, plugin **out,
+                     char *err, size_t errlen);
+/* Shut down, unregister, dlclose and forget a plugin that has just loaded
+ * and that nothing has used yet (an install refusing it after init()). */
+void plugin_host_forget(plugin_host *h, plugin *p);
+/* Deleting at run time: take the plugin's registrations out of the
+ * registries, so that nothing new resolves to it, but keep the .so mapped
+ * and its compiled step types alive until the host is freed (its shutdown()
+ * runs then): a run that resolved a step type before the delete keeps
+ * calling it safely. Listed as "removed". OPSC_ESTATE unless loaded. */
+int plugin_host_retire(plugin_host *h, plugin *p);
+/* The file moved (an install renames it into place). */
+int plugin_host_set_path(plugin *p, const char *path);
+
 /* Warn about [plugin.x] sections for plugins that are not loaded. */
 void plugin_host_check_sections(plugin_host *h);
 /* Shut every loaded plugin down (reverse load order) and free the host. */
 void plugin_host_free(plugin_host *h);
 
-/* Registries. */
+/* Registries. A plugin_reg pointer is valid until the next load, install or
+ * delete (the arrays move): keep its desc, state and compiled members, which
+ * live until the host is freed, rather than the pointer. */
 size_t plugin_host_count(plugin_host *h, enum plugin_reg_kind kind);
 const plugin_reg *plugin_host_reg(plugin_host *h, enum plugin_reg_kind kind, size_t i);
 /* By name: transports, notifiers, scanners, auth providers. For step
@@ -76,6 +101,13 @@ const plugin_reg *plugin_host_steplib(plugin_host *h, const char *name, int majo
  * the state handed back to imperative steps). */
 const steptype *plugin_host_steptype(plugin_host *h, const char *ref, const plugin_reg **lib_out,
                                      char *err, size_t errlen);
+/* The same as if the plugin `except` were not loaded (may be NULL): would a
+ * reference still resolve once that version is deleted? */
+const steptype *plugin_host_steptype_except(plugin_host *h, const char *ref, const plugin *except,
+                                            const plugin_reg **lib_out, char *err, size_t errlen);
+
+/* Compare "a.b.c" semantic versions numerically (<0, 0, >0). */
+int plugin_semver_cmp(const char *a, const char *b);
 
 /* Counts for /api/v1/system and /ready. */
 size_t plugin_host_loaded(plugin_host *h);

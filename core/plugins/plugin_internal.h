@@ -4,7 +4,14 @@
 
 #include "plugin_host.h"
 
-enum plugin_state { PLUGIN_PENDING, PLUGIN_LOADED, PLUGIN_REFUSED, PLUGIN_DISABLED };
+/* RETIRED: deleted at run time; unregistered but still mapped (plugin_host_retire). */
+enum plugin_state {
+    PLUGIN_PENDING,
+    PLUGIN_LOADED,
+    PLUGIN_REFUSED,
+    PLUGIN_DISABLED,
+    PLUGIN_RETIRED
+};
 
 struct plugin {
     char *path;
@@ -32,7 +39,10 @@ struct plugin_host {
     plugin **plugins;
     size_t nplugins, cap;
     reg_list regs[REG__COUNT];
+    reg_list retired;     /* registrations of retired plugins: alive until the host is freed */
     plugin *initialising; /* registration is allowed only while set */
+    int reg_rc;           /* the first registration refused during init(), and why: */
+    char reg_error[512];  /* they go into the plugin's refusal reason */
     const plugin_step_ops *step_ops;
     plugin_local_verify_fn local_verify; /* set by the identity service */
     void *local_verify_ud;
@@ -46,5 +56,9 @@ extern plugin_host *plugin_host_current;
 int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
                          void *state, steplib *compiled);
 void plugin_host_unregister_owner(plugin_host *h, plugin *p);
+/* Room for `more` items in `l`. */
+int plugin_reg_reserve(reg_list *l, size_t more);
+/* Remember why a registration during init() was refused (the first reason wins). */
+void plugin_host_note_refusal(plugin_host *h, int rc, const char *fmt, ...) OPSC_PRINTF(3, 4);
 
 #endif

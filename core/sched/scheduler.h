@@ -73,8 +73,7 @@ typedef struct store_txn store_txn;
 typedef struct events events;
 
 /* The executor as the scheduler calls it: exec.h's functions, through a
- * table so that a daemon linked without an executor still runs (schedules
- * save and preview; fires are refused with an error). */
+ * table so that unit tests can put a recorder in its place. */
 typedef struct sched_exec_ops {
     int (*run_start)(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
                      size_t errlen);
@@ -84,8 +83,8 @@ typedef struct sched_exec_ops {
     size_t (*active_for_schedule)(exec *ex, const char *schedule_id);
 } sched_exec_ops;
 
-/* exec.h's functions as linked into this program (they are weak references
- * here), or NULL when this program has no executor linked in. */
+/* exec.h's functions as linked into this program (the executor's, or a
+ * test's recorder that defines the same names). */
 const sched_exec_ops *sched_exec_linked(void);
 
 typedef struct sched_opts {

@@ -38,6 +38,8 @@ const store_db_def store_dbs[] = {
     {"targets_by_credential", 0}, /* "<credential id>/<target id>" -> target id */
     {"groups_by_target", 0},      /* "<target id>/<group id>" -> group id: static members */
     {"groups_by_group", 0},       /* "<child group id>/<parent group id>" -> parent id */
+    {"run_targets", 0},           /* "<run id>/<target index>" -> a run's target and its steps */
+    {"runs_active", 0},           /* run id -> "" while queued or running (start-up recovery) */
 };
 const size_t store_db_count = sizeof(store_dbs) / sizeof(store_dbs[0]);
 

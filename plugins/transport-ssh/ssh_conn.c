@@ -208,6 +208,19 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     try_next_address(c, 0);
 }
 
+/* Any command's read may pull packets for the others out of the socket into
+ * libssh2's queue, where no poll event will announce them; counting what
+ * comes in tells the pump to go round again. */
+static LIBSSH2_RECV_FUNC(counting_recv)
+{
+    opsc_conn *c = *abstract;
+    ssize_t n = recv(socket, buffer, length, flags);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    c->rx_bytes += (uint64_t)n;
+    return n;
+}
+
 static int session_open(opsc_conn *c)
 {
     int one = 1;
@@ -216,6 +229,7 @@ static int session_open(opsc_conn *c)
     if (!c->s)
         return OPSC_ENOMEM;
     libssh2_session_set_blocking(c->s, 0);
+    libssh2_session_callback_set(c->s, LIBSSH2_CALLBACK_RECV, (void *)counting_recv);
     if (c->p->cfg.keepalive_ms > 0)
         libssh2_keepalive_config(c->s, 0, 1);
     return ssh_hostkey_prefs(c);
@@ -334,18 +348,21 @@ void ssh_conn_kick(opsc_conn *c)
         uv_timer_start(&c->kick, on_kick, 0, 0);
 }
 
-/* One command's read may pull packets for another out of the socket into
- * libssh2's queue; no poll event will announce them, so go round again
- * while anyone made progress. */
+/* One command's read (even of stderr, for its own stdout) may pull packets
+ * for another out of the socket into libssh2's queue; no poll event will
+ * announce them, so go round again until a pass reads nothing new. */
 static void pump_execs(opsc_conn *c, bool *more)
 {
     bool progress = true;
     for (int pass = 0; progress && pass < 16; pass++) {
         progress = false;
+        uint64_t rx = c->rx_bytes;
         /* Commands added while we iterate are appended and run in this pass. */
         for (opsc_exec *ex = c->execs; ex; ex = ex->next)
             if (ex->st != EX_DONE)
                 ssh_exec_pump(ex, more, &progress);
+        if (c->rx_bytes != rx)
+            progress = true;
     }
     if (progress)
         *more = true;

@@ -49,6 +49,7 @@ struct opsc_conn {
     bool gai_pending;
     struct addrinfo *ai, *ai_next;
     uv_poll_t poll;
+    uint64_t rx_bytes; /* read off the socket by libssh2, ever */
     bool poll_init;
     int poll_events;
     uv_timer_t timer; /* connect deadline, then keepalives */

@@ -1,6 +1,4 @@
 """test_auth_credentials.py - the credentials API: types, validation, fingerprints, in-use refusal, key rotation."""
-import base64
-import os
 import pathlib
 import subprocess
 

@@ -1,6 +1,5 @@
 """test_auth_ldap.py - the auth-ldap plugin against a real slapd: bind as the user, groups to roles, first login."""
 import pytest
-import requests
 
 from fixtures.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, USERS, Slapd
 

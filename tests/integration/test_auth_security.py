@@ -6,7 +6,6 @@ import pathlib
 import subprocess
 import time
 
-import pytest
 import requests
 
 from fixtures.identity import Recorder, claims_for, find_leaks, forge_jwt, signing_key

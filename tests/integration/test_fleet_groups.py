@@ -20,7 +20,7 @@ def names(d, gid):
 def test_members_selector_and_nested_groups_resolve_once_each(daemon):
     web1 = local(daemon, "web1", env="prod", role="web")
     web2 = local(daemon, "web2", env="prod", role="web", legacy="yes")
-    db1 = local(daemon, "db1", env="prod", role="db")
+    local(daemon, "db1", env="prod", role="db")  # matches no selector below
     dev = local(daemon, "dev1", env="dev", role="web")
     static = group(daemon, name="static", members=[dev["id"], web1["id"], dev["id"]])
     assert static["members"] == [dev["id"], web1["id"]]  # repeats dropped

@@ -1,12 +1,11 @@
 """test_plugins.py - the plugin host seen from outside: refusals, the installed SDK, exports."""
 import os
 import pathlib
-import shutil
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from conftest import BUILD_DIR
+from fixtures.sdk import build_example, exported_symbols, find_one, install_tree
 
 TEST_PLUGINS = BUILD_DIR / "tests" / "plugins"
 REFUSED = {
@@ -66,26 +65,12 @@ def built_plugins():
 
 @pytest.mark.parametrize("so", list(built_plugins()), ids=lambda p: p.name)
 def test_bundled_plugin_exports_only_its_entry_symbol(so):
-    out = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True, text=True,
-                         check=True).stdout
-    exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
-    exported -= {"_init", "_fini", "_edata", "_end", "__bss_start"}
-    assert exported == {"opsc_plugin_entry"}
+    assert exported_symbols(so) == {"opsc_plugin_entry"}
 
 
 @pytest.fixture(scope="module")
 def installed_sdk(tmp_path_factory):
-    """`meson install` into a staging root: the appliance layout and the SDK."""
-    root = tmp_path_factory.mktemp("install")
-    subprocess.run(["meson", "install", "-C", str(BUILD_DIR), "--destdir", str(root),
-                    "--no-rebuild", "--quiet"], check=True, capture_output=True)
-    return root
-
-
-def find_one(root, pattern):
-    hits = sorted(root.rglob(pattern))
-    assert hits, f"nothing matches {pattern} under {root}"
-    return hits[0]
+    return install_tree(tmp_path_factory.mktemp("install"))
 
 
 def test_install_lays_out_an_appliance(installed_sdk):
@@ -98,19 +83,11 @@ def test_install_lays_out_an_appliance(installed_sdk):
 
 
 def test_example_plugin_builds_out_of_tree_and_loads(installed_sdk, tmp_path, daemon_factory):
-    src = tmp_path / "notify-file"
-    shutil.copytree(ROOT / "sdk" / "examples" / "notify-file", src)
-    pc_dir = find_one(installed_sdk, "pkgconfig/opsconductor-sdk.pc").parent
-    env = dict(os.environ, PKG_CONFIG_PATH=str(pc_dir), PKG_CONFIG_SYSROOT_DIR=str(installed_sdk))
-    # Only the installed headers may be visible: no -I into the source tree.
-    build = subprocess.run(["make", "-C", str(src)], env=env, capture_output=True, text=True)
-    assert build.returncode == 0, build.stdout + build.stderr
-    assert f"-I{installed_sdk}" in build.stdout
-    assert str(ROOT / "sdk") not in build.stdout
+    src = build_example(installed_sdk, "notify-file", tmp_path)
     so = src / "example-notify-file.so"
     d = daemon_factory(args=["-p", str(src)],
                        config={"plugin.example-notify-file": {"directory": str(tmp_path)}})
     plugins = plugins_by_file(d)
     assert plugins["example-notify-file.so"]["state"] == "loaded", plugins
     assert plugins["example-notify-file.so"]["provides"]["notifiers"] == ["file"]
-    test_bundled_plugin_exports_only_its_entry_symbol(so)
+    assert exported_symbols(so) == {"opsc_plugin_entry"}

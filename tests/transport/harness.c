@@ -493,9 +493,17 @@ int th_exec_start(th_plugin *p, opsc_conn *conn, const opsc_exec_req *req, th_ex
     return p->t->exec(conn, req, &exec_cb, e, &e->ex);
 }
 
+/* A command that did not finish in time is cancelled and waited for: the
+ * failing test returns and its th_exec goes with its stack frame, so no
+ * callback may reach it later. */
 bool th_exec_wait(th_exec *e, uint32_t ms)
 {
-    return th_run_until(&e->done, ms);
+    if (th_run_until(&e->done, ms))
+        return true;
+    e->p->t->exec_cancel(e->ex);
+    if (!th_run_until(&e->done, 30000))
+        abort(); /* a callback would land in a dead frame: stop here, loudly */
+    return false;
 }
 
 int th_exec_run(th_plugin *p, opsc_conn *conn, const char *command, th_exec *e)

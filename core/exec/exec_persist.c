@@ -1,0 +1,262 @@
+/* exec_persist.c - runs in the store: a new run durably, changes once per loop turn, and the
+ * runs a stopped or crashed daemon left behind marked interrupted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opsc/errors.h>
+
+#include "exec_internal.h"
+#include "log.h"
+#include "run_read.h"
+#include "store.h"
+#include "util.h"
+
+/* ---- a new run --------------------------------------------------------------------------- */
+
+typedef struct new_run {
+    ex_run *r;
+    json_t *targets; /* records, index order */
+} new_run;
+
+static int index_put(store_txn *txn, const char *db, const char *parent, const char *run_id)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "%s/%s", parent, run_id);
+    return store_kv_put(txn, db, key, strlen(key), run_id, strlen(run_id));
+}
+
+static int new_run_txn(store_txn *txn, void *ud)
+{
+    new_run *n = ud;
+    ex_run *r = n->r;
+    int rc = store_create(txn, "runs", r->hdr);
+    const char *job = json_string_value(json_object_get(r->hdr, "job_id"));
+    if (rc == 0 && job)
+        rc = index_put(txn, "runs_by_job", job, r->id);
+    if (rc == 0 && !ex_terminal(r->state))
+        rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), "", 0);
+    size_t i;
+    json_t *t;
+    json_array_foreach(n->targets, i, t)
+    {
+        char key[64];
+        if (rc < 0)
+            break;
+        rc = index_put(txn, "runs_by_target", json_string_value(json_object_get(t, "target_id")),
+                       r->id);
+        char *text = rc == 0 ? json_dumps(t, JSON_COMPACT) : NULL;
+        run_target_key(key, sizeof(key), r->id, (uint32_t)i);
+        if (rc == 0)
+            rc = text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text))
+                      : OPSC_ENOMEM;
+        free(text);
+    }
+    return rc;
+}
+
+int ex_persist_new_run(exec *ex, ex_run *r, json_t *target_recs)
+{
+    new_run n = {r, target_recs};
+    return store_write(ex->store, new_run_txn, &n);
+}
+
+/* ---- changes, at the end of the loop turn ------------------------------------------------ */
+
+static int put_target(store_txn *txn, ex_target *t)
+{
+    char key[64];
+    run_target_key(key, sizeof(key), t->run->id, t->idx);
+    json_t *rec = ex_target_record(t);
+    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    int rc =
+        text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text)) : OPSC_ENOMEM;
+    free(text);
+    if (rc == 0)
+        rc = ex_log_put(txn, t);
+    return rc;
+}
+
+static int put_run(store_txn *txn, ex_run *r)
+{
+    json_object_set_new(r->hdr, "seq", json_integer((json_int_t)r->seq));
+    json_object_set_new(r->hdr, "log_bytes", json_integer((json_int_t)r->log_bytes));
+    int rc = store_update(txn, "runs", r->hdr, 0);
+    if (rc == 0 && ex_terminal(r->state)) {
+        rc = store_kv_del(txn, "runs_active", r->id, strlen(r->id));
+        if (rc == OPSC_ENOENT)
+            rc = 0;
+    }
+    return rc;
+}
+
+static int flush_txn(store_txn *txn, void *ud)
+{
+    exec *ex = ud;
+    int rc = 0;
+    for (ex_target *t = ex->dirty_targets; t && rc == 0; t = t->dirty_next)
+        rc = put_target(txn, t);
+    for (ex_run *r = ex->dirty_runs; r && rc == 0; r = r->dirty_next)
+        rc = put_run(txn, r);
+    return rc;
+}
+
+void ex_flush(exec *ex)
+{
+    if (!ex->dirty_runs && !ex->dirty_targets) {
+        ex_flush_done(ex);
+        ex_maybe_closed(ex);
+        return;
+    }
+    int rc = store_write(ex->store, flush_txn, ex);
+    if (rc < 0)
+        log_error("exec", "writing run state failed: %s (the changes of this moment are lost)",
+                  opsc_strerror(rc));
+    for (ex_target *t = ex->dirty_targets, *next; t; t = next) {
+        next = t->dirty_next;
+        t->dirty = false;
+        t->dirty_next = NULL;
+        sb_reset(&t->log);
+    }
+    ex->dirty_targets = NULL;
+    ex_run *done = NULL;
+    for (ex_run *r = ex->dirty_runs, *next; r; r = next) {
+        next = r->dirty_next;
+        r->dirty = false;
+        r->dirty_next = NULL;
+        if (!r->listed && ex_terminal(r->state)) { /* ended and written: nothing refers to it */
+            r->dirty_next = done;
+            done = r;
+        }
+    }
+    ex->dirty_runs = NULL;
+    while (done) {
+        ex_run *next = done->dirty_next;
+        ex_run_free(done);
+        done = next;
+    }
+    ex_flush_done(ex);
+    ex_maybe_closed(ex);
+}
+
+/* ---- start-up: what a previous process left running -------------------------------------- */
+
+static int collect(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+{
+    (void)val;
+    (void)vlen;
+    json_array_append_new(ud, json_stringn(key, klen));
+    return 0;
+}
+
+/* The first step not ended was the one running (its start may not have been
+ * written yet: the crash came first); the ones after it never ran. */
+static void interrupt_steps(json_t *steps, bool was_running)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(steps, i, s)
+    {
+        int st = ex_state_parse(json_string_value(json_object_get(s, "state")));
+        if (ex_terminal(st))
+            continue;
+        if (was_running) {
+            json_object_set_new(s, "state", json_string("interrupted"));
+            json_object_set_new(s, "error", json_string("the daemon stopped during this step"));
+            was_running = false;
+        } else {
+            json_object_set_new(s, "state", json_string("skipped"));
+        }
+    }
+}
+
+static int interrupt_targets(store_txn *txn, const char *run_id)
+{
+    json_t *targets = NULL;
+    int rc = run_read_targets(txn, run_id, &targets);
+    size_t i;
+    json_t *t;
+    json_array_foreach(targets, i, t)
+    {
+        if (rc < 0)
+            break;
+        int st = ex_state_parse(json_string_value(json_object_get(t, "state")));
+        if (ex_terminal(st))
+            continue;
+        json_object_set_new(t, "state", json_string("interrupted"));
+        json_object_set_new(t, "error",
+                            json_string(st == EX_QUEUED ? "the daemon stopped before it started"
+                                                        : "the daemon stopped during this target"));
+        interrupt_steps(json_object_get(t, "steps"), st == EX_RUNNING);
+        char key[64], *text = json_dumps(t, JSON_COMPACT);
+        run_target_key(key, sizeof(key), run_id, (uint32_t)i);
+        rc = text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text))
+                  : OPSC_ENOMEM;
+        free(text);
+    }
+    json_decref(targets);
+    return rc;
+}
+
+static int interrupt_run(store_txn *txn, const char *id, size_t *n)
+{
+    json_t *rec = NULL;
+    int rc = store_get(txn, "runs", id, &rec);
+    int st = rc == 0 ? ex_state_parse(json_string_value(json_object_get(rec, "state"))) : -1;
+    if (rc == 0 && !ex_terminal(st)) {
+        char at[RFC3339_LEN], why[160];
+        rfc3339_format(clock_now_ms(), at);
+        snprintf(why, sizeof(why),
+                 "the daemon stopped while the run was %s; it was not resumed at start-up",
+                 ex_state_name(st));
+        json_object_set_new(rec, "state", json_string("interrupted"));
+        json_object_set_new(rec, "reason", json_string(why));
+        json_object_set_new(rec, "finished_at", json_string(at));
+        rc = store_update(txn, "runs", rec, 0);
+        if (rc == 0)
+            rc = interrupt_targets(txn, id);
+        (*n)++;
+    }
+    json_decref(rec);
+    if (rc == OPSC_ENOENT)
+        rc = 0;
+    if (rc == 0)
+        rc = store_kv_del(txn, "runs_active", id, strlen(id));
+    return rc;
+}
+
+typedef struct recover {
+    size_t n;
+} recover;
+
+static int recover_txn(store_txn *txn, void *ud)
+{
+    recover *r = ud;
+    json_t *ids = json_array();
+    r->n = 0;
+    int rc = store_kv_scan(txn, "runs_active", NULL, 0, collect, ids);
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (rc == 0)
+            rc = interrupt_run(txn, json_string_value(id), &r->n);
+    }
+    json_decref(ids);
+    return rc;
+}
+
+int ex_recover(exec *ex)
+{
+    recover r = {0};
+    int rc = store_write(ex->store, recover_txn, &r);
+    if (rc < 0)
+        log_error("exec", "marking interrupted runs failed: %s", opsc_strerror(rc));
+    else if (r.n)
+        log_warn("exec",
+                 "%zu run(s) were still queued or running when the daemon stopped: "
+                 "marked interrupted",
+                 r.n);
+    return rc;
+}

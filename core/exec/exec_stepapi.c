@@ -1,0 +1,277 @@
+/* exec_stepapi.c - the step API of opsc_host_api for imperative steps: what a worker may answer
+ * itself from its copies, and what it asks the loop to do (commands, files, log lines). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opsc/errors.h>
+
+#include "exec_internal.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "template.h"
+#include "util.h"
+
+/* ---- strings handed to the step: kept until run() returns ----------------------------------- */
+
+static const char *keep(ex_imp *imp, char *s)
+{
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&imp->mu);
+    if (imp->npool == imp->cappool) {
+        size_t cap = imp->cappool ? imp->cappool * 2 : 16;
+        char **v = realloc(imp->pool, cap * sizeof(*v));
+        if (!v) {
+            pthread_mutex_unlock(&imp->mu);
+            free(s);
+            return NULL;
+        }
+        imp->pool = v;
+        imp->cappool = cap;
+    }
+    imp->pool[imp->npool++] = s;
+    pthread_mutex_unlock(&imp->mu);
+    return s;
+}
+
+static const char *json_text(ex_imp *imp, json_t *v)
+{
+    if (!v)
+        return NULL;
+    if (json_is_string(v))
+        return json_string_value(v);
+    return keep(imp, json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT));
+}
+
+/* ---- answered on the worker ------------------------------------------------------------------ */
+
+static const char *op_param(opsc_step_ctx *imp, const char *name)
+{
+    json_t *ref = json_object_get(imp->secret_refs, name);
+    return json_text(imp, ref ? ref : json_object_get(imp->params, name));
+}
+
+static const char *op_params_json(opsc_step_ctx *imp)
+{
+    return imp->params_text;
+}
+
+static const char *op_target(opsc_step_ctx *imp, const char *key)
+{
+    if (!key)
+        return NULL;
+    const char *dot = strchr(key, '.');
+    if (dot && (strncmp(key, "labels.", 7) == 0 || strncmp(key, "facts.", 6) == 0)) {
+        char member[16];
+        snprintf(member, sizeof(member), "%.*s", (int)(dot - key), key);
+        return json_text(imp, json_object_get(json_object_get(imp->target, member), dot + 1));
+    }
+    return json_text(imp, json_object_get(imp->target, key));
+}
+
+static const char *op_secret(opsc_step_ctx *imp, const char *name)
+{
+    return json_string_value(json_object_get(imp->secrets, name));
+}
+
+static const char *op_quote(opsc_step_ctx *imp, const char *value)
+{
+    strbuf b = STRBUF_INIT;
+    if (!value || tpl_quote((tpl_mode)imp->tpl_mode, value, strlen(value), &b) < 0) {
+        sb_free(&b);
+        return NULL;
+    }
+    sb_append(&b, "", 0);
+    return keep(imp, sb_steal(&b, NULL));
+}
+
+static bool op_cancelled(opsc_step_ctx *imp)
+{
+    return atomic_load(&imp->cancelled) || clock_mono_ms() >= imp->deadline_mono;
+}
+
+static int op_sleep(opsc_step_ctx *imp, uint32_t ms)
+{
+    uint64_t until = clock_mono_ms() + ms;
+    if (until > imp->deadline_mono)
+        until = imp->deadline_mono;
+    pthread_mutex_lock(&imp->mu);
+    while (!atomic_load(&imp->cancelled) && clock_mono_ms() < until) {
+        uint64_t left = until - clock_mono_ms();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(left / 1000);
+        ts.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&imp->cv, &imp->mu, &ts);
+    }
+    pthread_mutex_unlock(&imp->mu);
+    return op_cancelled(imp) ? OPSC_ECANCELED : 0;
+}
+
+static bool key_ok(const char *k)
+{
+    if (!k || !*k || strlen(k) > 64)
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_')
+            return false;
+    return true;
+}
+
+static int op_set_output(opsc_step_ctx *imp, const char *key, const char *json_value)
+{
+    json_t *v = json_value ? json_loads(json_value, JSON_DECODE_ANY, NULL) : NULL;
+    if (!key_ok(key) || !v) {
+        json_decref(v);
+        return OPSC_EINVAL;
+    }
+    pthread_mutex_lock(&imp->mu);
+    json_object_set_new(imp->outputs, key, v);
+    pthread_mutex_unlock(&imp->mu);
+    return 0;
+}
+
+static int op_fail(opsc_step_ctx *imp, const char *msg)
+{
+    pthread_mutex_lock(&imp->mu);
+    free(imp->failure);
+    imp->failure = strdup(msg ? msg : "failed");
+    pthread_mutex_unlock(&imp->mu);
+    return OPSC_EREMOTE;
+}
+
+static int op_render(opsc_step_ctx *imp, const char *text, const char *vars_json, const char **out,
+                     char *err, size_t errlen)
+{
+    json_t *vars = vars_json ? json_loads(vars_json, 0, NULL) : json_object();
+    if (!json_is_object(vars)) {
+        json_decref(vars);
+        snprintf(err, errlen, "vars must be a JSON object");
+        return OPSC_EINVAL;
+    }
+    json_t *ctx = json_deep_copy(imp->render_ctx);
+    json_object_set_new(ctx, "vars", vars);
+    tpl *t = NULL;
+    tpl_err te = {0};
+    char *r = NULL;
+    int rc = tpl_compile(&t, text ? text : "", text ? strlen(text) : 0, NULL, &te);
+    if (rc == 0)
+        rc = tpl_render_str(t, ctx, &r, &te);
+    tpl_free(t);
+    json_decref(ctx);
+    if (rc < 0) {
+        snprintf(err, errlen, "%d:%d: %s", te.line, te.col, te.msg);
+        free(r);
+        return rc;
+    }
+    *out = keep(imp, r);
+    return *out ? 0 : OPSC_ENOMEM;
+}
+
+/* ---- asked of the loop -------------------------------------------------------------------- */
+
+static void post(exec *ex, ex_req *q)
+{
+    q->next = NULL;
+    pthread_mutex_lock(&ex->qmu);
+    if (ex->reqs_tail)
+        ex->reqs_tail->next = q;
+    else
+        ex->reqs = q;
+    ex->reqs_tail = q;
+    ex_wake_locked(ex);
+    pthread_mutex_unlock(&ex->qmu);
+}
+
+static int ask(ex_imp *imp, ex_req *q)
+{
+    if (atomic_load(&imp->cancelled))
+        return OPSC_ECANCELED;
+    q->imp = imp;
+    post(imp->ex, q);
+    pthread_mutex_lock(&imp->mu);
+    while (!q->done)
+        pthread_cond_wait(&imp->cv, &imp->mu);
+    pthread_mutex_unlock(&imp->mu);
+    return q->rc;
+}
+
+void ex_req_complete(ex_req *q, int rc)
+{
+    ex_imp *imp = q->imp;
+    imp->inflight = NULL;
+    pthread_mutex_lock(&imp->mu);
+    q->rc = rc;
+    q->done = true;
+    pthread_cond_broadcast(&imp->cv);
+    pthread_mutex_unlock(&imp->mu);
+}
+
+static int op_exec(opsc_step_ctx *imp, const char *command, const opsc_step_exec_opts *opts,
+                   opsc_step_exec_result *res)
+{
+    if (!command || !res)
+        return OPSC_EINVAL;
+    ex_req q = {.kind = REQ_EXEC, .command = (char *)command, .res = res};
+    if (opts)
+        memcpy(&q.opts, opts, opts->size < sizeof(q.opts) ? opts->size : sizeof(q.opts));
+    return ask(imp, &q);
+}
+
+static int op_put_file(opsc_step_ctx *imp, const char *local, const char *remote, int mode)
+{
+    if (!local || !remote)
+        return OPSC_EINVAL;
+    ex_req q = {.kind = REQ_PUT, .local = (char *)local, .remote = (char *)remote, .mode = mode};
+    return ask(imp, &q);
+}
+
+static int op_get_file(opsc_step_ctx *imp, const char *remote, const char *local)
+{
+    if (!local || !remote)
+        return OPSC_EINVAL;
+    ex_req q = {.kind = REQ_GET, .local = (char *)local, .remote = (char *)remote};
+    return ask(imp, &q);
+}
+
+/* A log line does not wait: it is queued in order with the step's other calls. */
+static void op_log(opsc_step_ctx *imp, int level, const char *msg)
+{
+    ex_req *q = calloc(1, sizeof(*q));
+    if (!q || !(q->text = strdup(msg ? msg : ""))) {
+        free(q);
+        return;
+    }
+    q->kind = REQ_LOG;
+    q->level = level;
+    q->imp = imp;
+    post(imp->ex, q);
+}
+
+static const plugin_step_ops step_ops = {
+    .param = op_param,
+    .params_json = op_params_json,
+    .target = op_target,
+    .secret = op_secret,
+    .quote = op_quote,
+    .exec = op_exec,
+    .put_file = op_put_file,
+    .get_file = op_get_file,
+    .log = op_log,
+    .set_output = op_set_output,
+    .fail = op_fail,
+    .cancelled = op_cancelled,
+    .sleep = op_sleep,
+    .render = op_render,
+};
+
+const plugin_step_ops *ex_step_ops(void)
+{
+    return &step_ops;
+}

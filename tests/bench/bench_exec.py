@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""bench_exec.py - the executor through the REST API: run rate, 200 SSH targets, live log
+throughput, memory per running target.
+
+    tests/bench/bench_exec.py [--build DIR] runs [N] [CLIENTS]   N runs of a one-step job, local
+    tests/bench/bench_exec.py [--build DIR] ssh [TARGETS]         one job on TARGETS SSH targets
+    tests/bench/bench_exec.py [--build DIR] logs [MB]             MB of stdout to an SSE client
+    tests/bench/bench_exec.py [--build DIR] memory [TARGETS]      RSS per running target (SSH)
+
+Each starts its own daemon on loopback (and the sshd fixture for ssh and memory; run as root),
+prints its figures and stops everything. Not run by the test suite.
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from fixtures import sshd  # noqa: E402
+
+PASSWORD = "Bench-Admin-Pw-7731"
+TERMINAL = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, build, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="opsc-bench-exec-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        conf = pathlib.Path(self.dir) / "opsc.conf"
+        conf.write_text(f"[server]\nlisten = 127.0.0.1:{self.port}\nshutdown_timeout = 2s\n"
+                        f"[store]\ndata_dir = {self.dir}/data\n[log]\nlevel = warn\n" + extra)
+        cmd = [str(build / "core" / "opsconductord"), "-c", str(conf),
+               "-p", str(build / "plugins"), "-p", str(build / "steplibs")]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
+        env["OPSC_BOOTSTRAP_ADMIN_PASSWORD"] = PASSWORD
+        self.log = open(pathlib.Path(self.dir) / "stderr.log", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env,
+                                     stdin=subprocess.DEVNULL)
+        for _ in range(500):
+            try:
+                if requests.get(self.base + "/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.02)
+        r = requests.post(self.base + "/api/v1/auth/login",
+                          json={"username": "admin", "password": PASSWORD}, timeout=30)
+        self.token = r.json()["access_token"]
+        self.http = self.session()
+
+    def session(self):
+        s = requests.Session()
+        s.headers["Authorization"] = "Bearer " + self.token
+        return s
+
+    def post(self, path, body=None, status=201, session=None):
+        r = (session or self.http).post(self.base + path, json=body, timeout=120)
+        assert r.status_code == status, r.text
+        return r.json()
+
+    def get(self, path, **params):
+        r = self.http.get(self.base + path, params=params, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def rss_kb(self, field="VmRSS"):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def cpu_s(self):
+        f = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_run(self, run_id, timeout=600):
+        end = time.monotonic() + timeout
+        while True:
+            run = self.get(f"/api/v1/runs/{run_id}")
+            if run["state"] in TERMINAL:
+                return run
+            assert time.monotonic() < end, f"run {run_id} is still {run['state']}"
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def machine():
+    load = open("/proc/loadavg").read().split()[:3]
+    return f"{os.cpu_count()} CPUs, load average {' '.join(load)}"
+
+
+# ---- runs/s ------------------------------------------------------------------------------------
+
+def bench_runs(d, n, clients):
+    t = d.post("/api/v1/targets", {"name": "self", "transport": "local"})
+    job = d.post("/api/v1/jobs", {"name": "one", "allow_concurrent": True,
+                                  "targets": {"ids": [t["id"]]},
+                                  "steps": [{"id": "s", "type": "core.shell.command",
+                                             "params": {"command": "true"}}]})
+    d.wait_run(d.post(f"/api/v1/jobs/{job['id']}/runs", {})["id"])  # warm up
+    ids, lock = [], threading.Lock()
+    per_client = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+
+    def client(k):
+        s = d.session()
+        mine = [d.post(f"/api/v1/jobs/{job['id']}/runs", {}, session=s)["id"]
+                for _ in range(k)]
+        with lock:
+            ids.extend(mine)
+
+    cpu0 = d.cpu_s()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client, args=(k,)) for k in per_client]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    posted = time.monotonic() - t0
+    pending = set(ids)
+    while pending:
+        page = d.get("/api/v1/runs", job=job["id"], limit=500)["items"]
+        cursor = None
+        done = set()
+        while True:
+            done |= {r["id"] for r in page if r["state"] in TERMINAL}
+            if len(page) < 500:
+                break
+            cursor = page[-1]["id"]
+            page = d.get("/api/v1/runs", job=job["id"], limit=500, cursor=cursor)["items"]
+        pending -= done
+        if pending:
+            time.sleep(0.01)
+    wall = time.monotonic() - t0
+    states = {}
+    for rid in ids[:50]:
+        s = d.get(f"/api/v1/runs/{rid}")["state"]
+        states[s] = states.get(s, 0) + 1
+    print(f"{n} runs of a one-step job (core.shell.command `true`, transport local), "
+          f"{clients} HTTP clients")
+    print(f"  all POSTed (each answered 201 after the run was stored): {posted:.2f} s "
+          f"({n / posted:.0f} requests/s)")
+    print(f"  all finished and persisted: {wall:.2f} s -> {n / wall:.0f} runs/s")
+    print(f"  daemon CPU: {d.cpu_s() - cpu0:.2f} s; sample of states: {states}")
+
+
+# ---- SSH ------------------------------------------------------------------------------------------
+
+def ssh_fleet(d, facts, n):
+    key = pathlib.Path(facts["key_ed25519"]).read_text()
+    cred = d.post("/api/v1/credentials", {"name": "k", "type": "ssh_key",
+                                          "username": facts["user"], "private_key": key})
+    items = [{"name": f"node-{i:03}", "address": "127.0.0.1", "port": facts["port"],
+              "transport": "ssh", "credential_id": cred["id"], "host_key_policy": "tofu",
+              "labels": {"fleet": "bench"}} for i in range(n)]
+    d.post("/api/v1/targets/bulk", items, status=200)
+    return d.post("/api/v1/groups", {"name": "bench", "selector": "fleet=bench"})
+
+
+def bench_ssh(d, facts, n):
+    g = ssh_fleet(d, facts, n)
+    job = d.post("/api/v1/jobs", {"name": "true", "targets": {"groups": [g["id"]]},
+                                  "steps": [{"id": "s", "type": "core.shell.command",
+                                             "params": {"command": "true"}}]})
+    for label in ("cold (connects, learns host keys)", "warm (pooled connections)"):
+        cpu0 = d.cpu_s()
+        t0 = time.monotonic()
+        run = d.wait_run(d.post(f"/api/v1/jobs/{job['id']}/runs", {})["id"])
+        wall = time.monotonic() - t0
+        print(f"one job (`true`) on {n} SSH targets, {label}: {wall:.2f} s, "
+              f"state {run['state']} {run['counts']}, daemon CPU {d.cpu_s() - cpu0:.2f} s")
+
+
+def bench_memory(d, facts, n):
+    g = ssh_fleet(d, facts, n)
+    warm = d.post("/api/v1/jobs", {"name": "warm", "targets": {"groups": [g["id"]]},
+                                   "steps": [{"id": "s", "type": "core.shell.command",
+                                              "params": {"command": "true"}}]})
+    d.wait_run(d.post(f"/api/v1/jobs/{warm['id']}/runs", {})["id"])  # connections pooled
+    idle = d.rss_kb()
+    job = d.post("/api/v1/jobs", {"name": "nap", "targets": {"groups": [g["id"]]},
+                                  "steps": [{"id": "s", "type": "core.shell.command",
+                                             "params": {"command": "echo started; sleep 8"}}]})
+    run = d.post(f"/api/v1/jobs/{job['id']}/runs", {})
+    peak = 0
+    end = time.monotonic() + 8
+    while time.monotonic() < end:
+        r = d.get(f"/api/v1/runs/{run['id']}")
+        running = sum(1 for t in r["targets"] if t["state"] == "running")
+        if running == n:
+            peak = max(peak, d.rss_kb())
+        time.sleep(0.2)
+    d.wait_run(run["id"])
+    print(f"daemon RSS with {n} pooled idle SSH connections: {idle / 1024:.1f} MB")
+    print(f"daemon RSS with {n} targets running a step: {peak / 1024:.1f} MB")
+    print(f"memory per running target (step, command, log buffers; on a pooled connection): "
+          f"{(peak - idle) / n:.1f} kB")
+
+
+# ---- live log throughput --------------------------------------------------------------------------
+
+def bench_logs(d, mb):
+    t = d.post("/api/v1/targets", {"name": "self", "transport": "local"})
+    line = "x" * 99
+    job = d.post("/api/v1/jobs", {"name": "spew", "targets": {"ids": [t["id"]]},
+                                  "steps": [{"id": "s", "type": "core.shell.command",
+                                             "params": {"command": f"yes {line} | head -c "
+                                                                   f"{mb * 1000000}"}}]})
+    run = d.post(f"/api/v1/jobs/{job['id']}/runs", {})
+    t0 = time.monotonic()
+    r = d.http.get(f"{d.base}/api/v1/runs/{run['id']}/events", stream=True, timeout=600,
+                   headers={"Accept": "text/event-stream"})
+    text_bytes = wire = 0
+    event = None
+    for raw in r.iter_lines(chunk_size=1 << 16):
+        wire += len(raw) + 1
+        if raw.startswith(b"event: "):
+            event = raw[7:]
+        elif raw.startswith(b"data: ") and event == b"log":
+            text_bytes += len(json.loads(raw[6:])["text"])
+        elif raw.startswith(b"data: ") and event == b"end":
+            break
+    wall = time.monotonic() - t0
+    r.close()
+    d.wait_run(run["id"])
+    print(f"{text_bytes / 1e6:.0f} MB of stdout (100-byte lines) from the target to an SSE "
+          f"client in {wall:.2f} s: {text_bytes / 1e6 / wall:.1f} MB/s "
+          f"({wire / 1e6:.0f} MB on the wire, stored in the run log as it streamed)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("what", choices=["runs", "ssh", "logs", "memory"])
+    ap.add_argument("n", nargs="?", type=int)
+    ap.add_argument("clients", nargs="?", type=int, default=8)
+    a = ap.parse_args()
+    build = pathlib.Path(a.build).resolve()
+    print(machine())
+    extra = "[executor]\nlog_max_per_target = 4G\nlog_max_size = 0\n" if a.what == "logs" else ""
+    d = Daemon(build, extra)
+    work = None
+    try:
+        if a.what == "runs":
+            bench_runs(d, a.n or 1000, a.clients)
+        elif a.what == "logs":
+            bench_logs(d, a.n or 200)
+        else:
+            work = tempfile.mkdtemp(prefix="opsc-bench-sshd-")
+            os.chmod(work, 0o755)
+            facts = sshd.start(work + "/sshd")
+            (bench_ssh if a.what == "ssh" else bench_memory)(d, facts, a.n or 200)
+    finally:
+        d.stop()
+        if work:
+            sshd.stop(work + "/sshd")
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

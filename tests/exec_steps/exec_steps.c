@@ -1,0 +1,132 @@
+/* exec_steps.c - imperative test steps: the whole step API, failures, a step that will not stop,
+ * and one that crashes the process (what an in-process crash does to a run). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <opsc/plugin.h>
+
+static const opsc_host_api *host;
+
+/* Params "command"; outputs what the API answered. */
+static int probe_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    char json[512];
+    const char *cmd = host->step_param(ctx, "command");
+    host->step_log(ctx, OPSC_LOG_INFO, "probing %s", host->step_target(ctx, "name"));
+    opsc_step_exec_opts opts = {.size = sizeof(opts), .log_output = true};
+    opsc_step_exec_result res = {.size = sizeof(res)};
+    int rc = host->step_exec(ctx, cmd ? cmd : "true", &opts, &res);
+    if (rc < 0)
+        return host->step_fail(ctx, "exec failed: %d", rc);
+    snprintf(json, sizeof(json), "%d", res.exit_code);
+    host->step_set_output(ctx, "exit", json);
+    const char *secret = host->step_secret(ctx, "token");
+    const char *ref = host->step_param(ctx, "token");
+    snprintf(json, sizeof(json), "%s", secret ? "true" : "false");
+    host->step_set_output(ctx, "has_secret", json);
+    if (secret) /* redacted from outputs by the host */
+        host->step_set_output(ctx, "leak", "\"the secret is hidden\"");
+    if (ref) {
+        snprintf(json, sizeof(json), "\"%s\"", ref);
+        host->step_set_output(ctx, "ref", json);
+    }
+    const char *q = host->step_quote(ctx, "it's");
+    size_t o = 0;
+    json[o++] = '"';
+    for (const char *p = q ? q : ""; *p && o < sizeof(json) - 3; p++) {
+        if (*p == '\\' || *p == '"')
+            json[o++] = '\\';
+        json[o++] = *p;
+    }
+    json[o++] = '"';
+    json[o] = '\0';
+    host->step_set_output(ctx, "quoted", json);
+    snprintf(json, sizeof(json), "%zu", res.out_len);
+    host->step_set_output(ctx, "out_len", json);
+    if (secret)
+        host->step_log(ctx, OPSC_LOG_INFO, "logging the secret %s by mistake", secret);
+    return 0;
+}
+
+/* Fails with an explanation, or with a bare code when "bare" is true. */
+static int fail_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *bare = host->step_param(ctx, "bare");
+    if (bare && strcmp(bare, "true") == 0)
+        return OPSC_EIO;
+    return host->step_fail(ctx, "the widget is %s", host->step_param(ctx, "why"));
+}
+
+/* Sleeps with step_sleep (stops on cancel), or with sleep(3) when "stubborn". */
+static int wait_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *ms = host->step_param(ctx, "ms"), *stubborn = host->step_param(ctx, "stubborn");
+    unsigned n = ms ? (unsigned)atoi(ms) : 1000;
+    if (stubborn && strcmp(stubborn, "true") == 0) {
+        usleep(n * 1000u);
+        return 0;
+    }
+    return host->step_sleep(ctx, n) == OPSC_ECANCELED ? host->step_fail(ctx, "stopped") : 0;
+}
+
+static int crash_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)ctx, (void)state;
+    raise(SIGSEGV);
+    return 0;
+}
+
+#define P(props) "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" props "}}"
+
+static const opsc_step_type probe = {
+    .size = sizeof(opsc_step_type),
+    .name = "probe",
+    .summary = "use the step API",
+    .params_schema = P("\"command\":{\"type\":\"string\"},\"token\":{\"type\":\"string\"}"),
+    .run = probe_run,
+};
+static const opsc_step_type failing = {
+    .size = sizeof(opsc_step_type),
+    .name = "fail",
+    .summary = "fail",
+    .params_schema = P("\"why\":{\"type\":\"string\"},\"bare\":{\"type\":\"boolean\"}"),
+    .run = fail_run,
+};
+static const opsc_step_type waiting = {
+    .size = sizeof(opsc_step_type),
+    .name = "wait",
+    .summary = "wait",
+    .params_schema = P("\"ms\":{\"type\":\"integer\"},\"stubborn\":{\"type\":\"boolean\"}"),
+    .run = wait_run,
+};
+static const opsc_step_type crashing = {
+    .size = sizeof(opsc_step_type),
+    .name = "crash",
+    .summary = "crash the process",
+    .run = crash_run,
+};
+static const opsc_step_type *const types[] = {&probe, &failing, &waiting, &crashing, NULL};
+
+static const opsc_steplib lib = {
+    .size = sizeof(opsc_steplib),
+    .name = "testexec",
+    .version = "1.0.0",
+    .summary = "executor test steps",
+    .types = types,
+};
+
+static int steps_init(const opsc_host_api *api, const opsc_config *cfg, void **state)
+{
+    (void)cfg, (void)state;
+    host = api;
+    return api->register_steplib(&lib, NULL);
+}
+
+OPSC_PLUGIN_DEFINE("steplib-testexec", "1.0.0", OPSC_KIND_STEPLIB, "executor test steps",
+                   "Apache-2.0", steps_init, NULL)

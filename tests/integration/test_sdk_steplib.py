@@ -1,0 +1,100 @@
+"""test_sdk_steplib.py - a third party's step library: the SDK example built out of tree against the
+installed SDK only, checked with --check-config, uploaded through POST /api/v1/steplibs, and used
+in a real run on the local transport."""
+import hashlib
+import pathlib
+import threading
+import time
+
+import pytest
+
+from fixtures.sdk import build_example, exported_symbols, install_tree
+FINAL = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
+
+
+@pytest.fixture(scope="module")
+def example_so(tmp_path_factory):
+    installed = install_tree(tmp_path_factory.mktemp("install"))
+    src = build_example(installed, "steplib-checks", tmp_path_factory.mktemp("third-party"))
+    return src / "steplib-checks.so"
+
+
+def upload(d, so):
+    data = so.read_bytes()
+    return d.http.post(d.url("/api/v1/steplibs"), data=data, timeout=30,
+                       headers={"Content-Type": "application/octet-stream",
+                                "X-Opsc-Sha256": hashlib.sha256(data).hexdigest()})
+
+
+def test_example_builds_out_of_tree_exports_one_symbol_and_passes_check_config(example_so,
+                                                                                run_daemon):
+    assert exported_symbols(example_so) == {"opsc_plugin_entry"}
+    r = run_daemon(["-p", str(example_so.parent), "--check-config"])
+    assert r.returncode == 0, r.stderr
+    assert "loaded example-steplib-checks 1.0.0" in r.stderr
+
+
+def test_example_uploads_and_lists_its_declarative_and_imperative_steps(example_so, daemon):
+    r = upload(daemon, example_so)
+    assert r.status_code == 201, r.text
+    v = r.json()
+    assert (v["name"], v["version"], v["plugin"]) == ("checks", "1.0.0", "example-steplib-checks")
+    steps = {s["type"]: s for s in v["steps"]}
+    disk = steps["checks.disk_free"]
+    assert disk["kind"] == "declarative" and disk["output_rule"] == "json_last_line"
+    assert disk["os_families"] == ["linux", "windows"]
+    assert disk["params_schema"]["properties"]["path"]["default"] == "/"
+    assert disk["outputs_schema"]["properties"]["ok"]["type"] == "boolean"
+    assert steps["checks.wait_file"]["kind"] == "imperative"
+    assert steps["checks.wait_file"]["params_schema"]["required"] == ["path"]
+    listed = daemon.get("/api/v1/steplibs/checks").json()
+    assert listed["majors"] == {"1": "1.0.0"}
+
+
+def wait_run(d, run_id, deadline=60):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        run = d.get(f"/api/v1/runs/{run_id}").json()
+        if run["state"] in FINAL:
+            return run
+        time.sleep(0.1)
+    pytest.fail(f"run {run_id} not finished after {deadline}s: {run}")
+
+
+def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_path):
+    assert upload(daemon, example_so).status_code == 201
+    r = daemon.http.post(daemon.url("/api/v1/targets"), timeout=10, json={
+        "name": "appliance", "address": "127.0.0.1", "os_family": "linux", "transport": "local"})
+    assert r.status_code == 201, r.text
+    target_id = r.json()["id"]
+    marker = tmp_path / "it's here; $(touch pwned) `touch pwned`"
+    job = {
+        "name": "third-party-checks",
+        "targets": {"ids": [target_id]},
+        "steps": [
+            {"id": "disk", "type": "checks.disk_free@1",
+             "params": {"path": str(tmp_path), "min_free_percent": 0}},
+            {"id": "wait", "type": "checks.wait_file",
+             "params": {"path": str(marker), "timeout_s": 20, "interval_s": 0.2}},
+        ],
+    }
+    r = daemon.http.post(daemon.url("/api/v1/jobs"), json=job, timeout=10)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    later = threading.Timer(0.6, marker.write_text, args=("ready\n",))
+    later.start()
+    try:
+        r = daemon.http.post(daemon.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
+        assert r.status_code == 201, r.text
+        run = wait_run(daemon, r.json()["id"])
+    finally:
+        later.cancel()
+    assert run["state"] == "succeeded", run
+    steps = {s["id"]: s for s in run["targets"][0]["steps"]}
+    disk = steps["disk"]["outputs"]
+    assert disk["ok"] is True and 0 <= disk["free_percent"] <= 100
+    assert steps["wait"]["outputs"]["attempts"] >= 2, steps["wait"]
+    assert not (tmp_path / "pwned").exists() and not pathlib.Path("pwned").exists()
+    # The job pins major 1: that version cannot be deleted while it is the only 1.x.
+    r = daemon.request("DELETE", "/api/v1/steplibs/checks/1.0.0")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "pinned", r.text
