@@ -597,6 +597,25 @@ static const opsc_cfg_entry vault_map[] = {
     {NULL},
 };
 
+#define SCH(field) offsetof(struct sched_cfg, field)
+static const opsc_cfg_entry sched_map[] = {
+    {"misfire_grace", OPSC_CFG_DURATION, "1h", 0, 366LL * 86400000, NULL, 0, SCH(misfire_grace_ms),
+     "a late fire may still run this long after its planned time (per-schedule default)"},
+    {"misfire_threshold", OPSC_CFG_DURATION, "1s", 10, 3600000, NULL, 0,
+     SCH(misfire_threshold_ms), "a fire later than this counts as a misfire (daemon down, clock "
+                                "jump); the misfire policy decides"},
+    {"run_all_max", OPSC_CFG_INT, "10", 1, 10000, NULL, 0, SCH(run_all_max),
+     "misfire_policy run_all: late fires run at most, the latest ones; the rest are missed"},
+    {"missed_max", OPSC_CFG_INT, "100", 1, 100000, NULL, 0, SCH(missed_max),
+     "missed runs recorded one by one per catch-up; older ones are summed up in one"},
+    {"overlap_limit", OPSC_CFG_INT, "10", 1, 1000, NULL, 0, SCH(overlap_limit),
+     "default N of overlap_policy allow (runs at once) and queue (fires waiting)"},
+    {"clock_check_interval", OPSC_CFG_DURATION, "5s", 100, 3600000, NULL, 0, SCH(clock_check_ms),
+     "the scheduler wakes at least this often to notice wall-clock jumps"},
+    {NULL},
+};
+#undef SCH
+
 #define STL(field) offsetof(struct steplibs_cfg, field)
 static const opsc_cfg_entry steplibs_map[] = {
     {"dir", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(dir),
@@ -655,6 +674,7 @@ static const struct section {
     {"plugins", plugins_map, offsetof(struct config, plugins)},
     {"auth", auth_map, offsetof(struct config, auth)},
     {"vault", vault_map, offsetof(struct config, vault)},
+    {"scheduler", sched_map, offsetof(struct config, scheduler)},
     {"steplibs", steplibs_map, offsetof(struct config, steplibs)},
     {"fleet", fleet_map, offsetof(struct config, fleet)},
     {"executor", exec_map, offsetof(struct config, executor)},

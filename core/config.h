@@ -110,6 +110,15 @@ struct vault_cfg {
     const char *key_file; /* "" -> <data_dir>/master.key */
 };
 
+struct sched_cfg {
+    int64_t misfire_grace_ms;     /* default grace of a schedule's late fires */
+    int64_t misfire_threshold_ms; /* a fire later than this is a misfire */
+    int64_t run_all_max;          /* misfire_policy run_all: late fires run at most */
+    int64_t missed_max;           /* missed runs recorded one by one per catch-up */
+    int64_t overlap_limit;        /* default N of overlap_policy allow and queue */
+    int64_t clock_check_ms;       /* longest sleep: how soon a wall-clock jump is seen */
+};
+
 struct steplibs_cfg {
     const char *dir;          /* "" -> <data_dir>/steplibs */
     const char *trusted_keys; /* ':'-separated Ed25519 public key files */
@@ -142,6 +151,7 @@ struct config {
     struct plugins_cfg plugins;
     struct auth_cfg auth;
     struct vault_cfg vault;
+    struct sched_cfg scheduler;
     struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
     struct exec_cfg executor;

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "plugin_host.h"
 #include "pool.h"
+#include "scheduler.h"
 #include "store.h"
 #include "util.h"
 #include "vault.h"
@@ -64,6 +65,24 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
                       c->cfg.store.data_dir};
     if (rc == 0)
         rc = auth_open(&c->auth, &deps, err, errlen);
+    return rc;
+}
+
+/* After the store and the executor it starts runs through, before the
+ * HTTP server whose schedule routes use it. */
+static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
+{
+    sched_opts o = {
+        .loop = c->loop,
+        .store = c->store,
+        .events = c->events,
+        .exec = c->exec,
+        .exec_ops = sched_exec_linked(),
+        .cfg = &c->cfg.scheduler,
+    };
+    int rc = sched_new(&c->sched, &o);
+    if (rc == 0)
+        rc = sched_start(c->sched, err, errlen);
     return rc;
 }
 
@@ -153,6 +172,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_jobs_register(c);
     if (rc == 0)
         rc = api_runs_register(c);
+    if (rc == 0)
+        rc = api_schedules_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -265,6 +286,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0)
         rc = open_exec(c, err, errlen);
     if (rc == 0)
+        rc = open_scheduler(c, err, errlen);
+    if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
@@ -326,6 +349,8 @@ static void after_exec(void *ud)
     close_handle((uv_handle_t *)&c->sig_term);
     close_handle((uv_handle_t *)&c->sig_int);
     close_handle((uv_handle_t *)&c->sig_hup);
+    sched_close(c->sched);
+    c->sched = NULL;
     if (c->pool)
         pool_close(c->pool, close_services, c);
     else
@@ -367,6 +392,8 @@ void core_stop(struct opsc_core *c)
         return;
     c->stopping = true;
     c->ready = false;
+    if (c->sched)
+        sched_stop(c->sched); /* no run starts once stopping began */
     exec_stop(c->exec); /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
@@ -391,6 +418,8 @@ void core_free(struct opsc_core *c)
     c->steplibs = NULL;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
+    sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
+    c->sched = NULL;
     uv_walk(c->loop, close_walk, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)

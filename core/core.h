@@ -21,6 +21,7 @@ typedef struct auth auth;
 typedef struct audit audit;
 typedef struct vault vault;
 typedef struct events events;
+typedef struct sched sched;
 typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
@@ -39,6 +40,7 @@ struct opsc_core {
     audit *audit;           /* audit log */
     auth *auth;             /* users, logins, tokens, the HTTP auth hook */
     events *events;          /* state changes: runs, schedules, targets */
+    sched *sched;           /* schedules firing runs through exec */
     pool *pool;             /* pooled connections to targets */
     fleet *fleet;           /* targets' test results writer, connectivity tests */
     exec *exec;             /* the executor: runs of jobs on targets */

@@ -14,6 +14,10 @@ typedef struct http_server http_server;
  * collector of uptime, connection, store and plugin figures. */
 int api_system_register(struct opsc_core *c);
 
+/* /api/v1/schedules... and POST /api/v1/cron/preview; handlers reach
+ * core->store and core->sched. */
+int api_schedules_register(struct opsc_core *c);
+
 /* /api/v1/steplibs: list, upload (admin), delete (admin) step libraries. */
 int api_steplibs_register(struct opsc_core *c);
 

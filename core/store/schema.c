@@ -20,6 +20,7 @@ const store_db_def store_dbs[] = {
     {"jobs", 0},
     {"job_versions", 0},
     {"schedules", 0},
+    {"schedule_state", 0}, /* schedule id -> {last_ms, anchor, queue}: the scheduler's progress */
     {"runs", 0},
     {"run_logs", 0},
     {"audit", 0},

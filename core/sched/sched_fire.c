@@ -1,0 +1,223 @@
+/* sched_fire.c - carrying out a tick's decisions through the executor, and following runs' states.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <opsc/errors.h>
+
+#include "civil.h"
+#include "exec/exec.h"
+#include "log.h"
+#include "sched_internal.h"
+
+/* ---- the runs a schedule has active -----------------------------------------------------------
+ */
+
+static ssize_t active_index(const sched_entry *e, const char *run_id)
+{
+    for (size_t i = 0; i < e->n_active; i++)
+        if (strcmp(e->active[i], run_id) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+int sched_active_add(sched_entry *e, const char *run_id)
+{
+    if (active_index(e, run_id) >= 0)
+        return 0;
+    int rc = sched_grow((void **)&e->active, &e->cap_active, e->n_active, sizeof(*e->active));
+    if (rc == 0)
+        snprintf(e->active[e->n_active++], sizeof(sched_run_id), "%.36s", run_id);
+    return rc;
+}
+
+static void active_del(sched_entry *e, const char *run_id)
+{
+    ssize_t i = active_index(e, run_id);
+    if (i < 0)
+        return;
+    memmove(e->active[i], e->active[i + 1], (e->n_active - (size_t)i - 1) * sizeof(*e->active));
+    e->n_active--;
+}
+
+/* The executor is the authority on what is active; our list names them. */
+size_t sched_active_count(sched *s, sched_entry *e)
+{
+    return s->exec ? s->ops->active_for_schedule(s->exec, e->def.id) : e->n_active;
+}
+
+static bool terminal(const char *state)
+{
+    static const char *const ends[] = {"succeeded",   "failed", "cancelled", "timed_out",
+                                       "interrupted", "missed", NULL};
+    for (const char *const *p = ends; *p; p++)
+        if (strcmp(*p, state) == 0)
+            return true;
+    return false;
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    sched_tick(t->data);
+}
+
+void sched_want_drain(sched *s, sched_entry *e)
+{
+    if (e->drain || !e->n_queue)
+        return;
+    if (sched_grow((void **)&s->drains, &s->cap_drains, s->n_drains, sizeof(*s->drains)) < 0) {
+        log_error("sched", "schedule %s: out of memory: its queued fires wait for the next end",
+                  e->def.id);
+        return;
+    }
+    s->drains[s->n_drains++] = e;
+    e->drain = true;
+    if (!s->stopping && !uv_is_closing((uv_handle_t *)&s->kick))
+        uv_timer_start(&s->kick, on_kick, 0, 0);
+}
+
+void sched_on_run_state(const event *ev, void *ud)
+{
+    sched *s = ud;
+    const char *sid = json_string_value(json_object_get(ev->data, "schedule_id"));
+    const char *rid = json_string_value(json_object_get(ev->data, "run_id"));
+    const char *state = json_string_value(json_object_get(ev->data, "state"));
+    sched_entry *e = sid ? sched_map_get(s, sid) : NULL;
+    if (!e || !rid || !state)
+        return;
+    if (!terminal(state)) {
+        if (sched_active_add(e, rid) < 0)
+            log_error("sched", "schedule %s: out of memory tracking run %s", sid, rid);
+        return;
+    }
+    active_del(e, rid);
+    sched_want_drain(s, e);
+}
+
+/* ---- carrying out -----------------------------------------------------------------------------
+ */
+
+static json_t *planned_json(int64_t planned_ms)
+{
+    char at[RFC3339_LEN];
+    rfc3339_format(planned_ms, at);
+    return json_string(at);
+}
+
+static void publish(sched *s, const char *type, sched_entry *e, const char *run_id,
+                    int64_t planned_ms, const char *key, json_t *val)
+{
+    json_t *d =
+        json_pack("{s:s, s:s, s:o, s:o, s:o}", "schedule_id", e->def.id, "job_id", e->def.job_id,
+                  "run_id", run_id && *run_id ? json_string(run_id) : json_null(), "planned_at",
+                  planned_json(planned_ms), key, val);
+    if (d)
+        events_publish(s->events, type, e->def.id, d);
+    json_decref(d);
+}
+
+static void record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
+{
+    sched_run_id run_id = "";
+    if (s->exec) {
+        int rc = s->ops->run_record_missed(s->exec, spec, why, run_id);
+        if (rc < 0) {
+            log_error("sched", "schedule %s: recording a missed run failed: %s", e->def.id,
+                      opsc_strerror(rc));
+            run_id[0] = '\0';
+        }
+    }
+    log_info("sched", "schedule %s missed its fire at %lld: %s", e->def.id,
+             (long long)spec->planned_at_ms, why);
+    s->stats.missed++;
+    publish(s, "schedule.missed", e, run_id, spec->planned_at_ms, "reason", json_string(why));
+}
+
+/* A fire that cannot start: visible in the status, the log, an event, and
+ * (when there is an executor to record it) a missed run. */
+static void refuse(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
+{
+    snprintf(e->error, sizeof(e->error), "%s", why);
+    log_error("sched", "schedule %s: the fire at %lld did not start: %s", e->def.id,
+              (long long)spec->planned_at_ms, why);
+    s->stats.errors++;
+    publish(s, "schedule.error", e, NULL, spec->planned_at_ms, "error", json_string(why));
+    if (s->exec) {
+        char reason[SCHED_WHY_MAX + 32];
+        snprintf(reason, sizeof(reason), "error: %s", why);
+        record_missed(s, e, spec, reason);
+    }
+}
+
+static void cancel_active(sched *s, sched_entry *e)
+{
+    size_t n = e->n_active;
+    sched_run_id ids[n ? n : 1];
+    memcpy(ids, e->active, n * sizeof(*ids)); /* cancelling publishes, which edits the list */
+    for (size_t i = 0; i < n; i++) {
+        int rc = s->ops->run_cancel(s->exec, ids[i], "scheduler");
+        if (rc == OPSC_ENOENT || rc == OPSC_ESTATE)
+            active_del(e, ids[i]);
+        else if (rc < 0)
+            log_warn("sched", "schedule %s: cancelling run %s to replace it: %s", e->def.id, ids[i],
+                     opsc_strerror(rc));
+    }
+}
+
+static void start_run(sched *s, sched_entry *e, const sched_action *a, const exec_run_spec *spec)
+{
+    if (!s->exec) {
+        refuse(s, e, spec, "no executor is running in this daemon: the fire cannot start a run");
+        return;
+    }
+    if (a->replace && e->n_active)
+        cancel_active(s, e);
+    sched_run_id run_id = "";
+    char err[512] = "";
+    int rc = s->ops->run_start(s->exec, spec, run_id, err, sizeof(err));
+    if (rc < 0) {
+        char why[SCHED_WHY_MAX];
+        snprintf(why, sizeof(why), "the run could not start: %s", *err ? err : opsc_strerror(rc));
+        refuse(s, e, spec, why);
+        return;
+    }
+    /* The executor announces the run as queued while starting it; if it did
+     * not (or it has ended already), its own count says whether to track it. */
+    if (active_index(e, run_id) < 0 &&
+        s->ops->active_for_schedule(s->exec, e->def.id) > e->n_active)
+        sched_active_add(e, run_id);
+    memcpy(e->last_run_id, run_id, sizeof(e->last_run_id));
+    e->error[0] = '\0';
+    s->stats.fired++;
+    /* The executor announces the run ("run.state"); the scheduler counts how late it came. */
+    int64_t late = clock_now_ms() - spec->planned_at_ms;
+    s->stats.late_ms_sum += (uint64_t)(late > 0 ? late : 0);
+    if (late > s->stats.late_ms_max)
+        s->stats.late_ms_max = late;
+}
+
+void sched_perform(sched *s)
+{
+    /* Actions may publish events whose subscribers end runs and ask for
+     * drains; those append to s->drains, never to s->acts. */
+    for (size_t i = 0; i < s->n_acts; i++) {
+        sched_action *a = &s->acts[i];
+        sched_entry *e = a->e;
+        exec_run_spec spec = {
+            .job_id = e->def.job_id,
+            .params = e->def.params,
+            .targets = e->def.targets,
+            .schedule_id = e->def.id,
+            .planned_at_ms = a->planned_ms,
+            .triggered_by = "scheduler",
+        };
+        if (a->kind == SCHED_ACT_RUN)
+            start_run(s, e, a, &spec);
+        else if (a->kind == SCHED_ACT_MISS)
+            record_missed(s, e, &spec, a->why);
+        else
+            refuse(s, e, &spec, a->why);
+        e->starting = 0;
+    }
+    s->n_acts = 0;
+}

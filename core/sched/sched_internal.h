@@ -1,0 +1,133 @@
+/* sched_internal.h - the scheduler's state shared by its files: entries, heap, map, actions. */
+#ifndef OPSC_SCHED_INTERNAL_H
+#define OPSC_SCHED_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "events.h"
+#include "scheduler.h"
+#include "util.h"
+
+#define SCHED_NO_FIRE   ((int64_t)-1)
+#define SCHED_NOT_ARMED SIZE_MAX
+#define SCHED_ERR_MAX   256
+#define SCHED_WHY_MAX   320
+
+typedef char sched_run_id[UUID_STR_LEN];
+
+/* One schedule as the scheduler holds it. */
+typedef struct sched_entry {
+    sched_def def;
+    bool valid;                    /* def parsed; else `error` says why */
+    char error[SCHED_ERR_MAX];     /* status.last_error */
+    int64_t last_ms;               /* fires are counted strictly after this: the last one handled,
+                                      the anchor, or the handled-through mark */
+    int64_t last_fire_ms;          /* planned instant of the last fire handled, or SCHED_NO_FIRE */
+    int64_t next_ms;               /* SCHED_NO_FIRE when none */
+    size_t heap_idx;               /* SCHED_NOT_ARMED when out of the heap */
+    uint64_t heap_seq;             /* ties of next_ms: first armed, first fired */
+    int64_t hint_after, hint_next; /* cron_next(hint_after) == hint_next (s), or stale */
+    struct sched_entry *map_next;
+    sched_run_id *active; /* runs started by this schedule, not ended yet */
+    size_t n_active, cap_active;
+    int64_t *queue; /* planned instants (ms) waiting, oldest first */
+    size_t n_queue, cap_queue;
+    sched_run_id last_run_id;
+    size_t starting; /* runs planned in the current tick */
+    bool dirty;      /* state to persist in this tick */
+    bool drain;      /* a run ended: the queue may move */
+} sched_entry;
+
+enum sched_act_kind { SCHED_ACT_RUN, SCHED_ACT_MISS, SCHED_ACT_ERROR };
+
+/* What a tick decided for one fire, carried out after the state commit. */
+typedef struct sched_action {
+    sched_entry *e;
+    enum sched_act_kind kind;
+    int64_t planned_ms;
+    bool replace;            /* RUN: cancel the active runs first */
+    char why[SCHED_WHY_MAX]; /* MISS / ERROR: the reason */
+} sched_action;
+
+struct sched {
+    uv_loop_t *loop;
+    store *store;
+    events *events;
+    exec *exec; /* with ops, or both NULL */
+    const sched_exec_ops *ops;
+    struct sched_cfg cfg;
+    sched_defaults dft;
+    uint64_t (*mono_ms)(void);
+    uv_timer_t timer;
+    uv_timer_t kick; /* a queue to drain on the next loop turn */
+    int closing_handles;
+    /* heap of armed entries by next_ms */
+    sched_entry **heap;
+    size_t heap_n, heap_cap;
+    uint64_t heap_seq;
+    /* id -> entry */
+    sched_entry **buckets;
+    size_t nbuckets, count;
+    /* this tick */
+    sched_action *acts;
+    size_t n_acts, cap_acts;
+    sched_entry **dirty;
+    size_t n_dirty, cap_dirty;
+    sched_entry **drains;
+    size_t n_drains, cap_drains;
+    int64_t *scratch; /* due instants of one entry */
+    size_t cap_scratch;
+    bool in_tick;
+    /* clocks */
+    int64_t last_wall;
+    uint64_t last_mono;
+    bool rewind;                         /* the wall clock went back: commit the mark lower */
+    int64_t boot_wall;                   /* before this, the daemon was not running */
+    int64_t jump_from, jump_to, jump_ms; /* last forward jump seen */
+    int64_t sub_id;
+    bool started, stopping;
+    sched_stats stats;
+};
+
+/* scheduler.c: aim the timer at the earliest fire (or the next clock check). */
+void sched_rearm(sched *s);
+
+/* sched_heap.c: heap by next_ms, and the id map. */
+int sched_heap_push(sched *s, sched_entry *e);
+void sched_heap_remove(sched *s, sched_entry *e);
+/* The entry's next_ms changed while in the heap: move it to its place. */
+void sched_heap_fix(sched *s, sched_entry *e);
+sched_entry *sched_heap_top(sched *s);
+int sched_map_put(sched *s, sched_entry *e);
+sched_entry *sched_map_get(sched *s, const char *id);
+void sched_map_del(sched *s, sched_entry *e);
+void sched_entry_free(sched_entry *e);
+/* Grow an array of `size`-byte items to hold n + 1. */
+int sched_grow(void **arr, size_t *cap, size_t n, size_t size);
+
+/* sched_plan.c: what a due entry's fires become (misfire, then overlap). */
+int sched_plan_due(sched *s, sched_entry *e, int64_t now_ms);
+int sched_plan_drain(sched *s, sched_entry *e);
+int64_t sched_compute_next(const sched_entry *e);
+int sched_add_action(sched *s, sched_entry *e, enum sched_act_kind kind, int64_t planned_ms,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int sched_mark_dirty(sched *s, sched_entry *e);
+
+/* sched_fire.c: carrying out actions, run tracking. */
+void sched_perform(sched *s);
+size_t sched_active_count(sched *s, sched_entry *e);
+void sched_on_run_state(const event *ev, void *ud);
+int sched_active_add(sched_entry *e, const char *run_id);
+/* A run of `e` ended: start its next queued fire on the next loop turn. */
+void sched_want_drain(sched *s, sched_entry *e);
+
+/* sched_state.c: persistence of last_ms and the queue. */
+int sched_state_load(sched *s, char *err, size_t errlen);
+/* Commit the dirty entries' states and, when `through_ms` >= 0, the mark
+ * "every fire planned at or before through_ms has been handled". */
+int sched_state_save(sched *s, int64_t through_ms);
+
+#endif
