@@ -230,6 +230,15 @@ size_t exec_recorder_missed(const exec *ex, const char *schedule_id)
     return n;
 }
 
+const rec_run *exec_recorder_next(const exec *ex, const char *schedule_id, bool missed,
+                                  const rec_run *prev)
+{
+    for (size_t k = prev ? (size_t)(prev - ex->runs) + 1 : 0; k < ex->n; k++)
+        if (of(&ex->runs[k], schedule_id, missed))
+            return &ex->runs[k];
+    return NULL;
+}
+
 const rec_run *exec_recorder_nth(const exec *ex, const char *schedule_id, bool missed, size_t i)
 {
     for (size_t k = 0; k < ex->n; k++)

@@ -57,5 +57,9 @@ size_t exec_recorder_started(const exec *ex, const char *schedule_id);
 size_t exec_recorder_missed(const exec *ex, const char *schedule_id);
 /* The i-th started (or missed) record of a schedule, in order; NULL past the end. */
 const rec_run *exec_recorder_nth(const exec *ex, const char *schedule_id, bool missed, size_t i);
+/* The schedule's next started (or missed) record after `prev` (NULL: the
+ * first); NULL past the end. Walks a year of runs in one pass. */
+const rec_run *exec_recorder_next(const exec *ex, const char *schedule_id, bool missed,
+                                  const rec_run *prev);
 
 #endif
