@@ -74,7 +74,7 @@ bool job_path_deferred(const json_t *paths, const char *path)
 static bool in_list(const char *list, const char *name)
 {
     size_t n = strlen(name);
-    const char *p = list;
+    const char *p = n ? list : NULL; /* "" is found everywhere and never moves on */
     while (p && (p = strstr(p, name))) {
         const char *before = p, *after = p + n;
         while (before > list && before[-1] == ' ')

@@ -58,6 +58,12 @@ def test_validation_errors_name_step_field_and_position(daemon):
     e = job(daemon, deploy_body(targets={"selector": "env in (prod"}), status=400)["error"]
     assert e["details"]["errors"][0]["field"] == "targets"
     assert "targets.selector" in e["details"]["errors"][0]["message"]
+    # An empty parameter name once spun the loop forever (found by fuzz_job).
+    e = job(daemon, {"name": "empty", "steps": [{"id": "s", "type": "core.shell.command",
+                                                  "params": {"command": "true", "": 1}}]},
+            status=400)["error"]
+    assert e["details"]["errors"][0]["field"].startswith("params")
+    assert daemon.get("/health").status_code == 200
 
 
 def test_every_update_is_a_version_and_old_ones_stay_readable(daemon):
