@@ -37,6 +37,15 @@ if not BUILD_DIR.is_absolute():
         else ROOT / BUILD_DIR
 DAEMON = BUILD_DIR / "core" / "opsconductord"
 STOP_DEADLINE_S = 15
+
+
+class Session(requests.Session):
+    """A requests.Session whose requests time out (60 s unless told): a daemon
+    that stops answering fails its test instead of hanging the suite."""
+
+    def request(self, *args, **kw):
+        kw.setdefault("timeout", 60)
+        return super().request(*args, **kw)
 READY_DEADLINE_S = 15
 ADMIN_PASSWORD = "Admin-Test-Pw-5d1c9e"
 
@@ -77,7 +86,7 @@ class Daemon:
         self.data_dir = data_dir
         self.config_path = config_path
         self.stderr_path = stderr_path
-        self.http = requests.Session()
+        self.http = Session()
         self.admin_password = None
         self.restart = None  # set by daemon_factory
 
@@ -87,7 +96,7 @@ class Daemon:
                                           json={"username": username, "password": password})
 
     def session(self, token=None):
-        s = requests.Session()
+        s = Session()
         if token:
             s.headers["Authorization"] = "Bearer " + token
         return s
