@@ -326,8 +326,9 @@ def test_long_script_goes_through_stdin(server):
 def test_soap_faults_name_the_wsman_code(server):
     srv = server(strict=True, max_shells_per_user=1)
     # both connect at once; whoever is second finds the one shell allowed taken. The
-    # shell is held long enough that a loaded machine cannot start the second late.
-    hold = [exec_step("sleep 6")]
+    # shell is held long enough that a loaded machine cannot start the second late
+    # (6 s was not, under the sanitizers with four test workers on two cores).
+    hold = [exec_step("sleep 15")]
     scenario = {"config": {"operation_timeout": "5s"}, "targets": [target(srv, steps=hold), target(srv, steps=hold)]}
     report = run(scenario)
     conns = [t["connect"] for t in report["targets"]]
