@@ -56,7 +56,9 @@ def test_unknown_user_and_wrong_password_look_the_same(daemon):
     assert bodies["unknown"] == bodies["wrong"]
     unknown, wrong = min(times["unknown"]), min(times["wrong"])
     assert unknown >= 0.05 and wrong >= 0.05, times  # both paid a hash
-    assert 0.5 < unknown / wrong < 2.0, times
+    # The same hash within the noise of a loaded machine (tests run four at a time); an
+    # unknown user answered without one would be 50 times faster.
+    assert 1 / 3 < unknown / wrong < 3, times
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(daemon):
