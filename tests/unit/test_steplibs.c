@@ -448,6 +448,14 @@ static void facts_report_json_matching_their_output_schemas(void **state)
     assert_int_equal(json_array_size(fs), 1);
     assert_true(json_integer_value(json_object_get(json_array_get(fs, 0), "size_kb")) > 0);
     json_decref(disk);
+    /* A path named by the user is reported even on a file system that the
+     * listing of all of them leaves out as virtual (/ is an overlay in containers). */
+    disk = run_posix_step(LIB_LINUX, "facts.disk", "{\"path\": \"/proc\"}", &code);
+    assert_int_equal(code, 0);
+    fs = json_object_get(disk, "filesystems");
+    assert_int_equal(json_array_size(fs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(fs, 0), "mount")), "/proc");
+    json_decref(disk);
 }
 
 /* Users, groups, packages and services change the machine: only with

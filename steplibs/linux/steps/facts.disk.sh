@@ -1,9 +1,11 @@
 {% if params.path %}
 set -- {{ params.path }}
+# A path the user named is reported whatever its file system (/ is an overlay in containers).
+virtual=true
 {% else %}
 set --
-{% endif %}
 virtual={{ params.include_virtual }}
+{% endif %}
 df -P -k "$@" | awk -v virtual="$virtual" '
     function esc(s,    out, i, c) {
         out = ""
