@@ -4,12 +4,13 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import free_port, parse_response, read_all
+from conftest import DAEMON, clean_env, free_port, parse_response, read_all
 
 
 def error_of(body):
@@ -193,9 +194,14 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path, run_daemon):
         r = run_daemon(config={"store": {"data_dir": str(data)}})
         locked.chmod(0o700)
     else:  # root ignores permissions: the daemon runs as nobody
+        # nobody may not reach the build tree (a checkout under /root is 0700 on
+        # Debian): it runs a copy of the daemon from a directory it can read.
         base = tempfile.mkdtemp(prefix="opsc-perm-")
         try:
             os.chmod(base, 0o755)
+            daemon = os.path.join(base, "opsconductord")
+            shutil.copy2(DAEMON, daemon)
+            os.chmod(daemon, 0o755)
             locked = os.path.join(base, "locked")
             os.mkdir(locked, 0o700)
             data = os.path.join(locked, "data")
@@ -203,7 +209,9 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path, run_daemon):
             with open(cfg, "w") as f:
                 f.write(f"[server]\nlisten = 127.0.0.1:{free_port()}\n[store]\ndata_dir = {data}\n")
             os.chmod(cfg, 0o644)
-            r = run_daemon(args=["-c", cfg], preexec_fn=as_nobody)
+            r = subprocess.run([daemon, "-c", cfg], capture_output=True, text=True, timeout=10,
+                               env=clean_env(None), preexec_fn=as_nobody, cwd=base,
+                               stdin=subprocess.DEVNULL)
         finally:
             shutil.rmtree(base)
     assert r.returncode != 0
