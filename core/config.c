@@ -516,6 +516,9 @@ static const opsc_cfg_entry server_map[] = {
      SRV(request_timeout_ms), "a request must arrive whole within this time, else 408"},
     {"shutdown_timeout", OPSC_CFG_DURATION, "30s", 0, 3600000, NULL, 0, SRV(shutdown_timeout_ms),
      "on SIGTERM, how long running work may take to finish"},
+    {"user", OPSC_CFG_STRING, "", 0, -1, NULL, 0, SRV(user),
+     "started as root: the user the daemon switches to once its helper for local steps runs "
+     "(e.g. opsconductor); empty: stay as started"},
     {NULL},
 };
 #undef SRV
@@ -647,18 +650,28 @@ static const opsc_cfg_entry exec_map[] = {
      "targets running at once, all runs together (each job may set a lower max_parallel)"},
     {"step_workers", OPSC_CFG_INT, "8", 1, 1024, NULL, 0, EXE(step_workers),
      "worker threads for imperative steps (steps written in C); more wait their turn"},
-    {"step_timeout", OPSC_CFG_DURATION, "1h", 1000, 7LL * 86400000, NULL, 0,
-     EXE(step_timeout_ms), "timeout of a step whose job gives none (timeout_s)"},
+    {"step_timeout", OPSC_CFG_DURATION, "1h", 1000, 7LL * 86400000, NULL, 0, EXE(step_timeout_ms),
+     "timeout of a step whose job gives none (timeout_s)"},
     {"log_retention", OPSC_CFG_DURATION, "30d", 0, 3650LL * 86400000, NULL, 0,
      EXE(log_retention_ms), "run logs are deleted this long after their run ended; 0 keeps them"},
     {"log_max_size", OPSC_CFG_SIZE, "2G", 0, 1LL << 44, NULL, 0, EXE(log_max_bytes),
      "all run logs together; beyond it the oldest runs' logs are deleted; 0: no limit"},
-    {"log_max_per_target", OPSC_CFG_SIZE, "32M", 4096, 1LL << 36, NULL, 0,
-     EXE(log_max_per_target), "log kept of one target in one run; later output is dropped"},
+    {"log_max_per_target", OPSC_CFG_SIZE, "32M", 4096, 1LL << 36, NULL, 0, EXE(log_max_per_target),
+     "log kept of one target in one run; later output is dropped"},
     {"log_sweep_interval", OPSC_CFG_DURATION, "10m", 1000, 86400000, NULL, 0,
      EXE(log_sweep_interval_ms), "how often log retention is applied"},
     {"output_capture", OPSC_CFG_SIZE, "1M", 1024, 1LL << 30, NULL, 0, EXE(capture_limit),
      "stdout kept per command for a step's outputs (the log keeps all of it)"},
+    {"local_user", OPSC_CFG_STRING, "opsconductor-local", 0, -1, NULL, 0, EXE(local_user),
+     "unprivileged user that local steps run as (never the daemon's user); local steps are "
+     "refused when the daemon cannot switch to it"},
+    {"local_targets", OPSC_CFG_ENUM, "admin", 0, -1, "admin|operator|disabled", 0,
+     EXE(local_targets),
+     "role needed to create, change or run jobs on targets of the local "
+     "transport; disabled refuses them all"},
+    {"spawner", OPSC_CFG_STRING, "", 0, -1, NULL, 0, EXE(spawner),
+     "path of opsc-spawner, the helper that starts local steps; empty: next to the daemon's "
+     "build, else the installed one"},
     {NULL},
 };
 #undef EXE

@@ -69,6 +69,7 @@ struct server_cfg {
     int64_t idle_timeout_ms;
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
+    const char *user; /* switch to this user after starting the spawner (root only) */
 };
 
 struct store_cfg {
@@ -133,15 +134,21 @@ struct fleet_cfg {
 };
 
 struct exec_cfg {
-    int64_t max_parallel;      /* targets running at once, all runs */
-    int64_t step_workers;      /* threads for imperative steps */
-    int64_t step_timeout_ms;   /* steps without timeout_s */
-    int64_t log_retention_ms;  /* 0: keep */
-    int64_t log_max_bytes;     /* all logs; 0: no limit */
+    int64_t max_parallel;     /* targets running at once, all runs */
+    int64_t step_workers;     /* threads for imperative steps */
+    int64_t step_timeout_ms;  /* steps without timeout_s */
+    int64_t log_retention_ms; /* 0: keep */
+    int64_t log_max_bytes;    /* all logs; 0: no limit */
     int64_t log_max_per_target;
     int64_t log_sweep_interval_ms;
-    int64_t capture_limit;     /* stdout kept per command for outputs */
+    int64_t capture_limit;  /* stdout kept per command for outputs */
+    const char *local_user; /* local steps run as this user */
+    int local_targets;      /* enum exec_local_policy */
+    const char *spawner;    /* opsc-spawner path; "" -> found */
 };
+
+/* [executor] local_targets: who may create, change and run jobs on local targets. */
+enum exec_local_policy { LOCAL_TARGETS_ADMIN, LOCAL_TARGETS_OPERATOR, LOCAL_TARGETS_DISABLED };
 
 struct config {
     cfg_file *file;

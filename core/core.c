@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "plugin_host.h"
 #include "pool.h"
+#include "privsep.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -254,10 +255,13 @@ static void start_signals(struct opsc_core *c)
 }
 
 int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const char *config_path,
-               char *err, size_t errlen)
+               privsep *ps, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
     c->loop = loop;
+    c->privsep = ps;
+    if (ps)
+        privsep_attach(ps, loop);
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     c->config_path = config_path ? strdup(config_path) : NULL;
@@ -274,6 +278,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_store(c, err, errlen);
     if (rc == 0)
         rc = plugin_host_new(&c->plugins, loop, c->cfg.file);
+    if (rc == 0)
+        plugin_host_set_privsep(c->plugins, c->privsep);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
@@ -314,6 +320,8 @@ static void free_plugins(void *ud)
     struct opsc_core *c = ud;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
+    privsep_close(c->privsep); /* no local process is left to serve */
+    c->privsep = NULL;
 }
 
 /* After the pool: nothing uses a connection or records a test any more. */
@@ -418,6 +426,8 @@ void core_free(struct opsc_core *c)
     c->steplibs = NULL;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
+    privsep_close(c->privsep);
+    c->privsep = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
     c->sched = NULL;
     uv_walk(c->loop, close_walk, NULL);

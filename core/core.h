@@ -26,6 +26,7 @@ typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
 typedef struct exec exec;
+typedef struct privsep privsep;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -36,27 +37,29 @@ struct opsc_core {
     plugin_host *plugins;
     plugin_install *steplibs; /* step libraries installed at run time */
     metrics *metrics;
-    vault *vault;           /* credentials vault: master key, credential records */
-    audit *audit;           /* audit log */
-    auth *auth;             /* users, logins, tokens, the HTTP auth hook */
-    events *events;          /* state changes: runs, schedules, targets */
-    sched *sched;           /* schedules firing runs through exec */
-    pool *pool;             /* pooled connections to targets */
-    fleet *fleet;           /* targets' test results writer, connectivity tests */
-    exec *exec;             /* the executor: runs of jobs on targets */
-    int64_t started_ms;     /* wall clock at start */
-    uint64_t started_mono;  /* monotonic ms at start */
-    bool ready;             /* store open and plugins loaded */
+    vault *vault;          /* credentials vault: master key, credential records */
+    audit *audit;          /* audit log */
+    auth *auth;            /* users, logins, tokens, the HTTP auth hook */
+    events *events;        /* state changes: runs, schedules, targets */
+    sched *sched;          /* schedules firing runs through exec */
+    pool *pool;            /* pooled connections to targets */
+    fleet *fleet;          /* targets' test results writer, connectivity tests */
+    exec *exec;            /* the executor: runs of jobs on targets */
+    privsep *privsep;      /* the helper that starts local steps as the local-steps user */
+    int64_t started_ms;    /* wall clock at start */
+    uint64_t started_mono; /* monotonic ms at start */
+    bool ready;            /* store open and plugins loaded */
     bool stopping;
     int exit_code;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t stop_deadline;
 };
 
-/* Open everything `cfg` describes and start serving. `cfg` is moved into
- * the core. On failure, `err` says why and the core is left closed. */
+/* Open everything `cfg` describes and start serving. `cfg` and `ps` (the
+ * helper for local steps, already started; may be NULL) are moved into the
+ * core. On failure, `err` says why and the core is left closed. */
 int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const char *config_path,
-               char *err, size_t errlen);
+               privsep *ps, char *err, size_t errlen);
 /* Begin a graceful stop: stop accepting, let work finish until the
  * shutdown deadline, then close. The loop ends when all is closed. */
 void core_stop(struct opsc_core *c);

@@ -145,4 +145,10 @@ typedef int (*plugin_local_verify_fn)(void *ud, const char *username, const char
                                       opsc_identity *id, char *err, size_t errlen);
 void plugin_host_set_local_verify(plugin_host *h, plugin_local_verify_fn fn, void *ud);
 
+/* The helper that starts local processes (privsep.h), behind the host API's
+ * local_* members; NULL: they answer OPSC_EPERM. Borrowed: the core closes
+ * it after the plugins are gone. */
+struct privsep;
+void plugin_host_set_privsep(plugin_host *h, struct privsep *ps);
+
 #endif
