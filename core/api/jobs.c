@@ -367,6 +367,7 @@ static int run_with(http_req *req, json_t *body)
         .targets = targets,
         .triggered_by = api_caller(req),
         .dry_run = json_is_true(json_object_get(body, "dry_run")),
+        .actor_role = auth_principal_of(req) ? auth_principal_of(req)->role : ROLE_VIEWER,
     };
     char err[1024] = "", run_id[UUID_STR_LEN];
     if (spec.dry_run) {

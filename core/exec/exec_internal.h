@@ -176,6 +176,7 @@ struct ex_target {
     json_t *steps_ctx; /* {"<id>": {outputs, state, exit_code}} for templates */
     char *error;
     int64_t started_ms, finished_ms;
+    char *process; /* the transport's handle of the command running now (kill_orphan) */
     /* connection */
     pool_lease *lease;
     pool_wait *wait;
@@ -238,6 +239,7 @@ struct exec {
     exec_opts opts;
     ex_run *head, *tail; /* active runs, FIFO */
     size_t nruns;
+    json_t *orphans; /* [{target_id, handle}] the previous process left running */
     uint32_t running_targets; /* global parallelism in use */
     json_t *busy;             /* target id -> holders: n shared, or -1 exclusive */
     ex_run *dirty_runs;
@@ -329,6 +331,8 @@ void ex_log_sweep(exec *ex);
 void ex_flush(exec *ex);
 json_t *ex_target_record(const ex_target *t);
 int ex_recover(exec *ex);
+/* After ex_recover, with the pool up: stop what the interrupted runs' commands left running. */
+void ex_kill_orphans(exec *ex);
 int ex_persist_new_run(exec *ex, ex_run *r, json_t *target_recs);
 
 /* ---- exec_imp.c ----------------------------------------------------------------------------- */
