@@ -407,9 +407,10 @@ static int kill_members(pid_t pgid, uint64_t start, uid_t uid)
         if (fd >= 0)
             close(fd);
         int pgrp = 0;
+        char state = 0;
         char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
-        if (!p || sscanf(p + 1, " %*c %*d %d", &pgrp) != 1 || pgrp != pgid)
-            continue;
+        if (!p || sscanf(p + 1, " %c %*d %d", &state, &pgrp) != 2 || pgrp != pgid || state == 'Z')
+            continue; /* a zombie is dead already */
         if (sp_proc_start((pid_t)pid) >= start && kill((pid_t)pid, SIGKILL) == 0)
             n++;
     }
@@ -425,9 +426,7 @@ static int orphan_child(const spawner *s, pid_t pgid, uint64_t start)
     if (drop_to(&s->user) < 0)
         return 0;
     uint64_t leader = sp_proc_start(pgid);
-    if (leader == start)
-        return kill(-pgid, SIGKILL) == 0 ? 1 + kill_members(pgid, start, s->user.uid) : 0;
-    if (leader != 0) /* the id belongs to another process now */
+    if (leader != 0 && leader != start) /* the id belongs to another process now */
         return 0;
     return kill_members(pgid, start, s->user.uid);
 }

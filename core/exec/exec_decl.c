@@ -9,6 +9,7 @@
 #include "exec_internal.h"
 #include "log.h"
 #include "steptype.h"
+#include "util.h"
 
 ex_cmd *ex_cmd_new(ex_target *t, opsc_output_rule rule, size_t capture_limit, bool log_output)
 {
@@ -28,6 +29,11 @@ void ex_cmd_free(ex_cmd *c)
         return;
     sb_free(&c->lines[0].part);
     sb_free(&c->lines[1].part);
+    for (int i = 0; i < 2; i++) {
+        if (c->held[i].buf)
+            secure_zero(c->held[i].buf, c->held[i].len);
+        sb_free(&c->held[i]);
+    }
     sb_free(&c->out);
     sb_free(&c->err);
     free(c->last_line);
@@ -63,7 +69,7 @@ static void on_done(void *ud, const opsc_exec_result *res)
         c->t->process = NULL;
         ex_mark_target(c->t);
     }
-    ex_cmd_flush_lines(c, true);
+    ex_cmd_end_streams(c);
     if (c->t && conn_broken(c->t, res))
         ex_target_release(c->t, true);
     c->done(c, res);
