@@ -152,25 +152,33 @@ def test_local_steps_and_file_steps_act_as_the_local_steps_user(daemon, local_tm
     assert "only root" not in log_text(daemon, run["id"])
 
 
+def wait_for_processes(text, present, seconds):
+    end = time.monotonic() + seconds
+    while bool(processes_with(text)) != present and time.monotonic() < end:
+        time.sleep(0.05)
+    return processes_with(text)
+
+
+def start_sleeper(daemon, seconds, then):
+    """A run whose step sleeps `seconds` (a number no other test uses) and then does `then`;
+    returns the run id and the text of the sleep's command line, once it runs."""
+    tag = f"sleep {seconds}.{os.getpid()}{int(time.time()) % 1000}"
+    t = local_target(daemon, "self")
+    j = job(daemon, {"name": "slow", "targets": {"ids": [t["id"]]},
+                     "steps": [shell_step("s", f"{tag}; {then}")]})
+    run = start(daemon, j["id"])["id"]
+    wait_step(daemon, run)
+    assert wait_for_processes(tag, True, 10)
+    return run, tag
+
+
 def test_kill_9_of_the_daemon_leaves_no_step_process_and_the_step_never_finishes(
         daemon, local_tmp):
     mark = local_tmp / "mark"
-    tag = f"30.{os.getpid()}{int(time.time()) % 1000}"
-    t = local_target(daemon, "self")
-    j = job(daemon, {"name": "slow", "targets": {"ids": [t["id"]]},
-                     "steps": [shell_step("s", f"sleep {tag}; echo MARK > {mark}")]})
-    run = start(daemon, j["id"])["id"]
-    wait_step(daemon, run)
-    end = time.monotonic() + 10
-    while not processes_with(f"sleep {tag}") and time.monotonic() < end:
-        time.sleep(0.05)
-    assert processes_with(f"sleep {tag}")
+    run, tag = start_sleeper(daemon, 30, f"echo MARK > {mark}")
     daemon.proc.kill()
     daemon.proc.wait()
-    end = time.monotonic() + 5
-    while processes_with(f"sleep {tag}") and time.monotonic() < end:
-        time.sleep(0.05)
-    assert processes_with(f"sleep {tag}") == []
+    assert wait_for_processes(tag, False, 5) == []
     time.sleep(0.5)
     assert not mark.exists()
     again = daemon.restart()
@@ -181,15 +189,7 @@ def test_a_group_left_behind_by_daemon_and_helper_is_killed_at_start_up(daemon, 
     # Both die at once (the helper cannot clean up): the group leader dies with
     # its helper (PR_SET_PDEATHSIG), its child keeps running; the next daemon
     # finds the group in the run's record and kills what is left of it.
-    tag = f"31.{os.getpid()}{int(time.time()) % 1000}"
-    t = local_target(daemon, "self")
-    j = job(daemon, {"name": "slow", "targets": {"ids": [t["id"]]},
-                     "steps": [shell_step("s", f"sleep {tag}; echo done")]})
-    run = start(daemon, j["id"])["id"]
-    wait_step(daemon, run)
-    end = time.monotonic() + 10
-    while not processes_with(f"sleep {tag}") and time.monotonic() < end:
-        time.sleep(0.05)
+    run, tag = start_sleeper(daemon, 31, "echo done")
     time.sleep(0.3)  # the record with the group is written at the end of the loop turn
     helper = helper_pid(daemon)
     daemon.send_signal(signal.SIGSTOP)
@@ -197,18 +197,14 @@ def test_a_group_left_behind_by_daemon_and_helper_is_killed_at_start_up(daemon, 
     daemon.proc.kill()
     daemon.proc.wait()
     time.sleep(0.3)
-    left = processes_with(f"sleep {tag}")
-    assert left, "the orphan should have outlived its group leader"
+    assert processes_with(tag), "the orphan should have outlived its group leader"
     try:
         again = daemon.restart()
-        end = time.monotonic() + 10
-        while processes_with(f"sleep {tag}") and time.monotonic() < end:
-            time.sleep(0.05)
-        assert processes_with(f"sleep {tag}") == [], again.stderr()[-2000:]
+        assert wait_for_processes(tag, False, 10) == [], again.stderr()[-2000:]
         assert "killed 1 process(es) its command left running" in again.stderr()
         assert get_run(again, run)["state"] == "interrupted"
     finally:
-        for pid in processes_with(f"sleep {tag}"):
+        for pid in processes_with(tag):
             os.kill(pid, signal.SIGKILL)
 
 
