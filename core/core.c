@@ -177,6 +177,7 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_schedules_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
+        http_server_set_sse_check(c->http, auth_sse_check, c->auth);
         http_server_set_done(c->http, on_request_done, c);
     }
     if (rc < 0) {

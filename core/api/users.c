@@ -116,6 +116,23 @@ static int write_create(store_txn *txn, user_op *op)
     return rc;
 }
 
+/* A password change ends the user's other sessions (the caller's own one
+ * goes on when it changes its own password); a disable ends them all and
+ * revokes its API tokens, so that enabling it again revives nothing. */
+static int end_sessions(store_txn *txn, user_op *op, json_t *before, json_t *after)
+{
+    bool was = json_is_true(json_object_get(before, "enabled"));
+    bool is = json_is_true(json_object_get(after, "enabled"));
+    const auth_principal *p = auth_principal_of(op->req);
+    bool self = p && strcmp(p->user_id, op->id) == 0 && p->sid[0];
+    int rc = 0;
+    if (op->revoke || !is)
+        rc = users_revoke_sessions(txn, op->id, is && self ? p->sid : NULL);
+    if (rc == 0 && was && !is)
+        rc = users_revoke_api_tokens(txn, op->id, "the user was disabled");
+    return rc;
+}
+
 static int write_update(store_txn *txn, user_op *op)
 {
     json_t *u = NULL;
@@ -132,11 +149,10 @@ static int write_update(store_txn *txn, user_op *op)
         rc = json_object_update(u, op->fields) == 0 ? 0 : OPSC_ENOMEM;
     if (rc == 0)
         rc = check_last_admin(txn, before, u, op);
-    bool disabled = rc == 0 && !json_is_true(json_object_get(u, "enabled"));
     if (rc == 0)
         rc = users_update(txn, u, op->expect);
-    if (rc == 0 && (op->revoke || disabled))
-        rc = users_revoke_sessions(txn, op->id);
+    if (rc == 0)
+        rc = end_sessions(txn, op, before, u);
     if (rc == 0)
         op->result = users_public(u);
     json_decref(before);

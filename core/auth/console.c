@@ -86,6 +86,7 @@ static int apply(store_txn *txn, void *ud)
     }
     if (rc < 0)
         return rc;
+    bool was = json_is_true(json_object_get(rec, "enabled"));
     if (strcmp(u->verb, "passwd") == 0) {
         const char *prov = json_string_value(json_object_get(rec, "provider"));
         if (!prov || strcmp(prov, "local") != 0) {
@@ -103,7 +104,9 @@ static int apply(store_txn *txn, void *ud)
     const char *id = json_string_value(json_object_get(rec, "id"));
     rc = users_update(txn, rec, 0);
     if (rc == 0 && strcmp(u->verb, "enable") != 0)
-        rc = users_revoke_sessions(txn, id);
+        rc = users_revoke_sessions(txn, id, NULL);
+    if (rc == 0 && strcmp(u->verb, "disable") == 0 && was)
+        rc = users_revoke_api_tokens(txn, id, "the user was disabled");
     json_decref(rec);
     return rc;
 }

@@ -355,6 +355,8 @@ static int do_logout(store_txn *txn, void *ud)
     int rc = 0;
     if (l->p->jti[0])
         rc = auth_revoke_access(txn, l->p->jti, l->p->exp);
+    if (rc == 0 && l->p->sid[0]) /* the session: its refresh token and its other access tokens */
+        rc = auth_revoke_family(txn, l->p->sid);
     if (rc == 0 && l->refresh && token_is(l->refresh, TOKEN_PREFIX_REFRESH)) {
         char hash[TOKEN_HASH_HEX];
         token_hash(l->refresh, hash);

@@ -117,6 +117,13 @@ void http_foreach_route(http_server *srv, void (*fn)(const http_route *r, void *
  * Without a hook every route is open. */
 typedef int (*http_auth_fn)(http_req *req, const http_route *route, void *ud);
 void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud);
+/* Event streams outlive the check made when they started: every sweep
+ * (at most 500 ms apart) the server asks `fn` again about each stream's
+ * principal (the one the auth hook attached; the stream keeps it) and the
+ * role its route needs; a non-zero answer ends the stream (its on_close
+ * runs). A stream of a public route without a principal is not asked. */
+typedef int (*http_sse_check_fn)(void *principal, int role, void *ud);
+void http_server_set_sse_check(http_server *srv, http_sse_check_fn fn, void *ud);
 /* Completion hook: after each response is queued (audit, metrics), also for
  * the server's own error answers (route NULL when no route matched). */
 typedef void (*http_done_fn)(http_req *req, const http_route *route, int status, void *ud);

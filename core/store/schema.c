@@ -40,6 +40,7 @@ const store_db_def store_dbs[] = {
     {"groups_by_group", 0},       /* "<child group id>/<parent group id>" -> parent id */
     {"run_targets", 0},           /* "<run id>/<target index>" -> a run's target and its steps */
     {"runs_active", 0},           /* run id -> "" while queued or running (start-up recovery) */
+    {"revoked_sessions", 0},      /* session (refresh family) -> until (s): its access tokens */
 };
 const size_t store_db_count = sizeof(store_dbs) / sizeof(store_dbs[0]);
 
