@@ -97,6 +97,7 @@ struct auth_cfg {
     const char *jwt_secret;   /* secret; "" -> jwt_key_file */
     const char *jwt_key_file; /* "" -> <data_dir>/jwt.key */
     int64_t password_cost;    /* yescrypt cost 1..11 */
+    int64_t password_min_score; /* zxcvbn 0..4; 0: length only */
     int64_t hash_workers;     /* slow hashes running at once */
     int64_t hash_queue;       /* slow hashes waiting at most */
     int64_t user_free_failures;

@@ -162,6 +162,12 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         return rc;
     }
     http_server_set_app(c->http, c);
+    char full[1024];
+    snprintf(full, sizeof(full),
+             "the data directory %.900s is full: nothing can be written until space is freed "
+             "there (reads and logins still work)",
+             c->cfg.store.data_dir);
+    http_server_set_full_message(c->http, full);
     rc = api_system_register(c);
     if (rc == 0)
         rc = api_identity_register(c);

@@ -327,11 +327,14 @@ static bool optional_body(http_req *req, json_t **out)
         return true;
     json_error_t e;
     *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    if (!*out) {
+        http_respond_invalid_json(req, "the body must be a JSON object", &e);
+        return false;
+    }
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
-        http_respond_error(req, 400, "invalid_json", NULL, "the body must be a JSON object: %s",
-                           e.text);
+        http_respond_error(req, 400, "invalid_json", NULL, "the body must be a JSON object");
         return false;
     }
     return true;

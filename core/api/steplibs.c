@@ -159,8 +159,8 @@ static json_t *libraries(http_req *req, const char *only)
 static int list_steplibs(http_req *req)
 {
     json_t *body = rest_list(libraries(req, NULL), NULL);
-    json_object_set(body, "refused", (json_t *)install_refused(installs_of(req)));
-    http_respond_json(req, 200, body);
+    json_object_set_new(body, "refused", json_deep_copy(install_refused(installs_of(req))));
+    http_respond_json(req, 200, rest_hide_paths(req, body));
     return HTTP_DONE;
 }
 
@@ -171,7 +171,7 @@ static int get_steplib(http_req *req)
     if (json_array_size(items) == 0)
         http_respond_error(req, 404, "not_found", NULL, "no step library '%s' is loaded", name);
     else
-        http_respond_json(req, 200, json_incref(json_array_get(items, 0)));
+        http_respond_json(req, 200, rest_hide_paths(req, json_deep_copy(json_array_get(items, 0))));
     json_decref(items);
     return HTTP_DONE;
 }
@@ -184,7 +184,7 @@ static int get_version(http_req *req)
         http_respond_error(req, 404, "not_found", NULL, "step library %s %s is not loaded", name,
                            version);
     else
-        http_respond_json(req, 200, version_json(&lib));
+        http_respond_json(req, 200, rest_hide_paths(req, version_json(&lib)));
     return HTTP_DONE;
 }
 
@@ -215,6 +215,8 @@ static void upload_done(const install_result *r, void *ud)
         auth_set_object(req, object);
         json_t *body = version_json(&lib);
         json_object_set(body, "warnings", r->warnings);
+        /* Without a required signature nobody vouched for this code: say so. */
+        json_object_set_new(body, "verified", json_boolean(r->verified));
         if (r->unchanged) {
             http_respond_json(req, 200, body);
         } else {

@@ -64,10 +64,13 @@ static json_t *parse_array(http_req *req)
     const char *body = http_req_body(req, &len);
     json_error_t je;
     json_t *arr = body && len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!arr && len) {
+        http_respond_invalid_json(req, "the body must be a JSON array of targets", &je);
+        return NULL;
+    }
     if (!json_is_array(arr)) {
         http_respond_error(req, 400, "bad_request", NULL,
-                           "the body must be a JSON array of targets%s%s", arr || !len ? "" : ": ",
-                           arr || !len ? "" : je.text);
+                           "the body must be a JSON array of targets");
         json_decref(arr);
         return NULL;
     }

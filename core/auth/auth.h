@@ -84,6 +84,9 @@ audit *auth_audit(auth *a);
 hash_queue *auth_slow_queue(auth *a);
 store *auth_store(auth *a);
 int auth_password_cost(auth *a);
+/* password_policy_check() with [auth] password_min_score and `words`. */
+int auth_password_check(auth *a, const char *password, const char *const *words, char *err,
+                        size_t errlen);
 
 /* ---- sessions (session.c) ------------------------------------------------ */
 

@@ -237,7 +237,7 @@ static void sweep_tick(uv_timer_t *t)
     auth *a = t->data;
     int64_t now = clock_now_ms();
     int rc = store_write(a->store, sweep, &now);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC)
         log_error("auth", "sweeping expired tokens failed: %s", opsc_strerror(rc));
 }
 

@@ -110,7 +110,7 @@ void ex_flush(exec *ex)
         return;
     }
     int rc = store_write(ex->store, flush_txn, ex);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("exec", "writing run state failed: %s (the changes of this moment are lost)",
                   opsc_strerror(rc));
     for (ex_target *t = ex->dirty_targets, *next; t; t = next) {

@@ -151,6 +151,7 @@ struct http_server {
     void *done_ud;
     http_sse_check_fn sse_check;
     void *sse_check_ud;
+    char *full_message; /* the answer to OPSC_ENOSPC (507 store_full) */
     void *app;
     bool closing, close_cb_done, freed;
     void (*close_cb)(void *ud);

@@ -147,6 +147,14 @@ static void raise_fd_limit(const http_server *srv)
                  (unsigned long long)rl.rlim_cur, srv->opts.max_connections);
 }
 
+static bool loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 int http_server_listen(http_server *srv, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -174,6 +182,12 @@ int http_server_listen(http_server *srv, char *err, size_t errlen)
     if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len) == 0)
         srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                       : ((struct sockaddr_in *)&bound)->sin_port);
+    if (!loopback(&ss))
+        log_warn("http",
+                 "*** serving plain HTTP on %s, which is not a loopback address: passwords, tokens "
+                 "and credentials cross the network in clear text. Put a TLS proxy in front "
+                 "(config/nginx.conf) and listen on 127.0.0.1. ***",
+                 srv->opts.listen);
     return 0;
 }
 
@@ -427,6 +441,7 @@ void srv_release(http_server *srv)
 {
     free(srv->routes);
     free(srv->listen_text);
+    free(srv->full_message);
     free(srv);
 }
 
@@ -472,6 +487,12 @@ void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud)
 {
     srv->auth = fn;
     srv->auth_ud = ud;
+}
+
+void http_server_set_full_message(http_server *srv, const char *message)
+{
+    free(srv->full_message);
+    srv->full_message = message ? strdup(message) : NULL;
 }
 
 void http_server_set_sse_check(http_server *srv, http_sse_check_fn fn, void *ud)

@@ -16,9 +16,9 @@ struct http_sse {
     int role; /* the route's */
 };
 
-/* The head already says "Connection: keep-alive" (resp_stream_head). */
-static const char stream_headers[] = "Cache-Control: no-cache\r\n"
-                                     "X-Accel-Buffering: no\r\n";
+/* The head already says "Connection: keep-alive" and "Cache-Control:
+ * no-store" (resp_stream_head). */
+static const char stream_headers[] = "X-Accel-Buffering: no\r\n";
 
 http_sse *http_sse_start(http_req *req, void (*on_close)(void *ud), void *ud)
 {

@@ -111,6 +111,9 @@ int plugin_semver_cmp(const char *a, const char *b);
 
 /* Counts for /api/v1/system and /ready. */
 size_t plugin_host_loaded(plugin_host *h);
+/* The path of the loaded step library plugin `name` `version` (which would
+ * refuse another of the same), or NULL. */
+const char *plugin_host_loaded_path(plugin_host *h, const char *name, const char *version);
 size_t plugin_host_refused(plugin_host *h);
 /* GET /api/v1/plugins: {"items": [...]} with loaded, disabled and refused plugins. */
 json_t *plugin_host_list_json(plugin_host *h);
