@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -251,6 +252,13 @@ static int separate_privileges(struct cli *cli, struct config *cfg, privsep **ps
     }
     if (warn[0])
         log_warn("core", "%s", warn);
+    struct stat st;
+    if (cli->config_path && stat(cli->config_path, &st) == 0 && (st.st_mode & S_IROTH))
+        log_warn("core",
+                 "the config file %s is readable by every user of this machine (local "
+                 "steps included): make it 0640 root:<daemon group>; it may hold secrets "
+                 "([auth] jwt_secret)",
+                 cli->config_path);
     char why[640];
     if (privsep_available(*ps, why, sizeof(why)) < 0)
         log_warn("core", "%s", why);

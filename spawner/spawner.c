@@ -96,12 +96,8 @@ static int lookup_user(spawner *s, const char *name, char *why, size_t n)
 static int probe_switch(spawner *s, char *why, size_t n)
 {
     pid_t pid = fork();
-    if (pid == 0) {
-        const sp_user *u = &s->user;
-        bool ok = setgroups((size_t)u->ngroups, u->groups) == 0 && setgid(u->gid) == 0 &&
-                  setuid(u->uid) == 0 && getuid() == u->uid && setuid(0) < 0;
-        _exit(ok ? 0 : 1);
-    }
+    if (pid == 0)
+        _exit(sp_drop_to(&s->user) == 0 ? 0 : 1);
     int st = 0;
     while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;

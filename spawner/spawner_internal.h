@@ -68,6 +68,10 @@ void sp_orphan(spawner *s, const sp_msg *m);
 /* The daemon is gone: kill every group started and every descendant, then return. */
 void sp_kill_everything(spawner *s);
 
+/* In a child: become `u` for good (groups, gid, uid, no capability left),
+ * checked; -1 with errno otherwise. */
+int sp_drop_to(const sp_user *u);
+
 /* Start time of `pid` in clock ticks after boot (field 22 of /proc/PID/stat), or 0. */
 uint64_t sp_proc_start(pid_t pid);
 

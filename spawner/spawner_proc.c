@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -102,12 +104,29 @@ static void child_fail(int fd, int err)
     _exit(127);
 }
 
-static int drop_to(const sp_user *u)
+/* Every capability set emptied. A switch away from root clears them by
+ * itself; a switch between two other users (the helper started with
+ * ambient CAP_SETUID and CAP_SETGID) keeps them, and the command would get
+ * them back at exec. */
+static int drop_capabilities(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
+        syscall(SYS_capset, &h, d) < 0 || syscall(SYS_capget, &h, d) < 0)
+        return -1;
+    unsigned left = d[0].permitted | d[0].effective | d[0].inheritable | d[1].permitted |
+                    d[1].effective | d[1].inheritable;
+    return left ? -1 : 0;
+}
+
+int sp_drop_to(const sp_user *u)
 {
     if (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)
         return -1;
-    if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid || getegid() != u->gid ||
-        setuid(0) == 0) {
+    if (drop_capabilities() < 0 || getuid() != u->uid || geteuid() != u->uid ||
+        getgid() != u->gid || getegid() != u->gid || setuid(0) == 0 || setgid(0) == 0) {
         errno = EPERM;
         return -1;
     }
@@ -129,7 +148,7 @@ static void child(const spawner *s, int status, int fds[3], const char **argv, c
     for (int i = 0; i < 3; i++)
         if (dup2(fds[i], i) < 0)
             child_fail(status, errno);
-    if (drop_to(&s->user) < 0)
+    if (sp_drop_to(&s->user) < 0)
         child_fail(status, errno);
     /* Cleared by the switch of user above: set it after. It kills the
      * leader if the spawner dies without getting to kill its group. */
@@ -237,23 +256,28 @@ static void send_exited(spawner *s, sp_proc *p)
     sp_send(s, pkt, sp_encode_num_text(pkt, sizeof(pkt), SP_EXITED, p->id, p->wait_status, NULL));
 }
 
-/* While its leader is our unreaped child, a group's id cannot be reused, so
- * root may signal it. After that only as the local-steps user: a recycled
- * id can then only reach that user's processes. */
-static void signal_group(spawner *s, const sp_proc *p, int sig)
+/* kill(target, sig) as root when `pinned` (the target cannot be a recycled
+ * id) and we are root; otherwise as the local-steps user, who can only reach
+ * that user's processes (and is the only way without CAP_KILL). */
+static void kill_as(const spawner *s, pid_t target, int sig, bool pinned)
 {
-    if (p->pid <= 1)
-        return;
-    if (!p->reaped && geteuid() == 0) {
-        kill(-p->pid, sig);
+    if (pinned && geteuid() == 0) {
+        kill(target, sig);
         return;
     }
     uid_t saved = geteuid();
     if (seteuid(s->user.uid) == 0) {
-        kill(-p->pid, sig);
+        kill(target, sig);
         if (seteuid(saved) < 0)
             _exit(3); /* never go on with the wrong identity */
     }
+}
+
+/* While its leader is our unreaped child, a group's id cannot be reused. */
+static void signal_group(spawner *s, const sp_proc *p, int sig)
+{
+    if (p->pid > 1)
+        kill_as(s, -p->pid, sig, !p->reaped);
 }
 
 /* The leader was reaped and its start is known: tell the daemon, or forget it. */
@@ -374,9 +398,9 @@ void sp_kill_everything(spawner *s)
             ;
         if (n == 0)
             break;
-        for (size_t i = 0; i < n; i++) {
-            kill(kids[i], SIGKILL);
-            kill(-kids[i], SIGKILL);
+        for (size_t i = 0; i < n; i++) { /* our unreaped children: their ids are pinned */
+            kill_as(s, kids[i], SIGKILL, true);
+            kill_as(s, -kids[i], SIGKILL, false);
         }
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -423,7 +447,7 @@ static int kill_members(pid_t pgid, uint64_t start, uid_t uid)
  * user's processes, and it sees them even where /proc hides other users'. */
 static int orphan_child(const spawner *s, pid_t pgid, uint64_t start)
 {
-    if (drop_to(&s->user) < 0)
+    if (sp_drop_to(&s->user) < 0)
         return 0;
     uint64_t leader = sp_proc_start(pgid);
     if (leader != 0 && leader != start) /* the id belongs to another process now */

@@ -15,9 +15,12 @@ import signal
 import tempfile
 import time
 
+import subprocess
+
 import pytest
 
-from conftest import LOCAL_USER
+from conftest import ADMIN_PASSWORD, DAEMON, LOCAL_USER, Daemon, clean_env, free_port, \
+    plugin_dirs, render_config
 from fixtures.runs import check, get_run, job, local_target, log_text, shell_step, start, wait, \
     wait_step
 
@@ -87,6 +90,42 @@ def dropped(daemon_factory):
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture
+def ambient():
+    """A daemon started as the opsconductor user with CAP_SETUID and CAP_SETGID as ambient
+    capabilities, as systemd starts it (AmbientCapabilities=); its files where that user can
+    read them."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="opsc-amb-", dir="/tmp"))
+    base.chmod(0o755)
+    data = base / "data"
+    data.mkdir(mode=0o700)
+    pw = pwd.getpwnam(DAEMON_USER)
+    os.chown(data, pw.pw_uid, pw.pw_gid)
+    port = free_port()
+    conf = base / "opsconductor.conf"
+    conf.write_text(render_config({"server": {"listen": f"127.0.0.1:{port}"},
+                                   "store": {"data_dir": str(data)},
+                                   "executor": {"local_targets": "operator"}}))
+    os.chown(conf, 0, pw.pw_gid)  # as the package installs it: root:opsconductor 0640
+    conf.chmod(0o640)
+    cmd = ["setpriv", f"--reuid={DAEMON_USER}", f"--regid={DAEMON_USER}", "--init-groups",
+           "--inh-caps=+setuid,+setgid", "--ambient-caps=+setuid,+setgid", "--", str(DAEMON),
+           "-c", str(conf)]
+    for p in plugin_dirs():
+        cmd += ["-p", p]
+    err = base / "stderr.log"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=f, stdin=subprocess.DEVNULL,
+                                env=clean_env(None))
+    d = Daemon(proc, port, data, conf, err)
+    d.admin_password = ADMIN_PASSWORD
+    d.wait_ready()
+    d.login_admin()
+    yield d
+    assert d.stop() == 0
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def attack_script(daemon, helper):
     files = [f"{daemon.data_dir}/{n}" for n in ("master.key", "jwt.key", "data.mdb")]
     files.append(str(daemon.config_path))
@@ -130,6 +169,34 @@ def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(
                    "params": {"src": f"{d.data_dir}/jwt.key", "dest": "stolen/jwt.key"}}]}), 201)
     run = wait(d, start(d, got["id"], session=mallory)["id"])
     assert run["state"] == "failed"
+
+
+def test_with_ambient_capabilities_only_the_helper_keeps_them(ambient):
+    d = ambient
+    helper = helper_pid(d)
+    assert status_field(d.pid, "Uid")[:2] == [str(uid_of(DAEMON_USER))] * 2
+    for field in ("CapEff", "CapPrm", "CapAmb"):
+        assert int(status_field(d.pid, field)[0], 16) == 0, field
+    cap_setgid, cap_setuid = 1 << 6, 1 << 7
+    assert int(status_field(helper, "CapEff")[0], 16) == cap_setgid | cap_setuid
+    mallory = operator_session(d)
+    t = check(mallory.post(d.url("/api/v1/targets"),
+                           json={"name": "appliance", "transport": "local"}), 201)
+    script, n = attack_script(d, helper)
+    j = check(mallory.post(d.url("/api/v1/jobs"), json={
+        "name": "steal", "targets": {"ids": [t["id"]]},
+        "steps": [shell_step("steal", script)]}), 201)
+    run = wait(d, start(d, j["id"], session=mallory)["id"])
+    assert run["state"] == "succeeded", (run, d.stderr()[-3000:])
+    out = log_text(d, run["id"])
+    assert out.splitlines()[0] == LOCAL_USER
+    lines = [line for line in out.splitlines() if line.startswith(("READ", "DENIED"))]
+    assert len(lines) == n, out
+    # Without root there is no private /proc: a command line is readable by
+    # everyone on Linux (systemd's ProtectProc=invisible hides it); it holds
+    # no secret. Everything else is refused.
+    leaked = [line for line in lines if line.startswith("READ") and not line.endswith("/cmdline")]
+    assert leaked == [], out
 
 
 def test_local_steps_and_file_steps_act_as_the_local_steps_user(daemon, local_tmp):
