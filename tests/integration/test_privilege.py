@@ -226,16 +226,18 @@ def wait_for_processes(text, present, seconds):
     return processes_with(text)
 
 
-def start_sleeper(daemon, seconds, then):
-    """A run whose step sleeps `seconds` (a number no other test uses) and then does `then`;
-    returns the run id and the text of the sleep's command line, once it runs."""
+def start_sleeper(daemon, seconds, then, target_id=None):
+    """A run whose step sleeps `seconds` (a number no other test uses) and then does `then`,
+    on `target_id` (default: a new local target); returns the run id and the text of the
+    sleep's command line, once it runs."""
     tag = f"sleep {seconds}.{os.getpid()}{int(time.time()) % 1000}"
-    t = local_target(daemon, "self")
-    j = job(daemon, {"name": "slow", "targets": {"ids": [t["id"]]},
+    if target_id is None:
+        target_id = local_target(daemon, "self")["id"]
+    j = job(daemon, {"name": "slow", "targets": {"ids": [target_id]},
                      "steps": [shell_step("s", f"{tag}; {then}")]})
     run = start(daemon, j["id"])["id"]
     wait_step(daemon, run)
-    assert wait_for_processes(tag, True, 10)
+    assert wait_for_processes(tag, True, 20)
     return run, tag
 
 
