@@ -1,5 +1,7 @@
 /* main.c - opsconductord's command line: run the daemon, or one of its console commands. */
+#include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,13 +225,25 @@ static void add_hidden(char paths[][PATH_MAX], size_t *n, const char *path)
     (*n)++;
 }
 
+/* The data directory exists before the helper starts, so that it can hide
+ * it from local steps; made as root for [server] user, it is that user's. */
+static void make_data_dir(const struct config *cfg)
+{
+    const char *dir = cfg->store.data_dir, *user = cfg->server.user;
+    struct stat st;
+    bool existed = stat(dir, &st) == 0;
+    struct passwd *pw = geteuid() == 0 && user && *user ? getpwnam(user) : NULL;
+    if (fs_mkdir_p(dir, 0700) == 0 && !existed && pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+        log_warn("core", "cannot give %s to %s: %s", dir, user, strerror(errno));
+}
+
 /* The helper for local steps starts before any key is read or the store
  * opened; then the daemon gives up what it does not need. */
 static int separate_privileges(struct cli *cli, struct config *cfg, privsep **ps)
 {
     char hidden[8][PATH_MAX];
     size_t nh = 0;
-    fs_mkdir_p(cfg->store.data_dir, 0700); /* so that it can be hidden from local steps */
+    make_data_dir(cfg);
     add_hidden(hidden, &nh, cfg->store.data_dir);
     add_hidden(hidden, &nh, cli->config_path);
     add_hidden(hidden, &nh, cfg->auth.jwt_key_file);

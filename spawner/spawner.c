@@ -360,7 +360,10 @@ int main(int argc, char **argv)
     fcntl(s.sock, F_SETFD, FD_CLOEXEC);
     setsid();
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); /* orphans of local steps come back to us */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#ifndef __SANITIZE_ADDRESS__
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* nobody of the same user may ptrace us (LeakSanitizer
+                                           must, in the sanitizer build) */
+#endif
     s.buf = malloc(SP_MAX_PACKET);
     if (!s.buf || setup_signals(&s) < 0)
         return 1;

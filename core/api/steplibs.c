@@ -330,7 +330,10 @@ static int delete_version(http_req *req)
 #define VERSION_SCHEMA                                                                             \
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"version\":{\"type\":"   \
     "\"string\"},\"major\":{\"type\":\"integer\"},\"summary\":{\"type\":\"string\"},\"plugin\":{"  \
-    "\"type\":\"string\"},\"bundled\":{\"type\":\"boolean\"},\"path\":{\"type\":\"string\"},"      \
+    "\"type\":\"string\"},\"bundled\":{\"type\":\"boolean\"},\"path\":{\"type\":\"string\","       \
+    "\"description\":\"admins "                                                                    \
+    "only\"},\"verified\":{\"type\":\"boolean\",\"description\":\"upload "                         \
+    "answers: a trusted publisher key checked its signature\"},"                                   \
     "\"sha256\":{\"type\":\"string\"},\"signer\":{\"type\":[\"object\",\"null\"],\"properties\":{" \
     "\"fingerprint\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"}}},\"installed_at\":{"    \
     "\"type\":[\"string\",\"null\"]},\"installed_by\":{\"type\":[\"string\",\"null\"]},"           \
