@@ -141,13 +141,9 @@ def attack_script(daemon, helper):
     return "\n".join(lines), len(files) + len(dirs)
 
 
-def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(dropped):
-    d = dropped
-    helper = helper_pid(d)
-    # The daemon gave root up; its helper kept only the right to switch users.
-    assert status_field(d.pid, "Uid")[:2] == [str(uid_of(DAEMON_USER))] * 2
-    assert int(status_field(d.pid, "CapEff")[0], 16) == 0
-    assert int(status_field(d.pid, "CapPrm")[0], 16) == 0
+def attack(d, helper):
+    """An operator creates a local target and runs the attack script on it: the operator's
+    session, the target, the READ/DENIED lines and the whole log."""
     mallory = operator_session(d)
     t = check(mallory.post(d.url("/api/v1/targets"),
                            json={"name": "appliance", "transport": "local"}), 201)
@@ -156,11 +152,22 @@ def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(
         "name": "steal", "targets": {"ids": [t["id"]]},
         "steps": [shell_step("steal", script)]}), 201)
     run = wait(d, start(d, j["id"], session=mallory)["id"])
-    assert run["state"] == "succeeded", run
+    assert run["state"] == "succeeded", (run, d.stderr()[-3000:])
     out = log_text(d, run["id"])
-    lines = [line for line in out.splitlines() if line.startswith(("READ", "DENIED"))]
     assert out.splitlines()[0] == LOCAL_USER
+    lines = [line for line in out.splitlines() if line.startswith(("READ", "DENIED"))]
     assert len(lines) == n, out
+    return mallory, t, lines, out
+
+
+def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(dropped):
+    d = dropped
+    helper = helper_pid(d)
+    # The daemon gave root up; its helper kept only the right to switch users.
+    assert status_field(d.pid, "Uid")[:2] == [str(uid_of(DAEMON_USER))] * 2
+    assert int(status_field(d.pid, "CapEff")[0], 16) == 0
+    assert int(status_field(d.pid, "CapPrm")[0], 16) == 0
+    mallory, t, lines, out = attack(d, helper)
     assert all(line.startswith("DENIED") for line in lines), out
     # Nor through the file steps: they run as the local-steps user too.
     got = check(mallory.post(d.url("/api/v1/jobs"), json={
@@ -179,19 +186,7 @@ def test_with_ambient_capabilities_only_the_helper_keeps_them(ambient):
         assert int(status_field(d.pid, field)[0], 16) == 0, field
     cap_setgid, cap_setuid = 1 << 6, 1 << 7
     assert int(status_field(helper, "CapEff")[0], 16) == cap_setgid | cap_setuid
-    mallory = operator_session(d)
-    t = check(mallory.post(d.url("/api/v1/targets"),
-                           json={"name": "appliance", "transport": "local"}), 201)
-    script, n = attack_script(d, helper)
-    j = check(mallory.post(d.url("/api/v1/jobs"), json={
-        "name": "steal", "targets": {"ids": [t["id"]]},
-        "steps": [shell_step("steal", script)]}), 201)
-    run = wait(d, start(d, j["id"], session=mallory)["id"])
-    assert run["state"] == "succeeded", (run, d.stderr()[-3000:])
-    out = log_text(d, run["id"])
-    assert out.splitlines()[0] == LOCAL_USER
-    lines = [line for line in out.splitlines() if line.startswith(("READ", "DENIED"))]
-    assert len(lines) == n, out
+    _, _, lines, out = attack(d, helper)
     # Without root there is no private /proc: a command line is readable by
     # everyone on Linux (systemd's ProtectProc=invisible hides it); it holds
     # no secret. Everything else is refused.

@@ -7,15 +7,15 @@ denied request's audit record names who was denied; viewers see no paths of
 the appliance; every answer says nosniff and no-store; plain HTTP on a public
 address is warned about; an unverified upload says it was not verified.
 """
+import hashlib
 import json
-import os
-import pathlib
 import subprocess
+import time
 
 import pytest
 import requests
 
-from conftest import BUILD_DIR
+from conftest import BUILD_DIR, free_port
 from fixtures.runs import check, user_session
 
 TEST_PLUGINS = BUILD_DIR / "tests" / "plugins"
@@ -83,7 +83,7 @@ def test_a_full_disk_answers_507_keeps_reads_and_logins_and_ready_says_so(daemon
         r = d.http.post(d.url("/api/v1/targets"), json={"name": "after", "transport": "local"})
         if r.status_code == 201:
             break
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     assert r.status_code == 201, r.text
     assert requests.get(d.url("/ready"), timeout=10).status_code == 200
     assert "has room again" in d.stderr()
@@ -170,7 +170,6 @@ def test_every_answer_says_nosniff_and_no_store(daemon):
 
 
 def test_plain_http_on_a_public_address_is_warned_about_once(daemon_factory):
-    from conftest import free_port
     port = free_port()
     d = daemon_factory(config={"server": {"listen": f"0.0.0.0:{port}"}}, port=port)
     assert d.stderr().count("serving plain HTTP on 0.0.0.0") == 1
@@ -180,7 +179,6 @@ def test_plain_http_on_a_public_address_is_warned_about_once(daemon_factory):
 
 def test_an_upload_without_a_required_signature_says_it_was_not_verified(daemon):
     data = (TEST_PLUGINS / "test-uplib-1.0.0.upload").read_bytes()
-    import hashlib
     r = daemon.http.post(daemon.url("/api/v1/steplibs"), data=data, headers={
         "Content-Type": "application/octet-stream",
         "X-Opsc-Sha256": hashlib.sha256(data).hexdigest()})
