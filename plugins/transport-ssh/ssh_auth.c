@@ -254,9 +254,12 @@ static void kbdint_cb(const char *name, int name_len, const char *instruction, i
                   (memmem(prompts[i].text, prompts[i].length, "assword", 7) ||
                    memmem(prompts[i].text, prompts[i].length, "ASSWORD", 7));
         const char *answer = pw && c->password ? c->password : "";
-        /* libssh2 frees responses with its allocator: the default one, free(). */
-        responses[i].text = strdup(answer);
-        responses[i].length = responses[i].text ? (unsigned)strlen(answer) : 0;
+        /* libssh2 frees responses with the session's allocator (ssh_mem.c). */
+        size_t len = strlen(answer);
+        responses[i].text = ssh_mem_alloc(len + 1, abstract);
+        if (responses[i].text)
+            memcpy(responses[i].text, answer, len + 1);
+        responses[i].length = responses[i].text ? (unsigned)len : 0;
     }
 }
 

@@ -225,7 +225,7 @@ static int session_open(opsc_conn *c)
 {
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->s = libssh2_session_init_ex(NULL, NULL, NULL, c);
+    c->s = libssh2_session_init_ex(ssh_mem_alloc, ssh_mem_free, ssh_mem_realloc, c);
     if (!c->s)
         return OPSC_ENOMEM;
     libssh2_session_set_blocking(c->s, 0);
@@ -597,6 +597,7 @@ static void session_free(opsc_conn *c)
     libssh2_session_set_blocking(c->s, 1);
     libssh2_session_free(c->s);
     c->s = NULL;
+    ssh_mem_release(c);
 }
 
 static void conn_finish_close(opsc_conn *c)

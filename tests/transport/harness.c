@@ -620,6 +620,22 @@ void th_sshd_kill_sessions(th_sshd *s)
         fprintf(stderr, "harness: kill-sessions failed\n");
 }
 
+long th_sshd_children_cpu_ms(th_sshd *s)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", s->pid);
+    char *stat = th_read_file(path);
+    const char *p = stat ? strrchr(stat, ')') : NULL;
+    long long cutime = 0, cstime = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime (fields 3..17 of proc(5)) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %lld %lld",
+                     &cutime, &cstime) != 2)
+        cutime = cstime = -1;
+    free(stat);
+    return cutime < 0 ? -1 : (long)((cutime + cstime) * 1000 / sysconf(_SC_CLK_TCK));
+}
+
 char *th_read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
