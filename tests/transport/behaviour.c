@@ -47,6 +47,20 @@ int bh_count_processes(const char *pattern)
     return n;
 }
 
+int bh_await_processes(const char *pattern, int want, uint32_t ms)
+{
+    int n = bh_count_processes(pattern);
+    bool never = false;
+    /* A signalled process dies when the kernel next schedules it, and a
+     * command starts when its server gets to it: on a loaded machine both take
+     * a while, so poll for the count instead of reading it once. */
+    for (uint32_t waited = 0; n != want && waited < ms; waited += 50) {
+        th_run_until(&never, 50);
+        n = bh_count_processes(pattern);
+    }
+    return n;
+}
+
 void bh_exit_codes_and_signals(th_plugin *p, opsc_conn *conn)
 {
     th_exec e;
@@ -108,7 +122,7 @@ void bh_timeout_stops_the_remote_command(th_plugin *p, opsc_conn *conn)
     assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
     assert_true(th_exec_wait(&e, 15000));
     assert_int_equal(e.status, OPSC_ETIMEDOUT);
-    assert_int_equal(bh_count_processes("sleep 600.25"), 0);
+    assert_int_equal(bh_await_processes("sleep 600.25", 0, 10000), 0);
     assert_true(p->t->conn_usable(conn));
 }
 
@@ -119,13 +133,11 @@ void bh_cancel_leaves_no_remote_process(th_plugin *p, opsc_conn *conn)
     req.command = "sleep 600.5 & sleep 600.5; wait";
     th_exec e;
     assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
-    bool never = false;
-    th_run_until(&never, 500);
-    assert_int_equal(bh_count_processes("sleep 600.5"), 2);
+    assert_int_equal(bh_await_processes("sleep 600.5", 2, 10000), 2);
     p->t->exec_cancel(e.ex);
     assert_true(th_exec_wait(&e, 15000));
     assert_int_equal(e.status, OPSC_ECANCELED);
-    assert_int_equal(bh_count_processes("sleep 600.5"), 0);
+    assert_int_equal(bh_await_processes("sleep 600.5", 0, 10000), 0);
     /* the connection is still good */
     th_exec ok;
     assert_int_equal(th_exec_run(p, conn, "echo ok", &ok), 0);
@@ -142,8 +154,7 @@ void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn)
     assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
     e.pause_after = 1; /* pause at the first output: flow control must stop the sender */
     bool never = false;
-    th_run_until(&never, 1000);
-    assert_true(e.paused);
+    assert_true(th_run_until(&e.paused, 10000));
     uint64_t held = e.total_out;
     th_run_until(&never, 300);
     assert_true(e.total_out == held); /* nothing delivered while paused */
@@ -214,12 +225,9 @@ void bh_close_cancels_running_commands(th_plugin *p, opsc_conn *conn)
     req.command = "sleep 600.75";
     th_exec e;
     assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
-    bool never = false;
-    th_run_until(&never, 500);
-    assert_int_equal(bh_count_processes("sleep 600.75"), 1);
+    assert_int_equal(bh_await_processes("sleep 600.75", 1, 10000), 1);
     th_close(p, conn);
     assert_true(e.done);
     assert_int_equal(e.status, OPSC_ECANCELED);
-    th_run_until(&never, 300);
-    assert_int_equal(bh_count_processes("sleep 600.75"), 0);
+    assert_int_equal(bh_await_processes("sleep 600.75", 0, 10000), 0);
 }
