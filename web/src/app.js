@@ -97,17 +97,16 @@ function Shell({ children }) {
   const paths = useApiPaths();
   const s = session.value;
   const items = NAV.filter((n) => !n.api || (paths && paths.has(n.api)));
+  const [open, setOpen] = useState(false);
   const active = (href) => (href === '/' ? path === '/' : path === href || path.startsWith(href + '/'));
   return html`<div class="shell">
     <a class="skip" href="#main">Skip to content</a>
     <header class="top">
       <a class="brand" href="/"><span class="logo" aria-hidden="true"></span> OpsConductor</a>
-      <details class="menu">
-        <summary aria-label="Menu">☰ Menu</summary>
-        <nav aria-label="Main">
-          ${items.map((n) => html`<a key=${n.href} href=${n.href} aria-current=${active(n.href) ? 'page' : undefined}>${n.label}</a>`)}
-        </nav>
-      </details>
+      <button type="button" class="menu-toggle" aria-expanded=${open ? 'true' : 'false'} aria-controls="main-nav" onClick=${() => setOpen(!open)}>☰ Menu</button>
+      <nav id="main-nav" aria-label="Main" class=${open ? 'open' : ''} onClick=${() => setOpen(false)}>
+        ${items.map((n) => html`<a key=${n.href} href=${n.href} aria-current=${active(n.href) ? 'page' : undefined}>${n.label}</a>`)}
+      </nav>
       <div class="user">
         <span class="muted">${s.user.display_name || s.user.username} · ${s.role}</span>
         <${Btn} kind="ghost" onClick=${logout}>Log out</${Btn}>

@@ -73,8 +73,13 @@ export function StepList({ steps, types, selected, onSelect, onInsert, onMove, o
       fallbackOnBody: true,
       onAdd: (evt) => {
         const type = evt.item.dataset.type;
-        evt.item.remove(); // Preact owns the DOM: the new card comes from state
-        handlers.current.onInsert(type, evt.newDraggableIndex);
+        let at = 0; // the step cards before the dropped item
+        for (let el = evt.item.previousElementSibling; el; el = el.previousElementSibling) if (el.classList.contains('step-card')) at++;
+        // Preact owns both lists: the dragged palette item goes back in place of the clone
+        // Sortable left there, and the new step card comes from state.
+        if (evt.clone && evt.clone.parentNode) evt.clone.parentNode.replaceChild(evt.item, evt.clone);
+        else evt.item.remove();
+        handlers.current.onInsert(type, at);
       },
       onUpdate: (evt) => {
         // Put the node back where Preact left it, then reorder the state.

@@ -88,7 +88,8 @@ export function RunPage({ id }) {
     };
   }, [id]);
 
-  useEffect(() => setFilter(log, { target, text: search }), [target, search]);
+  // The filter applies before this render's LogView reads the store (idempotent).
+  if (log.filter.target !== target || log.filter.text !== search.toLowerCase()) setFilter(log, { target, text: search });
 
   const [cancel, cancelling, cancelErr] = useAction(async () => {
     setRun(await post(`/runs/${id}/cancel`));
@@ -122,7 +123,7 @@ export function RunPage({ id }) {
         <label class="inline"><input type="checkbox" checked=${interleaved} onChange=${(e) => setInterleaved(e.target.checked)} /> Target names</label>
         <${Btn} kind="small" onClick=${() => downloadLog(run)}>Download</${Btn}>
       </div>
-      <${LogView} log=${log} follow=${follow} onFollow=${setFollow} interleaved=${interleaved && !target} />
+      <${LogView} log=${log} version=${log.version} follow=${follow} onFollow=${setFollow} interleaved=${interleaved && !target} />
     </section>
     ${dialog ? html`<${Dialog} title="Run again" onClose=${() => setDialog(false)}><${RunAgain} run=${run} onCancel=${() => setDialog(false)} /></${Dialog}>` : ''}
   </div>`;

@@ -1,5 +1,7 @@
 // logview.js - a run's log: fed live from the run's event stream, kept whole in arrays, and
 // rendered only where it is visible (fixed-height rows), so 100,000 lines stay scrollable.
+// Incoming lines are batched per animation frame. Give it `version` (log.version) as a prop:
+// @preact/signals skips components whose props did not change, and the store mutates in place.
 // Incoming lines are batched per animation frame. ANSI colours through ansi_up, as classes
 // (the page's CSP allows no inline style).
 import { useEffect, useRef, useState } from 'preact/hooks';
