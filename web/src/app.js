@@ -112,7 +112,7 @@ function Shell({ children }) {
         <${Btn} kind="ghost" onClick=${logout}>Log out</${Btn}>
       </div>
     </header>
-    <main id="main" tabindex="-1">${children}</main>
+    <main id="main" tabindex="-1" data-path=${loc.value}>${children}</main>
   </div>`;
 }
 

@@ -60,15 +60,25 @@ export function stream(path, { onEvent, onError, onState, method = 'GET', lastId
       const { value, done } = await reader.read();
       if (done) return 'dropped';
       buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      // A catch-up read may hold thousands of events: handle them in slices of a few
+      // milliseconds, yielding between slices, so no task blocks the page for long.
+      let pos = 0;
       let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const ev = parseBlock(buf.slice(0, i));
-        buf = buf.slice(i + 2);
+      let t0 = performance.now();
+      while ((i = buf.indexOf('\n\n', pos)) >= 0) {
+        const ev = parseBlock(buf.slice(pos, i));
+        pos = i + 2;
         if (!ev) continue;
         if (ev.id) last = ev.id;
         onEvent(ev);
         if (ev.event === 'end' || ev.event === 'done') return 'done';
+        if (performance.now() - t0 > 8) {
+          await new Promise((ok) => setTimeout(ok, 0));
+          if (closed) return 'done';
+          t0 = performance.now();
+        }
       }
+      buf = buf.slice(pos);
     }
   }
 

@@ -81,10 +81,10 @@ function Timeline({ schedules, jobs }) {
   const soon = next.filter((x) => x.t <= end);
   const name = (s) => (jobs[s.job_id] ? jobs[s.job_id].name : s.job_id);
   return html`<div>
-    <svg class="timeline" viewBox="0 0 720 36" role="img" aria-label=${`${soon.length} schedule fires in the next 24 hours`}>
-      <line x1="0" y1="18" x2="720" y2="18" class="axis-line" />
-      ${[0, 6, 12, 18, 24].map((h) => html`<text key=${h} x=${Math.min(700, h * 30)} y="34" class="axis">+${h}h</text>`)}
-      ${soon.map(({ s, t }) => html`<circle key=${s.id} cx=${((t - now) / (end - now)) * 720} cy="18" r="6" class="fire"><title>${name(s)} at ${fmtLocal(s.status.next_fire_at)}</title></circle>`)}
+    <svg class="timeline" viewBox="0 0 360 40" role="img" aria-label=${`${soon.length} schedule fires in the next 24 hours`}>
+      <line x1="4" y1="16" x2="356" y2="16" class="axis-line" />
+      ${[0, 6, 12, 18, 24].map((h) => html`<text key=${h} x=${4 + h * 14} y="36" class="axis" text-anchor=${h === 0 ? 'start' : h === 24 ? 'end' : 'middle'}>${h === 0 ? 'now' : '+' + h + ' h'}</text>`)}
+      ${soon.map(({ s, t }) => html`<circle key=${s.id} cx=${4 + ((t - now) / (end - now)) * 352} cy="16" r="5" class="fire"><title>${name(s)} at ${fmtLocal(s.status.next_fire_at)}</title></circle>`)}
     </svg>
     ${next.length ? html`<ul class="plain">${next.slice(0, 5).map(({ s }) => html`<li key=${s.id}><a href=${'/schedules/' + s.id}>${name(s)}</a> <code>${s.cron}</code> <span title=${utcTitle(s.status.next_fire_at)}><${Time} iso=${s.status.next_fire_at} zone=${s.timezone} /></span></li>`)}</ul>` : html`<${Empty}>No schedule is due.</${Empty}>`}
   </div>`;

@@ -46,7 +46,8 @@ export function Runs() {
   const [trail, setTrail] = useState([]);
   const schedules = useLoad(() => all('/schedules'), []);
   const jobs = useLoad(() => all('/jobs'), []);
-  const page = useLoad(() => (schedules.data ? loadPage(f, cursor, schedules.data) : null), [q.toString(), !!schedules.data]);
+  // Only a schedule filter needs the schedules first; every other page loads at once.
+  const page = useLoad(() => (!f.schedule || schedules.data ? loadPage(f, cursor, schedules.data || []) : null), [q.toString(), !f.schedule || !!schedules.data]);
   const jobName = (jid) => ((jobs.data || []).find((j) => j.id === jid) || {}).name || jid;
   const go = (over, keepTrail) => {
     if (!keepTrail) setTrail([]);
