@@ -5,7 +5,7 @@
 #include "web_internal.h"
 
 const char web_ui_csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
-                          "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+                          "img-src 'self'; connect-src 'self'; font-src 'self'; "
                           "object-src 'none'; base-uri 'none'; form-action 'self'; "
                           "frame-ancestors 'none'";
 
