@@ -4,6 +4,7 @@
 // is over.
 import { signal } from '@preact/signals';
 import { loc, navigate } from './router.js';
+import { setStreamAuth } from './sse.js';
 
 const BASE = '/api/v1';
 const SESSION_HEADER = { 'X-OPSC-Session': 'cookie' };
@@ -152,8 +153,8 @@ export async function logout() {
   }
 }
 
-/** The bearer header for streams opened outside api() (sse.js). */
-export function authHeader() {
-  return access ? { Authorization: 'Bearer ' + access } : {};
-}
-export { refresh as refreshSession, sessionOver };
+setStreamAuth({
+  header: () => (access ? { Authorization: 'Bearer ' + access } : {}),
+  refresh,
+  over: sessionOver,
+});

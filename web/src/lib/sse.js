@@ -1,7 +1,13 @@
 // sse.js - Server-Sent Events over fetch (EventSource cannot send the Authorization header):
 // events parsed as they stream in, and after a network drop the stream is opened again with
 // Last-Event-ID so nothing is lost or repeated.
-import { authHeader, refreshSession, sessionOver } from './api.js';
+
+// How streams authenticate: api.js plugs in its bearer header, refresh and end of session
+// (kept out of this module's imports, so it runs on its own in node's tests).
+let auth = { header: () => ({}), refresh: async () => false, over: () => {} };
+export function setStreamAuth(a) {
+  auth = a;
+}
 
 function parseBlock(block) {
   const ev = { event: 'message', data: '', id: null };
@@ -32,13 +38,13 @@ export function stream(path, { onEvent, onError, onState, method = 'GET', lastId
 
   async function once() {
     ctrl = new AbortController();
-    const headers = { Accept: 'text/event-stream', ...authHeader() };
+    const headers = { Accept: 'text/event-stream', ...auth.header() };
     if (last) headers['Last-Event-ID'] = last;
     const res = await fetch('/api/v1' + path, { method, headers, signal: ctrl.signal, credentials: 'same-origin' });
     if (res.status === 401 && !retried401) {
       retried401 = true;
-      if (await refreshSession()) return 'again';
-      sessionOver();
+      if (await auth.refresh()) return 'again';
+      auth.over();
       return 'done';
     }
     if (!res.ok) {
