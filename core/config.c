@@ -663,6 +663,16 @@ static const opsc_cfg_entry exec_map[] = {
 };
 #undef EXE
 
+#define WEB(field) offsetof(struct web_cfg, field)
+static const opsc_cfg_entry web_map[] = {
+    {"enabled", OPSC_CFG_BOOL, "true", 0, -1, NULL, 0, WEB(enabled),
+     "serve the web UI at / (the API stays under /api/v1 either way)"},
+    {"dir", OPSC_CFG_STRING, OPSC_WEB_DIR_DEFAULT, 0, -1, NULL, 0, WEB(dir),
+     "directory of the built web UI (index.html, assets/), read into memory at start"},
+    {NULL},
+};
+#undef WEB
+
 static const struct section {
     const char *name;
     const opsc_cfg_entry *map;
@@ -678,6 +688,7 @@ static const struct section {
     {"steplibs", steplibs_map, offsetof(struct config, steplibs)},
     {"fleet", fleet_map, offsetof(struct config, fleet)},
     {"executor", exec_map, offsetof(struct config, executor)},
+    {"web", web_map, offsetof(struct config, web)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

@@ -143,6 +143,11 @@ struct exec_cfg {
     int64_t capture_limit;     /* stdout kept per command for outputs */
 };
 
+struct web_cfg {
+    bool enabled;    /* serve the UI's files */
+    const char *dir; /* the built UI (index.html, assets/) */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
@@ -155,6 +160,7 @@ struct config {
     struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
     struct exec_cfg executor;
+    struct web_cfg web;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

@@ -28,6 +28,7 @@
 #include "store.h"
 #include "util.h"
 #include "vault.h"
+#include "web.h"
 
 uint64_t core_uptime_ms(const struct opsc_core *c)
 {
@@ -143,6 +144,34 @@ static void on_request_done(http_req *req, const http_route *route, int status, 
         auth_http_done(req, route, status, c->auth);
 }
 
+static int serve_ui(http_req *req)
+{
+    struct opsc_core *c = http_req_app(req);
+    return web_ui_serve(c->web, req);
+}
+
+/* Not in the route table: the fallback of GET and HEAD paths outside the API. */
+static const http_route ui_route = {
+    .method = "GET", .pattern = "/", .role = ROLE_PUBLIC, .handler = serve_ui, .tag = "web"};
+
+/* The UI is optional: without its files the daemon serves the API alone and says why. */
+static void open_web(struct opsc_core *c)
+{
+    const struct web_cfg *w = &c->cfg.web;
+    char err[512] = "";
+    if (!w->enabled)
+        return;
+    if (web_ui_open(&c->web, w->dir, err, sizeof(err)) < 0) {
+        log_warn("core", "web UI not served: %s", err);
+        return;
+    }
+    web_ui_stats st;
+    web_ui_stats_get(c->web, &st);
+    log_info("core", "web UI: %zu files (%zu kB, %zu kB precompressed) from %s", st.files,
+             st.bytes / 1024, st.gz_bytes / 1024, w->dir);
+    http_server_set_fallback(c->http, &ui_route);
+}
+
 static int start_http(struct opsc_core *c, char *err, size_t errlen)
 {
     const struct server_cfg *s = &c->cfg.server;
@@ -174,6 +203,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_runs_register(c);
     if (rc == 0)
         rc = api_schedules_register(c);
+    if (rc == 0)
+        open_web(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -427,6 +458,7 @@ void core_free(struct opsc_core *c)
     exec_free(c->exec);
     pool_free(c->pool);
     fleet_free(c->fleet);
+    web_ui_free(c->web);
     vault_close(c->vault);
     store_close(c->store);
     metrics_free(c->metrics);

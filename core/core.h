@@ -26,6 +26,7 @@ typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
 typedef struct exec exec;
+typedef struct web_ui web_ui;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -44,6 +45,7 @@ struct opsc_core {
     pool *pool;             /* pooled connections to targets */
     fleet *fleet;           /* targets' test results writer, connectivity tests */
     exec *exec;             /* the executor: runs of jobs on targets */
+    web_ui *web;            /* the web UI's files; NULL when not served */
     int64_t started_ms;     /* wall clock at start */
     uint64_t started_mono;  /* monotonic ms at start */
     bool ready;             /* store open and plugins loaded */

@@ -45,6 +45,7 @@ static void usage(FILE *out)
             "  -d, --data-dir DIR      data directory ([store] data_dir)\n"
             "  -p, --plugin-dir DIR    plugin directory, repeatable ([plugins] dirs)\n"
             "  -L, --log-level LEVEL   error, warn, info or debug ([log] level)\n"
+            "  -w, --web-dir DIR       the built web UI served at / ([web] dir)\n"
             "      --check-config      validate the configuration and plugins, then exit\n"
             "  -V, --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n"
@@ -67,6 +68,8 @@ static int set_flag(cfg_file *f, int opt, const char *value)
         return cfg_file_append(f, "plugins", "dirs", value, "--plugin-dir");
     case 'L':
         return cfg_file_set(f, "log", "level", value, "--log-level");
+    case 'w':
+        return cfg_file_set(f, "web", "dir", value, "--web-dir");
     default:
         return OPSC_EINVAL;
     }
@@ -77,6 +80,7 @@ static const struct option long_opts[] = {
     {"data-dir", required_argument, NULL, 'd'}, {"plugin-dir", required_argument, NULL, 'p'},
     {"log-level", required_argument, NULL, 'L'}, {"check-config", no_argument, NULL, 'C'},
     {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 'h'},
+    {"web-dir", required_argument, NULL, 'w'},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,7 +96,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags,
     const char *env_cfg = getenv("OPSC_CONFIG");
     cli->config_path = env_cfg;
     cli->config_given = env_cfg != NULL;
-    while ((opt = getopt_long(argc, argv, "+c:l:d:p:L:Vh", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:l:d:p:L:w:Vh", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             cli->config_path = optarg;
@@ -112,6 +116,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags,
         case 'd':
         case 'p':
         case 'L':
+        case 'w':
             flags[(*nflags)++] = (struct flag){opt, optarg};
             break;
         default:
