@@ -382,9 +382,16 @@ static void warn_orphan_section(const char *section, int line, void *ud)
     plugin_host *h = ud;
     if (strncmp(section, "plugin.", 7) != 0)
         return;
-    for (size_t i = 0; i < h->nplugins; i++)
-        if (h->plugins[i]->state != PLUGIN_REFUSED && strcmp(h->plugins[i]->name, section + 7) == 0)
-            return;
+    /* A refused plugin has said why already (often this very section). */
+    for (size_t i = 0; i < h->nplugins; i++) {
+        const plugin *p = h->plugins[i];
+        if (strcmp(p->name, section + 7) != 0)
+            continue;
+        if (p->state == PLUGIN_DISABLED)
+            log_warn("plugins", "%s:%d: [%s]: the plugin is disabled; section ignored",
+                     cfg_file_path(h->cfg), line, section);
+        return;
+    }
     log_warn("plugins", "%s:%d: [%s]: no such plugin is loaded; section ignored",
              cfg_file_path(h->cfg), line, section);
 }
