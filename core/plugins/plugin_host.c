@@ -35,6 +35,7 @@ static void plugin_free(plugin *p)
     free(p->description);
     free(p->license);
     free(p->reason);
+    cfg_map_free(p->cfg_map);
     free(p);
 }
 
@@ -394,6 +395,13 @@ static void warn_orphan_section(const char *section, int line, void *ud)
     }
     log_warn("plugins", "%s:%d: [%s]: no such plugin is loaded; section ignored",
              cfg_file_path(h->cfg), line, section);
+}
+
+void plugin_host_foreach_config(plugin_host *h, plugin_config_fn fn, void *ud)
+{
+    for (size_t i = 0; i < h->nplugins; i++)
+        if (h->plugins[i]->cfg_map)
+            fn(h->plugins[i]->name, h->plugins[i]->description, h->plugins[i]->cfg_map, ud);
 }
 
 void plugin_host_check_sections(plugin_host *h)
