@@ -24,13 +24,11 @@ void client_cleanup(void)
     handle = NULL;
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+size_t http_answer_append(http_answer *ans, const char *data, size_t n)
 {
-    http_answer *ans = ud;
-    size_t n = size * nmemb;
-    char *grown = realloc(ans->body, ans->len + n + 1);
+    char *grown = ans->len + n < HTTP_ANSWER_MAX ? realloc(ans->body, ans->len + n + 1) : NULL;
     if (!grown)
-        return 0;
+        return 0; /* to curl: stop */
     memcpy(grown + ans->len, data, n);
     ans->body = grown;
     ans->len += n;
@@ -38,8 +36,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    return http_answer_append(ud, data, size * nmemb);
+}
+
 /* Options every request shares: URL, TLS trust, time limits, identity. */
-void client_setup(opsctl *c, CURL *h, const char *path, struct curl_slist **headers)
+void client_setup(opsctl *c, CURL *h, const char *path, const char *bearer,
+                  struct curl_slist **headers)
 {
     char *url = malloc(strlen(c->url) + strlen(path) + 1);
     if (url) {
@@ -57,7 +61,6 @@ void client_setup(opsctl *c, CURL *h, const char *path, struct curl_slist **head
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "opsctl/" OPSC_VERSION);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    const char *bearer = session_bearer(c);
     if (bearer) {
         char *auth = malloc(strlen(bearer) + 32);
         if (auth) {
@@ -86,12 +89,14 @@ static int perform(opsctl *c, const char *method, const char *path, const void *
     if (!h)
         return OPSCTL_ERROR;
     memset(ans, 0, sizeof(*ans));
+    /* First: getting the token may itself be a request (a refresh) on this handle. */
+    const char *bearer = session_bearer(c);
     curl_easy_reset(h); /* keeps the live connection */
     struct curl_slist *headers = NULL;
     headers = curl_slist_append(headers, "Accept: application/json");
     for (size_t i = 0; extra && extra[i]; i++)
         headers = curl_slist_append(headers, extra[i]);
-    client_setup(c, h, path, &headers);
+    client_setup(c, h, path, bearer, &headers);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (data) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, data);
@@ -156,16 +161,47 @@ void http_answer_free(http_answer *ans)
 /* ---- the API's conventions --------------------------------------------------------------------
  */
 
+/* "name1, name2" of an array of records (or strings). */
+static void print_names(json_t *list)
+{
+    json_t *it;
+    size_t i;
+    json_array_foreach(list, i, it)
+    {
+        const char *name = json_string_value(it);
+        const char *const fields[] = {"name", "username", "id"};
+        for (size_t f = 0; !name && f < 3; f++)
+            name = json_string_value(json_object_get(it, fields[f]));
+        fprintf(stderr, "%s%s", i ? ", " : "", name ? name : "?");
+    }
+}
+
+/* The error's details: validation errors one per line, what a conflict is
+ * about ("used_by: web-1, web-2"), other members as they are. */
 static void print_details(json_t *details)
 {
-    json_t *errors = json_object_get(details, "errors");
-    size_t i;
-    json_t *e;
-    json_array_foreach(errors, i, e)
+    const char *k;
+    json_t *v;
+    json_object_foreach(details, k, v)
     {
-        const char *where = json_string_value(json_object_get(e, "path"));
-        fprintf(stderr, "  %s%s%s\n", where ? where : "", where ? ": " : "",
-                json_string_value(json_object_get(e, "message")));
+        size_t i;
+        json_t *e;
+        if (strcmp(k, "errors") == 0) {
+            json_array_foreach(v, i, e)
+            {
+                const char *where = json_string_value(json_object_get(e, "path"));
+                fprintf(stderr, "  %s%s%s\n", where ? where : "", where ? ": " : "",
+                        json_string_value(json_object_get(e, "message")));
+            }
+        } else if (json_is_array(v)) {
+            fprintf(stderr, "  %s: ", k);
+            print_names(v);
+            fprintf(stderr, "\n");
+        } else {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            fprintf(stderr, "  %s: %s\n", k, json_is_string(v) ? json_string_value(v) : text);
+            free(text);
+        }
     }
 }
 
@@ -179,6 +215,8 @@ int api_error(const http_answer *ans)
         print_details(json_object_get(err, "details"));
         if (ans->status == 401 && strcmp(code, "unauthorized") == 0)
             fprintf(stderr, "Log in with 'opsctl login', or set OPSC_TOKEN.\n");
+        if (strcmp(code, "in_use") == 0)
+            fprintf(stderr, "(opsctl: --force deletes it anyway)\n");
     } else {
         fprintf(stderr, "opsctl: the server answered HTTP %ld%s%.200s\n", ans->status,
                 ans->len ? ": " : "", ans->body ? ans->body : "");

@@ -13,6 +13,23 @@
 
 static const char *const palette[] = {C_CYAN, C_BLUE, "35", C_YELLOW, "36;1", "34;1"};
 
+void follower_init(follower *f, opsctl *c, const char *only_target)
+{
+    memset(f, 0, sizeof(*f));
+    f->c = c;
+    f->names = json_object();
+    f->pending = json_object();
+    f->seen = json_object();
+    snprintf(f->only_target, sizeof(f->only_target), "%s", only_target ? only_target : "");
+}
+
+void follower_free(follower *f)
+{
+    json_decref(f->names);
+    json_decref(f->pending);
+    json_decref(f->seen);
+}
+
 int run_exit_code(const char *state)
 {
     static const struct {
@@ -94,6 +111,22 @@ static void pending_key(char *key, size_t n, const char *target_id, const char *
     snprintf(key, n, "%s/%s", target_id ? target_id : "", stream ? stream : "");
 }
 
+/* Text after the last newline waits for the rest of its line; another step's
+ * output on the same stream ends it. */
+static void take_pending(follower *f, const char *key, const char *tid, const char *step,
+                         const char *stream, char **before)
+{
+    json_t *p = json_object_get(f->pending, key);
+    const char *pstep = json_string_value(json_object_get(p, "step"));
+    const char *text = json_string_value(json_object_get(p, "text"));
+    *before = NULL;
+    if (text && pstep && step && strcmp(pstep, step) != 0)
+        print_line(f, tid, pstep, stream, text, strlen(text));
+    else if (text)
+        *before = strdup(text);
+    json_object_del(f->pending, key);
+}
+
 void follower_log(follower *f, json_t *rec)
 {
     const char *tid = json_string_value(json_object_get(rec, "target_id"));
@@ -103,24 +136,25 @@ void follower_log(follower *f, json_t *rec)
     if (!text || (f->only_target[0] && (!tid || strcmp(tid, f->only_target) != 0)))
         return;
     stream = stream ? stream : "stdout";
-    char key[128];
+    step = step ? step : "";
+    char key[128], *before;
     pending_key(key, sizeof(key), tid, stream);
-    const char *before = json_string_value(json_object_get(f->pending, key));
+    take_pending(f, key, tid, step, stream, &before);
     size_t blen = before ? strlen(before) : 0, tlen = strlen(text);
     char *all = malloc(blen + tlen + 1);
-    if (!all)
-        return;
-    memcpy(all, before ? before : "", blen);
-    memcpy(all + blen, text, tlen + 1);
-    char *line = all, *nl;
-    while ((nl = strchr(line, '\n'))) {
-        print_line(f, tid, step, stream, line, (size_t)(nl - line));
-        line = nl + 1;
+    if (all) {
+        memcpy(all, before ? before : "", blen);
+        memcpy(all + blen, text, tlen + 1);
+        char *line = all, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            print_line(f, tid, step, stream, line, (size_t)(nl - line));
+            line = nl + 1;
+        }
+        if (*line)
+            json_object_set_new(f->pending, key,
+                                json_pack("{s:s, s:s}", "step", step, "text", line));
     }
-    if (*line)
-        json_object_set_new(f->pending, key, json_string(line));
-    else
-        json_object_del(f->pending, key);
+    free(before);
     free(all);
 }
 
@@ -134,11 +168,24 @@ void follower_flush(follower *f)
     {
         char tid[64];
         const char *slash = strchr(key, '/');
+        const char *text = json_string_value(json_object_get(v, "text"));
         snprintf(tid, sizeof(tid), "%.*s", (int)(slash ? slash - key : 0), key);
-        const char *text = json_string_value(v);
-        print_line(f, tid, "", slash ? slash + 1 : "stdout", text, strlen(text));
+        print_line(f, tid, json_string_value(json_object_get(v, "step")),
+                   slash ? slash + 1 : "stdout", text ? text : "", text ? strlen(text) : 0);
         json_object_del(f->pending, key);
     }
+}
+
+/* Each state of a step or target is said once, live or from the snapshot. */
+static bool first_time(follower *f, const char *tid, const char *step, const char *state)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s/%s", tid ? tid : "", step ? step : "");
+    const char *seen = json_string_value(json_object_get(f->seen, key));
+    if (seen && strcmp(seen, state) == 0)
+        return false;
+    json_object_set_new(f->seen, key, json_string(state));
+    return true;
 }
 
 static void step_event(follower *f, json_t *d)
@@ -146,7 +193,8 @@ static void step_event(follower *f, json_t *d)
     const char *state = json_string_value(json_object_get(d, "state"));
     const char *step = json_string_value(json_object_get(d, "step_id"));
     const char *tid = json_string_value(json_object_get(d, "target_id"));
-    if (!state || (f->only_target[0] && (!tid || strcmp(tid, f->only_target) != 0)))
+    if (!state || (f->only_target[0] && (!tid || strcmp(tid, f->only_target) != 0)) ||
+        !first_time(f, tid, step, state))
         return;
     follower_flush(f);
     prefix(f, tid, step, '*');
@@ -165,11 +213,42 @@ static void target_event(follower *f, json_t *d)
     const char *state = json_string_value(json_object_get(d, "state"));
     const char *tid = json_string_value(json_object_get(d, "target_id"));
     if (!state || strcmp(state, "running") == 0 ||
-        (f->only_target[0] && (!tid || strcmp(tid, f->only_target) != 0)))
+        (f->only_target[0] && (!tid || strcmp(tid, f->only_target) != 0)) ||
+        !first_time(f, tid, NULL, state))
         return;
     follower_flush(f);
     prefix(f, tid, NULL, '*');
     printf("target %s%s%s\n", color(f->c, state_color(state)), state, color(f->c, C_RESET));
+}
+
+static bool settled(const char *state)
+{
+    return state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0;
+}
+
+/* The snapshot sums up what happened while the stream was catching up:
+ * the step and target states that were not sent one by one. */
+static void snapshot(follower *f, json_t *run)
+{
+    follower_learn(f, run);
+    json_t *t, *st;
+    size_t i, j;
+    json_array_foreach(json_object_get(run, "targets"), i, t)
+    {
+        json_t *tid = json_object_get(t, "target_id");
+        json_array_foreach(json_object_get(t, "steps"), j, st)
+        {
+            if (!settled(json_string_value(json_object_get(st, "state"))))
+                continue;
+            json_t *ev = json_deep_copy(st);
+            json_object_set(ev, "target_id", tid);
+            json_object_set(ev, "step_id", json_object_get(st, "id"));
+            step_event(f, ev);
+            json_decref(ev);
+        }
+        if (settled(json_string_value(json_object_get(t, "state"))))
+            target_event(f, t);
+    }
 }
 
 int follower_event(const char *event, const char *id, json_t *data, void *ud)
@@ -188,7 +267,7 @@ int follower_event(const char *event, const char *id, json_t *data, void *ud)
     } else if (strcmp(event, "target") == 0) {
         target_event(f, data);
     } else if (strcmp(event, "run") == 0) {
-        follower_learn(f, data);
+        snapshot(f, data);
     }
     fflush(stdout);
     if (strcmp(event, "end") != 0)
@@ -237,8 +316,8 @@ int follow_run(opsctl *c, const char *run_id, const char *only_target, bool quie
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
-    follower f = {.c = c, .names = json_object(), .pending = json_object()};
-    snprintf(f.only_target, sizeof(f.only_target), "%s", only_target ? only_target : "");
+    follower f;
+    follower_init(&f, c, only_target);
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/runs/%s", run_id);
     json_t *run = NULL;
@@ -265,7 +344,6 @@ int follow_run(opsctl *c, const char *run_id, const char *only_target, bool quie
     fflush(stdout);
     sigaction(SIGINT, &old, NULL);
     json_decref(run);
-    json_decref(f.names);
-    json_decref(f.pending);
+    follower_free(&f);
     return rc;
 }

@@ -7,12 +7,16 @@
 typedef struct follower {
     opsctl *c;
     json_t *names;   /* target id -> name */
-    json_t *pending; /* "target/stream" -> text after the last newline */
+    json_t *pending; /* "target/stream" -> {step, text after the last newline} */
+    json_t *seen;    /* "target/step" -> the state last said */
     size_t name_width, step_width;
     char only_target[64]; /* "": every target */
     char state[32];       /* the run's end state, once "end" came */
 } follower;
 
+/* only_target: a target id, or NULL for all. */
+void follower_init(follower *f, opsctl *c, const char *only_target);
+void follower_free(follower *f);
 /* The exit code of a run that ended in `state` (OPSCTL_RUN_*). */
 int run_exit_code(const char *state);
 void follower_learn(follower *f, json_t *run);

@@ -99,11 +99,8 @@ int cmd_jobs_apply(opsctl *c, const command *cmd, args *a)
 int cmd_jobs_export(opsctl *c, const command *cmd, args *a)
 {
     (void)cmd;
-    char path[512];
     json_t *doc = NULL;
-    int rc = resource_path(c, &res_jobs, a->argv[0], "/export", path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, "GET", path, NULL, &doc);
+    int rc = resource_call(c, &res_jobs, a->argv[0], "GET", "/export", &doc);
     if (rc == 0 && c->get)
         rc = print_result(c, doc, NULL, NULL);
     else if (rc == 0)

@@ -147,15 +147,13 @@ int cmd_cron_preview(opsctl *c, const command *cmd, args *a)
 /* POST (or GET) <schedule>/<action>, printed as the schedule or the times. */
 int cmd_schedule_action(opsctl *c, const command *cmd, args *a)
 {
-    char path[512], suffix[64];
+    char suffix[64];
     const char *count = arg_value(a, "count");
     bool next = strcmp(cmd->name, "next") == 0;
     snprintf(suffix, sizeof(suffix), "/%s%s%s", cmd->name, count ? "?count=" : "",
              count ? count : "");
     json_t *ans = NULL;
-    int rc = resource_path(c, &res_schedules, a->argv[0], suffix, path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, next ? "GET" : "POST", path, NULL, &ans);
+    int rc = resource_call(c, &res_schedules, a->argv[0], next ? "GET" : "POST", suffix, &ans);
     if (rc == 0 && next)
         rc = print_result(c, ans, times_table, NULL);
     else if (rc == 0)
@@ -194,15 +192,12 @@ static void tests_table(opsctl *c, json_t *v, const void *ud)
 /* Exit 1 when a target failed its test: scripts can gate on it. */
 int cmd_test(opsctl *c, const command *cmd, args *a)
 {
-    const resource *r = cmd->data;
-    char path[512], suffix[64] = "/test";
+    char suffix[64] = "/test";
     const char *conc = arg_value(a, "concurrency");
     if (conc)
         snprintf(suffix, sizeof(suffix), "/test?concurrency=%s", conc);
     json_t *ans = NULL;
-    int rc = resource_path(c, r, a->argv[0], suffix, path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, "POST", path, NULL, &ans);
+    int rc = resource_call(c, cmd->data, a->argv[0], "POST", suffix, &ans);
     if (rc == 0)
         rc = print_result(c, ans, tests_table, NULL);
     json_t *sum = json_object_get(ans, "summary");

@@ -108,6 +108,10 @@ int http_request(opsctl *c, const char *method, const char *path, json_t *body, 
 int http_upload(opsctl *c, const char *path, const void *data, size_t len,
                 const char *const *headers, http_answer *ans);
 void http_answer_free(http_answer *ans);
+/* Add to the body (a curl write callback's work); 0 when out of memory or
+ * beyond HTTP_ANSWER_MAX, which no answer of the API comes near. */
+#define HTTP_ANSWER_MAX (1u << 30)
+size_t http_answer_append(http_answer *ans, const char *data, size_t n);
 
 /* Calls that expect `want` (0: any 2xx): on success *out gets the JSON
  * (may be NULL for 204); otherwise the API's error is printed. */
@@ -134,7 +138,8 @@ extern volatile sig_atomic_t opsctl_interrupted;
  * every request sets, and the message for a transfer that got no answer. */
 CURL *client_handle(void);
 void client_cleanup(void);
-void client_setup(opsctl *c, CURL *h, const char *path, struct curl_slist **headers);
+void client_setup(opsctl *c, CURL *h, const char *path, const char *bearer,
+                  struct curl_slist **headers);
 int client_unreachable(opsctl *c, CURLcode rc);
 
 /* ---- the session (session.c) ---- */

@@ -248,6 +248,14 @@ int resource_path(opsctl *c, const resource *r, const char *ref, const char *suf
     return rc;
 }
 
+int resource_call(opsctl *c, const resource *r, const char *ref, const char *method,
+                  const char *suffix, json_t **out)
+{
+    char path[512];
+    int rc = resource_path(c, r, ref, suffix, path, sizeof(path));
+    return rc ? rc : api_call(c, method, path, NULL, out);
+}
+
 /* ---- the generic verbs ---------------------------------------------------------------------- */
 
 static void list_table(opsctl *c, json_t *items, const void *ud)
@@ -292,11 +300,8 @@ int cmd_list(opsctl *c, const command *cmd, args *a)
 
 int cmd_show(opsctl *c, const command *cmd, args *a)
 {
-    char path[512];
     json_t *rec = NULL;
-    int rc = resource_path(c, cmd->data, a->argv[0], NULL, path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, "GET", path, NULL, &rec);
+    int rc = resource_call(c, cmd->data, a->argv[0], "GET", NULL, &rec);
     if (rc == 0)
         rc = print_result(c, rec, NULL, NULL);
     json_decref(rec);

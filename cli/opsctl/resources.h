@@ -33,6 +33,10 @@ bool is_id(const char *s);
 /* "<path>/<id><suffix>" of the NAME|ID `ref`. */
 int resource_path(opsctl *c, const resource *r, const char *ref, const char *suffix, char *path,
                   size_t n);
+/* METHOD on "<path>/<id><suffix>" of the NAME|ID `ref`; the answer in *out
+ * (may be NULL: dropped). */
+int resource_call(opsctl *c, const resource *r, const char *ref, const char *method,
+                  const char *suffix, json_t **out);
 /* List `path` (with `query`) honouring --limit and --all, as r's table. */
 int list_items(opsctl *c, const resource *r, args *a, const char *path, const char *query);
 /* "created target web (id)" in table mode; the record with -o json or --get. */

@@ -199,19 +199,11 @@ static void run_table(opsctl *c, json_t *run, const void *ud)
     json_decref(rows);
 }
 
-static int run_path(opsctl *c, const char *ref, const char *suffix, char *path, size_t n)
-{
-    return resource_path(c, &res_runs, ref, suffix, path, n);
-}
-
 int cmd_runs_show(opsctl *c, const command *cmd, args *a)
 {
     (void)cmd;
-    char path[256];
     json_t *run = NULL;
-    int rc = run_path(c, a->argv[0], NULL, path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, "GET", path, NULL, &run);
+    int rc = resource_call(c, &res_runs, a->argv[0], "GET", NULL, &run);
     if (rc == 0)
         rc = print_result(c, run, run_table, NULL);
     json_decref(run);
@@ -223,7 +215,8 @@ static int print_log(opsctl *c, const char *run_id, const char *target_id)
 {
     char path[256], query[128] = "";
     snprintf(path, sizeof(path), "/api/v1/runs/%s", run_id);
-    follower f = {.c = c, .names = json_object(), .pending = json_object()};
+    follower f;
+    follower_init(&f, c, target_id);
     json_t *run = NULL, *items = NULL;
     bool more;
     int rc = api_call(c, "GET", path, NULL, &run);
@@ -244,22 +237,20 @@ static int print_log(opsctl *c, const char *run_id, const char *target_id)
     }
     json_decref(run);
     json_decref(items);
-    json_decref(f.names);
-    json_decref(f.pending);
+    follower_free(&f);
     return rc;
 }
 
 int cmd_runs_log(opsctl *c, const command *cmd, args *a)
 {
     (void)cmd;
-    char path[256], target[64] = "";
+    char id[64], target[64] = "";
     const char *t = arg_value(a, "target");
     int rc = t ? resource_id(c, &res_targets, t, target, sizeof(target)) : 0;
     if (rc == 0)
-        rc = run_path(c, a->argv[0], NULL, path, sizeof(path));
+        rc = resource_id(c, &res_runs, a->argv[0], id, sizeof(id));
     if (rc)
         return rc;
-    const char *id = path + strlen(res_runs.path) + 1;
     if (arg_flag(a, "follow"))
         return follow_run(c, id, t ? target : NULL, false);
     return print_log(c, id, t ? target : NULL);
@@ -268,11 +259,8 @@ int cmd_runs_log(opsctl *c, const command *cmd, args *a)
 int cmd_runs_cancel(opsctl *c, const command *cmd, args *a)
 {
     (void)cmd;
-    char path[256];
     json_t *run = NULL;
-    int rc = run_path(c, a->argv[0], "/cancel", path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, "POST", path, NULL, &run);
+    int rc = resource_call(c, &res_runs, a->argv[0], "POST", "/cancel", &run);
     if (rc == 0)
         rc = print_done(c, &res_runs, "cancelling", run);
     json_decref(run);
@@ -282,11 +270,8 @@ int cmd_runs_cancel(opsctl *c, const command *cmd, args *a)
 int cmd_runs_retry(opsctl *c, const command *cmd, args *a)
 {
     (void)cmd;
-    char path[256];
     json_t *run = NULL;
-    int rc = run_path(c, a->argv[0], "/retry", path, sizeof(path));
-    if (rc == 0)
-        rc = api_call(c, "POST", path, NULL, &run);
+    int rc = resource_call(c, &res_runs, a->argv[0], "POST", "/retry", &run);
     if (rc == 0)
         rc = started(c, run, arg_flag(a, "follow"));
     json_decref(run);
