@@ -171,7 +171,7 @@ static const column test_cols[] = {
     {"CONNECT MS", "connect_ms", COL_TEXT},
     {"PROBE MS", "probe_ms", COL_TEXT},
     {"OS", "facts.os_pretty_name", COL_TEXT},
-    {"ERROR", "error", COL_TEXT},
+    {"ERROR", "error.message", COL_TEXT},
     {NULL, NULL, 0},
 };
 
