@@ -243,10 +243,26 @@ static int complete(int argc, char **argv)
     return rc;
 }
 
+/* opsctl __commands: every command and its options, one per line
+ * ("targets list\t--limit --all"), for the tests that hold the man page and
+ * the help to the command table. */
+static int list_commands(void)
+{
+    for (const command *cmd = opsctl_commands; cmd->name; cmd++) {
+        printf("%s%s%s\t", cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name);
+        for (const cmd_opt *o = cmd->opts; o && o->name; o++)
+            printf("%s--%s", o == cmd->opts ? "" : " ", o->name);
+        printf("\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setlocale(LC_CTYPE, "");
     struct globals g = {.color = -1};
+    if (argc == 2 && strcmp(argv[1], "__commands") == 0)
+        return list_commands();
     if (argc > 1 && strcmp(argv[1], "__complete") == 0) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         int rc = complete(argc, argv);
