@@ -186,8 +186,7 @@ enum cfg_ref_format { CFG_REF_CONF, CFG_REF_MAN };
 /* The daemon's sections followed by `extra` (plugin sections, sorted here by
  * name), as commented defaults of the config file or as roff for
  * opsconductord.conf(5). Sections without keys are left out. */
-void cfg_write_reference(FILE *out, enum cfg_ref_format fmt, cfg_section_ref *extra,
-                         size_t nextra);
+void cfg_write_reference(FILE *out, enum cfg_ref_format fmt, cfg_section_ref *extra, size_t nextra);
 /* --print-config: every key of the daemon's sections and of `extra`, with
  * the value it takes and its origin; secrets masked. */
 void cfg_write_effective(FILE *out, const cfg_file *f, cfg_section_ref *extra, size_t nextra);
