@@ -738,16 +738,29 @@ void config_free(struct config *cfg)
     cfg->file = NULL;
 }
 
-void config_print_keys(void *stream)
+const opsc_cfg_entry *config_section_map(size_t i, const char **name)
 {
-    FILE *out = stream;
-    char env[128];
-    for (size_t i = 0; i < NSECTIONS; i++) {
-        fprintf(out, "  [%s]\n", sections[i].name);
-        for (const opsc_cfg_entry *e = sections[i].map; e->key; e++) {
-            cfg_env_name(sections[i].name, e->key, env, sizeof(env));
-            fprintf(out, "    %-18s %s (default: %s; env %s)\n", e->key, e->doc,
-                    e->def && *e->def ? e->def : "none", env);
-        }
+    if (i >= NSECTIONS)
+        return NULL;
+    *name = sections[i].name;
+    return sections[i].map;
+}
+
+const char *cfg_effective_text(const cfg_file *f, const char *section, const opsc_cfg_entry *e,
+                               char *origin, size_t n)
+{
+    char env[256];
+    cfg_env_name(section, e->key, env, sizeof(env));
+    const char *v = getenv(env);
+    if (v) {
+        snprintf(origin, n, "environment %s", env);
+        return v;
     }
+    const cfg_item *it = find_last(f, section, e->key);
+    if (it) {
+        where(f, it, origin, n);
+        return it->value;
+    }
+    snprintf(origin, n, "default");
+    return e->def;
 }

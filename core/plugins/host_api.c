@@ -110,6 +110,11 @@ static int api_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, vo
 {
     if (!cfg || !map || !dst)
         return OPSC_EINVAL;
+    plugin *p = plugin_host_current ? plugin_host_current->initialising : NULL;
+    if (p) { /* kept for the config reference and --print-config */
+        cfg_map_free(p->cfg_map);
+        p->cfg_map = cfg_map_dup(map);
+    }
     if (!cfg->file) { /* no config file: defaults and environment only */
         cfg_file *empty = NULL;
         if (cfg_file_load(&empty, NULL, err, errlen) < 0)

@@ -35,6 +35,7 @@ static void plugin_free(plugin *p)
     free(p->description);
     free(p->license);
     free(p->reason);
+    cfg_map_free(p->cfg_map);
     free(p);
 }
 
@@ -382,11 +383,25 @@ static void warn_orphan_section(const char *section, int line, void *ud)
     plugin_host *h = ud;
     if (strncmp(section, "plugin.", 7) != 0)
         return;
-    for (size_t i = 0; i < h->nplugins; i++)
-        if (h->plugins[i]->state != PLUGIN_REFUSED && strcmp(h->plugins[i]->name, section + 7) == 0)
-            return;
+    /* A refused plugin has said why already (often this very section). */
+    for (size_t i = 0; i < h->nplugins; i++) {
+        const plugin *p = h->plugins[i];
+        if (strcmp(p->name, section + 7) != 0)
+            continue;
+        if (p->state == PLUGIN_DISABLED)
+            log_warn("plugins", "%s:%d: [%s]: the plugin is disabled; section ignored",
+                     cfg_file_path(h->cfg), line, section);
+        return;
+    }
     log_warn("plugins", "%s:%d: [%s]: no such plugin is loaded; section ignored",
              cfg_file_path(h->cfg), line, section);
+}
+
+void plugin_host_foreach_config(plugin_host *h, plugin_config_fn fn, void *ud)
+{
+    for (size_t i = 0; i < h->nplugins; i++)
+        if (h->plugins[i]->cfg_map)
+            fn(h->plugins[i]->name, h->plugins[i]->description, h->plugins[i]->cfg_map, ud);
 }
 
 void plugin_host_check_sections(plugin_host *h)

@@ -76,6 +76,13 @@ int plugin_host_retire(plugin_host *h, plugin *p);
 /* The file moved (an install renames it into place). */
 int plugin_host_set_path(plugin *p, const char *path);
 
+/* The config table each plugin bound its section with during init(), for
+ * the config reference and --print-config: a copy owned by the host, kept
+ * when the plugin was refused (its keys may be what refused it). In load
+ * order; `description` may be "". */
+typedef void (*plugin_config_fn)(const char *plugin_name, const char *description,
+                                 const opsc_cfg_entry *map, void *ud);
+void plugin_host_foreach_config(plugin_host *h, plugin_config_fn fn, void *ud);
 /* Warn about [plugin.x] sections for plugins that are not loaded. */
 void plugin_host_check_sections(plugin_host *h);
 /* Shut every loaded plugin down (reverse load order) and free the host. */

@@ -26,6 +26,7 @@ struct plugin {
     void *dl;
     const opsc_plugin *desc;
     void *pstate;
+    opsc_cfg_entry *cfg_map; /* a copy of the table init() bound its section with (the reference) */
 };
 
 typedef struct reg_list {

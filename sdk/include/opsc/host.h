@@ -101,7 +101,10 @@ typedef struct opsc_host_api {
      * Unknown keys, bad values and missing required keys fail with
      * OPSC_ESCHEMA and a message naming file, line, key and the valid keys in
      * `err` (NUL-terminated, truncated to errlen). Strings stored in `dst` are
-     * owned by the host until the plugin's shutdown() returns. */
+     * owned by the host until the plugin's shutdown() returns. The host keeps a
+     * copy of `map` (borrowed until return): call this from init(), even when
+     * the plugin has no keys ({NULL} table), so that the daemon's config
+     * reference (opsconductord.conf(5), --print-config) lists the keys. */
     int (*config_bind)(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
                        size_t errlen);
 
