@@ -76,6 +76,9 @@ int plugin_host_retire(plugin_host *h, plugin *p);
 /* The file moved (an install renames it into place). */
 int plugin_host_set_path(plugin *p, const char *path);
 
+/* The data directory plugins see through opsc_host_api.data_dir() (copied). */
+int plugin_host_set_data_dir(plugin_host *h, const char *dir);
+
 /* Warn about [plugin.x] sections for plugins that are not loaded. */
 void plugin_host_check_sections(plugin_host *h);
 /* Shut every loaded plugin down (reverse load order) and free the host. */
