@@ -122,25 +122,6 @@ static void with_pdeathsig(vec *a, const char *prog)
     push(a, prog);
 }
 
-char **oss_argv_agent(oss_master *m)
-{
-    vec a = {m->p};
-    with_pdeathsig(&a, m->p->cfg.ssh_agent);
-    push(&a, "-D");
-    push(&a, "-a");
-    pushf(&a, "c%u.agent", m->id);
-    return finish(&a);
-}
-
-char **oss_argv_add(oss_master *m)
-{
-    vec a = {m->p};
-    push(&a, m->p->cfg.ssh_add);
-    push(&a, "-q");
-    push(&a, "-");
-    return finish(&a);
-}
-
 void oss_hostkey_algs(const char *pinned, char *out, size_t cap)
 {
     static const char *const map[][2] = {
@@ -230,7 +211,7 @@ static void auth(vec *a, oss_master *m)
     opt(a, "NumberOfPasswordPrompts=1");
     opt(a, "BatchMode=%s", pw ? "no" : "yes");
     if (key)
-        opt(a, "IdentityAgent=c%u.agent", m->id);
+        opt(a, "IdentityAgent=a%u.agent", m->agent_id);
     else
         opt(a, "IdentityAgent=none");
     opt(a, "IdentityFile=none");
@@ -312,13 +293,14 @@ char **oss_argv_master(oss_master *m)
     return finish(&a);
 }
 
-char **oss_env_for(oss_master *m, bool agent_sock)
+char **oss_env(oss_plugin *p, const char *ask, const char *agent)
 {
-    vec a = {m->p};
-    for (size_t i = 0; m->p->env[i]; i++)
-        push(&a, m->p->env[i]);
-    pushf(&a, "OPSC_ASKPASS=c%u.ask", m->id);
-    if (agent_sock)
-        pushf(&a, "SSH_AUTH_SOCK=c%u.agent", m->id);
+    vec a = {p};
+    for (size_t i = 0; p->env[i]; i++)
+        push(&a, p->env[i]);
+    if (ask)
+        pushf(&a, "OPSC_ASKPASS=%s", ask);
+    if (agent)
+        pushf(&a, "SSH_AUTH_SOCK=%s", agent);
     return finish(&a);
 }

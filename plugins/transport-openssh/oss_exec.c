@@ -601,7 +601,7 @@ static int start_exec(opsc_conn *c, const char *command, bool internal, const op
     }
     rc = open_ends(ex, ours);
     if (rc == 0)
-        rc = oss_master_sockpath(c->m, "ctl", path, sizeof(path));
+        rc = oss_master_ctl(c->m, path, sizeof(path));
     if (rc == 0)
         rc = oss_mux_start(&ex->mux, ex, path, command);
     if (rc < 0) {

@@ -44,14 +44,91 @@ typedef struct oss_plugin {
     oss_settings cfg;
     opsc_transport transport;
     tp_exec_ops ops;
-    char *rundir;     /* absolute, 0700: control, agent and askpass sockets */
-    int rundir_fd;    /* for socket paths too long for sun_path */
-    char *helper;     /* absolute path of opsc-openssh-helper */
-    char **env;       /* environment of every ssh process (NULL-terminated) */
-    char ppid[24];    /* our pid, for the helper's parent-death check */
-    unsigned next_id; /* names the files of each master */
+    char *rundir;      /* absolute, 0700: control, agent and askpass sockets */
+    int rundir_fd;     /* for socket paths too long for sun_path */
+    char *helper;      /* absolute path of opsc-openssh-helper */
+    char **env;        /* environment of every ssh process (NULL-terminated) */
+    char ppid[24];     /* our pid, for the helper's parent-death check */
+    unsigned next_id;  /* names the files of each master and agent */
+    uint64_t spawn_ms; /* loop time of the latest spawns, and how many in it */
+    unsigned spawns;
     oss_master *masters;
+    struct oss_agent *agents;
 } oss_plugin;
+
+/* ---- processes and files (oss_proc.c) ---------------------------------------------------------
+ */
+
+typedef struct oss_child oss_child;
+typedef void (*oss_exit_cb)(oss_child *c, int64_t status, int term_signal);
+struct oss_child {
+    uv_poll_t poll; /* on the pidfd: readable once the child exited */
+    int pidfd;
+    int pid;
+    bool spawned, exited, closed;
+    int64_t status;
+    int term_signal;
+    oss_exit_cb exit_cb;
+    void *data; /* the owner */
+};
+
+/* Start argv[0] in the runtime directory, in a session of its own. `stdio` entries are
+ * UV_IGNORE (/dev/null) or UV_CREATE_PIPE with an initialised uv_pipe_t in .data.stream
+ * (UV_READABLE_PIPE: the child reads it). On success the poll handle is open: count it. */
+int oss_spawn(oss_plugin *p, oss_child *c, char **argv, char **env, uv_stdio_container_t *stdio,
+              oss_exit_cb exit_cb);
+/* From exit_cb: close the child's handle (`close_cb` runs once it is closed). */
+void oss_child_exited(oss_child *c, int64_t status, int sig, uv_close_cb close_cb);
+void oss_child_kill(oss_child *c, int sig);
+void oss_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/* The path of runtime-dir file `name` for connect()/bind() (sun_path is short). */
+int oss_sockpath(oss_plugin *p, const char *name, char *buf, size_t len);
+
+typedef void (*oss_ready_cb)(void *ud, oss_master *m);
+typedef struct oss_waiter {
+    struct oss_waiter *next;
+    oss_ready_cb cb;
+    void *ud;
+} oss_waiter;
+/* Forget the waiters of `ud` (it goes away before the thing it waits for settles). */
+void oss_waiters_drop(oss_plugin *p, oss_waiter **list, void *ud);
+
+/* ---- secrets for ssh (oss_askpass.c, oss_agent.c) ----------------------------------------------
+ */
+
+typedef struct oss_askpass oss_askpass;
+/* Serve `secret` once on runtime-dir socket `name` (for opsc-openssh-helper as SSH_ASKPASS). */
+int oss_askpass_open(oss_plugin *p, const char *name, const char *secret, oss_askpass **out);
+/* The owner is done with it (NULL is fine); it goes once its handles are closed. */
+void oss_askpass_close(oss_askpass *a);
+
+enum oss_astate { AG_STARTING, AG_LOADING, AG_READY, AG_FAILED, AG_CLOSING };
+
+typedef struct oss_agent {
+    oss_plugin *p;
+    struct oss_agent *next, *prev;
+    unsigned id;              /* socket a<id>.agent */
+    unsigned char digest[32]; /* of the key and passphrase: which connects may share it */
+    int refs;
+    enum oss_astate st;
+    oss_child agent, add;
+    uv_pipe_t out, add_in, add_err;
+    bool out_open, add_in_open, add_err_open;
+    uv_write_t add_write;
+    oss_askpass *ask;
+    char *key, *passphrase; /* until the key is loaded */
+    char add_text[512];
+    int handles;
+    oss_waiter *waiters; /* called with m == NULL */
+    int code;
+    char err[600];
+} oss_agent;
+
+/* An agent holding `key` (shared with connects that load the same key now), referenced. */
+int oss_agent_get(oss_plugin *p, const char *key, const char *passphrase, oss_agent **out);
+/* 0: `cb` runs once loaded or failed; 1: loaded; < 0: failed (a->err). */
+int oss_agent_wait(oss_agent *a, oss_ready_cb cb, void *ud);
+void oss_agent_unref(oss_agent *a);
 
 /* ---- masters (oss_master.c) ---------------------------------------------------------------- */
 
@@ -62,47 +139,34 @@ typedef struct oss_hop {
     char *host, *user, *policy, *pinned;
     int port;
     uint32_t timeout_ms;
-    char *key, *passphrase, *password, *cert; /* secrets */
+    char *key, *passphrase, *password, *cert; /* secrets (the certificate is public) */
     int certificate;                          /* oss_options.certificate */
     bool gssapi;
     char **extra; /* "Keyword=value" (NULL-terminated), or NULL */
 } oss_hop;
 
-enum oss_mstate { MS_WAIT_VIA, MS_AGENT, MS_ADD, MS_SSH, MS_READY, MS_FAILED, MS_CLOSING };
-
-typedef struct oss_child {
-    uv_process_t proc;
-    bool spawned, exited, closed;
-    int64_t status;
-    int term_signal;
-} oss_child;
-
-typedef void (*oss_ready_cb)(void *ud, oss_master *m);
-typedef struct oss_waiter {
-    struct oss_waiter *next;
-    oss_ready_cb cb;
-    void *ud;
-} oss_waiter;
+enum oss_mstate { MS_WAIT_VIA, MS_AGENT, MS_SSH, MS_READY, MS_FAILED, MS_CLOSING };
 
 struct oss_master {
     oss_plugin *p;
     oss_master *next, *prev; /* the plugin's list */
-    unsigned id;             /* files: c<id>.ctl, c<id>.agent, c<id>.ask, c<id>-cert.pub */
+    unsigned id;             /* files: c<id>.ctl, c<id>.ask, c<id>-cert.pub */
     char *share;             /* jump hosts: what makes two the same; NULL: not shared */
     int refs;
     oss_master *via; /* the jump host before this one (a reference) */
     enum oss_mstate st;
     oss_hop hop;
-    oss_child agent, add, ssh;
-    uv_pipe_t agent_out, add_in, add_err, ssh_err, ask;
-    bool agent_out_open, add_in_open, add_err_open, ssh_err_open, ask_open;
-    char *ask_secret; /* served once on the askpass socket */
-    uv_write_t add_write, ask_write;
+    oss_agent *agent; /* during the connect, when the credential is a key */
+    unsigned agent_id;
+    oss_askpass *ask; /* during the connect, when it is a password */
+    oss_child ssh;
+    uv_pipe_t ssh_err;
+    bool ssh_err_open;
     uv_timer_t timer; /* the connect deadline, then the kill after a close */
+    uv_timer_t kick;  /* a spawn put off to a later loop turn */
     int handles;      /* open handles: freed at 0 once closing */
     char line[1024];  /* ssh's stderr, assembled into lines */
     size_t nline;
-    char add_text[512];
     oss_sshlog log;
     int code;
     char err[700];
@@ -117,24 +181,23 @@ struct oss_master {
  * `via` (a reference is taken). It starts at once. */
 int oss_master_new(oss_plugin *p, oss_hop *hop, oss_master *via, const char *share,
                    oss_master **out);
-/* Call `cb` once the master is up or has failed (never from inside this call). */
+/* 0: `cb` runs once the master is up or has failed; 1: up; < 0: failed. */
 int oss_master_wait(oss_master *m, oss_ready_cb cb, void *ud);
 void oss_master_ref(oss_master *m);
 /* Drop a reference; at zero the master closes, and `cb` (may be NULL) runs
- * once it and the jump hosts it held have closed. */
+ * once it and the jump hosts it held have closed (at once when nothing closes). */
 void oss_master_unref(oss_master *m, void (*cb)(void *ud), void *ud);
 bool oss_master_up(const oss_master *m);
+/* The control socket's path, for connect(). */
+int oss_master_ctl(oss_master *m, char *buf, size_t len);
 /* A shared jump host master that is up or starting, or NULL. */
 oss_master *oss_master_find(oss_plugin *p, const char *share);
-/* The socket path of one of m's files ("ctl"...), usable with connect()/bind(). */
-int oss_master_sockpath(oss_master *m, const char *suffix, char *buf, size_t len);
 void oss_hop_free(oss_plugin *p, oss_hop *h);
 
-/* oss_argv.c: the command lines (NULL-terminated, host allocator; oss_argv_free). */
+/* oss_argv.c: command lines and environments (NULL-terminated, host allocator; oss_argv_free). */
 char **oss_argv_master(oss_master *m);
-char **oss_argv_agent(oss_master *m);
-char **oss_argv_add(oss_master *m);
-char **oss_env_for(oss_master *m, bool agent_sock);
+/* The base environment, with OPSC_ASKPASS=`ask` and SSH_AUTH_SOCK=`agent` when not NULL. */
+char **oss_env(oss_plugin *p, const char *ask, const char *agent);
 void oss_argv_free(oss_plugin *p, char **v);
 /* HostKeyAlgorithms that make the server show a recorded key type first ("" when none). */
 void oss_hostkey_algs(const char *pinned, char *out, size_t cap);

@@ -262,12 +262,10 @@ static void oss_shutdown(void *state)
     oss_plugin *p = state;
     if (!p)
         return;
-    for (oss_master *m = p->masters; m; m = m->next) {
-        oss_child *kids[] = {&m->ssh, &m->agent, &m->add};
-        for (size_t i = 0; i < 3; i++)
-            if (kids[i]->spawned && !kids[i]->exited)
-                kill(kids[i]->proc.pid, SIGKILL);
-    }
+    for (oss_master *m = p->masters; m; m = m->next)
+        oss_child_kill(&m->ssh, SIGKILL);
+    for (oss_agent *a = p->agents; a; a = a->next)
+        oss_child_kill(&a->agent, SIGKILL);
     for (oss_master *m = p->masters; m; m = m->next)
         p->api->log(OSS_COMPONENT, OPSC_LOG_WARN,
                     "ssh master of %s still open at shutdown (state %d, %d references)",

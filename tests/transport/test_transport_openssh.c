@@ -552,8 +552,8 @@ static void commands_never_reach_a_process_list(void **state)
     bool never = false;
     th_run_until(&never, 500);
     /* on the target it runs, of course; locally no ssh process carries it */
-    FILE *f = popen("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done "
-                    "| grep '^/usr/bin/ssh\\|^ssh' | grep -c opsc-secret-marker",
+    FILE *f = popen("{ for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done; } "
+                    "2>/dev/null | grep '^/usr/bin/ssh\\|^ssh' | grep -c opsc-secret-marker",
                     "r");
     int n = -1;
     assert_int_equal(fscanf(f, "%d", &n), 1);
@@ -600,6 +600,46 @@ static void sudo_wrong_password_is_eauth(void **state)
     assert_int_equal(e.status, OPSC_EAUTH);
     assert_non_null(strstr(e.error, "sudo"));
     th_close(&plug, conn);
+}
+
+/* ---- scale --------------------------------------------------------------------------------------
+ */
+
+static void two_hundred_connections_at_once(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    static th_conn r[N];
+    static th_exec e[N];
+    int n = getenv("OSS_N") ? atoi(getenv("OSS_N")) : N;
+    opsc_target t = trusted();
+    t.connect_timeout_ms = 120000; /* 200 handshakes share two cores with everything else */
+    opsc_credential c = key_cred(&sshd, "key_ed25519", NULL);
+    uint64_t t0 = uv_hrtime();
+    for (int i = 0; i < n; i++)
+        assert_int_equal(th_connect_start(&plug, &t, &c, &r[i]), 0);
+    uint64_t t_started = uv_hrtime();
+    for (int i = 0; i < n; i++) {
+        assert_true(th_run_until(&r[i].done, 120000));
+        if (r[i].status)
+            fprintf(stderr, "conn %d: %s\n", i, r[i].error);
+        assert_int_equal(r[i].status, 0);
+    }
+    uint64_t t_conn = uv_hrtime();
+    for (int i = 0; i < n; i++) {
+        opsc_exec_req req = {sizeof(req)};
+        req.command = "echo ok";
+        assert_int_equal(th_exec_start(&plug, r[i].conn, &req, &e[i]), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        assert_true(th_exec_wait(&e[i], 120000));
+        assert_string_equal(e[i].out, "ok\n");
+    }
+    fprintf(stderr, "200 connections: started in %.2f s, up in %.2f s, a command on each %.2f s\n",
+            (double)(t_started - t0) / 1e9, (double)(t_conn - t0) / 1e9,
+            (double)(uv_hrtime() - t_conn) / 1e9);
+    for (int i = 0; i < n; i++)
+        th_close(&plug, r[i].conn);
 }
 
 static void loop_closes_clean(void **state)
@@ -653,6 +693,7 @@ int main(void)
         cmocka_unit_test(sudo_without_a_password_prompt_keeps_stdin_clean),
         cmocka_unit_test(sudo_wrong_password_is_eauth),
         cmocka_unit_test(put_and_get_with_mode_and_checksum),
+        cmocka_unit_test(two_hundred_connections_at_once),
         cmocka_unit_test(loop_closes_clean),
     };
     if (geteuid() != 0) {
