@@ -19,6 +19,7 @@
 
 #include "oss_options.h"
 #include "oss_sshlog.h"
+#include "oss_tail.h"
 #include "tp_shell.h"
 #include "tp_xfer.h"
 
@@ -261,15 +262,6 @@ typedef struct oss_in {
     char data[];
 } oss_in;
 
-/* Trailer markers on stderr: how the remote shell ended. */
-typedef struct oss_tail {
-    char held[48];
-    size_t n;
-    bool holding;
-    bool have_rc, have_end;
-    int rc, end;
-} oss_tail;
-
 struct opsc_exec {
     struct opsc_exec *next, *prev;
     opsc_conn *conn;
@@ -311,11 +303,6 @@ int oss_mux_start(oss_mux *x, opsc_exec *ex, const char *sockpath, const char *c
 void oss_mux_release(oss_mux *x, oss_plugin *p);
 /* The exec learns of mux progress through this (oss_exec.c). */
 void oss_exec_mux_event(opsc_exec *ex);
-
-/* oss_tail.c-like helpers in oss_exec.c */
-typedef void (*oss_emit_fn)(void *ud, const char *data, size_t len);
-void oss_tail_feed(oss_tail *t, const char *data, size_t len, oss_emit_fn emit, void *ud);
-void oss_tail_flush(oss_tail *t, oss_emit_fn emit, void *ud);
 
 /* Helpers on the host allocator. */
 char *oss_strdup(oss_plugin *p, const char *s);
