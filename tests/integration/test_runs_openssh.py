@@ -239,16 +239,24 @@ def test_cancel_leaves_no_remote_process_and_files_travel_intact(daemon_factory,
         time.sleep(0.1)
 
 
-def test_connectivity_test_reports_what_was_negotiated(daemon, server):
-    cred = credential(daemon, "key", server["user"], key_file=server["key_ed25519"])
-    t = target(daemon, "probed", server, cred, transport_options={
+def test_connectivity_test_reports_what_was_negotiated(daemon_factory, server, tmp_path):
+    """The daemon's ssh_config applies where the target does not decide; a target's own
+    options win over it."""
+    conf = tmp_path / "ssh_config"
+    conf.write_text("Host *\n  Ciphers aes128-ctr\n  MACs hmac-sha2-256\n")
+    d = daemon_factory(config={"plugin.transport-openssh": {"ssh_config": str(conf)}})
+    cred = credential(d, "key", server["user"], key_file=server["key_ed25519"])
+    t = target(d, "probed", server, cred, transport_options={
         "options": {"Ciphers": "aes256-gcm@openssh.com", "KexAlgorithms": "curve25519-sha256"}})
-    res = probe(daemon, t["id"])
+    plain = target(d, "configured", server, cred)
+    res = probe(d, t["id"])
     assert res["ok"], res
     algs = res["algorithms"]
     assert algs["cipher"] == "aes256-gcm@openssh.com" and algs["kex"] == "curve25519-sha256"
     assert algs["host_key"] == "ssh-ed25519" and algs["auth"] == "publickey"
-    assert daemon.get(f"/api/v1/targets/{t['id']}").json()["last_test"]["algorithms"] == algs
+    assert d.get(f"/api/v1/targets/{t['id']}").json()["last_test"]["algorithms"] == algs
+    algs = probe(d, plain["id"])["algorithms"]
+    assert algs["cipher"] == "aes128-ctr" and algs["mac"] == "hmac-sha2-256", algs
 
 
 REFUSED = ["ProxyCommand", "LocalCommand", "PermitLocalCommand", "KnownHostsCommand", "ProxyJump",
