@@ -13,6 +13,7 @@ static void maybe_free(opsc_exec *ex);
 static void maybe_finish(opsc_exec *ex);
 static void flush_held(opsc_exec *ex);
 static void force_close(opsc_exec *ex);
+static void stop_when_known(opsc_exec *ex);
 
 /* The remote command: the user's command in tp_shell's wrapper (process group marker, cwd, env,
  * sudo), under /bin/sh, with two markers on stderr that say how it ended. OpenSSH's client drops
@@ -233,6 +234,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             sudo_check(ex);
             if (ex->marker.seen || ex->marker.gave_up)
                 flush_held(ex);
+            stop_when_known(ex);
         } else {
             emit_err(&e, buf->base, (size_t)n);
         }
@@ -409,22 +411,46 @@ static void start_killer(opsc_exec *ex)
     maybe_close_stdin(k);
 }
 
+/* Stop the remote process group: at once when its marker was seen, else as soon as it is (a
+ * cancel right after the start would otherwise leave the command running). The deadline
+ * closes the session whatever happens. */
+static void stop_remote(opsc_exec *ex)
+{
+    bool up = oss_master_up(ex->conn->m);
+    uint64_t deadline = (uint64_t)ex->conn->p->cfg.cancel_grace_ms + 5000;
+    if (ex->paused) {
+        ex->paused = false;
+        start_reading(ex); /* let what is left drain so the session can end */
+    }
+    if (up && ex->marker.seen && ex->marker.pgid > 1) {
+        start_killer(ex);
+        uv_timer_start(&ex->timer, on_deadline, deadline, 0);
+    } else if (up && !ex->marker.seen && !ex->marker.gave_up) {
+        ex->kill_pending = true;
+        uv_timer_start(&ex->timer, on_deadline, deadline, 0);
+    } else {
+        force_close(ex);
+    }
+}
+
+/* The process group became known after a stop was asked for. */
+static void stop_when_known(opsc_exec *ex)
+{
+    if (!ex->kill_pending || (!ex->marker.seen && !ex->marker.gave_up))
+        return;
+    ex->kill_pending = false;
+    if (ex->marker.seen && ex->marker.pgid > 1 && oss_master_up(ex->conn->m))
+        start_killer(ex);
+    else
+        force_close(ex);
+}
+
 static void stop(opsc_exec *ex, int code)
 {
     if (ex->stop_code || ex->done)
         return;
     ex->stop_code = code;
-    if (ex->paused) {
-        ex->paused = false;
-        start_reading(ex); /* let what is left drain so the session can end */
-    }
-    if (ex->marker.seen && ex->marker.pgid > 1 && oss_master_up(ex->conn->m)) {
-        start_killer(ex);
-        uv_timer_start(&ex->timer, on_deadline, (uint64_t)ex->conn->p->cfg.cancel_grace_ms + 5000,
-                       0);
-    } else {
-        force_close(ex);
-    }
+    stop_remote(ex);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -446,13 +472,7 @@ void oss_exec_close_all(opsc_conn *c)
         ex->fail_code = OPSC_ECANCELED;
         snprintf(ex->err, sizeof(ex->err), "the connection was closed");
         report(ex);
-        /* A closed connection leaves the remote command running: stop its group first. */
-        if (ex->marker.seen && ex->marker.pgid > 1 && oss_master_up(c->m)) {
-            start_killer(ex);
-            uv_timer_start(&ex->timer, on_deadline, (uint64_t)c->p->cfg.cancel_grace_ms + 5000, 0);
-        } else {
-            force_close(ex);
-        }
+        stop_remote(ex); /* a closed connection leaves the remote command running */
     }
 }
 

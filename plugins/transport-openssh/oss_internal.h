@@ -283,6 +283,7 @@ struct opsc_exec {
     opsc_exec_cb cb;
     void *ud;
     bool done, finished, internal; /* done: on_done ran; finished: the session is over */
+    bool kill_pending;             /* stopped before its process group was known */
     struct opsc_exec *killer, *victim;
 };
 

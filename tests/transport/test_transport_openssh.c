@@ -514,6 +514,25 @@ static void cancel_leaves_no_remote_process(void **state)
     th_close(&plug, conn);
 }
 
+/* Cancelled before the process group was known: it is stopped once it is. */
+static void cancel_right_after_the_start_leaves_no_remote_process(void **state)
+{
+    (void)state;
+    opsc_conn *conn = connect_ok();
+    opsc_exec_req req = {sizeof(req)};
+    req.command = unique_sleep("%s");
+    th_exec e;
+    assert_int_equal(th_exec_start(&plug, conn, &req, &e), 0);
+    plug.t->exec_cancel(e.ex);
+    assert_true(th_exec_wait(&e, 15000));
+    assert_int_equal(e.status, OPSC_ECANCELED);
+    bool never = false;
+    th_run_until(&never, 300);
+    assert_int_equal(bh_count_processes(tag), 0);
+    run_id(conn, "opsctest\n");
+    th_close(&plug, conn);
+}
+
 static void close_cancels_running_commands(void **state)
 {
     (void)state;
@@ -790,6 +809,7 @@ int main(void)
         cmocka_unit_test(commands_never_reach_a_process_list),
         cmocka_unit_test(timeout_stops_the_remote_command),
         cmocka_unit_test(cancel_leaves_no_remote_process),
+        cmocka_unit_test(cancel_right_after_the_start_leaves_no_remote_process),
         cmocka_unit_test(close_cancels_running_commands),
         cmocka_unit_test(output_100mb_streams_with_flat_memory),
         cmocka_unit_test(sudo_with_password),
