@@ -335,3 +335,32 @@ def test_200_targets_at_once(server, daemon):  # the daemon stops first: 200 ses
     assert r["state"] == "succeeded"
     print(f"\n200 openssh targets: cold {cold:.1f} s, pooled {time.monotonic() - t0:.2f} s")
     assert "again" in log_text(daemon, r["id"], target="t199")
+
+
+def test_kerberos_gssapi_authenticates_without_the_password(daemon_factory, tmp_path, monkeypatch):
+    """A realm on loopback: sshd holds host/localhost's key, the daemon a ticket for opsctest.
+    The credential's password is wrong, so only Kerberos can let the job in."""
+    from fixtures.kdc import TestKDC
+    kdc = TestKDC(user="opsctest", password="Kerb-Pass-1", workdir=str(tmp_path / "kdc"))
+    os.makedirs(kdc.dir)
+    with kdc:
+        keytab = tmp_path / "sshd.keytab"
+        kdc.kadmin("addprinc -randkey host/localhost@OPSC.TEST")
+        kdc.kadmin(f"ktadd -k {keytab} host/localhost@OPSC.TEST")
+        kdc.kinit()
+        for k in ("KRB5_CONFIG", "KRB5_KTNAME"):
+            monkeypatch.setenv(k, kdc.env[k] if k == "KRB5_CONFIG" else str(keytab))
+        with sshd.SSHD(str(tmp_path / "s"), options=["GSSAPIAuthentication yes",
+                                                     "GSSAPIStrictAcceptorCheck no"]) as facts:
+            d = daemon_factory(env={"KRB5_CONFIG": kdc.env["KRB5_CONFIG"],
+                                    "KRB5CCNAME": kdc.env["KRB5CCNAME"]})
+            wrong = credential(d, "wrong-pw", facts["user"], password="not-the-password-1")
+            t = target(d, "kerberized", facts, wrong, address="localhost",
+                       transport_options={"gssapi": True})
+            res = probe(d, t["id"])
+            assert res["ok"], res
+            assert res["algorithms"]["auth"] == "gssapi-with-mic", res
+            plain = target(d, "no-kerberos", facts, wrong, address="localhost")
+            r = run(d, [t["id"], plain["id"]], shell_step("who", "id -un"))
+            assert step(r, "kerberized", "who")["outputs"]["stdout"] == facts["user"]
+            assert "authentication" in step(r, "no-kerberos", "who")["error"]
