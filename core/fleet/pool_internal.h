@@ -124,8 +124,8 @@ void pool_maybe_finish(pool *p);
 struct vault;
 /* Resolve the entries of the target's transport_options.jump that name a
  * target or a credential. On error `err` says which and *j is empty. */
-int pool_jumps_read(store_txn *txn, struct vault *v, const json_t *target, pool_jumps *j,
-                    char *err, size_t errlen);
+int pool_jumps_read(store_txn *txn, struct vault *v, const json_t *target, pool_jumps *j, char *err,
+                    size_t errlen);
 void pool_jumps_free(pool_jumps *j);
 
 /* pool_conn.c */

@@ -56,8 +56,7 @@ static bool type_suits(const char *transport, const char *declared, const char *
 }
 
 /* The credential must exist and be of a type the transport can use. */
-static int check_credential(store_txn *txn, const json_t *rec, const char *declared,
-                            fleet_err *e)
+static int check_credential(store_txn *txn, const json_t *rec, const char *declared, fleet_err *e)
 {
     const char *cid = fld_str(rec, "credential_id");
     if (!cid)

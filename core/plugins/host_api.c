@@ -399,7 +399,7 @@ static int api_local_user_verify(const char *username, const char *password, ops
 static const char *api_data_dir(void)
 {
     return plugin_host_current && plugin_host_current->data_dir ? plugin_host_current->data_dir
-                                                                 : ".";
+                                                                : ".";
 }
 
 static const opsc_host_api host_api = {

@@ -66,9 +66,9 @@ typedef struct opsc_target {
  * credential is wiped by the host after that, as the target's own. */
 typedef struct opsc_jump {
     size_t size;
-    size_t index;                     /* the entry's position in transport_options.jump */
-    const opsc_target *target;        /* the bastion target: its address, port, host key
-                                         policy and known keys (its own jumps are not set) */
+    size_t index;                      /* the entry's position in transport_options.jump */
+    const opsc_target *target;         /* the bastion target: its address, port, host key
+                                          policy and known keys (its own jumps are not set) */
     const opsc_credential *credential; /* the bastion target's credential; NULL when it has
                                           none */
 } opsc_jump;
@@ -100,12 +100,13 @@ typedef struct opsc_conn_info {
                                     host records it for the target */
     const char *server_banner;   /* remote identification, may be NULL */
     const char *warning;         /* shown in run logs (e.g. host key policy off); may be NULL */
-    /* Appended (read them only when `size` covers them): */
-    const char *algorithms; /* what was negotiated, as a JSON object text such as
-                               {"kex": "...", "host_key": "...", "cipher": "...", "mac": "...",
-                               "auth": "publickey"}; NULL when the transport does not say */
-    const struct opsc_hop_key *hop_keys; /* host keys the connect verified on jump hosts that
-                                            are targets (opsc_target.jumps); NULL when none */
+    /* Appended (read them only when `size` covers them). `algorithms`: what was negotiated,
+     * as a JSON object text such as {"kex": "...", "host_key": "...", "cipher": "...",
+     * "mac": "...", "auth": "publickey"}; NULL when the transport does not say. `hop_keys`:
+     * host keys the connect verified on jump hosts that are targets (opsc_target.jumps);
+     * NULL when none. */
+    const char *algorithms;
+    const struct opsc_hop_key *hop_keys;
     size_t nhop_keys;
 } opsc_conn_info;
 
