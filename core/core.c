@@ -305,6 +305,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_store(c, err, errlen);
     if (rc == 0)
         rc = plugin_host_new(&c->plugins, loop, c->cfg.file);
+    if (rc == 0)
+        rc = plugin_host_set_data_dir(c->plugins, c->cfg.store.data_dir);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);

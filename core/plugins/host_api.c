@@ -401,6 +401,12 @@ static int api_local_user_verify(const char *username, const char *password, ops
     return h->local_verify(h->local_verify_ud, username, password, id, err, errlen);
 }
 
+static const char *api_data_dir(void)
+{
+    return plugin_host_current && plugin_host_current->data_dir ? plugin_host_current->data_dir
+                                                                : ".";
+}
+
 static const opsc_host_api host_api = {
     .size = sizeof(opsc_host_api),
     .abi_major = OPSC_ABI_MAJOR,
@@ -437,6 +443,7 @@ static const opsc_host_api host_api = {
     .step_sleep = api_step_sleep,
     .local_user_verify = api_local_user_verify,
     .step_render = api_step_render,
+    .data_dir = api_data_dir,
 };
 
 const opsc_host_api *plugin_host_api(void)

@@ -431,9 +431,20 @@ void plugin_host_free(plugin_host *h)
     for (int k = 0; k < REG__COUNT; k++)
         free(h->regs[k].items);
     free(h->plugins);
+    free(h->data_dir);
     if (plugin_host_current == h)
         plugin_host_current = NULL;
     free(h);
+}
+
+int plugin_host_set_data_dir(plugin_host *h, const char *dir)
+{
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && !copy)
+        return OPSC_ENOMEM;
+    free(h->data_dir);
+    h->data_dir = copy;
+    return 0;
 }
 
 /* ---- registries ------------------------------------------------------- */

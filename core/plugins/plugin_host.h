@@ -83,6 +83,10 @@ int plugin_host_set_path(plugin *p, const char *path);
 typedef void (*plugin_config_fn)(const char *plugin_name, const char *description,
                                  const opsc_cfg_entry *map, void *ud);
 void plugin_host_foreach_config(plugin_host *h, plugin_config_fn fn, void *ud);
+
+/* The data directory plugins see through opsc_host_api.data_dir() (copied). */
+int plugin_host_set_data_dir(plugin_host *h, const char *dir);
+
 /* Warn about [plugin.x] sections for plugins that are not loaded. */
 void plugin_host_check_sections(plugin_host *h);
 /* Shut every loaded plugin down (reverse load order) and free the host. */

@@ -47,6 +47,7 @@ struct plugin_host {
     const plugin_step_ops *step_ops;
     plugin_local_verify_fn local_verify; /* set by the identity service */
     void *local_verify_ud;
+    char *data_dir; /* opsc_host_api.data_dir(); NULL until the core sets it */
 };
 
 /* The one host of this process: the ABI's functions carry no context so

@@ -187,6 +187,12 @@ typedef struct opsc_host_api {
      * "line:col: reason" in `err` (NUL-terminated, truncated to errlen). */
     int (*step_render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
                        const char **out, char *err, size_t errlen);
+
+    /* ---- files (any thread) ------------------------------------------------ */
+    /* The daemon's data directory (static text, owned by the host): a plugin
+     * that keeps files of its own makes a folder named for it in there, 0700.
+     * Check with OPSC_HOST_HAS() first. */
+    const char *(*data_dir)(void);
 } opsc_host_api;
 
 #ifdef __cplusplus
