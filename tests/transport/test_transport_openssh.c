@@ -116,7 +116,9 @@ static int setup(void **state)
     if (!mkdtemp(rundir))
         return -1;
     if (th_sshd_start(&sshd, NULL) < 0 ||
-        th_sshd_start(&sshd_kbd, "--option 'PasswordAuthentication no' --option 'MaxSessions 3'") <
+        th_sshd_start(
+            &sshd_kbd,
+            "--option 'PasswordAuthentication no' --option 'MaxSessions 3' --option 'UsePAM yes'") <
             0 ||
         th_sshd_start(&sshd_rsa, "--option 'PubkeyAcceptedAlgorithms rsa-sha2-512,rsa-sha2-256'") <
             0)
