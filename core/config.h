@@ -69,6 +69,7 @@ struct server_cfg {
     int64_t idle_timeout_ms;
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
+    const char *public_url; /* how users reach the daemon: links in notifications */
 };
 
 struct store_cfg {
@@ -140,7 +141,16 @@ struct exec_cfg {
     int64_t log_max_bytes;     /* all logs; 0: no limit */
     int64_t log_max_per_target;
     int64_t log_sweep_interval_ms;
-    int64_t capture_limit;     /* stdout kept per command for outputs */
+    int64_t capture_limit; /* stdout kept per command for outputs */
+};
+
+struct notify_cfg {
+    const char *retry_schedule; /* ','-separated delays before each attempt */
+    int64_t max_age_ms;         /* a delivery older than this is given up */
+    int64_t max_in_flight;      /* deliveries being sent at once */
+    bool paused;                /* queue deliveries but send none (maintenance, benchmarks) */
+    int64_t attempt_timeout_ms; /* a notifier that has not answered by then has failed */
+    int64_t hook_max_body;      /* bytes of an inbound webhook's body */
 };
 
 struct config {
@@ -155,6 +165,7 @@ struct config {
     struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
     struct exec_cfg executor;
+    struct notify_cfg notifications;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

@@ -22,6 +22,7 @@
 #include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "plugin_host.h"
 #include "pool.h"
 #include "scheduler.h"
@@ -128,6 +129,8 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
         .log_max_per_target = e->log_max_per_target,
         .log_sweep_interval_ms = e->log_sweep_interval_ms,
         .capture_limit = e->capture_limit,
+        .on_run_persisted = notify_run_persisted,
+        .on_run_persisted_ud = c->notify,
     };
     return exec_new(&c->exec, c, &o, err, errlen);
 }
@@ -174,6 +177,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_runs_register(c);
     if (rc == 0)
         rc = api_schedules_register(c);
+    if (rc == 0)
+        rc = api_notifications_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -283,6 +288,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_identity(c, err, errlen);
     if (rc == 0)
         rc = open_fleet(c, err, errlen);
+    if (rc == 0) /* before the executor: its recovery of interrupted runs notifies */
+        rc = notify_new(&c->notify, c, err, errlen);
     if (rc == 0)
         rc = open_exec(c, err, errlen);
     if (rc == 0)
@@ -292,6 +299,7 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc < 0)
         return rc;
     start_signals(c);
+    notify_start(c->notify);
     c->ready = true;
     log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
                      "in %llu ms",
@@ -322,6 +330,7 @@ static void close_services(void *ud)
     struct opsc_core *c = ud;
     uv_timer_stop(&c->stop_deadline);
     close_handle((uv_handle_t *)&c->stop_deadline);
+    notify_close(c->notify); /* before the audit log it writes to, and the notifiers */
     fleet_close(c->fleet);
     audit_close(c->audit);
     c->audit = NULL;
@@ -420,11 +429,13 @@ void core_free(struct opsc_core *c)
     c->plugins = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
     c->sched = NULL;
+    notify_close(c->notify);
     uv_walk(c->loop, close_walk, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)
         http_server_free(c->http);
     exec_free(c->exec);
+    notify_free(c->notify);
     pool_free(c->pool);
     fleet_free(c->fleet);
     vault_close(c->vault);
