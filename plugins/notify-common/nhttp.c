@@ -111,6 +111,10 @@ void ntls_apply(CURL *easy, ntls *t)
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
     if (t->pinned) { /* the pin names the exact certificate: it replaces chain and name checks */
+        /* libcurl's connection reuse does not compare the SSL_CTX callback: a
+         * connection another pin (or none) accepted must never carry this one. */
+        curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
         curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, t);

@@ -334,6 +334,9 @@ static void setup(CURL *easy, mail *m, const json_t *s, const char *secret, char
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
                      (long)json_integer_value(json_object_get(s, "timeout_s")) * 1000 ?: 30000L);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    /* A session authenticated as one channel must never carry another's mail. */
+    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
     if (nset_str(s, "username") && secret) {
         curl_easy_setopt(easy, CURLOPT_USERNAME, nset_str(s, "username"));
         curl_easy_setopt(easy, CURLOPT_PASSWORD, secret); /* copied by libcurl */
