@@ -46,6 +46,8 @@ static int name_index(store_txn *txn, const nres *r, const json_t *before, const
 static int write_txn(store_txn *txn, void *ud)
 {
     wop *w = ud;
+    if (w->before) /* the body's members over the stored record, under its id */
+        json_object_set(w->rec, "id", json_object_get(w->before, "id"));
     int rc = w->res->check(txn, w->rec, &w->field, w->err, sizeof(w->err));
     if (rc == 0)
         rc = w->before ? store_update(txn, w->res->db, w->rec, w->expect)

@@ -200,9 +200,8 @@ static bool others_live(const pconn *c)
 static void publish_unreachable(pconn *c, int code, const char *msg)
 {
     struct opsc_core *core = c->p->core;
-    json_t *d = json_pack("{s:s, s:s?, s:s?, s:s, s:s}", "target_id", c->t->id, "name",
-                          fld_str(c->target, "name"), "address", fld_str(c->target, "address"),
-                          "error", msg, "code", opsc_err_name(code));
+    json_t *d = json_pack("{s:s, s:s, s:s}", "target_id", c->t->id, "error", msg, "code",
+                          opsc_err_name(code));
     if (d && core && core->events)
         events_publish(core->events, "target.unreachable", c->t->id, d);
     json_decref(d);

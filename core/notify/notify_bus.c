@@ -75,22 +75,27 @@ static int missed(notify *n, store_txn *txn, const json_t *d, notice *no)
     return 0;
 }
 
-static int unreachable(notify *n, const json_t *d, const char *subject, notice *no)
+static int unreachable(notify *n, store_txn *txn, const json_t *d, const char *subject, notice *no,
+                       json_t **hold)
 {
     no->target_id = str(d, "target_id") ?: subject;
+    json_t *t = NULL;
+    if (no->target_id && store_get(txn, "targets", no->target_id, &t) < 0)
+        t = NULL;
+    *hold = t; /* the target as stored: its name and address */
     json_t *ids = json_pack("[s?]", no->target_id);
     no->target_ids = ids;
     char text[600], path[96];
     snprintf(text, sizeof(text), "Target \"%s\" is unreachable: %s",
-             str(d, "name") ?: no->target_id ?: "?", str(d, "error") ?: "connect failed");
+             str(t, "name") ?: no->target_id ?: "?", str(d, "error") ?: "connect failed");
     snprintf(path, sizeof(path), "/api/v1/targets/%s", no->target_id ?: "");
     no->payload = nt_payload_base(n, EV_TARGET_UNREACHABLE, text, path);
     if (!no->payload)
         return OPSC_ENOMEM;
     json_object_set_new(no->payload, "target",
                         json_pack("{s:s?, s:O?, s:O?, s:O?}", "id", no->target_id, "name",
-                                  json_object_get(d, "name"), "address",
-                                  json_object_get(d, "address"), "error",
+                                  json_object_get(t, "name"), "address",
+                                  json_object_get(t, "address"), "error",
                                   json_object_get(d, "error")));
     return 0;
 }
@@ -163,7 +168,7 @@ int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item)
         rc = missed(n, txn, d, &no);
     } else if (strcmp(type, "target.unreachable") == 0) {
         ev = EV_TARGET_UNREACHABLE;
-        rc = unreachable(n, d, str(item, "subject"), &no);
+        rc = unreachable(n, txn, d, str(item, "subject"), &no, &hold);
     } else if (strcmp(type, "steplib.installed") == 0 || strcmp(type, "user.locked") == 0) {
         ev = type[0] == 's' ? EV_STEPLIB_INSTALLED : EV_USER_LOCKED;
         rc = simple(n, ev, d, &no);
