@@ -201,10 +201,10 @@ json_t *nt_run_payload(notify *n, store_txn *txn, const json_t *run, int ev, int
                         str(run, "schedule_id")
                             ? json_pack("{s:O}", "id", json_object_get(run, "schedule_id"))
                             : json_null());
-    json_object_set_new(p, "failed_targets",
-                        json_incref(json_object_get(tmp, "failed_targets") ?: json_array()));
+    json_t *failed = json_object_get(tmp, "failed_targets");
+    json_object_set_new(p, "failed_targets", failed ? json_incref(failed) : json_array());
     json_object_set_new(p, "failed_count",
-                        json_incref(json_object_get(tmp, "failed_count") ?: json_integer(0)));
+                        json_integer(json_integer_value(json_object_get(tmp, "failed_count"))));
     if (ev == EV_RUN_FAILING || ev == EV_RUN_FIXED)
         json_object_set_new(json_object_get(p, "event"), "streak", json_integer(streak));
     json_decref(tmp);
