@@ -154,6 +154,7 @@ static void audit_disables(notify *n)
 
 void nt_flush_now(notify *n)
 {
+    uv_timer_stop(&n->results);
     flush_ctx f = {n, json_array()};
     bool had_bus = json_array_size(n->bus) > 0;
     int rc = f.watches ? store_write(n->store, flush_txn, &f) : OPSC_ENOMEM;
@@ -190,6 +191,22 @@ static void on_flush(uv_check_t *h)
 static void on_flush_idle(uv_idle_t *h)
 {
     (void)h; /* keeps the poll phase from blocking before the check has written */
+}
+
+static void on_results(uv_timer_t *t)
+{
+    nt_flush_now(t->data);
+}
+
+void nt_want_results_flush(notify *n)
+{
+    if (n->closed || uv_is_active((uv_handle_t *)&n->results))
+        return;
+    /* A backlog of results is written at the end of the turn all the same. */
+    if (json_array_size(n->writes) >= (size_t)n->max_in_flight * 4)
+        nt_want_flush(n);
+    else
+        uv_timer_start(&n->results, on_results, RESULTS_DELAY_MS, 0);
 }
 
 void nt_want_flush(notify *n)
@@ -280,9 +297,10 @@ int notify_new(notify **out, struct opsc_core *c, char *err, size_t errlen)
     uv_timer_init(n->loop, &n->sweep);
     uv_timer_init(n->loop, &n->lr_timer);
     uv_timer_init(n->loop, &n->maint);
+    uv_timer_init(n->loop, &n->results);
     n->flush.data = n->flush_idle.data = n->wake.data = n->sweep.data = n->lr_timer.data = n;
-    n->maint.data = n;
-    n->open_handles = 6;
+    n->maint.data = n->results.data = n;
+    n->open_handles = 7;
     plugin_host_set_notify_status(c->plugins, nt_http_status);
     *out = n;
     return 0;
@@ -317,14 +335,15 @@ void notify_close(notify *n)
             events_unsubscribe(n->core->events, n->bus_subs[i]);
         n->bus_subs[i] = 0;
     }
-    if (uv_is_active((uv_handle_t *)&n->flush))
+    if (uv_is_active((uv_handle_t *)&n->flush) || uv_is_active((uv_handle_t *)&n->results))
         nt_flush_now(n);
     n->closed = true;
     nt_sender_close(n);
     plugin_host_set_notify_status(n->core->plugins, NULL);
     uv_handle_t *hs[] = {(uv_handle_t *)&n->flush,    (uv_handle_t *)&n->flush_idle,
                          (uv_handle_t *)&n->wake,     (uv_handle_t *)&n->sweep,
-                         (uv_handle_t *)&n->lr_timer, (uv_handle_t *)&n->maint};
+                         (uv_handle_t *)&n->lr_timer, (uv_handle_t *)&n->maint,
+                         (uv_handle_t *)&n->results};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], handle_closed);

@@ -152,6 +152,7 @@ struct notify {
     nt_limiter *limiters;
     uv_timer_t sweep; /* attempt timeouts, while attempts are in flight */
     uv_timer_t maint; /* hourly: old hooks_seen and outbox_groups entries go */
+    uv_timer_t results; /* attempts' results are written together, RESULTS_DELAY_MS after one */
     /* long-running watches */
     nt_watch *watches;
     uv_timer_t lr_timer;
@@ -165,6 +166,10 @@ struct notify {
 
 /* ---- notify.c ------------------------------------------------------------------------------ */
 void nt_want_flush(notify *n);
+/* Results of attempts: written within RESULTS_DELAY_MS, many in one commit.
+ * Losing them to a crash only means sending again under the same id. */
+#define RESULTS_DELAY_MS 20
+void nt_want_results_flush(notify *n);
 /* Write what is queued now (the end of the turn would). */
 void nt_flush_now(notify *n);
 void nt_count(notify *n, const char *type, const char *outcome);

@@ -143,7 +143,7 @@ static void queue_write(notify *n, json_t *rec, int64_t old_due)
     json_array_append_new(n->writes, json_pack("{s:s, s:O, s:I}", "db", "outbox", "rec", rec,
                                                "old_due", (json_int_t)old_due));
     json_object_set_new(n->busy, str(rec, "id"), json_true());
-    nt_want_flush(n);
+    nt_want_results_flush(n);
 }
 
 static void record(notify *n, nt_attempt *a, int result, bool disable, const char *error)
@@ -213,7 +213,9 @@ static void on_done(void *ud, int status, bool retryable, const char *error)
     if (a->test_cb)
         finish_test(n, a);
     attempt_free(a);
-    nt_pump(n);
+    /* The next pass waits for the loop's next turn: the answers of one turn
+     * free their slots together and one pass fills them all. */
+    nt_wake_at(n, clock_now_ms());
 }
 
 void nt_http_status(void *ud, int status, int64_t retry_after_ms)
