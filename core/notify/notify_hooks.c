@@ -129,36 +129,18 @@ int hook_seen_put(store_txn *txn, const char *hook_id, const char *msg_id, int64
     return store_kv_put(txn, "hooks_seen", key, strlen(key), val, strlen(val));
 }
 
-typedef struct seen_sweep {
-    int64_t before;
-    json_t *old;
-} seen_sweep;
-
-static int seen_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+static bool seen_before(const void *val, size_t vlen, int64_t cutoff)
 {
-    seen_sweep *s = ud;
     char num[24];
     size_t n = vlen < sizeof(num) - 1 ? vlen : sizeof(num) - 1;
     memcpy(num, val, n);
     num[n] = '\0';
-    if (strtoll(num, NULL, 10) < s->before)
-        json_array_append_new(s->old, json_stringn(key, klen));
-    return 0;
+    return strtoll(num, NULL, 10) < cutoff;
 }
 
 int nt_hooks_seen_sweep(store_txn *txn, int64_t now_ms, int64_t keep_ms)
 {
-    seen_sweep s = {now_ms - keep_ms, json_array()};
-    int rc = s.old ? store_kv_scan(txn, "hooks_seen", NULL, 0, seen_one, &s) : OPSC_ENOMEM;
-    size_t i;
-    json_t *k;
-    json_array_foreach(s.old, i, k)
-    {
-        if (rc == 0)
-            rc = store_kv_del(txn, "hooks_seen", json_string_value(k), json_string_length(k));
-    }
-    json_decref(s.old);
-    return rc;
+    return nt_kv_prune(txn, "hooks_seen", seen_before, now_ms - keep_ms);
 }
 
 typedef struct hook_load {

@@ -150,8 +150,8 @@ struct notify {
     nt_attempt *inflight;
     size_t ninflight;
     nt_limiter *limiters;
-    uv_timer_t sweep; /* attempt timeouts, while attempts are in flight */
-    uv_timer_t maint; /* hourly: old hooks_seen and outbox_groups entries go */
+    uv_timer_t sweep;   /* attempt timeouts, while attempts are in flight */
+    uv_timer_t maint;   /* hourly: old hooks_seen and outbox_groups entries go */
     uv_timer_t results; /* attempts' results are written together, RESULTS_DELAY_MS after one */
     /* long-running watches */
     nt_watch *watches;
@@ -199,6 +199,9 @@ int nt_outbox_add(notify *n, store_txn *txn, const nrule *r, const json_t *chann
                   const notice *no, char created[40]);
 /* Store a delivery record after an attempt or a deferral, moving its due key. */
 int nt_outbox_put(store_txn *txn, json_t *rec, int64_t old_due);
+/* Delete the entries of kv database `db` that `stale` judges old against `cutoff`. */
+int nt_kv_prune(store_txn *txn, const char *db,
+                bool (*stale)(const void *val, size_t vlen, int64_t cutoff), int64_t cutoff);
 /* Remove outbox_groups entries whose window closed before `now_ms`. */
 int nt_groups_sweep(store_txn *txn, int64_t now_ms);
 

@@ -199,34 +199,47 @@ int nt_outbox_put(store_txn *txn, json_t *rec, int64_t old_due)
     return rc;
 }
 
-typedef struct sweep {
-    int64_t now;
-    json_t *stale;
-} sweep;
+typedef struct prune {
+    bool (*stale)(const void *val, size_t vlen, int64_t cutoff);
+    int64_t cutoff;
+    json_t *keys;
+} prune;
 
-static int sweep_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+static int prune_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
 {
-    sweep *s = ud;
-    json_t *g = json_loadb(val, vlen, 0, NULL);
-    if (!g || json_integer_value(json_object_get(g, "until")) < s->now)
-        json_array_append_new(s->stale, json_stringn(key, klen));
-    json_decref(g);
+    prune *p = ud;
+    if (p->stale(val, vlen, p->cutoff))
+        json_array_append_new(p->keys, json_stringn(key, klen));
     return 0;
+}
+
+int nt_kv_prune(store_txn *txn, const char *db,
+                bool (*stale)(const void *val, size_t vlen, int64_t cutoff), int64_t cutoff)
+{
+    prune p = {stale, cutoff, json_array()};
+    int rc = p.keys ? store_kv_scan(txn, db, NULL, 0, prune_one, &p) : OPSC_ENOMEM;
+    size_t i;
+    json_t *k;
+    json_array_foreach(p.keys, i, k)
+    {
+        if (rc == 0)
+            rc = store_kv_del(txn, db, json_string_value(k), json_string_length(k));
+    }
+    json_decref(p.keys);
+    return rc;
+}
+
+static bool window_closed(const void *val, size_t vlen, int64_t now)
+{
+    json_t *g = json_loadb(val, vlen, 0, NULL);
+    bool closed = !g || json_integer_value(json_object_get(g, "until")) < now;
+    json_decref(g);
+    return closed;
 }
 
 int nt_groups_sweep(store_txn *txn, int64_t now_ms)
 {
-    sweep s = {now_ms, json_array()};
-    int rc = s.stale ? store_kv_scan(txn, "outbox_groups", NULL, 0, sweep_one, &s) : OPSC_ENOMEM;
-    size_t i;
-    json_t *k;
-    json_array_foreach(s.stale, i, k)
-    {
-        if (rc == 0)
-            rc = store_kv_del(txn, "outbox_groups", json_string_value(k), json_string_length(k));
-    }
-    json_decref(s.stale);
-    return rc;
+    return nt_kv_prune(txn, "outbox_groups", window_closed, now_ms);
 }
 
 json_t *notify_delivery_public(json_t *rec)

@@ -325,3 +325,45 @@ int nhttp_send(const opsc_host_api *host, nhttp_req *r, opsc_notify_done_cb done
     r->body = NULL;
     return rc;
 }
+
+int nhttp_post_json(const opsc_host_api *host, const char *url, json_t *body,
+                    const json_t *settings, opsc_notify_done_cb done, void *ud)
+{
+    nhttp_req r = {.url = url,
+                   .body = body ? json_dumps(body, JSON_COMPACT) : NULL,
+                   .timeout_ms =
+                       (long)json_integer_value(json_object_get(settings, "timeout_s")) * 1000};
+    r.len = r.body ? strlen(r.body) : 0;
+    json_decref(body);
+    return r.body ? nhttp_send(host, &r, done, ud) : OPSC_ENOMEM;
+}
+
+/* ---- plugin life --------------------------------------------------------------------------- */
+
+int nplugin_init(const opsc_host_api *api, const char *component, const opsc_notifier *n)
+{
+    if (!OPSC_HOST_HAS(api, curl_start) || !OPSC_HOST_HAS(api, notify_http_status)) {
+        api->log(component, OPSC_LOG_ERROR, "the host has no curl_start (ABI 1.1 needed)");
+        return OPSC_EABI;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return OPSC_ENOMEM;
+    int rc = api->register_notifier(n, NULL);
+    if (rc < 0)
+        curl_global_cleanup();
+    return rc;
+}
+
+void nplugin_shutdown(void *state)
+{
+    (void)state;
+    curl_global_cleanup();
+}
+
+int nset_validate_object(void *state, const char *settings_json, char *err, size_t errlen)
+{
+    (void)state;
+    json_t *s = nset_parse(settings_json, err, errlen);
+    json_decref(s);
+    return s ? 0 : OPSC_ESCHEMA;
+}

@@ -57,6 +57,19 @@ int nhttp_run(const opsc_host_api *host, CURL *easy, struct curl_slist *headers,
               void (*free_extra)(void *extra), nhttp_end_fn on_end, opsc_notify_done_cb done,
               void *ud);
 
+/* A JSON message (`body`, stolen) to `url`, with the timeout of the channel's
+ * settings {timeout_s}: what Slack and Teams send. As nhttp_send otherwise. */
+int nhttp_post_json(const opsc_host_api *host, const char *url, json_t *body,
+                    const json_t *settings, opsc_notify_done_cb done, void *ud);
+
+/* A bundled notifier's init: the host must have curl_start (ABI 1.1); libcurl
+ * is initialised (reference-counted, undone by nplugin_shutdown) and `n`
+ * registered. */
+int nplugin_init(const opsc_host_api *api, const char *component, const opsc_notifier *n);
+void nplugin_shutdown(void *state);
+/* validate() of a notifier whose schema says everything: the settings parse. */
+int nset_validate_object(void *state, const char *settings_json, char *err, size_t errlen);
+
 /* Settings helpers. */
 const char *nset_str(const json_t *o, const char *key);
 bool nset_url_ok(const char *url, char *err, size_t errlen, const char *what);

@@ -392,20 +392,9 @@ static int init(const opsc_host_api *api, const opsc_config *cfg, void **state)
     (void)cfg;
     host = api;
     *state = NULL;
-    if (!OPSC_HOST_HAS(api, curl_start)) {
-        api->log("notify-email", OPSC_LOG_ERROR, "the host has no curl_start (ABI 1.1 needed)");
-        return OPSC_EABI;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return api->register_notifier(&email, NULL);
-}
-
-static void shutdown_plugin(void *state)
-{
-    (void)state;
-    curl_global_cleanup();
+    return nplugin_init(api, "notify-email", &email);
 }
 
 OPSC_PLUGIN_DEFINE("notify-email", "1.0.0", OPSC_KIND_NOTIFIER,
                    "Email notifications over SMTP with STARTTLS or TLS", "Apache-2.0", init,
-                   shutdown_plugin)
+                   nplugin_shutdown)

@@ -16,14 +16,6 @@
 
 static const opsc_host_api *host;
 
-static int validate(void *state, const char *settings_json, char *err, size_t errlen)
-{
-    (void)state;
-    json_t *s = nset_parse(settings_json, err, errlen);
-    json_decref(s);
-    return s ? 0 : OPSC_ESCHEMA;
-}
-
 /* The message cut to fit one section: a code block cut open is closed again. */
 static char *section_text(const char *mention, const char *text)
 {
@@ -118,14 +110,10 @@ static int send_msg(void *state, const opsc_notify_msg *msg, const char *setting
     bool loud = msg->severity && strcmp(msg->severity, "info") != 0;
     json_t *body = json_pack("{s:s, s:o}", "text", msg->subject, "blocks",
                              blocks_of(msg, payload, loud ? mention : NULL));
-    nhttp_req r = {.url = secret,
-                   .body = body ? json_dumps(body, JSON_COMPACT) : NULL,
-                   .timeout_ms = (long)json_integer_value(json_object_get(s, "timeout_s")) * 1000};
-    r.len = r.body ? strlen(r.body) : 0;
-    json_decref(body);
+    int rc = nhttp_post_json(host, secret, body, s, done, ud);
     json_decref(payload);
     json_decref(s);
-    return r.body ? nhttp_send(host, &r, done, ud) : OPSC_ENOMEM;
+    return rc;
 }
 
 static const opsc_notifier slack = {
@@ -133,7 +121,7 @@ static const opsc_notifier slack = {
     .name = "slack",
     .summary = "Slack incoming webhook: Block Kit message with the run's fields and a link",
     .settings_schema = J_settings,
-    .validate = validate,
+    .validate = nset_validate_object,
     .send = send_msg,
 };
 
@@ -142,20 +130,9 @@ static int init(const opsc_host_api *api, const opsc_config *cfg, void **state)
     (void)cfg;
     host = api;
     *state = NULL;
-    if (!OPSC_HOST_HAS(api, curl_start)) {
-        api->log("notify-slack", OPSC_LOG_ERROR, "the host has no curl_start (ABI 1.1 needed)");
-        return OPSC_EABI;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return api->register_notifier(&slack, NULL);
-}
-
-static void shutdown_plugin(void *state)
-{
-    (void)state;
-    curl_global_cleanup();
+    return nplugin_init(api, "notify-slack", &slack);
 }
 
 OPSC_PLUGIN_DEFINE("notify-slack", "1.0.0", OPSC_KIND_NOTIFIER,
                    "Slack notifications through incoming webhooks", "Apache-2.0", init,
-                   shutdown_plugin)
+                   nplugin_shutdown)

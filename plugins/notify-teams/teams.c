@@ -15,14 +15,6 @@
 
 static const opsc_host_api *host;
 
-static int validate(void *state, const char *settings_json, char *err, size_t errlen)
-{
-    (void)state;
-    json_t *s = nset_parse(settings_json, err, errlen);
-    json_decref(s);
-    return s ? 0 : OPSC_ESCHEMA;
-}
-
 static const char *color_of(const char *severity)
 {
     if (severity && strcmp(severity, "error") == 0)
@@ -105,14 +97,10 @@ static int send_msg(void *state, const opsc_notify_msg *msg, const char *setting
     json_t *payload = msg->payload_json ? json_loads(msg->payload_json, 0, NULL) : NULL;
     bool legacy = strcmp(nset_str(s, "format") ?: "", "message_card") == 0;
     json_t *body = legacy ? message_card(msg) : adaptive_card(msg, payload);
-    nhttp_req r = {.url = secret,
-                   .body = body ? json_dumps(body, JSON_COMPACT) : NULL,
-                   .timeout_ms = (long)json_integer_value(json_object_get(s, "timeout_s")) * 1000};
-    r.len = r.body ? strlen(r.body) : 0;
-    json_decref(body);
+    int rc = nhttp_post_json(host, secret, body, s, done, ud);
     json_decref(payload);
     json_decref(s);
-    return r.body ? nhttp_send(host, &r, done, ud) : OPSC_ENOMEM;
+    return rc;
 }
 
 static const opsc_notifier teams = {
@@ -120,7 +108,7 @@ static const opsc_notifier teams = {
     .name = "teams",
     .summary = "Microsoft Teams Workflows webhook: an Adaptive Card (MessageCard on request)",
     .settings_schema = J_settings,
-    .validate = validate,
+    .validate = nset_validate_object,
     .send = send_msg,
 };
 
@@ -129,20 +117,9 @@ static int init(const opsc_host_api *api, const opsc_config *cfg, void **state)
     (void)cfg;
     host = api;
     *state = NULL;
-    if (!OPSC_HOST_HAS(api, curl_start)) {
-        api->log("notify-teams", OPSC_LOG_ERROR, "the host has no curl_start (ABI 1.1 needed)");
-        return OPSC_EABI;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return api->register_notifier(&teams, NULL);
-}
-
-static void shutdown_plugin(void *state)
-{
-    (void)state;
-    curl_global_cleanup();
+    return nplugin_init(api, "notify-teams", &teams);
 }
 
 OPSC_PLUGIN_DEFINE("notify-teams", "1.0.0", OPSC_KIND_NOTIFIER,
                    "Microsoft Teams notifications through Workflows webhooks (Adaptive Cards)",
-                   "Apache-2.0", init, shutdown_plugin)
+                   "Apache-2.0", init, nplugin_shutdown)

@@ -159,20 +159,9 @@ static int init(const opsc_host_api *api, const opsc_config *cfg, void **state)
     (void)cfg;
     host = api;
     *state = NULL;
-    if (!OPSC_HOST_HAS(api, curl_start)) {
-        api->log("notify-webhook", OPSC_LOG_ERROR, "the host has no curl_start (ABI 1.1 needed)");
-        return OPSC_EABI;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return api->register_notifier(&webhook, NULL);
-}
-
-static void shutdown_plugin(void *state)
-{
-    (void)state;
-    curl_global_cleanup();
+    return nplugin_init(api, "notify-webhook", &webhook);
 }
 
 OPSC_PLUGIN_DEFINE("notify-webhook", "1.0.0", OPSC_KIND_NOTIFIER,
                    "Signed webhooks (Standard Webhooks, GitHub-style) to any HTTP endpoint",
-                   "Apache-2.0", init, shutdown_plugin)
+                   "Apache-2.0", init, nplugin_shutdown)
