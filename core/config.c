@@ -679,6 +679,8 @@ static const opsc_cfg_entry notify_map[] = {
      "an attempt whose notifier has not answered by then fails (and is retried)"},
     {"hook_max_body", OPSC_CFG_SIZE, "1M", 1024, 64LL << 20, NULL, 0, NTF(hook_max_body),
      "bytes of an inbound webhook's body; more is answered 413"},
+    {"history_retention", OPSC_CFG_DURATION, "30d", 3600000, 3650LL * 86400000, NULL, 0,
+     NTF(history_ms), "delivered and given-up deliveries are deleted this long after they were made"},
     {NULL},
 };
 #undef NTF

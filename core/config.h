@@ -151,6 +151,7 @@ struct notify_cfg {
     bool paused;                /* queue deliveries but send none (maintenance, benchmarks) */
     int64_t attempt_timeout_ms; /* a notifier that has not answered by then has failed */
     int64_t hook_max_body;      /* bytes of an inbound webhook's body */
+    int64_t history_ms;         /* finished deliveries are kept this long */
 };
 
 struct config {

@@ -425,11 +425,11 @@ void core_free(struct opsc_core *c)
      * their close callbacks run so nothing is freed while the loop uses it. */
     install_close(c->steplibs);
     c->steplibs = NULL;
+    notify_close(c->notify); /* before the notifiers: their last answers find it closed */
     plugin_host_free(c->plugins);
     c->plugins = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
     c->sched = NULL;
-    notify_close(c->notify);
     uv_walk(c->loop, close_walk, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)

@@ -221,23 +221,32 @@ void nt_want_flush(notify *n)
 
 #define SEEN_KEEP_MS (2LL * 86400000) /* longer than the longest tolerance_s */
 
+typedef struct maint {
+    notify *n;
+    bool more;
+} maint;
+
 static int maint_txn(store_txn *txn, void *ud)
 {
-    (void)ud;
+    maint *m = ud;
     int64_t now = clock_now_ms();
     int rc = nt_groups_sweep(txn, now);
     if (rc == 0)
         rc = nt_hooks_seen_sweep(txn, now, SEEN_KEEP_MS);
+    if (rc == 0) /* a bounded share per transaction: the loop goes on meanwhile */
+        rc = nt_history_sweep(txn, now - m->n->history_ms, 5000, &m->more);
     return rc;
 }
 
 static void on_maint(uv_timer_t *t)
 {
-    notify *n = t->data;
-    int rc = store_write(n->store, maint_txn, n);
+    maint m = {t->data, false};
+    int rc = store_write(m.n->store, maint_txn, &m);
     if (rc < 0)
-        log_error("notify", "sweeping old group windows and hook ids failed: %s",
+        log_error("notify", "sweeping old deliveries, group windows and hook ids failed: %s",
                   opsc_strerror(rc));
+    else if (m.more)
+        uv_timer_start(t, on_maint, 1000, 3600000);
 }
 
 /* ---- life ---------------------------------------------------------------------------------- */
@@ -260,6 +269,7 @@ int notify_new(notify **out, struct opsc_core *c, char *err, size_t errlen)
     n->store = c->store;
     n->max_age_ms = cfg->max_age_ms ? cfg->max_age_ms : 3LL * 86400000;
     n->attempt_timeout_ms = cfg->attempt_timeout_ms ? cfg->attempt_timeout_ms : 120000;
+    n->history_ms = cfg->history_ms ? cfg->history_ms : 30LL * 86400000;
     n->max_in_flight = cfg->max_in_flight > 0 ? (int)cfg->max_in_flight : 64;
     n->paused = cfg->paused;
     const char *url = c->cfg.server.public_url ? c->cfg.server.public_url : "";

@@ -127,13 +127,14 @@ struct notify {
     char *public_url;
     int64_t *retry_ms; /* delays before attempt 1, 2, ... (the last repeats) */
     size_t nretry;
-    int64_t max_age_ms, attempt_timeout_ms;
+    int64_t max_age_ms, attempt_timeout_ms, history_ms;
     int max_in_flight;
     bool paused, closed;
     /* rules */
     nrule *rules;
     size_t nrules;
     bool any_long_running;
+    unsigned events; /* every event some rule names (1u << enum nt_event) */
     /* default messages per channel type */
     tpl *subject_tpl, *text_tpl, *slack_tpl, *teams_tpl;
     /* end of the loop turn: notices from the bus, results of attempts */
@@ -202,6 +203,9 @@ int nt_outbox_put(store_txn *txn, json_t *rec, int64_t old_due);
 /* Delete the entries of kv database `db` that `stale` judges old against `cutoff`. */
 int nt_kv_prune(store_txn *txn, const char *db,
                 bool (*stale)(const void *val, size_t vlen, int64_t cutoff), int64_t cutoff);
+/* Delete finished deliveries made before `cutoff_ms`, at most `max`; *more
+ * says whether older ones remain. */
+int nt_history_sweep(store_txn *txn, int64_t cutoff_ms, size_t max, bool *more);
 /* Remove outbox_groups entries whose window closed before `now_ms`. */
 int nt_groups_sweep(store_txn *txn, int64_t now_ms);
 

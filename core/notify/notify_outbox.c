@@ -242,6 +242,43 @@ int nt_groups_sweep(store_txn *txn, int64_t now_ms)
     return nt_kv_prune(txn, "outbox_groups", window_closed, now_ms);
 }
 
+typedef struct history {
+    int64_t cutoff;
+    size_t max;
+    json_t *old;
+    bool more;
+} history;
+
+static int old_one(const char *id, json_t *rec, void *ud)
+{
+    history *h = ud;
+    if (uuid7_time_ms(id) >= h->cutoff)
+        return 1; /* ids sort by time: the rest is younger */
+    if (json_array_size(h->old) >= h->max) {
+        h->more = true;
+        return 1;
+    }
+    if (!open_state(str(rec, "state")))
+        json_array_append_new(h->old, json_string(id));
+    return 0;
+}
+
+int nt_history_sweep(store_txn *txn, int64_t cutoff_ms, size_t max, bool *more)
+{
+    history h = {cutoff_ms, max, json_array(), false};
+    int rc = h.old ? store_scan(txn, "outbox", NULL, false, old_one, &h) : OPSC_ENOMEM;
+    size_t i;
+    json_t *id;
+    json_array_foreach(h.old, i, id)
+    {
+        if (rc == 0)
+            rc = store_delete(txn, "outbox", json_string_value(id), 0);
+    }
+    json_decref(h.old);
+    *more = h.more;
+    return rc;
+}
+
 json_t *notify_delivery_public(json_t *rec)
 {
     json_t *v = json_copy(rec);

@@ -89,13 +89,48 @@ static int render_one(const tpl *over, const tpl *def, const json_t *payload, co
     return rc;
 }
 
+/* Slack reads <!channel>, <@U1> and <url|label> in message text: a line of a
+ * target's output must not ping everyone. Its data is escaped (& < >), the
+ * template's own markup is not. */
+static json_t *slack_escaped(const json_t *v)
+{
+    if (json_is_string(v)) {
+        strbuf sb = STRBUF_INIT;
+        for (const char *p = json_string_value(v); *p; p++) {
+            if (*p == '&')
+                sb_puts(&sb, "&amp;");
+            else if (*p == '<')
+                sb_puts(&sb, "&lt;");
+            else if (*p == '>')
+                sb_puts(&sb, "&gt;");
+            else
+                sb_append(&sb, p, 1);
+        }
+        json_t *out = json_string(sb.buf ? sb.buf : "");
+        sb_free(&sb);
+        return out;
+    }
+    json_t *out = json_is_object(v) ? json_object() : json_is_array(v) ? json_array() : NULL;
+    const char *k;
+    json_t *m;
+    size_t i;
+    if (json_is_object(v))
+        json_object_foreach((json_t *)v, k, m) json_object_set_new(out, k, slack_escaped(m));
+    else if (json_is_array(v))
+        json_array_foreach(v, i, m) json_array_append_new(out, slack_escaped(m));
+    return out ? out : json_incref((json_t *)v);
+}
+
 int nt_render(notify *n, const char *type, const nrule *r, const json_t *payload, char **subject,
               char **text, char **body, char *err, size_t errlen)
 {
     *subject = *text = *body = NULL;
     int rc = render_one(r ? r->subject : NULL, n->subject_tpl, payload, "subject", subject);
+    json_t *escaped = strcmp(type, "slack") == 0 ? slack_escaped(payload) : NULL;
     if (rc == 0)
-        rc = render_one(r ? r->text : NULL, default_text(n, type), payload, "text", text);
+        rc = render_one(r ? r->text : NULL, default_text(n, type), escaped ? escaped : payload,
+                        "text", text);
+    json_decref(escaped);
     if (rc == 0 && r && r->body)
         rc = render_one(r->body, NULL, payload, "body", body);
     if (rc < 0) {

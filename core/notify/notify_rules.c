@@ -205,10 +205,10 @@ int notify_rules_reload(notify *n)
     nt_rules_free(n);
     n->rules = l.rules;
     n->nrules = l.n;
-    n->any_long_running = false;
+    n->events = 0;
     for (size_t i = 0; i < n->nrules; i++)
-        if (n->rules[i].events & (1u << EV_RUN_LONG_RUNNING))
-            n->any_long_running = true;
+        n->events |= n->rules[i].events;
+    n->any_long_running = n->events & (1u << EV_RUN_LONG_RUNNING);
     return 0;
 }
 

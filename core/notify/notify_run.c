@@ -333,7 +333,9 @@ int notify_run_persisted(void *ud, store_txn *txn, const json_t *run, const char
     bool started = (!previous || is_state(previous, "queued")) && !is_state(state, "queued") &&
                    str(run, "started_at");
     int rc = end >= 0 ? streaks(txn, &no, state) : 0;
-    if (rc < 0 || n->nrules == 0 || (end < 0 && !started))
+    unsigned may = (started ? 1u << EV_RUN_STARTED : 0) |
+                   (end >= 0 ? 1u << end | 1u << EV_RUN_FIXED | 1u << EV_RUN_FAILING : 0);
+    if (rc < 0 || !(n->events & may)) /* no rule wants to hear: the run's write stays lean */
         return rc;
     json_t *ids = NULL;
     rc = nt_run_target_ids(txn, no.run_id, &ids);

@@ -280,6 +280,7 @@ static size_t add_rule(fx *f, json_t *rec)
     f->n.rules = realloc(f->n.rules, (f->n.nrules + 1) * sizeof(*f->n.rules));
     assert_int_equal(nt_rule_compile(rec, &f->n.rules[f->n.nrules], err, sizeof(err), &field), 0);
     json_decref(rec);
+    f->n.events |= f->n.rules[f->n.nrules].events;
     return f->n.nrules++;
 }
 
@@ -453,6 +454,85 @@ static void a_group_window_merges_into_the_delivery_not_yet_sent(void **state)
     json_decref(all);
 }
 
+typedef struct aged {
+    int64_t at;
+    const char *state;
+    char id[UUID_STR_LEN];
+} aged;
+
+static int put_aged_txn(store_txn *txn, void *ud)
+{
+    aged *a = ud;
+    uuid7_new_at(a->id, a->at);
+    json_t *rec = json_pack("{s:s, s:s}", "id", a->id, "state", a->state);
+    int rc = store_create(txn, "outbox", rec);
+    json_decref(rec);
+    return rc;
+}
+
+typedef struct sweep_op {
+    int64_t cutoff;
+    bool more;
+} sweep_op;
+
+static int history_txn(store_txn *txn, void *ud)
+{
+    sweep_op *s = ud;
+    return nt_history_sweep(txn, s->cutoff, 2, &s->more);
+}
+
+static void finished_deliveries_go_after_the_retention(void **state)
+{
+    fx *f = *state;
+    /* Ids only grow in a process: the cutoff moves to the future instead. */
+    int64_t now = clock_now_ms(), day = 86400000;
+    aged a[] = {{now, "delivered"},
+                {now, "pending"},
+                {now, "gave_up"},
+                {now, "delivered"},
+                {now + day, "delivered"}};
+    for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++)
+        assert_int_equal(store_write(f->s, put_aged_txn, &a[i]), 0);
+    sweep_op s = {now + day / 2, false};
+    assert_int_equal(store_write(f->s, history_txn, &s), 0);
+    assert_true(s.more); /* two at a time: more is left */
+    assert_int_equal(store_write(f->s, history_txn, &s), 0);
+    assert_false(s.more);
+    json_t *all = outbox(f, NULL);
+    assert_int_equal(json_array_size(all), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(all, 0), "id")), a[1].id);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(all, 1), "id")), a[4].id);
+    /* the pending one stays, however old; the young one too */
+    json_decref(all);
+}
+
+static void slack_text_escapes_the_data_not_the_markup(void **state)
+{
+    fx *f = *state;
+    char err[256], *subject, *text, *body;
+    assert_int_equal(nt_render_init(&f->n, err, sizeof(err)), 0);
+    json_t *p =
+        json_pack("{s:{s:s, s:s, s:s, s:i}, s:[{s:s, s:s, s:n, s:[s]}], s:n, s:n}", "event", "name",
+                  "run.failed", "severity", "error", "summary", "Job \"a<b\" failed", "count", 1,
+                  "failed_targets", "name", "web", "state", "failed", "step", "output",
+                  "ping <!channel> & <@U1>", "run", "link");
+    assert_int_equal(nt_render(&f->n, "slack", NULL, p, &subject, &text, &body, err, sizeof(err)),
+                     0);
+    assert_non_null(strstr(text, "ping &lt;!channel&gt; &amp; &lt;@U1&gt;"));
+    assert_non_null(strstr(text, "*Job \"a&lt;b\" failed*"));
+    assert_string_equal(subject, "[ERROR] Job \"a<b\" failed");
+    assert_null(body);
+    free(subject);
+    free(text);
+    assert_int_equal(nt_render(&f->n, "email", NULL, p, &subject, &text, &body, err, sizeof(err)),
+                     0);
+    assert_non_null(strstr(text, "  | ping <!channel> & <@U1>\n"));
+    free(subject);
+    free(text);
+    json_decref(p);
+    nt_render_free(&f->n);
+}
+
 static void message_templates_see_the_payload_roots(void **state)
 {
     (void)state;
@@ -491,6 +571,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_group_window_merges_into_the_delivery_not_yet_sent, setup,
                                         teardown),
         cmocka_unit_test(message_templates_see_the_payload_roots),
+        cmocka_unit_test_setup_teardown(finished_deliveries_go_after_the_retention, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(slack_text_escapes_the_data_not_the_markup, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
