@@ -61,25 +61,40 @@ static const json_t *failed_step(const json_t *t)
     return NULL;
 }
 
+static void add_line(json_t *out, const char *text, size_t len)
+{
+    if (len && text[len - 1] == '\r')
+        len--;
+    if (len > LINE_MAX_CHARS) /* cut on a UTF-8 boundary */
+        for (len = LINE_MAX_CHARS; len && ((unsigned char)text[len] & 0xC0) == 0x80; len--)
+            ;
+    json_array_append_new(out, json_stringn(text, len));
+}
+
+/* A log record holds what one read brought, maybe many lines: the last
+ * OUTPUT_LINES lines of the last records. */
 static json_t *output_lines(store_txn *txn, const char *run_id, uint32_t idx, const char *step)
 {
-    json_t *lines = NULL, *out = json_array();
-    if (run_log_tail(txn, run_id, idx, step, OUTPUT_LINES, &lines) < 0)
+    json_t *recs = NULL, *all = json_array(), *out = json_array();
+    if (run_log_tail(txn, run_id, idx, step, OUTPUT_LINES, &recs) < 0) {
+        json_decref(all);
         return out;
-    size_t i;
-    json_t *l;
-    json_array_foreach(lines, i, l)
-    {
-        const char *text = json_string_value(l);
-        size_t len = strlen(text);
-        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-            len--;
-        if (len > LINE_MAX_CHARS) /* cut on a UTF-8 boundary */
-            for (len = LINE_MAX_CHARS; len && ((unsigned char)text[len] & 0xC0) == 0x80; len--)
-                ;
-        json_array_append_new(out, json_stringn(text, len));
     }
-    json_decref(lines);
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r)
+    {
+        const char *text = json_string_value(r);
+        for (const char *nl; (nl = strchr(text, '\n')); text = nl + 1)
+            add_line(all, text, (size_t)(nl - text));
+        if (*text)
+            add_line(all, text, strlen(text));
+    }
+    size_t n = json_array_size(all);
+    for (i = n > OUTPUT_LINES ? n - OUTPUT_LINES : 0; i < n; i++)
+        json_array_append(out, json_array_get(all, i));
+    json_decref(all);
+    json_decref(recs);
     return out;
 }
 
