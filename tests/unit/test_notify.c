@@ -454,6 +454,39 @@ static void a_group_window_merges_into_the_delivery_not_yet_sent(void **state)
     json_decref(all);
 }
 
+typedef struct bus_op {
+    notify *n;
+    json_t *item;
+} bus_op;
+
+static int bus_txn(store_txn *txn, void *ud)
+{
+    bus_op *b = ud;
+    return nt_bus_dispatch(b->n, txn, b->item);
+}
+
+/* The auth service publishes "user.locked" on the bus; the notice follows. */
+static void a_locked_user_on_the_bus_is_a_notice(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(store_write(f->s, put_channel_txn, NULL), 0);
+    add_rule(f, json_pack("{s:s, s:[s], s:[s], s:b, s:{s:s}}", "id", "r1", "events", "user.locked",
+                          "channels", "c1", "enabled", 1, "filter", "severity", "warning"));
+    bus_op b = {&f->n, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "user.locked", "subject",
+                                 "olga", "data", "username", "olga", "client", "10.0.0.9")};
+    assert_int_equal(store_write(f->s, bus_txn, &b), 0);
+    json_decref(b.item);
+    json_t *all = outbox(f, NULL);
+    assert_int_equal(json_array_size(all), 1);
+    json_t *p = json_object_get(json_array_get(all, 0), "payload");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(p, "user"), "client")),
+                        "10.0.0.9");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(p, "event"), "summary")),
+               "\"olga\" is locked out"));
+    json_decref(all);
+}
+
 typedef struct aged {
     int64_t at;
     const char *state;
@@ -573,6 +606,7 @@ int main(void)
         cmocka_unit_test(message_templates_see_the_payload_roots),
         cmocka_unit_test_setup_teardown(finished_deliveries_go_after_the_retention, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_locked_user_on_the_bus_is_a_notice, setup, teardown),
         cmocka_unit_test_setup_teardown(slack_text_escapes_the_data_not_the_markup, setup,
                                         teardown),
     };
