@@ -159,37 +159,36 @@ void nt_secret_free(char *s)
     }
 }
 
-/* ---- rate limits: a token bucket per channel that may go into debt ------------------------- */
+/* ---- rate limits: evenly spaced slots per channel ------------------------------------------- */
 
+/* At most `max` messages in any `per_s` seconds: each message takes the next
+ * slot, per_s / max after the one before. A message that must wait keeps the
+ * slot it was given (the delivery goes back to the queue until then), so it
+ * never waits twice and later ones queue behind it. */
 bool nt_limit_take(notify *n, const json_t *ch, int64_t now_ms, int64_t *next_ms)
 {
     const json_t *rl = json_object_get(ch, "rate_limit");
-    double max = (double)json_integer_value(json_object_get(rl, "max"));
-    double per_ms = (double)json_integer_value(json_object_get(rl, "per_s")) * 1000.0;
+    json_int_t max = json_integer_value(json_object_get(rl, "max"));
+    json_int_t per_s = json_integer_value(json_object_get(rl, "per_s"));
     const char *id = str(ch, "id");
-    if (!json_is_object(rl) || max <= 0 || per_ms <= 0 || !id)
+    if (!json_is_object(rl) || max <= 0 || per_s <= 0 || !id)
         return true;
     nt_limiter *l = n->limiters;
     while (l && strcmp(l->channel_id, id) != 0)
         l = l->next;
     if (!l && (l = calloc(1, sizeof(*l)))) {
         snprintf(l->channel_id, sizeof(l->channel_id), "%s", id);
-        l->tokens = max;
-        l->refilled_ms = now_ms;
         l->next = n->limiters;
         n->limiters = l;
     }
     if (!l)
         return true;
-    double rate = max / per_ms;
-    l->tokens += (double)(now_ms - l->refilled_ms) * rate;
-    if (l->tokens > max)
-        l->tokens = max;
-    l->refilled_ms = now_ms;
-    l->tokens -= 1.0; /* a deferred delivery reserves its slot: it never waits twice */
-    if (l->tokens >= 0)
+    int64_t gap = (int64_t)ceil((double)per_s * 1000.0 / (double)max);
+    int64_t slot = l->next_ms > now_ms ? l->next_ms : now_ms;
+    l->next_ms = slot + gap;
+    if (slot <= now_ms)
         return true;
-    *next_ms = now_ms + (int64_t)ceil(-l->tokens / rate);
+    *next_ms = slot;
     return false;
 }
 

@@ -108,8 +108,7 @@ struct nt_attempt {
 
 typedef struct nt_limiter {
     char channel_id[40];
-    double tokens;
-    int64_t refilled_ms;
+    int64_t next_ms; /* the next free slot */
     struct nt_limiter *next;
 } nt_limiter;
 

@@ -122,7 +122,10 @@ def test_a_storm_of_1000_failed_runs_is_grouped_and_rate_limited_nothing_lost(da
         slack = channel(d, "slack", secret_value=rx.url("/slack/T/B/storm"),
                         rate_limit={"max": 2, "per_s": 1})
         rule(d, ["run.failed"], [slack], group_window_s=1)
-        j = failing_job(d, "storm", allow_concurrent=True)
+        # An assertion that fails on a worker thread: no process per run, so 1,000 runs take
+        # seconds; runs on one target at once (allow_concurrent).
+        j = failing_job(d, "storm", allow_concurrent=True, steps=[
+            {"id": "up", "type": "core.assert.output", "params": {"value": "down", "equals": "up"}}])
         runs, errors = [], []
 
         def client(n):
@@ -149,11 +152,12 @@ def test_a_storm_of_1000_failed_runs_is_grouped_and_rate_limited_nothing_lost(da
         got = rx.quiet_for(1)
     ids = [g.json()["blocks"][-1]["elements"][0]["text"].split()[-1] for g in got]
     assert sorted(ids) == sorted(x["id"] for x in done)  # each delivery sent once
-    assert len(got) < 100, len(got)  # grouped, not 1,000 messages
+    # Grouped: the first notice of a window at once, the rest in one at its end.
+    assert len(got) <= 2 * took + 4, (len(got), took)
     counted = [x for x in done if x["count"] > 1]
     assert counted and all(x["payload"]["event"]["count"] == x["count"] for x in counted)
     times = sorted(g.at for g in got)
-    for i in range(len(times) - 2):  # never more than 2 within a second
-        assert times[i + 2] - times[i] >= 0.9, times
+    for i in range(len(times) - 2):  # never more than 2 within a second (timers jitter)
+        assert times[i + 2] - times[i] >= 0.8, times
     assert took < 60
     print(f"storm: 1000 runs, {len(got)} messages, {took:.1f} s")
