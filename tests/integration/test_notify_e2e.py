@@ -103,7 +103,7 @@ def test_a_run_past_its_threshold_is_long_running_while_it_runs(daemon_factory, 
         for _ in range(2):  # a history of short runs; the first has nothing to compare with
             wait(d, start(d, j["id"])["id"], timeout=60)
         assert rx.quiet_for(1) == []
-        run = start(d, j["id"], params={"s": "6"})
+        run = start(d, j["id"], params={"s": "4"})
         got = rx.wait_for(2, timeout=15)
         assert d.get(f"/api/v1/runs/{run['id']}").json()["state"] == "running"
         assert all(g.json()["run"]["id"] == run["id"] for g in got)
