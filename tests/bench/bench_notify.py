@@ -81,9 +81,10 @@ class Daemon:
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_kb(self):
+    def rss_kb(self, kind="VmRSS"):
+        """VmRSS, or RssAnon (the heap) / RssFile (the store's mapped pages)."""
         for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmRSS:"):
+            if line.startswith(kind + ":"):
                 return int(line.split()[1])
         return 0
 
@@ -219,35 +220,43 @@ def latency(build, rate, seconds):
           f"p99 {lat[int(len(lat) * 0.99)]:.1f} ms, max {lat[-1]:.1f} ms")
 
 
-def backlog(build, n):
-    data = tempfile.mkdtemp(prefix="bench-notify-data-")
-    port = free_port()  # nothing listens: every attempt is refused
-    empty = Daemon(build, tempfile.mkdtemp(prefix="bench-notify-empty-"))
-    time.sleep(1)
-    rss0 = empty.rss_kb()
-    empty.stop()
-    total = queue_backlog(build, data, n, f"http://127.0.0.1:{port}/in")
-    size = os.path.getsize(pathlib.Path(data) / "data.mdb")
-    d = Daemon(build, data)
+def get_latencies(d, seconds):
+    """GET /notifications/deliveries?limit=50 every 50 ms: sorted latencies in ms."""
     lat = []
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 20:
+    while time.monotonic() - t0 < seconds:
         a = time.monotonic()
         r = d.s.get(d.base + "/api/v1/notifications/deliveries?limit=50", timeout=60)
         assert r.status_code == 200
         lat.append((time.monotonic() - a) * 1000)
         time.sleep(0.05)
-    rss = d.rss_kb()
+    return sorted(lat)
+
+
+def backlog(build, n):
+    data = tempfile.mkdtemp(prefix="bench-notify-data-")
+    port = free_port()  # nothing listens: every attempt is refused
+    empty = Daemon(build, tempfile.mkdtemp(prefix="bench-notify-empty-"))
+    base = get_latencies(empty, 5)  # the same machine, the same moment, nothing queued
+    rss0, anon0 = empty.rss_kb(), empty.rss_kb("RssAnon")
+    empty.stop()
+    total = queue_backlog(build, data, n, f"http://127.0.0.1:{port}/in")
+    size = os.path.getsize(pathlib.Path(data) / "data.mdb")
+    d = Daemon(build, data)
+    lat = get_latencies(d, 20)
+    rss, anon, mapped = d.rss_kb(), d.rss_kb("RssAnon"), d.rss_kb("RssFile")
     text = requests.get(d.base + "/metrics", timeout=30).text
     retried = sum(float(line.split()[-1]) for line in text.splitlines()
                   if line.startswith("opsc_notify_deliveries_total") and "retried" in line)
     d.stop()
-    lat.sort()
-    print(f"backlog of {total} pending deliveries, receiver down: daemon RSS {rss / 1024:.1f} MB "
-          f"(empty store: {rss0 / 1024:.1f} MB; {(rss - rss0) * 1024 / total:.0f} bytes per "
-          f"pending delivery); data.mdb {size / 1e6:.0f} MB ({size / total:.0f} bytes each); "
-          f"{retried:.0f} attempts refused in 20 s; GET deliveries meanwhile p50 "
-          f"{lat[len(lat) // 2]:.1f} ms, p99 {lat[int(len(lat) * 0.99)]:.1f} ms")
+    print(f"backlog of {total} pending deliveries, receiver down: daemon RSS {rss / 1024:.1f} MB, "
+          f"of which heap {anon / 1024:.1f} MB (empty store: {rss0 / 1024:.1f} MB, heap "
+          f"{anon0 / 1024:.1f} MB: {(anon - anon0) * 1024 / total:.0f} heap bytes per pending "
+          f"delivery) and store pages mapped {mapped / 1024:.1f} MB; data.mdb {size / 1e6:.0f} MB "
+          f"({size / total:.0f} bytes each); {retried:.0f} attempts refused in 20 s; GET "
+          f"deliveries meanwhile p50 {lat[len(lat) // 2]:.1f} ms, p99 "
+          f"{lat[int(len(lat) * 0.99)]:.1f} ms (empty daemon: p50 {base[len(base) // 2]:.1f} ms, "
+          f"p99 {base[int(len(base) * 0.99)]:.1f} ms)")
 
 
 def main():
