@@ -161,11 +161,12 @@ void nt_secret_free(char *s)
 
 /* ---- rate limits: evenly spaced slots per channel ------------------------------------------- */
 
-/* At most `max` messages in any `per_s` seconds: each message takes the next
- * slot, per_s / max after the one before. A message that must wait keeps the
- * slot it was given (the delivery goes back to the queue until then), so it
- * never waits twice and later ones queue behind it. */
-bool nt_limit_take(notify *n, const json_t *ch, int64_t now_ms, int64_t *next_ms)
+/* At most `max` messages in any `per_s` seconds, spaced gap = per_s / max
+ * apart. A message that must wait is given the next free slot and goes back
+ * to the queue until then, so a storm is spread out rather than retried. A
+ * message sent late (a busy loop) pushes the next one back: the spacing holds
+ * for real sends, not only for the plan. */
+bool nt_limit_take(notify *n, const json_t *ch, bool reserved, int64_t now_ms, int64_t *next_ms)
 {
     const json_t *rl = json_object_get(ch, "rate_limit");
     json_int_t max = json_integer_value(json_object_get(rl, "max"));
@@ -184,12 +185,26 @@ bool nt_limit_take(notify *n, const json_t *ch, int64_t now_ms, int64_t *next_ms
     if (!l)
         return true;
     int64_t gap = (int64_t)ceil((double)per_s * 1000.0 / (double)max);
-    int64_t slot = l->next_ms > now_ms ? l->next_ms : now_ms;
-    l->next_ms = slot + gap;
-    if (slot <= now_ms)
-        return true;
-    *next_ms = slot;
-    return false;
+    int64_t earliest = l->sent_ms ? l->sent_ms + gap : now_ms;
+    if (reserved) { /* its slot has come; the one before it may have gone late */
+        if (now_ms < earliest) {
+            *next_ms = earliest;
+            return false;
+        }
+    } else {
+        int64_t slot = l->next_ms > now_ms ? l->next_ms : now_ms;
+        if (slot < earliest)
+            slot = earliest;
+        l->next_ms = slot + gap;
+        if (slot > now_ms) {
+            *next_ms = slot;
+            return false;
+        }
+    }
+    l->sent_ms = now_ms;
+    if (l->next_ms < now_ms + gap)
+        l->next_ms = now_ms + gap;
+    return true;
 }
 
 void nt_limiters_free(notify *n)

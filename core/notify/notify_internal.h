@@ -108,7 +108,8 @@ struct nt_attempt {
 
 typedef struct nt_limiter {
     char channel_id[40];
-    int64_t next_ms; /* the next free slot */
+    int64_t next_ms; /* the next slot not given out */
+    int64_t sent_ms; /* the last message sent */
     struct nt_limiter *next;
 } nt_limiter;
 
@@ -256,8 +257,10 @@ void nt_http_status(void *attempt, int status, int64_t retry_after_ms);
 /* The secret value of credential `id`: heap copy, wipe with nt_secret_free. */
 int nt_secret_open(notify *n, store_txn *txn, const char *id, char **out);
 void nt_secret_free(char *s);
-/* Rate limit of a channel: may one be sent now? Otherwise *next_ms says when. */
-bool nt_limit_take(notify *n, const json_t *channel, int64_t now_ms, int64_t *next_ms);
+/* Rate limit of a channel: may one be sent now? Otherwise *next_ms says when
+ * (a slot given to this message when not `reserved` yet). */
+bool nt_limit_take(notify *n, const json_t *channel, bool reserved, int64_t now_ms,
+                   int64_t *next_ms);
 void nt_limiters_free(notify *n);
 
 #endif

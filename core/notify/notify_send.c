@@ -412,8 +412,8 @@ static void consider(pass *p, store_txn *txn, json_t *rec)
         give_up(n, rec, "the channel was deleted");
     } else if (!json_is_true(json_object_get(ch, "enabled"))) {
         give_up(n, rec, "the channel is disabled");
-    } else if (!json_is_true(json_object_get(rec, "rate_slot")) &&
-               !nt_limit_take(n, ch, p->now, &next)) {
+    } else if (!nt_limit_take(n, ch, json_is_true(json_object_get(rec, "rate_slot")), p->now,
+                              &next)) {
         /* The channel's rate limit: queued, not dropped, in a slot of its own. */
         json_object_set_new(rec, "rate_slot", json_true());
         defer(n, rec, next);

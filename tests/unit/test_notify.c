@@ -454,6 +454,31 @@ static void a_group_window_merges_into_the_delivery_not_yet_sent(void **state)
     json_decref(all);
 }
 
+static void a_rate_limit_spaces_real_sends(void **state)
+{
+    fx *f = *state;
+    json_t *ch =
+        json_pack("{s:s, s:{s:i, s:i}}", "id", "slack-1", "rate_limit", "max", 2, "per_s", 1);
+    int64_t next = 0;
+    assert_true(nt_limit_take(&f->n, ch, false, 1000, &next));
+    assert_false(nt_limit_take(&f->n, ch, false, 1000, &next));
+    assert_int_equal(next, 1500); /* a slot of its own */
+    assert_false(nt_limit_take(&f->n, ch, false, 1000, &next));
+    assert_int_equal(next, 2000);
+    assert_true(nt_limit_take(&f->n, ch, true, 1700, &next));  /* its slot came late */
+    assert_false(nt_limit_take(&f->n, ch, true, 2000, &next)); /* so the next waits */
+    assert_int_equal(next, 2200);
+    assert_true(nt_limit_take(&f->n, ch, true, 2200, &next));
+    assert_false(nt_limit_take(&f->n, ch, false, 2300, &next));
+    assert_int_equal(next, 2700);
+    json_t *free_ch = json_pack("{s:s}", "id", "webhook-1");
+    for (int i = 0; i < 100; i++)
+        assert_true(nt_limit_take(&f->n, free_ch, false, 1000, &next));
+    json_decref(free_ch);
+    json_decref(ch);
+    nt_limiters_free(&f->n);
+}
+
 typedef struct bus_op {
     notify *n;
     json_t *item;
@@ -607,6 +632,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(finished_deliveries_go_after_the_retention, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_locked_user_on_the_bus_is_a_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_rate_limit_spaces_real_sends, setup, teardown),
         cmocka_unit_test_setup_teardown(slack_text_escapes_the_data_not_the_markup, setup,
                                         teardown),
     };
