@@ -516,6 +516,8 @@ static const opsc_cfg_entry server_map[] = {
      SRV(request_timeout_ms), "a request must arrive whole within this time, else 408"},
     {"shutdown_timeout", OPSC_CFG_DURATION, "30s", 0, 3600000, NULL, 0, SRV(shutdown_timeout_ms),
      "on SIGTERM, how long running work may take to finish"},
+    {"public_url", OPSC_CFG_STRING, "", 0, -1, NULL, 0, SRV(public_url),
+     "the address users reach the daemon at (https://opsc.example.com): links in notifications"},
     {NULL},
 };
 #undef SRV
@@ -672,6 +674,25 @@ static const opsc_cfg_entry web_map[] = {
     {NULL},
 };
 #undef WEB
+#define NTF(field) offsetof(struct notify_cfg, field)
+static const opsc_cfg_entry notify_map[] = {
+    {"retry_schedule", OPSC_CFG_STRING, "0,5s,5m,30m,2h,5h,10h", 0, -1, NULL, 0,
+     NTF(retry_schedule), "delays before each attempt of a delivery; the last one repeats"},
+    {"max_age", OPSC_CFG_DURATION, "3d", 1000, 365LL * 86400000, NULL, 0, NTF(max_age_ms),
+     "a delivery not sent within this time is given up"},
+    {"max_in_flight", OPSC_CFG_INT, "64", 1, 10000, NULL, 0, NTF(max_in_flight),
+     "deliveries being sent at once"},
+    {"paused", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0, NTF(paused),
+     "keep deliveries in the outbox and send none (maintenance)"},
+    {"attempt_timeout", OPSC_CFG_DURATION, "2m", 1000, 3600000, NULL, 0, NTF(attempt_timeout_ms),
+     "an attempt whose notifier has not answered by then fails (and is retried)"},
+    {"hook_max_body", OPSC_CFG_SIZE, "1M", 1024, 64LL << 20, NULL, 0, NTF(hook_max_body),
+     "bytes of an inbound webhook's body; more is answered 413"},
+    {"history_retention", OPSC_CFG_DURATION, "30d", 3600000, 3650LL * 86400000, NULL, 0,
+     NTF(history_ms), "delivered and given-up deliveries are deleted this long after they were made"},
+    {NULL},
+};
+#undef NTF
 
 static const struct section {
     const char *name;
@@ -689,6 +710,7 @@ static const struct section {
     {"fleet", fleet_map, offsetof(struct config, fleet)},
     {"executor", exec_map, offsetof(struct config, executor)},
     {"web", web_map, offsetof(struct config, web)},
+    {"notifications", notify_map, offsetof(struct config, notifications)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

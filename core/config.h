@@ -70,6 +70,7 @@ struct server_cfg {
     int64_t idle_timeout_ms;
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
+    const char *public_url; /* how users reach the daemon: links in notifications */
 };
 
 struct store_cfg {
@@ -141,7 +142,17 @@ struct exec_cfg {
     int64_t log_max_bytes;     /* all logs; 0: no limit */
     int64_t log_max_per_target;
     int64_t log_sweep_interval_ms;
-    int64_t capture_limit;     /* stdout kept per command for outputs */
+    int64_t capture_limit; /* stdout kept per command for outputs */
+};
+
+struct notify_cfg {
+    const char *retry_schedule; /* ','-separated delays before each attempt */
+    int64_t max_age_ms;         /* a delivery older than this is given up */
+    int64_t max_in_flight;      /* deliveries being sent at once */
+    bool paused;                /* queue deliveries but send none (maintenance, benchmarks) */
+    int64_t attempt_timeout_ms; /* a notifier that has not answered by then has failed */
+    int64_t hook_max_body;      /* bytes of an inbound webhook's body */
+    int64_t history_ms;         /* finished deliveries are kept this long */
 };
 
 struct web_cfg {
@@ -162,6 +173,7 @@ struct config {
     struct fleet_cfg fleet;
     struct exec_cfg executor;
     struct web_cfg web;
+    struct notify_cfg notifications;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

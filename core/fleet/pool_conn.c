@@ -237,11 +237,23 @@ static void hostkey_refused(pconn *c, const char *msg)
 
 /* A connect that failed: its waiters fail too unless another connection
  * of the target may still serve them. */
+/* "target.unreachable" on the bus, for runs and tests alike (notifications). */
+static void publish_unreachable(pconn *c, int code, const char *msg)
+{
+    struct opsc_core *core = c->p->core;
+    json_t *d = json_pack("{s:s, s:s, s:s}", "target_id", c->t->id, "error", msg, "code",
+                          opsc_err_name(code));
+    if (d && core && core->events)
+        events_publish(core->events, "target.unreachable", c->t->id, d);
+    json_decref(d);
+}
+
 static void connect_failed(pconn *c, int code, const char *msg)
 {
     log_info("pool", "connecting to %s failed: %s", c->t->id, msg);
     if (code == OPSC_EHOSTKEY)
         hostkey_refused(c, msg);
+    publish_unreachable(c, code, msg);
     c->state = PC_CLOSED;
     pool_conn_retire(c);
     if (!others_live(c))

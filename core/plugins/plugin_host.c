@@ -414,6 +414,7 @@ void plugin_host_free(plugin_host *h)
 {
     if (!h)
         return;
+    plugin_host_curl_stop(h);
     for (size_t i = h->nplugins; i-- > 0;) {
         plugin *p = h->plugins[i];
         if ((p->state == PLUGIN_LOADED || p->state == PLUGIN_RETIRED) && p->desc->shutdown)
