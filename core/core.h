@@ -26,6 +26,8 @@ typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
 typedef struct exec exec;
+typedef struct web_ui web_ui;
+typedef struct notify notify;
 typedef struct privsep privsep;
 
 struct opsc_core {
@@ -45,6 +47,8 @@ struct opsc_core {
     pool *pool;            /* pooled connections to targets */
     fleet *fleet;          /* targets' test results writer, connectivity tests */
     exec *exec;            /* the executor: runs of jobs on targets */
+    notify *notify;        /* notifications: channels, rules, outbox, inbound hooks */
+    web_ui *web;           /* the web UI's files; NULL when not served */
     privsep *privsep;      /* the helper that starts local steps as the local-steps user */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */

@@ -41,12 +41,13 @@ static json_t *with_warnings(json_t *rec, json_t *warnings)
 struct insert {
     json_t *rec;
     fleet_err e;
+    const char *cred_types;
 };
 
 static int insert_txn(store_txn *txn, void *ud)
 {
     struct insert *in = ud;
-    return target_insert(txn, in->rec, &in->e);
+    return target_insert(txn, in->rec, in->cred_types, &in->e);
 }
 
 static int create_target(http_req *req)
@@ -56,13 +57,15 @@ static int create_target(http_req *req)
         return HTTP_DONE;
     struct opsc_core *c = core_of(req);
     json_t *warnings = json_array();
-    struct insert in = {NULL, {0}};
+    struct insert in = {NULL, {0}, NULL};
     int rc = target_build(c->plugins, body, NULL, &in.rec, warnings, &in.e);
     const char *denied = rc == 0 && api_is_local_target(in.rec) ? api_local_denied(req) : NULL;
-    if (denied)
+    if (denied) {
         rc = OPSC_EACCES;
-    else if (rc == 0)
+    } else if (rc == 0) {
+        in.cred_types = target_credential_types(c->plugins, in.rec);
         rc = store_write(c->store, insert_txn, &in);
+    }
     if (denied) {
         api_local_refuse(req, denied);
     } else if (rc < 0) {
@@ -167,7 +170,8 @@ static int patch_txn(store_txn *txn, void *ud)
     if (rc == 0 && p->denied && (api_is_local_target(p->before) || api_is_local_target(p->after)))
         rc = OPSC_EACCES; /* neither into nor out of the local transport */
     if (rc == 0)
-        rc = target_replace(txn, p->before, p->after, p->expect, &p->e);
+        rc = target_replace(txn, p->before, p->after, p->expect,
+                            target_credential_types(p->plugins, p->after), &p->e);
     return rc;
 }
 

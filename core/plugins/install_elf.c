@@ -158,7 +158,7 @@ int install_elf_check(const void *data, size_t len, install_elf *out, char *err,
     if (!out->has_note)
         return refuse(err, errlen,
                       "it has no plugin note (" OPSC_PLUGIN_NOTE_SECTION "): rebuild "
-                      "it with OPSC_PLUGIN_DEFINE of an SDK of ABI 1.1 or newer");
+                      "it with OPSC_PLUGIN_DEFINE of an SDK of ABI 1.2 or newer");
     if (!exported)
         return refuse(err, errlen, "it does not export " OPSC_PLUGIN_ENTRY_SYMBOL);
     if (out->abi_major != OPSC_ABI_MAJOR || out->abi_minor > OPSC_ABI_MINOR) {

@@ -237,8 +237,9 @@ static void rsa_sha1_message(opsc_conn *c)
     snprintf(c->err, sizeof(c->err),
              "authentication as '%s' on %s failed: the key is an RSA key, and libssh2 %s can sign "
              "only with ssh-rsa (SHA-1), which OpenSSH 8.8 and newer refuse (server: %s); "
-             "rsa-sha2-256/512 signing needs libssh2 1.11. Use an ed25519 or ECDSA key for this "
-             "credential",
+             "rsa-sha2-256/512 signing needs libssh2 1.11. Set the target's transport to "
+             "\"openssh\" (the OpenSSH client signs with rsa-sha2-256/512), or use an ed25519 or "
+             "ECDSA key for this credential",
              c->user, c->name, libssh2_version(0), c->banner[0] ? c->banner : "unknown");
 }
 
@@ -254,9 +255,12 @@ static void kbdint_cb(const char *name, int name_len, const char *instruction, i
                   (memmem(prompts[i].text, prompts[i].length, "assword", 7) ||
                    memmem(prompts[i].text, prompts[i].length, "ASSWORD", 7));
         const char *answer = pw && c->password ? c->password : "";
-        /* libssh2 frees responses with its allocator: the default one, free(). */
-        responses[i].text = strdup(answer);
-        responses[i].length = responses[i].text ? (unsigned)strlen(answer) : 0;
+        /* libssh2 frees responses with the session's allocator (ssh_mem.c). */
+        size_t len = strlen(answer);
+        responses[i].text = ssh_mem_alloc(len + 1, abstract);
+        if (responses[i].text)
+            memcpy(responses[i].text, answer, len + 1);
+        responses[i].length = responses[i].text ? (unsigned)len : 0;
     }
 }
 

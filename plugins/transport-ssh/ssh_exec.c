@@ -375,7 +375,7 @@ static void collect_exit(opsc_exec *ex)
     if (libssh2_channel_get_exit_signal(ex->ch, &sig, &siglen, NULL, NULL, NULL, NULL) == 0 &&
         sig) {
         snprintf(ex->exit_signal, sizeof(ex->exit_signal), "%.*s", (int)siglen, sig);
-        free(sig); /* allocated by libssh2's default allocator */
+        libssh2_free(ex->conn->s, sig); /* allocated by the session's allocator (ssh_mem.c) */
     }
 }
 

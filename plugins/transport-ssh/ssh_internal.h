@@ -56,6 +56,7 @@ struct opsc_conn {
     uv_timer_t kick;  /* run the pump on the next loop turn */
     int nhandles;     /* open handles, for close */
     LIBSSH2_SESSION *s;
+    void *mem; /* every block of the session's memory (ssh_mem.c) */
     bool want_write; /* a call blocked on output: poll for writable */
 
     /* Copies of the target, kept for messages and reconnect-free use. */
@@ -149,6 +150,13 @@ int ssh_map_error(opsc_conn *c, int rc, char *msg, size_t msglen);
 void ssh_conn_note_eagain(opsc_conn *c);
 
 /* ssh_auth.c */
+/* ssh_mem.c: libssh2's allocator for a session whose abstract pointer is its connection. */
+void *ssh_mem_alloc(size_t n, void **abstract);
+void ssh_mem_free(void *p, void **abstract);
+void *ssh_mem_realloc(void *p, size_t n, void **abstract);
+/* After libssh2_session_free(): free what it left; returns how many blocks. */
+size_t ssh_mem_release(opsc_conn *c);
+
 int ssh_hostkey_prefs(opsc_conn *c);
 int ssh_hostkey_check(opsc_conn *c);
 int ssh_auth_step(opsc_conn *c); /* 0 done, 1 again, < 0 failed (c->err) */

@@ -232,16 +232,18 @@ static int set_value(const opsc_cfg_entry *e, const char *v, void *dst, char *er
     }
 }
 
-static char *cfg_copy;
-
 static int h_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
                          size_t errlen)
 {
     for (const opsc_cfg_entry *e = map; e->key; e++)
         if (e->def && set_value(e, e->def, dst, err, errlen) < 0)
             return OPSC_ESCHEMA;
-    free(cfg_copy);
-    cfg_copy = strdup(cfg && cfg->text ? cfg->text : "");
+    /* String settings point into this copy: it lives as long as the plugin that bound it. */
+    char *cfg_copy = strdup(cfg && cfg->text ? cfg->text : "");
+    if (loading) {
+        free(loading->cfg_text);
+        loading->cfg_text = cfg_copy;
+    }
     for (char *line = strtok(cfg_copy, "\n"); line; line = strtok(NULL, "\n")) {
         char *eq = strchr(line, '=');
         if (!eq)
@@ -372,11 +374,10 @@ void th_unload(th_plugin *p)
         p->desc->shutdown(p->pstate);
     if (p->dl)
         dlclose(p->dl);
+    free(p->cfg_text);
     memset(p, 0, sizeof(*p));
     privsep_close(local_helper); /* its handle must not keep the loop open */
     local_helper = NULL;
-    free(cfg_copy);
-    cfg_copy = NULL;
 }
 
 /* ---- running the loop ---------------------------------------------------------------- */
@@ -657,6 +658,22 @@ void th_sshd_kill_sessions(th_sshd *s)
     snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s kill-sessions %s", TH_FIXTURE, s->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "harness: kill-sessions failed\n");
+}
+
+long th_sshd_children_cpu_ms(th_sshd *s)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", s->pid);
+    char *stat = th_read_file(path);
+    const char *p = stat ? strrchr(stat, ')') : NULL;
+    long long cutime = 0, cstime = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime (fields 3..17 of proc(5)) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %lld %lld",
+                     &cutime, &cstime) != 2)
+        cutime = cstime = -1;
+    free(stat);
+    return cutime < 0 ? -1 : (long)((cutime + cstime) * 1000 / sysconf(_SC_CLK_TCK));
 }
 
 char *th_read_file(const char *path)

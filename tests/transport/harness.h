@@ -23,6 +23,7 @@ typedef struct th_plugin {
     const opsc_transport *t; /* what init() registered */
     void *state;             /* handed to the transport's functions */
     void *pstate;            /* handed to shutdown() */
+    char *cfg_text;          /* the config text its string settings point into */
 } th_plugin;
 
 uv_loop_t *th_loop(void);
@@ -101,6 +102,8 @@ typedef struct th_sshd {
 int th_sshd_start(th_sshd *s, const char *options);
 void th_sshd_stop(th_sshd *s);
 void th_sshd_kill_sessions(th_sshd *s);
+/* CPU time (ms, user + system) of the sshd's exited connection processes so far. */
+long th_sshd_children_cpu_ms(th_sshd *s);
 /* Read a generated file of the fixture ("key_ed25519"...); free() it. */
 char *th_sshd_file(th_sshd *s, const char *name);
 char *th_read_file(const char *path);

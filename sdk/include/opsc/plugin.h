@@ -55,7 +55,7 @@ extern "C" {
  * major and a minor no newer than its own. The minor grows when members are
  * appended to a table; the major only when something is removed or changed. */
 #define OPSC_ABI_MAJOR 1
-#define OPSC_ABI_MINOR 1
+#define OPSC_ABI_MINOR 2
 
 /* Kinds a plugin provides (bit set). Appended only. */
 #define OPSC_KIND_TRANSPORT (1u << 0)
@@ -88,7 +88,7 @@ typedef struct opsc_plugin {
  * loading it: a section of its ELF file. A host validates an uploaded .so
  * against it (name, version, ABI) before dlopen() runs any of its code
  * (constructors run at load). OPSC_PLUGIN_DEFINE writes it; its name and
- * version must then be string literals. (ABI 1.1) */
+ * version must then be string literals. (ABI 1.2) */
 #define OPSC_PLUGIN_NOTE_SECTION ".opsc_plugin"
 #define OPSC_PLUGIN_NOTE_MAGIC   "OPSCPLG"
 typedef struct opsc_plugin_note {
