@@ -89,7 +89,8 @@ static void build_head(http_conn *c, http_req *req, int status, const char *ctyp
     /* Answers are JSON about secrets-adjacent things: never sniffed as
      * something else, never kept by a proxy or a browser cache, unless a
      * handler says otherwise (static files). */
-    sb_puts(o, "X-Content-Type-Options: nosniff\r\n");
+    if (!has_header(&req->resp_headers, "X-Content-Type-Options"))
+        sb_puts(o, "X-Content-Type-Options: nosniff\r\n");
     if (!has_header(&req->resp_headers, "Cache-Control"))
         sb_puts(o, "Cache-Control: no-store\r\n");
     if (req->resp_headers.len)
