@@ -1,5 +1,5 @@
 """test_orphans.py - a daemon killed with -9 leaves the commands of its runs running on SSH
-targets (sshd does not stop a command whose channel went away); the next daemon finds their
+targets (transports ssh and openssh) (sshd does not stop a command whose channel went away); the next daemon finds their
 process groups in the interrupted runs and stops them, as a cancel would."""
 import os
 import re
@@ -16,10 +16,15 @@ from test_privilege import processes_with, start_sleeper, wait_for_processes
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sshd fixture needs root")
 
 
-def test_a_command_left_running_over_ssh_is_stopped_by_the_next_daemon(daemon, tmp_path):
+@pytest.mark.parametrize("transport", ["ssh", "openssh"])
+def test_a_command_left_running_over_ssh_is_stopped_by_the_next_daemon(daemon, tmp_path,
+                                                                        transport):
+    # openssh: the daemon's ssh processes die with it (parent-death signal), sshd closes the
+    # session's pipes and the command, in a process group of its own, runs on
     with sshd.SSHD(str(tmp_path / "sshd")) as server:
         cred = credential(daemon, server)
-        t = create(daemon, ssh_target("remote", server, cred, host_key_policy="tofu"))
+        t = create(daemon, ssh_target("remote", server, cred, host_key_policy="tofu",
+                                      transport=transport))
         run, tag = start_sleeper(daemon, 33, "echo done", t["id"])
         time.sleep(0.3)  # the run's record with the group is written at the end of the turn
         daemon.proc.kill()
@@ -33,8 +38,10 @@ def test_a_command_left_running_over_ssh_is_stopped_by_the_next_daemon(daemon, t
             end = time.monotonic() + 10  # logged once the kill script has answered
             while "its command left running" not in again.stderr() and time.monotonic() < end:
                 time.sleep(0.1)
-            # the group: its shell and the sleep
-            assert re.search(r"killed 2 process\(es\) its command left running", again.stderr())
+            # the group: its shell and the sleep (openssh: and the shell that prints the trailer)
+            killed = {"ssh": 2, "openssh": 3}[transport]
+            assert re.search(rf"killed {killed} process\(es\) its command left running",
+                             again.stderr())
         finally:
             for pid in processes_with(tag):
                 os.kill(pid, signal.SIGKILL)
