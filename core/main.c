@@ -15,6 +15,7 @@
 #include "config.h"
 #include "console.h"
 #include "core.h"
+#include "http.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "store.h"
@@ -158,6 +159,16 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
  * too, since their sections are validated by their own init(). */
 static int check_config(struct config *cfg)
 {
+    if (core_tls_configured(cfg)) {
+        http_tls *tls = NULL;
+        char err[1536] = "";
+        int trc = core_tls_load(cfg, &tls, err, sizeof(err));
+        http_tls_free(tls);
+        if (trc < 0) {
+            fprintf(stderr, "opsconductord: configuration error: %s\n", err);
+            return 1;
+        }
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     plugin_host *h = NULL;

@@ -55,7 +55,7 @@ void fuzz_feed(http_server *srv, const uint8_t *head, size_t hlen, const uint8_t
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         abort();
-    if (http_server_adopt_fd(srv, sv[0]) < 0)
+    if (http_server_adopt_fd(srv, sv[0], false) < 0)
         abort();
     size_t hoff = 0, off = 0;
     bool shut = false, gone = false;
