@@ -112,9 +112,8 @@ static int start_one(http_server *srv, http_listener *l, uv_connection_cb cb, ch
     l->tcp.data = l;
     l->init = true;
     srv->handles_open++;
-    /* [::] takes IPv6 only, so that 0.0.0.0 on the same port can be listed too. */
-    unsigned flags = l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-    int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&l->addr, flags);
+    /* [::] stays dual-stack, as it always was: it takes IPv4 clients too. */
+    int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&l->addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, 1024, cb);
     if (rc < 0) {
