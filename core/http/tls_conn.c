@@ -82,17 +82,23 @@ static void log_failure(http_conn *c, const char *what)
     ERR_clear_error();
 }
 
-/* A fatal error: the alert OpenSSL wrote goes out, then the connection ends. */
+/* A fatal error: the alert OpenSSL wrote goes out. A failed handshake then
+ * ends the connection like an answered one; a bad record later closes it
+ * at once, as a read error on a plain connection does. */
 static void fail(http_conn *c, const char *what)
 {
     tls_conn *t = c->tls;
-    if (!t->up)
-        c->srv->tls_failed++;
+    bool handshake = !t->up;
     t->failed = true;
     log_failure(c, what);
     flush(c);
-    c->close_after = true;
-    conn_end(c);
+    if (handshake) {
+        c->srv->tls_failed++;
+        c->close_after = true;
+        conn_end(c);
+    } else {
+        conn_close(c);
+    }
 }
 
 /* The subject CN of a client certificate that verified; several CNs or one

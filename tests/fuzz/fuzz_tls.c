@@ -109,7 +109,8 @@ static http_server *server(void)
     http_server_set_tls(srv, make_tls());
     client = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(client, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_session_cache_mode(client, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_session_cache_mode(client,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     return srv;
 }
 
