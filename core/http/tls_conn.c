@@ -1,5 +1,4 @@
 /* tls_conn.c - one TLS connection's record path: ciphertext through memory BIOs, on the loop. */
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +13,12 @@
 
 /* The longest client certificate CN taken for a name (a username is shorter). */
 #define PEER_NAME_MAX 128
+/* A large answer is encrypted and sent this much at a time, so the output
+ * BIO stays small; a BIO that held more than BIO_KEEP is replaced once it
+ * is empty: an idle keep-alive connection should not hold the buffers of
+ * the largest answer or upload it ever carried. */
+#define TLS_CHUNK (64 * 1024)
+#define BIO_KEEP  (16 * 1024)
 
 struct tls_conn {
     SSL *ssl; /* owns both BIOs */
@@ -24,6 +29,14 @@ struct tls_conn {
     char peer[PEER_NAME_MAX + 1];
 };
 
+static BIO *new_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) /* an empty BIO means "more to come", not end of stream */
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
 int tls_conn_start(http_conn *c, http_tls *tls)
 {
     tls_conn *t = calloc(1, sizeof(*t));
@@ -32,8 +45,8 @@ int tls_conn_start(http_conn *c, http_tls *tls)
         return OPSC_ENOMEM;
     }
     t->ssl = SSL_new(tls_ctx(tls));
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->rbio = new_bio();
+    t->wbio = new_bio();
     if (!t->ssl || !t->rbio || !t->wbio) {
         SSL_free(t->ssl);
         BIO_free(t->rbio);
@@ -42,8 +55,6 @@ int tls_conn_start(http_conn *c, http_tls *tls)
         ERR_clear_error();
         return OPSC_ENOMEM;
     }
-    /* An empty input BIO means "more to come", not end of stream. */
-    BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_accept_state(t->ssl);
     c->tls = t;
@@ -68,9 +79,27 @@ static int flush(http_conn *c)
     long n = BIO_get_mem_data(t->wbio, &p);
     if (n <= 0)
         return 0;
-    int rc = conn_write_raw(c, p, (size_t)n, NULL, 0, NULL);
-    (void)BIO_reset(t->wbio);
+    int rc = conn_write_raw(c, p, (size_t)n, NULL, 0, NULL); /* copies what the kernel left */
+    BIO *fresh = n > BIO_KEEP ? new_bio() : NULL;
+    if (fresh) {
+        SSL_set0_wbio(t->ssl, fresh); /* frees the large one */
+        t->wbio = fresh;
+    } else {
+        (void)BIO_reset(t->wbio);
+    }
     return rc;
+}
+
+/* After a large read, once every record in it was consumed. */
+static void trim_input(tls_conn *t, size_t len)
+{
+    if (len <= BIO_KEEP || BIO_ctrl_pending(t->rbio) > 0)
+        return;
+    BIO *fresh = new_bio();
+    if (fresh) {
+        SSL_set0_rbio(t->ssl, fresh);
+        t->rbio = fresh;
+    }
 }
 
 static void log_failure(http_conn *c, const char *what)
@@ -215,19 +244,23 @@ void tls_conn_input(http_conn *c, const char *data, size_t len)
             return;
     }
     read_records(c);
-    if (c->state != CONN_CLOSING && c->tls)
+    if (c->state != CONN_CLOSING && c->tls) {
         flush(c);
+        trim_input(c->tls, len);
+    }
 }
 
-static int write_all(SSL *ssl, const char *p, size_t n)
+static int write_all(http_conn *c, const char *p, size_t n)
 {
     while (n > 0) {
-        int chunk = n > (size_t)INT_MAX / 2 ? INT_MAX / 2 : (int)n;
-        int w = SSL_write(ssl, p, chunk);
+        int chunk = n > TLS_CHUNK ? TLS_CHUNK : (int)n;
+        int w = SSL_write(c->tls->ssl, p, chunk);
         if (w <= 0)
             return OPSC_EPIPE;
         p += w;
         n -= (size_t)w;
+        if (n > 0 && flush(c) < 0)
+            return OPSC_EPIPE;
     }
     return 0;
 }
@@ -242,9 +275,9 @@ int tls_conn_write(http_conn *c, const char *head, size_t hlen, const char *body
     }
     int rc = t->up && !t->failed ? 0 : OPSC_EPIPE;
     if (rc == 0)
-        rc = write_all(t->ssl, head, hlen);
+        rc = write_all(c, head, hlen);
     if (rc == 0)
-        rc = write_all(t->ssl, body, blen);
+        rc = write_all(c, body, blen);
     free(body_steal);
     if (rc < 0) {
         log_failure(c, "write");
