@@ -11,7 +11,9 @@
  * {"error": {"code": "...", "message": "...", "details": ...}}:
  * 400 bad request line/headers/JSON, 401/403 from the auth hook, 404, 405
  * with Allow, 408 slow request, 413 body too large, 415 wrong content type,
- * 431 headers too large, 503 too many connections / shutting down.
+ * 431 headers too large, 503 too many connections / shutting down; 400
+ * https_required for plain HTTP on a TLS port, 301/308 to HTTPS from plain
+ * addresses with redirect_http.
  *
  * Thread: everything here runs on the loop thread.
  */
