@@ -67,6 +67,10 @@ void tls_conn_free(http_conn *c)
     if (!t)
         return;
     c->tls = NULL;
+    /* A connection closed for idleness or by the peer's FIN was no failure:
+     * without this OpenSSL drops its session from the cache (TLS 1.2 ids). */
+    if (t->up && !t->failed)
+        SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(t->ssl);
     free(t);
 }
