@@ -23,6 +23,15 @@ int core_tls_load(const struct config *cfg, http_tls **out, char *err, size_t er
     char why[1024];
     enum http_tls_file which = 0;
     *out = NULL;
+    if (s->tls_client_required && !*s->tls_client_ca) {
+        char origin[512];
+        cfg_origin(cfg->file, "server", "tls_client_required", origin, sizeof(origin));
+        snprintf(err, errlen,
+                 "%s: [server] tls_client_required: needs tls_client_ca, the CAs that client "
+                 "certificates are verified against",
+                 origin);
+        return OPSC_EINVAL;
+    }
     int rc = http_tls_load(out, &o, why, sizeof(why), &which);
     if (rc < 0) {
         const char *key = which == HTTP_TLS_KEY         ? "tls_key"

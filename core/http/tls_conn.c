@@ -17,8 +17,8 @@
  * BIO stays small; a BIO that held more than BIO_KEEP is replaced once it
  * is empty: an idle keep-alive connection should not hold the buffers of
  * the largest answer or upload it ever carried. */
-#define TLS_CHUNK (64 * 1024)
-#define BIO_KEEP  (16 * 1024)
+#define TLS_CHUNK     (64 * 1024)
+#define BIO_KEEP      (16 * 1024)
 
 struct tls_conn {
     SSL *ssl; /* owns both BIOs */

@@ -180,6 +180,9 @@ def test_key_readable_by_others_or_not_matching_refuses_to_start(run_daemon, ca,
     _, other_key = ca.issue("other", "localhost")
     r = run_daemon(config=tls_config(cert, other_key, port, tls_port))
     assert r.returncode == 1 and "does not match the certificate" in r.stderr
+    r = run_daemon(config=tls_config(cert, key, port, tls_port, tls_client_required="true"))
+    assert r.returncode == 1
+    assert "[server] tls_client_required: needs tls_client_ca" in r.stderr, r.stderr
     r = run_daemon(config={"server": {"listen": f"127.0.0.1:{port}, 127.0.0.1:{tls_port} tls"}})
     assert r.returncode == 1
     assert "[server] listen: cannot listen on 127.0.0.1:%d with TLS: no certificate" % tls_port \
