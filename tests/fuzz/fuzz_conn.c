@@ -50,6 +50,16 @@ static bool drain(int fd)
     }
 }
 
+int fuzz_events(http_req *req)
+{
+    http_sse *s = http_sse_start(req, NULL, NULL);
+    if (s) {
+        http_sse_send(s, "1", "e", http_req_path(req));
+        http_sse_end(s);
+    }
+    return HTTP_DONE;
+}
+
 int fuzz_connect(http_server *srv, bool tls)
 {
     int sv[2];

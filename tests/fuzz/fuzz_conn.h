@@ -27,5 +27,7 @@ int fuzz_connect(http_server *srv, bool tls);
  * of every connection (abort if it never does). */
 void fuzz_settle(http_server *srv);
 uv_loop_t *fuzz_loop(void);
+/* A route handler both fuzzers serve: the request becomes an event stream of one event. */
+int fuzz_events(http_req *req);
 
 #endif
