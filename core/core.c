@@ -22,6 +22,7 @@
 #include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "plugin_host.h"
 #include "pool.h"
 #include "scheduler.h"
@@ -129,6 +130,8 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
         .log_max_per_target = e->log_max_per_target,
         .log_sweep_interval_ms = e->log_sweep_interval_ms,
         .capture_limit = e->capture_limit,
+        .on_run_persisted = notify_run_persisted,
+        .on_run_persisted_ud = c->notify,
     };
     return exec_new(&c->exec, c, &o, err, errlen);
 }
@@ -211,6 +214,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_runs_register(c);
     if (rc == 0)
         rc = api_schedules_register(c);
+    if (rc == 0)
+        rc = api_notifications_register(c);
     if (rc == 0)
         open_web(c);
     if (rc == 0) {
@@ -321,6 +326,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_store(c, err, errlen);
     if (rc == 0)
         rc = plugin_host_new(&c->plugins, loop, c->cfg.file);
+    if (rc == 0)
+        rc = plugin_host_set_data_dir(c->plugins, c->cfg.store.data_dir);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
@@ -330,6 +337,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_identity(c, err, errlen);
     if (rc == 0)
         rc = open_fleet(c, err, errlen);
+    if (rc == 0) /* before the executor: its recovery of interrupted runs notifies */
+        rc = notify_new(&c->notify, c, err, errlen);
     if (rc == 0)
         rc = open_exec(c, err, errlen);
     if (rc == 0)
@@ -339,6 +348,7 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc < 0)
         return rc;
     start_signals(c);
+    notify_start(c->notify);
     c->ready = true;
     char ports[128];
     core_tls_ports(c->http, &c->cfg, ports, sizeof(ports));
@@ -371,6 +381,7 @@ static void close_services(void *ud)
     struct opsc_core *c = ud;
     uv_timer_stop(&c->stop_deadline);
     close_handle((uv_handle_t *)&c->stop_deadline);
+    notify_close(c->notify); /* before the audit log it writes to, and the notifiers */
     fleet_close(c->fleet);
     audit_close(c->audit);
     c->audit = NULL;
@@ -465,6 +476,7 @@ void core_free(struct opsc_core *c)
      * their close callbacks run so nothing is freed while the loop uses it. */
     install_close(c->steplibs);
     c->steplibs = NULL;
+    notify_close(c->notify); /* before the notifiers: their last answers find it closed */
     plugin_host_free(c->plugins);
     c->plugins = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
@@ -474,6 +486,7 @@ void core_free(struct opsc_core *c)
     if (c->http)
         http_server_free(c->http);
     exec_free(c->exec);
+    notify_free(c->notify);
     pool_free(c->pool);
     fleet_free(c->fleet);
     web_ui_free(c->web);

@@ -26,6 +26,8 @@ struct cli {
     const char *config_path;
     bool config_given;
     bool check_config;
+    bool print_config;
+    const char *reference; /* --dump-config-reference FORMAT */
     int argc; /* positional arguments left: the command and its operands */
     char **argv;
 };
@@ -48,6 +50,11 @@ static void usage(FILE *out)
             "  -L, --log-level LEVEL   error, warn, info or debug ([log] level)\n"
             "  -w, --web-dir DIR       the built web UI served at / ([web] dir)\n"
             "      --check-config      validate the configuration and plugins, then exit\n"
+            "      --print-config      print each key's effective value and origin, then exit\n"
+            "      --dump-config-reference conf|man\n"
+            "                          print every key of the daemon and of the plugins in\n"
+            "                          the --plugin-dir directories with its default (config\n"
+            "                          file and environment ignored), then exit\n"
             "  -V, --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n"
             "\n"
@@ -82,6 +89,8 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, 'L'}, {"check-config", no_argument, NULL, 'C'},
     {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 'h'},
     {"web-dir", required_argument, NULL, 'w'},
+    {"print-config", no_argument, NULL, 'P'},
+    {"dump-config-reference", required_argument, NULL, 'R'},
     {NULL, 0, NULL, 0},
 };
 
@@ -105,6 +114,16 @@ static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags,
             break;
         case 'C':
             cli->check_config = true;
+            break;
+        case 'P':
+            cli->print_config = true;
+            break;
+        case 'R':
+            if (strcmp(optarg, "conf") != 0 && strcmp(optarg, "man") != 0) {
+                fprintf(stderr, "opsconductord: --dump-config-reference takes conf or man\n");
+                return 2;
+            }
+            cli->reference = optarg;
             break;
         case 'V':
             printf("opsconductord %s (plugin ABI %d.%d)\n", OPSC_VERSION, OPSC_ABI_MAJOR,
@@ -134,7 +153,9 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
 {
     char err[1024] = "";
     const char *path = cli->config_path;
-    if (!cli->config_given && access(DEFAULT_CONFIG, R_OK) != 0)
+    if (cli->reference) /* the reference documents defaults: no file, only plugin dirs */
+        path = NULL;
+    else if (!cli->config_given && access(DEFAULT_CONFIG, R_OK) != 0)
         path = NULL; /* no file: built-in defaults */
     else if (!cli->config_given)
         path = DEFAULT_CONFIG;
@@ -142,7 +163,8 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
     cfg_file *f = NULL;
     int rc = cfg_file_load(&f, path, err, sizeof(err));
     for (int i = 0; rc == 0 && i < nflags; i++)
-        rc = set_flag(f, flags[i].opt, flags[i].value);
+        if (!cli->reference || flags[i].opt == 'p')
+            rc = set_flag(f, flags[i].opt, flags[i].value);
     if (rc == 0) {
         rc = config_bind_all(cfg, f, err, sizeof(err));
         f = NULL; /* owned by cfg now */
@@ -155,9 +177,61 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
     return 0;
 }
 
-/* --check-config: the daemon's sections were bound already; load the plugins
- * too, since their sections are validated by their own init(). */
-static int check_config(struct config *cfg)
+/* Plugin sections for the reference and --print-config: "plugin.<name>" of
+ * every table a plugin bound in init(). */
+struct plugin_sections {
+    cfg_section_ref *items;
+    size_t n;
+};
+
+static void add_plugin_section(const char *name, const char *description,
+                               const opsc_cfg_entry *map, void *ud)
+{
+    struct plugin_sections *ps = ud;
+    char section[128];
+    snprintf(section, sizeof(section), "plugin.%s", name);
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->items[i].name, section) == 0)
+            return; /* another version of a step library */
+    cfg_section_ref *v = realloc(ps->items, (ps->n + 1) * sizeof(*v));
+    char *copy = strdup(section);
+    if (!v || !copy) {
+        free(copy);
+        ps->items = v ? v : ps->items;
+        return;
+    }
+    ps->items = v;
+    ps->items[ps->n++] = (cfg_section_ref){copy, *description ? description : NULL, map};
+}
+
+enum plugin_action { CHECK_CONFIG, PRINT_CONFIG, DUMP_REFERENCE };
+
+static int plugin_action(plugin_host *h, struct config *cfg, enum plugin_action action,
+                         const char *format)
+{
+    if (action == CHECK_CONFIG) {
+        int bad = plugin_host_refused(h) ? 1 : 0;
+        printf("configuration %s: %zu plugins loaded, %zu refused\n", bad ? "has errors" : "OK",
+               plugin_host_loaded(h), plugin_host_refused(h));
+        return bad;
+    }
+    struct plugin_sections ps = {NULL, 0};
+    plugin_host_foreach_config(h, add_plugin_section, &ps);
+    if (action == PRINT_CONFIG)
+        cfg_write_effective(stdout, cfg->file, ps.items, ps.n);
+    else
+        cfg_write_reference(stdout, strcmp(format, "man") == 0 ? CFG_REF_MAN : CFG_REF_CONF,
+                            ps.items, ps.n);
+    for (size_t i = 0; i < ps.n; i++)
+        free((char *)ps.items[i].name);
+    free(ps.items);
+    return action == PRINT_CONFIG && plugin_host_refused(h) ? 1 : 0;
+}
+
+/* --check-config, --print-config, --dump-config-reference: the daemon's
+ * sections were bound already; load the plugins too, since their sections
+ * are validated by their own init() and their tables come from there. */
+static int with_plugins(struct config *cfg, enum plugin_action action, const char *format)
 {
     if (core_tls_configured(cfg)) {
         http_tls *tls = NULL;
@@ -175,10 +249,10 @@ static int check_config(struct config *cfg)
     int rc = plugin_host_new(&h, &loop, cfg->file);
     if (rc == 0) {
         plugin_host_load_dirs(h, cfg->plugins.dirs, cfg->plugins.disabled);
-        plugin_host_check_sections(h);
-        rc = plugin_host_refused(h) ? 1 : 0;
-        printf("configuration %s: %zu plugins loaded, %zu refused\n", rc ? "has errors" : "OK",
-               plugin_host_loaded(h), plugin_host_refused(h));
+        if (action != DUMP_REFERENCE)
+            plugin_host_check_sections(h);
+        rc = plugin_action(h, cfg, action, format);
+        fflush(stdout);
         plugin_host_free(h);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -257,9 +331,13 @@ int main(int argc, char **argv)
     free(flags);
     if (rc != 0)
         return rc;
-    log_init(cfg.log.level, LOG_FORMAT_TEXT, NULL);
-    if (cli.check_config)
-        rc = check_config(&cfg);
+    log_init(cli.reference ? OPSC_LOG_WARN : cfg.log.level, LOG_FORMAT_TEXT, NULL);
+    if (cli.reference)
+        rc = with_plugins(&cfg, DUMP_REFERENCE, cli.reference);
+    else if (cli.print_config)
+        rc = with_plugins(&cfg, PRINT_CONFIG, NULL);
+    else if (cli.check_config)
+        rc = with_plugins(&cfg, CHECK_CONFIG, NULL);
     else if (cli.argc == 0)
         rc = run_daemon(&cli, &cfg);
     else if (strcmp(cli.argv[0], "backup") == 0)

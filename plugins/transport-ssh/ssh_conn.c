@@ -588,6 +588,10 @@ int ssh_connect(void *state, const opsc_target *t, const opsc_credential *cred, 
     c->nhandles += 2;
     if (numeric) /* callbacks never run inside connect(): go on at the next loop turn */
         uv_timer_start(&c->kick, on_address_known, 0, 0);
+    /* The deadline counts from now, not from the loop's cached time: a host that
+     * did something long since the loop last woke would see the connect expire
+     * at once (the 1 GiB test generates its file first and failed so). */
+    uv_update_time(c->loop);
     uv_timer_start(&c->timer, connect_timeout_cb, c->connect_timeout_ms, 0);
     c->connect_cb = cb;
     c->connect_ud = ud;

@@ -141,7 +141,7 @@ static int lookup(struct tpl_rstate *rs, const tpl_expr *e, tpl_val *out)
     if (e->root == TPL_ROOT_LOOP)
         return loop_member(rs, e, out);
     const json_t *j =
-        e->root < TPL_CTX_ROOTS ? rs->roots[e->root] : rs->slots[e->root - TPL_ROOT_SLOT0].j;
+        e->root < TPL_MAX_ROOTS ? rs->roots[e->root] : rs->slots[e->root - TPL_ROOT_SLOT0].j;
     for (size_t i = 0; i < e->nsegs && j; i++) {
         const tpl_seg *s = &e->segs[i];
         if (s->key) {
@@ -517,12 +517,11 @@ static int render_nodes(struct tpl_rstate *rs, const tpl_nodes *l, strbuf *out)
 
 int tpl_render(const tpl *t, const json_t *ctx, strbuf *out, tpl_err *err)
 {
-    static const char *const names[TPL_CTX_ROOTS] = {"params", "target", "steps", "run", "vars"};
     struct tpl_rstate rs = {.t = t, .err = err};
     if (err)
         memset(err, 0, sizeof(*err));
-    for (int i = 0; i < TPL_CTX_ROOTS; i++)
-        rs.roots[i] = json_is_object(ctx) ? json_object_get(ctx, names[i]) : NULL;
+    for (int i = 0; i < t->nroots; i++)
+        rs.roots[i] = json_is_object(ctx) ? json_object_get(ctx, t->roots[i]) : NULL;
     rs.out_start = out->len;
     int rc = render_nodes(&rs, &t->root, out);
     if (rc == OPSC_ENOMEM && err)

@@ -13,10 +13,10 @@ enum tpl_root {
     TPL_ROOT_STEPS,
     TPL_ROOT_RUN,
     TPL_ROOT_VARS,
-    TPL_ROOT_LOOP, /* loop.index etc. of the innermost for */
+    TPL_ROOT_LOOP = TPL_MAX_ROOTS, /* loop.index etc. of the innermost for */
     TPL_ROOT_SLOT0,
 };
-#define TPL_CTX_ROOTS 5  /* roots read from the context object */
+#define TPL_CTX_ROOTS 5  /* the step roots: params, target, steps, run, vars */
 #define TPL_MAX_SLOTS 32 /* loop variables alive at once */
 #define TPL_MAX_DEPTH 48 /* nesting of expressions and blocks */
 
@@ -109,6 +109,8 @@ typedef struct tpl_chunk tpl_chunk;
 
 struct tpl {
     tpl_mode mode;
+    const char *const *roots; /* names of the context's roots (tpl_opts.roots or the steps') */
+    int nroots;
     char *src; /* the template text (NUL-terminated copy) */
     size_t srclen;
     tpl_nodes root;
@@ -183,7 +185,7 @@ int tpl_shell_check(const struct tpl *t, tpl_err *err);
 struct tpl_rstate {
     const struct tpl *t;
     tpl_err *err;
-    const json_t *roots[TPL_CTX_ROOTS];
+    const json_t *roots[TPL_MAX_ROOTS];
     tpl_val slots[TPL_MAX_SLOTS];
     size_t loop_index[TPL_MAX_DEPTH], loop_len[TPL_MAX_DEPTH];
     int loop_depth;

@@ -1,4 +1,5 @@
-/* template.h - the step template language: compile once, render many times, quoted for a shell.
+/* template.h - the template language of steps and notifications: compile once, render many times,
+ * quoted for a shell or as plain text.
  *
  * Syntax (a Jinja subset; what step libraries and job parameters need):
  *
@@ -18,7 +19,9 @@
  * lstrip_blocks), so block tags on their own lines leave no blank lines.
  *
  * Expressions: variables `params.x`, `target.address`, `target.labels.env`,
- * `target.facts.k`, `steps.<id>.outputs.<key>`, `run.id`, `vars.x` (segments
+ * `target.facts.k`, `steps.<id>.outputs.<key>`, `run.id`, `vars.x` (the
+ * roots are the context's top-level members: these five for steps, others
+ * when tpl_opts.roots names them, as notification messages do) (segments
  * may also be written `['key']` or `[0]`; after the first dot a segment may
  * contain '-': `steps.db-migrate.outputs.rc`); literals 'text', "text", 42,
  * true, false, none, [a, b]; operators `~` (concatenate as text), `==`, `!=`,
@@ -105,7 +108,15 @@ typedef struct tpl_opts {
     /* When non-NULL, an object whose keys are the parameters that exist (a
      * params schema's "properties"): `params.<other>` is a compile error. */
     const json_t *known_params;
+    /* The names of the context's roots, NULL-terminated, at most
+     * TPL_MAX_ROOTS; NULL: the step roots (params, target, steps, run, vars).
+     * Borrowed: the array and its strings must outlive the compiled template
+     * (static data). known_params and raw_params apply to a root named
+     * "params" in the first place only. */
+    const char *const *roots;
 } tpl_opts;
+
+#define TPL_MAX_ROOTS 12
 
 /* Where and why. line and col are 1-based (col counts code points) within the
  * template text; 0 when the error has no position (out of memory). */

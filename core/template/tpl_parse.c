@@ -251,7 +251,6 @@ static int parse_list(tpl_parser *p, uint32_t pos, tpl_expr **out)
     return 0;
 }
 
-static const char *const ctx_roots[TPL_CTX_ROOTS] = {"params", "target", "steps", "run", "vars"};
 static const char *const loop_members[] = {"index", "index0", "first", "last", "length", NULL};
 
 static bool name_eq(const char *s, size_t len, const char *word)
@@ -266,8 +265,8 @@ static int resolve_root(tpl_parser *p, const tpl_tok *tk, int *root)
             *root = TPL_ROOT_SLOT0 + p->scope[i].slot;
             return 0;
         }
-    for (int i = 0; i < TPL_CTX_ROOTS; i++)
-        if (name_eq(tk->s, tk->len, ctx_roots[i])) {
+    for (int i = 0; i < p->t->nroots; i++)
+        if (name_eq(tk->s, tk->len, p->t->roots[i])) {
             *root = i;
             return 0;
         }
@@ -277,10 +276,12 @@ static int resolve_root(tpl_parser *p, const tpl_tok *tk, int *root)
         *root = TPL_ROOT_LOOP;
         return 0;
     }
-    return TPL_FAIL(p, tk->pos,
-                    "unknown variable '%.*s' (expected params, target, steps, run, vars or a loop "
-                    "variable)",
-                    (int)tk->len, tk->s);
+    char names[256] = "";
+    size_t o = 0;
+    for (int i = 0; i < p->t->nroots && o < sizeof(names); i++)
+        o += (size_t)snprintf(names + o, sizeof(names) - o, "%s, ", p->t->roots[i]);
+    return TPL_FAIL(p, tk->pos, "unknown variable '%.*s' (expected %sor a loop variable)",
+                    (int)tk->len, tk->s, names);
 }
 
 /* One segment after '.': a name that may also contain '-' and start with a digit. */

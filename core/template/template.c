@@ -459,9 +459,16 @@ int tpl_compile(tpl **out, const char *text, size_t len, const tpl_opts *opts, t
     t->src[len] = '\0';
     t->srclen = len;
     t->mode = opts ? opts->mode : TPL_TEXT;
+    static const char *const step_roots[] = {"params", "target", "steps", "run", "vars", NULL};
+    t->roots = opts && opts->roots ? opts->roots : step_roots;
+    while (t->nroots < TPL_MAX_ROOTS && t->roots[t->nroots])
+        t->nroots++;
     int rc;
     const char *nul = memchr(text, '\0', len);
-    if (len > TPL_MAX_SOURCE) {
+    if (t->roots[t->nroots]) {
+        tpl_set_err(t, 0, err, "more than %d context roots", TPL_MAX_ROOTS);
+        rc = OPSC_EINVAL;
+    } else if (len > TPL_MAX_SOURCE) {
         tpl_set_err(t, 0, err, "template larger than %u bytes", TPL_MAX_SOURCE);
         rc = OPSC_ESYNTAX;
     } else if (nul) {
