@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, parse_response, read_all
+from conftest import BUILD_DIR, free_port, parse_response, read_all
 from fixtures.tls import CA
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -439,3 +439,26 @@ def test_ipv6_tls_listener(daemon_factory, server_cert, ca):
     daemon_factory(config=cfg, port=port)
     r = curl("--cacert", str(ca.cert), f"https://[::1]:{tls_port}/health")
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "ok"
+
+
+def test_opsctl_logs_in_and_works_over_https(tls_daemon, ca, tmp_path):
+    opsctl = BUILD_DIR / "cli" / "opsctl" / "opsctl"
+    if not opsctl.exists():
+        pytest.skip("opsctl is not built")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
+    env.update({"XDG_CONFIG_HOME": str(tmp_path / "home"), "OPSC_URL": tls_daemon.tls_base,
+                "LC_ALL": "C.UTF-8"})
+
+    def run(*args, extra=None, input=None):
+        return subprocess.run([str(opsctl), *args], capture_output=True, text=True, timeout=60,
+                              input=input, env=dict(env, **(extra or {})))
+
+    r = run("login", "-u", "admin", "--password-stdin", input=tls_daemon.admin_password + "\n")
+    assert r.returncode != 0  # the system's CAs do not know the throw-away one
+    trust = {"OPSC_CACERT": str(ca.cert)}
+    r = run("login", "-u", "admin", "--password-stdin", extra=trust,
+            input=tls_daemon.admin_password + "\n")
+    assert r.returncode == 0, r.stderr
+    r = run("whoami", "-o", "json", extra=trust)
+    assert r.returncode == 0, r.stderr
+    assert "admin" in r.stdout
