@@ -55,6 +55,11 @@ int cfg_parse_value(const opsc_cfg_entry *e, const char *text, void *dst, char *
 int cfg_parse_duration_ms(const char *text, int64_t *out);
 int cfg_parse_size(const char *text, int64_t *out);
 
+/* Where the value of [section] key comes from, for error messages:
+ * "FILE:LINE", "--flag", "environment OPSC_X", or the file's path when the
+ * key is not set (its default is used). */
+void cfg_origin(const cfg_file *f, const char *section, const char *key, char *buf, size_t n);
+
 /* Environment variable name for a key: OPSC_SERVER_LISTEN,
  * OPSC_PLUGIN_TRANSPORT_SSH_KEEPALIVE. */
 void cfg_env_name(const char *section, const char *key, char *buf, size_t n);
@@ -72,6 +77,13 @@ struct server_cfg {
     int64_t shutdown_timeout_ms;
     const char *public_url; /* how users reach the daemon: links in notifications */
     const char *user;       /* switch to this user after starting the spawner (root only) */
+    const char *tls_cert;   /* PEM chain of the listen addresses marked tls */
+    const char *tls_key;    /* PEM key, mode 0600 */
+    const char *tls_client_ca; /* "" -> no client certificates asked */
+    bool tls_client_required;
+    int tls_min_version; /* enum tls_min: 0 -> 1.2, 1 -> 1.3 */
+    int64_t hsts_max_age_ms;
+    bool redirect_http;
 };
 
 struct store_cfg {
