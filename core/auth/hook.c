@@ -293,6 +293,9 @@ int auth_sse_check(void *principal, int role, void *ud)
     struct lookup l = {.a = a, .p = &now};
     if (was->token_id[0]) {
         l.hash = "";
+    } else if (!was->jti[0]) { /* a client certificate: its user as it is now */
+        l.name = was->username;
+        now.role = 0;
     } else {
         l.jti = was->jti;
         l.sid = was->sid;

@@ -5,7 +5,8 @@ tokens; a password change set by an admin ends every session of the user
 (one's own change keeps the session that made it: test_auth_login.py); a
 reused refresh token revokes the access tokens of its whole family; an open
 event stream (a run's events, a group test) of a user who is disabled,
-deleted, logged out or demoted below the route's role closes within a second.
+deleted, logged out or demoted below the route's role closes within a second,
+one opened with a client certificate too.
 """
 import threading
 import time
@@ -168,3 +169,23 @@ def test_a_group_test_stream_closes_when_its_operator_is_demoted(daemon):
         t0 = time.monotonic()
         patch_user(daemon, op["id"], role="viewer")
         assert_closed_soon(stream, t0)
+
+
+def test_a_client_certificate_stream_lasts_until_its_user_is_disabled(daemon_factory, tmp_path):
+    # No token, no session: the stream is asked again by the user the certificate names.
+    from fixtures.tls import CA
+    from test_tls import start as tls_start
+    ca = CA(tmp_path / "ca")
+    d = tls_start(daemon_factory, *ca.issue("server", "localhost"), tls_client_ca=str(ca.cert))
+    lea = user(d, "lea", "viewer")
+    run = long_run(d)
+    stream = Stream(requests.get(f"{d.tls_base}/api/v1/runs/{run}/events", stream=True,
+                                 timeout=60, verify=str(ca.cert),
+                                 cert=tuple(map(str, ca.issue("lea", "lea", client=True))),
+                                 headers={"Accept": "text/event-stream"}))
+    time.sleep(1.5)  # three rechecks
+    assert stream.ended is None
+    t0 = time.monotonic()
+    patch_user(d, lea["id"], enabled=False)
+    assert_closed_soon(stream, t0)
+    check(d.http.post(d.url(f"/api/v1/runs/{run}/cancel")), 202)
