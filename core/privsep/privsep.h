@@ -6,9 +6,9 @@
  * opsc-spawner (spawner/) over a socketpair; the helper keeps the power to
  * switch users (root, or CAP_SETUID + CAP_SETGID) and is the only process
  * that starts local steps, as [executor] local_user. Then the daemon drops
- * its own: to [server] user when started as root, every capability, and no
- * new privileges. Local steps are refused, with the reason, when the helper
- * cannot switch (not root, no capabilities, no such user); the daemon still
+ * its own: to [server] user when started as root, every capability (but the
+ * one to listen on a port below 1024), and no new privileges. Local steps are refused, with the
+ * reason, when the helper cannot switch (not root, no capabilities, no such user); the daemon still
  * starts.
  *
  * Start order: privsep_start() (blocking, bounded: reads the helper's
@@ -72,7 +72,8 @@ int privsep_kill_recorded(privsep *ps, const char *handle,
 
 /* The daemon's own drop, after privsep_start(): when running as root and
  * `user` is set, switch to it (groups, gid, uid); then clear every
- * capability (ambient ones from systemd included) and set no_new_privs.
+ * capability (ambient ones from systemd included) but CAP_NET_BIND_SERVICE
+ * when the daemon has it (its listen ports below 1024), and set no_new_privs.
  * Fails (err says why) when `user` is set but cannot be taken: a daemon
  * asked to drop must not go on as root. `warn` (may be NULL) receives a
  * note when the daemon goes on as root. */

@@ -1,5 +1,5 @@
-/* privsep_drop.c - the daemon gives up its privileges once its helper runs: user, capabilities,
- * no new privileges. */
+/* privsep_drop.c - the daemon gives up its privileges once its helper runs: user, capabilities
+ * (but the one to listen on a port below 1024), no new privileges. */
 #include "privsep.h"
 
 #include <errno.h>
@@ -25,6 +25,9 @@ static int switch_user(const char *user, char *err, size_t errlen)
         snprintf(err, errlen, "[server] user '%s' is root: name an unprivileged user", user);
         return OPSC_EINVAL;
     }
+    /* Keep the permitted set across setuid: drop_capabilities() then keeps
+     * CAP_NET_BIND_SERVICE of it alone. */
+    prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
         setuid(pw->pw_uid) < 0) {
         snprintf(err, errlen, "cannot switch to [server] user '%s': %s", user, strerror(errno));
@@ -37,16 +40,24 @@ static int switch_user(const char *user, char *err, size_t errlen)
     return 0;
 }
 
-/* Empty every capability set we can: ambient ones given by systemd first
- * (the helper, started before, keeps its own). */
+/* Empty every capability set we can, ambient ones given by systemd first (the
+ * helper, started before, keeps its own), but CAP_NET_BIND_SERVICE when the
+ * daemon had it: listening on 443 or 80, now or after a SIGHUP, is all it
+ * allows, and no program the daemon runs inherits it (not inheritable). */
 static void drop_capabilities(void)
 {
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
     if (geteuid() == 0)
         return; /* root's capabilities come back with its uid: [server] user is the cure */
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
     memset(d, 0, sizeof(d));
+    bool bind =
+        syscall(SYS_capget, &h, d) == 0 && (d[0].permitted & (1u << CAP_NET_BIND_SERVICE)) != 0;
+    memset(d, 0, sizeof(d));
+    if (bind)
+        d[0].permitted = d[0].effective = 1u << CAP_NET_BIND_SERVICE;
     syscall(SYS_capset, &h, d);
 }
 

@@ -5,27 +5,45 @@ opsconductor (it drops to that user once its helper, opsc-spawner, runs), a data
 directory that user owns, and local steps as the unprivileged opsconductor-local.
 An operator with a local target tries to read the daemon's keys and memory;
 kill -9 of the daemon must leave no step process behind; the role that local
-targets need is enforced and audited.
+targets need is enforced and audited. The daemon keeps one capability, to listen
+below 1024 (HTTPS on 443), and steps get none.
 """
 import os
 import pathlib
 import pwd
+import random
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 import time
 
-import subprocess
-
 import pytest
+import requests
 
 from conftest import ADMIN_PASSWORD, DAEMON, LOCAL_USER, Daemon, clean_env, free_port, \
     plugin_dirs, render_config
+from fixtures.tls import CA
 from fixtures.runs import check, get_run, job, local_target, log_text, shell_step, start, wait, \
     wait_step
 
 DAEMON_USER = "opsconductor"
 OPERATOR_PW = "Mallory-is-an-operator-7f3e"
+CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE = 1 << 6, 1 << 7, 1 << 10
+
+
+def free_low_port():
+    """A free port below 1024 (as root), for a daemon that must keep the right to listen on it
+    after it drops root."""
+    for port in random.sample(range(600, 1024), 424):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no free port below 1024")
 
 
 def uid_of(name):
@@ -72,18 +90,26 @@ def processes_with(text):
     return found
 
 
-@pytest.fixture
-def dropped(daemon_factory):
-    """A daemon started as root that switches to the opsconductor user, with a
-    data directory that user owns, and local targets open to operators."""
+def owned_data_dir():
+    """(base, data): a directory under /tmp everyone may enter, and in it a data directory the
+    daemon user owns."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="opsc-priv-", dir="/tmp"))
     base.chmod(0o755)
     data = base / "data"
     data.mkdir(mode=0o700)
     os.chown(data, uid_of(DAEMON_USER), pwd.getpwnam(DAEMON_USER).pw_gid)
+    return base, data
+
+
+@pytest.fixture
+def dropped(daemon_factory):
+    """A daemon started as root that switches to the opsconductor user, with a
+    data directory that user owns, and local targets open to operators."""
+    base, data = owned_data_dir()
     d = daemon_factory(config={"server": {"user": DAEMON_USER},
                                "store": {"data_dir": str(data)},
-                               "executor": {"local_targets": "operator"}})
+                               "executor": {"local_targets": "operator"}},
+                       port=free_low_port())  # listened on as opsconductor (bind capability)
     yield d
     if d.running():
         assert d.stop() == 0
@@ -92,16 +118,16 @@ def dropped(daemon_factory):
 
 @pytest.fixture
 def ambient():
-    """A daemon started as the opsconductor user with CAP_SETUID and CAP_SETGID as ambient
-    capabilities, as systemd starts it (AmbientCapabilities=); its files where that user can
-    read them."""
+    """A daemon started as the opsconductor user with CAP_SETUID, CAP_SETGID and
+    CAP_NET_BIND_SERVICE as ambient capabilities, as the packaged unit starts it
+    (AmbientCapabilities=), on a port below 1024; its files where that user can read them."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="opsc-amb-", dir="/tmp"))
     base.chmod(0o755)
     data = base / "data"
     data.mkdir(mode=0o700)
     pw = pwd.getpwnam(DAEMON_USER)
     os.chown(data, pw.pw_uid, pw.pw_gid)
-    port = free_port()
+    port = free_low_port()
     conf = base / "opsconductor.conf"
     conf.write_text(render_config({"server": {"listen": f"127.0.0.1:{port}"},
                                    "store": {"data_dir": str(data)},
@@ -109,7 +135,8 @@ def ambient():
     os.chown(conf, 0, pw.pw_gid)  # as the package installs it: root:opsconductor 0640
     conf.chmod(0o640)
     cmd = ["setpriv", f"--reuid={DAEMON_USER}", f"--regid={DAEMON_USER}", "--init-groups",
-           "--inh-caps=+setuid,+setgid", "--ambient-caps=+setuid,+setgid", "--", str(DAEMON),
+           "--inh-caps=+setuid,+setgid,+net_bind_service",
+           "--ambient-caps=+setuid,+setgid,+net_bind_service", "--", str(DAEMON),
            "-c", str(conf)]
     for p in plugin_dirs():
         cmd += ["-p", p]
@@ -133,7 +160,7 @@ def attack_script(daemon, helper):
     for pid in (daemon.pid, helper):
         files += [f"/proc/{pid}/{n}" for n in ("environ", "mem", "cmdline", "maps", "stack")]
         dirs += [f"/proc/{pid}/fd", f"/proc/{pid}/root/"]
-    lines = ["id -un"]
+    lines = ["id -un", "grep -E '^Cap(Inh|Prm|Eff|Amb):' /proc/self/status"]
     lines += [f"if cat '{p}' >/dev/null 2>&1; then echo 'READ {p}'; else echo 'DENIED {p}'; fi"
               for p in files]
     lines += [f"if ls '{p}' >/dev/null 2>&1; then echo 'READ {p}'; else echo 'DENIED {p}'; fi"
@@ -155,6 +182,8 @@ def attack(d, helper):
     assert run["state"] == "succeeded", (run, d.stderr()[-3000:])
     out = log_text(d, run["id"])
     assert out.splitlines()[0] == LOCAL_USER
+    caps = [line.split() for line in out.splitlines() if line.startswith("Cap")]
+    assert len(caps) == 4 and all(int(v, 16) == 0 for _, v in caps), out  # the step has none
     lines = [line for line in out.splitlines() if line.startswith(("READ", "DENIED"))]
     assert len(lines) == n, out
     return mallory, t, lines, out
@@ -163,10 +192,13 @@ def attack(d, helper):
 def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(dropped):
     d = dropped
     helper = helper_pid(d)
-    # The daemon gave root up; its helper kept only the right to switch users.
+    # The daemon gave root up and every capability but the one to listen on its port below
+    # 1024; its helper keeps the right to switch users.
     assert status_field(d.pid, "Uid")[:2] == [str(uid_of(DAEMON_USER))] * 2
-    assert int(status_field(d.pid, "CapEff")[0], 16) == 0
-    assert int(status_field(d.pid, "CapPrm")[0], 16) == 0
+    for field in ("CapEff", "CapPrm"):
+        assert int(status_field(d.pid, field)[0], 16) == CAP_NET_BIND_SERVICE, field
+    for field in ("CapInh", "CapAmb"):
+        assert int(status_field(d.pid, field)[0], 16) == 0, field
     mallory, t, lines, out = attack(d, helper)
     assert all(line.startswith("DENIED") for line in lines), out
     # Nor through the file steps: they run as the local-steps user too.
@@ -178,20 +210,45 @@ def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(
     assert run["state"] == "failed"
 
 
-def test_with_ambient_capabilities_only_the_helper_keeps_them(ambient):
+def test_with_ambient_capabilities_the_daemon_keeps_only_the_one_to_listen_below_1024(ambient):
     d = ambient
     helper = helper_pid(d)
     assert status_field(d.pid, "Uid")[:2] == [str(uid_of(DAEMON_USER))] * 2
-    for field in ("CapEff", "CapPrm", "CapAmb"):
+    for field in ("CapEff", "CapPrm"):
+        assert int(status_field(d.pid, field)[0], 16) == CAP_NET_BIND_SERVICE, field
+    for field in ("CapInh", "CapAmb"):
         assert int(status_field(d.pid, field)[0], 16) == 0, field
-    cap_setgid, cap_setuid = 1 << 6, 1 << 7
-    assert int(status_field(helper, "CapEff")[0], 16) == cap_setgid | cap_setuid
+    assert int(status_field(helper, "CapEff")[0], 16) & (CAP_SETGID | CAP_SETUID) == \
+        CAP_SETGID | CAP_SETUID
     _, _, lines, out = attack(d, helper)
     # Without root there is no private /proc: a command line is readable by
     # everyone on Linux (systemd's ProtectProc=invisible hides it); it holds
     # no secret. Everything else is refused.
     leaked = [line for line in lines if line.startswith("READ") and not line.endswith("/cmdline")]
     assert leaked == [], out
+
+
+def test_a_dropped_daemon_serves_https_below_1024_with_a_key_it_owns(daemon_factory):
+    base, data = owned_data_dir()
+    try:
+        ca = CA(base / "ca")
+        cert, key = ca.issue("server", "localhost")
+        port, tls_port = free_port(), free_low_port()
+        config = {"server": {"user": DAEMON_USER, "tls_cert": str(cert), "tls_key": str(key),
+                             "listen": f"127.0.0.1:{port}, 127.0.0.1:{tls_port} tls"},
+                  "store": {"data_dir": str(data)}}
+        # root's 0600 key: the daemon, no longer root, cannot read it, and says what to do
+        d = daemon_factory(config=config, port=port, wait_ready=False)
+        assert d.proc.wait(30) != 0
+        assert "chown it to that user, mode 0600" in d.stderr(), d.stderr()[-2000:]
+        os.chown(key, uid_of(DAEMON_USER), pwd.getpwnam(DAEMON_USER).pw_gid)
+        d = daemon_factory(config=config, port=port)
+        r = requests.get(f"https://localhost:{tls_port}/health", verify=str(ca.cert), timeout=10)
+        assert r.status_code == 200
+        assert status_field(d.pid, "Uid")[:2] == [str(uid_of(DAEMON_USER))] * 2
+        assert d.stop() == 0
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_local_steps_and_file_steps_act_as_the_local_steps_user(daemon, local_tmp):
