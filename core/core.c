@@ -12,6 +12,8 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "discovery.h"
+#include "discovery_routes.h"
 #include "events.h"
 #include "exec.h"
 #include "fleet.h"
@@ -61,8 +63,7 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     int rc = vault_open(&c->vault, c->store, &vo, err, errlen);
     if (rc == 0)
         rc = audit_open(&c->audit, c->loop, c->store, c->cfg.auth.audit_retention_ms);
-    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth,
-                      c->cfg.store.data_dir};
+    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth, c->cfg.store.data_dir};
     if (rc == 0)
         rc = auth_open(&c->auth, &deps, err, errlen);
     return rc;
@@ -132,6 +133,13 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
     return exec_new(&c->exec, c, &o, err, errlen);
 }
 
+/* Discovery: after the fleet (onboarding writes targets and tests them) and
+ * the plugins (scanners), before the HTTP server whose routes use it. */
+static int open_discovery(struct opsc_core *c, char *err, size_t errlen)
+{
+    return discovery_new(&c->discovery, c, err, errlen);
+}
+
 /* One completion hook serves metrics and the audit log. */
 static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
 {
@@ -174,6 +182,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_runs_register(c);
     if (rc == 0)
         rc = api_schedules_register(c);
+    if (rc == 0)
+        rc = api_discovery_register(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -288,13 +298,16 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0)
         rc = open_scheduler(c, err, errlen);
     if (rc == 0)
+        rc = open_discovery(c, err, errlen);
+    if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
     start_signals(c);
     c->ready = true;
-    log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
-                     "in %llu ms",
+    log_info("core",
+             "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
+             "in %llu ms",
              c->cfg.server.listen, http_server_port(c->http), c->cfg.store.data_dir,
              plugin_host_loaded(c->plugins), plugin_host_refused(c->plugins),
              (unsigned long long)core_uptime_ms(c));
@@ -338,6 +351,16 @@ static void on_pool_deadline(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
+/* Scans have ended (their scanner plugins still loaded): the pool next. */
+static void after_discovery(void *ud)
+{
+    struct opsc_core *c = ud;
+    if (c->pool)
+        pool_close(c->pool, close_services, c);
+    else
+        close_services(c);
+}
+
 /* Everything that depends on the loop is closed from here; what remains is
  * freed by core_free() once uv_run() returns. Runs are over (ended, or
  * interrupted at the deadline): pooled connections close before the
@@ -351,19 +374,15 @@ static void after_exec(void *ud)
     close_handle((uv_handle_t *)&c->sig_hup);
     sched_close(c->sched);
     c->sched = NULL;
-    if (c->pool)
-        pool_close(c->pool, close_services, c);
-    else
-        close_services(c);
+    discovery_close(c->discovery, after_discovery, c);
 }
 
 /* Running steps get what is left of the shutdown deadline; a second signal
  * still stops at once (the signal handles stay open until then). */
 static void finish_stop(struct opsc_core *c)
 {
-    uint64_t left = uv_is_active((uv_handle_t *)&c->stop_deadline)
-                        ? uv_timer_get_due_in(&c->stop_deadline)
-                        : 0;
+    uint64_t left =
+        uv_is_active((uv_handle_t *)&c->stop_deadline) ? uv_timer_get_due_in(&c->stop_deadline) : 0;
     uv_timer_stop(&c->stop_deadline);
     if (c->exec)
         exec_close(c->exec, (int64_t)left, after_exec, c);
@@ -393,8 +412,9 @@ void core_stop(struct opsc_core *c)
     c->stopping = true;
     c->ready = false;
     if (c->sched)
-        sched_stop(c->sched); /* no run starts once stopping began */
-    exec_stop(c->exec); /* no run or target starts any more */
+        sched_stop(c->sched);     /* no run starts once stopping began */
+    discovery_stop(c->discovery); /* scans are cancelled: they end within a second */
+    exec_stop(c->exec);           /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
                        0);
@@ -425,6 +445,7 @@ void core_free(struct opsc_core *c)
     if (c->http)
         http_server_free(c->http);
     exec_free(c->exec);
+    discovery_free(c->discovery);
     pool_free(c->pool);
     fleet_free(c->fleet);
     vault_close(c->vault);

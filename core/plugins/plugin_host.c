@@ -192,6 +192,7 @@ static int init_plugin(plugin_host *h, plugin *p, char *err, size_t errlen)
     h->initialising = p;
     h->reg_rc = 0;
     h->reg_error[0] = '\0';
+    h->init_error[0] = '\0';
     int rc = p->desc->init(plugin_host_api(), &cfg, &p->pstate);
     h->initialising = NULL;
     if (rc != 0) {
@@ -199,8 +200,9 @@ static int init_plugin(plugin_host *h, plugin *p, char *err, size_t errlen)
         /* The refused registration says more than init's code (and a
          * duplicate stays a duplicate whatever init returned). */
         int code = h->reg_rc ? h->reg_rc : rc < 0 ? rc : OPSC_EPLUGIN;
+        const char *why = h->reg_rc ? h->reg_error : h->init_error;
         return refuse(p, code, err, errlen, "init failed: %s (%s)%s%s", opsc_err_name(rc),
-                      opsc_strerror(rc), h->reg_rc ? ": " : "", h->reg_error);
+                      opsc_strerror(rc), *why ? ": " : "", why);
     }
     p->state = PLUGIN_LOADED;
     log_info("plugins", "loaded %s %s from %s", p->name, p->version, p->path);
@@ -437,9 +439,9 @@ const plugin_reg *plugin_host_reg(plugin_host *h, enum plugin_reg_kind kind, siz
 static const char *reg_name(const plugin_reg *r)
 {
     return ((const struct {
-               size_t size;
-               const char *name;
-           } *)r->desc)
+                size_t size;
+                const char *name;
+            } *)r->desc)
         ->name;
 }
 
@@ -507,7 +509,8 @@ const steptype *plugin_host_steptype_except(plugin_host *h, const char *ref, con
     char *end = NULL;
     long major = at ? strtol(at + 1, &end, 10) : 0;
     if (at && (end == at + 1 || *end || major < 1 || major > 1000)) {
-        snprintf(err, errlen, "'%s': the pinned major version after '@' must be a number >= 1", ref);
+        snprintf(err, errlen, "'%s': the pinned major version after '@' must be a number >= 1",
+                 ref);
         return NULL;
     }
     const plugin_reg *r = best_steplib(h, lib, (int)major, except);
@@ -586,9 +589,8 @@ json_t *plugin_host_list_json(plugin_host *h)
         plugin *p = h->plugins[i];
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "name", p->name, "version",
                               p->version ? p->version : "", "state", states[p->state], "path",
-                              p->path, "description", p->description ? p->description : "",
-                              "kinds", kinds_json(p->kinds), "license",
-                              p->license ? p->license : "");
+                              p->path, "description", p->description ? p->description : "", "kinds",
+                              kinds_json(p->kinds), "license", p->license ? p->license : "");
         if (p->version) {
             char abi[32];
             snprintf(abi, sizeof(abi), "%d.%d", p->abi_major, p->abi_minor);
