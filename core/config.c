@@ -21,7 +21,7 @@ typedef struct cfg_item {
     char *value;
     int line;         /* 0 for overrides */
     int section_line; /* line of the item's [section] header */
-    char *origin;     /* flag name for overrides, NULL for file items */
+    char *origin; /* flag name for overrides, NULL for file items */
 } cfg_item;
 
 struct cfg_file {
@@ -66,7 +66,7 @@ struct ini_reader_state {
     FILE *fp;
     cfg_file *f;
     int line;
-    int header_line;      /* line of the last [section] header */
+    int header_line;     /* line of the last [section] header */
     int sectionless_line; /* first key before any section, 0 if none */
 };
 
@@ -192,8 +192,8 @@ bool cfg_file_has_section(const cfg_file *f, const char *section)
     return false;
 }
 
-void cfg_file_foreach_section(const cfg_file *f,
-                              void (*fn)(const char *section, int line, void *ud), void *ud)
+void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section, int line, void *ud),
+                              void *ud)
 {
     for (size_t i = 0; i < f->n; i++) {
         bool seen = false;
@@ -576,8 +576,8 @@ static const opsc_cfg_entry auth_map[] = {
      "logins waiting for a hash at most; more are answered 503"},
     {"user_free_failures", OPSC_CFG_INT, "5", 0, 1000, NULL, 0, AUT(user_free_failures),
      "failed logins of one username before it is delayed"},
-    {"address_free_failures", OPSC_CFG_INT, "20", 0, 100000, NULL, 0, AUT(address_free_failures),
-     "failed logins from one address before it is delayed"},
+    {"address_free_failures", OPSC_CFG_INT, "20", 0, 100000, NULL, 0,
+     AUT(address_free_failures), "failed logins from one address before it is delayed"},
     {"lockout_base", OPSC_CFG_DURATION, "1s", 100, 3600000, NULL, 0, AUT(lockout_base_ms),
      "first delay after the free failures; it doubles with each failure"},
     {"lockout_max", OPSC_CFG_DURATION, "15m", 100, 86400000, NULL, 0, AUT(lockout_max_ms),
@@ -601,9 +601,9 @@ static const opsc_cfg_entry vault_map[] = {
 static const opsc_cfg_entry sched_map[] = {
     {"misfire_grace", OPSC_CFG_DURATION, "1h", 0, 366LL * 86400000, NULL, 0, SCH(misfire_grace_ms),
      "a late fire may still run this long after its planned time (per-schedule default)"},
-    {"misfire_threshold", OPSC_CFG_DURATION, "1s", 10, 3600000, NULL, 0, SCH(misfire_threshold_ms),
-     "a fire later than this counts as a misfire (daemon down, clock "
-     "jump); the misfire policy decides"},
+    {"misfire_threshold", OPSC_CFG_DURATION, "1s", 10, 3600000, NULL, 0,
+     SCH(misfire_threshold_ms), "a fire later than this counts as a misfire (daemon down, clock "
+                                "jump); the misfire policy decides"},
     {"run_all_max", OPSC_CFG_INT, "10", 1, 10000, NULL, 0, SCH(run_all_max),
      "misfire_policy run_all: late fires run at most, the latest ones; the rest are missed"},
     {"missed_max", OPSC_CFG_INT, "100", 1, 100000, NULL, 0, SCH(missed_max),
@@ -647,14 +647,14 @@ static const opsc_cfg_entry exec_map[] = {
      "targets running at once, all runs together (each job may set a lower max_parallel)"},
     {"step_workers", OPSC_CFG_INT, "8", 1, 1024, NULL, 0, EXE(step_workers),
      "worker threads for imperative steps (steps written in C); more wait their turn"},
-    {"step_timeout", OPSC_CFG_DURATION, "1h", 1000, 7LL * 86400000, NULL, 0, EXE(step_timeout_ms),
-     "timeout of a step whose job gives none (timeout_s)"},
+    {"step_timeout", OPSC_CFG_DURATION, "1h", 1000, 7LL * 86400000, NULL, 0,
+     EXE(step_timeout_ms), "timeout of a step whose job gives none (timeout_s)"},
     {"log_retention", OPSC_CFG_DURATION, "30d", 0, 3650LL * 86400000, NULL, 0,
      EXE(log_retention_ms), "run logs are deleted this long after their run ended; 0 keeps them"},
     {"log_max_size", OPSC_CFG_SIZE, "2G", 0, 1LL << 44, NULL, 0, EXE(log_max_bytes),
      "all run logs together; beyond it the oldest runs' logs are deleted; 0: no limit"},
-    {"log_max_per_target", OPSC_CFG_SIZE, "32M", 4096, 1LL << 36, NULL, 0, EXE(log_max_per_target),
-     "log kept of one target in one run; later output is dropped"},
+    {"log_max_per_target", OPSC_CFG_SIZE, "32M", 4096, 1LL << 36, NULL, 0,
+     EXE(log_max_per_target), "log kept of one target in one run; later output is dropped"},
     {"log_sweep_interval", OPSC_CFG_DURATION, "10m", 1000, 86400000, NULL, 0,
      EXE(log_sweep_interval_ms), "how often log retention is applied"},
     {"output_capture", OPSC_CFG_SIZE, "1M", 1024, 1LL << 30, NULL, 0, EXE(capture_limit),
@@ -720,8 +720,7 @@ static void check_section(const char *name, int line, void *ud)
     char names[256] = "";
     size_t o = 0;
     for (size_t i = 0; i < NSECTIONS; i++)
-        o +=
-            (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", i ? ", " : "", sections[i].name);
+        o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", i ? ", " : "", sections[i].name);
     snprintf(c->err, c->errlen, "%s:%d: [%s]: unknown section (valid: %s, plugin.<name>)",
              c->f->path, line, name, names);
     c->rc = OPSC_ESCHEMA;

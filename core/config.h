@@ -39,8 +39,8 @@ int cfg_file_append(cfg_file *f, const char *section, const char *key, const cha
 /* True when the file has a section of that name. */
 bool cfg_file_has_section(const cfg_file *f, const char *section);
 /* Call fn for each distinct section name, in file order. */
-void cfg_file_foreach_section(const cfg_file *f,
-                              void (*fn)(const char *section, int line, void *ud), void *ud);
+void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section, int line, void *ud),
+                              void *ud);
 
 /* Bind `section` of `f` to `dst` following `map`: defaults first, then file
  * and overrides, then OPSC_* environment variables. Returns 0 or OPSC_ESCHEMA
@@ -133,14 +133,14 @@ struct fleet_cfg {
 };
 
 struct exec_cfg {
-    int64_t max_parallel;     /* targets running at once, all runs */
-    int64_t step_workers;     /* threads for imperative steps */
-    int64_t step_timeout_ms;  /* steps without timeout_s */
-    int64_t log_retention_ms; /* 0: keep */
-    int64_t log_max_bytes;    /* all logs; 0: no limit */
+    int64_t max_parallel;      /* targets running at once, all runs */
+    int64_t step_workers;      /* threads for imperative steps */
+    int64_t step_timeout_ms;   /* steps without timeout_s */
+    int64_t log_retention_ms;  /* 0: keep */
+    int64_t log_max_bytes;     /* all logs; 0: no limit */
     int64_t log_max_per_target;
     int64_t log_sweep_interval_ms;
-    int64_t capture_limit; /* stdout kept per command for outputs */
+    int64_t capture_limit;     /* stdout kept per command for outputs */
 };
 
 struct discovery_cfg {

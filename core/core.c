@@ -63,7 +63,8 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     int rc = vault_open(&c->vault, c->store, &vo, err, errlen);
     if (rc == 0)
         rc = audit_open(&c->audit, c->loop, c->store, c->cfg.auth.audit_retention_ms);
-    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth, c->cfg.store.data_dir};
+    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth,
+                      c->cfg.store.data_dir};
     if (rc == 0)
         rc = auth_open(&c->auth, &deps, err, errlen);
     return rc;
@@ -305,9 +306,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         return rc;
     start_signals(c);
     c->ready = true;
-    log_info("core",
-             "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
-             "in %llu ms",
+    log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
+                     "in %llu ms",
              c->cfg.server.listen, http_server_port(c->http), c->cfg.store.data_dir,
              plugin_host_loaded(c->plugins), plugin_host_refused(c->plugins),
              (unsigned long long)core_uptime_ms(c));
@@ -381,8 +381,9 @@ static void after_exec(void *ud)
  * still stops at once (the signal handles stay open until then). */
 static void finish_stop(struct opsc_core *c)
 {
-    uint64_t left =
-        uv_is_active((uv_handle_t *)&c->stop_deadline) ? uv_timer_get_due_in(&c->stop_deadline) : 0;
+    uint64_t left = uv_is_active((uv_handle_t *)&c->stop_deadline)
+                        ? uv_timer_get_due_in(&c->stop_deadline)
+                        : 0;
     uv_timer_stop(&c->stop_deadline);
     if (c->exec)
         exec_close(c->exec, (int64_t)left, after_exec, c);
@@ -412,9 +413,9 @@ void core_stop(struct opsc_core *c)
     c->stopping = true;
     c->ready = false;
     if (c->sched)
-        sched_stop(c->sched);     /* no run starts once stopping began */
+        sched_stop(c->sched); /* no run starts once stopping began */
     discovery_stop(c->discovery); /* scans are cancelled: they end within a second */
-    exec_stop(c->exec);           /* no run or target starts any more */
+    exec_stop(c->exec); /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
                        0);

@@ -37,18 +37,18 @@ struct opsc_core {
     plugin_host *plugins;
     plugin_install *steplibs; /* step libraries installed at run time */
     metrics *metrics;
-    vault *vault;          /* credentials vault: master key, credential records */
-    audit *audit;          /* audit log */
-    auth *auth;            /* users, logins, tokens, the HTTP auth hook */
-    events *events;        /* state changes: runs, schedules, targets */
-    sched *sched;          /* schedules firing runs through exec */
-    pool *pool;            /* pooled connections to targets */
-    fleet *fleet;          /* targets' test results writer, connectivity tests */
-    exec *exec;            /* the executor: runs of jobs on targets */
-    discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
-    int64_t started_ms;    /* wall clock at start */
-    uint64_t started_mono; /* monotonic ms at start */
-    bool ready;            /* store open and plugins loaded */
+    vault *vault;           /* credentials vault: master key, credential records */
+    audit *audit;           /* audit log */
+    auth *auth;             /* users, logins, tokens, the HTTP auth hook */
+    events *events;          /* state changes: runs, schedules, targets */
+    sched *sched;           /* schedules firing runs through exec */
+    pool *pool;             /* pooled connections to targets */
+    fleet *fleet;           /* targets' test results writer, connectivity tests */
+    exec *exec;             /* the executor: runs of jobs on targets */
+    discovery *discovery;   /* network scans, the host inventory, profiles, onboarding */
+    int64_t started_ms;     /* wall clock at start */
+    uint64_t started_mono;  /* monotonic ms at start */
+    bool ready;             /* store open and plugins loaded */
     bool stopping;
     int exit_code;
     uv_signal_t sig_term, sig_int, sig_hup;

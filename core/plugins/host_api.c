@@ -173,7 +173,8 @@ static int register_entry(enum plugin_reg_kind kind, const void *desc, const cha
 {
     plugin_host *h = plugin_host_current;
     if (!h || !h->initialising) {
-        log_error("plugins", "registration of '%s' outside of init() refused", name ? name : "?");
+        log_error("plugins", "registration of '%s' outside of init() refused",
+                  name ? name : "?");
         return OPSC_ESTATE;
     }
     if (!desc || !name || !*name) {
@@ -189,8 +190,8 @@ static int register_entry(enum plugin_reg_kind kind, const void *desc, const cha
     return reg_append(&h->regs[kind], &r);
 }
 
-int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name, void *state,
-                         steplib *compiled)
+int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char *name,
+                         void *state, steplib *compiled)
 {
     int rc = register_entry(kind, desc, name, state, compiled);
     if (rc < 0)

@@ -439,9 +439,9 @@ const plugin_reg *plugin_host_reg(plugin_host *h, enum plugin_reg_kind kind, siz
 static const char *reg_name(const plugin_reg *r)
 {
     return ((const struct {
-                size_t size;
-                const char *name;
-            } *)r->desc)
+               size_t size;
+               const char *name;
+           } *)r->desc)
         ->name;
 }
 
@@ -509,8 +509,7 @@ const steptype *plugin_host_steptype_except(plugin_host *h, const char *ref, con
     char *end = NULL;
     long major = at ? strtol(at + 1, &end, 10) : 0;
     if (at && (end == at + 1 || *end || major < 1 || major > 1000)) {
-        snprintf(err, errlen, "'%s': the pinned major version after '@' must be a number >= 1",
-                 ref);
+        snprintf(err, errlen, "'%s': the pinned major version after '@' must be a number >= 1", ref);
         return NULL;
     }
     const plugin_reg *r = best_steplib(h, lib, (int)major, except);
@@ -589,8 +588,9 @@ json_t *plugin_host_list_json(plugin_host *h)
         plugin *p = h->plugins[i];
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "name", p->name, "version",
                               p->version ? p->version : "", "state", states[p->state], "path",
-                              p->path, "description", p->description ? p->description : "", "kinds",
-                              kinds_json(p->kinds), "license", p->license ? p->license : "");
+                              p->path, "description", p->description ? p->description : "",
+                              "kinds", kinds_json(p->kinds), "license",
+                              p->license ? p->license : "");
         if (p->version) {
             char abi[32];
             snprintf(abi, sizeof(abi), "%d.%d", p->abi_major, p->abi_minor);
