@@ -154,3 +154,80 @@ int api_discovery_scan_events(http_req *req)
     json_decref(scan);
     return HTTP_DONE;
 }
+
+/* ---- GET /api/v1/discovery/events: the inventory's events, live ----------------------------- */
+
+typedef struct listener {
+    struct opsc_core *c;
+    http_sse *sse;
+    int64_t sub;
+    uv_timer_t keepalive;
+} listener;
+
+static void listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void listener_free(listener *l)
+{
+    if (l->sub > 0)
+        events_unsubscribe(l->c->events, l->sub);
+    l->sub = 0;
+    uv_close((uv_handle_t *)&l->keepalive, listener_closed);
+}
+
+static void on_listener_gone(void *ud)
+{
+    listener *l = ud;
+    l->sse = NULL;
+    listener_free(l);
+}
+
+static void on_host_event(const event *ev, void *ud)
+{
+    listener *l = ud;
+    char id[24], *text = json_dumps(ev->data, JSON_COMPACT);
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)ev->seq);
+    /* "discovery.host_found" -> "host_found" */
+    int64_t q = text && l->sse ? http_sse_send(l->sse, id, ev->type + 10, text) : OPSC_EPIPE;
+    free(text);
+    if (q < 0 || q > (int64_t)(4u << 20)) { /* gone, or too slow to keep up: it reconnects */
+        if (l->sse)
+            http_sse_end(l->sse);
+        l->sse = NULL;
+        listener_free(l);
+    }
+}
+
+static void on_listener_tick(uv_timer_t *t)
+{
+    listener *l = t->data;
+    if (l->sse && http_sse_comment(l->sse, "keep-alive") < 0) {
+        http_sse_end(l->sse);
+        l->sse = NULL;
+        listener_free(l);
+    }
+}
+
+int api_discovery_host_events(http_req *req)
+{
+    struct opsc_core *c = http_req_app(req);
+    listener *l = calloc(1, sizeof(*l));
+    if (!l) {
+        http_respond_opsc_error(req, OPSC_ENOMEM, "out of memory");
+        return HTTP_DONE;
+    }
+    l->c = c;
+    uv_timer_init(c->loop, &l->keepalive);
+    l->keepalive.data = l;
+    l->sse = http_sse_start(req, on_listener_gone, l);
+    if (!l->sse) {
+        uv_close((uv_handle_t *)&l->keepalive, listener_closed);
+        return HTTP_DONE;
+    }
+    l->sub = events_subscribe(c->events, "discovery.host_", NULL, on_host_event, l);
+    http_sse_comment(l->sse, "discovery events: host_found, host_changed, host_vanished");
+    uv_timer_start(&l->keepalive, on_listener_tick, KEEPALIVE_MS, KEEPALIVE_MS);
+    return HTTP_DONE;
+}

@@ -143,6 +143,10 @@ static const http_route routes[] = {
      DSC_SCHEMA_host},
     {"DELETE", HOSTS "/{id}", ROLE_OPERATOR, delete_host, 0, "discovery",
      "Forget a discovered host (a later scan finds it as new)", NULL, NULL, 204},
+    {"GET", "/api/v1/discovery/events", ROLE_VIEWER, api_discovery_host_events, 0, "discovery",
+     "Server-Sent Events of the inventory as they happen: host_found (new, or back after "
+     "vanishing), host_changed (host key or OS), host_vanished",
+     NULL, NULL},
 };
 
 int api_discovery_hosts_register(struct opsc_core *c)

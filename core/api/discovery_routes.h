@@ -20,7 +20,8 @@ int api_discovery_register(struct opsc_core *c);
 void dsc_respond(http_req *req, const dsc_err *e);
 /* The caller's user name for records ("requested_by"), or NULL. */
 const char *dsc_requester(http_req *req);
-/* GET /api/v1/discovery/scans/{id}/events (discovery_events.c). */
+/* GET /api/v1/discovery/scans/{id}/events and GET /api/v1/discovery/events (discovery_events.c). */
 int api_discovery_scan_events(http_req *req);
+int api_discovery_host_events(http_req *req);
 
 #endif

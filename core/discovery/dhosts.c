@@ -98,7 +98,7 @@ static void apply_found(json_t *rec, const json_t *found, const char *scan_id, c
     const json_t *facts = json_object_get(found, "facts");
     json_object_set_new(rec, "hostnames", merge_names(json_object_get(rec, "hostnames"), found));
     json_t *ports = json_object_get(facts, "ports");
-    json_object_set(rec, "ports", json_is_array(ports) ? ports : json_array());
+    json_object_set_new(rec, "ports", json_is_array(ports) ? json_incref(ports) : json_array());
     static const char *const kept[] = {"ssh", "winrm"};
     for (size_t i = 0; i < 2; i++) {
         json_t *v = json_object_get(facts, kept[i]);
@@ -114,7 +114,7 @@ static void apply_found(json_t *rec, const json_t *found, const char *scan_id, c
         json_object_set_new(rec, "os_family", os ? json_string(os) : json_null());
     json_t *ev = json_object_get(facts, "os_evidence");
     if (json_array_size(ev) || !json_object_get(rec, "os_evidence"))
-        json_object_set(rec, "os_evidence", json_is_array(ev) ? ev : json_array());
+        json_object_set_new(rec, "os_evidence", json_is_array(ev) ? json_incref(ev) : json_array());
     json_object_set_new(rec, "last_seen", json_string(now));
     json_object_set_new(rec, "last_scan_id", json_string(scan_id));
     json_int_t seen = json_integer_value(json_object_get(rec, "scans_seen"));

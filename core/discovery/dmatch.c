@@ -286,7 +286,7 @@ int discovery_hosts_list(discovery *d, const json_t *filter, size_t limit, const
                          json_t **items, char next[40], dsc_err *e)
 {
     dfilter f;
-    json_t *obj = json_deep_copy(filter ? filter : json_object());
+    json_t *obj = filter ? json_deep_copy(filter) : json_object();
     int rc = obj ? dfilter_parse(d, obj, &f, e) : OPSC_ENOMEM;
     list_ud l = {&f, NULL, cursor, limit, json_array(), false, false, ""};
     if (rc == 0)

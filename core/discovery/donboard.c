@@ -97,9 +97,9 @@ static int render_name(const tpl *t, const json_t *host, size_t index, char *out
 {
     json_t *names = json_object_get(host, "hostnames");
     const char *first = json_string_value(json_array_get(names, 0));
-    json_t *ctx = json_pack("{s:{s:O, s:s, s:O, s:s, s:o, s:I}}", "vars", "address",
+    json_t *ctx = json_pack("{s:{s:O, s:s, s:o, s:s, s:o, s:I}}", "vars", "address",
                             json_object_get(host, "address"), "hostname", first ? first : "",
-                            "hostnames", names ? names : json_array(), "os_family",
+                            "hostnames", names ? json_incref(names) : json_array(), "os_family",
                             str(host, "os_family") ? str(host, "os_family") : "", "ports",
                             open_ports(host), "index", (json_int_t)index);
     char *text = NULL;
@@ -166,8 +166,8 @@ static int ssh_part(const json_t *host, json_t *body, fleet_err *e)
     json_int_t port = json_integer_value(json_object_get(ssh, "port"));
     char key[200];
     snprintf(key, sizeof(key), "%s %s", type, fp);
-    return json_object_update(body, json_pack("{s:I, s:[s], s:s}", "port", port ? port : 22,
-                                              "host_keys", key, "host_key_policy", "strict"));
+    return json_object_update_new(body, json_pack("{s:I, s:[s], s:s}", "port", port ? port : 22,
+                                                  "host_keys", key, "host_key_policy", "strict"));
 }
 
 static int winrm_part(const json_t *host, json_t *body)
@@ -180,8 +180,8 @@ static int winrm_part(const json_t *host, json_t *body)
     json_t *opts = json_pack("{s:s}", "scheme", scheme);
     if (strcmp(scheme, "https") == 0 && str(w, "tls_cert_sha256"))
         json_object_set_new(opts, "cert_fingerprint", json_string(str(w, "tls_cert_sha256")));
-    return json_object_update(body,
-                              json_pack("{s:I, s:o}", "port", port, "transport_options", opts));
+    return json_object_update_new(body,
+                                  json_pack("{s:I, s:o}", "port", port, "transport_options", opts));
 }
 
 static int build_body(const json_t *host, const donboard_opts *o, const char *name, json_t **out,
@@ -197,13 +197,14 @@ static int build_body(const json_t *host, const donboard_opts *o, const char *na
     char desc[160];
     snprintf(desc, sizeof(desc), "onboarded by discovery from host %s (scan %s)", str(host, "id"),
              str(host, "last_scan_id") ? str(host, "last_scan_id") : "?");
-    json_t *body = json_pack("{s:s, s:O, s:s, s:s, s:s, s:O, s:s}", "name", name, "address",
+    json_t *body = json_pack("{s:s, s:O, s:s, s:s, s:s, s:o, s:s}", "name", name, "address",
                              json_object_get(host, "address"), "transport", tr, "credential_id",
                              o->credential_id, "os_family",
                              os                         ? os
                              : strcmp(tr, "winrm") == 0 ? "windows"
                                                         : "linux",
-                             "labels", o->labels ? o->labels : json_object(), "description", desc);
+                             "labels", o->labels ? json_incref((json_t *)o->labels) : json_object(),
+                             "description", desc);
     int rc = body ? 0 : OPSC_ENOMEM;
     if (rc == 0)
         rc = strcmp(tr, "ssh") == 0 ? ssh_part(host, body, e) : winrm_part(host, body);

@@ -163,23 +163,19 @@ void tscan_pump(tscan *s)
 
 /* ---- the end --------------------------------------------------------------------------------- */
 
+/* The host may still ask for progress inside `done`: the scan goes after it. */
 static void finish(tscan *s)
 {
     while (s->hosts)
         thost_free(s->hosts);
+    tcp_scan_over(s);
+    if (s->done)
+        s->done(s->ud, s->status, s->status && s->error[0] ? s->error : NULL);
     json_decref(s->http_ports);
     json_decref(s->https_ports);
-    opsc_scan_done_cb done = s->done;
-    void *ud = s->ud;
-    int status = s->status;
-    char error[sizeof(s->error)];
-    snprintf(error, sizeof(error), "%s", s->error);
     tcp_host->free(s->blocks);
     tcp_host->free(s->ports);
-    tcp_scan_over(s);
     tcp_host->free(s);
-    if (done)
-        done(ud, status, status && error[0] ? error : NULL);
 }
 
 void tscan_maybe_finish(tscan *s)
