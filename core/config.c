@@ -397,6 +397,24 @@ static void where(const cfg_file *f, const cfg_item *it, char *buf, size_t n)
         snprintf(buf, n, "%s:%d", f->path, it->line);
 }
 
+void cfg_where(const cfg_file *f, const char *section, const char *key, char *buf, size_t n)
+{
+    char env[256];
+    cfg_env_name(section, key, env, sizeof(env));
+    if (getenv(env)) {
+        snprintf(buf, n, "%s", env);
+        return;
+    }
+    const cfg_item *last = NULL;
+    for (size_t i = 0; f && i < f->n; i++)
+        if (strcmp(f->items[i].section, section) == 0 && strcmp(f->items[i].key, key) == 0)
+            last = &f->items[i];
+    if (last)
+        where(f, last, buf, n);
+    else
+        snprintf(buf, n, "built-in default");
+}
+
 static const opsc_cfg_entry *find_entry(const opsc_cfg_entry *map, const char *key)
 {
     for (const opsc_cfg_entry *e = map; e->key; e++)

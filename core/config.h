@@ -49,6 +49,10 @@ void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section,
 int cfg_bind(const cfg_file *f, const char *section, const opsc_cfg_entry *map, void *dst,
              char *err, size_t errlen);
 
+/* Where the value of [section] key comes from, for messages about it: "file:line", the
+ * command-line flag, the OPSC_* variable, or "built-in default". */
+void cfg_where(const cfg_file *f, const char *section, const char *key, char *buf, size_t n);
+
 /* Parse one value of `e` from text into dst (used by cfg_bind and tests). */
 int cfg_parse_value(const opsc_cfg_entry *e, const char *text, void *dst, char *err, size_t errlen);
 int cfg_parse_duration_ms(const char *text, int64_t *out);

@@ -46,6 +46,21 @@ void dsc_err_prefix(dsc_err *e, const char *prefix)
     e->msg[p + n] = '\0';
 }
 
+/* "/spec/ranges/0" -> "spec.ranges[0]", as the other messages name members. */
+static void member_path(const char *pointer, char *out, size_t n)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (const char *p = pointer; *p == '/' && o + 1 < n;) {
+        size_t len = strcspn(p + 1, "/");
+        if (len && strspn(p + 1, "0123456789") >= len)
+            o += (size_t)snprintf(out + o, n - o, "[%.*s]", (int)len, p + 1);
+        else
+            o += (size_t)snprintf(out + o, n - o, "%s%.*s", o ? "." : "", (int)len, p + 1);
+        p += len + 1;
+    }
+}
+
 int dsc_validate(const jschema *schema, json_t *body, const char *code, dsc_err *e)
 {
     jschema_err errs[8];
@@ -53,8 +68,9 @@ int dsc_validate(const jschema *schema, json_t *body, const char *code, dsc_err 
     int rc = jschema_validate(schema, body, JSCHEMA_DEFAULTS, NULL, errs, 8, &n);
     if (rc != OPSC_ESCHEMA)
         return rc;
-    dsc_fail(e, 400, code, NULL, "%s%s%s", errs[0].path[0] ? errs[0].path + 1 : "",
-             errs[0].path[0] ? ": " : "", errs[0].msg);
+    char path[256] = "";
+    member_path(errs[0].path, path, sizeof(path));
+    dsc_fail(e, 400, code, NULL, "%s%s%s", path, path[0] ? ": " : "", errs[0].msg);
     e->details = json_pack("{s:o}", "errors", jschema_errors_json(errs, n));
     return rc;
 }
@@ -154,11 +170,13 @@ int discovery_new(discovery **out, struct opsc_core *core, char *err, size_t err
     d->tick.data = d->flush.data = d;
     d->handles_open = 2;
     *out = d;
-    char why[300];
+    char why[300], loc[300];
     int rc = dspec_set_parse_list(d->cfg->allowed_ranges, "allowed_ranges", &d->allowed, why,
                                   sizeof(why));
-    if (rc < 0)
-        snprintf(err, errlen, "[discovery] %s", why);
+    if (rc < 0) {
+        cfg_where(core->cfg.file, "discovery", "allowed_ranges", loc, sizeof(loc));
+        snprintf(err, errlen, "%.200s: [discovery] %s", loc, why);
+    }
     if (rc == 0)
         rc = compile_all(d, err, errlen);
     if (rc == 0)

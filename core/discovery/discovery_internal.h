@@ -61,6 +61,7 @@ void dsc_now(char out[32]);
 typedef struct dscan_limits {
     uint64_t max_addresses;
     const dspec_set *allowed; /* NULL or empty: any */
+    bool names_pending;       /* names resolve later (a profile): no addresses yet is fine */
 } dscan_limits;
 
 typedef struct dscan_req {

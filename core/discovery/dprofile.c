@@ -46,6 +46,15 @@ static int check_spec(prof_ctx *p)
         p->e->code = "invalid_profile";
         p->e->field = "spec";
     }
+    /* The same limits as a scan now (names are resolved when it runs). */
+    dscan_limits lim = {(uint64_t)p->d->cfg->max_addresses, &p->d->allowed,
+                        json_array_size(r.names) > 0};
+    json_t *out = NULL;
+    if (rc == 0 && (rc = dscan_req_finish(&r, &lim, &out, p->e)) == OPSC_ESCHEMA) {
+        dsc_err_prefix(p->e, "spec: ");
+        p->e->code = p->e->code && strcmp(p->e->code, "invalid_scan") ? p->e->code : "invalid_profile";
+    }
+    json_decref(out);
     const char *scanner = str(r.body, "scanner");
     if (rc == 0 && !plugin_host_find(p->d->core->plugins, REG_SCANNER, scanner))
         rc = dsc_fail(p->e, 400, "unknown_scanner", "spec",

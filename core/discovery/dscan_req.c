@@ -132,7 +132,7 @@ int dscan_req_add_name(dscan_req *r, const char *name, json_t *addresses)
 
 static int check_limits(dscan_req *r, const dscan_limits *lim, uint64_t total, dsc_err *e)
 {
-    if (total == 0)
+    if (total == 0 && !lim->names_pending)
         return dsc_fail(e, 400, "invalid_scan", "exclude",
                         "nothing left to scan: the exclusions cover every address of ranges");
     if (total > lim->max_addresses) {

@@ -372,7 +372,8 @@ int dspec_set_parse_list(const char *list, const char *what, dspec_set *out, cha
         if (rc == 0)
             rc = dspec_set_add(out, &it.iv);
         if (rc < 0 || ++index > DSPEC_ITEMS_MAX) {
-            snprintf(err, errlen, "%s item %zu: %s", what, index, rc < 0 ? why : "too many items");
+            snprintf(err, errlen, "%s item %zu: %s", what, index + (rc < 0),
+                     rc < 0 ? why : "too many items");
             dspec_set_free(out);
             return rc < 0 ? rc : OPSC_ESCHEMA;
         }
