@@ -40,12 +40,21 @@ static void canonical(const char *in, char *out, size_t n)
     out[i] = '\0';
 }
 
+/* Addresses and names canonical; fingerprints are case-sensitive base64: kept as they are. */
+static void make_key(char kind, const char *value, char *key, size_t n)
+{
+    key[0] = kind;
+    key[1] = ':';
+    if (kind == 'k')
+        snprintf(key + 2, n - 2, "%s", value);
+    else
+        canonical(value, key + 2, n - 2);
+}
+
 static void put(dmatch *m, char kind, const char *value, const char *id)
 {
     char key[300];
-    key[0] = kind;
-    key[1] = ':';
-    canonical(value, key + 2, sizeof(key) - 2);
+    make_key(kind, value, key, sizeof(key));
     if (!json_object_get(m->by_key, key)) /* the oldest target wins */
         json_object_set_new(m->by_key, key, json_string(id));
 }
@@ -97,12 +106,7 @@ static const char *lookup(const dmatch *m, char kind, const char *value)
     if (!value)
         return NULL;
     char key[300];
-    key[0] = kind;
-    key[1] = ':';
-    canonical(value, key + 2, sizeof(key) - 2);
-    /* Fingerprints are case-sensitive base64: keep them as they are. */
-    if (kind == 'k')
-        snprintf(key + 2, sizeof(key) - 2, "%s", value);
+    make_key(kind, value, key, sizeof(key));
     return str(m->by_key, key);
 }
 

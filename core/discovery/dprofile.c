@@ -52,7 +52,8 @@ static int check_spec(prof_ctx *p)
     json_t *out = NULL;
     if (rc == 0 && (rc = dscan_req_finish(&r, &lim, &out, p->e)) == OPSC_ESCHEMA) {
         dsc_err_prefix(p->e, "spec: ");
-        p->e->code = p->e->code && strcmp(p->e->code, "invalid_scan") ? p->e->code : "invalid_profile";
+        p->e->code =
+            p->e->code && strcmp(p->e->code, "invalid_scan") ? p->e->code : "invalid_profile";
     }
     json_decref(out);
     const char *scanner = str(r.body, "scanner");

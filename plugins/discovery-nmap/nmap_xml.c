@@ -38,6 +38,17 @@ static void progress(nmap_stream *st, const char *p, const char *end)
     }
 }
 
+/* Where a tag begins that has not ended yet, or `end`. */
+static const char *unfinished_tag(const char *p, const char *end)
+{
+    for (const char *q = end; q > p; q--)
+        if (q[-1] == '>')
+            return end;
+        else if (q[-1] == '<')
+            return q - 1;
+    return end;
+}
+
 int nmap_stream_feed(nmap_stream *st, const char *data, size_t n, nmap_host_fn fn, void *ud)
 {
     if (st->len + n > NMAP_STREAM_MAX)
@@ -59,10 +70,7 @@ int nmap_stream_feed(nmap_stream *st, const char *data, size_t n, nmap_host_fn f
         const char *stop = start ? find(start, end, "</host>") : NULL;
         if (!stop) {
             progress(st, p, start ? start : end);
-            if (!start) /* keep a tail that may be the start of a tag */
-                p = end - (end - p > 16 ? 16 : end - p);
-            else
-                p = start;
+            p = start ? start : unfinished_tag(p, end); /* keep what may still grow */
             break;
         }
         progress(st, p, start);

@@ -1,7 +1,7 @@
 /* tcp_scan.c - a scan's engine: the token bucket, connections in flight, deadlines, the end.
  *
  * Addresses are walked in order; each gets its ports connected one connection attempt at a
- * time, as tokens (rate per second, bursts of 20 ms) and free slots (concurrency) allow. All
+ * time, as tokens (rate per second, bursts of 100 ms) and free slots (concurrency) allow. All
  * waits of a scan last timeout_ms, so one FIFO ordered by deadline and one timer serve them
  * all. Nothing blocks: connects, reads, the Identify requests, ICMP and the reverse lookups
  * all complete on the loop. */
@@ -87,7 +87,7 @@ static void on_pump(uv_timer_t *t)
 static void refill(tscan *s)
 {
     uint64_t now = uv_hrtime();
-    double burst = s->rate / 50.0 < 1.0 ? 1.0 : s->rate / 50.0;
+    double burst = s->rate / 10.0 < 1.0 ? 1.0 : s->rate / 10.0; /* 100 ms: loop stalls catch up */
     if (s->bucket_ns == 0)
         s->tokens = 1.0;
     else
