@@ -90,17 +90,7 @@ static int accept_host(http_req *req)
 
 static int delete_host(http_req *req)
 {
-    int64_t expect = rest_if_match(req);
-    if (expect < 0)
-        return HTTP_DONE;
-    const char *id = http_req_param(req, "id");
-    int rc = discovery_host_delete(dsc_of(req), id, expect);
-    auth_set_object(req, id);
-    if (rc < 0)
-        rest_error(req, rc, "host");
-    else
-        http_respond_empty(req, 204);
-    return HTTP_DONE;
+    return dsc_delete(req, discovery_host_delete, "host");
 }
 
 static void on_onboarded(void *ud, json_t *result)

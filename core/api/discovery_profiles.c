@@ -28,13 +28,7 @@ static int list_profiles(http_req *req)
     json_t *items = NULL;
     char next[40];
     int rc = discovery_profile_list(dsc_of(req), limit, cursor, &items, next);
-    if (rc < 0) {
-        json_decref(items);
-        rest_error(req, rc, "profiles");
-    } else {
-        http_respond_json(req, 200, rest_list(items, next));
-    }
-    return HTTP_DONE;
+    return dsc_respond_list(req, rc, items, next, "profiles");
 }
 
 static int put(http_req *req, const char *id)
@@ -86,17 +80,7 @@ static int get_profile(http_req *req)
 
 static int delete_profile(http_req *req)
 {
-    int64_t expect = rest_if_match(req);
-    if (expect < 0)
-        return HTTP_DONE;
-    const char *id = http_req_param(req, "id");
-    int rc = discovery_profile_delete(dsc_of(req), id, expect);
-    auth_set_object(req, id);
-    if (rc < 0)
-        rest_error(req, rc, "profile");
-    else
-        http_respond_empty(req, 204);
-    return HTTP_DONE;
+    return dsc_delete(req, discovery_profile_delete, "profile");
 }
 
 static void on_started(void *ud, json_t *scan, const dsc_err *e)

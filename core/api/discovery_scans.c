@@ -36,6 +36,32 @@ const char *dsc_requester(http_req *req)
     return p && p->username[0] ? p->username : NULL;
 }
 
+int dsc_respond_list(http_req *req, int rc, json_t *items, const char *next, const char *what)
+{
+    if (rc < 0) {
+        json_decref(items);
+        rest_error(req, rc, what);
+    } else {
+        http_respond_json(req, 200, rest_list(items, next));
+    }
+    return HTTP_DONE;
+}
+
+int dsc_delete(http_req *req, dsc_delete_fn del, const char *what)
+{
+    int64_t expect = rest_if_match(req);
+    if (expect < 0)
+        return HTTP_DONE;
+    const char *id = http_req_param(req, "id");
+    int rc = del(dsc_of(req), id, expect);
+    auth_set_object(req, id);
+    if (rc < 0)
+        rest_error(req, rc, what);
+    else
+        http_respond_empty(req, 204);
+    return HTTP_DONE;
+}
+
 static void on_started(void *ud, json_t *scan, const dsc_err *e)
 {
     http_req *req = ud;
@@ -64,13 +90,7 @@ static int list_scans(http_req *req)
     json_t *items = NULL;
     char next[40];
     int rc = discovery_scan_list(dsc_of(req), limit, cursor, state, &items, next);
-    if (rc < 0) {
-        json_decref(items);
-        rest_error(req, rc, "scans");
-    } else {
-        http_respond_json(req, 200, rest_list(items, next));
-    }
-    return HTTP_DONE;
+    return dsc_respond_list(req, rc, items, next, "scans");
 }
 
 static int get_scan(http_req *req)

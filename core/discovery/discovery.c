@@ -75,6 +75,29 @@ int dsc_validate(const jschema *schema, json_t *body, const char *code, dsc_err 
     return rc;
 }
 
+typedef struct get_ud {
+    const char *db, *id;
+    json_t *rec;
+} get_ud;
+
+static int get_txn(store_txn *txn, void *ud)
+{
+    get_ud *g = ud;
+    json_decref(g->rec);
+    g->rec = NULL;
+    return store_get(txn, g->db, g->id, &g->rec);
+}
+
+int dsc_get(discovery *d, const char *db, const char *id, json_t **rec)
+{
+    get_ud g = {db, id, NULL};
+    int rc = store_read(d->core->store, get_txn, &g);
+    *rec = rc == 0 ? g.rec : NULL;
+    if (rc < 0)
+        json_decref(g.rec);
+    return rc;
+}
+
 void dsc_publish(discovery *d, const char *type, const char *subject, json_t *data)
 {
     if (d->core->events && data)

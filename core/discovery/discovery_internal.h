@@ -51,6 +51,8 @@ int dsc_fail(dsc_err *e, int status, const char *code, const char *field, const 
 void dsc_err_prefix(dsc_err *e, const char *prefix);
 /* Validate `body` against `schema` (applying defaults); 400 `code` listing the errors. */
 int dsc_validate(const jschema *schema, json_t *body, const char *code, dsc_err *e);
+/* One record of `db`, read in its own transaction (new reference). */
+int dsc_get(discovery *d, const char *db, const char *id, json_t **rec);
 /* Publish on the core's bus (data borrowed). */
 void dsc_publish(discovery *d, const char *type, const char *subject, json_t *data);
 /* Now as RFC 3339. */

@@ -151,26 +151,15 @@ int dprof_sched_new(discovery *d, dprof_sched **out)
     return rc;
 }
 
-typedef struct one_ud {
-    const char *id;
-    json_t *rec;
-} one_ud;
-
-static int one_txn(store_txn *txn, void *ud)
-{
-    one_ud *o = ud;
-    return store_get(txn, "discovery_profiles", o->id, &o->rec);
-}
-
 void dprof_sched_update(dprof_sched *s, const char *id)
 {
     if (!s)
         return;
     drop(s, id);
-    one_ud o = {id, NULL};
-    if (store_read(s->d->core->store, one_txn, &o) == 0)
-        add(s, o.rec);
-    json_decref(o.rec);
+    json_t *rec = NULL;
+    if (dsc_get(s->d, "discovery_profiles", id, &rec) == 0)
+        add(s, rec);
+    json_decref(rec);
     arm(s);
 }
 

@@ -60,23 +60,12 @@ static json_t *live_view(discovery *d, json_t *rec)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
-typedef struct get_ud {
-    const char *id;
-    json_t *rec;
-} get_ud;
-
-static int get_txn(store_txn *txn, void *ud)
-{
-    get_ud *g = ud;
-    return store_get(txn, "discovery_scans", g->id, &g->rec);
-}
-
 int discovery_scan_get(discovery *d, const char *id, json_t **scan)
 {
-    get_ud g = {id, NULL};
-    int rc = store_read(d->core->store, get_txn, &g);
-    *scan = rc == 0 ? live_view(d, g.rec) : NULL;
-    json_decref(g.rec);
+    json_t *rec = NULL;
+    int rc = dsc_get(d, "discovery_scans", id, &rec);
+    *scan = rc == 0 ? live_view(d, rec) : NULL;
+    json_decref(rec);
     return rc;
 }
 

@@ -10,6 +10,8 @@
 
 #include <opsc/errors.h>
 
+#include "fleet.h"
+
 #define MAX_TEXT 128 /* longest range item: two IPv6 literals and a dash fit */
 
 static dspec_u128 ones(int family)
@@ -67,29 +69,6 @@ void dspec_iv_format(const dspec_iv *iv, char *buf, size_t n)
 }
 
 /* ---- one item ------------------------------------------------------------------------- */
-
-/* RFC 1123 labels; the last one not all digits (that is a malformed IPv4). */
-static bool host_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > DSPEC_NAME_MAX)
-        return false;
-    size_t start = 0;
-    bool digits = true;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && s[i] != '.') {
-            if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-                return false;
-            digits = digits && isdigit((unsigned char)s[i]);
-            continue;
-        }
-        size_t len = i - start;
-        if (len == 0 || len > 63 || s[start] == '-' || s[i - 1] == '-' || (i == n && digits))
-            return false;
-        start = i + 1;
-        digits = true;
-    }
-    return true;
-}
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -179,7 +158,7 @@ int dspec_item_parse(const char *text, dspec_item *out, char *err, size_t errlen
             return parse_range(text, dash, out, err, errlen);
     }
     size_t len = text[n - 1] == '.' ? n - 1 : n;
-    if (strspn(text, "0123456789.") == n || strchr(text, ':') || !host_name_ok(text, len))
+    if (strspn(text, "0123456789.") == n || strchr(text, ':') || !dns_name_ok(text))
         return fail(err, errlen, "'%.*s' is not an address, range, CIDR block or host name",
                     (int)(n > 64 ? 64 : n), text);
     out->kind = DSPEC_NAME;

@@ -1,5 +1,6 @@
 /* tcp_conn.c - one TCP probe: connect (open, closed, filtered), then on an open port either the
  * SSH banner and host key or a WS-Management Identify. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,24 @@ static void keep_ssh(tconn *c, bool with_key)
     }
 }
 
+/* True when the socket has news libuv has not delivered yet: the loop was busy past the
+ * deadline, and the answer came in time but sits unread. Timers run before I/O in a loop
+ * turn; without this look a stalled daemon would call open ports filtered. */
+static bool news_waiting(tconn *c)
+{
+    uv_os_fd_t fd;
+    if (c->stalls++ > 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
+        return false;
+    struct pollfd p = {fd, c->phase == TC_CONNECTING ? POLLOUT : POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+}
+
 void tconn_timeout(tconn *c)
 {
+    if (news_waiting(c)) { /* the callback comes in this turn's I/O; wait once more */
+        twait_push(c->h->s, &c->wait);
+        return;
+    }
     if (c->phase == TC_CONNECTING)
         c->h->state[c->port] = TP_FILTERED;
     else
@@ -204,6 +221,7 @@ static void on_connect(uv_connect_t *req, int status)
     }
     h->state[c->port] = TP_OPEN;
     c->phase = TC_READING;
+    c->stalls = 0;
     int kind = thost_wsman_kind(h->s, c->port);
     if (kind) { /* HTTP servers wait for the client: ask with curl, on its own connection */
         identify(c, kind);

@@ -48,6 +48,7 @@ typedef struct tconn {
     int port; /* index into the scan's ports */
     enum { TC_CONNECTING, TC_READING, TC_CLOSING } phase;
     bool quiet; /* out of descriptors: its close leaves the host and the pump alone */
+    int stalls; /* deadlines passed with news waiting (a busy loop): one more wait at most */
     tssh *ssh;  /* while reading a banner */
 } tconn;
 

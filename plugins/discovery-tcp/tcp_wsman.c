@@ -278,7 +278,8 @@ int twsman_identify(twsman *w, const char *url, uint32_t timeout_ms, twsman_cb c
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, DX_IDENTIFY_BODY);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    /* A TLS handshake and an HTTP exchange: the probe's time, and a second more. */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms + 1000);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);

@@ -19,84 +19,35 @@ import os
 import pathlib
 import random
 import resource
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-import requests
-
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PASSWORD = "Bench-Admin-Pw-4417"
-CLK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+import bench_exec  # noqa: E402
 
 
-def cpu_s(pid):
-    """User + system CPU seconds of a process (and its reaped children)."""
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in f[11:15]) / CLK
+class Daemon(bench_exec.Daemon):
+    """bench_exec's daemon, with what a scan needs (no reverse lookups: loopback has no names)."""
 
-
-def rss_kb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-class Daemon:
     def __init__(self, build):
-        self.dir = tempfile.mkdtemp(prefix="opsc-bench-discovery-")
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        conf = pathlib.Path(self.dir) / "opsc.conf"
-        conf.write_text(f"[server]\nlisten = 127.0.0.1:{self.port}\nshutdown_timeout = 2s\n"
-                        f"[store]\ndata_dir = {self.dir}/data\n[log]\nlevel = warn\n"
-                        "[plugin.discovery-tcp]\nrdns = false\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
-        env["OPSC_BOOTSTRAP_ADMIN_PASSWORD"] = PASSWORD
-        self.log = open(pathlib.Path(self.dir) / "stderr.log", "wb")
-        self.proc = subprocess.Popen([str(build / "core" / "opsconductord"), "-c", str(conf), "-p",
-                                      str(build / "plugins")], stdout=self.log, stderr=self.log,
-                                     env=env, stdin=subprocess.DEVNULL)
-        for _ in range(500):
-            try:
-                if requests.get(self.base + "/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.02)
-        r = requests.post(self.base + "/api/v1/auth/login",
-                          json={"username": "admin", "password": PASSWORD}, timeout=30)
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = "Bearer " + r.json()["access_token"]
+        super().__init__(build, "[plugin.discovery-tcp]\nrdns = false\n")
 
     def scan(self, body):
-        r = self.http.post(self.base + "/api/v1/discovery/scans", json=body, timeout=60)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
+        return self.post("/api/v1/discovery/scans", body)["id"]
 
-    def wait(self, scan_id, sample=None):
+    def wait(self, scan_id):
+        """The scan when it ended, and the daemon's highest RSS (kB) seen meanwhile."""
         peak = 0
         while True:
-            s = self.http.get(f"{self.base}/api/v1/discovery/scans/{scan_id}", timeout=30).json()
-            peak = max(peak, rss_kb(self.proc.pid))
-            if sample:
-                sample(s)
+            s = self.get(f"/api/v1/discovery/scans/{scan_id}")
+            peak = max(peak, self.rss_kb())
             if s["state"] != "running":
                 return s, peak
             time.sleep(0.2)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(20)
 
 
 def block(prefix):
@@ -106,11 +57,11 @@ def block(prefix):
 
 def bench_rate(d, rate=5000, prefix=18):
     rng = block(prefix)
-    cpu0, t0 = cpu_s(d.proc.pid), time.monotonic()
+    cpu0, t0 = d.cpu_s(), time.monotonic()
     sid = d.scan({"ranges": [rng], "ports": [9], "rate": rate, "concurrency": 1024,
                   "timeout_ms": 1000})
     s, _ = d.wait(sid)
-    wall, cpu = time.monotonic() - t0, cpu_s(d.proc.pid) - cpu0
+    wall, cpu = time.monotonic() - t0, d.cpu_s() - cpu0
     p = s["progress"]
     print(f"rate: {rng}, 1 closed port, asked {rate}/s: {p['done']} addresses in {wall:.2f} s wall "
           f"= {p['addresses_per_s']:.0f} addresses/s ({p['addresses_per_s'] / rate:.1%} of the rate), "
@@ -120,7 +71,7 @@ def bench_rate(d, rate=5000, prefix=18):
 
 def bench_memory(d, prefix=16):
     rng = block(prefix)
-    idle = rss_kb(d.proc.pid)
+    idle = d.rss_kb()
     t0 = time.monotonic()
     sid = d.scan({"ranges": [rng], "ports": [22, 5985, 5986], "rate": 20000, "concurrency": 1024,
                   "timeout_ms": 1000})
@@ -132,11 +83,11 @@ def bench_memory(d, prefix=16):
 
 def bench_nmap(d, prefix=16):
     rng = block(prefix)
-    cpu0, t0 = cpu_s(d.proc.pid), time.monotonic()
+    cpu0, t0 = d.cpu_s(), time.monotonic()
     sid = d.scan({"ranges": [rng], "ports": [22, 5985, 5986], "rate": 20000, "concurrency": 1024,
                   "timeout_ms": 1000})
     s, _ = d.wait(sid)
-    tcp_wall, tcp_cpu = time.monotonic() - t0, cpu_s(d.proc.pid) - cpu0
+    tcp_wall, tcp_cpu = time.monotonic() - t0, d.cpu_s() - cpu0
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     subprocess.run(["nmap", "-sT", "-p", "22,5985,5986", "-T4", "-n", "-Pn", "-oX", os.devnull, rng],

@@ -40,7 +40,7 @@ def expected_ports(lab, address):
 
 
 def test_a_22_block_of_loopback_is_scanned_and_every_host_found(daemon, lab):
-    s = scan(daemon, ranges=[lab.cidr], rate=4000, concurrency=512, timeout_ms=400)
+    s = scan(daemon, ranges=[lab.cidr], rate=4000, concurrency=512, timeout_ms=1500)
     assert s["state"] == "running" and s["progress"]["total"] == 1024
     assert s["ports"] == [22, 5985, 5986] and s["targets"] == [lab.cidr]
     stream = events(daemon, f"/api/v1/discovery/scans/{s['id']}/events", timeout=60)
@@ -92,7 +92,7 @@ def test_scan_answers_progress_and_is_listed(daemon, lab):
 
 
 def test_found_ssh_hosts_are_onboarded_and_run_a_job(daemon, lab):
-    s = scan(daemon, ranges=[lab.cidr], rate=4000, concurrency=512, timeout_ms=400)
+    s = scan(daemon, ranges=[lab.cidr], rate=4000, concurrency=512, timeout_ms=1500)
     wait_scan(daemon, s["id"])
     facts = next(iter(lab.facts.values()))
     cred = credential(daemon, facts, kind="password")  # the test user's: every sshd takes it

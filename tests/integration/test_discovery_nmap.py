@@ -9,9 +9,9 @@ from fixtures.discovery import Lab, by_address, hosts, scan, wait_scan
 pytestmark = pytest.mark.skipif(not shutil.which("nmap"), reason="nmap is not installed")
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(tmp_path_factory.mktemp("nmap-lab"))
     for fourth in (5, 6):
         lab.ssh(lab.addr(0, fourth))
     lab.winrm_server(lab.addr(0, 9))
@@ -48,9 +48,9 @@ def test_nmap_and_tcp_agree_on_open_ports_and_host_keys(daemon, lab):
     assert by_nmap[lab.addr(0, 5)]["state"] == "new"  # no change: the same key, the same OS
 
 
-def test_cancelling_an_nmap_scan_stops_the_child(daemon, lab):
-    s = scan(daemon, scanner="nmap", ranges=[lab.addr(0, 0) + "/22"], ports=["1-1000"], rate=50,
-             concurrency=4)
+def test_cancelling_an_nmap_scan_stops_the_child(daemon, tmp_path):
+    empty = Lab(tmp_path)  # a /22 of our own, nothing in it
+    s = scan(daemon, scanner="nmap", ranges=[empty.cidr], ports=["1-1000"], rate=50, concurrency=4)
     r = daemon.http.post(daemon.url(f"/api/v1/discovery/scans/{s['id']}/cancel"))
     assert r.status_code == 202
     done = wait_scan(daemon, s["id"], timeout=5)
@@ -58,6 +58,7 @@ def test_cancelling_an_nmap_scan_stops_the_child(daemon, lab):
     children = [p for p in __import__("os").listdir("/proc") if p.isdigit() and
                 _parent(p) == daemon.pid]
     assert not children
+    empty.close()
 
 
 def _parent(pid):
