@@ -534,6 +534,8 @@ static const opsc_cfg_entry server_map[] = {
      SRV(request_timeout_ms), "a request must arrive whole within this time, else 408"},
     {"shutdown_timeout", OPSC_CFG_DURATION, "30s", 0, 3600000, NULL, 0, SRV(shutdown_timeout_ms),
      "on SIGTERM, how long running work may take to finish"},
+    {"public_url", OPSC_CFG_STRING, "", 0, -1, NULL, 0, SRV(public_url),
+     "the address users reach the daemon at (https://opsc.example.com): links in notifications"},
     {NULL},
 };
 #undef SRV
@@ -681,6 +683,34 @@ static const opsc_cfg_entry exec_map[] = {
 };
 #undef EXE
 
+#define WEB(field) offsetof(struct web_cfg, field)
+static const opsc_cfg_entry web_map[] = {
+    {"enabled", OPSC_CFG_BOOL, "true", 0, -1, NULL, 0, WEB(enabled),
+     "serve the web UI at / (the API stays under /api/v1 either way)"},
+    {"dir", OPSC_CFG_STRING, OPSC_WEB_DIR_DEFAULT, 0, -1, NULL, 0, WEB(dir),
+     "directory of the built web UI (index.html, assets/), read into memory at start"},
+    {NULL},
+};
+#undef WEB
+#define NTF(field) offsetof(struct notify_cfg, field)
+static const opsc_cfg_entry notify_map[] = {
+    {"retry_schedule", OPSC_CFG_STRING, "0,5s,5m,30m,2h,5h,10h", 0, -1, NULL, 0,
+     NTF(retry_schedule), "delays before each attempt of a delivery; the last one repeats"},
+    {"max_age", OPSC_CFG_DURATION, "3d", 1000, 365LL * 86400000, NULL, 0, NTF(max_age_ms),
+     "a delivery not sent within this time is given up"},
+    {"max_in_flight", OPSC_CFG_INT, "64", 1, 10000, NULL, 0, NTF(max_in_flight),
+     "deliveries being sent at once"},
+    {"paused", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0, NTF(paused),
+     "keep deliveries in the outbox and send none (maintenance)"},
+    {"attempt_timeout", OPSC_CFG_DURATION, "2m", 1000, 3600000, NULL, 0, NTF(attempt_timeout_ms),
+     "an attempt whose notifier has not answered by then fails (and is retried)"},
+    {"hook_max_body", OPSC_CFG_SIZE, "1M", 1024, 64LL << 20, NULL, 0, NTF(hook_max_body),
+     "bytes of an inbound webhook's body; more is answered 413"},
+    {"history_retention", OPSC_CFG_DURATION, "30d", 3600000, 3650LL * 86400000, NULL, 0,
+     NTF(history_ms), "delivered and given-up deliveries are deleted this long after they were made"},
+    {NULL},
+};
+#undef NTF
 #define DSC(field) offsetof(struct discovery_cfg, field)
 static const opsc_cfg_entry discovery_map[] = {
     {"max_addresses", OPSC_CFG_INT, "65536", 1, 1LL << 32, NULL, 0, DSC(max_addresses),
@@ -716,6 +746,8 @@ static const struct section {
     {"steplibs", steplibs_map, offsetof(struct config, steplibs)},
     {"fleet", fleet_map, offsetof(struct config, fleet)},
     {"executor", exec_map, offsetof(struct config, executor)},
+    {"web", web_map, offsetof(struct config, web)},
+    {"notifications", notify_map, offsetof(struct config, notifications)},
     {"discovery", discovery_map, offsetof(struct config, discovery)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -766,16 +798,29 @@ void config_free(struct config *cfg)
     cfg->file = NULL;
 }
 
-void config_print_keys(void *stream)
+const opsc_cfg_entry *config_section_map(size_t i, const char **name)
 {
-    FILE *out = stream;
-    char env[128];
-    for (size_t i = 0; i < NSECTIONS; i++) {
-        fprintf(out, "  [%s]\n", sections[i].name);
-        for (const opsc_cfg_entry *e = sections[i].map; e->key; e++) {
-            cfg_env_name(sections[i].name, e->key, env, sizeof(env));
-            fprintf(out, "    %-18s %s (default: %s; env %s)\n", e->key, e->doc,
-                    e->def && *e->def ? e->def : "none", env);
-        }
+    if (i >= NSECTIONS)
+        return NULL;
+    *name = sections[i].name;
+    return sections[i].map;
+}
+
+const char *cfg_effective_text(const cfg_file *f, const char *section, const opsc_cfg_entry *e,
+                               char *origin, size_t n)
+{
+    char env[256];
+    cfg_env_name(section, e->key, env, sizeof(env));
+    const char *v = getenv(env);
+    if (v) {
+        snprintf(origin, n, "environment %s", env);
+        return v;
     }
+    const cfg_item *it = find_last(f, section, e->key);
+    if (it) {
+        where(f, it, origin, n);
+        return it->value;
+    }
+    snprintf(origin, n, "default");
+    return e->def;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <opsc/config.h>
 
@@ -73,6 +74,7 @@ struct server_cfg {
     int64_t idle_timeout_ms;
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
+    const char *public_url; /* how users reach the daemon: links in notifications */
 };
 
 struct store_cfg {
@@ -144,7 +146,22 @@ struct exec_cfg {
     int64_t log_max_bytes;     /* all logs; 0: no limit */
     int64_t log_max_per_target;
     int64_t log_sweep_interval_ms;
-    int64_t capture_limit;     /* stdout kept per command for outputs */
+    int64_t capture_limit; /* stdout kept per command for outputs */
+};
+
+struct notify_cfg {
+    const char *retry_schedule; /* ','-separated delays before each attempt */
+    int64_t max_age_ms;         /* a delivery older than this is given up */
+    int64_t max_in_flight;      /* deliveries being sent at once */
+    bool paused;                /* queue deliveries but send none (maintenance, benchmarks) */
+    int64_t attempt_timeout_ms; /* a notifier that has not answered by then has failed */
+    int64_t hook_max_body;      /* bytes of an inbound webhook's body */
+    int64_t history_ms;         /* finished deliveries are kept this long */
+};
+
+struct web_cfg {
+    bool enabled;    /* serve the UI's files */
+    const char *dir; /* the built UI (index.html, assets/) */
 };
 
 struct discovery_cfg {
@@ -169,6 +186,8 @@ struct config {
     struct steplibs_cfg steplibs;
     struct fleet_cfg fleet;
     struct exec_cfg executor;
+    struct web_cfg web;
+    struct notify_cfg notifications;
     struct discovery_cfg discovery;
 };
 
@@ -176,7 +195,39 @@ struct config {
  * and reject unknown sections. */
 int config_bind_all(struct config *cfg, cfg_file *f, char *err, size_t errlen);
 void config_free(struct config *cfg);
-/* Write every daemon key with its default and doc to `out` (for --help). */
-void config_print_keys(void *stream);
+/* The daemon's own sections in file order: the table of section `i` and its
+ * name; NULL past the last. */
+const opsc_cfg_entry *config_section_map(size_t i, const char **name);
+/* The text of the value a key takes, and where it comes from, in the order
+ * cfg_bind applies them: the environment, else the last command-line flag or
+ * file line, else the default (NULL when there is none). `origin` receives
+ * "environment OPSC_...", "--listen", "path:line" or "default". */
+const char *cfg_effective_text(const cfg_file *f, const char *section, const opsc_cfg_entry *e,
+                               char *origin, size_t n);
+
+/* ---- the reference and the effective configuration (config_ref.c) ---- */
+
+/* A section as documented: its name, one line about it (may be NULL) and its table. */
+typedef struct cfg_section_ref {
+    const char *name;
+    const char *doc;
+    const opsc_cfg_entry *map;
+} cfg_section_ref;
+
+enum cfg_ref_format { CFG_REF_CONF, CFG_REF_MAN };
+
+/* The daemon's sections followed by `extra` (plugin sections, sorted here by
+ * name), as commented defaults of the config file or as roff for
+ * opsconductord.conf(5). Sections without keys are left out. */
+void cfg_write_reference(FILE *out, enum cfg_ref_format fmt, cfg_section_ref *extra, size_t nextra);
+/* --print-config: every key of the daemon's sections and of `extra`, with
+ * the value it takes and its origin; secrets masked. */
+void cfg_write_effective(FILE *out, const cfg_file *f, cfg_section_ref *extra, size_t nextra);
+/* Every daemon key with its default and doc (for --help). */
+void config_print_keys(FILE *out);
+/* A deep copy of a table (a plugin's table outlives its refused .so); NULL
+ * when out of memory. */
+opsc_cfg_entry *cfg_map_dup(const opsc_cfg_entry *map);
+void cfg_map_free(opsc_cfg_entry *map);
 
 #endif

@@ -24,12 +24,14 @@
 #include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "plugin_host.h"
 #include "pool.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
 #include "vault.h"
+#include "web.h"
 
 uint64_t core_uptime_ms(const struct opsc_core *c)
 {
@@ -130,6 +132,8 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
         .log_max_per_target = e->log_max_per_target,
         .log_sweep_interval_ms = e->log_sweep_interval_ms,
         .capture_limit = e->capture_limit,
+        .on_run_persisted = notify_run_persisted,
+        .on_run_persisted_ud = c->notify,
     };
     return exec_new(&c->exec, c, &o, err, errlen);
 }
@@ -150,6 +154,34 @@ static void on_request_done(http_req *req, const http_route *route, int status, 
                          route ? route->pattern : "unmatched", status, http_req_seconds(req));
     if (c->auth)
         auth_http_done(req, route, status, c->auth);
+}
+
+static int serve_ui(http_req *req)
+{
+    struct opsc_core *c = http_req_app(req);
+    return web_ui_serve(c->web, req);
+}
+
+/* Not in the route table: the fallback of GET and HEAD paths outside the API. */
+static const http_route ui_route = {
+    .method = "GET", .pattern = "/", .role = ROLE_PUBLIC, .handler = serve_ui, .tag = "web"};
+
+/* The UI is optional: without its files the daemon serves the API alone and says why. */
+static void open_web(struct opsc_core *c)
+{
+    const struct web_cfg *w = &c->cfg.web;
+    char err[512] = "";
+    if (!w->enabled)
+        return;
+    if (web_ui_open(&c->web, w->dir, err, sizeof(err)) < 0) {
+        log_warn("core", "web UI not served: %s", err);
+        return;
+    }
+    web_ui_stats st;
+    web_ui_stats_get(c->web, &st);
+    log_info("core", "web UI: %zu files (%zu kB, %zu kB precompressed) from %s", st.files,
+             st.bytes / 1024, st.gz_bytes / 1024, w->dir);
+    http_server_set_fallback(c->http, &ui_route);
 }
 
 static int start_http(struct opsc_core *c, char *err, size_t errlen)
@@ -184,7 +216,11 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     if (rc == 0)
         rc = api_schedules_register(c);
     if (rc == 0)
+        rc = api_notifications_register(c);
+    if (rc == 0)
         rc = api_discovery_register(c);
+    if (rc == 0)
+        open_web(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
         http_server_set_done(c->http, on_request_done, c);
@@ -285,6 +321,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_store(c, err, errlen);
     if (rc == 0)
         rc = plugin_host_new(&c->plugins, loop, c->cfg.file);
+    if (rc == 0)
+        rc = plugin_host_set_data_dir(c->plugins, c->cfg.store.data_dir);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
@@ -294,6 +332,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_identity(c, err, errlen);
     if (rc == 0)
         rc = open_fleet(c, err, errlen);
+    if (rc == 0) /* before the executor: its recovery of interrupted runs notifies */
+        rc = notify_new(&c->notify, c, err, errlen);
     if (rc == 0)
         rc = open_exec(c, err, errlen);
     if (rc == 0)
@@ -305,6 +345,7 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc < 0)
         return rc;
     start_signals(c);
+    notify_start(c->notify);
     c->ready = true;
     log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
                      "in %llu ms",
@@ -335,6 +376,7 @@ static void close_services(void *ud)
     struct opsc_core *c = ud;
     uv_timer_stop(&c->stop_deadline);
     close_handle((uv_handle_t *)&c->stop_deadline);
+    notify_close(c->notify); /* before the audit log it writes to, and the notifiers */
     fleet_close(c->fleet);
     audit_close(c->audit);
     c->audit = NULL;
@@ -437,6 +479,7 @@ void core_free(struct opsc_core *c)
      * their close callbacks run so nothing is freed while the loop uses it. */
     install_close(c->steplibs);
     c->steplibs = NULL;
+    notify_close(c->notify); /* before the notifiers: their last answers find it closed */
     plugin_host_free(c->plugins);
     c->plugins = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
@@ -446,9 +489,11 @@ void core_free(struct opsc_core *c)
     if (c->http)
         http_server_free(c->http);
     exec_free(c->exec);
+    notify_free(c->notify);
     discovery_free(c->discovery);
     pool_free(c->pool);
     fleet_free(c->fleet);
+    web_ui_free(c->web);
     vault_close(c->vault);
     store_close(c->store);
     metrics_free(c->metrics);

@@ -26,6 +26,8 @@ typedef struct plugin_install plugin_install;
 typedef struct pool pool;
 typedef struct fleet fleet;
 typedef struct exec exec;
+typedef struct web_ui web_ui;
+typedef struct notify notify;
 typedef struct discovery discovery;
 
 struct opsc_core {
@@ -37,18 +39,20 @@ struct opsc_core {
     plugin_host *plugins;
     plugin_install *steplibs; /* step libraries installed at run time */
     metrics *metrics;
-    vault *vault;           /* credentials vault: master key, credential records */
-    audit *audit;           /* audit log */
-    auth *auth;             /* users, logins, tokens, the HTTP auth hook */
-    events *events;          /* state changes: runs, schedules, targets */
-    sched *sched;           /* schedules firing runs through exec */
-    pool *pool;             /* pooled connections to targets */
-    fleet *fleet;           /* targets' test results writer, connectivity tests */
-    exec *exec;             /* the executor: runs of jobs on targets */
-    discovery *discovery;   /* network scans, the host inventory, profiles, onboarding */
-    int64_t started_ms;     /* wall clock at start */
-    uint64_t started_mono;  /* monotonic ms at start */
-    bool ready;             /* store open and plugins loaded */
+    vault *vault;          /* credentials vault: master key, credential records */
+    audit *audit;          /* audit log */
+    auth *auth;            /* users, logins, tokens, the HTTP auth hook */
+    events *events;        /* state changes: runs, schedules, targets */
+    sched *sched;          /* schedules firing runs through exec */
+    pool *pool;            /* pooled connections to targets */
+    fleet *fleet;          /* targets' test results writer, connectivity tests */
+    exec *exec;            /* the executor: runs of jobs on targets */
+    notify *notify;        /* notifications: channels, rules, outbox, inbound hooks */
+    web_ui *web;           /* the web UI's files; NULL when not served */
+    discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
+    int64_t started_ms;    /* wall clock at start */
+    uint64_t started_mono; /* monotonic ms at start */
+    bool ready;            /* store open and plugins loaded */
     bool stopping;
     int exit_code;
     uv_signal_t sig_term, sig_int, sig_hup;

@@ -25,6 +25,8 @@ struct cli {
     const char *config_path;
     bool config_given;
     bool check_config;
+    bool print_config;
+    const char *reference; /* --dump-config-reference FORMAT */
     int argc; /* positional arguments left: the command and its operands */
     char **argv;
 };
@@ -45,7 +47,13 @@ static void usage(FILE *out)
             "  -d, --data-dir DIR      data directory ([store] data_dir)\n"
             "  -p, --plugin-dir DIR    plugin directory, repeatable ([plugins] dirs)\n"
             "  -L, --log-level LEVEL   error, warn, info or debug ([log] level)\n"
+            "  -w, --web-dir DIR       the built web UI served at / ([web] dir)\n"
             "      --check-config      validate the configuration and plugins, then exit\n"
+            "      --print-config      print each key's effective value and origin, then exit\n"
+            "      --dump-config-reference conf|man\n"
+            "                          print every key of the daemon and of the plugins in\n"
+            "                          the --plugin-dir directories with its default (config\n"
+            "                          file and environment ignored), then exit\n"
             "  -V, --version           print the version and exit\n"
             "  -h, --help              print this help and exit\n"
             "\n"
@@ -67,6 +75,8 @@ static int set_flag(cfg_file *f, int opt, const char *value)
         return cfg_file_append(f, "plugins", "dirs", value, "--plugin-dir");
     case 'L':
         return cfg_file_set(f, "log", "level", value, "--log-level");
+    case 'w':
+        return cfg_file_set(f, "web", "dir", value, "--web-dir");
     default:
         return OPSC_EINVAL;
     }
@@ -77,6 +87,9 @@ static const struct option long_opts[] = {
     {"data-dir", required_argument, NULL, 'd'}, {"plugin-dir", required_argument, NULL, 'p'},
     {"log-level", required_argument, NULL, 'L'}, {"check-config", no_argument, NULL, 'C'},
     {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 'h'},
+    {"web-dir", required_argument, NULL, 'w'},
+    {"print-config", no_argument, NULL, 'P'},
+    {"dump-config-reference", required_argument, NULL, 'R'},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,7 +105,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags,
     const char *env_cfg = getenv("OPSC_CONFIG");
     cli->config_path = env_cfg;
     cli->config_given = env_cfg != NULL;
-    while ((opt = getopt_long(argc, argv, "+c:l:d:p:L:Vh", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:l:d:p:L:w:Vh", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             cli->config_path = optarg;
@@ -100,6 +113,16 @@ static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags,
             break;
         case 'C':
             cli->check_config = true;
+            break;
+        case 'P':
+            cli->print_config = true;
+            break;
+        case 'R':
+            if (strcmp(optarg, "conf") != 0 && strcmp(optarg, "man") != 0) {
+                fprintf(stderr, "opsconductord: --dump-config-reference takes conf or man\n");
+                return 2;
+            }
+            cli->reference = optarg;
             break;
         case 'V':
             printf("opsconductord %s (plugin ABI %d.%d)\n", OPSC_VERSION, OPSC_ABI_MAJOR,
@@ -112,6 +135,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli, struct flag *flags,
         case 'd':
         case 'p':
         case 'L':
+        case 'w':
             flags[(*nflags)++] = (struct flag){opt, optarg};
             break;
         default:
@@ -128,7 +152,9 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
 {
     char err[1024] = "";
     const char *path = cli->config_path;
-    if (!cli->config_given && access(DEFAULT_CONFIG, R_OK) != 0)
+    if (cli->reference) /* the reference documents defaults: no file, only plugin dirs */
+        path = NULL;
+    else if (!cli->config_given && access(DEFAULT_CONFIG, R_OK) != 0)
         path = NULL; /* no file: built-in defaults */
     else if (!cli->config_given)
         path = DEFAULT_CONFIG;
@@ -136,7 +162,8 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
     cfg_file *f = NULL;
     int rc = cfg_file_load(&f, path, err, sizeof(err));
     for (int i = 0; rc == 0 && i < nflags; i++)
-        rc = set_flag(f, flags[i].opt, flags[i].value);
+        if (!cli->reference || flags[i].opt == 'p')
+            rc = set_flag(f, flags[i].opt, flags[i].value);
     if (rc == 0) {
         rc = config_bind_all(cfg, f, err, sizeof(err));
         f = NULL; /* owned by cfg now */
@@ -149,9 +176,61 @@ static int load_config(struct cli *cli, struct flag *flags, int nflags, struct c
     return 0;
 }
 
-/* --check-config: the daemon's sections were bound already; load the plugins
- * too, since their sections are validated by their own init(). */
-static int check_config(struct config *cfg)
+/* Plugin sections for the reference and --print-config: "plugin.<name>" of
+ * every table a plugin bound in init(). */
+struct plugin_sections {
+    cfg_section_ref *items;
+    size_t n;
+};
+
+static void add_plugin_section(const char *name, const char *description,
+                               const opsc_cfg_entry *map, void *ud)
+{
+    struct plugin_sections *ps = ud;
+    char section[128];
+    snprintf(section, sizeof(section), "plugin.%s", name);
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->items[i].name, section) == 0)
+            return; /* another version of a step library */
+    cfg_section_ref *v = realloc(ps->items, (ps->n + 1) * sizeof(*v));
+    char *copy = strdup(section);
+    if (!v || !copy) {
+        free(copy);
+        ps->items = v ? v : ps->items;
+        return;
+    }
+    ps->items = v;
+    ps->items[ps->n++] = (cfg_section_ref){copy, *description ? description : NULL, map};
+}
+
+enum plugin_action { CHECK_CONFIG, PRINT_CONFIG, DUMP_REFERENCE };
+
+static int plugin_action(plugin_host *h, struct config *cfg, enum plugin_action action,
+                         const char *format)
+{
+    if (action == CHECK_CONFIG) {
+        int bad = plugin_host_refused(h) ? 1 : 0;
+        printf("configuration %s: %zu plugins loaded, %zu refused\n", bad ? "has errors" : "OK",
+               plugin_host_loaded(h), plugin_host_refused(h));
+        return bad;
+    }
+    struct plugin_sections ps = {NULL, 0};
+    plugin_host_foreach_config(h, add_plugin_section, &ps);
+    if (action == PRINT_CONFIG)
+        cfg_write_effective(stdout, cfg->file, ps.items, ps.n);
+    else
+        cfg_write_reference(stdout, strcmp(format, "man") == 0 ? CFG_REF_MAN : CFG_REF_CONF,
+                            ps.items, ps.n);
+    for (size_t i = 0; i < ps.n; i++)
+        free((char *)ps.items[i].name);
+    free(ps.items);
+    return action == PRINT_CONFIG && plugin_host_refused(h) ? 1 : 0;
+}
+
+/* --check-config, --print-config, --dump-config-reference: the daemon's
+ * sections were bound already; load the plugins too, since their sections
+ * are validated by their own init() and their tables come from there. */
+static int with_plugins(struct config *cfg, enum plugin_action action, const char *format)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -159,10 +238,10 @@ static int check_config(struct config *cfg)
     int rc = plugin_host_new(&h, &loop, cfg->file);
     if (rc == 0) {
         plugin_host_load_dirs(h, cfg->plugins.dirs, cfg->plugins.disabled);
-        plugin_host_check_sections(h);
-        rc = plugin_host_refused(h) ? 1 : 0;
-        printf("configuration %s: %zu plugins loaded, %zu refused\n", rc ? "has errors" : "OK",
-               plugin_host_loaded(h), plugin_host_refused(h));
+        if (action != DUMP_REFERENCE)
+            plugin_host_check_sections(h);
+        rc = plugin_action(h, cfg, action, format);
+        fflush(stdout);
         plugin_host_free(h);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -241,9 +320,13 @@ int main(int argc, char **argv)
     free(flags);
     if (rc != 0)
         return rc;
-    log_init(cfg.log.level, LOG_FORMAT_TEXT, NULL);
-    if (cli.check_config)
-        rc = check_config(&cfg);
+    log_init(cli.reference ? OPSC_LOG_WARN : cfg.log.level, LOG_FORMAT_TEXT, NULL);
+    if (cli.reference)
+        rc = with_plugins(&cfg, DUMP_REFERENCE, cli.reference);
+    else if (cli.print_config)
+        rc = with_plugins(&cfg, PRINT_CONFIG, NULL);
+    else if (cli.check_config)
+        rc = with_plugins(&cfg, CHECK_CONFIG, NULL);
     else if (cli.argc == 0)
         rc = run_daemon(&cli, &cfg);
     else if (strcmp(cli.argv[0], "backup") == 0)

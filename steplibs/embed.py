@@ -8,6 +8,8 @@ written as plain .sh / .ps1 / .json files and still compiled into the library.
   name.json          ->  #define S_<name>_params "..." and S_<name>_outputs "..." from a file
                          {"params": {...schema...}, "outputs": {...schema...}} (compact JSON);
                          a missing member gives NULL.
+  name.schema.json   ->  #define J_<name> "..." (any JSON document, compact): schemas of
+                         notifier settings and REST bodies.
 Dots and dashes in names become underscores: service.start.sh -> T_service_start_sh.
 """
 import json
@@ -36,7 +38,11 @@ def main():
         stem, ext = os.path.splitext(base)
         with open(path, encoding='utf-8') as f:
             text = f.read()
-        if ext == '.json':
+        if base.endswith('.schema.json'):
+            doc = json.loads(text)
+            compact = json.dumps(doc, separators=(',', ':'), ensure_ascii=False)
+            lines.append(f'#define J_{ident(base[:-len(".schema.json")])} {c_string(compact)}')
+        elif ext == '.json':
             doc = json.loads(text)
             unknown = set(doc) - {'params', 'outputs'}
             if unknown:

@@ -18,6 +18,10 @@ int api_system_register(struct opsc_core *c);
  * core->store and core->sched. */
 int api_schedules_register(struct opsc_core *c);
 
+/* /api/v1/notifications/... (channels, rules, deliveries) and /api/v1/hooks, with the
+ * notification counters of /metrics. Handlers reach core->notify and core->store. */
+int api_notifications_register(struct opsc_core *c);
+
 /* /api/v1/steplibs: list, upload (admin), delete (admin) step libraries. */
 int api_steplibs_register(struct opsc_core *c);
 

@@ -144,7 +144,7 @@ static bool needs_check(cred_op *op, json_t *changes)
     const char *type = json_string_value(json_object_get(op->meta, "type"));
     if (strcmp(type, "ssh_key") == 0)
         return op->create || json_object_get(changes, "private_key") ||
-               json_object_get(changes, "passphrase");
+               json_object_get(changes, "passphrase") || json_object_get(changes, "certificate");
     return strcmp(type, "winrm") == 0 && json_object_get(changes, "certificate");
 }
 

@@ -10,18 +10,61 @@
 #include "http.h"
 #include "identity.h"
 #include "rest.h"
+#include "session_cookie.h"
 
 static auth *auth_of(http_req *req)
 {
     return ((struct opsc_core *)http_req_app(req))->auth;
 }
 
-/* Exactly the shape clients rely on. */
+/* ---- cookie mode (browser sessions, session_cookie.h) --------------------------------------- */
+
+static int64_t refresh_ttl_s(http_req *req)
+{
+    return ((struct opsc_core *)http_req_app(req))->cfg.auth.refresh_ttl_ms / 1000;
+}
+
+/* In cookie mode the refresh token goes into the cookie and leaves the body. */
+static json_t *cookie_mode_session(http_req *req, json_t *body, const auth_session *s)
+{
+    if (body && session_cookie_wanted(req)) {
+        session_cookie_set(req, s->refresh_token, refresh_ttl_s(req));
+        json_object_del(body, "refresh_token");
+    }
+    return body;
+}
+
+/* The refresh token of a request: the body's, else in cookie mode the cookie's (NULL when
+ * there is none). *refused after a 403: cookie mode without a same-origin Origin. */
+static const char *cookie_mode_token(http_req *req, const char *body_token, char *buf, size_t n,
+                                     bool *refused)
+{
+    *refused = false;
+    if (body_token || !session_cookie_wanted(req))
+        return body_token;
+    if (!session_cookie_origin_ok(req)) {
+        *refused = true;
+        return NULL;
+    }
+    return session_cookie_token(req, buf, n) ? buf : NULL;
+}
+
+/* A cookie whose session ended is expired on the client too. */
+static void cookie_mode_end(http_req *req)
+{
+    if (session_cookie_wanted(req))
+        session_cookie_set(req, NULL, 0);
+}
+
+/* ---- login, refresh, logout ------------------------------------------------------------------ */
+
+/* Exactly the shape clients rely on (cookie mode moves refresh_token into the cookie). */
 static void respond_session(http_req *req, auth_session *s)
 {
     json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "access_token", s->access_token,
                              "refresh_token", s->refresh_token, "token_type", "Bearer",
                              "expires_in", (json_int_t)s->expires_in);
+    body = cookie_mode_session(req, body, s);
     http_set_header(req, "Cache-Control", "no-store");
     if (body)
         http_respond_json(req, 200, body);
@@ -89,14 +132,26 @@ static int refresh(http_req *req)
     json_t *body = rest_body(req);
     if (!body)
         return HTTP_DONE;
-    const char *tok = json_string_value(json_object_get(body, "refresh_token"));
+    char cookie[TOKEN_TEXT_MAX];
+    bool refused;
+    const char *tok =
+        cookie_mode_token(req, json_string_value(json_object_get(body, "refresh_token")), cookie,
+                          sizeof(cookie), &refused);
+    if (refused)
+        return HTTP_DONE;
     if (!tok) {
-        http_respond_error(req, 400, "bad_request", NULL, "refresh_token is required");
+        if (session_cookie_wanted(req))
+            http_respond_error(req, 401, "invalid_token", NULL, "no session cookie");
+        else
+            http_respond_error(req, 400, "bad_request", NULL, "refresh_token is required");
         return HTTP_DONE;
     }
     auth_session s = {0};
     int rc = auth_refresh(auth_of(req), tok, http_req_client(req), &s);
     rest_wipe_body(req);
+    explicit_bzero(cookie, sizeof(cookie));
+    if (rc != 0)
+        cookie_mode_end(req);
     if (rc == 0)
         respond_session(req, &s);
     else if (rc == OPSC_EAUTH)
@@ -113,10 +168,19 @@ static int logout(http_req *req)
     size_t len = 0;
     const char *raw = http_req_body(req, &len); /* the body is optional here */
     json_t *body = len ? json_loadb(raw, len, 0, NULL) : NULL;
-    const char *tok = json_string_value(json_object_get(body, "refresh_token"));
-    int rc = auth_logout(auth_of(req), auth_principal_of(req), tok, http_req_client(req));
+    char cookie[TOKEN_TEXT_MAX];
+    bool refused;
+    const char *tok =
+        cookie_mode_token(req, json_string_value(json_object_get(body, "refresh_token")), cookie,
+                          sizeof(cookie), &refused);
+    int rc =
+        refused ? 0 : auth_logout(auth_of(req), auth_principal_of(req), tok, http_req_client(req));
     json_decref(body);
     rest_wipe_body(req);
+    explicit_bzero(cookie, sizeof(cookie));
+    if (refused)
+        return HTTP_DONE;
+    cookie_mode_end(req);
     if (rc == 0)
         http_respond_empty(req, 204);
     else
@@ -154,24 +218,28 @@ static int me(http_req *req)
 }
 
 #define SESSION_SCHEMA                                                                             \
-    "{\"type\":\"object\",\"required\":[\"access_token\",\"refresh_token\",\"token_type\","        \
+    "{\"type\":\"object\",\"required\":[\"access_token\",\"token_type\","                          \
     "\"expires_in\"],\"properties\":{\"access_token\":{\"type\":\"string\"},"                      \
     "\"refresh_token\":{\"type\":\"string\"},\"token_type\":{\"type\":\"string\","                 \
     "\"enum\":[\"Bearer\"]},\"expires_in\":{\"type\":\"integer\"}}}"
 
 static const http_route routes[] = {
     {"POST", "/api/v1/auth/login", ROLE_PUBLIC, login, HTTP_ROUTE_JSON_BODY, "auth",
-     "Log in with a username and password; answers an access and a refresh token",
+     "Log in with a username and password; answers an access and a refresh token (with the "
+     "header X-OPSC-Session: cookie, the refresh token comes as an HttpOnly SameSite=Strict "
+     "cookie instead of in the body)",
      "{\"type\":\"object\",\"required\":[\"username\",\"password\"],\"properties\":{"
      "\"username\":{\"type\":\"string\"},\"password\":{\"type\":\"string\",\"writeOnly\":true}}}",
      SESSION_SCHEMA},
     {"POST", "/api/v1/auth/refresh", ROLE_PUBLIC, refresh, HTTP_ROUTE_JSON_BODY, "auth",
-     "Exchange a refresh token for a new pair (the old one is spent)",
-     "{\"type\":\"object\",\"required\":[\"refresh_token\"],\"properties\":{"
+     "Exchange a refresh token for a new pair (the old one is spent); with X-OPSC-Session: "
+     "cookie and a same-origin Origin, the token comes from the session cookie",
+     "{\"type\":\"object\",\"properties\":{"
      "\"refresh_token\":{\"type\":\"string\"}}}",
      SESSION_SCHEMA},
     {"POST", "/api/v1/auth/logout", ROLE_VIEWER, logout, 0, "auth",
-     "Revoke the calling access token and, when given, its refresh token",
+     "Revoke the calling access token and, when given, its refresh token (in cookie mode: the "
+     "session cookie's, and the cookie is expired)",
      "{\"type\":\"object\",\"properties\":{\"refresh_token\":{\"type\":\"string\"}}}", NULL, 204},
     {"GET", "/api/v1/auth/me", ROLE_VIEWER, me, 0, "auth",
      "The calling user and how it authenticated", NULL,

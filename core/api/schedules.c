@@ -410,11 +410,13 @@ static const http_route routes[] = {
      TIMES_SCHEMA},
     {"POST", "/api/v1/cron/preview", ROLE_VIEWER, cron_preview, HTTP_ROUTE_JSON_BODY, "schedules",
      "Preview a cron expression in a zone: the next fires in UTC and local time, with notes where "
-     "the DST rule acts (stateless)",
+     "the DST rule acts (stateless); the fires at or after `from` (default now): `from` itself "
+     "when it matches",
      "{\"type\":\"object\",\"required\":[\"cron\"],\"properties\":{\"cron\":{\"type\":"
      "\"string\"},\"timezone\":{\"type\":\"string\",\"default\":\"UTC\"},\"count\":{\"type\":"
      "\"integer\",\"minimum\":1,\"maximum\":1000,\"default\":10},\"from\":{\"type\":\"string\","
-     "\"format\":\"date-time\"},\"seed\":{\"type\":\"string\"}}}",
+     "\"format\":\"date-time\",\"description\":\"first instant considered (default now); "
+     "included when it matches\"},\"seed\":{\"type\":\"string\"}}}",
      TIMES_SCHEMA},
 };
 

@@ -11,8 +11,10 @@
 #include "auth.h"
 #include "b64.h"
 #include "core.h"
+#include "events.h"
 #include "http.h"
 #include "install.h"
+#include "jobs_routes.h"
 #include "rest.h"
 #include "steptype.h"
 #include "trust.h"
@@ -201,6 +203,17 @@ static int upload_status(const char *code)
     return 400;
 }
 
+/* "steplib.installed" on the bus: notifications may tell operators. */
+static void publish_installed(http_req *req, const install_result *r)
+{
+    struct opsc_core *c = http_req_app(req);
+    json_t *d =
+        json_pack("{s:s, s:s, s:s}", "name", r->name, "version", r->version, "by", api_caller(req));
+    if (d && c->events)
+        events_publish(c->events, "steplib.installed", r->name, d);
+    json_decref(d);
+}
+
 static void upload_done(const install_result *r, void *ud)
 {
     http_req *req = ud;
@@ -218,6 +231,7 @@ static void upload_done(const install_result *r, void *ud)
         if (r->unchanged) {
             http_respond_json(req, 200, body);
         } else {
+            publish_installed(req, r);
             snprintf(loc, sizeof(loc), "/api/v1/steplibs/%s/%s", r->name, r->version);
             http_set_header(req, "Location", loc);
             http_respond_json(req, 201, body);

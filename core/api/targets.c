@@ -41,12 +41,13 @@ static json_t *with_warnings(json_t *rec, json_t *warnings)
 struct insert {
     json_t *rec;
     fleet_err e;
+    const char *cred_types;
 };
 
 static int insert_txn(store_txn *txn, void *ud)
 {
     struct insert *in = ud;
-    return target_insert(txn, in->rec, &in->e);
+    return target_insert(txn, in->rec, in->cred_types, &in->e);
 }
 
 static int create_target(http_req *req)
@@ -56,10 +57,12 @@ static int create_target(http_req *req)
         return HTTP_DONE;
     struct opsc_core *c = core_of(req);
     json_t *warnings = json_array();
-    struct insert in = {NULL, {0}};
+    struct insert in = {NULL, {0}, NULL};
     int rc = target_build(c->plugins, body, NULL, &in.rec, warnings, &in.e);
-    if (rc == 0)
+    if (rc == 0) {
+        in.cred_types = target_credential_types(c->plugins, in.rec);
         rc = store_write(c->store, insert_txn, &in);
+    }
     if (rc < 0) {
         fleet_respond_error(req, rc, &in.e, "target");
     } else {
@@ -159,7 +162,8 @@ static int patch_txn(store_txn *txn, void *ud)
     if (rc == 0)
         rc = target_build(p->plugins, p->body, p->before, &p->after, p->warnings, &p->e);
     if (rc == 0)
-        rc = target_replace(txn, p->before, p->after, p->expect, &p->e);
+        rc = target_replace(txn, p->before, p->after, p->expect,
+                            target_credential_types(p->plugins, p->after), &p->e);
     return rc;
 }
 

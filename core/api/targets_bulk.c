@@ -25,6 +25,7 @@ typedef struct item {
 typedef struct chunk {
     item *items;
     size_t n;
+    plugin_host *plugins;
 } chunk;
 
 static json_t *error_result(size_t index, int rc, const fleet_err *e)
@@ -50,7 +51,7 @@ static int chunk_txn(store_txn *txn, void *ud)
         item *it = &c->items[i];
         if (!it->rec)
             continue; /* refused before the store */
-        it->rc = target_insert(txn, it->rec, &it->e);
+        it->rc = target_insert(txn, it->rec, target_credential_types(c->plugins, it->rec), &it->e);
         if (it->rc < 0 && it->rc != OPSC_ESCHEMA && it->rc != OPSC_EEXIST)
             return it->rc;
     }
@@ -91,7 +92,7 @@ static void import(http_req *req, json_t *arr, item *items, json_t *results, siz
             items[i].rc = target_build(core->plugins, body, NULL, &items[i].rec, NULL, &items[i].e);
     }
     for (size_t off = 0; off < n; off += BULK_CHUNK) {
-        chunk c = {items + off, n - off < BULK_CHUNK ? n - off : BULK_CHUNK};
+        chunk c = {items + off, n - off < BULK_CHUNK ? n - off : BULK_CHUNK, core->plugins};
         int rc = store_write(core->store, chunk_txn, &c);
         for (size_t i = 0; i < c.n; i++) {
             item *it = &c.items[i];

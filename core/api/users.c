@@ -51,6 +51,14 @@ static bool bad(http_req *req, const char *msg)
 }
 
 /* Copy the allowed members of body into fields, type-checked. */
+/* Empty (no notifications by email), or one address without anything that
+ * would break out of an SMTP command or a mail header. */
+static bool notify_email_ok(const char *v)
+{
+    const char *at = v ? strchr(v, '@') : NULL;
+    return v && (!*v || (at && at != v && at[1] && !strpbrk(v, " <>,;\"\r\n")));
+}
+
 static bool take_fields(http_req *req, json_t *body, json_t *fields, const char *const *allowed)
 {
     const char *key;
@@ -74,6 +82,8 @@ static bool take_fields(http_req *req, json_t *body, json_t *fields, const char 
         if (strcmp(key, "email") == 0 && json_string_length(v) &&
             !strchr(json_string_value(v), '@'))
             return bad(req, "email must be an address");
+        if (strcmp(key, "notify_email") == 0 && !notify_email_ok(json_string_value(v)))
+            return bad(req, "notify_email must be an address (where rules send notifications)");
         json_object_set_new(fields, key, json_deep_copy(v)); /* the body gets wiped */
     }
     return true;
@@ -243,7 +253,8 @@ static user_op *new_op(http_req *req, bool create)
 static int create_user(http_req *req)
 {
     static const char *const allowed[] = {"username", "display_name", "email",    "role",
-                                          "enabled",  "provider",     "password", NULL};
+                                          "enabled",  "provider",     "password", "notify_email",
+                                          NULL};
     json_t *body = rest_body(req);
     user_op *op = body ? new_op(req, true) : NULL;
     if (!op)
@@ -279,7 +290,7 @@ static int create_user(http_req *req)
 static int update_user(http_req *req)
 {
     static const char *const allowed[] = {"display_name", "email",    "role",
-                                          "enabled",      "password", NULL};
+                                          "enabled",      "password", "notify_email", NULL};
     json_t *body = rest_body(req);
     int64_t expect = body ? rest_if_match(req) : -1;
     user_op *op = expect >= 0 ? new_op(req, false) : NULL;
@@ -296,7 +307,7 @@ static int update_user(http_req *req)
 
 static int update_me(http_req *req)
 {
-    static const char *const allowed[] = {"display_name", "email", NULL};
+    static const char *const allowed[] = {"display_name", "email", "notify_email", NULL};
     json_t *body = rest_body(req);
     int64_t expect = body ? rest_if_match(req) : -1;
     user_op *op = expect >= 0 ? new_op(req, false) : NULL;
@@ -439,13 +450,15 @@ static int list_users(http_req *req)
 #define USER_SCHEMA                                                                                \
     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},"                           \
     "\"username\":{\"type\":\"string\"},\"display_name\":{\"type\":\"string\"},"                   \
-    "\"email\":{\"type\":\"string\"},\"role\":{\"type\":\"string\",\"enum\":[\"admin\","           \
+    "\"email\":{\"type\":\"string\"},\"notify_email\":{\"type\":\"string\"},"                        \
+    "\"role\":{\"type\":\"string\",\"enum\":[\"admin\","                                             \
     "\"operator\",\"viewer\"]},\"enabled\":{\"type\":\"boolean\"},\"provider\":{\"type\":"         \
     "\"string\"},\"last_login_at\":{\"type\":\"string\"},\"created_at\":{\"type\":\"string\"},"    \
     "\"updated_at\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\"}}}"
 #define USER_WRITE_SCHEMA                                                                          \
     "{\"type\":\"object\",\"properties\":{\"username\":{\"type\":\"string\"},"                     \
-    "\"display_name\":{\"type\":\"string\"},\"email\":{\"type\":\"string\"},\"role\":"             \
+    "\"display_name\":{\"type\":\"string\"},\"email\":{\"type\":\"string\"},"                       \
+    "\"notify_email\":{\"type\":\"string\"},\"role\":"                                              \
     "{\"type\":\"string\",\"enum\":[\"admin\",\"operator\",\"viewer\"]},\"enabled\":"              \
     "{\"type\":\"boolean\"},\"provider\":{\"type\":\"string\"},\"password\":{\"type\":"            \
     "\"string\",\"writeOnly\":true}}}"
@@ -461,9 +474,9 @@ static const http_route routes[] = {
     {"GET", "/api/v1/users/me", ROLE_VIEWER, get_me, 0, "users", "The calling user", NULL,
      USER_SCHEMA},
     {"PATCH", "/api/v1/users/me", ROLE_VIEWER, update_me, HTTP_ROUTE_JSON_BODY, "users",
-     "Change one's display name or email",
+     "Change one's display name, email or notify_email (where rules send one notifications)",
      "{\"type\":\"object\",\"properties\":{\"display_name\":{\"type\":\"string\"},"
-     "\"email\":{\"type\":\"string\"}}}",
+     "\"email\":{\"type\":\"string\"},\"notify_email\":{\"type\":\"string\"}}}",
      USER_SCHEMA},
     {"POST", "/api/v1/users/me/password", ROLE_VIEWER, change_own_password, HTTP_ROUTE_JSON_BODY,
      "users", "Change one's password (needs the old one); ends one's other sessions",

@@ -11,6 +11,7 @@
 #include <opsc/discovery.h>
 
 #include "config.h"
+#include "cron.h"
 #include "discovery.h"
 #include "dspec.h"
 #include "jsonschema.h"
@@ -208,6 +209,6 @@ void dprof_scan_ended(discovery *d, const char *profile_id, const char *scan_id,
  * (each host to the first rule that takes it): *claims an array of id arrays. */
 int dprof_auto_select(discovery *d, const json_t *profile, const char *scan_id, json_t **claims);
 /* Parse cron + timezone of a stored profile; false when it has no schedule. */
-bool dprof_schedule(const json_t *rec, void *cron_out, const void **tz_out);
+bool dprof_schedule(const json_t *rec, cron_t *cron, const tz_t **tz);
 
 #endif

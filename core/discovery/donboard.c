@@ -16,12 +16,9 @@
 
 #define ONBOARD_MAX  5000
 #define DEFAULT_NAME "{{ hostname | default(address, true) }}"
-#define NAME_VARS_N  6
-
-/* The user's template sees these as plain variables (the template language's
- * roots are fixed, so each is bound by a one-element loop around it). */
-static const char *const name_vars[NAME_VARS_N] = {"address",   "hostname", "hostnames",
-                                                   "os_family", "ports",    "index"};
+/* What a name template sees: plain variables, the template language's roots for this use. */
+static const char *const name_roots[] = {"address", "hostname", "hostnames", "os_family",
+                                         "ports",   "index",    NULL};
 
 typedef struct item {
     const char *host_id;
@@ -52,30 +49,14 @@ static const char *str(const json_t *o, const char *k)
 
 /* ---- names ----------------------------------------------------------------------------------- */
 
-static size_t prefix_len(void)
-{
-    size_t n = 0;
-    for (int i = 0; i < NAME_VARS_N; i++)
-        n += strlen("{% for  in [vars.] %}") + 2 * strlen(name_vars[i]);
-    return n;
-}
-
 static int compile_name(const char *text, tpl **out, dsc_err *e)
 {
-    strbuf sb = STRBUF_INIT;
-    for (int i = 0; i < NAME_VARS_N; i++)
-        sb_printf(&sb, "{%% for %s in [vars.%s] %%}", name_vars[i], name_vars[i]);
-    sb_puts(&sb, text);
-    for (int i = 0; i < NAME_VARS_N; i++)
-        sb_puts(&sb, "{% endfor %}");
+    tpl_opts o = {.mode = TPL_TEXT, .roots = name_roots};
     tpl_err te = {0};
-    int rc = sb.oom ? OPSC_ENOMEM : tpl_compile(out, sb.buf, sb.len, NULL, &te);
-    sb_free(&sb);
-    if (rc == OPSC_ESYNTAX) {
-        int col = te.line == 1 ? te.col - (int)prefix_len() : te.col;
+    int rc = tpl_compile(out, text, strlen(text), &o, &te);
+    if (rc == OPSC_ESYNTAX)
         return dsc_fail(e, 400, "invalid_onboard", "name_template", "name_template:%d:%d: %s",
-                        te.line, col > 0 ? col : 1, te.msg);
-    }
+                        te.line, te.col, te.msg);
     return rc;
 }
 
@@ -97,7 +78,7 @@ static int render_name(const tpl *t, const json_t *host, size_t index, char *out
 {
     json_t *names = json_object_get(host, "hostnames");
     const char *first = json_string_value(json_array_get(names, 0));
-    json_t *ctx = json_pack("{s:{s:O, s:s, s:o, s:s, s:o, s:I}}", "vars", "address",
+    json_t *ctx = json_pack("{s:O, s:s, s:o, s:s, s:o, s:I}", "address",
                             json_object_get(host, "address"), "hostname", first ? first : "",
                             "hostnames", names ? json_incref(names) : json_array(), "os_family",
                             str(host, "os_family") ? str(host, "os_family") : "", "ports",
@@ -299,7 +280,8 @@ static int insert_txn(store_txn *txn, void *ud)
         if (!it->rec || it->result)
             continue;
         memset(&it->e, 0, sizeof(it->e));
-        it->rc = target_insert(txn, it->rec, &it->e);
+        it->rc = target_insert(txn, it->rec, target_credential_types(j->d->core->plugins, it->rec),
+                               &it->e);
         if (it->rc < 0 && it->rc != OPSC_ESCHEMA && it->rc != OPSC_EEXIST)
             return it->rc;
         if (it->rc == 0)

@@ -438,7 +438,7 @@ int discovery_profile_next(discovery *d, const char *id, int count, json_t **out
     get_ud g = {id, NULL, NULL};
     int rc = store_read(d->core->store, get_txn, &g);
     cron_t c;
-    const void *tz = NULL;
+    const tz_t *tz = NULL;
     *out = NULL;
     if (rc == OPSC_ENOENT)
         rc = dsc_fail(e, 404, "not_found", NULL, "no profile %.40s", id);
@@ -451,16 +451,12 @@ int discovery_profile_next(discovery *d, const char *id, int count, json_t **out
     return rc;
 }
 
-bool dprof_schedule(const json_t *rec, void *cron_out, const void **tz_out)
+bool dprof_schedule(const json_t *rec, cron_t *cron, const tz_t **tz)
 {
-    const char *cron = str(rec, "cron");
-    const tz_t *tz = NULL;
-    if (!cron || cron_parse(cron, str(rec, "id"), cron_out, NULL, 0) < 0)
+    const char *expr = str(rec, "cron");
+    if (!expr || cron_parse(expr, str(rec, "id"), cron, NULL, 0) < 0)
         return false;
-    if (tz_get(str(rec, "timezone") ? str(rec, "timezone") : "UTC", &tz, NULL, 0) < 0)
-        return false;
-    *tz_out = tz;
-    return true;
+    return tz_get(str(rec, "timezone") ? str(rec, "timezone") : "UTC", tz, NULL, 0) == 0;
 }
 
 /* ---- after a scan: vanished hosts, auto-onboarding

@@ -50,10 +50,8 @@ static void drop(dprof_sched *s, const char *id)
 static int add(dprof_sched *s, const json_t *rec)
 {
     entry e = {0};
-    const void *tz = NULL;
-    if (!json_is_true(json_object_get(rec, "enabled")) || !dprof_schedule(rec, &e.cron, &tz))
+    if (!json_is_true(json_object_get(rec, "enabled")) || !dprof_schedule(rec, &e.cron, &e.tz))
         return 0;
-    e.tz = tz;
     snprintf(e.id, sizeof(e.id), "%s", json_string_value(json_object_get(rec, "id")));
     e.next = cron_next(&e.cron, e.tz, now_s());
     if (s->n == s->cap) {

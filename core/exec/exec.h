@@ -31,6 +31,7 @@
 
 struct opsc_core;
 typedef struct exec exec;
+typedef struct store_txn store_txn;
 
 typedef struct exec_run_spec {
     const char *job_id;
@@ -74,6 +75,13 @@ typedef struct exec_opts {
     int64_t log_sweep_interval_ms;   /* how often retention is applied */
     int64_t capture_limit;           /* stdout kept for outputs, per command */
     int64_t abandon_grace_ms;        /* an imperative step ignoring its cancel is left after it */
+    /* Called inside the write transaction that stores a run whose state
+     * changed (also for runs start-up recovery marks interrupted): `run` is
+     * the header as stored (borrowed), `previous` the state stored before.
+     * What it writes commits with the run; an error aborts the write. The
+     * notification service's outbox (notify_run_persisted). NULL: none. */
+    int (*on_run_persisted)(void *ud, store_txn *txn, const json_t *run, const char *previous);
+    void *on_run_persisted_ud;
 } exec_opts;
 
 /* Create the executor: recovers runs left queued or running by a previous

@@ -213,7 +213,8 @@ struct ex_run {
     uint32_t failed;    /* ended not succeeded */
     uint32_t batch_end; /* targets below may start */
     uint8_t state;
-    uint8_t abort; /* cancel / timeout / shutdown of the whole run */
+    uint8_t persisted_state; /* the state the store holds (exec_opts.on_run_persisted) */
+    uint8_t abort;           /* cancel / timeout / shutdown of the whole run */
     bool dirty;
     bool listed;  /* in the executor's active list */
     uint64_t seq; /* event sequence of this run (SSE ids) */

@@ -78,11 +78,21 @@ static int put_target(store_txn *txn, ex_target *t)
     return rc;
 }
 
+/* A state change commits with what it causes elsewhere (notifications). */
+static int persisted_hook(store_txn *txn, exec *ex, const json_t *run, const char *previous)
+{
+    if (!ex->opts.on_run_persisted)
+        return 0;
+    return ex->opts.on_run_persisted(ex->opts.on_run_persisted_ud, txn, run, previous);
+}
+
 static int put_run(store_txn *txn, ex_run *r)
 {
     json_object_set_new(r->hdr, "seq", json_integer((json_int_t)r->seq));
     json_object_set_new(r->hdr, "log_bytes", json_integer((json_int_t)r->log_bytes));
     int rc = store_update(txn, "runs", r->hdr, 0);
+    if (rc == 0 && r->state != r->persisted_state)
+        rc = persisted_hook(txn, r->ex, r->hdr, ex_state_name(r->persisted_state));
     if (rc == 0 && ex_terminal(r->state)) {
         rc = store_kv_del(txn, "runs_active", r->id, strlen(r->id));
         if (rc == OPSC_ENOENT)
@@ -124,6 +134,8 @@ void ex_flush(exec *ex)
     for (ex_run *r = ex->dirty_runs, *next; r; r = next) {
         next = r->dirty_next;
         r->dirty = false;
+        if (rc == 0)
+            r->persisted_state = r->state;
         r->dirty_next = NULL;
         if (!r->listed && ex_terminal(r->state)) { /* ended and written: nothing refers to it */
             r->dirty_next = done;
@@ -199,7 +211,7 @@ static int interrupt_targets(store_txn *txn, const char *run_id)
     return rc;
 }
 
-static int interrupt_run(store_txn *txn, const char *id, size_t *n)
+static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n)
 {
     json_t *rec = NULL;
     int rc = store_get(txn, "runs", id, &rec);
@@ -216,6 +228,8 @@ static int interrupt_run(store_txn *txn, const char *id, size_t *n)
         rc = store_update(txn, "runs", rec, 0);
         if (rc == 0)
             rc = interrupt_targets(txn, id);
+        if (rc == 0)
+            rc = persisted_hook(txn, ex, rec, ex_state_name(st));
         (*n)++;
     }
     json_decref(rec);
@@ -227,6 +241,7 @@ static int interrupt_run(store_txn *txn, const char *id, size_t *n)
 }
 
 typedef struct recover {
+    exec *ex;
     size_t n;
 } recover;
 
@@ -241,7 +256,7 @@ static int recover_txn(store_txn *txn, void *ud)
     json_array_foreach(ids, i, id)
     {
         if (rc == 0)
-            rc = interrupt_run(txn, json_string_value(id), &r->n);
+            rc = interrupt_run(txn, r->ex, json_string_value(id), &r->n);
     }
     json_decref(ids);
     return rc;
@@ -249,7 +264,7 @@ static int recover_txn(store_txn *txn, void *ud)
 
 int ex_recover(exec *ex)
 {
-    recover r = {0};
+    recover r = {ex, 0};
     int rc = store_write(ex->store, recover_txn, &r);
     if (rc < 0)
         log_error("exec", "marking interrupted runs failed: %s", opsc_strerror(rc));

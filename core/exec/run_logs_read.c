@@ -216,3 +216,62 @@ int run_log_window(store_txn *txn, const char *run_id, const json_t *targets, ui
     free(w.v);
     return 0;
 }
+
+/* ---- the end of one target's log (notifications) ----------------------------------------- */
+
+#define TAIL_CHUNKS 8
+
+typedef struct tail_ud {
+    chunk ring[TAIL_CHUNKS]; /* the last chunks seen; values point into the map */
+    size_t n;
+} tail_ud;
+
+static int tail_chunk(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+{
+    tail_ud *t = ud;
+    chunk c;
+    if (chunk_parse(key, klen, val, vlen, &c))
+        t->ring[t->n++ % TAIL_CHUNKS] = c;
+    return 0;
+}
+
+static void tail_take(json_t *recs, const char *step_id, size_t max_lines, json_t *rev)
+{
+    for (size_t k = json_array_size(recs); k-- > 0 && json_array_size(rev) < max_lines;) {
+        json_t *r = json_array_get(recs, k);
+        const char *stream = json_string_value(json_object_get(r, "stream"));
+        const char *step = json_string_value(json_object_get(r, "step_id"));
+        const char *text = json_string_value(json_object_get(r, "text"));
+        if (!text || !stream || (strcmp(stream, "stdout") && strcmp(stream, "stderr")))
+            continue;
+        if (step_id && (!step || strcmp(step, step_id) != 0))
+            continue;
+        json_array_append_new(rev, json_string(text));
+    }
+}
+
+/* Reads the last chunks only: a long log costs a key walk, not a parse. The
+ * chunks' values stay valid because nothing is written meanwhile. */
+int run_log_tail(store_txn *txn, const char *run_id, uint32_t idx, const char *step_id,
+                 size_t max_lines, json_t **lines)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%s/%06" PRIu32 "/", run_id, idx);
+    tail_ud *t = calloc(1, sizeof(*t));
+    json_t *rev = json_array();
+    int rc = t && rev ? store_kv_scan(txn, "run_logs", prefix, strlen(prefix), tail_chunk, t)
+                      : OPSC_ENOMEM;
+    size_t have = t ? (t->n < TAIL_CHUNKS ? t->n : TAIL_CHUNKS) : 0;
+    for (size_t i = 0; rc == 0 && i < have && json_array_size(rev) < max_lines; i++) {
+        const chunk *c = &t->ring[(t->n - 1 - i) % TAIL_CHUNKS];
+        json_t *recs = json_loadb(c->json, c->len, 0, NULL);
+        tail_take(recs, step_id, max_lines, rev);
+        json_decref(recs);
+    }
+    free(t);
+    *lines = json_array();
+    for (size_t i = json_array_size(rev); rc == 0 && i-- > 0;)
+        json_array_append(*lines, json_array_get(rev, i));
+    json_decref(rev);
+    return rc;
+}

@@ -65,4 +65,10 @@ int run_log_page(store_txn *txn, const run_log_query *q, json_t **items, char ne
 int run_log_window(store_txn *txn, const char *run_id, const json_t *targets, uint64_t after,
                    size_t max_bytes, json_t **items, bool *more);
 
+/* The text of the last `max_lines` stdout/stderr records of target `idx`
+ * (of step `step_id`; NULL: any), oldest first: *lines is a new array. Only
+ * the last few chunks are read, so a very chatty step may give fewer. */
+int run_log_tail(store_txn *txn, const char *run_id, uint32_t idx, const char *step_id,
+                 size_t max_lines, json_t **lines);
+
 #endif

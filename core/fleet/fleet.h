@@ -15,7 +15,9 @@
  * Events on the core's bus (subject: the record's id; data {id, name, ...}):
  * "target.created", "target.updated", "target.deleted", "target.tested"
  * (data: the test result), "target.host_key_learned" (TOFU, also audited as
- * action "target.host_key_learned" by actor "system"), "target.host_key_added",
+ * action "target.host_key_learned" by actor "system"), "target.host_key_mismatch" (a
+ * connect refused because the server's key is not the recorded one; audited, outcome
+ * "denied"), "target.host_key_added",
  * "target.host_keys_reset", "group.created", "group.updated", "group.deleted".
  *
  * A target spec, as in jobs and schedules, is {"ids": [target ids],
@@ -56,12 +58,17 @@ typedef struct fleet_err {
  * *out is a new record without bookkeeping fields. OPSC_ESCHEMA with `e`. */
 int target_build(plugin_host *h, const json_t *body, const json_t *existing, json_t **out,
                  json_t *warnings, fleet_err *e);
+/* The credential types the record's transport declares it can use
+ * (opsc_transport.credential_types, static), or NULL when it does not say. */
+const char *target_credential_types(plugin_host *h, const json_t *rec);
 /* Store a built record (its id is assigned here unless it has one): the
- * credential must exist and suit the transport, the name be free.
+ * credential must exist and suit the transport (`cred_types`, from
+ * target_credential_types(); NULL: the built-in rule), the name be free.
  * OPSC_ESCHEMA / OPSC_EEXIST with `e`; any other code aborts the txn. */
-int target_insert(store_txn *txn, json_t *rec, fleet_err *e);
+int target_insert(store_txn *txn, json_t *rec, const char *cred_types, fleet_err *e);
 /* Replace `before` with `rec` (same id), If-Match `expect` (0: any). */
-int target_replace(store_txn *txn, const json_t *before, json_t *rec, int64_t expect, fleet_err *e);
+int target_replace(store_txn *txn, const json_t *before, json_t *rec, int64_t expect,
+                   const char *cred_types, fleet_err *e);
 /* Delete, with its indexes and group memberships; *before (may be NULL)
  * gets the deleted record. */
 int target_remove(store_txn *txn, const char *id, int64_t expect, json_t **before);

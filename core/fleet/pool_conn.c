@@ -40,6 +40,7 @@ char *pool_conn_key(const json_t *target, const json_t *cred)
 static void drop_connect_state(pconn *c)
 {
     vault_credential_close(&c->cred); /* wiped: the transport has what it needed */
+    pool_jumps_free(&c->jumps);
     json_decref(c->target);
     c->target = NULL;
     free(c->known_hosts);
@@ -56,6 +57,7 @@ void pool_conn_discard(pconn *c)
     free(c->host_key_sha256);
     free(c->banner);
     free(c->warning);
+    free(c->algorithms);
     free(c);
 }
 
@@ -116,8 +118,11 @@ static void keep_info(pconn *c, const opsc_conn_info *info)
     c->host_key_sha256 = dup_opt(info->host_key_sha256);
     c->banner = dup_opt(info->server_banner);
     c->warning = dup_opt(info->warning);
+    bool has_algs = info->size >= offsetof(opsc_conn_info, algorithms) + sizeof(info->algorithms);
+    c->algorithms = has_algs ? dup_opt(info->algorithms) : NULL;
     c->info = (opsc_conn_info){sizeof(opsc_conn_info), c->host_key_type, c->host_key_sha256,
                                info->host_key_learned, c->banner,        c->warning};
+    c->info.algorithms = c->algorithms;
     c->warn_info = (opsc_conn_info){sizeof(opsc_conn_info), NULL, NULL, false, NULL, c->warning};
     c->info_fresh = true;
 }
@@ -151,12 +156,13 @@ static int learn_txn(store_txn *txn, void *ud)
 /* Record the key the transport accepted under TOFU before any lease uses
  * the connection: audit-logged and published. A key of the same type that
  * another connection recorded meanwhile makes this one an error. */
-static int record_learned(pool *p, pconn *c, char *err, size_t errlen)
+static int record_learned(pool *p, const char *id, const char *type, const char *fp, char *err,
+                          size_t errlen)
 {
     struct opsc_core *core = p->core;
-    learn l = {c->t->id, c->host_key_type, c->host_key_sha256, false, NULL, {0}};
+    learn l = {id, type, fp, false, NULL, {0}};
     int rc = store_write(core->store, learn_txn, &l);
-    const char *name = fld_str(c->target, "name");
+    const char *name = rc == 0 ? fld_str(l.rec, "name") : id;
     if (rc < 0) {
         snprintf(err, errlen, "%s", l.e.msg[0] ? l.e.msg : opsc_strerror(rc));
         json_decref(l.rec);
@@ -169,18 +175,34 @@ static int record_learned(pool *p, pconn *c, char *err, size_t errlen)
         audit_event ev = {.actor = "system",
                           .client = "",
                           .action = "target.host_key_learned",
-                          .object = c->t->id,
+                          .object = id,
                           .outcome = "success",
                           .detail = detail};
         if (core->audit)
             audit_record(core->audit, &ev);
-        json_t *data = json_pack("{s:s, s:s?, s:s, s:s}", "id", c->t->id, "name", name, "type",
-                                 l.type, "fingerprint", l.fp);
+        json_t *data = json_pack("{s:s, s:s?, s:s, s:s}", "id", id, "name", name, "type", l.type,
+                                 "fingerprint", l.fp);
         if (core->events && data)
-            events_publish(core->events, "target.host_key_learned", c->t->id, data);
+            events_publish(core->events, "target.host_key_learned", id, data);
         json_decref(data);
     }
     json_decref(l.rec);
+    return 0;
+}
+
+/* Keys the connect learned on jump hosts that are targets go to those targets. */
+static int record_hop_keys(pool *p, const opsc_conn_info *info, char *err, size_t errlen)
+{
+    if (info->size < offsetof(opsc_conn_info, nhop_keys) + sizeof(info->nhop_keys))
+        return 0;
+    for (size_t i = 0; i < info->nhop_keys; i++) {
+        const opsc_hop_key *k = &info->hop_keys[i];
+        if (!k->learned || !k->target_id || !k->host_key_type || !k->host_key_sha256)
+            continue;
+        int rc = record_learned(p, k->target_id, k->host_key_type, k->host_key_sha256, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -194,11 +216,44 @@ static bool others_live(const pconn *c)
     return false;
 }
 
+/* A host key that is not the recorded one is a security event, whatever the transport: it
+ * goes to the audit log and the event bus, fingerprints included. */
+static void hostkey_refused(pconn *c, const char *msg)
+{
+    struct opsc_core *core = c->p->core;
+    audit_event ev = {.actor = "system",
+                      .client = "",
+                      .action = "target.host_key_mismatch",
+                      .object = c->t->id,
+                      .outcome = "denied",
+                      .detail = msg};
+    if (core->audit)
+        audit_record(core->audit, &ev);
+    json_t *data = json_pack("{s:s, s:s}", "id", c->t->id, "error", msg);
+    if (core->events && data)
+        events_publish(core->events, "target.host_key_mismatch", c->t->id, data);
+    json_decref(data);
+}
+
 /* A connect that failed: its waiters fail too unless another connection
  * of the target may still serve them. */
+/* "target.unreachable" on the bus, for runs and tests alike (notifications). */
+static void publish_unreachable(pconn *c, int code, const char *msg)
+{
+    struct opsc_core *core = c->p->core;
+    json_t *d = json_pack("{s:s, s:s, s:s}", "target_id", c->t->id, "error", msg, "code",
+                          opsc_err_name(code));
+    if (d && core && core->events)
+        events_publish(core->events, "target.unreachable", c->t->id, d);
+    json_decref(d);
+}
+
 static void connect_failed(pconn *c, int code, const char *msg)
 {
     log_info("pool", "connecting to %s failed: %s", c->t->id, msg);
+    if (code == OPSC_EHOSTKEY)
+        hostkey_refused(c, msg);
+    publish_unreachable(c, code, msg);
     c->state = PC_CLOSED;
     pool_conn_retire(c);
     if (!others_live(c))
@@ -225,7 +280,9 @@ static void on_connected(void *ud, int status, opsc_conn *conn, const opsc_conn_
     char err[600];
     int rc = 0;
     if (info && info->host_key_learned && c->host_key_type && c->host_key_sha256)
-        rc = record_learned(p, c, err, sizeof(err));
+        rc = record_learned(p, c->t->id, c->host_key_type, c->host_key_sha256, err, sizeof(err));
+    if (rc == 0 && info)
+        rc = record_hop_keys(p, info, err, sizeof(err));
     if (c->warning)
         log_warn("pool", "%s: %s", fld_str(c->target, "name"), c->warning);
     drop_connect_state(c);
@@ -245,6 +302,7 @@ typedef struct open_read {
     const char *id;
     json_t *rec, *cred_rec;
     opsc_credential cred;
+    pool_jumps jumps;
     char err[300];
 } open_read;
 
@@ -263,6 +321,8 @@ static int open_txn(store_txn *txn, void *ud)
     else if (cid && rc == OPSC_ENOENT)
         snprintf(o->err, sizeof(o->err), "credential %s of target %s does not exist", cid,
                  fld_str(o->rec, "name"));
+    if (rc == 0)
+        rc = pool_jumps_read(txn, o->v, o->rec, &o->jumps, o->err, sizeof(o->err));
     return rc;
 }
 
@@ -283,6 +343,14 @@ static pconn *conn_new(pool *p, ptarget *t, const plugin_reg *reg, open_read *o)
     c->options = json_dumps(json_object_get(o->rec, "transport_options"), JSON_COMPACT);
     c->cred = o->cred; /* moved: wiped by vault_credential_close after the connect */
     memset(&o->cred, 0, sizeof(o->cred));
+    c->jumps = o->jumps; /* moved too; the pointers inside point at c->jumps' own members */
+    memset(&o->jumps, 0, sizeof(o->jumps));
+    for (size_t i = 0; i < c->jumps.n; i++) {
+        if (c->jumps.jumps[i].target)
+            c->jumps.jumps[i].target = &c->jumps.targets[i];
+        if (c->jumps.jumps[i].credential)
+            c->jumps.jumps[i].credential = &c->jumps.creds[i];
+    }
     if (!c->key || !c->known_hosts || !c->options) {
         pool_conn_discard(c);
         return NULL;
@@ -313,6 +381,8 @@ static int start_connect(pconn *c)
         .known_host_keys = c->known_hosts,
         .connect_timeout_ms = (uint32_t)(timeout_s > 0 ? timeout_s * 1000 : 0),
         .options_json = c->options,
+        .jumps = c->jumps.n ? c->jumps.jumps : NULL,
+        .njumps = c->jumps.n,
     };
     return c->tr->connect(c->tr_state, &ot, &c->cred, on_connected, c);
 }
@@ -326,7 +396,7 @@ static int open_fail(pool *p, ptarget *t, int rc, const char *msg)
 int pool_conn_open(pool *p, ptarget *t)
 {
     struct opsc_core *core = p->core;
-    open_read o = {core->vault, t->id, NULL, NULL, {0}, ""};
+    open_read o = {core->vault, t->id, NULL, NULL, {0}, {0}, ""};
     int rc = store_read(core->store, open_txn, &o);
     const plugin_reg *reg = NULL;
     if (rc == 0 && json_is_false(json_object_get(o.rec, "enabled"))) {
@@ -343,6 +413,7 @@ int pool_conn_open(pool *p, ptarget *t)
     if (rc == 0 && !c)
         rc = OPSC_ENOMEM;
     vault_credential_close(&o.cred);
+    pool_jumps_free(&o.jumps);
     json_decref(o.rec);
     json_decref(o.cred_rec);
     if (rc < 0)

@@ -12,6 +12,18 @@
 typedef struct ptarget ptarget;
 typedef struct pconn pconn;
 
+/* The jump hosts of one connect (pool_jump.c): records and credentials,
+ * held until the transport's connect callback has run. */
+#define POOL_MAX_JUMPS 8
+typedef struct pool_jumps {
+    size_t n;
+    json_t *recs[POOL_MAX_JUMPS];
+    char *known[POOL_MAX_JUMPS];
+    opsc_target targets[POOL_MAX_JUMPS];
+    opsc_credential creds[POOL_MAX_JUMPS];
+    opsc_jump jumps[POOL_MAX_JUMPS];
+} pool_jumps;
+
 enum pconn_state { PC_CONNECTING, PC_READY, PC_CLOSING, PC_CLOSED };
 
 /* One connection of a target. It lives until it is closed and no lease
@@ -38,11 +50,12 @@ struct pconn {
     json_t *target;
     char *known_hosts, *options;
     opsc_credential cred;
+    pool_jumps jumps;
     /* The transport's conn info, kept for the first lease and, for a
      * warning, for every lease. */
     opsc_conn_info info, warn_info;
     bool info_fresh; /* not yet handed to a lease */
-    char *host_key_type, *host_key_sha256, *banner, *warning;
+    char *host_key_type, *host_key_sha256, *banner, *warning, *algorithms;
 };
 
 struct pool_wait {
@@ -106,6 +119,14 @@ void pool_conn_retire(pconn *c);
 void pool_target_set_key(pool *p, ptarget *t, char *key);
 /* After a connection is freed: finish pool_close() when nothing is left. */
 void pool_maybe_finish(pool *p);
+
+/* pool_jump.c */
+struct vault;
+/* Resolve the entries of the target's transport_options.jump that name a
+ * target or a credential. On error `err` says which and *j is empty. */
+int pool_jumps_read(store_txn *txn, struct vault *v, const json_t *target, pool_jumps *j, char *err,
+                    size_t errlen);
+void pool_jumps_free(pool_jumps *j);
 
 /* pool_conn.c */
 /* The connection-relevant part of a target record and its credential's

@@ -41,6 +41,7 @@ typedef struct probe {
     opsc_exec *ex;
     strbuf out, err;
     char *warning;
+    char *algorithms; /* JSON object text from the transport, when it says */
 } probe;
 
 static void probe_free(probe *p)
@@ -48,6 +49,7 @@ static void probe_free(probe *p)
     sb_free(&p->out);
     sb_free(&p->err);
     free(p->warning);
+    free(p->algorithms);
     free(p);
 }
 
@@ -172,6 +174,12 @@ static void finish(probe *p, int status, const char *stage, const char *msg, jso
     json_object_set(res, status == 0 ? "facts" : "error", status == 0 ? facts : error);
     if (p->warning)
         json_object_set_new(res, "warning", json_string(p->warning));
+    json_t *algs = p->algorithms ? json_loads(p->algorithms, 0, NULL) : NULL;
+    if (json_is_object(algs) && status == 0) {
+        json_object_set(res, "algorithms", algs);
+        json_object_set(last, "algorithms", algs);
+    }
+    json_decref(algs);
     if (status != OPSC_ENOENT) /* nothing to store on a target that does not exist */
         fleet_record_test(p->f, p->id, status == 0 ? facts : NULL, last);
     struct opsc_core *core = fleet_core(p->f);
@@ -240,6 +248,9 @@ static void on_lease(void *ud, int status, pool_lease *lease, const opsc_conn_in
     p->lease = lease;
     if (info && info->warning)
         p->warning = strdup(info->warning);
+    if (info && info->size >= offsetof(opsc_conn_info, algorithms) + sizeof(info->algorithms) &&
+        info->algorithms)
+        p->algorithms = strdup(info->algorithms);
     json_t *target = pool_lease_target(lease);
     snprintf(p->name, sizeof(p->name), "%s", fld_str(target, "name"));
     const char *os = fld_str(target, "os_family");

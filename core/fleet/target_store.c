@@ -22,8 +22,26 @@ static const struct cred_rule {
     {"winrm", {"winrm", NULL, NULL}, "winrm"},
 };
 
-static bool type_suits(const char *transport, const char *type, const char **want)
+/* A transport that declares its types is asked; the table serves those that do not. */
+static bool declared_suits(const char *declared, const char *type)
 {
+    size_t n = type ? strlen(type) : 0;
+    for (const char *p = declared; n && *p;) {
+        size_t len = strcspn(p, " ");
+        if (len == n && memcmp(p, type, n) == 0)
+            return true;
+        p += len + (p[len] == ' ');
+    }
+    return false;
+}
+
+static bool type_suits(const char *transport, const char *declared, const char *type,
+                       const char **want)
+{
+    if (declared) {
+        *want = *declared ? declared : "no credential";
+        return declared_suits(declared, type);
+    }
     const struct cred_rule *rule = NULL;
     for (size_t i = 0; i < sizeof(cred_rules) / sizeof(cred_rules[0]); i++)
         if (strcmp(cred_rules[i].transport, transport) == 0)
@@ -38,7 +56,7 @@ static bool type_suits(const char *transport, const char *type, const char **wan
 }
 
 /* The credential must exist and be of a type the transport can use. */
-static int check_credential(store_txn *txn, const json_t *rec, fleet_err *e)
+static int check_credential(store_txn *txn, const json_t *rec, const char *declared, fleet_err *e)
 {
     const char *cid = fld_str(rec, "credential_id");
     if (!cid)
@@ -50,7 +68,7 @@ static int check_credential(store_txn *txn, const json_t *rec, fleet_err *e)
     if (rc < 0)
         return rc;
     const char *type = fld_str(cred, "type"), *tr = fld_str(rec, "transport"), *want;
-    if (!type_suits(tr, type, &want))
+    if (!type_suits(tr, declared, type, &want))
         rc = fleet_fail(e, "credential_id",
                         "credential '%s' is of type %s; the %s transport needs %s",
                         fld_str(cred, "name"), type ? type : "unknown", tr, want);
@@ -58,7 +76,7 @@ static int check_credential(store_txn *txn, const json_t *rec, fleet_err *e)
     return rc;
 }
 
-int target_insert(store_txn *txn, json_t *rec, fleet_err *e)
+int target_insert(store_txn *txn, json_t *rec, const char *cred_types, fleet_err *e)
 {
     char id[UUID_STR_LEN];
     int rc = 0;
@@ -72,7 +90,7 @@ int target_insert(store_txn *txn, json_t *rec, fleet_err *e)
     /* Every refusal comes before the first write, so one refused item of a
      * bulk import leaves the transaction clean for the others. */
     if (rc == 0)
-        rc = check_credential(txn, rec, e);
+        rc = check_credential(txn, rec, cred_types, e);
     if (rc == 0)
         rc = fleet_name_free(txn, "targets_by_name", "target", fld_str(rec, "name"), id, e);
     if (rc == 0)
@@ -85,7 +103,8 @@ int target_insert(store_txn *txn, json_t *rec, fleet_err *e)
     return rc;
 }
 
-int target_replace(store_txn *txn, const json_t *before, json_t *rec, int64_t expect, fleet_err *e)
+int target_replace(store_txn *txn, const json_t *before, json_t *rec, int64_t expect,
+                   const char *cred_types, fleet_err *e)
 {
     const char *id = fld_str(rec, "id");
     const char *old = fld_str(before, "name"), *now = fld_str(rec, "name");
@@ -93,7 +112,7 @@ int target_replace(store_txn *txn, const json_t *before, json_t *rec, int64_t ex
     bool renamed = strcmp(old, now) != 0;
     bool recred = !fleet_same(json_object_get(before, "credential_id"),
                               json_object_get(rec, "credential_id"));
-    int rc = check_credential(txn, rec, e);
+    int rc = check_credential(txn, rec, cred_types, e);
     if (rc == 0 && renamed)
         rc = fleet_name_free(txn, "targets_by_name", "target", now, id, e);
     if (rc == 0)

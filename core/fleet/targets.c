@@ -393,6 +393,15 @@ int target_build(plugin_host *h, const json_t *body, const json_t *existing, jso
     return rc;
 }
 
+const char *target_credential_types(plugin_host *h, const json_t *rec)
+{
+    const opsc_transport *t =
+        transport_of(plugin_host_find(h, REG_TRANSPORT, fld_str(rec, "transport")));
+    if (!t || t->size < offsetof(opsc_transport, credential_types) + sizeof(t->credential_types))
+        return NULL;
+    return t->credential_types;
+}
+
 bool target_conn_changed(const json_t *before, const json_t *after)
 {
     static const char *const keys[] = {"address",           "port",          "transport",

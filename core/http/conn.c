@@ -386,6 +386,10 @@ static int route_request(http_conn *c)
     enum route_result r = router_match(c->srv, req, c->parser.method, allow, sizeof(allow));
     if (r == ROUTE_FOUND)
         return 0;
+    if (r == ROUTE_NO_PATH && router_fallback_takes(c->srv, req, c->parser.method)) {
+        req->route = c->srv->fallback;
+        return 0;
+    }
     if (r == ROUTE_NO_METHOD && c->parser.method == HTTP_OPTIONS) {
         http_set_header(req, "Allow", allow);
         http_respond_empty(req, 204);
@@ -430,6 +434,10 @@ static int on_headers_complete(http_parser *p)
     }
     const char *why = NULL;
     int status = req_finish_headers(req, &why);
+    if (status == 400 && req->dot_segment && router_fallback_takes(c->srv, req, p->method)) {
+        status = 404;
+        why = "no such resource";
+    }
     if (status)
         return answer_early(c, status, status == 404 ? "not_found" : "bad_request", why);
     int rc = route_request(c);

@@ -106,6 +106,15 @@ void http_server_stats(const http_server *srv, http_stats *st);
  * When two patterns match a path, the one whose first differing segment is
  * literal wins ("/runs/stats" before "/runs/{id}"). */
 int http_add_routes(http_server *srv, const http_route *routes, size_t n);
+/* A catch-all GET route (the web UI's files): it answers GET and HEAD
+ * requests that no route matches, except when the path's first segment is
+ * the first literal segment of some route ("api", "health"...): those keep
+ * the JSON 404, so the API never answers with a page. With a fallback, such
+ * a path outside the API holding a "." or ".." segment (also
+ * percent-encoded) is answered 404 instead of 400: it names nothing. The
+ * route is borrowed; the auth hook sees it like any other; it is not in the
+ * table (nor in the OpenAPI document). NULL removes it. */
+void http_server_set_fallback(http_server *srv, const http_route *route);
 /* Walk every route (OpenAPI generation, the role-matrix test). */
 void http_foreach_route(http_server *srv, void (*fn)(const http_route *r, void *ud), void *ud);
 

@@ -77,6 +77,7 @@ struct http_req {
     bool responded;
     bool discard_body; /* answered early; the rest of the body is dropped */
     bool gone;         /* the client went away before the answer */
+    bool dot_segment;  /* the path was refused for a "." or ".." segment */
     void *principal;
     void (*principal_free)(void *);
     char client[48];
@@ -145,6 +146,7 @@ struct http_server {
     int live_reqs;
     struct route_entry *routes;
     size_t nroutes, routes_cap;
+    const http_route *fallback;
     http_auth_fn auth;
     void *auth_ud;
     http_done_fn done;
@@ -212,6 +214,8 @@ enum route_result { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD };
 /* Match req's segments; on ROUTE_NO_METHOD `allow` lists the methods. */
 enum route_result router_match(http_server *srv, http_req *req, int method, char *allow,
                                size_t allowlen);
+/* The fallback route takes this request (http_server_set_fallback). */
+bool router_fallback_takes(http_server *srv, http_req *req, int method);
 
 /* response.c */
 void resp_continue(http_req *req);

@@ -291,6 +291,7 @@ static int decode_path(http_req *req, uint32_t off, size_t len, const char **why
         }
         if (dot_segment(out, dlen)) {
             *why = "the path contains a '.' or '..' segment";
+            req->dot_segment = true;
             return 400;
         }
         req->segs[req->nsegs++] = (uint32_t)a->len;

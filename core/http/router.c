@@ -215,3 +215,27 @@ enum route_result router_match(http_server *srv, http_req *req, int method, char
     allow_list(seen, allow, allowlen);
     return ROUTE_NO_METHOD;
 }
+
+void http_server_set_fallback(http_server *srv, const http_route *route)
+{
+    srv->fallback = route;
+}
+
+/* The first segment of some route's pattern: the path belongs to the API. */
+static bool api_segment(http_server *srv, const char *seg)
+{
+    size_t n = strlen(seg);
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        const char *p = srv->routes[i].r->pattern + 1;
+        if (seg_len(p) == n && !is_param(p, n) && memcmp(p, seg, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool router_fallback_takes(http_server *srv, http_req *req, int method)
+{
+    if (!srv->fallback || (method != HTTP_GET && method != HTTP_HEAD))
+        return false;
+    return req->nsegs == 0 || !api_segment(srv, req_at(req, req->segs[0]));
+}

@@ -119,6 +119,11 @@ static int api_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, vo
 {
     if (!cfg || !map || !dst)
         return OPSC_EINVAL;
+    plugin *p = plugin_host_current ? plugin_host_current->initialising : NULL;
+    if (p) { /* kept for the config reference and --print-config */
+        cfg_map_free(p->cfg_map);
+        p->cfg_map = cfg_map_dup(map);
+    }
     if (!cfg->file) { /* no config file: defaults and environment only */
         cfg_file *empty = NULL;
         if (cfg_file_load(&empty, NULL, err, errlen) < 0)
@@ -406,6 +411,36 @@ static int api_local_user_verify(const char *username, const char *password, ops
     return h->local_verify(h->local_verify_ud, username, password, id, err, errlen);
 }
 
+static const char *api_data_dir(void)
+{
+    return plugin_host_current && plugin_host_current->data_dir ? plugin_host_current->data_dir
+                                                                : ".";
+}
+
+/* ---- libcurl transfers and notifier answers ------------------------------------ */
+
+void plugin_host_set_notify_status(plugin_host *h, plugin_notify_status_fn fn)
+{
+    h->notify_status = fn;
+}
+
+static void api_notify_http_status(void *ud, int http_status, int64_t retry_after_ms)
+{
+    plugin_host *h = plugin_host_current;
+    if (h && h->notify_status && ud)
+        h->notify_status(ud, http_status, retry_after_ms);
+}
+
+static int api_curl_start(void *easy, opsc_curl_done_cb done, void *ud)
+{
+    return plugin_host_curl_start(plugin_host_current, easy, done, ud);
+}
+
+static void api_curl_cancel(void *easy)
+{
+    plugin_host_curl_cancel(plugin_host_current, easy);
+}
+
 static const opsc_host_api host_api = {
     .size = sizeof(opsc_host_api),
     .abi_major = OPSC_ABI_MAJOR,
@@ -442,6 +477,10 @@ static const opsc_host_api host_api = {
     .step_sleep = api_step_sleep,
     .local_user_verify = api_local_user_verify,
     .step_render = api_step_render,
+    .data_dir = api_data_dir,
+    .curl_start = api_curl_start,
+    .curl_cancel = api_curl_cancel,
+    .notify_http_status = api_notify_http_status,
 };
 
 const opsc_host_api *plugin_host_api(void)

@@ -35,6 +35,7 @@ static void plugin_free(plugin *p)
     free(p->description);
     free(p->license);
     free(p->reason);
+    cfg_map_free(p->cfg_map);
     free(p);
 }
 
@@ -384,11 +385,25 @@ static void warn_orphan_section(const char *section, int line, void *ud)
     plugin_host *h = ud;
     if (strncmp(section, "plugin.", 7) != 0)
         return;
-    for (size_t i = 0; i < h->nplugins; i++)
-        if (h->plugins[i]->state != PLUGIN_REFUSED && strcmp(h->plugins[i]->name, section + 7) == 0)
-            return;
+    /* A refused plugin has said why already (often this very section). */
+    for (size_t i = 0; i < h->nplugins; i++) {
+        const plugin *p = h->plugins[i];
+        if (strcmp(p->name, section + 7) != 0)
+            continue;
+        if (p->state == PLUGIN_DISABLED)
+            log_warn("plugins", "%s:%d: [%s]: the plugin is disabled; section ignored",
+                     cfg_file_path(h->cfg), line, section);
+        return;
+    }
     log_warn("plugins", "%s:%d: [%s]: no such plugin is loaded; section ignored",
              cfg_file_path(h->cfg), line, section);
+}
+
+void plugin_host_foreach_config(plugin_host *h, plugin_config_fn fn, void *ud)
+{
+    for (size_t i = 0; i < h->nplugins; i++)
+        if (h->plugins[i]->cfg_map)
+            fn(h->plugins[i]->name, h->plugins[i]->description, h->plugins[i]->cfg_map, ud);
 }
 
 void plugin_host_check_sections(plugin_host *h)
@@ -401,6 +416,7 @@ void plugin_host_free(plugin_host *h)
 {
     if (!h)
         return;
+    plugin_host_curl_stop(h);
     for (size_t i = h->nplugins; i-- > 0;) {
         plugin *p = h->plugins[i];
         if ((p->state == PLUGIN_LOADED || p->state == PLUGIN_RETIRED) && p->desc->shutdown)
@@ -418,9 +434,20 @@ void plugin_host_free(plugin_host *h)
     for (int k = 0; k < REG__COUNT; k++)
         free(h->regs[k].items);
     free(h->plugins);
+    free(h->data_dir);
     if (plugin_host_current == h)
         plugin_host_current = NULL;
     free(h);
+}
+
+int plugin_host_set_data_dir(plugin_host *h, const char *dir)
+{
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && !copy)
+        return OPSC_ENOMEM;
+    free(h->data_dir);
+    h->data_dir = copy;
+    return 0;
 }
 
 /* ---- registries ------------------------------------------------------- */

@@ -76,6 +76,17 @@ int plugin_host_retire(plugin_host *h, plugin *p);
 /* The file moved (an install renames it into place). */
 int plugin_host_set_path(plugin *p, const char *path);
 
+/* The config table each plugin bound its section with during init(), for
+ * the config reference and --print-config: a copy owned by the host, kept
+ * when the plugin was refused (its keys may be what refused it). In load
+ * order; `description` may be "". */
+typedef void (*plugin_config_fn)(const char *plugin_name, const char *description,
+                                 const opsc_cfg_entry *map, void *ud);
+void plugin_host_foreach_config(plugin_host *h, plugin_config_fn fn, void *ud);
+
+/* The data directory plugins see through opsc_host_api.data_dir() (copied). */
+int plugin_host_set_data_dir(plugin_host *h, const char *dir);
+
 /* Warn about [plugin.x] sections for plugins that are not loaded. */
 void plugin_host_check_sections(plugin_host *h);
 /* Shut every loaded plugin down (reverse load order) and free the host. */
@@ -144,5 +155,21 @@ void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
 typedef int (*plugin_local_verify_fn)(void *ud, const char *username, const char *password,
                                       opsc_identity *id, char *err, size_t errlen);
 void plugin_host_set_local_verify(plugin_host *h, plugin_local_verify_fn fn, void *ud);
+
+/* The notification service hooks up opsc_host_api.notify_http_status
+ * (`attempt` is the ud its send() handed out); until then it does nothing. */
+typedef void (*plugin_notify_status_fn)(void *attempt, int http_status, int64_t retry_after_ms);
+void plugin_host_set_notify_status(plugin_host *h, plugin_notify_status_fn fn);
+
+/* Plugins' libcurl transfers on the loop (host_curl.c), behind
+ * opsc_host_api.curl_start / curl_cancel. plugin_host_curl_stop() ends every
+ * transfer still running with CURLE_ABORTED_BY_CALLBACK and closes the loop
+ * handles (memory goes with their close callbacks); plugin_host_free() calls
+ * it before the plugins shut down. */
+typedef struct host_curl host_curl;
+int plugin_host_curl_start(plugin_host *h, void *easy, opsc_curl_done_cb done, void *ud);
+void plugin_host_curl_cancel(plugin_host *h, void *easy);
+void plugin_host_curl_stop(plugin_host *h);
+size_t plugin_host_curl_active(const plugin_host *h); /* transfers running now */
 
 #endif

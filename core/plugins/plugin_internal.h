@@ -26,6 +26,7 @@ struct plugin {
     void *dl;
     const opsc_plugin *desc;
     void *pstate;
+    opsc_cfg_entry *cfg_map; /* a copy of the table init() bound its section with (the reference) */
 };
 
 typedef struct reg_list {
@@ -47,6 +48,9 @@ struct plugin_host {
     const plugin_step_ops *step_ops;
     plugin_local_verify_fn local_verify; /* set by the identity service */
     void *local_verify_ud;
+    char *data_dir; /* opsc_host_api.data_dir(); NULL until the core sets it */
+    host_curl *curl;                       /* plugins' transfers (host_curl.c); NULL until used */
+    plugin_notify_status_fn notify_status; /* set by the notification service */
 };
 
 /* The one host of this process: the ABI's functions carry no context so

@@ -160,14 +160,14 @@ static int parse_value(struct parser *ps, int *out)
 
 static int parse_step(struct parser *ps, struct term *t)
 {
-    const struct field_spec *f = &specs[ps->field];
-    int span = f->max - f->min + 1;
     ps->p++; /* '/' */
     const char *at = ps->p;
     if (parse_number(ps, &t->step))
         return OPSC_ESYNTAX;
-    if (t->step < 1 || t->step > span)
-        return fail_at(ps, at, "step %d out of range 1-%d", t->step, span);
+    /* A step beyond the field's span selects the range start only, as in
+     * cronie and croniter: a step of 30 in the hour field fires at hour 0. */
+    if (t->step < 1)
+        return fail_at(ps, at, "step %d: a step must be 1 or more", t->step);
     return 0;
 }
 
@@ -278,8 +278,8 @@ static int parse_range(struct parser *ps, struct term *t)
         ps->p++;
         if (parse_value(ps, &t->hi))
             return -1;
-        if (ps->field == F_DOW && t->hi == 0)
-            t->hi = 7; /* FRI-SUN */
+        if (ps->field == F_DOW && t->hi == 0 && t->lo > 0)
+            t->hi = 7; /* FRI-SUN; 0-0 and SUN-SUN stay Sunday only */
         if (t->lo > t->hi)
             return fail_at(ps, start, "range start %d greater than end %d", t->lo, t->hi), -1;
         t->full = covers_field(ps->field, t->lo, t->hi);

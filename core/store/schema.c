@@ -40,6 +40,17 @@ const store_db_def store_dbs[] = {
     {"groups_by_group", 0},       /* "<child group id>/<parent group id>" -> parent id */
     {"run_targets", 0},           /* "<run id>/<target index>" -> a run's target and its steps */
     {"runs_active", 0},           /* run id -> "" while queued or running (start-up recovery) */
+    /* Notifications (core/notify): "outbox" holds the deliveries. */
+    {"notify_channels", 0},
+    {"notify_channels_by_name", 0},
+    {"notify_rules", 0},
+    {"notify_rules_by_name", 0},
+    {"outbox_due", 0},     /* "<due ms, 16 hex>/<delivery id>" -> "" while a delivery is open */
+    {"outbox_groups", 0},  /* "<rule>/<channel>/<event>/<subject>" -> {delivery, until}: merging */
+    {"notify_streaks", 0}, /* "job/<id>", "schedule/<id>" -> consecutive failures (decimal) */
+    {"hooks", 0},
+    {"hooks_by_name", 0},
+    {"hooks_seen", 0}, /* "<hook id>/<message id>" -> ms first seen: replays refused */
     {"discovery_scans", 0},
     {"discovery_scans_active", 0},     /* scan id -> "" while running (start-up recovery) */
     {"discovery_hosts", 0},            /* one per address ever found */

@@ -35,7 +35,7 @@ static const struct field {
     {"passphrase", 1024, "ssh_key"},
     {"password", 4096, "ssh_password winrm"},
     {"value", 64 * 1024, "secret"},
-    {"certificate", 64 * 1024, "winrm"},
+    {"certificate", 64 * 1024, "winrm ssh_key"},
 };
 
 static const struct field *find_field(const char *name)
@@ -392,6 +392,9 @@ static int check_ssh_key(json_t *meta, json_t *secrets, json_t *warnings, char *
     int rc = sshkey_validate(str(secrets, "private_key"), str(secrets, "passphrase"), &info, err,
                              errlen);
     if (rc < 0)
+        return OPSC_ESCHEMA;
+    const char *cert = str(secrets, "certificate");
+    if (cert && sshkey_cert_check(cert, &info, err, errlen) < 0)
         return OPSC_ESCHEMA;
     json_object_set_new(meta, "fingerprint", json_string(info.fingerprint));
     json_object_set_new(meta, "key_type", json_string(info.type));

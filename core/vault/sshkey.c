@@ -111,8 +111,14 @@ static int describe(ssh_key key, sshkey_info *info, char *err, size_t errlen)
     snprintf(info->type, sizeof(info->type), "%s", name);
     if (t == SSH_KEYTYPE_RSA)
         snprintf(info->warning, sizeof(info->warning),
-                 "RSA user keys fail against OpenSSH 8.8 and later: this appliance's SSH library "
-                 "(libssh2 1.10) signs with ssh-rsa (SHA-1) only; prefer an ed25519 or ECDSA key");
+                 "RSA user keys fail against OpenSSH 8.8 and later over the ssh transport "
+                 "(libssh2 1.10 signs with ssh-rsa, SHA-1, only): use transport \"openssh\" for "
+                 "its targets, or an ed25519 or ECDSA key");
+    char *pub_b64 = NULL;
+    if (ssh_pki_export_pubkey_base64(pub, &pub_b64) == SSH_OK && pub_b64 &&
+        strlen(pub_b64) < sizeof(info->pub_b64))
+        memcpy(info->pub_b64, pub_b64, strlen(pub_b64) + 1);
+    ssh_string_free_char(pub_b64);
     unsigned char *hash = NULL;
     size_t hlen = 0;
     char *fp = NULL;
@@ -169,5 +175,62 @@ int sshkey_validate(const char *text, const char *passphrase, sshkey_info *info,
      * OpenSSL frees when a thread exits; worker threads never do, so free
      * it now (OpenSSL sets it up again on next use). */
     OPENSSL_thread_stop();
+    return rc;
+}
+
+/* ---- certificates ------------------------------------------------------------------------ */
+
+static uint8_t *decode(const char *b64, size_t *n)
+{
+    size_t len = strlen(b64);
+    uint8_t *blob = malloc(len + 1);
+    if (blob && b64_decode(b64, len, blob, n) != 0) {
+        free(blob);
+        blob = NULL;
+    }
+    return blob;
+}
+
+/* The certificate signs the key: after its type and nonce come the key's public fields, the
+ * same bytes as in the key's own blob after its type. */
+static bool same_key(const uint8_t *cert, size_t clen, const uint8_t *pub, size_t plen)
+{
+    const uint8_t *c = cert, *cend = cert + clen, *p = pub, *pend = pub + plen, *s;
+    uint32_t len;
+    if (!wire_string(&c, cend, &s, &len) || !wire_string(&c, cend, &s, &len) ||
+        !wire_string(&p, pend, &s, &len))
+        return false;
+    size_t fields = (size_t)(pend - p);
+    return (size_t)(cend - c) >= fields && memcmp(c, p, fields) == 0;
+}
+
+int sshkey_cert_check(const char *line, const sshkey_info *info, char *err, size_t errlen)
+{
+    char type[80], b64[8200], want[96];
+    snprintf(want, sizeof(want), "%s-cert-v01@openssh.com", info->type);
+    if (!line || strlen(line) > 8190 || sscanf(line, "%79s %8199s", type, b64) != 2) {
+        snprintf(err, errlen, "certificate must be one line \"%s <base64>\"", want);
+        return OPSC_EINVAL;
+    }
+    if (strcmp(type, want) != 0) {
+        snprintf(err, errlen, "certificate is of type %.79s; the key needs %s", type, want);
+        return OPSC_EINVAL;
+    }
+    ssh_key cert = NULL;
+    int ok = ssh_pki_import_cert_base64(b64, ssh_key_type_from_name(type), &cert) == SSH_OK;
+    ssh_key_free(cert);
+    size_t clen = 0, plen = 0;
+    uint8_t *cblob = ok ? decode(b64, &clen) : NULL, *pblob = decode(info->pub_b64, &plen);
+    int rc = 0;
+    if (!cblob) {
+        snprintf(err, errlen, "certificate is not a valid OpenSSH certificate");
+        rc = OPSC_EINVAL;
+    } else if (!pblob || !same_key(cblob, clen, pblob, plen)) {
+        snprintf(err, errlen, "certificate was issued for another key than this private key");
+        rc = OPSC_EINVAL;
+    }
+    free(cblob);
+    free(pblob);
+    OPENSSL_thread_stop(); /* see sshkey_validate() */
     return rc;
 }

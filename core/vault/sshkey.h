@@ -25,6 +25,7 @@ typedef struct sshkey_info {
     bool encrypted;         /* the key needs its passphrase */
     bool passphrase_unused; /* a passphrase was given for a key that has none */
     char warning[256];      /* advice to show to the user ("" when none) */
+    char pub_b64[2100];     /* the public key blob, base64 (as in a .pub file) */
 } sshkey_info;
 
 /* Check `text` (OpenSSH or PEM private key) with optional `passphrase`
@@ -33,5 +34,10 @@ typedef struct sshkey_info {
  * unsupported key type (DSA, security-key "sk" types, RSA under 2048 bits). */
 int sshkey_validate(const char *text, const char *passphrase, sshkey_info *info, char *err,
                     size_t errlen);
+
+/* Check that `line` ("<type>-cert-v01@openssh.com <base64> [comment]") is an
+ * OpenSSH certificate of the key `info` describes (filled by
+ * sshkey_validate()). 0, or OPSC_EINVAL with a message in err. */
+int sshkey_cert_check(const char *line, const sshkey_info *info, char *err, size_t errlen);
 
 #endif

@@ -237,8 +237,9 @@ static void rsa_sha1_message(opsc_conn *c)
     snprintf(c->err, sizeof(c->err),
              "authentication as '%s' on %s failed: the key is an RSA key, and libssh2 %s can sign "
              "only with ssh-rsa (SHA-1), which OpenSSH 8.8 and newer refuse (server: %s); "
-             "rsa-sha2-256/512 signing needs libssh2 1.11. Use an ed25519 or ECDSA key for this "
-             "credential",
+             "rsa-sha2-256/512 signing needs libssh2 1.11. Set the target's transport to "
+             "\"openssh\" (the OpenSSH client signs with rsa-sha2-256/512), or use an ed25519 or "
+             "ECDSA key for this credential",
              c->user, c->name, libssh2_version(0), c->banner[0] ? c->banner : "unknown");
 }
 

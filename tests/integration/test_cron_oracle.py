@@ -192,6 +192,21 @@ def test_random_expressions_match_croniter(tool):
     assert len(croniter_wrong) <= checked // 10
 
 
+# Forms found by testing as a new user: Sunday-only ranges written with 0 or SUN at both
+# ends, and steps larger than the field's span (croniter and cronie fire at the range start).
+EDGE_EXPRESSIONS = ["0 0 * * 0-0", "0 0 * * SUN-SUN", "0 0 * * 7-0", "0 0 * * FRI-SUN",
+                    "0 */30 * * *", "*/100 * * * *", "0 5-10/30 * * *", "0 0 */40 * *",
+                    "0 0 * */13 *", "0 0 * * */8", "0 0 * * 5/10", "30 */24 * * * *"]
+
+
+def test_edge_expressions_match_croniter(tool):
+    start = int(dt.datetime(2027, 1, 1, tzinfo=UTC).timestamp())
+    until = start + 120 * 86400
+    for expr in EDGE_EXPRESSIONS:
+        want = croniter_times(expr, start, UTC, until, 40)
+        assert [t for t in ours(tool, expr, "UTC", start, 40) if t <= until] == want, expr
+
+
 # ---- DST: the rule, computed minute by minute with zoneinfo ------------------
 
 # (zone, UTC instant inside the window); each window is 2 days either side.

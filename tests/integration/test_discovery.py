@@ -56,6 +56,20 @@ def test_a_22_block_of_loopback_is_scanned_and_every_host_found(daemon, lab):
 
     found = by_address(hosts(daemon, scan_id=s["id"]))
     servers = set(lab.sshd) | set(lab.winrm)
+    pages, cursor = [], None  # paged two at a time, in first-seen order, nothing twice
+    while True:
+        page = check(daemon.get("/api/v1/discovery/hosts", params=dict(
+            limit=2, **({"cursor": cursor} if cursor else {}))), 200)
+        pages.append([h["address"] for h in page["items"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sorted(sum(pages, [])) == sorted(servers)
+    assert {h["address"] for h in hosts(daemon, os="windows")} == set(lab.winrm)
+    assert {h["address"] for h in hosts(daemon, port=5986)} == {lab.addr(2, 31)}
+    assert {h["address"] for h in hosts(daemon, range=lab.addr(0, 0) + "/23")} == \
+        {lab.addr(0, 10), lab.addr(1, 20)}
     assert set(found) == servers == set(streamed)
     for address, h in found.items():
         got = {p["port"]: p["state"] for p in h["ports"]}

@@ -56,6 +56,11 @@ def test_plugin_config_error_names_file_line_and_key(run_daemon, tmp_path):
     assert r.returncode == 1
     assert "[plugin.test-good] count: invalid value '99'" in r.stderr
     assert "opsconductor.conf:" in r.stderr
+    # Said once: the refusal names the section; no second warning that it is orphaned.
+    assert "no such plugin" not in r.stderr, r.stderr
+    orphan = run_daemon(["--check-config"], config={"plugin.nonesuch": {"x": "1"}})
+    assert orphan.returncode == 0, orphan.stderr
+    assert "[plugin.nonesuch]: no such plugin is loaded; section ignored" in orphan.stderr
 
 
 def built_plugins():

@@ -19,6 +19,8 @@ void bh_exports_only_the_entry_symbol(const char *so);
 
 /* Processes whose whole command line is `cmdline` (pgrep -f '^cmdline$'). */
 int bh_count_processes(const char *cmdline);
+/* Poll (running the loop) until `want` processes match, at most `ms`; returns the last count. */
+int bh_await_processes(const char *cmdline, int want, uint32_t ms);
 
 void bh_exit_codes_and_signals(th_plugin *p, opsc_conn *conn);
 void bh_env_and_cwd(th_plugin *p, opsc_conn *conn);

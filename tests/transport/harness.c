@@ -231,16 +231,18 @@ static int set_value(const opsc_cfg_entry *e, const char *v, void *dst, char *er
     }
 }
 
-static char *cfg_copy;
-
 static int h_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
                          size_t errlen)
 {
     for (const opsc_cfg_entry *e = map; e->key; e++)
         if (e->def && set_value(e, e->def, dst, err, errlen) < 0)
             return OPSC_ESCHEMA;
-    free(cfg_copy);
-    cfg_copy = strdup(cfg && cfg->text ? cfg->text : "");
+    /* String settings point into this copy: it lives as long as the plugin that bound it. */
+    char *cfg_copy = strdup(cfg && cfg->text ? cfg->text : "");
+    if (loading) {
+        free(loading->cfg_text);
+        loading->cfg_text = cfg_copy;
+    }
     for (char *line = strtok(cfg_copy, "\n"); line; line = strtok(NULL, "\n")) {
         char *eq = strchr(line, '=');
         if (!eq)
@@ -345,9 +347,8 @@ void th_unload(th_plugin *p)
         p->desc->shutdown(p->pstate);
     if (p->dl)
         dlclose(p->dl);
+    free(p->cfg_text);
     memset(p, 0, sizeof(*p));
-    free(cfg_copy);
-    cfg_copy = NULL;
 }
 
 /* ---- running the loop ---------------------------------------------------------------- */

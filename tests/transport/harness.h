@@ -23,6 +23,7 @@ typedef struct th_plugin {
     const opsc_transport *t; /* what init() registered */
     void *state;             /* handed to the transport's functions */
     void *pstate;            /* handed to shutdown() */
+    char *cfg_text;          /* the config text its string settings point into */
     const opsc_scanner *scanner; /* a discovery plugin's registration, instead of `t` */
 } th_plugin;
 

@@ -685,14 +685,18 @@ BH_TEST(put_and_get_with_mode_and_checksum)
 static void one_gigabyte_put_and_get(void **state)
 {
     (void)state;
-    const char *local = "/tmp/opsc-1g.bin";
+    /* per process: another suite on the machine may run this test at the same time */
+    char local[64], remote[64], back[64], cmd[128];
+    snprintf(local, sizeof(local), "/tmp/opsc-1g-%d.bin", (int)getpid());
+    snprintf(remote, sizeof(remote), "/tmp/opsc-1g-%d.remote", (int)getpid());
+    snprintf(back, sizeof(back), "/tmp/opsc-1g-%d.back", (int)getpid());
     /* generated, not sparse: a sparse file would hide read costs */
-    if (system("head -c 1073741824 /dev/urandom > /tmp/opsc-1g.bin") != 0)
+    snprintf(cmd, sizeof(cmd), "head -c 1073741824 /dev/urandom > %s", local);
+    if (system(cmd) != 0)
         fail();
     opsc_conn *conn = connect_ok();
     long rss0 = th_rss_kb();
     th_xfer x;
-    const char *remote = "/tmp/opsc-1g.remote";
     uint64_t t0 = uv_hrtime();
     int rc = th_put(&plug, conn, local, remote, -1, &x);
     if (rc)
@@ -703,7 +707,7 @@ static void one_gigabyte_put_and_get(void **state)
     char sha[65];
     snprintf(sha, sizeof(sha), "%s", x.sha256);
     t0 = uv_hrtime();
-    assert_int_equal(th_get(&plug, conn, remote, "/tmp/opsc-1g.back", &x), 0);
+    assert_int_equal(th_get(&plug, conn, remote, back, &x), 0);
     double get_s = (double)(uv_hrtime() - t0) / 1e9;
     assert_string_equal(x.sha256, sha);
     fprintf(stderr, "1 GiB: put %.1f MB/s, get %.1f MB/s, RSS grew %ld kB\n", 1073.741824 / put_s,
@@ -712,7 +716,7 @@ static void one_gigabyte_put_and_get(void **state)
     assert_true(th_rss_kb() - rss0 < 32 * 1024);
 #endif
     unlink(remote);
-    unlink("/tmp/opsc-1g.back");
+    unlink(back);
     unlink(local);
     th_close(&plug, conn);
 }

@@ -162,7 +162,7 @@ struct insert {
 static int insert_txn(store_txn *txn, void *ud)
 {
     struct insert *in = ud;
-    return target_insert(txn, in->rec, &in->e);
+    return target_insert(txn, in->rec, NULL, &in->e);
 }
 
 static void insert(fleet_fx *f, json_t *rec, char id[40])

@@ -287,6 +287,88 @@ static void required_key_missing_is_an_error(void **state)
     cfg_file_free(f);
 }
 
+/* A plugin table as the reference and --print-config see it. */
+static const opsc_cfg_entry ref_map[] = {
+    {"wait", OPSC_CFG_DURATION, "90s", 1000, 86400000, NULL, OPSC_CFG_RELOAD, 0, "how long"},
+    {"mode", OPSC_CFG_ENUM, "fast", 0, -1, "fast|safe", 0, 0, "how"},
+    {"token", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_SECRET, 0, "a secret"},
+    {"url", OPSC_CFG_STRING, NULL, 0, -1, NULL, OPSC_CFG_REQUIRED, 0, "server URL"},
+    {NULL},
+};
+
+static char *captured(void (*write)(FILE *out, void *ud), void *ud)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    write(out, ud);
+    fclose(out);
+    return text;
+}
+
+static void write_conf_reference(FILE *out, void *ud)
+{
+    cfg_write_reference(out, CFG_REF_CONF, ud, 1);
+}
+
+static void write_man_reference(FILE *out, void *ud)
+{
+    cfg_write_reference(out, CFG_REF_MAN, ud, 1);
+}
+
+static void reference_documents_every_key_with_default_type_and_marks(void **state)
+{
+    (void)state;
+    opsc_cfg_entry *copy = cfg_map_dup(ref_map);
+    assert_non_null(copy);
+    assert_true(copy[0].doc != ref_map[0].doc);
+    assert_string_equal(copy[1].choices, "fast|safe");
+    assert_null(copy[3].def);
+    assert_null(copy[4].key);
+    cfg_section_ref s = {"plugin.x-y", "what x-y does", copy};
+    char *conf = captured(write_conf_reference, &s);
+    assert_non_null(strstr(conf, "\n[server]\n; The REST API"));
+    assert_non_null(strstr(conf, "\n[plugin.x-y]\n; what x-y does\n"));
+    assert_non_null(strstr(conf, "; how long\n; (duration, 1s to 1d; reload)\n;wait = 90s\n"));
+    assert_non_null(strstr(conf, "; (one of fast, safe)\n;mode = fast\n"));
+    assert_non_null(strstr(conf, "; (secret)\n;token =\n"));
+    assert_non_null(strstr(conf, "; (required)\n;url =\n"));
+    char *man = captured(write_man_reference, &s);
+    assert_non_null(strstr(man, ".SS [plugin.x\\-y]\n"));
+    assert_non_null(strstr(man, "\\fBwait\\fR = \\fI90s\\fR\nhow long.\n"));
+    assert_non_null(strstr(man, "Environment: \\fBOPSC_PLUGIN_X_Y_WAIT\\fR"));
+    free(conf);
+    free(man);
+    cfg_map_free(copy);
+}
+
+static void effective_text_says_where_a_value_comes_from(void **state)
+{
+    (void)state;
+    cfg_file *f = NULL;
+    char err[512], origin[512];
+    assert_int_equal(
+        cfg_file_load(&f, write_conf("[plugin.x]\nwait = 5s\nmode = safe\n"), err, sizeof(err)), 0);
+    assert_int_equal(cfg_file_set(f, "plugin.x", "mode", "fast", "--mode"), 0);
+    setenv("OPSC_PLUGIN_X_TOKEN", "t0k", 1);
+    assert_string_equal(cfg_effective_text(f, "plugin.x", &ref_map[0], origin, sizeof(origin)),
+                        "5s");
+    char want[128];
+    snprintf(want, sizeof(want), "%s:2", path);
+    assert_string_equal(origin, want);
+    assert_string_equal(cfg_effective_text(f, "plugin.x", &ref_map[1], origin, sizeof(origin)),
+                        "fast");
+    assert_string_equal(origin, "--mode");
+    assert_string_equal(cfg_effective_text(f, "plugin.x", &ref_map[2], origin, sizeof(origin)),
+                        "t0k");
+    assert_string_equal(origin, "environment OPSC_PLUGIN_X_TOKEN");
+    assert_null(cfg_effective_text(f, "plugin.x", &ref_map[3], origin, sizeof(origin)));
+    assert_string_equal(origin, "default");
+    unsetenv("OPSC_PLUGIN_X_TOKEN");
+    cfg_file_free(f);
+}
+
 int main(void)
 {
     log_init(OPSC_LOG_ERROR, LOG_FORMAT_TEXT, NULL);
@@ -308,6 +390,8 @@ int main(void)
         cmocka_unit_test(durations_and_sizes_parse_with_units),
         cmocka_unit_test_teardown(secret_values_are_not_echoed_in_errors, cleanup),
         cmocka_unit_test_teardown(required_key_missing_is_an_error, cleanup),
+        cmocka_unit_test(reference_documents_every_key_with_default_type_and_marks),
+        cmocka_unit_test_teardown(effective_text_says_where_a_value_comes_from, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

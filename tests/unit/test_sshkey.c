@@ -33,7 +33,10 @@ static int make_keys(void **state)
              "ssh-keygen -q -t rsa -b 1024 -m PEM -N '' -f rsa_weak && "
              "ssh-keygen -q -t ecdsa -b 384 -m PKCS8 -N 'open sesame' -f ec_p8_enc && "
              "for k in ed rsa_pem ec_p8_enc; do ssh-keygen -l -E sha256 -f $k.pub | "
-             "cut -d' ' -f2 > $k.fp; done",
+             "cut -d' ' -f2 > $k.fp; done && "
+             "ssh-keygen -q -t ed25519 -N '' -f ca && "
+             "ssh-keygen -q -s ca -I test -n opsctest -V +1h ed.pub && "
+             "ssh-keygen -q -s ca -I test -n opsctest -V +1h rsa_pem.pub",
              dir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -157,6 +160,31 @@ static void weak_rsa_and_garbage_are_refused(void **state)
     assert_int_equal(sshkey_validate(NULL, NULL, &info, err, sizeof(err)), OPSC_EINVAL);
 }
 
+/* An OpenSSH user certificate is kept with its key only when it certifies that key. */
+static void certificate_must_certify_the_key(void **state)
+{
+    (void)state;
+    char *key = slurp("ed"), *cert = slurp("ed-cert.pub"), *other = slurp("rsa_pem-cert.pub");
+    char *plain = slurp("ed.pub"), err[256] = "";
+    sshkey_info info;
+    assert_int_equal(sshkey_validate(key, NULL, &info, err, sizeof(err)), 0);
+    assert_int_equal(sshkey_cert_check(cert, &info, err, sizeof(err)), 0);
+    assert_int_equal(sshkey_cert_check(other, &info, err, sizeof(err)), OPSC_EINVAL);
+    assert_non_null(strstr(err, "ssh-ed25519-cert-v01@openssh.com"));
+    assert_int_equal(sshkey_cert_check(plain, &info, err, sizeof(err)), OPSC_EINVAL);
+    assert_int_equal(sshkey_cert_check("garbage", &info, err, sizeof(err)), OPSC_EINVAL);
+    /* the right type, someone else's key */
+    char forged[8192];
+    snprintf(forged, sizeof(forged), "%s", cert);
+    char *b64 = strchr(forged, ' ') + 1;
+    b64[120] = b64[120] == 'A' ? 'B' : 'A'; /* a byte of the certified public key */
+    assert_int_equal(sshkey_cert_check(forged, &info, err, sizeof(err)), OPSC_EINVAL);
+    free(key);
+    free(cert);
+    free(other);
+    free(plain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +194,7 @@ int main(void)
         cmocka_unit_test(encrypted_pem_and_pkcs8_keys_are_checked),
         cmocka_unit_test(passphrase_for_a_plain_key_is_flagged),
         cmocka_unit_test(weak_rsa_and_garbage_are_refused),
+        cmocka_unit_test(certificate_must_certify_the_key),
     };
     return cmocka_run_group_tests(tests, make_keys, remove_keys);
 }

@@ -57,6 +57,11 @@ typedef struct opsc_config opsc_config; /* a plugin's config section, owned by t
 #define OPSC_PRINTF(fmt_idx, args_idx)
 #endif
 
+/* A transfer handed to opsc_host_api.curl_start() ended: `result` is its
+ * CURLcode (0: CURLE_OK; CURLE_ABORTED_BY_CALLBACK, 42, when the daemon
+ * stops first). Runs on the loop thread, never from inside curl_start(). */
+typedef void (*opsc_curl_done_cb)(void *ud, int result);
+
 /* True when `api` has member `m` (use before calling members newer than 1.0). */
 #define OPSC_HOST_HAS(api, m)                                                                      \
     ((api)->size >= offsetof(opsc_host_api, m) + sizeof(((opsc_host_api *)0)->m))
@@ -101,7 +106,10 @@ typedef struct opsc_host_api {
      * Unknown keys, bad values and missing required keys fail with
      * OPSC_ESCHEMA and a message naming file, line, key and the valid keys in
      * `err` (NUL-terminated, truncated to errlen). Strings stored in `dst` are
-     * owned by the host until the plugin's shutdown() returns. */
+     * owned by the host until the plugin's shutdown() returns. The host keeps a
+     * copy of `map` (borrowed until return): call this from init(), even when
+     * the plugin has no keys ({NULL} table), so that the daemon's config
+     * reference (opsconductord.conf(5), --print-config) lists the keys. */
     int (*config_bind)(const opsc_config *cfg, const opsc_cfg_entry *map, void *dst, char *err,
                        size_t errlen);
 
@@ -184,6 +192,41 @@ typedef struct opsc_host_api {
      * "line:col: reason" in `err` (NUL-terminated, truncated to errlen). */
     int (*step_render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
                        const char **out, char *err, size_t errlen);
+
+    /* ---- files (any thread) ------------------------------------------------ */
+    /* The daemon's data directory (static text, owned by the host): a plugin
+     * that keeps files of its own makes a folder named for it in there, 0700.
+     * ABI 1.1: check with OPSC_HOST_HAS() first. */
+    const char *(*data_dir)(void);
+
+    /* ---- libcurl on the loop (loop; ABI 1.1: check with OPSC_HOST_HAS) ---- */
+    /* Run a transfer on the host's libcurl multi handle, driven by the loop,
+     * so a plugin needs no sockets or timers of its own. `easy` is a CURL *
+     * the plugin made with curl_easy_init() and set up (URL, headers, body,
+     * callbacks, TLS and timeouts): it stays the plugin's, borrowed by the
+     * host until `done` runs or curl_cancel() returns. The host sets
+     * CURLOPT_PRIVATE: do not set or read it. `done` runs once on the loop
+     * with the CURLcode; the plugin then reads what it needs with
+     * curl_easy_getinfo() and cleans the handle up. Write and header
+     * callbacks run on the loop too and must not block. Connections are
+     * kept alive across transfers to the same host. 0, or OPSC_EINVAL (a
+     * NULL argument, or libcurl refused the handle), OPSC_ENOMEM,
+     * OPSC_ESTATE (the daemon is stopping); `done` never runs then. */
+    int (*curl_start)(void *easy, opsc_curl_done_cb done, void *ud);
+    /* Abandon a transfer started with curl_start(): it is taken off the
+     * loop and its `done` never runs. Unknown handles are ignored. */
+    void (*curl_cancel)(void *easy);
+
+    /* ---- notifiers (loop; ABI 1.1: check with OPSC_HOST_HAS) ---------------- */
+    /* A notifier that spoke HTTP tells the host what the receiver answered,
+     * before calling `done` for that send: `ud` is the one send() received,
+     * `http_status` the response status (0: no response), `retry_after_ms`
+     * the Retry-After header in milliseconds (0: none). The host's delivery
+     * policy then replaces `retryable`: 2xx delivered; 408, 429 and 5xx
+     * retried, not sooner than Retry-After; 410 Gone gives up and disables
+     * the channel (audited); any other status gives up. Never call it after
+     * `done`. */
+    void (*notify_http_status)(void *ud, int http_status, int64_t retry_after_ms);
 } opsc_host_api;
 
 #ifdef __cplusplus

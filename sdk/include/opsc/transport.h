@@ -36,6 +36,8 @@ extern "C" {
 typedef struct opsc_conn opsc_conn; /* a connection, defined by the transport */
 typedef struct opsc_exec opsc_exec; /* a running command, defined by the transport */
 typedef struct opsc_xfer opsc_xfer; /* a file transfer, defined by the transport */
+typedef struct opsc_credential opsc_credential;
+typedef struct opsc_jump opsc_jump;
 
 /* What the host knows of a target. Borrowed until the connect callback has
  * run; copy what you keep. */
@@ -51,13 +53,31 @@ typedef struct opsc_target {
                                     target; "" when none is recorded */
     uint32_t connect_timeout_ms; /* for the whole connect + authenticate phase */
     const char *options_json;    /* transport_options, already validated; "{}" when none */
+    /* Appended (read them only when `size` covers them): the jump hosts
+     * (bastions) that transport_options.jump names by target id, resolved by
+     * the host, in the order of that list. NULL / 0 when there are none. */
+    const struct opsc_jump *jumps;
+    size_t njumps;
 } opsc_target;
+
+/* A jump host the host resolved for a connect: an entry of the target's
+ * transport_options.jump that names another target by its id. Borrowed, with
+ * everything it points to, until the connect callback has run; the
+ * credential is wiped by the host after that, as the target's own. */
+typedef struct opsc_jump {
+    size_t size;
+    size_t index;                      /* the entry's position in transport_options.jump */
+    const opsc_target *target;         /* the bastion target: its address, port, host key
+                                          policy and known keys (its own jumps are not set) */
+    const opsc_credential *credential; /* the bastion target's credential; NULL when it has
+                                          none */
+} opsc_jump;
 
 /* Credential material, decrypted by the host's vault for one connect.
  * Borrowed until the connect callback has run, then wiped by the host: a
  * transport must not keep any of it (the host hands it again on reconnect).
  * Fields that the credential does not have are NULL. */
-typedef struct opsc_credential {
+struct opsc_credential {
     size_t size;
     const char *type;        /* "ssh_key", "ssh_password", "winrm" */
     const char *username;
@@ -66,8 +86,9 @@ typedef struct opsc_credential {
     const char *passphrase;  /* ssh_key, optional */
     const char *domain;      /* winrm, optional */
     const char *auth;        /* winrm: "basic", "ntlm", "kerberos", "certificate" */
-    const char *certificate; /* winrm certificate auth: PEM cert + key */
-} opsc_credential;
+    const char *certificate; /* winrm certificate auth: PEM cert + key; ssh_key: an OpenSSH
+                                user certificate of the key (one line), optional */
+};
 
 /* Facts the transport learned while connecting. Borrowed until the connect
  * callback returns. */
@@ -79,7 +100,26 @@ typedef struct opsc_conn_info {
                                     host records it for the target */
     const char *server_banner;   /* remote identification, may be NULL */
     const char *warning;         /* shown in run logs (e.g. host key policy off); may be NULL */
+    /* Appended (read them only when `size` covers them). `algorithms`: what was negotiated,
+     * as a JSON object text such as {"kex": "...", "host_key": "...", "cipher": "...",
+     * "mac": "...", "auth": "publickey"}; NULL when the transport does not say. `hop_keys`:
+     * host keys the connect verified on jump hosts that are targets (opsc_target.jumps);
+     * NULL when none. */
+    const char *algorithms;
+    const struct opsc_hop_key *hop_keys;
+    size_t nhop_keys;
 } opsc_conn_info;
+
+/* A jump host's key as the connect saw it. `learned`: the jump target's
+ * policy is tofu, it had no key recorded, and this one was accepted: the host
+ * records it for that target, as it does for the target's own key. */
+typedef struct opsc_hop_key {
+    size_t size;
+    const char *target_id; /* the jump target (opsc_jump.target->id) */
+    const char *host_key_type;
+    const char *host_key_sha256;
+    bool learned;
+} opsc_hop_key;
 
 /* `status` 0: `conn` is ready and owned by the host until it calls close().
  * `status` < 0: `conn` is NULL and `error` explains (borrowed until return). */
@@ -200,6 +240,12 @@ typedef struct opsc_transport {
     /* Close the connection. Commands still running end with OPSC_ECANCELED
      * first. `cb` runs once everything is freed. */
     void (*close)(opsc_conn *conn, opsc_close_cb cb, void *ud);
+
+    /* Appended (the host reads them only when `size` covers them): */
+    /* Credential types the targets of this transport may use, separated by
+     * spaces ("ssh_key ssh_password"); "" when it takes no credential; NULL
+     * when it does not say (the host then applies its own rule). */
+    const char *credential_types;
 } opsc_transport;
 
 #ifdef __cplusplus

@@ -1,0 +1,180 @@
+/* commands.c - every opsctl command: its words, arguments, options and help, in one table.
+ * The man page opsctl(1) and the shell completions follow this table (a test checks them). */
+#include "misc.h"
+
+static const cmd_opt list_opts[] = {
+    {"limit", 0, "N", "show at most N items (runs and audit: 20 and 50 unless told)"},
+    {"all", 0, NULL, "every item, page after page"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt file_opts[] = {
+    {"file", 'f', "FILE", "the body as a JSON file (- for stdin); FIELD=VALUE arguments add to it"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt force_opts[] = {
+    {"force", 0, NULL, "delete even what others still use"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt login_opts[] = {
+    {"username", 'u', "USER", "who logs in (asked when not given)"},
+    {"password-stdin", 0, NULL, "read the password from the first line of standard input"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt run_opts[] = {
+    {"param", 'p', "KEY=VALUE", "a parameter (repeatable); KEY:=JSON for typed values"},
+    {"targets", 0, "SELECTOR", "run on the targets matching a label selector (role=web,env=prod)"},
+    {"target", 0, "NAME", "run on this target (repeatable)"},
+    {"group", 0, "NAME", "run on this group's targets (repeatable)"},
+    {"job-version", 0, "N", "run version N of the job"},
+    {"dry-run", 0, NULL, "render every command per target; run nothing"},
+    {"follow", 'f', NULL, "stream the live log, then exit by the run's outcome"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt log_opts[] = {
+    {"follow", 'f', NULL, "stream the log until the run ends, then exit by its outcome"},
+    {"target", 0, "NAME", "only this target's log"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt retry_opts[] = {
+    {"follow", 'f', NULL, "stream the new run's log, then exit by its outcome"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt apply_opts[] = {
+    {"file", 'f', "FILE", "the job: a job body or an export (opsctl jobs export); - for stdin"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt preview_opts[] = {
+    {"tz", 0, "ZONE", "IANA time zone (default UTC)"},
+    {"from", 0, "TIME", "first instant considered, RFC 3339 (default now); included if it fires"},
+    {"count", 'n', "N", "how many fires (default 10, at most 1000)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt count_opts[] = {
+    {"count", 'n', "N", "how many fires (default 10)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt test_opts[] = {
+    {"concurrency", 0, "N", "targets probed at once"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt upload_opts[] = {
+    {"sign", 0, "KEY.pem", "sign with this Ed25519 private key (PEM, openssl genpkey)"},
+    {NULL, 0, NULL, NULL},
+};
+
+#define LIST(res, what)                                                                            \
+    {                                                                                              \
+#res, "list", "[FILTER=VALUE]...",                                                         \
+            "List " what " (FILTER=VALUE: the API's query filters)", list_opts, cmd_list,          \
+            &res_##res, 0, -1                                                                      \
+    }
+#define SHOW(res, ref, what)                                                                       \
+    {                                                                                              \
+#res, "show", ref, "Show " what " as JSON", NULL, cmd_show, &res_##res, 1, 1               \
+    }
+#define CREATE(res, what)                                                                          \
+    {                                                                                              \
+#res, "create", "[FIELD=VALUE]...",                                                        \
+            "Create " what ": FIELD=text, FIELD:=JSON, FIELD=@FILE (the file's text), a.b=text",   \
+            file_opts, cmd_create, &res_##res, 0, -1                                               \
+    }
+#define UPDATE(res, ref, what)                                                                     \
+    {                                                                                              \
+#res, "update", ref " [FIELD=VALUE]...",                                                   \
+            "Change fields of " what " (null clears: FIELD:=null)", file_opts, cmd_update,         \
+            &res_##res, 1, -1                                                                      \
+    }
+#define DELETE(res, ref, what, opts)                                                               \
+    {                                                                                              \
+#res, "delete", ref, "Delete " what, opts, cmd_delete, &res_##res, 1, 1                    \
+    }
+
+const command opsctl_commands[] = {
+    {NULL, "login", "", "Log in and keep the session (0600, $XDG_CONFIG_HOME/opsctl/session.json)",
+     login_opts, cmd_login, NULL, 0, 0},
+    {NULL, "logout", "", "Revoke the stored session and forget it", NULL, cmd_logout, NULL, 0, 0},
+    {NULL, "whoami", "", "Who the session or OPSC_TOKEN is", NULL, cmd_whoami, NULL, 0, 0},
+    {NULL, "status", "", "The server: health, readiness, version, plugins, who you are", NULL,
+     cmd_status, NULL, 0, 0},
+    {NULL, "run", "JOB", "Run a job (by name or id)", run_opts, cmd_run, NULL, 1, 1},
+    {"cron", "preview", "EXPRESSION", "The next fires of a cron expression in a time zone",
+     preview_opts, cmd_cron_preview, NULL, 1, 1},
+
+    LIST(targets, "targets"),
+    SHOW(targets, "NAME|ID", "a target"),
+    CREATE(targets, "a target"),
+    UPDATE(targets, "NAME|ID", "a target"),
+    DELETE(targets, "NAME|ID", "a target", NULL),
+    {"targets", "test", "NAME|ID", "Connect, authenticate and read facts; exit 1 if it fails", NULL,
+     cmd_test, &res_targets, 1, 1},
+
+    LIST(groups, "groups"),
+    SHOW(groups, "NAME|ID", "a group"),
+    CREATE(groups, "a group"),
+    UPDATE(groups, "NAME|ID", "a group"),
+    DELETE(groups, "NAME|ID", "a group", force_opts),
+    {"groups", "test", "NAME|ID", "Test every target of a group; exit 1 if one fails", test_opts,
+     cmd_test, &res_groups, 1, 1},
+    {"groups", "targets", "NAME|ID", "The group's targets (members, selector, nested groups)",
+     list_opts, cmd_group_targets, &res_groups, 1, 1},
+
+    LIST(credentials, "credentials (metadata and fingerprints, never secrets)"),
+    SHOW(credentials, "NAME|ID", "a credential's metadata"),
+    CREATE(credentials, "a credential"),
+    UPDATE(credentials, "NAME|ID", "a credential"),
+    DELETE(credentials, "NAME|ID", "a credential", force_opts),
+
+    LIST(jobs, "jobs"),
+    SHOW(jobs, "NAME|ID", "a job"),
+    CREATE(jobs, "a job"),
+    UPDATE(jobs, "NAME|ID", "a job (a new version)"),
+    DELETE(jobs, "NAME|ID", "a job and its versions (its runs stay)", NULL),
+    {"jobs", "apply", "[FIELD=VALUE]...", "Create or update a job by its name, from a file",
+     apply_opts, cmd_jobs_apply, NULL, 0, -1},
+    {"jobs", "export", "NAME|ID", "A job as portable JSON (targets, groups, credentials by name)",
+     NULL, cmd_jobs_export, NULL, 1, 1},
+    {"jobs", "versions", "NAME|ID", "A job's versions, newest first", list_opts, cmd_jobs_versions,
+     NULL, 1, 1},
+
+    LIST(schedules, "schedules"),
+    SHOW(schedules, "ID", "a schedule and its status"),
+    CREATE(schedules, "a schedule (job_id may be the job's name)"),
+    UPDATE(schedules, "ID", "a schedule"),
+    DELETE(schedules, "ID", "a schedule", NULL),
+    {"schedules", "pause", "ID", "No fire until resumed", NULL, cmd_schedule_action, NULL, 1, 1},
+    {"schedules", "resume", "ID", "Fire again (the paused fires are not misfires)", NULL,
+     cmd_schedule_action, NULL, 1, 1},
+    {"schedules", "next", "ID", "The next fires in UTC and in the schedule's zone", count_opts,
+     cmd_schedule_action, NULL, 1, 1},
+
+    LIST(runs, "runs, newest first (filters: job, state, target, since, until)"),
+    {"runs", "show", "ID", "A run: per target and step, state, exit code, time, error", NULL,
+     cmd_runs_show, NULL, 1, 1},
+    {"runs", "log", "ID", "A run's log; --follow streams it live", log_opts, cmd_runs_log, NULL, 1,
+     1},
+    {"runs", "cancel", "ID", "Cancel a run (remote processes are stopped)", NULL, cmd_runs_cancel,
+     NULL, 1, 1},
+    {"runs", "retry", "ID", "Run again on the targets that did not succeed", retry_opts,
+     cmd_runs_retry, NULL, 1, 1},
+
+    LIST(users, "users"),
+    SHOW(users, "NAME|ID", "a user"),
+    CREATE(users, "a user (username, role, password)"),
+    UPDATE(users, "NAME|ID", "a user"),
+    DELETE(users, "NAME|ID", "a user with its tokens and sessions", NULL),
+
+    LIST(tokens, "your API tokens (admins: all=true)"),
+    SHOW(tokens, "NAME|ID", "an API token"),
+    CREATE(tokens, "an API token (name, role, expires_in_days); the token is shown once"),
+    DELETE(tokens, "NAME|ID", "an API token", NULL),
+
+    LIST(steplibs, "step libraries"),
+    {"steplibs", "show", "NAME", "A step library's versions", NULL, cmd_steplibs_show, NULL, 1, 1},
+    {"steplibs", "upload", "FILE.so", "Install a step library (SHA-256 sent; --sign to sign it)",
+     upload_opts, cmd_steplibs_upload, NULL, 1, 1},
+    {"steplibs", "delete", "NAME VERSION", "Delete a version no job needs", NULL,
+     cmd_steplibs_delete, NULL, 2, 2},
+
+    LIST(audit, "the audit log, newest first (filters: actor, action, outcome, object, since)"),
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
+};

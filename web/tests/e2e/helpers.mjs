@@ -1,0 +1,74 @@
+// helpers.mjs - what the scenarios share: the daemon's API from the test side, logging in
+// through the page, axe-core checks, screenshots, drag and drop with the mouse.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { expect } from '@playwright/test';
+
+export const BASE = process.env.OPSC_E2E_BASE;
+export const ADMIN_PASSWORD = process.env.OPSC_E2E_ADMIN_PASSWORD;
+const require = createRequire(import.meta.url);
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/** The REST API as the test's own client (bearer token, not the browser's session). */
+export async function apiLogin(username, password) {
+  const r = await fetch(BASE + '/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }) });
+  if (!r.ok) throw new Error('login failed: ' + r.status);
+  return (await r.json()).access_token;
+}
+
+export async function api(token, method, p, body) {
+  const r = await fetch(BASE + '/api/v1' + p, { method, headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+export async function uiLogin(page, username, password) {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** Go to a page the way a click does (history API, no reload): faster than page.goto. */
+export async function visit(page, p) {
+  await page.evaluate((to) => {
+    history.pushState(null, '', to);
+    dispatchEvent(new PopStateEvent('popstate'));
+  }, p);
+  await page.locator(`main[data-path="${p}"]`).waitFor();
+}
+
+/** No serious or critical axe-core violation on the page as it is. */
+export async function checkA11y(page, what) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  expect(violations, `axe on ${what}`).toEqual([]);
+}
+
+export async function shot(page, name) {
+  const dir = process.env.OPSC_E2E_SHOTS;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, name + '.png'), fullPage: false });
+}
+
+/** Drag with real mouse events (SortableJS runs in fallback mode: mouse, not HTML5 DnD). */
+/** `to` a step card: dropped onto its upper part (before it); `to` the list: at its end. */
+export async function drag(page, from, to, { end = false } = {}) {
+  const a = await from.boundingBox();
+  const b = await to.boundingBox();
+  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(a.x + a.width / 2 + 5, a.y + a.height / 2 + 5, { steps: 3 });
+  const y = end ? b.y + b.height - 6 : b.y + Math.min(8, b.height / 4);
+  await page.mouse.move(b.x + b.width / 2, y, { steps: 12 });
+  await page.mouse.move(b.x + b.width / 2, y + 1, { steps: 2 });
+  await page.mouse.up();
+}
+
+export function stepIds(page) {
+  return page.locator('ol.steps > li.step-card').evaluateAll((els) => els.map((e) => e.dataset.step));
+}
