@@ -163,13 +163,14 @@ void tconn_abort(tconn *c);
 /* ---- tcp_wsman.c ----------------------------------------------------------------------------- */
 typedef void (*twsman_cb)(void *ud, int status, const dx_identify *id, const char *cert_sha256,
                           const char *error);
-int twsman_new(uv_loop_t *loop, twsman **out);
+/* OPSC_ENOTSUP on a host without curl_start (ABI 1.0): the scan then asks nothing. */
+int twsman_new(twsman **out);
 /* POST an Identify to `url`; `cb` later, once, unless aborted. *req for twsman_abort. */
 int twsman_identify(twsman *w, const char *url, uint32_t timeout_ms, twsman_cb cb, void *ud,
                     void **req);
 void twsman_abort(twsman *w, void *req);
-/* Abort everything; `closed` once every handle is closed (then the twsman is gone). */
-void twsman_close(twsman *w, void (*closed)(void *ud), void *ud);
+/* Abort what is in flight (no callbacks) and free. */
+void twsman_free(twsman *w);
 
 /* ---- tcp_rdns.c ------------------------------------------------------------------------------ */
 int trdns_start(uv_loop_t *loop, const struct sockaddr *sa, void (*cb)(void *ud, const char *name),

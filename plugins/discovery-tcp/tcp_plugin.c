@@ -102,8 +102,8 @@ static int tcp_scan(void *state, const char *spec_json, opsc_scan_host_cb on_hos
     int rc = tscan_spec(s, spec_json);
     if (rc == 0 && s->concurrency > fd_room())
         s->concurrency = fd_room();
-    if (rc == 0)
-        rc = twsman_new(s->loop, &s->wsman);
+    if (rc == 0 && twsman_new(&s->wsman) == OPSC_ENOMEM)
+        rc = OPSC_ENOMEM;
     if (rc < 0) {
         tcp_host->log("discovery-tcp", OPSC_LOG_WARN, "scan refused: %s", s->error);
         forget(s);

@@ -180,7 +180,7 @@ static void finish(tscan *s)
 
 void tscan_maybe_finish(tscan *s)
 {
-    if (s->ending && s->handles == 0 && !s->wsman && !s->icmp_sock)
+    if (s->ending && s->handles == 0 && !s->icmp_sock)
         finish(s);
 }
 
@@ -190,13 +190,6 @@ void tscan_handle_closed(uv_handle_t *h)
     if (h->type == UV_TIMER && h != (uv_handle_t *)&s->pump && h != (uv_handle_t *)&s->deadline)
         tcp_host->free(h); /* a host's name lookup timer */
     s->handles--;
-    tscan_maybe_finish(s);
-}
-
-static void on_wsman_closed(void *ud)
-{
-    tscan *s = ud;
-    s->wsman = NULL;
     tscan_maybe_finish(s);
 }
 
@@ -238,6 +231,6 @@ void tscan_end(tscan *s, int status, const char *error)
     abort_hosts(s);
     if (s->icmp_sock)
         ticmp_close(s->icmp_sock); /* s->icmp_sock is cleared once its poll has closed */
-    if (s->wsman)
-        twsman_close(s->wsman, on_wsman_closed, s);
+    twsman_free(s->wsman);         /* its requests are the host's transfers: taken back at once */
+    s->wsman = NULL;
 }
