@@ -88,6 +88,29 @@ static int get_txn(store_txn *txn, void *ud)
     return store_get(txn, g->db, g->id, &g->rec);
 }
 
+static int page_one(const char *id, json_t *rec, void *ud)
+{
+    dsc_page *p = ud;
+    if (p->keep && !p->keep(rec, p->ud))
+        return 0;
+    if (json_array_size(p->items) == p->limit) {
+        p->more = true;
+        return 1;
+    }
+    json_array_append(p->items, rec);
+    snprintf(p->last, sizeof(p->last), "%s", id);
+    return 0;
+}
+
+int dsc_page_txn(store_txn *txn, dsc_page *p)
+{
+    json_decref(p->items);
+    p->items = json_array();
+    p->more = false;
+    p->last[0] = '\0';
+    return p->items ? store_scan(txn, p->db, p->cursor, p->reverse, page_one, p) : OPSC_ENOMEM;
+}
+
 int dsc_get(discovery *d, const char *db, const char *id, json_t **rec)
 {
     get_ud g = {db, id, NULL};

@@ -52,6 +52,20 @@ int dsc_fail(dsc_err *e, int status, const char *code, const char *field, const 
 void dsc_err_prefix(dsc_err *e, const char *prefix);
 /* Validate `body` against `schema` (applying defaults); 400 `code` listing the errors. */
 int dsc_validate(const jschema *schema, json_t *body, const char *code, dsc_err *e);
+/* One page of records of `db` after `cursor` (newest first when `reverse`), those `keep`
+ * takes (NULL: all); one more beyond the page sets `more`. */
+typedef struct dsc_page {
+    const char *db, *cursor;
+    size_t limit;
+    bool reverse;
+    bool (*keep)(const json_t *rec, void *ud);
+    void *ud;
+    json_t *items; /* out: the stored records (new array) */
+    char last[40]; /* out: the cursor of the next page when `more` */
+    bool more;
+} dsc_page;
+int dsc_page_txn(store_txn *txn, dsc_page *p);
+
 /* One record of `db`, read in its own transaction (new reference). */
 int dsc_get(discovery *d, const char *db, const char *id, json_t **rec);
 /* Publish on the core's bus (data borrowed). */

@@ -300,32 +300,17 @@ int discovery_profile_delete(discovery *d, const char *id, int64_t expect)
 }
 
 typedef struct list_ud {
-    size_t limit;
-    const char *cursor;
-    json_t *items, *states;
-    char last[40];
-    bool more;
+    dsc_page page;
+    json_t *states;
 } list_ud;
-
-static int list_one(const char *id, json_t *rec, void *ud)
-{
-    list_ud *l = ud;
-    if (json_array_size(l->items) == l->limit) {
-        l->more = true;
-        return 1;
-    }
-    json_array_append(l->items, rec);
-    snprintf(l->last, sizeof(l->last), "%s", id);
-    return 0;
-}
 
 static int list_txn(store_txn *txn, void *ud)
 {
     list_ud *l = ud;
-    int rc = store_scan(txn, "discovery_profiles", l->cursor, false, list_one, l);
+    int rc = dsc_page_txn(txn, &l->page);
     size_t i;
     json_t *r;
-    json_array_foreach(l->items, i, r)
+    json_array_foreach(l->page.items, i, r)
     {
         const char *id = str(r, "id");
         const void *v;
@@ -339,16 +324,17 @@ static int list_txn(store_txn *txn, void *ud)
 int discovery_profile_list(discovery *d, size_t limit, const char *cursor, json_t **items,
                            char next[40])
 {
-    list_ud l = {limit, cursor, json_array(), json_object(), "", false};
+    list_ud l = {{"discovery_profiles", cursor, limit, false, NULL, NULL, NULL, "", false},
+                 json_object()};
     int rc = store_read(d->core->store, list_txn, &l);
     *items = json_array();
     size_t i;
     json_t *r;
-    json_array_foreach(l.items, i, r)
+    json_array_foreach(l.page.items, i, r)
         json_array_append_new(*items, view(d, r, json_object_get(l.states, str(r, "id"))));
-    json_decref(l.items);
+    json_decref(l.page.items);
     json_decref(l.states);
-    snprintf(next, 40, "%s", rc == 0 && l.more ? l.last : "");
+    snprintf(next, 40, "%s", rc == 0 && l.page.more ? l.page.last : "");
     return rc;
 }
 

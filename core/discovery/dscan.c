@@ -69,46 +69,28 @@ int discovery_scan_get(discovery *d, const char *id, json_t **scan)
     return rc;
 }
 
-typedef struct list_ud {
-    const char *state, *cursor;
-    size_t limit;
-    json_t *items;
-    char last[40];
-    bool more;
-} list_ud;
-
-/* Newest first; one match beyond the page says a next page exists. */
-static int list_one(const char *id, json_t *rec, void *ud)
+static bool in_state(const json_t *rec, void *ud)
 {
-    list_ud *l = ud;
-    if (l->state && strcmp(l->state, json_string_value(json_object_get(rec, "state"))) != 0)
-        return 0;
-    if (json_array_size(l->items) == l->limit) {
-        l->more = true;
-        return 1;
-    }
-    json_array_append(l->items, rec);
-    snprintf(l->last, sizeof(l->last), "%s", id);
-    return 0;
+    return !ud || strcmp(ud, json_string_value(json_object_get(rec, "state"))) == 0;
 }
 
 static int list_txn(store_txn *txn, void *ud)
 {
-    list_ud *l = ud;
-    return store_scan(txn, "discovery_scans", l->cursor, true, list_one, l);
+    return dsc_page_txn(txn, ud);
 }
 
+/* Newest first. */
 int discovery_scan_list(discovery *d, size_t limit, const char *cursor, const char *state,
                         json_t **items, char next[40])
 {
-    list_ud l = {state, cursor, limit, json_array(), "", false};
-    int rc = l.items ? store_read(d->core->store, list_txn, &l) : OPSC_ENOMEM;
+    dsc_page p = {"discovery_scans", cursor, limit, true, in_state, (void *)state, NULL, "", false};
+    int rc = store_read(d->core->store, list_txn, &p);
     *items = json_array();
     size_t i;
     json_t *r;
-    json_array_foreach(l.items, i, r) json_array_append_new(*items, live_view(d, r));
-    json_decref(l.items);
-    snprintf(next, 40, "%s", rc == 0 && l.more ? l.last : "");
+    json_array_foreach(p.items, i, r) json_array_append_new(*items, live_view(d, r));
+    json_decref(p.items);
+    snprintf(next, 40, "%s", rc == 0 && p.more ? p.last : "");
     return rc;
 }
 
