@@ -388,6 +388,33 @@ static void cancel_closes_every_socket_and_reports_cancelled(void **state)
     json_decref(r.hosts);
 }
 
+/* IPv6: an open port on ::1 (the one loopback address IPv6 has), and a closed one. */
+static void ipv6_addresses_are_scanned_too(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        skip(); /* no IPv6 here */
+    }
+    assert_int_equal(listen(fd, 4), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    int port = ntohs(sa.sin6_port);
+    result r;
+    run(&r, 10000,
+        "{\"targets\": [\"::1/128\"], \"total\": 1, \"ports\": [%d, 1], \"rate\": 100, "
+        "\"concurrency\": 4, \"timeout_ms\": 300, \"icmp\": false, \"options\": {\"rdns\": false}}",
+        port);
+    json_t *h = json_object_get(r.hosts, "::1");
+    assert_non_null(h);
+    assert_string_equal(port_state(h, port), "open");
+    assert_string_equal(port_state(h, 1), "closed");
+    close(fd);
+    json_decref(r.hosts);
+}
+
 static void bad_specs_are_refused_at_start(void **state)
 {
     (void)state;
@@ -503,6 +530,7 @@ int main(void)
         cmocka_unit_test(the_rate_is_never_exceeded),
         cmocka_unit_test(concurrency_bounds_the_connections_in_flight),
         cmocka_unit_test(cancel_closes_every_socket_and_reports_cancelled),
+        cmocka_unit_test(ipv6_addresses_are_scanned_too),
         cmocka_unit_test(bad_specs_are_refused_at_start),
         cmocka_unit_test(icmp_where_allowed_and_said_so_where_not),
     };
