@@ -204,6 +204,14 @@ void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section,
     }
 }
 
+void cfg_origin(const cfg_file *f, const char *section, const char *key, char *buf, size_t n)
+{
+    const opsc_cfg_entry e = {.key = key};
+    cfg_effective_text(f, section, &e, buf, n);
+    if (strcmp(buf, "default") == 0) /* not set: the file that could set it */
+        snprintf(buf, n, "%s", f->path);
+}
+
 void cfg_env_name(const char *section, const char *key, char *buf, size_t n)
 {
     size_t o = (size_t)snprintf(buf, n, "OPSC_");
@@ -397,24 +405,6 @@ static void where(const cfg_file *f, const cfg_item *it, char *buf, size_t n)
         snprintf(buf, n, "%s:%d", f->path, it->line);
 }
 
-void cfg_where(const cfg_file *f, const char *section, const char *key, char *buf, size_t n)
-{
-    char env[256];
-    cfg_env_name(section, key, env, sizeof(env));
-    if (getenv(env)) {
-        snprintf(buf, n, "%s", env);
-        return;
-    }
-    const cfg_item *last = NULL;
-    for (size_t i = 0; f && i < f->n; i++)
-        if (strcmp(f->items[i].section, section) == 0 && strcmp(f->items[i].key, key) == 0)
-            last = &f->items[i];
-    if (last)
-        where(f, last, buf, n);
-    else
-        snprintf(buf, n, "built-in default");
-}
-
 static const opsc_cfg_entry *find_entry(const opsc_cfg_entry *map, const char *key)
 {
     for (const opsc_cfg_entry *e = map; e->key; e++)
@@ -519,7 +509,8 @@ int cfg_bind(const cfg_file *f, const char *section, const opsc_cfg_entry *map, 
 #define SRV(field) offsetof(struct server_cfg, field)
 static const opsc_cfg_entry server_map[] = {
     {"listen", OPSC_CFG_STRING, "127.0.0.1:8080", 0, -1, NULL, 0, SRV(listen),
-     "address:port of the REST API ([::1]:8080 for IPv6)"},
+     "address:port of the REST API ([::1]:8080 for IPv6), or several separated by ',', each "
+     "followed by 'tls' for HTTPS: 127.0.0.1:8080, [::]:8443 tls"},
     {"max_connections", OPSC_CFG_INT, "4096", 1, 1000000, NULL, 0, SRV(max_connections),
      "concurrent client connections; more are answered 503"},
     {"max_header_size", OPSC_CFG_SIZE, "16k", 1024, 1 << 20, NULL, 0, SRV(max_header_bytes),
@@ -536,6 +527,24 @@ static const opsc_cfg_entry server_map[] = {
      "on SIGTERM, how long running work may take to finish"},
     {"public_url", OPSC_CFG_STRING, "", 0, -1, NULL, 0, SRV(public_url),
      "the address users reach the daemon at (https://opsc.example.com): links in notifications"},
+    {"tls_cert", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_RELOAD, SRV(tls_cert),
+     "PEM certificate, then its chain, of the listen addresses marked tls; refused when expired "
+     "or not yet valid"},
+    {"tls_key", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_RELOAD, SRV(tls_key),
+     "PEM private key of tls_cert, unencrypted; refused when group or others may read it "
+     "(chmod 600)"},
+    {"tls_client_ca", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_RELOAD, SRV(tls_client_ca),
+     "PEM CA certificates of client certificates: one they verify authenticates as the user its "
+     "subject CN names, when the request has no Authorization; empty: none asked"},
+    {"tls_client_required", OPSC_CFG_BOOL, "false", 0, -1, NULL, OPSC_CFG_RELOAD,
+     SRV(tls_client_required),
+     "with tls_client_ca: refuse TLS connections that present no client certificate"},
+    {"tls_min_version", OPSC_CFG_ENUM, "1.2", 0, -1, "1.2|1.3", OPSC_CFG_RELOAD,
+     SRV(tls_min_version), "oldest TLS version accepted"},
+    {"hsts_max_age", OPSC_CFG_DURATION, "365d", 0, 3650LL * 86400000, NULL, 0, SRV(hsts_max_age_ms),
+     "Strict-Transport-Security max-age of answers over TLS; 0: none"},
+    {"redirect_http", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0, SRV(redirect_http),
+     "plain HTTP addresses redirect to the first tls one (except /health and /ready)"},
     {NULL},
 };
 #undef SRV

@@ -50,14 +50,15 @@ void cfg_file_foreach_section(const cfg_file *f, void (*fn)(const char *section,
 int cfg_bind(const cfg_file *f, const char *section, const opsc_cfg_entry *map, void *dst,
              char *err, size_t errlen);
 
-/* Where the value of [section] key comes from, for messages about it: "file:line", the
- * command-line flag, the OPSC_* variable, or "built-in default". */
-void cfg_where(const cfg_file *f, const char *section, const char *key, char *buf, size_t n);
-
 /* Parse one value of `e` from text into dst (used by cfg_bind and tests). */
 int cfg_parse_value(const opsc_cfg_entry *e, const char *text, void *dst, char *err, size_t errlen);
 int cfg_parse_duration_ms(const char *text, int64_t *out);
 int cfg_parse_size(const char *text, int64_t *out);
+
+/* Where the value of [section] key comes from, for error messages:
+ * "FILE:LINE", "--flag", "environment OPSC_X", or the file's path when the
+ * key is not set (its default is used). */
+void cfg_origin(const cfg_file *f, const char *section, const char *key, char *buf, size_t n);
 
 /* Environment variable name for a key: OPSC_SERVER_LISTEN,
  * OPSC_PLUGIN_TRANSPORT_SSH_KEEPALIVE. */
@@ -75,6 +76,13 @@ struct server_cfg {
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
     const char *public_url; /* how users reach the daemon: links in notifications */
+    const char *tls_cert;      /* PEM chain of the listen addresses marked tls */
+    const char *tls_key;       /* PEM key, mode 0600 */
+    const char *tls_client_ca; /* "" -> no client certificates asked */
+    bool tls_client_required;
+    int tls_min_version; /* enum tls_min: 0 -> 1.2, 1 -> 1.3 */
+    int64_t hsts_max_age_ms;
+    bool redirect_http;
 };
 
 struct store_cfg {

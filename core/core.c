@@ -187,6 +187,10 @@ static void open_web(struct opsc_core *c)
 static int start_http(struct opsc_core *c, char *err, size_t errlen)
 {
     const struct server_cfg *s = &c->cfg.server;
+    http_tls *tls = NULL;
+    int rc = core_tls_configured(&c->cfg) ? core_tls_load(&c->cfg, &tls, err, errlen) : 0;
+    if (rc < 0)
+        return rc;
     http_opts opts = {
         .listen = s->listen,
         .max_connections = (int)s->max_connections,
@@ -195,12 +199,16 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         .max_upload_bytes = s->max_upload_bytes,
         .idle_timeout_ms = s->idle_timeout_ms,
         .request_timeout_ms = s->request_timeout_ms,
+        .hsts_max_age_s = s->hsts_max_age_ms / 1000,
+        .redirect_http = s->redirect_http,
     };
-    int rc = http_server_new(&c->http, c->loop, &opts);
+    rc = http_server_new(&c->http, c->loop, &opts);
     if (rc < 0) {
+        http_tls_free(tls);
         snprintf(err, errlen, "http server: %s", opsc_strerror(rc));
         return rc;
     }
+    http_server_set_tls(c->http, tls);
     http_server_set_app(c->http, c);
     rc = api_system_register(c);
     if (rc == 0)
@@ -229,7 +237,14 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         snprintf(err, errlen, "registering routes: %s", opsc_strerror(rc));
         return rc;
     }
-    return http_server_listen(c->http, err, errlen);
+    rc = http_server_listen(c->http, err, errlen);
+    if (rc == OPSC_EINVAL) { /* the listen list or its keys: say where they were set */
+        char origin[512], why[768];
+        snprintf(why, sizeof(why), "%s", err);
+        cfg_origin(c->cfg.file, "server", "listen", origin, sizeof(origin));
+        snprintf(err, errlen, "%s: [server] listen: %s", origin, why);
+    }
+    return rc;
 }
 
 /* SIGHUP: reopen the log (logrotate) and apply the keys that may change
@@ -260,6 +275,7 @@ static void reload(struct opsc_core *c)
     if (c->http)
         http_server_set_timeouts(c->http, fresh.server.idle_timeout_ms,
                                  fresh.server.request_timeout_ms);
+    core_tls_reload(c, &fresh);
     log_info("core", "SIGHUP: log reopened, log level now %s", log_level_name(fresh.log.level));
     config_free(&fresh);
 }
@@ -347,11 +363,13 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     start_signals(c);
     notify_start(c->notify);
     c->ready = true;
-    log_info("core", "opsconductord ready on %s (port %d), data %s, %zu plugins loaded, %zu refused, "
-                     "in %llu ms",
-             c->cfg.server.listen, http_server_port(c->http), c->cfg.store.data_dir,
-             plugin_host_loaded(c->plugins), plugin_host_refused(c->plugins),
-             (unsigned long long)core_uptime_ms(c));
+    char ports[128];
+    core_tls_ports(c->http, &c->cfg, ports, sizeof(ports));
+    log_info("core",
+             "opsconductord ready on %s (port %s), data %s, %zu plugins loaded, %zu refused, "
+             "in %llu ms",
+             c->cfg.server.listen, ports, c->cfg.store.data_dir, plugin_host_loaded(c->plugins),
+             plugin_host_refused(c->plugins), (unsigned long long)core_uptime_ms(c));
     return 0;
 }
 

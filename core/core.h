@@ -69,6 +69,19 @@ void core_stop(struct opsc_core *c);
 /* Free what core_start allocated, after the loop has ended. */
 void core_free(struct opsc_core *c);
 
+/* core_tls.c: the [server] TLS keys. True when tls_cert or tls_key is set. */
+bool core_tls_configured(const struct config *cfg);
+/* Load and check the certificate, key and client CAs the keys name, and
+ * log what was loaded; errors name the origin (file:line) and the key. */
+typedef struct http_tls http_tls;
+int core_tls_load(const struct config *cfg, http_tls **out, char *err, size_t errlen);
+/* SIGHUP: a new certificate for new connections; on any error the one in
+ * use stays and the error is logged. */
+void core_tls_reload(struct opsc_core *c, const struct config *fresh);
+/* "8080, 8443 tls": the ports bound, for the ready line; warns when a
+ * certificate is configured but no address is marked tls. */
+void core_tls_ports(const http_server *srv, const struct config *cfg, char *buf, size_t n);
+
 /* Milliseconds since the daemon started (monotonic). */
 uint64_t core_uptime_ms(const struct opsc_core *c);
 

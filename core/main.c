@@ -15,6 +15,7 @@
 #include "config.h"
 #include "console.h"
 #include "core.h"
+#include "http.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "store.h"
@@ -232,6 +233,16 @@ static int plugin_action(plugin_host *h, struct config *cfg, enum plugin_action 
  * are validated by their own init() and their tables come from there. */
 static int with_plugins(struct config *cfg, enum plugin_action action, const char *format)
 {
+    if (core_tls_configured(cfg)) {
+        http_tls *tls = NULL;
+        char err[1536] = "";
+        int trc = core_tls_load(cfg, &tls, err, sizeof(err));
+        http_tls_free(tls);
+        if (trc < 0) {
+            fprintf(stderr, "opsconductord: configuration error: %s\n", err);
+            return 1;
+        }
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     plugin_host *h = NULL;

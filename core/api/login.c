@@ -208,10 +208,13 @@ static int me(http_req *req)
         rest_error(req, rc, "user");
         return HTTP_DONE;
     }
+    /* A principal without a token id or a JWT id came from a client certificate. */
+    const char *by = p->token_id[0] ? "api_token"
+                     : p->jti[0]    ? "access_token"
+                                    : "client_certificate";
     json_t *body = json_pack("{s:o, s:s, s:s, s:s?}", "user", users_public(m.user),
-                             "effective_role", role_name(p->role), "authenticated_by",
-                             p->token_id[0] ? "api_token" : "access_token", "token_id",
-                             p->token_id[0] ? p->token_id : NULL);
+                             "effective_role", role_name(p->role), "authenticated_by", by,
+                             "token_id", p->token_id[0] ? p->token_id : NULL);
     json_decref(m.user);
     http_respond_json(req, 200, body);
     return HTTP_DONE;

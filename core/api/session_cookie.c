@@ -57,9 +57,12 @@ bool session_cookie_origin_ok(http_req *req)
     return false;
 }
 
-/* The page is https: the browser said so (Origin), or the TLS proxy in front did. */
+/* The page is https: the connection is TLS, the browser said so (Origin), or the TLS proxy
+ * in front did. */
 static bool over_tls(http_req *req)
 {
+    if (http_req_tls(req))
+        return true;
     const char *origin = http_req_header(req, "Origin");
     const char *proto = http_req_header(req, "X-Forwarded-Proto");
     return (origin && strncasecmp(origin, "https://", 8) == 0) ||

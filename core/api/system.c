@@ -177,6 +177,12 @@ static void collect_core(strbuf *out, void *ud)
                        (double)st.connections_refused);
         metrics_single(out, "opsc_http_sse_streams", "gauge", "Event streams open.",
                        (double)st.sse_open);
+        metrics_single(out, "opsc_tls_handshakes_total", "counter", "TLS handshakes completed.",
+                       (double)st.tls_handshakes);
+        metrics_single(out, "opsc_tls_resumed_total", "counter",
+                       "TLS handshakes that resumed a session.", (double)st.tls_resumed);
+        metrics_single(out, "opsc_tls_handshake_failures_total", "counter",
+                       "TLS handshakes that failed or timed out.", (double)st.tls_failed);
     }
     store_stats ss;
     if (c->store && store_stats_get(c->store, &ss) == 0) {

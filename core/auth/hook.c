@@ -21,6 +21,7 @@ struct lookup {
     const char *hash; /* API token: its hash; NULL for a JWT */
     const char *jti;  /* JWT: its id */
     const char *sub;  /* JWT: the user id */
+    const char *name; /* client certificate: the (folded) username its CN names */
     auth_principal *p;
     const char *why;
 };
@@ -77,9 +78,23 @@ static int check_api_token(store_txn *txn, struct lookup *l)
     return load_user(txn, owner, l);
 }
 
+/* A client certificate verified by the TLS handshake names its user by CN. */
+static int check_cert_user(store_txn *txn, struct lookup *l)
+{
+    char id[40];
+    int rc = store_index_get(txn, "users_by_name", l->name, id);
+    if (rc == OPSC_ENOENT) {
+        l->why = "the client certificate's CN names no user";
+        return OPSC_EAUTH;
+    }
+    return rc < 0 ? rc : load_user(txn, id, l);
+}
+
 static int lookup_txn(store_txn *txn, void *ud)
 {
     struct lookup *l = ud;
+    if (l->name)
+        return check_cert_user(txn, l);
     if (l->hash)
         return check_api_token(txn, l);
     bool revoked = false;
@@ -169,6 +184,21 @@ static int verify_bearer(auth *a, const char *token, auth_principal *p, char *wh
     return rc;
 }
 
+/* The user a verified client certificate names; OPSC_EAUTH when none. */
+static int verify_cert(auth *a, const char *cn, auth_principal *p, char *why, size_t whylen)
+{
+    char name[USERNAME_MAX + 1];
+    memset(p, 0, sizeof(*p));
+    if (users_fold(cn, name) < 0) {
+        snprintf(why, whylen, "the client certificate's CN is not a username");
+        return OPSC_EAUTH;
+    }
+    struct lookup l = {.a = a, .p = p, .name = name};
+    int rc = store_read(a->store, lookup_txn, &l);
+    snprintf(why, whylen, "%s", l.why ? l.why : "store error");
+    return rc;
+}
+
 /* "Bearer <token>", scheme case-insensitive; NULL when malformed. */
 static const char *bearer(const char *h)
 {
@@ -191,15 +221,19 @@ int auth_http_hook(http_req *req, const http_route *route, void *ud)
     auth *a = ud;
     const char *h = http_req_header(req, "Authorization");
     const char *tok = bearer(h);
-    if (route->role == ROLE_PUBLIC && !tok)
+    /* An Authorization header, when sent, says who is calling; else a client certificate may. */
+    const char *cn = h ? NULL : http_req_tls_client(req);
+    if (route->role == ROLE_PUBLIC && !tok && !cn)
         return 0;
-    if (!tok) {
+    if (!tok && !cn) {
         unauthorized(req, h ? "Authorization must be 'Bearer <token>'" : "authentication required");
         return 1;
     }
     auth_principal *p = malloc(sizeof(*p));
     char why[96] = "";
-    int rc = p ? verify_bearer(a, tok, p, why, sizeof(why)) : OPSC_ENOMEM;
+    int rc = !p    ? OPSC_ENOMEM
+             : tok ? verify_bearer(a, tok, p, why, sizeof(why))
+                   : verify_cert(a, cn, p, why, sizeof(why));
     if (rc < 0) {
         free(p);
         if (route->role == ROLE_PUBLIC) /* a stale token must not block login */
@@ -210,7 +244,7 @@ int auth_http_hook(http_req *req, const http_route *route, void *ud)
             return 1;
         }
         log_debug("auth", "401 for %s %s: %s", http_req_method(req), http_req_path(req), why);
-        unauthorized(req, "invalid or expired token");
+        unauthorized(req, tok ? "invalid or expired token" : why);
         return 1;
     }
     if (p->role < route->role) {

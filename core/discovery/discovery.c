@@ -220,7 +220,7 @@ int discovery_new(discovery **out, struct opsc_core *core, char *err, size_t err
     int rc = dspec_set_parse_list(d->cfg->allowed_ranges, "allowed_ranges", &d->allowed, why,
                                   sizeof(why));
     if (rc < 0) {
-        cfg_where(core->cfg.file, "discovery", "allowed_ranges", loc, sizeof(loc));
+        cfg_origin(core->cfg.file, "discovery", "allowed_ranges", loc, sizeof(loc));
         snprintf(err, errlen, "%.200s: [discovery] %s", loc, why);
     }
     if (rc == 0)

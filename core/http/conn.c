@@ -64,6 +64,7 @@ static void release(http_conn *c)
         srv->nsse--;
         sse_conn_closed(sse);
     }
+    tls_conn_free(c);
     if (c->refusing)
         srv->nrefusing--;
     else if (c->counted)
@@ -119,6 +120,7 @@ void conn_end(http_conn *c)
     if (c->pending.len > c->pending_off || (c->req && !c->req->complete) || c->refusing)
         c->linger = true;
     start_reading(c);
+    tls_conn_close_notify(c);
     c->shut.data = c;
     if (uv_shutdown(&c->shut, &c->h.stream, on_shutdown) < 0)
         conn_close(c);
@@ -172,10 +174,18 @@ static void on_write(uv_write_t *w, int status)
         conn_resume(c);
 }
 
-/* The fast path writes in place with uv_try_write(); only what the kernel
- * did not take is copied (or, for a stolen body, handed over). */
 int conn_write(http_conn *c, const char *head, size_t hlen, const char *body, size_t blen,
                char *body_steal)
+{
+    if (c->tls)
+        return tls_conn_write(c, head, hlen, body, blen, body_steal);
+    return conn_write_raw(c, head, hlen, body, blen, body_steal);
+}
+
+/* The fast path writes in place with uv_try_write(); only what the kernel
+ * did not take is copied (or, for a stolen body, handed over). */
+int conn_write_raw(http_conn *c, const char *head, size_t hlen, const char *body, size_t blen,
+                   char *body_steal)
 {
     if (c->state == CONN_CLOSING) {
         free(body_steal);
@@ -440,6 +450,8 @@ static int on_headers_complete(http_parser *p)
     }
     if (status)
         return answer_early(c, status, status == 404 ? "not_found" : "bad_request", why);
+    if (c->https_only && https_answer(c, req))
+        return c->state == CONN_OPEN ? 0 : -1;
     int rc = route_request(c);
     if (rc == 0)
         rc = check_expect(c);
@@ -612,7 +624,7 @@ void conn_resume(http_conn *c)
         start_reading(c);
 }
 
-static void on_read_end(http_conn *c, int err)
+void conn_read_end(http_conn *c, int err)
 {
     c->reading = false;
     if (err != UV_EOF || c->sse) {
@@ -636,9 +648,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->state == CONN_CLOSING)
         return;
     if (nread < 0) {
-        on_read_end(c, (int)nread);
+        conn_read_end(c, (int)nread);
         return;
     }
+    if (c->tls)
+        tls_conn_input(c, buf->base, (size_t)nread);
+    else
+        conn_input(c, buf->base, (size_t)nread);
+}
+
+void conn_input(http_conn *c, const char *data, size_t len)
+{
     if (c->state == CONN_DRAIN) {
         c->linger = true;
         return;
@@ -646,9 +666,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->sse)
         return; /* an event stream reads nothing more from its client */
     if (c->paused)
-        keep_rest(c, buf->base, (size_t)nread, false);
+        keep_rest(c, data, len, false);
     else
-        feed(c, buf->base, (size_t)nread, false);
+        feed(c, data, len, false);
 }
 
 static void request_timeout(http_conn *c)
@@ -683,6 +703,11 @@ void conn_sweep(http_conn *c, uint64_t now)
     }
     if (c->sse)
         return;
+    if (tls_conn_handshaking(c)) {
+        if (now - c->idle_since > (uint64_t)o->request_timeout_ms)
+            tls_conn_timeout(c);
+        return;
+    }
     if (c->req) {
         if (!c->req->complete && now - c->req_since > (uint64_t)o->request_timeout_ms)
             request_timeout(c);

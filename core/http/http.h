@@ -11,7 +11,9 @@
  * {"error": {"code": "...", "message": "...", "details": ...}}:
  * 400 bad request line/headers/JSON, 401/403 from the auth hook, 404, 405
  * with Allow, 408 slow request, 413 body too large, 415 wrong content type,
- * 431 headers too large, 503 too many connections / shutting down.
+ * 431 headers too large, 503 too many connections / shutting down; 400
+ * https_required for plain HTTP on a TLS port, 301/308 to HTTPS from plain
+ * addresses with redirect_http.
  *
  * Thread: everything here runs on the loop thread.
  */
@@ -56,14 +58,63 @@ typedef struct http_route {
 
 /* Zero members take the defaults of the [server] config section. */
 typedef struct http_opts {
-    const char *listen; /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
+    /* One address or several separated by ',', each IPv4:port, [IPv6]:port or
+     * localhost:port, followed by " tls" for HTTPS: "127.0.0.1:8080, [::]:8443 tls".
+     * At most HTTP_MAX_LISTENERS. */
+    const char *listen;
     int max_connections;
     int64_t max_header_bytes;
     int64_t max_body_bytes;
     int64_t max_upload_bytes;   /* HTTP_ROUTE_RAW_BODY routes */
     int64_t idle_timeout_ms;    /* keep-alive connection with no request in progress */
-    int64_t request_timeout_ms; /* from first byte to full request (slowloris) */
+    int64_t request_timeout_ms; /* from first byte to full request (slowloris); also the
+                                 * time a TLS handshake may take */
+    int64_t hsts_max_age_s;     /* Strict-Transport-Security on TLS answers; 0: none */
+    bool redirect_http;         /* plain listeners send clients to the first TLS listener
+                                 * (GET/HEAD 301, others 308), except /health and /ready */
 } http_opts;
+
+#define HTTP_MAX_LISTENERS 8
+
+/* ---- HTTPS --------------------------------------------------------------------
+ * Listeners marked "tls" speak TLS through OpenSSL over memory BIOs: the
+ * loop reads and writes ciphertext, nothing blocks. ALPN offers http/1.1
+ * only; sessions resume (tickets, whose keys the server keeps across
+ * reloads, and a session cache). A plain HTTP request on a TLS port is
+ * answered in plain text: 400 https_required naming the https URL, or with
+ * redirect_http the redirect itself. */
+typedef struct http_tls http_tls;
+
+typedef struct http_tls_opts {
+    const char *cert_file;      /* PEM: the certificate, then its chain */
+    const char *key_file;       /* PEM private key, unencrypted, mode 0600 or stricter */
+    const char *client_ca_file; /* PEM CAs of client certificates; NULL or "": none asked */
+    bool client_required;       /* with client_ca_file: no certificate, no connection */
+    int min_version;            /* 12 (default) or 13 */
+} http_tls_opts;
+
+/* Which file of http_tls_opts a load error is about. */
+enum http_tls_file { HTTP_TLS_CERT = 1, HTTP_TLS_KEY, HTTP_TLS_CLIENT_CA };
+
+/* Load and check everything a TLS listener needs, at start and on reload:
+ * the key file must be a regular file that neither group nor others may
+ * access, unencrypted, and match the certificate; every certificate of the
+ * chain must be valid now (an expired or not-yet-valid one is refused,
+ * naming its dates); a client CA file must hold at least one certificate.
+ * Returns 0, or a negative code with a message in err (paths and dates,
+ * never key material) and *which naming the file at fault. */
+int http_tls_load(http_tls **out, const http_tls_opts *opts, char *err, size_t errlen,
+                  enum http_tls_file *which);
+/* One line about the loaded certificate for the log: subject, issuer, expiry. */
+void http_tls_describe(const http_tls *tls, char *buf, size_t n);
+/* Seconds until the first certificate of the chain expires. */
+int64_t http_tls_expires_in(const http_tls *tls);
+void http_tls_free(http_tls *tls);
+/* Hand the server the TLS of its "tls" listeners (before http_server_listen,
+ * and again on reload). The server takes `tls` over; the one it had is freed
+ * once no connection uses it: connections keep the certificate they shook
+ * hands with, new ones get the new one. */
+void http_server_set_tls(http_server *srv, http_tls *tls);
 
 /* Lifecycle. `opts` is copied. Once created, the server owns loop handles:
  * http_server_close() must run (and its callback fire) before
@@ -74,8 +125,11 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts);
  * RLIMIT_NOFILE is raised toward max_connections + 256 when the hard limit
  * allows. */
 int http_server_listen(http_server *srv, char *err, size_t errlen);
-/* Port actually bound (when listen said port 0). */
+/* Port actually bound (when listen said port 0): of the first listener. */
 int http_server_port(const http_server *srv);
+/* Listeners, in the order of `listen`: the port bound and whether it is TLS;
+ * -1 past the last one. */
+int http_server_listener_port(const http_server *srv, int i, bool *tls);
 /* Stop accepting, finish in-flight requests, close idle and SSE connections;
  * `cb` runs when every connection is closed. Then http_server_free(). */
 void http_server_close(http_server *srv, void (*cb)(void *ud), void *ud);
@@ -96,6 +150,9 @@ typedef struct http_stats {
     uint64_t connections_refused;  /* answered 503: over max_connections or shutting down */
     uint64_t requests;             /* responses queued since start */
     uint64_t sse_open;             /* event streams now */
+    uint64_t tls_handshakes;       /* completed since start */
+    uint64_t tls_resumed;          /* of which resumed a session */
+    uint64_t tls_failed;           /* handshakes that failed or timed out */
 } http_stats;
 void http_server_stats(const http_server *srv, http_stats *st);
 
@@ -144,6 +201,10 @@ const char *http_req_header(http_req *req, const char *name); /* case-insensitiv
 const char *http_req_body(http_req *req, size_t *len);
 json_t *http_req_json(http_req *req);            /* borrowed; NULL when no JSON body */
 const char *http_req_client(http_req *req);      /* client IP text */
+bool http_req_tls(http_req *req);                /* it came over TLS */
+/* The subject CN of the client certificate the TLS handshake verified
+ * against the client CA; NULL without one (or once the connection is gone). */
+const char *http_req_tls_client(http_req *req);
 const http_route *http_req_route(http_req *req); /* NULL when no route matched */
 /* Seconds since the request's first byte arrived (latency metrics). */
 double http_req_seconds(http_req *req);

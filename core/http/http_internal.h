@@ -26,6 +26,18 @@
 #define HTTP_REQ_KEEP_BYTES (64 * 1024)
 
 typedef struct http_conn http_conn;
+typedef struct tls_conn tls_conn;
+
+/* One address the server listens on. */
+typedef struct http_listener {
+    uv_tcp_t tcp;
+    struct http_server *srv;
+    struct sockaddr_storage addr;
+    char text[64]; /* the address as configured, without " tls" */
+    int port;      /* bound */
+    bool tls;
+    bool init; /* tcp initialised: closed with the server */
+} http_listener;
 
 typedef struct http_hdr {
     uint32_t name, name_len, value, value_len; /* offsets into req->arena */
@@ -80,6 +92,7 @@ struct http_req {
     bool dot_segment;  /* the path was refused for a "." or ".." segment */
     void *principal;
     void (*principal_free)(void *);
+    bool tls; /* it came over TLS */
     char client[48];
 };
 
@@ -119,6 +132,10 @@ struct http_conn {
     bool linger;      /* unread input may follow: linger after shutdown */
     bool shut_done;
     bool resume_queued;
+    bool https_only; /* plain HTTP that must go to HTTPS: a TLS port, or redirect_http */
+    bool tls_port;   /* accepted by a TLS listener */
+    tls_conn *tls;   /* NULL on a plain connection */
+    http_listener *lst;
     char client[48];
 };
 
@@ -133,11 +150,17 @@ struct http_server {
     uv_loop_t *loop;
     http_opts opts;
     char *listen_text;
-    uv_tcp_t listener;
+    http_listener listeners[HTTP_MAX_LISTENERS];
+    int nlisteners;
     uv_timer_t sweep;
     uv_idle_t resume;
-    bool listener_init, sweep_running, resume_running;
-    int handles_open; /* of listener, sweep, resume: not yet closed */
+    bool sweep_running, resume_running;
+    int handles_open;              /* of listeners, sweep, resume: not yet closed */
+    http_tls *tls;                 /* of the "tls" listeners; connections hold its SSL_CTX */
+    unsigned char ticket_keys[80]; /* session tickets survive a certificate reload */
+    bool ticket_keys_set;
+    char hsts[64]; /* "Strict-Transport-Security: max-age=N\r\n", or "" */
+    uint64_t tls_handshakes, tls_resumed, tls_failed;
     http_conn *conns;
     uint64_t nconns, nrefusing, nsse;
     http_conn *resume_head;
@@ -169,8 +192,17 @@ void srv_conn_closed(http_server *srv, http_conn *c);
 void srv_queue_resume(http_server *srv, http_conn *c);
 void srv_unqueue_resume(http_server *srv, http_conn *c);
 const char *srv_date(http_server *srv);
-/* Serve a connected stream socket as if accepted (tests, fuzzing). */
-int http_server_adopt_fd(http_server *srv, int fd);
+/* Serve a connected stream socket as if accepted (tests, fuzzing); `tls`
+ * as if on a TLS listener (after http_server_set_tls). */
+int http_server_adopt_fd(http_server *srv, int fd, bool tls);
+
+/* listen.c */
+/* Parse http_opts.listen into srv->listeners; 0 or OPSC_EINVAL with err. */
+int listeners_parse(http_server *srv, char *err, size_t errlen);
+int listeners_start(http_server *srv, uv_connection_cb on_connection, char *err, size_t errlen);
+void listeners_close(http_server *srv, uv_close_cb cb);
+/* Port of the first TLS listener, 0 if none. */
+int listeners_tls_port(const http_server *srv);
 
 /* conn.c */
 void conn_init_settings(http_parser_settings *s);
@@ -190,6 +222,38 @@ bool conn_output_high(http_conn *c);
 bool conn_early_close(http_conn *c);
 
 void conn_free_unclosed(http_conn *c);
+/* Plaintext from the socket (or from TLS): parse it, keep it, or drop it. */
+void conn_input(http_conn *c, const char *data, size_t len);
+/* Queue bytes on the socket as they are (ciphertext on a TLS connection). */
+int conn_write_raw(http_conn *c, const char *head, size_t hlen, const char *body, size_t blen,
+                   char *body_steal);
+void conn_read_end(http_conn *c, int err);
+
+/* tls_conn.c - the record path of one TLS connection */
+/* Start TLS on an accepted connection; 0 or a negative code. */
+int tls_conn_start(http_conn *c, http_tls *tls);
+/* Ciphertext read from the socket. */
+void tls_conn_input(http_conn *c, const char *data, size_t len);
+/* Encrypt and queue; same contract as conn_write. */
+int tls_conn_write(http_conn *c, const char *head, size_t hlen, const char *body, size_t blen,
+                   char *body_steal);
+/* Before the socket's write side shuts: close_notify when the session is up. */
+void tls_conn_close_notify(http_conn *c);
+bool tls_conn_handshaking(const http_conn *c);
+/* The handshake took too long: count it and close. */
+void tls_conn_timeout(http_conn *c);
+const char *tls_conn_peer(const http_conn *c);
+void tls_conn_free(http_conn *c);
+
+/* tls.c - certificates and the SSL_CTX */
+void *tls_ctx(http_tls *tls); /* SSL_CTX * */
+/* Give `tls` the server's session ticket keys (made on first use). */
+void tls_set_ticket_keys(http_server *srv, http_tls *tls);
+
+/* https.c - plain HTTP that must go to HTTPS */
+/* On https_only connections, once the headers are in: answer (redirect
+ * or 400) and return true; false lets the request through (/health). */
+bool https_answer(http_conn *c, http_req *req);
 
 /* request.c */
 http_req *req_new(http_server *srv, http_conn *c);

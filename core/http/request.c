@@ -63,6 +63,9 @@ http_req *req_new(http_server *srv, http_conn *c)
     req->refs = 1;
     req->method = "";
     req->start_ns = uv_hrtime();
+    req->tls = c && c->tls;
+    if (req->tls && srv->hsts[0])
+        sb_puts(&req->resp_headers, srv->hsts);
     srv->live_reqs++;
     return req;
 }
@@ -170,6 +173,16 @@ json_t *http_req_json(http_req *req)
 const char *http_req_client(http_req *req)
 {
     return req->conn ? req->conn->client : req->client;
+}
+
+bool http_req_tls(http_req *req)
+{
+    return req->tls;
+}
+
+const char *http_req_tls_client(http_req *req)
+{
+    return req->conn ? tls_conn_peer(req->conn) : NULL;
 }
 
 const http_route *http_req_route(http_req *req)

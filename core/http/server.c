@@ -72,6 +72,9 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts)
         return OPSC_ENOMEM;
     }
     srv->opts.listen = srv->listen_text;
+    if (srv->opts.hsts_max_age_s > 0)
+        snprintf(srv->hsts, sizeof(srv->hsts), "Strict-Transport-Security: max-age=%lld\r\n",
+                 (long long)srv->opts.hsts_max_age_s);
     conn_init_settings(&srv->settings);
     uv_timer_init(loop, &srv->sweep);
     uv_idle_init(loop, &srv->resume);
@@ -81,31 +84,6 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_opts *opts)
     srv->date_sec = -1;
     *out = srv;
     return 0;
-}
-
-/* "1.2.3.4:80", "[::1]:80" or "localhost:80". */
-static int parse_listen(const char *text, struct sockaddr_storage *ss)
-{
-    char host[INET6_ADDRSTRLEN + 2];
-    const char *colon = strrchr(text, ':');
-    if (!colon || colon == text || (size_t)(colon - text) >= sizeof(host))
-        return OPSC_EINVAL;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535)
-        return OPSC_EINVAL;
-    memcpy(host, text, (size_t)(colon - text));
-    host[colon - text] = '\0';
-    if (host[0] == '[') {
-        size_t n = strlen(host);
-        if (n < 3 || host[n - 1] != ']')
-            return OPSC_EINVAL;
-        host[n - 1] = '\0';
-        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : OPSC_EINVAL;
-    }
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : OPSC_EINVAL;
 }
 
 static void on_connection(uv_stream_t *ls, int status);
@@ -120,11 +98,6 @@ static uint64_t sweep_interval(const http_server *srv)
         t = HTTP_LINGER_MS;
     t /= 4;
     return (uint64_t)(t < 10 ? 10 : t > 1000 ? 1000 : t);
-}
-
-static void listen_failed(char *err, size_t errlen, const char *what, int rc, const char *addr)
-{
-    snprintf(err, errlen, "cannot listen on %s: %s%s", addr, what, rc ? uv_strerror(rc) : "");
 }
 
 /* Each connection holds a descriptor: make room for max_connections (plus
@@ -149,37 +122,34 @@ static void raise_fd_limit(const http_server *srv)
 
 int http_server_listen(http_server *srv, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    if (parse_listen(srv->opts.listen, &ss) < 0) {
-        listen_failed(err, errlen, "expected IPv4:port, [IPv6]:port or localhost:port", 0,
-                      srv->opts.listen);
-        return OPSC_EINVAL;
-    }
+    int rc = listeners_parse(srv, err, errlen);
+    if (rc < 0)
+        return rc;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(srv);
-    uv_tcp_init(srv->loop, &srv->listener);
-    srv->listener.data = srv;
-    srv->listener_init = true;
-    srv->handles_open++;
-    int rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
-    if (rc < 0) {
-        listen_failed(err, errlen, "", rc, srv->opts.listen);
-        return rc;
-    }
-    struct sockaddr_storage bound;
-    int len = sizeof(bound);
-    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len) == 0)
-        srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                      : ((struct sockaddr_in *)&bound)->sin_port);
-    return 0;
+    return listeners_start(srv, on_connection, err, errlen);
 }
 
 int http_server_port(const http_server *srv)
 {
-    return srv->port;
+    return srv->nlisteners ? srv->listeners[0].port : 0;
+}
+
+int http_server_listener_port(const http_server *srv, int i, bool *tls)
+{
+    if (i < 0 || i >= srv->nlisteners)
+        return -1;
+    if (tls)
+        *tls = srv->listeners[i].tls;
+    return srv->listeners[i].port;
+}
+
+void http_server_set_tls(http_server *srv, http_tls *tls)
+{
+    if (tls)
+        tls_set_ticket_keys(srv, tls);
+    http_tls_free(srv->tls);
+    srv->tls = tls;
 }
 
 static void start_sweep(http_server *srv)
@@ -201,11 +171,12 @@ static void link_conn(http_server *srv, http_conn *c)
     start_sweep(srv);
 }
 
-/* Over the limit or shutting down: answer 503 from a static buffer and close. */
-static void refuse(http_server *srv, http_conn *c)
+/* Over the limit or shutting down: answer 503 from a static buffer and
+ * close. On a TLS port the answer would cost a handshake first: closed. */
+static void refuse(http_server *srv, http_conn *c, bool tls)
 {
     srv->refused++;
-    if (srv->nrefusing >= HTTP_REFUSING_MAX) {
+    if (tls || srv->nrefusing >= HTTP_REFUSING_MAX) {
         conn_close(c);
         return;
     }
@@ -217,23 +188,26 @@ static void refuse(http_server *srv, http_conn *c)
     conn_end(c);
 }
 
-static void serve(http_server *srv, http_conn *c)
+static void serve(http_server *srv, http_conn *c, bool tls)
 {
     link_conn(srv, c);
     if (srv->closing || srv->nconns >= (uint64_t)srv->opts.max_connections) {
-        refuse(srv, c);
+        refuse(srv, c, tls);
         return;
     }
     srv->nconns++;
     srv->accepted++;
     c->counted = true;
-    if (conn_start(srv, c) < 0)
+    c->tls_port = tls;
+    c->https_only = !tls && srv->opts.redirect_http;
+    if ((tls && tls_conn_start(c, srv->tls) < 0) || conn_start(srv, c) < 0)
         conn_close(c);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
 {
-    http_server *srv = ls->data;
+    http_listener *lst = ls->data;
+    http_server *srv = lst->srv;
     if (status < 0) {
         /* Out of descriptors repeats at every attempt: say it once a minute. */
         uint64_t now = uv_now(srv->loop);
@@ -256,6 +230,7 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close(c);
         return;
     }
+    c->lst = lst;
     uv_tcp_nodelay(&c->h.tcp, 1);
     struct sockaddr_storage peer;
     int len = sizeof(peer);
@@ -265,10 +240,10 @@ static void on_connection(uv_stream_t *ls, int status)
         else
             uv_ip4_name((struct sockaddr_in *)&peer, c->client, sizeof(c->client));
     }
-    serve(srv, c);
+    serve(srv, c, lst->tls);
 }
 
-int http_server_adopt_fd(http_server *srv, int fd)
+int http_server_adopt_fd(http_server *srv, int fd, bool tls)
 {
     http_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -283,7 +258,7 @@ int http_server_adopt_fd(http_server *srv, int fd)
         return rc;
     }
     snprintf(c->client, sizeof(c->client), "local");
-    serve(srv, c);
+    serve(srv, c, tls);
     return 0;
 }
 
@@ -361,6 +336,13 @@ static void close_own(uv_handle_t *h)
         uv_close(h, on_own_closed);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    http_listener *l = h->data;
+    h->data = l->srv;
+    on_own_closed(h);
+}
+
 /* The sweep timer and the resume handle serve connections that are still
  * finishing, so they close with the last connection. */
 static void maybe_closed(http_server *srv)
@@ -392,8 +374,7 @@ void http_server_close(http_server *srv, void (*cb)(void *ud), void *ud)
     srv->closing = true;
     srv->close_cb = cb;
     srv->close_ud = ud;
-    if (srv->listener_init)
-        close_own((uv_handle_t *)&srv->listener);
+    listeners_close(srv, on_listener_closed);
     for (http_conn *c = srv->conns, *next; c; c = next) {
         next = c->next;
         conn_server_closing(c);
@@ -423,6 +404,7 @@ static void free_req_pool(http_server *srv)
 
 void srv_release(http_server *srv)
 {
+    http_tls_free(srv->tls);
     free(srv->routes);
     free(srv->listen_text);
     free(srv);
@@ -464,6 +446,9 @@ void http_server_stats(const http_server *srv, http_stats *st)
     st->connections_refused = srv->refused;
     st->requests = srv->requests;
     st->sse_open = srv->nsse;
+    st->tls_handshakes = srv->tls_handshakes;
+    st->tls_resumed = srv->tls_resumed;
+    st->tls_failed = srv->tls_failed;
 }
 
 void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud)

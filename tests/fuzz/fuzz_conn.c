@@ -50,13 +50,30 @@ static bool drain(int fd)
     }
 }
 
-void fuzz_feed(http_server *srv, const uint8_t *head, size_t hlen, const uint8_t *data, size_t len)
+int fuzz_events(http_req *req)
+{
+    http_sse *s = http_sse_start(req, NULL, NULL);
+    if (s) {
+        http_sse_send(s, "1", "e", http_req_path(req));
+        http_sse_end(s);
+    }
+    return HTTP_DONE;
+}
+
+int fuzz_connect(http_server *srv, bool tls)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         abort();
-    if (http_server_adopt_fd(srv, sv[0]) < 0)
+    if (http_server_adopt_fd(srv, sv[0], tls) < 0)
         abort();
+    return sv[1];
+}
+
+static void feed_on(http_server *srv, bool tls, const uint8_t *head, size_t hlen,
+                    const uint8_t *data, size_t len)
+{
+    int fd = fuzz_connect(srv, tls);
     size_t hoff = 0, off = 0;
     bool shut = false, gone = false;
     for (long spins = 0; !gone; spins++) {
@@ -65,15 +82,20 @@ void fuzz_feed(http_server *srv, const uint8_t *head, size_t hlen, const uint8_t
             abort();
         }
         if (hoff < hlen)
-            hoff += put(sv[1], head + hoff, hlen - hoff);
+            hoff += put(fd, head + hoff, hlen - hoff);
         else if (off < len)
-            off += put(sv[1], data + off, len - off);
+            off += put(fd, data + off, len - off);
         else if (!shut)
-            shut = (shutdown(sv[1], SHUT_WR), true);
+            shut = (shutdown(fd, SHUT_WR), true);
         uv_run(&loop, UV_RUN_NOWAIT);
-        gone = drain(sv[1]);
+        gone = drain(fd);
     }
-    close(sv[1]);
+    close(fd);
+    fuzz_settle(srv);
+}
+
+void fuzz_settle(http_server *srv)
+{
     for (long spins = 0; srv->conns; spins++) {
         if (spins > 1000000) {
             fprintf(stderr, "fuzz_conn: a connection outlived its client\n");
@@ -81,4 +103,14 @@ void fuzz_feed(http_server *srv, const uint8_t *head, size_t hlen, const uint8_t
         }
         uv_run(&loop, UV_RUN_NOWAIT);
     }
+}
+
+void fuzz_feed(http_server *srv, const uint8_t *head, size_t hlen, const uint8_t *data, size_t len)
+{
+    feed_on(srv, false, head, hlen, data, len);
+}
+
+void fuzz_feed_tls(http_server *srv, const uint8_t *data, size_t len)
+{
+    feed_on(srv, true, NULL, 0, data, len);
 }

@@ -62,16 +62,6 @@ static int h_async(http_req *req)
     return HTTP_ASYNC;
 }
 
-static int h_events(http_req *req)
-{
-    http_sse *s = http_sse_start(req, NULL, NULL);
-    if (s) {
-        http_sse_send(s, "1", "e", http_req_path(req));
-        http_sse_end(s);
-    }
-    return HTTP_DONE;
-}
-
 static const http_route routes[] = {
     {"GET", "/a", 0, h_text, 0, NULL, NULL, NULL, NULL},
     {"GET", "/a/{id}", 0, h_param, 0, NULL, NULL, NULL, NULL},
@@ -80,7 +70,7 @@ static const http_route routes[] = {
     {"POST", "/j", 0, h_json, HTTP_ROUTE_JSON_BODY, NULL, NULL, NULL, NULL},
     {"PUT", "/r", 0, h_raw, HTTP_ROUTE_RAW_BODY, NULL, NULL, NULL, NULL},
     {"GET", "/async", 0, h_async, 0, NULL, NULL, NULL, NULL},
-    {"GET", "/events", 0, h_events, 0, NULL, NULL, NULL, NULL},
+    {"GET", "/events", 0, fuzz_events, 0, NULL, NULL, NULL, NULL},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -3,7 +3,6 @@ installed SDK only, checked with --check-config, uploaded through POST /api/v1/s
 in a real run on the local transport."""
 import hashlib
 import pathlib
-import threading
 import time
 
 import pytest
@@ -81,14 +80,21 @@ def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_pa
     r = daemon.http.post(daemon.url("/api/v1/jobs"), json=job, timeout=10)
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
-    later = threading.Timer(0.6, marker.write_text, args=("ready\n",))
-    later.start()
-    try:
-        r = daemon.http.post(daemon.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
-        assert r.status_code == 201, r.text
-        run = wait_run(daemon, r.json()["id"])
-    finally:
-        later.cancel()
+    r = daemon.http.post(daemon.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
+    assert r.status_code == 201, r.text
+    run_id = r.json()["id"]
+    # The file appears only once the step has been looking for it a while (a loaded
+    # machine may start the step seconds after the run).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        run = daemon.http.get(daemon.url(f"/api/v1/runs/{run_id}"), timeout=10).json()
+        steps = {s["id"]: s for t in run["targets"] for s in t["steps"]}
+        if steps.get("wait", {}).get("state") == "running":
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    marker.write_text("ready\n")
+    run = wait_run(daemon, run_id)
     assert run["state"] == "succeeded", run
     steps = {s["id"]: s for s in run["targets"][0]["steps"]}
     disk = steps["disk"]["outputs"]

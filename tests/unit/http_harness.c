@@ -13,6 +13,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 static void on_wake(uv_async_t *a)
 {
     hx *x = a->data;
@@ -34,15 +37,26 @@ static void *loop_thread(void *arg)
 
 hx *hx_start(const http_opts *opts, const http_route *routes, size_t n)
 {
+    return hx_start_tls(opts, NULL, routes, n);
+}
+
+hx *hx_start_tls(const http_opts *opts, http_tls *tls, const http_route *routes, size_t n)
+{
     hx *x = calloc(1, sizeof(*x));
     uv_loop_init(&x->loop);
     sem_init(&x->done, 0, 0);
     uv_async_init(&x->loop, &x->wake, on_wake);
     x->wake.data = x;
     http_opts o = opts ? *opts : (http_opts){0};
-    o.listen = "127.0.0.1:0";
+    if (!o.listen)
+        o.listen = "127.0.0.1:0";
     char err[256] = "";
-    if (http_server_new(&x->srv, &x->loop, &o) != 0 || http_add_routes(x->srv, routes, n) != 0 ||
+    if (http_server_new(&x->srv, &x->loop, &o) != 0) {
+        fprintf(stderr, "hx_start: cannot create the server\n");
+        abort();
+    }
+    http_server_set_tls(x->srv, tls);
+    if (http_add_routes(x->srv, routes, n) != 0 ||
         http_server_listen(x->srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "hx_start: %s\n", err);
         abort();
@@ -122,10 +136,32 @@ hc *hc_connect(int port)
     return c;
 }
 
+hc *hc_connect_tls(int port, void *ctx, void *session)
+{
+    hc *c = hc_connect(port);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, c->fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set1_host(ssl, "localhost");
+    if (session)
+        SSL_set_session(ssl, session);
+    c->ssl = ssl;
+    if (SSL_connect(ssl) != 1) {
+        ERR_clear_error();
+        hc_close(c);
+        return NULL;
+    }
+    return c;
+}
+
 void hc_close(hc *c)
 {
     if (!c)
         return;
+    if (c->ssl && SSL_is_init_finished(c->ssl))
+        SSL_shutdown(c->ssl); /* a session closed without close_notify is not resumed */
+    ERR_clear_error();
+    SSL_free(c->ssl);
     close(c->fd);
     free(c);
 }
@@ -133,7 +169,8 @@ void hc_close(hc *c)
 void hc_send(hc *c, const char *data, size_t len)
 {
     while (len > 0) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n =
+            c->ssl ? SSL_write(c->ssl, data, (int)len) : send(c->fd, data, len, MSG_NOSIGNAL);
         if (n <= 0)
             return;
         data += n;
@@ -150,7 +187,14 @@ static ssize_t fill(hc *c)
 {
     if (c->len == sizeof(c->buf))
         return -1;
-    ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+    ssize_t n = c->ssl ? SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - c->len))
+                       : recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+    if (c->ssl && n <= 0) {
+        /* A clean close_notify reads as end of stream; anything else as an error. */
+        int e = SSL_get_error(c->ssl, (int)n);
+        ERR_clear_error();
+        n = e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    }
     if (n > 0)
         c->len += (size_t)n;
     return n;

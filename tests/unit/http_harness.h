@@ -33,8 +33,11 @@ struct hx {
     void *user;         /* test data, touched on the loop thread */
 };
 
-/* Start a server with `opts` (listen forced to 127.0.0.1:0) and `routes`. */
+/* Start a server with `opts` (listen 127.0.0.1:0 unless opts->listen names
+ * one) and `routes`. */
 hx *hx_start(const http_opts *opts, const http_route *routes, size_t n);
+/* The same with the TLS of listeners marked tls (taken over; may be NULL). */
+hx *hx_start_tls(const http_opts *opts, http_tls *tls, const http_route *routes, size_t n);
 /* Run fn on the loop thread and wait for it. */
 void hx_on_loop(hx *x, hx_fn fn, void *arg);
 /* Begin a graceful close now (returns at once). */
@@ -48,6 +51,7 @@ http_stats hx_stats(hx *x);
 
 typedef struct hc {
     int fd;
+    void *ssl; /* SSL * of a TLS client, else NULL */
     char buf[1 << 16];
     size_t len;
 } hc;
@@ -60,6 +64,9 @@ typedef struct hresp {
 } hresp;
 
 hc *hc_connect(int port);
+/* A TLS client on the same calls: `ctx` an SSL_CTX *, `session` an
+ * SSL_SESSION * to resume or NULL. NULL when the handshake fails. */
+hc *hc_connect_tls(int port, void *ctx, void *session);
 void hc_close(hc *c);
 void hc_send(hc *c, const char *data, size_t len);
 void hc_sends(hc *c, const char *text);

@@ -77,6 +77,41 @@ static void file_values_are_typed(void **state)
     config_free(&cfg);
 }
 
+static void tls_keys_bind_and_origins_name_where_they_came_from(void **state)
+{
+    (void)state;
+    struct config cfg = {0};
+    char err[512], where[256], want[128];
+    assert_int_equal(bind_text("[server]\nlisten = 127.0.0.1:1, [::]:2 tls\ntls_cert = c.pem\n"
+                               "tls_key = k.pem\ntls_min_version = 1.3\ntls_client_required = yes\n"
+                               "hsts_max_age = 0\nredirect_http = on\n",
+                               &cfg, err, sizeof(err)),
+                     0);
+    assert_string_equal(cfg.server.listen, "127.0.0.1:1, [::]:2 tls");
+    assert_string_equal(cfg.server.tls_key, "k.pem");
+    assert_string_equal(cfg.server.tls_client_ca, "");
+    assert_int_equal(cfg.server.tls_min_version, 1);
+    assert_true(cfg.server.tls_client_required && cfg.server.redirect_http);
+    assert_int_equal(cfg.server.hsts_max_age_ms, 0);
+    cfg_origin(cfg.file, "server", "tls_key", where, sizeof(where));
+    snprintf(want, sizeof(want), "%s:4", path);
+    assert_string_equal(where, want);
+    cfg_origin(cfg.file, "server", "tls_client_ca", where, sizeof(where));
+    assert_string_equal(where, path); /* not set: the file, no line */
+    assert_int_equal(cfg_file_set(cfg.file, "server", "listen", "x:1", "--listen"), 0);
+    cfg_origin(cfg.file, "server", "listen", where, sizeof(where));
+    assert_string_equal(where, "--listen");
+    setenv("OPSC_SERVER_LISTEN", "y:2", 1);
+    cfg_origin(cfg.file, "server", "listen", where, sizeof(where));
+    assert_string_equal(where, "environment OPSC_SERVER_LISTEN");
+    config_free(&cfg);
+    assert_int_equal(bind_text("[server]\ntls_min_version = 1.1\n", &cfg, err, sizeof(err)),
+                     OPSC_ESCHEMA);
+    assert_non_null(strstr(err, "tls_min_version"));
+    assert_non_null(strstr(err, "expected one of 1.2|1.3"));
+    config_free(&cfg);
+}
+
 static void value_out_of_bounds_names_file_line_and_key(void **state)
 {
     (void)state;
@@ -388,6 +423,7 @@ int main(void)
         cmocka_unit_test_teardown(repeated_plugin_dir_flags_join, cleanup),
         cmocka_unit_test(env_names_are_derived_from_section_and_key),
         cmocka_unit_test(durations_and_sizes_parse_with_units),
+        cmocka_unit_test_teardown(tls_keys_bind_and_origins_name_where_they_came_from, cleanup),
         cmocka_unit_test_teardown(secret_values_are_not_echoed_in_errors, cleanup),
         cmocka_unit_test_teardown(required_key_missing_is_an_error, cleanup),
         cmocka_unit_test(reference_documents_every_key_with_default_type_and_marks),
