@@ -146,3 +146,15 @@ def test_nmap_is_refused_at_load_when_it_is_not_installed(daemon_factory):
     assert "nmap is not installed: no executable 'nmap' in PATH" in p["reason"], p
     err = refused(d, ranges=["127.0.0.1"], scanner="nmap")
     assert err["code"] == "unknown_scanner" and "(tcp)" in err["message"]
+
+
+def test_the_scanner_plugins_export_only_their_entry():
+    import subprocess  # noqa: PLC0415
+
+    from conftest import BUILD_DIR  # noqa: PLC0415
+    for name in ("discovery-tcp", "discovery-nmap"):
+        so = BUILD_DIR / "plugins" / name / f"{name}.so"
+        out = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+        symbols = [line.split()[-1] for line in out if line.strip() and " _" not in line]
+        assert symbols == ["opsc_plugin_entry"], (name, symbols)
