@@ -28,6 +28,7 @@ typedef struct fleet fleet;
 typedef struct exec exec;
 typedef struct web_ui web_ui;
 typedef struct notify notify;
+typedef struct discovery discovery;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -48,6 +49,7 @@ struct opsc_core {
     exec *exec;            /* the executor: runs of jobs on targets */
     notify *notify;        /* notifications: channels, rules, outbox, inbound hooks */
     web_ui *web;           /* the web UI's files; NULL when not served */
+    discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */
     bool ready;            /* store open and plugins loaded */
