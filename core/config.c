@@ -736,6 +736,25 @@ static const opsc_cfg_entry notify_map[] = {
     {NULL},
 };
 #undef NTF
+#define DSC(field) offsetof(struct discovery_cfg, field)
+static const opsc_cfg_entry discovery_map[] = {
+    {"max_addresses", OPSC_CFG_INT, "65536", 1, 1LL << 32, NULL, 0, DSC(max_addresses),
+     "addresses one scan may cover (after exclusions); a larger request is refused"},
+    {"allowed_ranges", OPSC_CFG_STRING, "", 0, -1, NULL, 0, DSC(allowed_ranges),
+     "','-separated CIDR blocks, ranges and addresses scans may touch; empty: any"},
+    {"vanish_after", OPSC_CFG_INT, "3", 1, 1000, NULL, 0, DSC(vanish_after),
+     "a host the last N scans of a profile did not see is vanished (per-profile default)"},
+    {"max_running_scans", OPSC_CFG_INT, "4", 1, 64, NULL, 0, DSC(max_running),
+     "scans running at once; more are refused (409) until one ends"},
+    {"max_rate", OPSC_CFG_INT, "20000", 1, 1000000, NULL, 0, DSC(max_rate),
+     "the highest rate (connection attempts per second) a scan may ask for"},
+    {"resolve_timeout", OPSC_CFG_DURATION, "5s", 100, 60000, NULL, 0, DSC(resolve_timeout_ms),
+     "host names in a scan request must resolve within this"},
+    {"scan_retention", OPSC_CFG_INT, "1000", 10, 1000000, NULL, 0, DSC(scan_retention),
+     "finished scans kept (the inventory keeps every host regardless)"},
+    {NULL},
+};
+#undef DSC
 
 static const struct section {
     const char *name;
@@ -754,6 +773,7 @@ static const struct section {
     {"executor", exec_map, offsetof(struct config, executor)},
     {"web", web_map, offsetof(struct config, web)},
     {"notifications", notify_map, offsetof(struct config, notifications)},
+    {"discovery", discovery_map, offsetof(struct config, discovery)},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 

@@ -179,6 +179,15 @@ struct web_cfg {
 
 /* [executor] local_targets: who may create, change and run jobs on local targets. */
 enum exec_local_policy { LOCAL_TARGETS_ADMIN, LOCAL_TARGETS_OPERATOR, LOCAL_TARGETS_DISABLED };
+struct discovery_cfg {
+    int64_t max_addresses;      /* addresses one scan may cover */
+    const char *allowed_ranges; /* ','-separated CIDR blocks, ranges, addresses; "": any */
+    int64_t vanish_after;       /* profile scans in a row a host may miss before it vanishes */
+    int64_t max_running;        /* scans at once */
+    int64_t max_rate;           /* highest rate a scan may ask for */
+    int64_t resolve_timeout_ms; /* host names of a scan request */
+    int64_t scan_retention;     /* finished scans kept; the oldest go */
+};
 
 struct config {
     cfg_file *file;
@@ -194,6 +203,7 @@ struct config {
     struct exec_cfg executor;
     struct web_cfg web;
     struct notify_cfg notifications;
+    struct discovery_cfg discovery;
 };
 
 /* Bind every daemon section of `f` into `cfg` (which takes ownership of `f`)

@@ -12,6 +12,8 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "discovery.h"
+#include "discovery_routes.h"
 #include "events.h"
 #include "exec.h"
 #include "fleet.h"
@@ -137,6 +139,13 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
     return exec_new(&c->exec, c, &o, err, errlen);
 }
 
+/* Discovery: after the fleet (onboarding writes targets and tests them) and
+ * the plugins (scanners), before the HTTP server whose routes use it. */
+static int open_discovery(struct opsc_core *c, char *err, size_t errlen)
+{
+    return discovery_new(&c->discovery, c, err, errlen);
+}
+
 /* One completion hook serves metrics and the audit log. */
 static void on_request_done(http_req *req, const http_route *route, int status, void *ud)
 {
@@ -223,6 +232,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_schedules_register(c);
     if (rc == 0)
         rc = api_notifications_register(c);
+    if (rc == 0)
+        rc = api_discovery_register(c);
     if (rc == 0)
         open_web(c);
     if (rc == 0) {
@@ -357,6 +368,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
     if (rc == 0)
         rc = open_scheduler(c, err, errlen);
     if (rc == 0)
+        rc = open_discovery(c, err, errlen);
+    if (rc == 0)
         rc = start_http(c, err, errlen);
     if (rc < 0)
         return rc;
@@ -413,6 +426,16 @@ static void on_pool_deadline(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
+/* Scans have ended (their scanner plugins still loaded): the pool next. */
+static void after_discovery(void *ud)
+{
+    struct opsc_core *c = ud;
+    if (c->pool)
+        pool_close(c->pool, close_services, c);
+    else
+        close_services(c);
+}
+
 /* Everything that depends on the loop is closed from here; what remains is
  * freed by core_free() once uv_run() returns. Runs are over (ended, or
  * interrupted at the deadline): pooled connections close before the
@@ -426,10 +449,7 @@ static void after_exec(void *ud)
     close_handle((uv_handle_t *)&c->sig_hup);
     sched_close(c->sched);
     c->sched = NULL;
-    if (c->pool)
-        pool_close(c->pool, close_services, c);
-    else
-        close_services(c);
+    discovery_close(c->discovery, after_discovery, c);
 }
 
 /* Running steps get what is left of the shutdown deadline; a second signal
@@ -469,6 +489,7 @@ void core_stop(struct opsc_core *c)
     c->ready = false;
     if (c->sched)
         sched_stop(c->sched); /* no run starts once stopping began */
+    discovery_stop(c->discovery); /* scans are cancelled: they end within a second */
     exec_stop(c->exec); /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
@@ -504,6 +525,7 @@ void core_free(struct opsc_core *c)
         http_server_free(c->http);
     exec_free(c->exec);
     notify_free(c->notify);
+    discovery_free(c->discovery);
     pool_free(c->pool);
     fleet_free(c->fleet);
     web_ui_free(c->web);

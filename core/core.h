@@ -29,6 +29,7 @@ typedef struct exec exec;
 typedef struct web_ui web_ui;
 typedef struct notify notify;
 typedef struct privsep privsep;
+typedef struct discovery discovery;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -50,6 +51,7 @@ struct opsc_core {
     notify *notify;        /* notifications: channels, rules, outbox, inbound hooks */
     web_ui *web;           /* the web UI's files; NULL when not served */
     privsep *privsep;      /* the helper that starts local steps as the local-steps user */
+    discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */
     bool ready;            /* store open and plugins loaded */

@@ -86,6 +86,9 @@ int target_host_key_add(store_txn *txn, const char *id, const char *type, const 
 int target_host_keys_reset(store_txn *txn, const char *id, int64_t expect, json_t **rec);
 /* The lines "<type> SHA256:<b64>\n" of opsc_target.known_host_keys (heap). */
 char *target_known_hosts(const json_t *rec);
+/* An RFC 1123 host name (dot-separated labels of letters, digits, '-' and '_', no '-' at
+ * either end of a label, the last label not all digits), with or without a trailing dot. */
+bool dns_name_ok(const char *s);
 /* "SHA256:" + 43 base64 characters, unpadded (as OpenSSH prints them). */
 bool host_key_fingerprint_valid(const char *fp);
 

@@ -79,7 +79,7 @@ static int no_transport(plugin_host *h, const char *name, fleet_err *e)
 
 /* RFC 1123 host name: dot-separated labels of [A-Za-z0-9-_], no '-' at either
  * end, the last one not all digits (that would be a malformed IPv4). */
-static bool dns_name_ok(const char *s)
+bool dns_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n && s[n - 1] == '.')

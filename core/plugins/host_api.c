@@ -40,10 +40,19 @@ static char *api_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* An error logged inside init() is why the plugin refuses to load: the
+ * refusal in GET /api/v1/plugins says it too, not only the code. */
 static void api_log(const char *component, int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    plugin_host *h = plugin_host_current;
+    if (h && h->initialising && level == OPSC_LOG_ERROR) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(h->init_error, sizeof(h->init_error), fmt, copy);
+        va_end(copy);
+    }
     log_vmsg(component ? component : "plugin", level, fmt, ap);
     va_end(ap);
 }
@@ -267,9 +276,10 @@ static int api_register_notifier(const opsc_notifier *n, void *state)
     return plugin_host_register(REG_NOTIFIER, n, n ? n->name : NULL, state, NULL);
 }
 
+/* A 1.0 descriptor ends before `progress`: it is still whole. */
 static int api_register_scanner(const opsc_scanner *s, void *state)
 {
-    if (s && (s->size < sizeof(opsc_scanner) || !s->scan))
+    if (s && (s->size < offsetof(opsc_scanner, progress) || !s->scan || !s->cancel))
         return OPSC_EINVAL;
     return plugin_host_register(REG_SCANNER, s, s ? s->name : NULL, state, NULL);
 }

@@ -200,6 +200,7 @@ static int init_plugin(plugin_host *h, plugin *p, char *err, size_t errlen)
     h->initialising = p;
     h->reg_rc = 0;
     h->reg_error[0] = '\0';
+    h->init_error[0] = '\0';
     int rc = p->desc->init(plugin_host_api(), &cfg, &p->pstate);
     h->initialising = NULL;
     if (rc != 0) {
@@ -207,8 +208,9 @@ static int init_plugin(plugin_host *h, plugin *p, char *err, size_t errlen)
         /* The refused registration says more than init's code (and a
          * duplicate stays a duplicate whatever init returned). */
         int code = h->reg_rc ? h->reg_rc : rc < 0 ? rc : OPSC_EPLUGIN;
+        const char *why = h->reg_rc ? h->reg_error : h->init_error;
         return refuse(p, code, err, errlen, "init failed: %s (%s)%s%s", opsc_err_name(rc),
-                      opsc_strerror(rc), h->reg_rc ? ": " : "", h->reg_error);
+                      opsc_strerror(rc), *why ? ": " : "", why);
     }
     p->state = PLUGIN_LOADED;
     log_info("plugins", "loaded %s %s from %s", p->name, p->version, p->path);

@@ -44,6 +44,7 @@ struct plugin_host {
     plugin *initialising; /* registration is allowed only while set */
     int reg_rc;           /* the first registration refused during init(), and why: */
     char reg_error[512];  /* they go into the plugin's refusal reason */
+    char init_error[512]; /* the last error the plugin logged during init(): its own reason */
     const plugin_step_ops *step_ops;
     plugin_local_verify_fn local_verify; /* set by the identity service */
     void *local_verify_ud;

@@ -52,6 +52,15 @@ const store_db_def store_dbs[] = {
     {"hooks_by_name", 0},
     {"hooks_seen", 0}, /* "<hook id>/<message id>" -> ms first seen: replays refused */
     {"revoked_sessions", 0},      /* session (refresh family) -> until (s): its access tokens */
+    {"discovery_scans", 0},
+    {"discovery_scans_active", 0},     /* scan id -> "" while running (start-up recovery) */
+    {"discovery_hosts", 0},            /* one per address ever found */
+    {"discovery_hosts_by_address", 0}, /* address -> host id */
+    {"discovery_scan_hosts", 0},       /* "<scan id>/<host id>" -> host id: what a scan saw */
+    {"discovery_profiles", 0},
+    {"discovery_profiles_by_name", 0},
+    {"discovery_profile_hosts", 0}, /* "<profile id>/<host id>" -> host id */
+    {"discovery_profile_state", 0}, /* profile id -> {last_scan_id, last_run_at} */
 };
 const size_t store_db_count = sizeof(store_dbs) / sizeof(store_dbs[0]);
 

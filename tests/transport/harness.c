@@ -313,6 +313,15 @@ static int h_local_kill_recorded(const char *handle,
     return privsep_kill_recorded(helper(), handle, done, ud);
 }
 
+static int h_register_scanner(const opsc_scanner *s, void *state)
+{
+    if (!loading || !s || !s->scan || !s->cancel)
+        return OPSC_EINVAL;
+    loading->scanner = s;
+    loading->state = state;
+    return 0;
+}
+
 static const opsc_host_api host_api = {
     .size = sizeof(opsc_host_api),
     .abi_major = OPSC_ABI_MAJOR,
@@ -335,6 +344,7 @@ static const opsc_host_api host_api = {
     .local_signal = privsep_signal,
     .local_release = privsep_release,
     .local_kill_recorded = h_local_kill_recorded,
+    .register_scanner = h_register_scanner,
 };
 
 const opsc_host_api *th_api(void)
@@ -363,14 +373,14 @@ int th_load(th_plugin *p, const char *path, const char *config)
     int rc = p->desc->init(&host_api, &cfg, &state);
     loading = NULL;
     p->pstate = state;
-    if (rc == 0 && !p->t)
+    if (rc == 0 && !p->t && !p->scanner)
         rc = OPSC_EPLUGIN;
     return rc;
 }
 
 void th_unload(th_plugin *p)
 {
-    if (p->desc && p->desc->shutdown && p->t)
+    if (p->desc && p->desc->shutdown && (p->t || p->scanner))
         p->desc->shutdown(p->pstate);
     if (p->dl)
         dlclose(p->dl);

@@ -3,7 +3,7 @@
  *
  * The harness dlopen()s a plugin, calls opsc_plugin_entry() and init() with
  * its own small opsc_host_api (allocator, log, loop, config_bind,
- * register_transport), and offers blocking helpers that run the harness's
+ * register_transport, register_scanner), and offers blocking helpers that run the harness's
  * libuv loop until a transport callback arrives. It links nothing of core/.
  * It also starts the sshd fixture (tests/integration/fixtures/sshd.py).
  */
@@ -24,6 +24,7 @@ typedef struct th_plugin {
     void *state;             /* handed to the transport's functions */
     void *pstate;            /* handed to shutdown() */
     char *cfg_text;          /* the config text its string settings point into */
+    const opsc_scanner *scanner; /* a discovery plugin's registration, instead of `t` */
 } th_plugin;
 
 uv_loop_t *th_loop(void);

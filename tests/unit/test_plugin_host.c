@@ -192,6 +192,7 @@ static void init_failure_is_refused_and_its_registrations_undone(void **state)
     char err[512];
     assert_int_equal(load(f, "test-init-fail", err, sizeof(err)), OPSC_EHOSTUNREACH);
     assert_non_null(strstr(err, "init failed: EHOSTUNREACH"));
+    assert_non_null(strstr(err, ": cannot reach the moon")); /* the error it logged, its reason */
     assert_null(plugin_host_find(f->host, REG_NOTIFIER, "test-ghost"));
 }
 

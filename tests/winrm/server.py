@@ -70,6 +70,7 @@ class Config:
             entry["principal"] = u.get("principal", f"{u['name']}@{entry['realm']}")
             self.users.append(entry)
         self.cert_mappings = list(raw.get("cert_mappings", []))
+        self.identify = dict(raw.get("identify", {}))
         self.kerberos = None
         krb = raw.get("kerberos")
         if krb:
@@ -241,9 +242,25 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404)
         self._send(200, data, "application/json")
 
+    def _identify(self, body, rec):
+        """An unauthenticated Identify (DSP0226 11), as Windows answers it: only with the
+        WSMANIDENTIFY: unauthenticated header, the OS version left out."""
+        if self.headers.get("WSMANIDENTIFY", "").lower() != "unauthenticated" or b"Identify" not in body:
+            return False
+        try:
+            soap.parse_identify(body)
+        except ValueError:
+            return False
+        rec.update({"status": 200, "action": "Identify", "user": None})
+        self.server.record(rec)
+        self._send(200, soap.identify_response(self.server.cfg.identify), "application/soap+xml;charset=UTF-8")
+        return True
+
     def _wsman(self, body):
         cfg = self.server.cfg
         rec = {"ts": time.time(), "client": self.client_address[0], "path": self.path, "encrypted": False}
+        if self._identify(body, rec):
+            return
         tls = isinstance(self.request, ssl.SSLSocket)
         result = self.conn_auth.process(self.headers.get("Authorization"))
         rec.update({"auth_scheme": result.scheme, "user": result.user})

@@ -223,6 +223,36 @@ def parse(xml_bytes):
     return Request(root)
 
 
+NS_WSMID = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"
+
+
+def parse_identify(xml_bytes):
+    """True for a SOAP 1.2 envelope whose Body is wsmid:Identify; ValueError otherwise."""
+    try:
+        root = ET.fromstring(xml_bytes)
+    except ET.ParseError as exc:
+        raise ValueError(f"XML is not well formed: {exc}") from exc
+    body = root.find(q(NS_S, "Body")) if root.tag == q(NS_S, "Envelope") else None
+    if body is None or body.find(q(NS_WSMID, "Identify")) is None:
+        raise ValueError("not an Identify request")
+    return True
+
+
+def identify_response(settings=None):
+    """The IdentifyResponse of an unauthenticated Identify, as Windows words it (OS hidden)."""
+    settings = settings or {}
+    vendor = settings.get("vendor", "Microsoft Corporation")
+    version = settings.get("product_version", "OS: 0.0.0 SP: 0.0 Stack: 3.0")
+    return (
+        f'<s:Envelope xml:lang="en-US" xmlns:s="{NS_S}"><s:Header/><s:Body>'
+        f'<wsmid:IdentifyResponse xmlns:wsmid="{NS_WSMID}">'
+        f"<wsmid:ProtocolVersion>{escape(NS_W)}</wsmid:ProtocolVersion>"
+        f"<wsmid:ProductVendor>{escape(vendor)}</wsmid:ProductVendor>"
+        f"<wsmid:ProductVersion>{escape(version)}</wsmid:ProductVersion>"
+        "</wsmid:IdentifyResponse></s:Body></s:Envelope>"
+    ).encode()
+
+
 def envelope(action, relates_to, body_xml):
     """A response envelope shaped like Windows': Action, MessageID, To anonymous, RelatesTo."""
     relates = f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo>" if relates_to else ""

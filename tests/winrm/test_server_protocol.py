@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 from wsman_client import NS, Client, Fault, envelope
@@ -256,3 +257,30 @@ def test_server_script_prints_its_port(tmp_path):
         assert proc.wait(10) == 0
         proc.stdout.close()
     assert shutil.which("openssl")
+
+
+IDENTIFY = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+            b'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
+            b"<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>")
+
+
+def _identify(srv, headers):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("POST", "/wsman", IDENTIFY, dict(headers, **{"Content-Type": "application/soap+xml;charset=UTF-8"}))
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, body
+
+
+def test_unauthenticated_identify_is_answered_only_with_its_header(winrm_server):
+    srv = winrm_server({"users": [{"name": USER, "password": PASSWORD}], "identify": {"product_version": "OS: 10.0.20348 SP: 0.0 Stack: 3.0"}})
+    status, body = _identify(srv, {"WSMANIDENTIFY": "unauthenticated"})
+    assert status == 200
+    root = ET.fromstring(body)
+    ns = {"wsmid": "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"}
+    assert root.findtext(".//wsmid:ProductVendor", namespaces=ns) == "Microsoft Corporation"
+    assert root.findtext(".//wsmid:ProductVersion", namespaces=ns) == "OS: 10.0.20348 SP: 0.0 Stack: 3.0"
+    assert root.findtext(".//wsmid:ProtocolVersion", namespaces=ns) == "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
+    status, _ = _identify(srv, {})
+    assert status == 401  # without the header it is a request like any other: authenticate first
