@@ -76,8 +76,9 @@ struct server_cfg {
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
     const char *public_url; /* how users reach the daemon: links in notifications */
-    const char *tls_cert;      /* PEM chain of the listen addresses marked tls */
-    const char *tls_key;       /* PEM key, mode 0600 */
+    const char *user;       /* switch to this user after starting the spawner (root only) */
+    const char *tls_cert;   /* PEM chain of the listen addresses marked tls */
+    const char *tls_key;    /* PEM key, mode 0600 */
     const char *tls_client_ca; /* "" -> no client certificates asked */
     bool tls_client_required;
     int tls_min_version; /* enum tls_min: 0 -> 1.2, 1 -> 1.3 */
@@ -110,6 +111,7 @@ struct auth_cfg {
     const char *jwt_secret;   /* secret; "" -> jwt_key_file */
     const char *jwt_key_file; /* "" -> <data_dir>/jwt.key */
     int64_t password_cost;    /* yescrypt cost 1..11 */
+    int64_t password_min_score; /* zxcvbn 0..4; 0: length only */
     int64_t hash_workers;     /* slow hashes running at once */
     int64_t hash_queue;       /* slow hashes waiting at most */
     int64_t user_free_failures;
@@ -147,14 +149,17 @@ struct fleet_cfg {
 };
 
 struct exec_cfg {
-    int64_t max_parallel;      /* targets running at once, all runs */
-    int64_t step_workers;      /* threads for imperative steps */
-    int64_t step_timeout_ms;   /* steps without timeout_s */
-    int64_t log_retention_ms;  /* 0: keep */
-    int64_t log_max_bytes;     /* all logs; 0: no limit */
+    int64_t max_parallel;     /* targets running at once, all runs */
+    int64_t step_workers;     /* threads for imperative steps */
+    int64_t step_timeout_ms;  /* steps without timeout_s */
+    int64_t log_retention_ms; /* 0: keep */
+    int64_t log_max_bytes;    /* all logs; 0: no limit */
     int64_t log_max_per_target;
     int64_t log_sweep_interval_ms;
-    int64_t capture_limit; /* stdout kept per command for outputs */
+    int64_t capture_limit;  /* stdout kept per command for outputs */
+    const char *local_user; /* local steps run as this user */
+    int local_targets;      /* enum exec_local_policy */
+    const char *spawner;    /* opsc-spawner path; "" -> found */
 };
 
 struct notify_cfg {
@@ -172,6 +177,8 @@ struct web_cfg {
     const char *dir; /* the built UI (index.html, assets/) */
 };
 
+/* [executor] local_targets: who may create, change and run jobs on local targets. */
+enum exec_local_policy { LOCAL_TARGETS_ADMIN, LOCAL_TARGETS_OPERATOR, LOCAL_TARGETS_DISABLED };
 struct discovery_cfg {
     int64_t max_addresses;      /* addresses one scan may cover */
     const char *allowed_ranges; /* ','-separated CIDR blocks, ranges, addresses; "": any */

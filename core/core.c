@@ -27,6 +27,7 @@
 #include "notify.h"
 #include "plugin_host.h"
 #include "pool.h"
+#include "privsep.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -210,6 +211,12 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     }
     http_server_set_tls(c->http, tls);
     http_server_set_app(c->http, c);
+    char full[1024];
+    snprintf(full, sizeof(full),
+             "the data directory %.900s is full: nothing can be written until space is freed "
+             "there (reads and logins still work)",
+             c->cfg.store.data_dir);
+    http_server_set_full_message(c->http, full);
     rc = api_system_register(c);
     if (rc == 0)
         rc = api_identity_register(c);
@@ -231,6 +238,7 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         open_web(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);
+        http_server_set_sse_check(c->http, auth_sse_check, c->auth);
         http_server_set_done(c->http, on_request_done, c);
     }
     if (rc < 0) {
@@ -317,10 +325,13 @@ static void start_signals(struct opsc_core *c)
 }
 
 int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const char *config_path,
-               char *err, size_t errlen)
+               privsep *ps, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
     c->loop = loop;
+    c->privsep = ps;
+    if (ps)
+        privsep_attach(ps, loop);
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     c->config_path = config_path ? strdup(config_path) : NULL;
@@ -339,6 +350,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = plugin_host_new(&c->plugins, loop, c->cfg.file);
     if (rc == 0)
         rc = plugin_host_set_data_dir(c->plugins, c->cfg.store.data_dir);
+    if (rc == 0)
+        plugin_host_set_privsep(c->plugins, c->privsep);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
@@ -386,6 +399,8 @@ static void free_plugins(void *ud)
     struct opsc_core *c = ud;
     plugin_host_free(c->plugins);
     c->plugins = NULL;
+    privsep_close(c->privsep); /* no local process is left to serve */
+    c->privsep = NULL;
 }
 
 /* After the pool: nothing uses a connection or records a test any more. */
@@ -500,6 +515,8 @@ void core_free(struct opsc_core *c)
     notify_close(c->notify); /* before the notifiers: their last answers find it closed */
     plugin_host_free(c->plugins);
     c->plugins = NULL;
+    privsep_close(c->privsep);
+    c->privsep = NULL;
     sched_close(c->sched); /* when a second signal stopped the loop before finish_stop() */
     c->sched = NULL;
     uv_walk(c->loop, close_walk, NULL);

@@ -28,6 +28,7 @@ typedef struct fleet fleet;
 typedef struct exec exec;
 typedef struct web_ui web_ui;
 typedef struct notify notify;
+typedef struct privsep privsep;
 typedef struct discovery discovery;
 
 struct opsc_core {
@@ -49,6 +50,7 @@ struct opsc_core {
     exec *exec;            /* the executor: runs of jobs on targets */
     notify *notify;        /* notifications: channels, rules, outbox, inbound hooks */
     web_ui *web;           /* the web UI's files; NULL when not served */
+    privsep *privsep;      /* the helper that starts local steps as the local-steps user */
     discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */
@@ -59,10 +61,11 @@ struct opsc_core {
     uv_timer_t stop_deadline;
 };
 
-/* Open everything `cfg` describes and start serving. `cfg` is moved into
- * the core. On failure, `err` says why and the core is left closed. */
+/* Open everything `cfg` describes and start serving. `cfg` and `ps` (the
+ * helper for local steps, already started; may be NULL) are moved into the
+ * core. On failure, `err` says why and the core is left closed. */
 int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const char *config_path,
-               char *err, size_t errlen);
+               privsep *ps, char *err, size_t errlen);
 /* Begin a graceful stop: stop accepting, let work finish until the
  * shutdown deadline, then close. The loop ends when all is closed. */
 void core_stop(struct opsc_core *c);

@@ -1,10 +1,14 @@
 /* main.c - opsconductord's command line: run the daemon, or one of its console commands. */
+#include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -18,7 +22,9 @@
 #include "http.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "privsep.h"
 #include "store.h"
+#include "util.h"
 
 #define DEFAULT_CONFIG OPSC_SYSCONF_DIR "/opsconductor.conf"
 
@@ -292,6 +298,79 @@ static void forbid_core_dumps(void)
 #endif
 }
 
+static void privsep_log(int level, const char *text)
+{
+    log_msg("spawner", level, "%s", text);
+}
+
+/* An absolute form of `path` for the helper to hide (it may not exist yet). */
+static void add_hidden(char paths[][PATH_MAX], size_t *n, const char *path)
+{
+    if (!path || !*path || *n >= 8)
+        return;
+    if (path[0] == '/')
+        snprintf(paths[*n], PATH_MAX, "%s", path);
+    else if (!realpath(path, paths[*n]))
+        return;
+    (*n)++;
+}
+
+/* The data directory exists before the helper starts, so that it can hide
+ * it from local steps; made as root for [server] user, it is that user's. */
+static void make_data_dir(const struct config *cfg)
+{
+    const char *dir = cfg->store.data_dir, *user = cfg->server.user;
+    struct stat st;
+    bool existed = stat(dir, &st) == 0;
+    struct passwd *pw = geteuid() == 0 && user && *user ? getpwnam(user) : NULL;
+    if (fs_mkdir_p(dir, 0700) == 0 && !existed && pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+        log_warn("core", "cannot give %s to %s: %s", dir, user, strerror(errno));
+}
+
+/* The helper for local steps starts before any key is read or the store
+ * opened; then the daemon gives up what it does not need. */
+static int separate_privileges(struct cli *cli, struct config *cfg, privsep **ps)
+{
+    char hidden[8][PATH_MAX];
+    size_t nh = 0;
+    make_data_dir(cfg);
+    add_hidden(hidden, &nh, cfg->store.data_dir);
+    add_hidden(hidden, &nh, cli->config_path);
+    add_hidden(hidden, &nh, cfg->auth.jwt_key_file);
+    add_hidden(hidden, &nh, cfg->vault.key_file);
+    add_hidden(hidden, &nh, cfg->steplibs.dir);
+    const char *hide[8];
+    for (size_t i = 0; i < nh; i++)
+        hide[i] = hidden[i];
+    privsep_opts o = {cfg->executor.spawner, cfg->executor.local_user, hide, nh, 0, privsep_log};
+    if (privsep_start(ps, &o) < 0) {
+        log_error("core", "cannot start: out of memory");
+        return -1;
+    }
+    char err[512] = "", warn[256] = "";
+    if (privsep_drop(cfg->server.user, err, sizeof(err), warn, sizeof(warn)) < 0) {
+        log_error("core", "cannot start: %s", err);
+        privsep_close(*ps);
+        *ps = NULL;
+        return -1;
+    }
+    if (warn[0])
+        log_warn("core", "%s", warn);
+    struct stat st;
+    if (cli->config_path && stat(cli->config_path, &st) == 0 && (st.st_mode & S_IROTH))
+        log_warn("core",
+                 "the config file %s is readable by every user of this machine (local "
+                 "steps included): make it 0640 root:<daemon group>; it may hold secrets "
+                 "([auth] jwt_secret)",
+                 cli->config_path);
+    char why[640];
+    if (privsep_available(*ps, why, sizeof(why)) < 0)
+        log_warn("core", "%s", why);
+    else
+        log_info("core", "%s", privsep_summary(*ps));
+    return 0;
+}
+
 static int run_daemon(struct cli *cli, struct config *cfg)
 {
     forbid_core_dumps();
@@ -299,11 +378,16 @@ static int run_daemon(struct cli *cli, struct config *cfg)
     if (rc < 0)
         fprintf(stderr, "opsconductord: cannot open log file %s: %s (logging to stderr)\n",
                 cfg->log.file, strerror(-rc));
+    privsep *ps = NULL;
+    if (separate_privileges(cli, cfg, &ps) < 0) {
+        log_close();
+        return 1;
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct opsc_core core;
     char err[1024] = "";
-    rc = core_start(&core, &loop, cfg, cli->config_path, err, sizeof(err));
+    rc = core_start(&core, &loop, cfg, cli->config_path, ps, err, sizeof(err));
     if (rc < 0) {
         log_error("core", "cannot start: %s", err[0] ? err : opsc_strerror(rc));
         core.exit_code = 1;

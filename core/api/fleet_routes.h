@@ -4,6 +4,7 @@
 #define OPSC_API_FLEET_ROUTES_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "fleet.h"
 #include "http.h"
@@ -31,6 +32,13 @@ int fleet_resolve_group(http_req *req, const char *gid, json_t **records, char *
 
 /* POST /api/v1/targets/bulk (targets_bulk.c). */
 int api_targets_bulk(http_req *req);
+
+/* [executor] local_targets (local_targets.c): NULL when the caller may
+ * create, change, test and run jobs on local targets, else why not. */
+const char *api_local_denied(http_req *req);
+bool api_is_local_target(const json_t *rec);
+/* 403 "forbidden" naming the transport. */
+void api_local_refuse(http_req *req, const char *why);
 
 /* Publish "<kind>.<verb>" with {id, name} of `rec` on the core's bus. */
 void fleet_publish(http_req *req, const char *type, const json_t *rec);

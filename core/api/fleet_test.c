@@ -41,9 +41,14 @@ static int test_target(http_req *req)
     const char *id = http_req_param(req, "id");
     json_t *rec = NULL;
     int rc = fleet_read_record(c->store, "targets", id, &rec);
+    const char *denied = rc == 0 && api_is_local_target(rec) ? api_local_denied(req) : NULL;
     json_decref(rec);
     if (rc < 0) {
         rest_error(req, rc, "target");
+        return HTTP_DONE;
+    }
+    if (denied) { /* a probe runs commands on the appliance */
+        api_local_refuse(req, denied);
         return HTTP_DONE;
     }
     http_req_ref(req);
@@ -66,6 +71,7 @@ typedef struct gtest {
     json_t *items; /* JSON mode: every result */
     size_t skipped;
     uint64_t seq;
+    const char *local_denied; /* local targets are skipped, and why */
 } gtest;
 
 static void send_event(gtest *g, const char *event, json_t *data)
@@ -125,15 +131,17 @@ static json_t *split(gtest *g, const json_t *records)
     json_t *r;
     json_array_foreach((json_t *)records, i, r)
     {
-        if (!json_is_false(json_object_get(r, "enabled"))) {
+        bool refused = g->local_denied && api_is_local_target(r);
+        if (!json_is_false(json_object_get(r, "enabled")) && !refused) {
             json_array_append(ids, json_object_get(r, "id"));
             continue;
         }
         g->skipped++;
         json_t *res = json_pack("{s:O, s:O, s:b, s:b, s:{s:s, s:s, s:s}}", "target_id",
                                 json_object_get(r, "id"), "name", json_object_get(r, "name"), "ok",
-                                0, "skipped", 1, "error", "code", "ESTATE", "stage", "skipped",
-                                "message", "the target is disabled");
+                                0, "skipped", 1, "error", "code", refused ? "EACCES" : "ESTATE",
+                                "stage", "skipped", "message",
+                                refused ? g->local_denied : "the target is disabled");
         emit(g, res);
         json_decref(res);
     }
@@ -207,6 +215,7 @@ static int test_group(http_req *req)
         rest_error(req, rc, "group");
         return HTTP_DONE;
     }
+    g->local_denied = api_local_denied(req);
     rc = start(req, g, records, conc);
     json_decref(records);
     if (rc < 0) {

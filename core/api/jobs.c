@@ -327,11 +327,14 @@ static bool optional_body(http_req *req, json_t **out)
         return true;
     json_error_t e;
     *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    if (!*out) {
+        http_respond_invalid_json(req, "the body must be a JSON object", &e);
+        return false;
+    }
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
-        http_respond_error(req, 400, "invalid_json", NULL, "the body must be a JSON object: %s",
-                           e.text);
+        http_respond_error(req, 400, "invalid_json", NULL, "the body must be a JSON object");
         return false;
     }
     return true;
@@ -367,6 +370,7 @@ static int run_with(http_req *req, json_t *body)
         .targets = targets,
         .triggered_by = api_caller(req),
         .dry_run = json_is_true(json_object_get(body, "dry_run")),
+        .actor_role = auth_principal_of(req) ? auth_principal_of(req)->role : ROLE_VIEWER,
     };
     char err[1024] = "", run_id[UUID_STR_LEN];
     if (spec.dry_run) {

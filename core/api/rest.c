@@ -7,6 +7,7 @@
 
 #include <opsc/errors.h>
 
+#include "auth.h"
 #include "util.h"
 
 json_t *rest_body(http_req *req)
@@ -204,4 +205,27 @@ void rest_wipe_body(http_req *req)
     if (raw && len)
         secure_zero((char *)raw, len);
     wipe_json(http_req_json(req));
+}
+
+/* The answer's own "path" members: of the object, of its items, versions and
+ * refused files (never inside schemas, where "path" may name a parameter). */
+static void drop_paths(json_t *v)
+{
+    static const char *const lists[] = {"items", "versions", "refused"};
+    if (!json_is_object(v))
+        return;
+    json_object_del(v, "path");
+    for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(v, lists[k]), i, m) drop_paths(m);
+    }
+}
+
+json_t *rest_hide_paths(http_req *req, json_t *v)
+{
+    const auth_principal *p = auth_principal_of(req);
+    if (!p || p->role < ROLE_ADMIN)
+        drop_paths(v);
+    return v;
 }

@@ -63,6 +63,11 @@ int rest_list_records(http_req *req, store *st, rest_scan *scan, const char *wha
  * bytes (stored in *out, NULL when absent); else false after answering 400. */
 bool rest_opt_string(http_req *req, json_t *body, const char *key, size_t max, const char **out);
 
+/* Below the admin role, `v` loses its "path" members and those of the
+ * objects in its "items", "versions" and "refused" lists (recursively):
+ * file-system paths of the appliance are for its admins only. Returns `v`. */
+json_t *rest_hide_paths(http_req *req, json_t *v);
+
 /* Zero the request's raw body and every string of its JSON body in place,
  * once a handler has taken what it needs from a body holding secrets. */
 void rest_wipe_body(http_req *req);

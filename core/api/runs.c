@@ -36,6 +36,9 @@ void runs_respond_error(http_req *req, int rc, const char *err)
     case OPSC_ESTATE:
         http_respond_error(req, 409, "conflict", NULL, "%s", err);
         break;
+    case OPSC_EACCES: /* [executor] local_targets */
+        http_respond_error(req, 403, "forbidden", NULL, "%s", err);
+        break;
     default:
         http_respond_opsc_error(req, rc, "%s", *err ? err : opsc_strerror(rc));
     }
@@ -282,7 +285,9 @@ static int retry_run(http_req *req)
     struct opsc_core *c = core_of(req);
     const char *id = http_req_param(req, "id");
     char err[1024] = "", new_id[UUID_STR_LEN];
-    int rc = exec_run_retry(c->exec, id, api_caller(req), new_id, err, sizeof(err));
+    const auth_principal *who = auth_principal_of(req);
+    int rc = exec_run_retry(c->exec, id, api_caller(req), who ? who->role : ROLE_VIEWER, new_id,
+                            err, sizeof(err));
     if (rc < 0) {
         runs_respond_error(req, rc, err);
         return HTTP_DONE;

@@ -52,6 +52,7 @@ typedef struct sched_op {
     sched_field_error fe;
     json_t *rec;    /* out: the stored record */
     int64_t anchor; /* out: >= 0 when the count of fires restarted */
+    const char *role; /* the caller's role: fires run with it ([executor] local_targets) */
 } sched_op;
 
 static int check_job(store_txn *txn, json_t *before, json_t *after, sched_field_error *fe)
@@ -90,6 +91,8 @@ static int write_txn(store_txn *txn, void *ud)
         rc = sched_record_merge(before, op->changes, op->id, &after, &op->fe);
     if (rc == 0)
         rc = check_job(txn, before, after, &op->fe);
+    if (rc == 0 && (op->kind == OP_CREATE || op->kind == OP_UPDATE))
+        json_object_set_new(after, "saved_by_role", json_string(op->role));
     if (rc == 0) {
         json_object_set_new(after, "id", json_string(op->id));
         rc = before ? store_update(txn, "schedules", after, op->expect)
@@ -112,6 +115,8 @@ static int apply(http_req *req, sched_op *op)
 {
     struct opsc_core *c = core_of(req);
     op->now_ms = clock_now_ms();
+    const auth_principal *p = auth_principal_of(req);
+    op->role = role_name(p ? p->role : ROLE_VIEWER);
     int rc = store_write(c->store, write_txn, op);
     if (rc == OPSC_ESCHEMA) {
         field_error(req, &op->fe);

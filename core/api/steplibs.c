@@ -161,8 +161,8 @@ static json_t *libraries(http_req *req, const char *only)
 static int list_steplibs(http_req *req)
 {
     json_t *body = rest_list(libraries(req, NULL), NULL);
-    json_object_set(body, "refused", (json_t *)install_refused(installs_of(req)));
-    http_respond_json(req, 200, body);
+    json_object_set_new(body, "refused", json_deep_copy(install_refused(installs_of(req))));
+    http_respond_json(req, 200, rest_hide_paths(req, body));
     return HTTP_DONE;
 }
 
@@ -173,7 +173,7 @@ static int get_steplib(http_req *req)
     if (json_array_size(items) == 0)
         http_respond_error(req, 404, "not_found", NULL, "no step library '%s' is loaded", name);
     else
-        http_respond_json(req, 200, json_incref(json_array_get(items, 0)));
+        http_respond_json(req, 200, rest_hide_paths(req, json_deep_copy(json_array_get(items, 0))));
     json_decref(items);
     return HTTP_DONE;
 }
@@ -186,7 +186,7 @@ static int get_version(http_req *req)
         http_respond_error(req, 404, "not_found", NULL, "step library %s %s is not loaded", name,
                            version);
     else
-        http_respond_json(req, 200, version_json(&lib));
+        http_respond_json(req, 200, rest_hide_paths(req, version_json(&lib)));
     return HTTP_DONE;
 }
 
@@ -228,6 +228,8 @@ static void upload_done(const install_result *r, void *ud)
         auth_set_object(req, object);
         json_t *body = version_json(&lib);
         json_object_set(body, "warnings", r->warnings);
+        /* Without a required signature nobody vouched for this code: say so. */
+        json_object_set_new(body, "verified", json_boolean(r->verified));
         if (r->unchanged) {
             http_respond_json(req, 200, body);
         } else {
@@ -342,7 +344,10 @@ static int delete_version(http_req *req)
 #define VERSION_SCHEMA                                                                             \
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"version\":{\"type\":"   \
     "\"string\"},\"major\":{\"type\":\"integer\"},\"summary\":{\"type\":\"string\"},\"plugin\":{"  \
-    "\"type\":\"string\"},\"bundled\":{\"type\":\"boolean\"},\"path\":{\"type\":\"string\"},"      \
+    "\"type\":\"string\"},\"bundled\":{\"type\":\"boolean\"},\"path\":{\"type\":\"string\","       \
+    "\"description\":\"admins "                                                                    \
+    "only\"},\"verified\":{\"type\":\"boolean\",\"description\":\"upload "                         \
+    "answers: a trusted publisher key checked its signature\"},"                                   \
     "\"sha256\":{\"type\":\"string\"},\"signer\":{\"type\":[\"object\",\"null\"],\"properties\":{" \
     "\"fingerprint\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"}}},\"installed_at\":{"    \
     "\"type\":[\"string\",\"null\"]},\"installed_by\":{\"type\":[\"string\",\"null\"]},"           \

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
+#include "rest.h"
 #include "store.h"
 #include "util.h"
 
@@ -29,7 +30,14 @@ static int h_health(http_req *req)
 static int h_ready(http_req *req)
 {
     struct opsc_core *c = core_of(req);
-    if (c->ready) {
+    if (c->ready && store_full(c->store)) { /* it serves reads and logins, nothing else */
+        http_respond_error(req, 503, "store_full",
+                           json_pack("{s:b, s:b, s:s}", "store_open", 1, "store_full", 1,
+                                     "data_dir", c->cfg.store.data_dir),
+                           "the data directory %s is full: writes are refused until space is "
+                           "freed there",
+                           c->cfg.store.data_dir);
+    } else if (c->ready) {
         static const char body[] = "{\"status\":\"ready\"}";
         http_respond_text(req, 200, "application/json", body, sizeof(body) - 1);
     } else {
@@ -78,8 +86,9 @@ static int h_system(http_req *req)
 static int h_plugins(http_req *req)
 {
     struct opsc_core *c = core_of(req);
-    http_respond_json(
-        req, 200, c->plugins ? plugin_host_list_json(c->plugins) : json_pack("{s:[]}", "items"));
+    http_respond_json(req, 200,
+                      rest_hide_paths(req, c->plugins ? plugin_host_list_json(c->plugins)
+                                                      : json_pack("{s:[]}", "items")));
     return HTTP_DONE;
 }
 

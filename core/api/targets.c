@@ -59,11 +59,16 @@ static int create_target(http_req *req)
     json_t *warnings = json_array();
     struct insert in = {NULL, {0}, NULL};
     int rc = target_build(c->plugins, body, NULL, &in.rec, warnings, &in.e);
-    if (rc == 0) {
+    const char *denied = rc == 0 && api_is_local_target(in.rec) ? api_local_denied(req) : NULL;
+    if (denied) {
+        rc = OPSC_EACCES;
+    } else if (rc == 0) {
         in.cred_types = target_credential_types(c->plugins, in.rec);
         rc = store_write(c->store, insert_txn, &in);
     }
-    if (rc < 0) {
+    if (denied) {
+        api_local_refuse(req, denied);
+    } else if (rc < 0) {
         fleet_respond_error(req, rc, &in.e, "target");
     } else {
         auth_set_object(req, str(in.rec, "id"));
@@ -142,6 +147,7 @@ static int list_targets(http_req *req)
 
 typedef struct patch {
     plugin_host *plugins;
+    const char *denied; /* the caller may not touch local targets: why */
     const char *id;
     json_t *body;
     int64_t expect;
@@ -161,6 +167,8 @@ static int patch_txn(store_txn *txn, void *ud)
     int rc = store_get(txn, "targets", p->id, &p->before);
     if (rc == 0)
         rc = target_build(p->plugins, p->body, p->before, &p->after, p->warnings, &p->e);
+    if (rc == 0 && p->denied && (api_is_local_target(p->before) || api_is_local_target(p->after)))
+        rc = OPSC_EACCES; /* neither into nor out of the local transport */
     if (rc == 0)
         rc = target_replace(txn, p->before, p->after, p->expect,
                             target_credential_types(p->plugins, p->after), &p->e);
@@ -174,9 +182,12 @@ static int update_target(http_req *req)
     if (expect < 0)
         return HTTP_DONE;
     struct opsc_core *c = core_of(req);
-    patch p = {c->plugins, http_req_param(req, "id"), body, expect, json_array(), NULL, NULL, {0}};
+    patch p = {c->plugins, api_local_denied(req), http_req_param(req, "id"), body, expect,
+               json_array(), NULL, NULL, {0}};
     int rc = store_write(c->store, patch_txn, &p);
-    if (rc < 0) {
+    if (rc == OPSC_EACCES) {
+        api_local_refuse(req, p.denied);
+    } else if (rc < 0) {
         fleet_respond_error(req, rc, &p.e, "target");
     } else {
         if (target_conn_changed(p.before, p.after))
@@ -195,6 +206,7 @@ struct del {
     const char *id;
     int64_t expect;
     json_t *rec;
+    const char *denied;
 };
 
 static int delete_txn(store_txn *txn, void *ud)
@@ -202,17 +214,25 @@ static int delete_txn(store_txn *txn, void *ud)
     struct del *d = ud;
     json_decref(d->rec);
     d->rec = NULL;
+    json_t *rec = NULL;
+    int rc = d->denied ? store_get(txn, "targets", d->id, &rec) : 0;
+    bool local = rc == 0 && api_is_local_target(rec);
+    json_decref(rec);
+    if (rc < 0 || local)
+        return rc < 0 ? rc : OPSC_EACCES;
     return target_remove(txn, d->id, d->expect, &d->rec);
 }
 
 static int delete_target(http_req *req)
 {
-    struct del d = {http_req_param(req, "id"), rest_if_match(req), NULL};
+    struct del d = {http_req_param(req, "id"), rest_if_match(req), NULL, api_local_denied(req)};
     if (d.expect < 0)
         return HTTP_DONE;
     struct opsc_core *c = core_of(req);
     int rc = store_write(c->store, delete_txn, &d);
-    if (rc < 0) {
+    if (rc == OPSC_EACCES) {
+        api_local_refuse(req, d.denied);
+    } else if (rc < 0) {
         rest_error(req, rc, "target");
     } else {
         pool_invalidate(c->pool, d.id);

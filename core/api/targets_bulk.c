@@ -30,9 +30,10 @@ typedef struct chunk {
 
 static json_t *error_result(size_t index, int rc, const fleet_err *e)
 {
-    const char *code = rc == OPSC_ESCHEMA  ? "invalid_target"
-                       : rc == OPSC_EEXIST ? "conflict"
-                                           : opsc_err_name(rc);
+    const char *code = rc == OPSC_ESCHEMA   ? "invalid_target"
+                       : rc == OPSC_EEXIST  ? "conflict"
+                       : rc == OPSC_EACCES ? "forbidden"
+                                            : opsc_err_name(rc);
     json_t *err =
         json_pack("{s:s, s:s}", "code", code, "message", e->msg[0] ? e->msg : opsc_strerror(rc));
     if (e->field)
@@ -64,10 +65,13 @@ static json_t *parse_array(http_req *req)
     const char *body = http_req_body(req, &len);
     json_error_t je;
     json_t *arr = body && len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!arr && len) {
+        http_respond_invalid_json(req, "the body must be a JSON array of targets", &je);
+        return NULL;
+    }
     if (!json_is_array(arr)) {
         http_respond_error(req, 400, "bad_request", NULL,
-                           "the body must be a JSON array of targets%s%s", arr || !len ? "" : ": ",
-                           arr || !len ? "" : je.text);
+                           "the body must be a JSON array of targets");
         json_decref(arr);
         return NULL;
     }
@@ -84,12 +88,20 @@ static void import(http_req *req, json_t *arr, item *items, json_t *results, siz
 {
     struct opsc_core *core = http_req_app(req);
     size_t n = json_array_size(arr);
+    const char *denied = api_local_denied(req);
     for (size_t i = 0; i < n; i++) {
         json_t *body = json_array_get(arr, i);
         items[i].rc = OPSC_ESCHEMA;
         snprintf(items[i].e.msg, sizeof(items[i].e.msg), "each item must be a JSON object");
         if (json_is_object(body))
             items[i].rc = target_build(core->plugins, body, NULL, &items[i].rec, NULL, &items[i].e);
+        if (items[i].rc == 0 && denied && api_is_local_target(items[i].rec)) {
+            json_decref(items[i].rec);
+            items[i].rec = NULL;
+            items[i].rc = OPSC_EACCES;
+            items[i].e.field = "transport";
+            snprintf(items[i].e.msg, sizeof(items[i].e.msg), "%s", denied);
+        }
     }
     for (size_t off = 0; off < n; off += BULK_CHUNK) {
         chunk c = {items + off, n - off < BULK_CHUNK ? n - off : BULK_CHUNK, core->plugins};

@@ -195,7 +195,9 @@ static int list_tokens(http_req *req)
     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"name\":{\"type\":"        \
     "\"string\"},\"user_id\":{\"type\":\"string\"},\"username\":{\"type\":\"string\"},"            \
     "\"role\":{\"type\":\"string\"},\"prefix\":{\"type\":\"string\"},\"expires_at\":{\"type\":"    \
-    "[\"string\",\"null\"]},\"token\":{\"type\":\"string\",\"description\":\"only in the "         \
+    "[\"string\",\"null\"]},\"revoked_at\":{\"type\":\"string\",\"description\":\"set when its "   \
+    "user was disabled: it never works again\"},\"revoked_reason\":{\"type\":\"string\"},"         \
+    "\"token\":{\"type\":\"string\",\"description\":\"only in the "                                \
     "answer to POST\"},\"created_at\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\"}}}"
 
 static const http_route routes[] = {

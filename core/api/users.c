@@ -42,6 +42,17 @@ static void op_free(user_op *op)
     free(op);
 }
 
+struct one {
+    const char *id;
+    json_t *user;
+};
+
+static int get_one(store_txn *txn, void *ud)
+{
+    struct one *o = ud;
+    return users_get(txn, o->id, &o->user);
+}
+
 /* ---- validation ---------------------------------------------------------------------- */
 
 static bool bad(http_req *req, const char *msg)
@@ -89,11 +100,28 @@ static bool take_fields(http_req *req, json_t *body, json_t *fields, const char 
     return true;
 }
 
-static bool password_ok(http_req *req, json_t *fields, const char *key)
+/* The new password in fields[key] (if any) against the policy, with what an
+ * attacker knows of the user: its name, display name and email, as stored
+ * (`user`, may be NULL) and as being set. */
+static bool password_ok(http_req *req, json_t *fields, const char *key, const json_t *user)
 {
     const char *pw = json_string_value(json_object_get(fields, key));
-    char err[128];
-    if (pw && password_policy_check(pw, err, sizeof(err)) < 0)
+    if (!pw)
+        return true;
+    const char *words[8];
+    size_t n = 0;
+    static const char *const members[] = {"username", "display_name", "email"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *a = json_string_value(json_object_get(fields, members[i]));
+        const char *b = json_string_value(json_object_get(user, members[i]));
+        if (a)
+            words[n++] = a;
+        if (b)
+            words[n++] = b;
+    }
+    words[n] = NULL;
+    char err[320];
+    if (auth_password_check(auth_of(req), pw, words, err, sizeof(err)) < 0)
         return bad(req, err);
     return true;
 }
@@ -126,6 +154,23 @@ static int write_create(store_txn *txn, user_op *op)
     return rc;
 }
 
+/* A password change ends the user's other sessions (the caller's own one
+ * goes on when it changes its own password); a disable ends them all and
+ * revokes its API tokens, so that enabling it again revives nothing. */
+static int end_sessions(store_txn *txn, user_op *op, json_t *before, json_t *after)
+{
+    bool was = json_is_true(json_object_get(before, "enabled"));
+    bool is = json_is_true(json_object_get(after, "enabled"));
+    const auth_principal *p = auth_principal_of(op->req);
+    bool self = p && strcmp(p->user_id, op->id) == 0 && p->sid[0];
+    int rc = 0;
+    if (op->revoke || !is)
+        rc = users_revoke_sessions(txn, op->id, is && self ? p->sid : NULL);
+    if (rc == 0 && was && !is)
+        rc = users_revoke_api_tokens(txn, op->id, "the user was disabled");
+    return rc;
+}
+
 static int write_update(store_txn *txn, user_op *op)
 {
     json_t *u = NULL;
@@ -142,11 +187,10 @@ static int write_update(store_txn *txn, user_op *op)
         rc = json_object_update(u, op->fields) == 0 ? 0 : OPSC_ENOMEM;
     if (rc == 0)
         rc = check_last_admin(txn, before, u, op);
-    bool disabled = rc == 0 && !json_is_true(json_object_get(u, "enabled"));
     if (rc == 0)
         rc = users_update(txn, u, op->expect);
-    if (rc == 0 && (op->revoke || disabled))
-        rc = users_revoke_sessions(txn, op->id);
+    if (rc == 0)
+        rc = end_sessions(txn, op, before, u);
     if (rc == 0)
         op->result = users_public(u);
     json_decref(before);
@@ -265,7 +309,7 @@ static int create_user(http_req *req)
               (users_fold(json_string_value(json_object_get(body, "username")), name) == 0 ||
                bad(req, "username: 1-64 of a-z 0-9 . _ @ -, not starting with . or -")) &&
               (json_object_get(body, "role") || bad(req, "role is required")) &&
-              password_ok(req, op->fields, "password");
+              password_ok(req, op->fields, "password", NULL);
     bool local = !provider || strcmp(provider, "local") == 0;
     if (ok && local && !json_object_get(body, "password"))
         ok = bad(req, "password is required for a local user");
@@ -298,7 +342,13 @@ static int update_user(http_req *req)
         return HTTP_DONE;
     snprintf(op->id, sizeof(op->id), "%s", http_req_param(req, "id"));
     op->expect = expect;
-    if (!take_fields(req, body, op->fields, allowed) || !password_ok(req, op->fields, "password")) {
+    struct one o = {op->id, NULL};
+    bool ok = take_fields(req, body, op->fields, allowed);
+    if (ok && json_object_get(op->fields, "password"))
+        store_read(store_of(req), get_one, &o); /* who the password is for */
+    ok = ok && password_ok(req, op->fields, "password", o.user);
+    json_decref(o.user);
+    if (!ok) {
         op_free(op);
         return HTTP_DONE;
     }
@@ -320,17 +370,6 @@ static int update_me(http_req *req)
         return HTTP_DONE;
     }
     return run(op, "password", NULL, NULL);
-}
-
-struct one {
-    const char *id;
-    json_t *user;
-};
-
-static int get_one(store_txn *txn, void *ud)
-{
-    struct one *o = ud;
-    return users_get(txn, o->id, &o->user);
 }
 
 static int respond_user(http_req *req, const char *id)
@@ -364,17 +403,16 @@ static int change_own_password(http_req *req)
         return HTTP_DONE;
     const char *old_pw = json_string_value(json_object_get(body, "old_password"));
     const char *new_pw = json_string_value(json_object_get(body, "new_password"));
-    char err[128];
     if (!old_pw || !new_pw) {
         bad(req, "old_password and new_password are required");
         return HTTP_DONE;
     }
-    if (password_policy_check(new_pw, err, sizeof(err)) < 0) {
-        bad(req, err);
-        return HTTP_DONE;
-    }
     struct one o = {auth_principal_of(req)->user_id, NULL};
     int rc = store_read(store_of(req), get_one, &o);
+    if (rc == 0 && !password_ok(req, body, "new_password", o.user)) {
+        json_decref(o.user);
+        return HTTP_DONE;
+    }
     const char *hash = json_string_value(json_object_get(o.user, "password_hash"));
     char *old_hash = rc == 0 && hash ? strdup(hash) : NULL;
     json_decref(o.user);

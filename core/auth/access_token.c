@@ -22,18 +22,19 @@ static bool role_valid(const char *role)
            strcmp(role, "viewer") == 0;
 }
 
-int access_token_issue(const access_key *k, const char *sub, const char *role, int64_t now_s,
-                       int64_t ttl_s, char **out, access_claims *claims)
+int access_token_issue(const access_key *k, const char *sub, const char *role, const char *sid,
+                       int64_t now_s, int64_t ttl_s, char **out, access_claims *claims)
 {
     if (!k || k->len < ACCESS_KEY_MIN || k->len > INT32_MAX || !sub || !*sub ||
-        strlen(sub) >= sizeof(claims->sub) || !role || !role_valid(role) || ttl_s <= 0)
+        strlen(sub) >= sizeof(claims->sub) || !role || !role_valid(role) || ttl_s <= 0 || !sid ||
+        !*sid || strlen(sid) >= sizeof(claims->sid))
         return OPSC_EINVAL;
     char jti[ACCESS_JTI_LEN];
     if (rand_hex(jti, 16) < 0)
         return OPSC_ECRYPTO;
-    json_t *grants = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "sub", sub, "role", role, "iat",
-                               (json_int_t)now_s, "exp", (json_int_t)(now_s + ttl_s), "iss",
-                               k->issuer, "jti", jti);
+    json_t *grants = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "sub", sub, "role", role,
+                               "iat", (json_int_t)now_s, "exp", (json_int_t)(now_s + ttl_s), "iss",
+                               k->issuer, "jti", jti, "sid", sid);
     char *text = grants ? json_dumps(grants, JSON_COMPACT) : NULL;
     json_decref(grants);
     jwt_t *j = NULL;
@@ -50,6 +51,7 @@ int access_token_issue(const access_key *k, const char *sub, const char *role, i
     if (claims) {
         memset(claims, 0, sizeof(*claims));
         snprintf(claims->sub, sizeof(claims->sub), "%s", sub);
+        snprintf(claims->sid, sizeof(claims->sid), "%s", sid);
         snprintf(claims->role, sizeof(claims->role), "%s", role);
         memcpy(claims->jti, jti, sizeof(jti));
         claims->iat = now_s;
@@ -159,6 +161,10 @@ static int check_claims(const access_key *k, json_t *c, int64_t now, access_clai
         !copy_string(c, "jti", out->jti, sizeof(out->jti)) ||
         !copy_string(c, "role", out->role, sizeof(out->role)) || !role_valid(out->role))
         return refuse(why, whylen, "missing or malformed sub, jti or role");
+    /* Without its session a token could not be revoked with it (logout,
+     * password change, disable): tokens from before sessions are refused. */
+    if (!copy_string(c, "sid", out->sid, sizeof(out->sid)))
+        return refuse(why, whylen, "missing or malformed sid");
     if (!get_time(c, "iat", &out->iat, true) || !get_time(c, "exp", &out->exp, true) ||
         !get_time(c, "nbf", &out->nbf, false))
         return refuse(why, whylen, "missing or malformed iat, exp or nbf");

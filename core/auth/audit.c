@@ -88,7 +88,7 @@ int audit_flush(audit *a)
     json_t *events = a->pending;
     a->pending = json_array();
     int rc = store_write(a->store, write_events, events);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("audit", "%zu audit records could not be written: %s", json_array_size(events),
                   opsc_strerror(rc));
     json_decref(events);

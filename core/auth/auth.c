@@ -160,9 +160,11 @@ static int bootstrap_password(auth *a, char *pw, size_t n, bool *generated, char
     const char *env = getenv("OPSC_BOOTSTRAP_ADMIN_PASSWORD");
     *generated = !env;
     if (env) {
-        int rc = password_policy_check(env, err, errlen);
+        static const char *const words[] = {"admin", "Administrator", NULL};
+        char why[384] = "";
+        int rc = auth_password_check(a, env, words, why, sizeof(why));
         if (rc < 0 || strlen(env) >= n) {
-            snprintf(err, errlen, "OPSC_BOOTSTRAP_ADMIN_PASSWORD: %s", rc < 0 ? err : "too long");
+            snprintf(err, errlen, "OPSC_BOOTSTRAP_ADMIN_PASSWORD: %s", rc < 0 ? why : "too long");
             return OPSC_EINVAL;
         }
         snprintf(pw, n, "%s", env);
@@ -174,7 +176,6 @@ static int bootstrap_password(auth *a, char *pw, size_t n, bool *generated, char
     if (rc == 0)
         b64url_encode(raw, sizeof(raw), pw); /* 24 characters */
     secure_zero(raw, sizeof(raw));
-    (void)a;
     return rc;
 }
 
@@ -354,6 +355,12 @@ store *auth_store(auth *a)
 int auth_password_cost(auth *a)
 {
     return (int)a->cfg->password_cost;
+}
+
+int auth_password_check(auth *a, const char *password, const char *const *words, char *err,
+                        size_t errlen)
+{
+    return password_policy_check(password, (int)a->cfg->password_min_score, words, err, errlen);
 }
 
 const access_key *auth_access_key(auth *a)

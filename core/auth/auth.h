@@ -43,6 +43,7 @@ typedef struct auth_principal {
     int role;                 /* effective: the user's role, capped by an API token's */
     char token_id[40];        /* the API token's id; "" for an access JWT */
     char jti[ACCESS_JTI_LEN]; /* the access JWT's id; "" for an API token */
+    char sid[40];             /* the access JWT's session (refresh family); "" for an API token */
     int64_t exp;              /* the access JWT's expiry (s); 0 for an API token */
     char object[80];          /* what a mutating handler acted on, for the audit log */
 } auth_principal;
@@ -69,6 +70,11 @@ void auth_close(auth *a, void (*on_closed)(void *ud), void *ud);
 int auth_http_hook(http_req *req, const http_route *route, void *ud);
 void auth_http_done(http_req *req, const http_route *route, int status, void *ud);
 
+/* http_server_set_sse_check(): 0 while the principal of an event stream may
+ * still read it (the token not revoked, its session not ended, the user
+ * enabled with a role >= `role`), else 1. ud = auth. */
+int auth_sse_check(void *principal, int role, void *ud);
+
 /* The principal of an authenticated request; NULL on public routes without a token. */
 const auth_principal *auth_principal_of(http_req *req);
 /* Name what a mutating handler acted on (an id), for the audit record. */
@@ -78,6 +84,9 @@ audit *auth_audit(auth *a);
 hash_queue *auth_slow_queue(auth *a);
 store *auth_store(auth *a);
 int auth_password_cost(auth *a);
+/* password_policy_check() with [auth] password_min_score and `words`. */
+int auth_password_check(auth *a, const char *password, const char *const *words, char *err,
+                        size_t errlen);
 
 /* ---- sessions (session.c) ------------------------------------------------ */
 
@@ -85,6 +94,7 @@ typedef struct auth_session {
     char *access_token; /* heap; auth_session_clear() wipes and frees */
     char refresh_token[TOKEN_TEXT_MAX];
     int64_t expires_in; /* seconds */
+    char session[40];   /* the refresh token family: the access token's sid */
     char user_id[40];
     char username[USERNAME_MAX + 1];
 } auth_session;

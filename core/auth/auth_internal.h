@@ -70,6 +70,7 @@ void auth_sessions_start_sweep(auth *a);
 int auth_revoke_family(store_txn *txn, const char *family);
 int auth_revoke_access(store_txn *txn, const char *jti, int64_t exp_s);
 int auth_access_revoked(store_txn *txn, const char *jti, bool *revoked);
+int auth_session_revoked(store_txn *txn, const char *sid, bool *revoked);
 
 /* Free `a` once it is closing, its timer closed and no job is pending. */
 void auth_maybe_free(auth *a);

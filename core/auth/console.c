@@ -29,7 +29,8 @@ static int open_store(struct config *cfg, store **s)
 }
 
 /* One line from stdin, without echo when it is a terminal. */
-static int read_password(const char *prompt, char *buf, size_t n)
+static int read_password(const char *prompt, char *buf, size_t n, int min_score,
+                         const char *const *words)
 {
     struct termios old, quiet;
     bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
@@ -49,8 +50,8 @@ static int read_password(const char *prompt, char *buf, size_t n)
         return OPSC_EINVAL;
     }
     buf[strcspn(buf, "\r\n")] = '\0';
-    char err[128];
-    if (password_policy_check(buf, err, sizeof(err)) < 0) {
+    char err[320];
+    if (password_policy_check(buf, min_score, words, err, sizeof(err)) < 0) {
         fprintf(stderr, "opsconductord: %s\n", err);
         return OPSC_EINVAL;
     }
@@ -86,6 +87,7 @@ static int apply(store_txn *txn, void *ud)
     }
     if (rc < 0)
         return rc;
+    bool was = json_is_true(json_object_get(rec, "enabled"));
     if (strcmp(u->verb, "passwd") == 0) {
         const char *prov = json_string_value(json_object_get(rec, "provider"));
         if (!prov || strcmp(prov, "local") != 0) {
@@ -103,7 +105,9 @@ static int apply(store_txn *txn, void *ud)
     const char *id = json_string_value(json_object_get(rec, "id"));
     rc = users_update(txn, rec, 0);
     if (rc == 0 && strcmp(u->verb, "enable") != 0)
-        rc = users_revoke_sessions(txn, id);
+        rc = users_revoke_sessions(txn, id, NULL);
+    if (rc == 0 && strcmp(u->verb, "disable") == 0 && was)
+        rc = users_revoke_api_tokens(txn, id, "the user was disabled");
     json_decref(rec);
     return rc;
 }
@@ -141,6 +145,17 @@ static int parse_user_args(int argc, char **argv, struct user_cmd *u)
     return 0;
 }
 
+struct found {
+    const char *name;
+    json_t **rec;
+};
+
+static int find_user(store_txn *txn, void *ud)
+{
+    struct found *f = ud;
+    return users_find(txn, f->name, f->rec);
+}
+
 int console_user(struct config *cfg, int argc, char **argv)
 {
     struct user_cmd u = {0};
@@ -152,7 +167,15 @@ int console_user(struct config *cfg, int argc, char **argv)
         return 1;
     if (strcmp(u.verb, "add") == 0 || strcmp(u.verb, "passwd") == 0) {
         char pw[PASSWORD_MAX_LEN + 2];
-        rc = read_password("Password: ", pw, sizeof(pw));
+        json_t *rec = NULL; /* for passwd: its display name and email count against it too */
+        if (strcmp(u.verb, "passwd") == 0)
+            store_read(s, find_user, &(struct found){u.name, &rec});
+        const char *words[] = {u.name, json_string_value(json_object_get(rec, "display_name")),
+                               json_string_value(json_object_get(rec, "email")), NULL};
+        if (!words[1])
+            words[1] = words[2], words[2] = NULL;
+        rc = read_password("Password: ", pw, sizeof(pw), (int)cfg->auth.password_min_score, words);
+        json_decref(rec);
         if (rc == 0)
             rc = password_hash(pw, (unsigned)cfg->auth.password_cost, u.hash);
         secure_zero(pw, sizeof(pw));

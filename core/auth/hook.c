@@ -20,6 +20,7 @@ struct lookup {
     auth *a;
     const char *hash; /* API token: its hash; NULL for a JWT */
     const char *jti;  /* JWT: its id */
+    const char *sid;  /* JWT: its session */
     const char *sub;  /* JWT: the user id */
     const char *name; /* client certificate: the (folded) username its CN names */
     auth_principal *p;
@@ -62,6 +63,10 @@ static int check_api_token(store_txn *txn, struct lookup *l)
     }
     if (rc < 0)
         return rc;
+    if (json_object_get(t, "revoked_at")) { /* its user was disabled: never again */
+        l->why = "API token revoked";
+        return OPSC_EAUTH;
+    }
     const char *exp = json_string_value(json_object_get(t, "expires_at"));
     const char *uid = json_string_value(json_object_get(t, "user_id"));
     int64_t exp_ms = 0;
@@ -97,10 +102,14 @@ static int lookup_txn(store_txn *txn, void *ud)
         return check_cert_user(txn, l);
     if (l->hash)
         return check_api_token(txn, l);
-    bool revoked = false;
+    bool revoked = false, ended = false;
     int rc = auth_access_revoked(txn, l->jti, &revoked);
-    if (rc == 0 && revoked) {
-        l->why = "access token revoked (logged out)";
+    if (rc == 0)
+        rc = auth_session_revoked(txn, l->sid, &ended);
+    if (rc == 0 && (revoked || ended)) {
+        l->why = revoked ? "access token revoked (logged out)"
+                         : "session ended (logout, password change, disabled user or reused "
+                           "refresh token)";
         return OPSC_EAUTH;
     }
     return rc < 0 ? rc : load_user(txn, l->sub, l);
@@ -175,8 +184,10 @@ static int verify_bearer(auth *a, const char *token, auth_principal *p, char *wh
         return OPSC_EAUTH;
     } else {
         l.jti = c.jti;
+        l.sid = c.sid;
         l.sub = c.sub;
         snprintf(p->jti, sizeof(p->jti), "%s", c.jti);
+        snprintf(p->sid, sizeof(p->sid), "%s", c.sid);
         p->exp = c.exp;
     }
     rc = store_read(a->store, lookup_txn, &l);
@@ -247,13 +258,58 @@ int auth_http_hook(http_req *req, const http_route *route, void *ud)
         unauthorized(req, tok ? "invalid or expired token" : why);
         return 1;
     }
+    http_req_set_principal(req, p, free); /* also on a 403: the audit record names who */
     if (p->role < route->role) {
         http_respond_error(req, 403, "forbidden", NULL, "this needs the %s role",
                            role_name(route->role));
-        free(p);
         return 1;
     }
-    http_req_set_principal(req, p, free);
+    return 0;
+}
+
+/* ---- event streams: asked again while they last -------------------------------------- */
+
+static int recheck_txn(store_txn *txn, void *ud)
+{
+    struct lookup *l = ud;
+    if (l->hash) { /* an API token: still there and not revoked, its user enabled */
+        json_t *t = NULL;
+        int rc = reccache_get(l->a->records, txn, "tokens", l->p->token_id, &t);
+        if (rc < 0 || json_object_get(t, "revoked_at"))
+            return rc < 0 ? rc : OPSC_EAUTH;
+        l->p->role = role_parse(json_string_value(json_object_get(t, "role")));
+        char owner[40];
+        snprintf(owner, sizeof(owner), "%s", json_string_value(json_object_get(t, "user_id")));
+        return load_user(txn, owner, l);
+    }
+    return lookup_txn(txn, l);
+}
+
+int auth_sse_check(void *principal, int role, void *ud)
+{
+    auth *a = ud;
+    const auth_principal *was = principal;
+    auth_principal now = *was;
+    struct lookup l = {.a = a, .p = &now};
+    if (was->token_id[0]) {
+        l.hash = "";
+    } else if (!was->jti[0]) { /* a client certificate: its user as it is now */
+        l.name = was->username;
+        now.role = 0;
+    } else {
+        l.jti = was->jti;
+        l.sid = was->sid;
+        l.sub = was->user_id;
+        now.role = 0; /* load_user sets it from the user as it is now */
+    }
+    int rc = store_read(a->store, recheck_txn, &l);
+    if (rc == OPSC_EAUTH || rc == OPSC_ENOENT || (rc == 0 && now.role < role)) {
+        log_info("auth", "event stream of %s closed: %s", was->username,
+                 rc == 0 ? "its role no longer allows it"
+                 : l.why ? l.why
+                         : "token revoked");
+        return 1;
+    }
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zxcvbn.h>
 
 #include <opsc/errors.h>
 
@@ -61,7 +62,62 @@ int password_dummy_setting(unsigned cost, char out[PASSWORD_HASH_MAX])
     return 0;
 }
 
-int password_policy_check(const char *password, char *err, size_t errlen)
+/* ---- strength ------------------------------------------------------------------- */
+
+#define ESTIMATE_MAX 256 /* bytes looked at: the first 256 must be strong on their own */
+#define WORDS_MAX    32
+
+/* Each word, and each part of it between spaces, dots, dashes, @ and _
+ * ("Olga Petrova", "olga.p@example.org"): all of them an attacker knows. */
+static size_t split_words(const char *const *words, char *store, size_t storelen,
+                          const char *dict[WORDS_MAX + 2])
+{
+    size_t n = 0, used = 0;
+    dict[n++] = "opsconductor";
+    for (size_t i = 0; words && words[i] && n < WORDS_MAX; i++) {
+        const char *w = words[i];
+        for (const char *p = w; *p && n < WORDS_MAX;) {
+            size_t len = strcspn(p, " .-_@+");
+            if (len >= 3 && used + len + 1 <= storelen) {
+                memcpy(store + used, p, len);
+                store[used + len] = '\0';
+                dict[n++] = store + used;
+                used += len + 1;
+            }
+            p += len;
+            p += *p ? 1 : 0;
+        }
+        if (strlen(w) >= 3 && n < WORDS_MAX)
+            dict[n++] = w;
+    }
+    dict[n] = NULL;
+    return n;
+}
+
+/* zxcvbn's score from the bits of entropy it estimates (log2 of the guesses). */
+static int score_of(double bits)
+{
+    double log10_guesses = bits * 0.30103;
+    return log10_guesses < 3    ? 0
+           : log10_guesses < 6  ? 1
+           : log10_guesses < 8  ? 2
+           : log10_guesses < 10 ? 3
+                                : 4;
+}
+
+static int strength(const char *password, const char *const *words)
+{
+    char head[ESTIMATE_MAX + 1], store[1024];
+    const char *dict[WORDS_MAX + 2];
+    snprintf(head, sizeof(head), "%s", password);
+    split_words(words, store, sizeof(store), dict);
+    int score = score_of(ZxcvbnMatch(head, dict, NULL));
+    secure_zero(head, sizeof(head));
+    return score;
+}
+
+int password_policy_check(const char *password, int min_score, const char *const *words, char *err,
+                          size_t errlen)
 {
     size_t n = password ? strlen(password) : 0;
     if (n < PASSWORD_MIN_LEN) {
@@ -70,6 +126,15 @@ int password_policy_check(const char *password, char *err, size_t errlen)
     }
     if (n > PASSWORD_MAX_LEN) {
         snprintf(err, errlen, "password must have at most %d characters", PASSWORD_MAX_LEN);
+        return OPSC_EINVAL;
+    }
+    int score = min_score > 0 ? strength(password, words) : 4;
+    if (score < min_score) {
+        snprintf(err, errlen,
+                 "password is too weak: strength %d of 4, at least %d is required ([auth] "
+                 "password_min_score); a longer one, not built from the username, the display "
+                 "name, common words or 'opsconductor', passes",
+                 score, min_score);
         return OPSC_EINVAL;
     }
     return 0;

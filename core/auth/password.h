@@ -34,9 +34,16 @@ bool password_verify(const char *password, const char *hash);
  * not exist, so an unknown user costs the same time as a wrong password. */
 int password_dummy_setting(unsigned cost, char out[PASSWORD_HASH_MAX]);
 
-/* Policy for new passwords: PASSWORD_MIN_LEN..PASSWORD_MAX_LEN bytes.
- * 0 or OPSC_EINVAL with the reason in err (never the password). */
-int password_policy_check(const char *password, char *err, size_t errlen);
+/* Policy for new passwords: PASSWORD_MIN_LEN..PASSWORD_MAX_LEN bytes, and
+ * (min_score > 0) a strength of at least `min_score` on zxcvbn's scale of
+ * 0 to 4 (guesses needed: < 10^3, < 10^6, < 10^8, < 10^10, more), where
+ * `words` (NULL-terminated, may be NULL: the username, the display name...)
+ * and "opsconductor" count as known to an attacker. 0 or OPSC_EINVAL with
+ * the reason in err (never the password). Pure, any thread; up to ~10 ms
+ * for the longest password. */
+int password_policy_check(const char *password, int min_score, const char *const *words, char *err,
+                          size_t errlen);
+#define PASSWORD_MIN_SCORE_DEFAULT 3
 
 /* ---- bounded hashing queue (loop thread) -------------------------------- */
 

@@ -188,7 +188,7 @@ static void login_after(void *ud, int status)
         release(a, j->client);
         if (result == 0) {
             struct finish f = {j, &s, OPSC_EAUTH, NULL};
-            int rc = store_write(a->store, finish_login, &f);
+            int rc = store_write_essential(a->store, finish_login, &f);
             result = rc < 0 ? rc : f.result;
             if (result == OPSC_EAUTH)
                 audit_login(a, j, NULL, "failure", f.why);
@@ -328,8 +328,9 @@ static int do_refresh(store_txn *txn, void *ud)
 int auth_refresh(auth *a, const char *refresh_token, const char *client, auth_session *s)
 {
     struct refresh r = {a, refresh_token, s, OPSC_EAUTH, NULL, ""};
-    int rc =
-        token_is(refresh_token, TOKEN_PREFIX_REFRESH) ? store_write(a->store, do_refresh, &r) : 0;
+    int rc = token_is(refresh_token, TOKEN_PREFIX_REFRESH)
+                 ? store_write_essential(a->store, do_refresh, &r)
+                 : 0;
     if (!token_is(refresh_token, TOKEN_PREFIX_REFRESH))
         r.why = "not a refresh token";
     int result = rc < 0 ? rc : r.result;
@@ -355,6 +356,8 @@ static int do_logout(store_txn *txn, void *ud)
     int rc = 0;
     if (l->p->jti[0])
         rc = auth_revoke_access(txn, l->p->jti, l->p->exp);
+    if (rc == 0 && l->p->sid[0]) /* the session: its refresh token and its other access tokens */
+        rc = auth_revoke_family(txn, l->p->sid);
     if (rc == 0 && l->refresh && token_is(l->refresh, TOKEN_PREFIX_REFRESH)) {
         char hash[TOKEN_HASH_HEX];
         token_hash(l->refresh, hash);
@@ -375,7 +378,7 @@ static int do_logout(store_txn *txn, void *ud)
 int auth_logout(auth *a, const auth_principal *p, const char *refresh_token, const char *client)
 {
     struct logout l = {p, refresh_token};
-    int rc = store_write(a->store, do_logout, &l);
+    int rc = store_write_essential(a->store, do_logout, &l);
     audit_event ev = {.actor = p->username,
                       .actor_id = p->user_id,
                       .client = client,

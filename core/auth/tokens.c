@@ -51,12 +51,14 @@ int auth_issue_session(auth *a, store_txn *txn, json_t *user, const char *family
     free(text);
     int64_t ttl_s = a->cfg->access_ttl_ms / 1000;
     if (rc == 0)
-        rc = access_token_issue(&a->key, uid, role, now / 1000, ttl_s, &s->access_token, NULL);
+        rc = access_token_issue(&a->key, uid, role, family ? family : fam, now / 1000, ttl_s,
+                                &s->access_token, NULL);
     if (rc < 0) {
         auth_session_clear(s);
         return rc;
     }
     s->expires_in = ttl_s;
+    snprintf(s->session, sizeof(s->session), "%s", family ? family : fam);
     snprintf(s->user_id, sizeof(s->user_id), "%s", uid);
     snprintf(s->username, sizeof(s->username), "%s", name);
     return 0;
@@ -64,10 +66,17 @@ int auth_issue_session(auth *a, store_txn *txn, json_t *user, const char *family
 
 /* ---- revocation by family ------------------------------------------------------- */
 
+/* A session (refresh token family) once revoked stays in "revoked_sessions"
+ * as long as an access token issued in it could live (a day at most), so
+ * that those stop working with it. */
+#define SESSION_REVOKED_S (86400 + 60)
+
 struct key_list {
     const char *family;  /* match this family, or */
-    const char *user_id; /* this user's, or */
-    int64_t expired_at;  /* entries expired at this time (both NULL) */
+    const char *user_id; /* this user's, but for the family `except` (may be NULL), or */
+    const char *except;
+    int64_t expired_at; /* entries expired at this time (both NULL) */
+    json_t *families;   /* user_id: the families met, to revoke their access tokens */
     char (*keys)[72];
     size_t n, cap;
 };
@@ -89,6 +98,15 @@ static int add_key(struct key_list *l, const void *key, size_t klen)
     return 0;
 }
 
+static bool user_hit(struct key_list *l, const char *uid, const char *fam)
+{
+    if (!uid || strcmp(uid, l->user_id) != 0 || (fam && l->except && strcmp(fam, l->except) == 0))
+        return false;
+    if (fam && l->families)
+        json_object_set_new(l->families, fam, json_true());
+    return true;
+}
+
 static int match_refresh(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
 {
     struct key_list *l = ud;
@@ -97,7 +115,7 @@ static int match_refresh(const void *key, size_t klen, const void *val, size_t v
     const char *uid = json_string_value(json_object_get(v, "user_id"));
     json_int_t exp = json_integer_value(json_object_get(v, "expires_at_ms"));
     bool hit = l->family    ? fam && strcmp(fam, l->family) == 0
-               : l->user_id ? uid && strcmp(uid, l->user_id) == 0
+               : l->user_id ? user_hit(l, uid, fam)
                             : !v || exp <= l->expired_at;
     json_decref(v);
     return hit ? add_key(l, key, klen) : 0;
@@ -138,16 +156,33 @@ static int revoke_matching(store_txn *txn, struct key_list *l)
     return delete_keys(txn, "refresh_tokens", l);
 }
 
+static int revoke_session(store_txn *txn, const char *family)
+{
+    char v[32];
+    int n = snprintf(v, sizeof(v), "%lld", (long long)(clock_now_ms() / 1000 + SESSION_REVOKED_S));
+    return store_kv_put(txn, "revoked_sessions", family, strlen(family), v, (size_t)n);
+}
+
 int auth_revoke_family(store_txn *txn, const char *family)
 {
     struct key_list l = {.family = family};
-    return revoke_matching(txn, &l);
+    int rc = revoke_matching(txn, &l);
+    return rc == 0 ? revoke_session(txn, family) : rc;
 }
 
-int users_revoke_sessions(store_txn *txn, const char *user_id)
+int users_revoke_sessions(store_txn *txn, const char *user_id, const char *except_session)
 {
-    struct key_list l = {.user_id = user_id};
-    return revoke_matching(txn, &l);
+    struct key_list l = {.user_id = user_id, .except = except_session, .families = json_object()};
+    int rc = l.families ? revoke_matching(txn, &l) : OPSC_ENOMEM;
+    const char *fam;
+    json_t *v;
+    json_object_foreach(l.families, fam, v)
+    {
+        if (rc == 0)
+            rc = revoke_session(txn, fam);
+    }
+    json_decref(l.families);
+    return rc;
 }
 
 int auth_revoke_access(store_txn *txn, const char *jti, int64_t exp_s)
@@ -157,13 +192,23 @@ int auth_revoke_access(store_txn *txn, const char *jti, int64_t exp_s)
     return store_kv_put(txn, "revoked_tokens", jti, strlen(jti), v, (size_t)n);
 }
 
-int auth_access_revoked(store_txn *txn, const char *jti, bool *revoked)
+static int is_listed(store_txn *txn, const char *db, const char *key, bool *listed)
 {
     const void *v;
     size_t n;
-    int rc = store_kv_get(txn, "revoked_tokens", jti, strlen(jti), &v, &n);
-    *revoked = rc == 0;
+    int rc = store_kv_get(txn, db, key, strlen(key), &v, &n);
+    *listed = rc == 0;
     return rc == OPSC_ENOENT ? 0 : rc;
+}
+
+int auth_access_revoked(store_txn *txn, const char *jti, bool *revoked)
+{
+    return is_listed(txn, "revoked_tokens", jti, revoked);
+}
+
+int auth_session_revoked(store_txn *txn, const char *sid, bool *revoked)
+{
+    return is_listed(txn, "revoked_sessions", sid, revoked);
 }
 
 /* ---- sweep ---------------------------------------------------------------------- */
@@ -179,6 +224,10 @@ static int sweep(store_txn *txn, void *ud)
         rc = store_kv_scan(txn, "revoked_tokens", "", 0, match_revoked, &l);
     if (rc == 0)
         rc = delete_keys(txn, "revoked_tokens", &l);
+    if (rc == 0)
+        rc = store_kv_scan(txn, "revoked_sessions", "", 0, match_revoked, &l);
+    if (rc == 0)
+        rc = delete_keys(txn, "revoked_sessions", &l);
     free(l.keys);
     return rc;
 }
@@ -188,7 +237,7 @@ static void sweep_tick(uv_timer_t *t)
     auth *a = t->data;
     int64_t now = clock_now_ms();
     int rc = store_write(a->store, sweep, &now);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC)
         log_error("auth", "sweeping expired tokens failed: %s", opsc_strerror(rc));
 }
 

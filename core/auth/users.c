@@ -8,6 +8,7 @@
 #include <opsc/errors.h>
 
 #include "http.h"
+#include "util.h"
 
 int role_parse(const char *name)
 {
@@ -153,8 +154,28 @@ int users_delete(store_txn *txn, const char *id, int64_t expect_version)
     if (rc == 0)
         rc = delete_api_tokens(txn, id);
     if (rc == 0)
-        rc = users_revoke_sessions(txn, id);
+        rc = users_revoke_sessions(txn, id, NULL);
     json_decref(u);
+    return rc;
+}
+
+int users_revoke_api_tokens(store_txn *txn, const char *user_id, const char *reason)
+{
+    struct owned o = {.user_id = user_id};
+    int rc = store_scan(txn, "tokens", NULL, false, collect_owned, &o);
+    char now[RFC3339_LEN];
+    rfc3339_format(clock_now_ms(), now);
+    for (size_t i = 0; rc == 0 && i < o.n; i++) {
+        json_t *t = NULL;
+        rc = store_get(txn, "tokens", o.ids[i], &t);
+        if (rc == 0 && !json_object_get(t, "revoked_at")) {
+            json_object_set_new(t, "revoked_at", json_string(now));
+            json_object_set_new(t, "revoked_reason", json_string(reason));
+            rc = store_update(txn, "tokens", t, 0);
+        }
+        json_decref(t);
+    }
+    free(o.ids);
     return rc;
 }
 

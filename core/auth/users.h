@@ -49,7 +49,12 @@ int users_empty(store_txn *txn, bool *empty);
 /* A new reference to a copy of `rec` without internal fields. */
 json_t *users_public(json_t *rec);
 
-/* Delete every refresh token of `user_id` (password change, disable). */
-int users_revoke_sessions(store_txn *txn, const char *user_id);
+/* End every session of `user_id` but `except_session` (NULL: all): its
+ * refresh tokens go and the access tokens issued in it stop working
+ * (password change, disable, delete). */
+int users_revoke_sessions(store_txn *txn, const char *user_id, const char *except_session);
+/* Mark every API token of `user_id` revoked (disable): re-enabling the user
+ * does not bring them back. */
+int users_revoke_api_tokens(store_txn *txn, const char *user_id, const char *reason);
 
 #endif

@@ -287,6 +287,7 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     uv_timer_start(&ex->tick, on_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&ex->tick);
     plugin_host_set_step_ops(ex->plugins, ex_step_ops());
+    ex_kill_orphans(ex);
     *out = ex;
     return 0;
 }
@@ -382,6 +383,7 @@ void exec_free(exec *ex)
     }
     pthread_mutex_destroy(&ex->qmu);
     json_decref(ex->busy);
+    json_decref(ex->orphans);
     free(ex);
 }
 

@@ -42,12 +42,23 @@ typedef struct exec_run_spec {
     int64_t planned_at_ms;    /* the schedule's fire instant; 0 otherwise */
     const char *triggered_by; /* username, "token:<name>", or "scheduler" */
     bool dry_run;             /* render and validate only: nothing runs on targets */
+    int actor_role;           /* EXEC_ROLE_* of who starts it, checked against [executor]
+                                 local_targets for local targets; 0: the daemon itself */
 } exec_run_spec;
+
+/* Roles as http.h numbers them (ROLE_VIEWER 1, ROLE_OPERATOR 2, ROLE_ADMIN 3). */
+#define EXEC_ROLE_OPERATOR 2
+#define EXEC_ROLE_ADMIN    3
+/* True when `role` may run jobs on (and manage) local targets under `policy`
+ * (enum exec_local_policy of config.h). */
+bool exec_local_allowed(int policy, int role);
 
 /* Create the run (persisted as queued before this returns 0) and start it.
  * Validation failures (unknown job, bad parameters, template or schema
  * errors, a step for the wrong OS family) return OPSC_ESCHEMA / OPSC_ENOENT
- * with the step, field and position in err, and create nothing. */
+ * with the step, field and position in err, and create nothing; a local
+ * target that [executor] local_targets keeps from spec->actor_role,
+ * OPSC_EACCES. */
 int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
                    size_t errlen);
 
@@ -107,8 +118,8 @@ int exec_dry_run(exec *ex, const exec_run_spec *spec, json_t **out, char *err, s
 /* A new run of the same job version and parameters on the targets of
  * `run_id` that did not succeed, linked by "retry_of". OPSC_ENOENT,
  * OPSC_ESTATE (still active, or nothing failed). */
-int exec_run_retry(exec *ex, const char *run_id, const char *by, char new_id[UUID_STR_LEN],
-                   char *err, size_t errlen);
+int exec_run_retry(exec *ex, const char *run_id, const char *by, int actor_role,
+                   char new_id[UUID_STR_LEN], char *err, size_t errlen);
 
 /* Write what changed now rather than at the end of the loop turn (a reader
  * is about to read the store). */

@@ -9,6 +9,7 @@
 #include "exec_internal.h"
 #include "log.h"
 #include "steptype.h"
+#include "util.h"
 
 ex_cmd *ex_cmd_new(ex_target *t, opsc_output_rule rule, size_t capture_limit, bool log_output)
 {
@@ -28,6 +29,11 @@ void ex_cmd_free(ex_cmd *c)
         return;
     sb_free(&c->lines[0].part);
     sb_free(&c->lines[1].part);
+    for (int i = 0; i < 2; i++) {
+        if (c->held[i].buf)
+            secure_zero(c->held[i].buf, c->held[i].len);
+        sb_free(&c->held[i]);
+    }
     sb_free(&c->out);
     sb_free(&c->err);
     free(c->last_line);
@@ -58,16 +64,34 @@ static void on_done(void *ud, const opsc_exec_result *res)
 {
     ex_cmd *c = ud;
     c->h = NULL;
-    ex_cmd_flush_lines(c, true);
+    if (c->t && c->t->process) {
+        free(c->t->process);
+        c->t->process = NULL;
+        ex_mark_target(c->t);
+    }
+    ex_cmd_end_streams(c);
     if (c->t && conn_broken(c->t, res))
         ex_target_release(c->t, true);
     c->done(c, res);
+}
+
+/* Kept in the run target's record while the command runs: a daemon that
+ * dies meanwhile finds it at start-up and stops those processes. */
+static void on_started(void *ud, const char *handle)
+{
+    ex_cmd *c = ud;
+    if (!c->t || !handle)
+        return;
+    free(c->t->process);
+    c->t->process = strdup(handle);
+    ex_mark_target(c->t);
 }
 
 static const opsc_exec_cb exec_cb = {
     .size = sizeof(opsc_exec_cb),
     .on_output = on_output,
     .on_done = on_done,
+    .on_started = on_started,
 };
 
 int ex_cmd_start(ex_target *t, const char *command, const opsc_exec_req *req, ex_cmd *c)

@@ -90,6 +90,7 @@ struct ex_cmd {
     bool capture_err;      /* keep stderr (imperative exec) */
     size_t capture_limit;
     ex_lines lines[2]; /* stdout, stderr */
+    strbuf held[2];    /* the tail of each stream that may begin a secret (exec_redact.c) */
     strbuf out, err;   /* captured text (after OPSC_OUTPUT lines are taken out) */
     bool truncated;
     char *last_line; /* JSON_LAST_LINE */
@@ -176,6 +177,7 @@ struct ex_target {
     json_t *steps_ctx; /* {"<id>": {outputs, state, exit_code}} for templates */
     char *error;
     int64_t started_ms, finished_ms;
+    char *process; /* the transport's handle of the command running now (kill_orphan) */
     /* connection */
     pool_lease *lease;
     pool_wait *wait;
@@ -239,6 +241,7 @@ struct exec {
     exec_opts opts;
     ex_run *head, *tail; /* active runs, FIFO */
     size_t nruns;
+    json_t *orphans; /* [{target_id, handle}] the previous process left running */
     uint32_t running_targets; /* global parallelism in use */
     json_t *busy;             /* target id -> holders: n shared, or -1 exclusive */
     ex_run *dirty_runs;
@@ -304,10 +307,22 @@ void ex_cmd_free(ex_cmd *c);
 void ex_cmd_cancel(ex_cmd *c);
 
 /* ---- exec_output.c --------------------------------------------------------------------------- */
+/* Output of the command: redacted as a stream, then cut into lines. */
 void ex_cmd_output(ex_cmd *c, int stream, const char *data, size_t len);
+/* The command ended: what the streams kept back, then every unfinished line. */
+void ex_cmd_end_streams(ex_cmd *c);
 void ex_cmd_flush_lines(ex_cmd *c, bool all);
 /* The outputs the rule gives after the command ended; new object. */
 json_t *ex_cmd_outputs(ex_cmd *c, char *err, size_t errlen);
+
+/* ---- exec_redact.c --------------------------------------------------------------------------- */
+/* Redact `data` as the next bytes of a stream whose kept-back tail is
+ * `held`: append to `out` everything that can no longer be part of a secret
+ * of `secrets` (longest first) with each secret replaced; keep in `held` the
+ * tail from the first byte that may still begin one (shorter than the
+ * longest secret). `final`: the stream ended, keep nothing. */
+void ex_redact_stream(char *const *secrets, size_t n, strbuf *held, const char *data, size_t len,
+                      bool final, strbuf *out);
 /* Replace every secret of the run in `s` (heap, may be reallocated). */
 char *ex_redact(const ex_run *r, char *s);
 /* The same in a fixed buffer (the result is cut to its size). */
@@ -330,6 +345,8 @@ void ex_log_sweep(exec *ex);
 void ex_flush(exec *ex);
 json_t *ex_target_record(const ex_target *t);
 int ex_recover(exec *ex);
+/* After ex_recover, with the pool up: stop what the interrupted runs' commands left running. */
+void ex_kill_orphans(exec *ex);
 int ex_persist_new_run(exec *ex, ex_run *r, json_t *target_recs);
 
 /* ---- exec_imp.c ----------------------------------------------------------------------------- */

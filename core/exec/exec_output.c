@@ -1,5 +1,5 @@
-/* exec_output.c - a command's output: lines to the run log, outputs by the step's rule, and
- * secret values redacted from all of it. */
+/* exec_output.c - a command's output: redacted as a stream (exec_redact.c), then lines to the run
+ * log and outputs by the step's rule. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,146 +14,6 @@
 #define OUTPUT_PREFIX "OPSC_OUTPUT "
 #define PART_MAX      (64u << 10) /* a line longer than this is cut into pieces */
 #define PART_STALE_MS 1000        /* a prompt without newline reaches the log after this */
-#define REDACTED      "********"
-
-/* ---- redaction -------------------------------------------------------------------------- */
-
-static int add_one(ex_run *r, const char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < r->nredact; i++)
-        if (strlen(r->redact[i]) == len && memcmp(r->redact[i], s, len) == 0)
-            return 0;
-    char **v = realloc(r->redact, (r->nredact + 1) * sizeof(*v));
-    if (!v)
-        return OPSC_ENOMEM;
-    r->redact = v;
-    if (!(v[r->nredact] = strndup(s, len)))
-        return OPSC_ENOMEM;
-    r->nredact++;
-    /* Longest first, so a secret containing another is replaced whole. */
-    for (size_t i = r->nredact - 1; i > 0 && strlen(v[i]) > strlen(v[i - 1]); i--) {
-        char *tmp = v[i];
-        v[i] = v[i - 1];
-        v[i - 1] = tmp;
-    }
-    return 0;
-}
-
-static int add_quoted(ex_run *r, const char *secret, tpl_mode mode)
-{
-    strbuf q = STRBUF_INIT;
-    int rc = tpl_quote(mode, secret, strlen(secret), &q);
-    if (rc == 0 && q.buf)
-        rc = add_one(r, q.buf, q.len);
-    if (q.buf)
-        secure_zero(q.buf, q.len);
-    sb_free(&q);
-    return rc;
-}
-
-/* The value as it may appear: itself, quoted for either shell, JSON-escaped,
- * and each line of a multi-line value. */
-int ex_redact_add(ex_run *r, const char *secret)
-{
-    int rc = add_one(r, secret, strlen(secret));
-    if (rc == 0 && strpbrk(secret, "'\xe2"))
-        rc = add_quoted(r, secret, TPL_POSIX);
-    if (rc == 0 && strpbrk(secret, "'\xe2"))
-        rc = add_quoted(r, secret, TPL_POWERSHELL);
-    json_t *j = json_string(secret);
-    char *dump = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    if (rc == 0 && dump && strlen(dump) > 2)
-        rc = add_one(r, dump + 1, strlen(dump) - 2);
-    if (dump) {
-        secure_zero(dump, strlen(dump));
-        free(dump);
-    }
-    json_decref(j);
-    for (const char *p = secret; rc == 0 && strchr(p, '\n');) {
-        const char *e = strchr(p, '\n');
-        if (e - p >= 4)
-            rc = add_one(r, p, (size_t)(e - p));
-        p = e + 1;
-        if (!strchr(p, '\n') && strlen(p) >= 4)
-            rc = add_one(r, p, strlen(p));
-    }
-    return rc;
-}
-
-char *ex_redact(const ex_run *r, char *s)
-{
-    if (!s || r->nredact == 0)
-        return s;
-    for (size_t i = 0; i < r->nredact; i++) {
-        const char *secret = r->redact[i];
-        size_t n = strlen(secret);
-        if (!strstr(s, secret))
-            continue;
-        strbuf b = STRBUF_INIT;
-        const char *p = s, *hit;
-        while ((hit = strstr(p, secret))) {
-            sb_append(&b, p, (size_t)(hit - p));
-            sb_puts(&b, REDACTED);
-            p = hit + n;
-        }
-        sb_puts(&b, p);
-        secure_zero(s, strlen(s));
-        free(s);
-        s = sb_steal(&b, NULL);
-        if (!s)
-            return strdup(REDACTED);
-    }
-    return s;
-}
-
-void ex_redact_inplace(const ex_run *r, char *buf)
-{
-    if (r->nredact == 0)
-        return;
-    char *copy = ex_redact(r, strdup(buf));
-    size_t n = strlen(buf);
-    if (copy) {
-        size_t m = strlen(copy);
-        memcpy(buf, copy, m < n ? m + 1 : n + 1);
-        buf[m < n ? m : n] = '\0';
-    }
-    free(copy);
-}
-
-void ex_redact_json(const ex_run *r, json_t *v)
-{
-    if (r->nredact == 0)
-        return;
-    const char *k;
-    json_t *m;
-    size_t i;
-    void *tmp;
-    if (json_is_object(v)) {
-        json_object_foreach_safe(v, tmp, k, m)
-        {
-            if (json_is_string(m)) {
-                char *s = ex_redact(r, strdup(json_string_value(m)));
-                json_object_set_new(v, k, json_string(s ? s : REDACTED));
-                free(s);
-            } else {
-                ex_redact_json(r, m);
-            }
-        }
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, m)
-        {
-            if (json_is_string(m)) {
-                char *s = ex_redact(r, strdup(json_string_value(m)));
-                json_array_set_new(v, i, json_string(s ? s : REDACTED));
-                free(s);
-            } else {
-                ex_redact_json(r, m);
-            }
-        }
-    }
-}
 
 /* ---- lines ------------------------------------------------------------------------------- */
 
@@ -249,9 +109,23 @@ static void emit(ex_cmd *c, int idx, strbuf *logbuf)
     sb_reset(logbuf);
 }
 
-void ex_cmd_output(ex_cmd *c, int stream, const char *data, size_t len)
+/* The last bytes of `b` that are not a whole UTF-8 character: a long line
+ * is cut before them, so the cut never splits a character. */
+static size_t partial_utf8(const char *b, size_t len)
 {
-    int idx = stream == OPSC_STDERR ? 1 : 0;
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char ch = (unsigned char)b[len - back];
+        if ((ch & 0xc0) == 0x80)
+            continue; /* a continuation byte: look further back */
+        size_t need = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+/* Redacted bytes of one stream, cut into lines. */
+static void lines_feed(ex_cmd *c, int idx, const char *data, size_t len)
+{
     ex_lines *l = &c->lines[idx];
     strbuf logbuf = STRBUF_INIT;
     while (len > 0) {
@@ -262,6 +136,11 @@ void ex_cmd_output(ex_cmd *c, int stream, const char *data, size_t len)
                 l->part_ms = clock_mono_ms();
             sb_append(&l->part, data, take);
             break;
+        }
+        if (!nl && l->part.len < PART_MAX) { /* cut at PART_MAX, on a character boundary */
+            take = PART_MAX - l->part.len;
+            size_t keep = partial_utf8(data, take);
+            take = take > keep ? take - keep : take;
         }
         if (l->part.len > 0) {
             sb_append(&l->part, data, take);
@@ -277,12 +156,44 @@ void ex_cmd_output(ex_cmd *c, int stream, const char *data, size_t len)
     sb_free(&logbuf);
 }
 
+static void redact_feed(ex_cmd *c, int idx, const char *data, size_t len, bool final)
+{
+    const ex_run *r = c->t ? c->t->run : NULL;
+    if ((!r || r->nredact == 0) && c->held[idx].len == 0) {
+        lines_feed(c, idx, data, len); /* no secret in this run: nothing to look for */
+        return;
+    }
+    strbuf out = STRBUF_INIT;
+    ex_redact_stream(r ? r->redact : NULL, r ? r->nredact : 0, &c->held[idx], data, len, final,
+                     &out);
+    if (out.len)
+        lines_feed(c, idx, out.buf, out.len);
+    if (out.buf)
+        secure_zero(out.buf, out.len);
+    sb_free(&out);
+}
+
+void ex_cmd_output(ex_cmd *c, int stream, const char *data, size_t len)
+{
+    redact_feed(c, stream == OPSC_STDERR ? 1 : 0, data, len, false);
+}
+
+void ex_cmd_end_streams(ex_cmd *c)
+{
+    for (int idx = 0; idx < 2; idx++)
+        if (c->held[idx].len)
+            redact_feed(c, idx, "", 0, true);
+    ex_cmd_flush_lines(c, true);
+}
+
 void ex_cmd_flush_lines(ex_cmd *c, bool all)
 {
     for (int idx = 0; idx < 2; idx++) {
         ex_lines *l = &c->lines[idx];
         if (l->part.len == 0 || (!all && clock_mono_ms() - l->part_ms < PART_STALE_MS))
             continue;
+        if (!all && c->held[idx].len) /* the line goes on with what may be a secret: */
+            continue;                 /* it is not stale, it waits for the next bytes */
         strbuf logbuf = STRBUF_INIT;
         one_line(c, idx, l->part.buf, l->part.len, &logbuf);
         sb_reset(&l->part);

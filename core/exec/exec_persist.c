@@ -120,7 +120,7 @@ void ex_flush(exec *ex)
         return;
     }
     int rc = store_write(ex->store, flush_txn, ex);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("exec", "writing run state failed: %s (the changes of this moment are lost)",
                   opsc_strerror(rc));
     for (ex_target *t = ex->dirty_targets, *next; t; t = next) {
@@ -183,7 +183,19 @@ static void interrupt_steps(json_t *steps, bool was_running)
     }
 }
 
-static int interrupt_targets(store_txn *txn, const char *run_id)
+/* What the target's command left running (kill_orphan at start-up); the
+ * note leaves the record. */
+static void note_orphan(json_t *orphans, json_t *t, const char *run_id)
+{
+    json_t *handle = json_object_get(t, "process");
+    if (json_is_string(handle) && orphans)
+        json_array_append_new(orphans, json_pack("{s:s, s:O, s:O}", "run_id", run_id, "target_id",
+                                                 json_object_get(t, "target_id"), "handle",
+                                                 handle));
+    json_object_del(t, "process");
+}
+
+static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans)
 {
     json_t *targets = NULL;
     int rc = run_read_targets(txn, run_id, &targets);
@@ -196,6 +208,7 @@ static int interrupt_targets(store_txn *txn, const char *run_id)
         int st = ex_state_parse(json_string_value(json_object_get(t, "state")));
         if (ex_terminal(st))
             continue;
+        note_orphan(orphans, t, run_id);
         json_object_set_new(t, "state", json_string("interrupted"));
         json_object_set_new(t, "error",
                             json_string(st == EX_QUEUED ? "the daemon stopped before it started"
@@ -211,7 +224,7 @@ static int interrupt_targets(store_txn *txn, const char *run_id)
     return rc;
 }
 
-static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n)
+static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n, json_t *orphans)
 {
     json_t *rec = NULL;
     int rc = store_get(txn, "runs", id, &rec);
@@ -227,7 +240,7 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n)
         json_object_set_new(rec, "finished_at", json_string(at));
         rc = store_update(txn, "runs", rec, 0);
         if (rc == 0)
-            rc = interrupt_targets(txn, id);
+            rc = interrupt_targets(txn, id, orphans);
         if (rc == 0)
             rc = persisted_hook(txn, ex, rec, ex_state_name(st));
         (*n)++;
@@ -243,6 +256,7 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n)
 typedef struct recover {
     exec *ex;
     size_t n;
+    json_t *orphans;
 } recover;
 
 static int recover_txn(store_txn *txn, void *ud)
@@ -250,13 +264,14 @@ static int recover_txn(store_txn *txn, void *ud)
     recover *r = ud;
     json_t *ids = json_array();
     r->n = 0;
+    json_array_clear(r->orphans); /* the function may run again (map growth) */
     int rc = store_kv_scan(txn, "runs_active", NULL, 0, collect, ids);
     size_t i;
     json_t *id;
     json_array_foreach(ids, i, id)
     {
         if (rc == 0)
-            rc = interrupt_run(txn, r->ex, json_string_value(id), &r->n);
+            rc = interrupt_run(txn, r->ex, json_string_value(id), &r->n, r->orphans);
     }
     json_decref(ids);
     return rc;
@@ -264,8 +279,12 @@ static int recover_txn(store_txn *txn, void *ud)
 
 int ex_recover(exec *ex)
 {
-    recover r = {ex, 0};
+    recover r = {ex, 0, json_array()};
     int rc = store_write(ex->store, recover_txn, &r);
+    if (rc == 0)
+        ex->orphans = r.orphans;
+    else
+        json_decref(r.orphans);
     if (rc < 0)
         log_error("exec", "marking interrupted runs failed: %s", opsc_strerror(rc));
     else if (r.n)

@@ -8,6 +8,7 @@
 
 #include "events.h"
 #include "exec_internal.h"
+#include "core.h"
 #include "fleet.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -98,6 +99,40 @@ static int check_families(const job_plan *plan, const json_t *targets, char *err
                 return OPSC_ESCHEMA;
             }
         }
+    }
+    return 0;
+}
+
+bool exec_local_allowed(int policy, int role)
+{
+    if (policy == LOCAL_TARGETS_DISABLED)
+        return false;
+    return role >= (policy == LOCAL_TARGETS_OPERATOR ? EXEC_ROLE_OPERATOR : EXEC_ROLE_ADMIN);
+}
+
+/* [executor] local_targets: commands on the appliance itself need the role
+ * it names (a dry run only renders them). */
+static int check_local(exec *ex, const exec_run_spec *spec, const json_t *targets, char *err,
+                       size_t errlen)
+{
+    int policy = ex->core ? ex->core->cfg.executor.local_targets : LOCAL_TARGETS_ADMIN;
+    bool disabled = policy == LOCAL_TARGETS_DISABLED;
+    if (spec->dry_run || (!disabled && (spec->actor_role == 0 ||
+                                        exec_local_allowed(policy, spec->actor_role))))
+        return 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(targets, i, t)
+    {
+        const char *tr = json_string_value(json_object_get(t, "transport"));
+        if (!tr || strcmp(tr, "local") != 0)
+            continue;
+        snprintf(err, errlen, "target '%s' runs its commands on this appliance (transport local): %s",
+                 json_string_value(json_object_get(t, "name")),
+                 disabled ? "local targets are disabled ([executor] local_targets = disabled)"
+                          : "running jobs on local targets needs the admin role ([executor] "
+                            "local_targets = admin)");
+        return OPSC_EACCES;
     }
     return 0;
 }
@@ -199,6 +234,8 @@ int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run
     }
     if (rc == 0)
         rc = check_families(plan, p.targets, err, errlen);
+    if (rc == 0)
+        rc = check_local(ex, spec, p.targets, err, errlen);
     ex_run *r = NULL;
     if (rc == 0 && !(r = run_new(ex, spec, plan, params, p.targets, p.disabled, retry_of)))
         rc = OPSC_ENOMEM;

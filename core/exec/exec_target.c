@@ -367,6 +367,8 @@ json_t *ex_target_record(const ex_target *t)
                             "error", t->error, "started_at", time_or_null(t->started_ms),
                             "finished_at", time_or_null(t->finished_ms), "steps", steps,
                             "log_bytes", (json_int_t)t->log_bytes);
+    if (rec && t->process)
+        json_object_set_new(rec, "process", json_string(t->process));
     return rec;
 }
 
@@ -392,5 +394,6 @@ void ex_target_free(ex_target *t)
     json_decref(t->steps_ctx);
     json_decref(t->rec);
     free(t->error);
+    free(t->process);
     sb_free(&t->log);
 }

@@ -61,6 +61,10 @@ int run_read(store_txn *txn, const char *run_id, json_t **out)
         json_decref(rec);
         return rc;
     }
+    size_t i;
+    json_t *t;
+    json_array_foreach(targets, i, t) /* the executor's own note: which processes to kill */
+        json_object_del(t, "process");
     json_object_set_new(rec, "targets", targets);
     *out = rec;
     return 0;

@@ -78,7 +78,7 @@ int fleet_flush(fleet *f)
     json_t *batch = f->pending;
     f->pending = json_object();
     int rc = store_write(f->core->store, flush_txn, batch);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("fleet", "storing the results of %zu target test(s) failed: %s",
                   json_object_size(batch), opsc_strerror(rc));
     json_decref(batch);

@@ -183,10 +183,21 @@ void http_foreach_route(http_server *srv, void (*fn)(const http_route *r, void *
  * Without a hook every route is open. */
 typedef int (*http_auth_fn)(http_req *req, const http_route *route, void *ud);
 void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud);
+/* Event streams outlive the check made when they started: every sweep
+ * (at most 500 ms apart) the server asks `fn` again about each stream's
+ * principal (the one the auth hook attached; the stream keeps it) and the
+ * role its route needs; a non-zero answer ends the stream (its on_close
+ * runs). A stream of a public route without a principal is not asked. */
+typedef int (*http_sse_check_fn)(void *principal, int role, void *ud);
+void http_server_set_sse_check(http_server *srv, http_sse_check_fn fn, void *ud);
 /* Completion hook: after each response is queued (audit, metrics), also for
  * the server's own error answers (route NULL when no route matched). */
 typedef void (*http_done_fn)(http_req *req, const http_route *route, int status, void *ud);
 void http_server_set_done(http_server *srv, http_done_fn fn, void *ud);
+
+/* The message of every 507 store_full answer (it names the data directory);
+ * copied. */
+void http_server_set_full_message(http_server *srv, const char *message);
 
 /* Application context reachable from handlers (the core). */
 void http_server_set_app(http_server *srv, void *app);
@@ -234,9 +245,18 @@ void http_respond_error(http_req *req, int status, const char *code, json_t *det
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Map an OPSC_E* code to a status and code (ENOENT 404 not_found, EEXIST 409
  * conflict, ECONFLICT 412 version_conflict, EINVAL/ESCHEMA 400, EACCES 403,
- * EAUTH 401, EBUSY 409, other 500 internal) and respond with `message`. */
+ * EAUTH 401, EBUSY 409, ENOSPC 507 store_full, other 500 internal) and
+ * respond with `message` (for ENOSPC, the server's full message when set). */
 void http_respond_opsc_error(http_req *req, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Why `e` (from a failed json_load*) refused a body, without quoting it:
+ * jansson's own text shows the bytes "near" the fault, and a body may be a
+ * credential. Static text. */
+const char *http_json_error_text(const json_error_t *e);
+/* 400 invalid_json: "<prefix>: invalid JSON at line L, column C: <reason>",
+ * details {line, column, position}; nothing of the body. */
+void http_respond_invalid_json(http_req *req, const char *prefix, const json_error_t *e);
 
 /* Server-Sent Events: turn the request into an event stream (this is its
  * response: 200, text/event-stream, no-cache, keep-alive; the connection

@@ -174,6 +174,9 @@ struct http_server {
     void *auth_ud;
     http_done_fn done;
     void *done_ud;
+    http_sse_check_fn sse_check;
+    void *sse_check_ud;
+    char *full_message; /* the answer to OPSC_ENOSPC (507 store_full) */
     void *app;
     bool closing, close_cb_done, freed;
     void (*close_cb)(void *ud);
@@ -290,5 +293,7 @@ int resp_stream_head(http_req *req, const char *ctype, const char *extra);
 /* sse.c */
 void sse_conn_closed(http_sse *sse);
 void sse_server_closing(http_sse *sse);
+/* Ask the server's check about the stream's principal; end it when refused. */
+void sse_recheck(http_sse *sse);
 
 #endif

@@ -447,10 +447,7 @@ int req_parse_json(http_req *req)
     json_t *j =
         json_loadb(req->body.buf, req->body.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
     if (!j) {
-        http_respond_error(req, 400, "invalid_json",
-                           json_pack("{s:i, s:i, s:i}", "line", e.line, "column", e.column,
-                                     "position", e.position),
-                           "invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+        http_respond_invalid_json(req, NULL, &e);
         return -1;
     }
     if (!json_is_object(j)) {
@@ -463,4 +460,39 @@ int req_parse_json(http_req *req)
     }
     req->json = j;
     return 0;
+}
+
+const char *http_json_error_text(const json_error_t *e)
+{
+    switch (json_error_code(e)) {
+    case json_error_out_of_memory:
+        return "out of memory";
+    case json_error_stack_overflow:
+        return "nested too deep";
+    case json_error_invalid_utf8:
+        return "not valid UTF-8";
+    case json_error_premature_end_of_input:
+        return "the text ends too early";
+    case json_error_end_of_input_expected:
+        return "more text after the value";
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+        return "a NUL character";
+    case json_error_duplicate_key:
+        return "a member name appears twice";
+    case json_error_numeric_overflow:
+        return "a number out of range";
+    case json_error_invalid_syntax:
+    default:
+        return "a character that cannot be there";
+    }
+}
+
+void http_respond_invalid_json(http_req *req, const char *prefix, const json_error_t *e)
+{
+    http_respond_error(
+        req, 400, "invalid_json",
+        json_pack("{s:i, s:i, s:i}", "line", e->line, "column", e->column, "position", e->position),
+        "%s%sinvalid JSON at line %d, column %d: %s", prefix ? prefix : "", prefix ? ": " : "",
+        e->line, e->column, http_json_error_text(e));
 }

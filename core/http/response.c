@@ -51,6 +51,19 @@ static bool no_body_status(int status)
     return status < 200 || status == 204 || status == 304;
 }
 
+/* True when `h` ("Name: value\r\n" lines) has a header `name`. */
+static bool has_header(const strbuf *h, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = h->buf, *end = h->buf + h->len; p && p + n < end;) {
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':')
+            return true;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : NULL;
+    }
+    return false;
+}
+
 /* The head of an answer in c->out. `len` < 0: no Content-Length (a stream).
  * `connection`: the Connection header's value, or NULL for none. */
 static void build_head(http_conn *c, http_req *req, int status, const char *ctype, int64_t len,
@@ -73,6 +86,13 @@ static void build_head(http_conn *c, http_req *req, int status, const char *ctyp
     }
     if (connection)
         put_header(o, "Connection: ", 12, connection);
+    /* Answers are JSON about secrets-adjacent things: never sniffed as
+     * something else, never kept by a proxy or a browser cache, unless a
+     * handler says otherwise (static files). */
+    if (!has_header(&req->resp_headers, "X-Content-Type-Options"))
+        sb_puts(o, "X-Content-Type-Options: nosniff\r\n");
+    if (!has_header(&req->resp_headers, "Cache-Control"))
+        sb_puts(o, "Cache-Control: no-store\r\n");
     if (req->resp_headers.len)
         sb_append(o, req->resp_headers.buf, req->resp_headers.len);
     sb_append(o, "\r\n", 2);
@@ -242,6 +262,9 @@ static int opsc_status(int err, const char **code)
     case OPSC_E2BIG:
         *code = "payload_too_large";
         return 413;
+    case OPSC_ENOSPC:
+        *code = "store_full";
+        return 507;
     default:
         *code = "internal";
         return 500;
@@ -255,6 +278,10 @@ void http_respond_opsc_error(http_req *req, int err, const char *fmt, ...)
     if (status == 500)
         log_error("http", "%s %s: %s (%s)", req->method, http_req_path(req), opsc_strerror(err),
                   opsc_err_name(err));
+    if (err == OPSC_ENOSPC && req->srv->full_message) { /* names the data directory */
+        http_respond_error(req, status, code, NULL, "%s", req->srv->full_message);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     verror(req, status, code, NULL, fmt, ap);

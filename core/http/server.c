@@ -269,6 +269,8 @@ static void on_sweep(uv_timer_t *t)
     for (http_conn *c = srv->conns, *next; c; c = next) {
         next = c->next;
         conn_sweep(c, now);
+        if (c->sse && c->state == CONN_OPEN)
+            sse_recheck(c->sse);
     }
     if (!srv->conns) {
         uv_timer_stop(&srv->sweep);
@@ -407,6 +409,7 @@ void srv_release(http_server *srv)
     http_tls_free(srv->tls);
     free(srv->routes);
     free(srv->listen_text);
+    free(srv->full_message);
     free(srv);
 }
 
@@ -455,6 +458,18 @@ void http_server_set_auth(http_server *srv, http_auth_fn fn, void *ud)
 {
     srv->auth = fn;
     srv->auth_ud = ud;
+}
+
+void http_server_set_full_message(http_server *srv, const char *message)
+{
+    free(srv->full_message);
+    srv->full_message = message ? strdup(message) : NULL;
+}
+
+void http_server_set_sse_check(http_server *srv, http_sse_check_fn fn, void *ud)
+{
+    srv->sse_check = fn;
+    srv->sse_check_ud = ud;
 }
 
 void http_server_set_done(http_server *srv, http_done_fn fn, void *ud)

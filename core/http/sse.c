@@ -11,11 +11,14 @@ struct http_sse {
     void (*on_close)(void *ud);
     void *ud;
     strbuf buf;
+    void *principal; /* taken from the request: asked about again while the stream lasts */
+    void (*principal_free)(void *);
+    int role; /* the route's */
 };
 
-/* The head already says "Connection: keep-alive" (resp_stream_head). */
-static const char stream_headers[] = "Cache-Control: no-cache\r\n"
-                                     "X-Accel-Buffering: no\r\n";
+/* The head already says "Connection: keep-alive" and "Cache-Control:
+ * no-store" (resp_stream_head). */
+static const char stream_headers[] = "X-Accel-Buffering: no\r\n";
 
 http_sse *http_sse_start(http_req *req, void (*on_close)(void *ud), void *ud)
 {
@@ -44,6 +47,11 @@ http_sse *http_sse_start(http_req *req, void (*on_close)(void *ud), void *ud)
     sse->conn = c;
     sse->on_close = on_close;
     sse->ud = ud;
+    sse->principal = req->principal;
+    sse->principal_free = req->principal_free;
+    sse->role = req->route ? req->route->role : ROLE_PUBLIC;
+    req->principal = NULL;
+    req->principal_free = NULL;
     c->sse = sse;
     c->srv->nsse++;
     /* The connection carries nothing else: drop unparsed input and let the
@@ -127,8 +135,19 @@ int http_sse_comment(http_sse *sse, const char *text)
 
 static void sse_free(http_sse *sse)
 {
+    if (sse->principal && sse->principal_free)
+        sse->principal_free(sse->principal);
     sb_free(&sse->buf);
     free(sse);
+}
+
+void sse_recheck(http_sse *sse)
+{
+    http_server *srv = sse->conn->srv;
+    if (!sse->principal || !srv->sse_check)
+        return;
+    if (srv->sse_check(sse->principal, sse->role, srv->sse_check_ud) != 0)
+        conn_end(sse->conn); /* the user is disabled, gone, logged out or demoted */
 }
 
 void http_sse_end(http_sse *sse)

@@ -152,7 +152,13 @@ static int load_key(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (errno == EACCES) /* after [server] user: root's 0600 key is out of reach */
+            snprintf(err, errlen,
+                     "%s: %s (the daemon reads it as uid %u, also on SIGHUP: "
+                     "chown it to that user, mode 0600)",
+                     path, strerror(errno), (unsigned)geteuid());
+        else
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return OPSC_EINVAL;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin_internal.h"
+#include "privsep.h"
 #include "steptype.h"
 #include "util.h"
 
@@ -441,6 +442,39 @@ static void api_curl_cancel(void *easy)
     plugin_host_curl_cancel(plugin_host_current, easy);
 }
 
+/* ---- local processes: forwarded to the privileged helper --------------------------------- */
+
+void plugin_host_set_privsep(plugin_host *h, struct privsep *ps)
+{
+    h->privsep = ps;
+}
+
+static privsep *current_privsep(void)
+{
+    return plugin_host_current ? plugin_host_current->privsep : NULL;
+}
+
+static int api_local_available(char *why, size_t whylen)
+{
+    return privsep_available(current_privsep(), why, whylen);
+}
+
+static int api_local_spawn(const opsc_local_spawn *req, const opsc_local_cb *cb, void *ud,
+                           opsc_local_proc **out, char *err, size_t errlen)
+{
+    privsep *ps = current_privsep();
+    if (!ps)
+        return privsep_available(NULL, err, errlen);
+    return privsep_spawn(ps, req, cb, ud, out, err, errlen);
+}
+
+static int api_local_kill_recorded(const char *handle,
+                                   void (*done)(void *ud, int killed, const char *msg), void *ud)
+{
+    privsep *ps = current_privsep();
+    return ps ? privsep_kill_recorded(ps, handle, done, ud) : OPSC_EPERM;
+}
+
 static const opsc_host_api host_api = {
     .size = sizeof(opsc_host_api),
     .abi_major = OPSC_ABI_MAJOR,
@@ -481,6 +515,11 @@ static const opsc_host_api host_api = {
     .curl_start = api_curl_start,
     .curl_cancel = api_curl_cancel,
     .notify_http_status = api_notify_http_status,
+    .local_available = api_local_available,
+    .local_spawn = api_local_spawn,
+    .local_signal = privsep_signal,
+    .local_release = privsep_release,
+    .local_kill_recorded = api_local_kill_recorded,
 };
 
 const opsc_host_api *plugin_host_api(void)

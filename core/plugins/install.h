@@ -2,8 +2,12 @@
  * deletes.
  *
  * An upload is a step library .so sent by an admin. It is checked on a
- * worker thread (SHA-256 against the one the client claims, ELF shared
- * object, Ed25519 signature by a trusted publisher key as the policy asks),
+ * worker thread (SHA-256 against the one the client claims, the ELF file:
+ * a shared object for this machine whose plugin note gives a name, version
+ * and ABI this host accepts and that exports the entry point, Ed25519
+ * signature by a trusted publisher key as the policy asks), and a plugin of
+ * that name and version already loaded refuses it, all before it is loaded:
+ * loading runs its constructors.
  * written as a hidden file in the install directory, then loaded on the
  * loop by the plugin host, which may refuse it (ABI, broken schema or
  * template, a name and version already loaded...). A loaded library is
@@ -102,6 +106,7 @@ typedef struct install_result {
     const char *message; /* on error: why (names the step and field of a broken library) */
     const char *name, *version; /* on success */
     json_t *warnings;           /* array of strings (borrowed during the callback) */
+    bool verified;              /* its signature was checked with a trusted publisher key */
 } install_result;
 
 /* Start an upload; `done` runs once on the loop (never from inside this

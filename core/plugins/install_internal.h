@@ -33,6 +33,17 @@ struct plugin_install {
     bool closing;
 };
 
+/* What an uploaded .so says about itself (install_elf.c). */
+typedef struct install_elf {
+    char name[64], version[32];
+    unsigned abi_major, abi_minor;
+    bool has_note;
+} install_elf;
+/* Check `data` as a plugin for this host without loading it: a 64-bit
+ * shared object for this machine, its plugin note, an ABI this host loads,
+ * the entry symbol exported. 0, OPSC_EINVAL or OPSC_EABI with why in err. */
+int install_elf_check(const void *data, size_t len, install_elf *out, char *err, size_t errlen);
+
 void install_sha256_hex(const void *data, size_t len, char out[65]);
 void install_fsync_dir(const char *dir);
 int install_load(plugin_install *in, const char *path, bool forget, plugin **out, char *err,

@@ -30,6 +30,7 @@ typedef struct upload {
     /* results of the worker */
     char sha256[65];
     char incoming[PATH_MAX];
+    install_elf elf; /* what its ELF file says: checked before it is loaded */
     const trust_key *signer;
     json_t *warnings;
     int rc;
@@ -55,20 +56,15 @@ static void warn(upload *u, const char *msg)
     json_array_append_new(u->warnings, json_string(msg));
 }
 
-/* The ELF header of a shared object: magic, then e_type ET_DYN (3) in the
- * file's own byte order. */
+/* Name, version, ABI and entry point from the ELF file itself: loading runs
+ * its constructors, so nothing is loaded that these already refuse. */
 static int check_elf(upload *u)
 {
-    const uint8_t *d = u->data;
-    if (u->len < 18 || memcmp(d,
-                              "\x7f"
-                              "ELF",
-                              4) != 0)
-        return fail(u, OPSC_EINVAL, "not_elf", "the upload is not an ELF file (no \\x7fELF magic)");
-    unsigned type = d[5] == 2 ? (unsigned)d[16] << 8 | d[17] : (unsigned)d[17] << 8 | d[16];
-    if (type != 3)
-        return fail(u, OPSC_EINVAL, "not_elf",
-                    "the upload is an ELF file of type %u, not a shared object (ET_DYN)", type);
+    char why[512];
+    int rc = install_elf_check(u->data, u->len, &u->elf, why, sizeof(why));
+    if (rc < 0)
+        return fail(u, rc, rc == OPSC_EABI ? "refused" : "not_elf", "the upload is refused: %s",
+                    why);
     return 0;
 }
 
@@ -184,6 +180,12 @@ static void load_uploaded(upload *u, install_result *res)
     plugin_install *in = u->in;
     entry *same = install_entry_by_sha(in, u->sha256);
     plugin *p = NULL;
+    const char *taken = same ? NULL : plugin_host_loaded_path(in->h, u->elf.name, u->elf.version);
+    if (taken) { /* refused before loading: nothing of it runs */
+        fail(u, OPSC_EEXIST, "conflict", "refused: %s %s is already loaded from %s", u->elf.name,
+             u->elf.version, taken);
+        return;
+    }
     if (same) {
         p = same->p;
         res->unchanged = true;
@@ -221,6 +223,7 @@ static void after_upload(uv_work_t *req, int status)
     res.code = u->code;
     res.message = u->message;
     res.warnings = u->warnings;
+    res.verified = u->signer != NULL;
     if (u->rc == 0 && !res.unchanged)
         for (size_t i = 0; i < json_array_size(u->warnings); i++)
             log_warn("steplibs", "%s %s: %s", res.name, res.version,

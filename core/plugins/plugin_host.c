@@ -98,6 +98,13 @@ static plugin *find_loaded(plugin_host *h, const opsc_plugin *d)
     return NULL;
 }
 
+const char *plugin_host_loaded_path(plugin_host *h, const char *name, const char *version)
+{
+    opsc_plugin d = {.name = name, .version = version, .kinds = OPSC_KIND_STEPLIB};
+    plugin *p = find_loaded(h, &d);
+    return p ? p->path : NULL;
+}
+
 static int refuse(plugin *p, int code, char *err, size_t errlen, const char *fmt, ...)
     OPSC_PRINTF(5, 6);
 

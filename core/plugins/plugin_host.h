@@ -122,6 +122,9 @@ int plugin_semver_cmp(const char *a, const char *b);
 
 /* Counts for /api/v1/system and /ready. */
 size_t plugin_host_loaded(plugin_host *h);
+/* The path of the loaded step library plugin `name` `version` (which would
+ * refuse another of the same), or NULL. */
+const char *plugin_host_loaded_path(plugin_host *h, const char *name, const char *version);
 size_t plugin_host_refused(plugin_host *h);
 /* GET /api/v1/plugins: {"items": [...]} with loaded, disabled and refused plugins. */
 json_t *plugin_host_list_json(plugin_host *h);
@@ -171,5 +174,10 @@ int plugin_host_curl_start(plugin_host *h, void *easy, opsc_curl_done_cb done, v
 void plugin_host_curl_cancel(plugin_host *h, void *easy);
 void plugin_host_curl_stop(plugin_host *h);
 size_t plugin_host_curl_active(const plugin_host *h); /* transfers running now */
+/* The helper that starts local processes (privsep.h), behind the host API's
+ * local_* members; NULL: they answer OPSC_EPERM. Borrowed: the core closes
+ * it after the plugins are gone. */
+struct privsep;
+void plugin_host_set_privsep(plugin_host *h, struct privsep *ps);
 
 #endif

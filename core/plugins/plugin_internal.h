@@ -51,6 +51,7 @@ struct plugin_host {
     char *data_dir; /* opsc_host_api.data_dir(); NULL until the core sets it */
     host_curl *curl;                       /* plugins' transfers (host_curl.c); NULL until used */
     plugin_notify_status_fn notify_status; /* set by the notification service */
+    struct privsep *privsep; /* local processes; NULL: refused */
 };
 
 /* The one host of this process: the ABI's functions carry no context so

@@ -210,6 +210,7 @@ void sched_perform(sched *s)
             .schedule_id = e->def.id,
             .planned_at_ms = a->planned_ms,
             .triggered_by = "scheduler",
+            .actor_role = e->def.saved_role,
         };
         if (a->kind == SCHED_ACT_RUN)
             start_run(s, e, a, &spec);

@@ -75,7 +75,7 @@ int sched_state_save(sched *s, int64_t through_ms)
         return 0;
     save_ctx c = {s, through_ms};
     int rc = store_write(s->store, save_txn, &c);
-    if (rc < 0)
+    if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("sched",
                   "saving the scheduler's progress failed (%s): after a restart, fires "
                   "of this wake may happen again",

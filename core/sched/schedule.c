@@ -395,6 +395,11 @@ int sched_def_parse(const json_t *rec, const sched_defaults *dft, sched_def *d, 
     json_t *p = json_object_get(rec, "params"), *t = json_object_get(rec, "targets");
     d->params = json_is_object(p) ? json_incref(p) : NULL;
     d->targets = json_is_object(t) ? json_incref(t) : NULL;
+    const char *role = json_string_value(json_object_get(rec, "saved_by_role"));
+    d->saved_role = !role                          ? 1
+                    : strcmp(role, "admin") == 0    ? 3
+                    : strcmp(role, "operator") == 0 ? 2
+                                                    : 1;
     return 0;
 }
 

@@ -83,6 +83,8 @@ typedef struct sched_def {
     enum sched_overlap overlap;
     int64_t overlap_limit;
     json_t *params, *targets;
+    int saved_role; /* role of who saved it last (http.h numbering; 1 when unknown): its
+                       fires run with it ([executor] local_targets) */
 } sched_def;
 
 /* Parse a stored record. OPSC_ESCHEMA with a reason in err (a record written

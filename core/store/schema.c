@@ -51,6 +51,7 @@ const store_db_def store_dbs[] = {
     {"hooks", 0},
     {"hooks_by_name", 0},
     {"hooks_seen", 0}, /* "<hook id>/<message id>" -> ms first seen: replays refused */
+    {"revoked_sessions", 0},      /* session (refresh family) -> until (s): its access tokens */
     {"discovery_scans", 0},
     {"discovery_scans_active", 0},     /* scan id -> "" while running (start-up recovery) */
     {"discovery_hosts", 0},            /* one per address ever found */

@@ -398,6 +398,7 @@ int store_open_with(store **out, const char *dir, const store_opts *opts,
         store_close(s);
         return rc;
     }
+    store_space_init(s);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     log_info("store", "opened %s%s: schema version %d, map %zu MiB", dir,

@@ -68,6 +68,15 @@ void store_close(store *s);
  * more than once (map growth). OPSC_EPERM on a read-only store. */
 typedef int (*store_txn_fn)(store_txn *txn, void *ud);
 int store_write(store *s, store_txn_fn fn, void *ud);
+/* The same for the few writes that must work while the data directory is
+ * full (logins, refresh, logout, revocations): they use the room the
+ * store's reserve gave back. Every other write fails at once with
+ * OPSC_ENOSPC while the store is full (space.c). */
+int store_write_essential(store *s, store_txn_fn fn, void *ud);
+/* True from the first ENOSPC of the data directory's file system until
+ * there is room again (checked at most once a second, on a write). */
+bool store_full(const store *s);
+
 /* Run `fn` in a read-only snapshot; its return value is returned. */
 int store_read(store *s, store_txn_fn fn, void *ud);
 

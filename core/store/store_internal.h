@@ -39,7 +39,19 @@ struct store {
      * resized: LMDB requires that no transaction of this process is active
      * during mdb_env_set_mapsize(), and readers may run on worker threads. */
     pthread_rwlock_t resize_lock;
+    bool full;                 /* the file system said ENOSPC (space.c) */
+    uint64_t space_checked_ms; /* when room was last looked for */
 };
+
+/* ---- space (space.c) ------------------------------------------------------ */
+void store_space_init(store *s);
+/* True for the codes of a file system without room. */
+bool store_space_error(int rc);
+/* After a failed write: a full file system marks the store full (once,
+ * logged) and becomes OPSC_ENOSPC; other codes are returned as they are. */
+int store_space_failed(store *s, int rc);
+/* Before a write: OPSC_ENOSPC while full (essential writes go on). */
+int store_space_gate(store *s, bool essential);
 
 struct store_txn {
     store *s;

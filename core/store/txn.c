@@ -31,8 +31,10 @@ int store_mdb_err(store_txn *t, int rc, const char *what)
         log_error("store", "%s: %s", what, mdb_strerror(rc));
         return OPSC_ECORRUPT;
     default:
-        log_error("store", "%s: %s", what, mdb_strerror(rc));
-        /* LMDB passes system errors through as positive errno values. */
+        /* LMDB passes system errors through as positive errno values. A full
+         * disk is logged once, by space.c, not on every failed commit. */
+        if (!store_space_error(-rc))
+            log_error("store", "%s: %s", what, mdb_strerror(rc));
         return rc > 0 ? -rc : OPSC_EIO;
     }
 }
@@ -142,12 +144,8 @@ static int write_once(store *s, store_txn_fn fn, void *ud)
     return store_mdb_err(NULL, rc, "committing");
 }
 
-int store_write(store *s, store_txn_fn fn, void *ud)
+static int write_growing(store *s, store_txn_fn fn, void *ud)
 {
-    if (!s || !fn)
-        return OPSC_EINVAL;
-    if (s->read_only)
-        return OPSC_EPERM;
     for (;;) {
         int rc = write_once(s, fn, ud);
         if (rc != 1)
@@ -156,6 +154,35 @@ int store_write(store *s, store_txn_fn fn, void *ud)
         if (rc)
             return rc;
     }
+}
+
+static int write_with(store *s, store_txn_fn fn, void *ud, bool essential)
+{
+    if (!s || !fn)
+        return OPSC_EINVAL;
+    if (s->read_only)
+        return OPSC_EPERM;
+    int rc = store_space_gate(s, essential);
+    if (rc < 0)
+        return rc; /* full: refused without touching the disk */
+    rc = write_growing(s, fn, ud);
+    if (!store_space_error(rc))
+        return rc;
+    bool was_full = s->full;
+    rc = store_space_failed(s, rc);
+    if (essential && !was_full) /* the reserve is free now: this is what it is for */
+        rc = store_space_failed(s, write_growing(s, fn, ud));
+    return rc;
+}
+
+int store_write(store *s, store_txn_fn fn, void *ud)
+{
+    return write_with(s, fn, ud, false);
+}
+
+int store_write_essential(store *s, store_txn_fn fn, void *ud)
+{
+    return write_with(s, fn, ud, true);
 }
 
 int store_read(store *s, store_txn_fn fn, void *ud)

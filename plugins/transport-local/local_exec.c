@@ -1,7 +1,11 @@
-/* local_exec.c - one command on the appliance: sh under uv_spawn in its own process group. */
+/* local_exec.c - one command on the appliance: sh started by the host's helper as the local-steps
+ * user, in its own session and process group, with pipes for its stdio. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "local_internal.h"
 
@@ -29,8 +33,6 @@ static void close_all(opsc_exec *ex)
     close_handle((uv_handle_t *)&ex->p_out);
     close_handle((uv_handle_t *)&ex->p_err);
     close_handle((uv_handle_t *)&ex->timer);
-    if (ex->exited)
-        close_handle((uv_handle_t *)&ex->proc);
 }
 
 static void ex_maybe_free(opsc_exec *ex)
@@ -50,6 +52,8 @@ static void ex_maybe_free(opsc_exec *ex)
         memset(r->data, 0, r->len);
         api->free(r);
     }
+    if (ex->proc)
+        api->local_release(ex->proc);
     api->free(ex->become_user);
     if (ex->become_pw) {
         memset(ex->become_pw, 0, strlen(ex->become_pw));
@@ -241,10 +245,13 @@ static int queue_stdin(opsc_exec *ex, const char *data, size_t len, bool passwor
 
 /* ---- stopping ----------------------------------------------------------------------------- */
 
+/* The whole group, through the helper: the daemon's user cannot signal the
+ * local-steps user's processes, and the leader may be gone while a child
+ * still holds the output open. */
 static void signal_group(opsc_exec *ex, int sig)
 {
-    if (!ex->exited || !ex->out_eof || !ex->err_eof)
-        uv_kill(-ex->proc.pid, sig); /* the group: UV_PROCESS_DETACHED made it a session */
+    if (ex->proc && (!ex->exited || !ex->out_eof || !ex->err_eof))
+        ex->conn->p->api->local_signal(ex->proc, sig);
 }
 
 static void kill_cb(uv_timer_t *t)
@@ -278,17 +285,27 @@ void local_exec_cancel(opsc_exec *ex)
         stop(ex, OPSC_ECANCELED);
 }
 
-static void on_exit(uv_process_t *p, int64_t status, int term_signal)
+static void on_started(void *ud, long pgid, const char *handle)
 {
-    opsc_exec *ex = p->data;
+    (void)pgid;
+    opsc_exec *ex = ud;
+    if (!ex->done && ex->cb.on_started && handle)
+        ex->cb.on_started(ex->ud, handle);
+}
+
+static void on_exit(void *ud, int status, int64_t exit_code, int term_signal, const char *error)
+{
+    opsc_exec *ex = ud;
     ex->exited = true;
-    ex->exit_status = status;
+    ex->exit_status = exit_code;
     ex->term_signal = term_signal;
+    if (status < 0 && !ex->fail_code) {
+        ex->fail_code = status;
+        snprintf(ex->err, sizeof(ex->err), "%s", error ? error : "the local process failed");
+    }
     if (!ex->stop_code)
         uv_timer_stop(&ex->timer);
-    if (ex->done)
-        close_handle((uv_handle_t *)&ex->proc);
-    else
+    if (!ex->done)
         maybe_finish(ex);
 }
 
@@ -308,33 +325,55 @@ void local_exec_close_all(opsc_conn *c)
 
 /* ---- starting ---------------------------------------------------------------------------- */
 
+static const opsc_local_cb local_cb = {sizeof(opsc_local_cb), on_started, on_exit};
+
+static void close_fds(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* Pipes: our ends to the loop, theirs to the helper (which passes copies). */
+static int open_pipes(opsc_exec *ex, int theirs[3])
+{
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+        int rc = -errno;
+        close_fds(in, 2), close_fds(out, 2), close_fds(err, 2);
+        return rc;
+    }
+    uv_pipe_open(&ex->p_in, in[1]);
+    uv_pipe_open(&ex->p_out, out[0]);
+    uv_pipe_open(&ex->p_err, err[0]);
+    theirs[0] = in[0];
+    theirs[1] = out[1];
+    theirs[2] = err[1];
+    return 0;
+}
+
 static int spawn(opsc_exec *ex, const char *cmd)
 {
     local_plugin *p = ex->conn->p;
-    uv_loop_t *loop = p->api->loop();
+    const opsc_host_api *api = p->api;
+    uv_loop_t *loop = api->loop();
     uv_pipe_init(loop, &ex->p_in, 0);
     uv_pipe_init(loop, &ex->p_out, 0);
     uv_pipe_init(loop, &ex->p_err, 0);
     uv_timer_init(loop, &ex->timer);
-    ex->p_in.data = ex->p_out.data = ex->p_err.data = ex->timer.data = ex->proc.data = ex;
+    ex->p_in.data = ex->p_out.data = ex->p_err.data = ex->timer.data = ex;
     ex->open_handles = 4;
-    uv_stdio_container_t stdio[3] = {
-        {UV_CREATE_PIPE | UV_READABLE_PIPE, {.stream = (uv_stream_t *)&ex->p_in}},
-        {UV_CREATE_PIPE | UV_WRITABLE_PIPE, {.stream = (uv_stream_t *)&ex->p_out}},
-        {UV_CREATE_PIPE | UV_WRITABLE_PIPE, {.stream = (uv_stream_t *)&ex->p_err}},
-    };
-    char *args[] = {(char *)p->cfg.shell, "-c", (char *)cmd, NULL};
-    uv_process_options_t o = {0};
-    o.exit_cb = on_exit;
-    o.file = p->cfg.shell;
-    o.args = args;
-    o.flags = UV_PROCESS_DETACHED; /* setsid: its own process group, for cancel */
-    o.stdio_count = 3;
-    o.stdio = stdio;
-    int rc = uv_spawn(loop, &ex->proc, &o);
-    ex->open_handles++; /* the process handle must be closed even when spawn failed */
+    int theirs[3] = {-1, -1, -1};
+    int rc = open_pipes(ex, theirs);
+    if (rc < 0)
+        return rc;
+    const char *args[] = {p->cfg.shell, "-c", cmd, NULL};
+    opsc_local_spawn req = {sizeof(req), args, NULL, NULL, {theirs[0], theirs[1], theirs[2]}};
+    rc = api->local_spawn(&req, &local_cb, ex, &ex->proc, ex->err, sizeof(ex->err));
+    close_fds(theirs, 3);
     if (rc < 0) {
-        ex->exited = true; /* nothing to wait for: close_all() closes it */
+        ex->proc = NULL;
+        api->log(LOCAL_COMPONENT, OPSC_LOG_WARN, "cannot start a local command: %s", ex->err);
         return rc;
     }
     start_reading(ex);
@@ -369,6 +408,8 @@ int local_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, v
         return OPSC_ENOTSUP;
     if (c->nexec >= (unsigned)c->p->cfg.max_commands)
         return OPSC_EBUSY;
+    if (!c->p->has_local)
+        return OPSC_EPERM;
     const opsc_host_api *api = c->p->api;
     opsc_exec *ex = api->calloc(1, sizeof(*ex));
     if (!ex)
@@ -394,7 +435,7 @@ int local_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, v
             close_all(ex);
         else
             ex_maybe_free(ex);
-        return rc == UV_ENOENT ? OPSC_ENOENT : rc < -10000 ? rc : OPSC_EIO;
+        return rc;
     }
     if (req->become_password && ex->become_user) {
         size_t n = strlen(req->become_password);

@@ -1,4 +1,5 @@
-/* local_internal.h - state of the local transport: the appliance's own shell through uv_spawn. */
+/* local_internal.h - state of the local transport: the appliance's own shell, started as the
+ * local-steps user by the host's privileged helper. */
 #ifndef LOCAL_INTERNAL_H
 #define LOCAL_INTERNAL_H
 
@@ -21,6 +22,7 @@ typedef struct local_settings {
 
 typedef struct local_plugin {
     const opsc_host_api *api;
+    bool has_local; /* the host starts local processes (ABI >= 1.1) */
     local_settings cfg;
     opsc_transport transport;
     tp_exec_ops ops;
@@ -34,6 +36,8 @@ struct opsc_conn {
     opsc_close_cb close_cb;
     void *close_ud;
     bool closing;
+    int fail; /* connect refused: local processes are not available */
+    char why[512];
     struct opsc_exec *execs;
     unsigned nexec;
 };
@@ -50,7 +54,7 @@ typedef struct in_req {
 struct opsc_exec {
     struct opsc_exec *next, *prev;
     opsc_conn *conn;
-    uv_process_t proc;
+    opsc_local_proc *proc; /* the host's; released when the exec is freed */
     uv_pipe_t p_in, p_out, p_err;
     uv_timer_t timer; /* timeout, then the SIGKILL after a stop */
     uv_shutdown_t shut;
@@ -79,6 +83,7 @@ void local_exec_pause(opsc_exec *ex);
 void local_exec_resume(opsc_exec *ex);
 void local_exec_cancel(opsc_exec *ex);
 void local_exec_close_all(opsc_conn *c);
+int local_kill_orphan(opsc_conn *c, const char *handle, opsc_kill_cb cb, void *ud);
 /* The last command of a closing connection is gone. */
 void local_conn_closed(opsc_conn *c);
 

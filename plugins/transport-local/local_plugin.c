@@ -1,4 +1,5 @@
 /* local_plugin.c - the transport-local plugin: commands and file copies on the appliance itself. */
+#include <stdio.h>
 #include <string.h>
 
 #include "local_internal.h"
@@ -14,13 +15,23 @@ static const opsc_cfg_entry local_map[] = {
     {NULL},
 };
 
+static void on_refused_closed(uv_handle_t *h)
+{
+    opsc_conn *c = h->data;
+    c->p->api->free(c);
+}
+
 static void on_connected(uv_timer_t *t)
 {
     opsc_conn *c = t->data;
-
     opsc_conn_info info = {sizeof(info)};
     opsc_connect_cb cb = c->connect_cb;
     c->connect_cb = NULL;
+    if (c->fail) { /* the callback gets no connection: nothing else refers to it */
+        cb(c->connect_ud, c->fail, NULL, NULL, c->why);
+        uv_close((uv_handle_t *)&c->defer, on_refused_closed);
+        return;
+    }
     cb(c->connect_ud, 0, c, &info, NULL);
 }
 
@@ -37,6 +48,14 @@ static int local_connect(void *state, const opsc_target *t, const opsc_credentia
     c->p = p;
     c->connect_cb = cb;
     c->connect_ud = ud;
+    /* Commands never run as the daemon's user: without the host's helper
+     * (not root, no capabilities, no local-steps user) there is no local
+     * target, and the reason says what to fix. */
+    if (!p->has_local)
+        snprintf(c->why, sizeof(c->why),
+                 "this OpsConductor cannot start local processes as an "
+                 "unprivileged user (host ABI < 1.1): local steps are refused");
+    c->fail = p->has_local ? p->api->local_available(c->why, sizeof(c->why)) : OPSC_EPERM;
     uv_timer_init(p->api->loop(), &c->defer);
     c->defer.data = c;
     uv_timer_start(&c->defer, on_connected, 0, 0);
@@ -88,6 +107,13 @@ static int get_file(opsc_conn *c, const opsc_xfer_req *req, opsc_xfer_cb cb, voi
     return tp_get_file(&c->p->ops, c, req, cb, ud, out);
 }
 
+int local_kill_orphan(opsc_conn *c, const char *handle, opsc_kill_cb cb, void *ud)
+{
+    if (!c || !handle || strncmp(handle, "local:", 6) != 0)
+        return OPSC_EINVAL;
+    return c->p->api->local_kill_recorded(handle, cb, ud);
+}
+
 static const opsc_transport transport_template = {
     .size = sizeof(opsc_transport),
     .name = "local",
@@ -104,6 +130,7 @@ static const opsc_transport transport_template = {
     .xfer_cancel = tp_xfer_cancel,
     .conn_usable = local_usable,
     .close = local_close,
+    .kill_orphan = local_kill_orphan,
 };
 
 static int local_init(const opsc_host_api *api, const opsc_config *cfg, void **state)
@@ -113,6 +140,7 @@ static int local_init(const opsc_host_api *api, const opsc_config *cfg, void **s
     if (!p)
         return OPSC_ENOMEM;
     p->api = api;
+    p->has_local = OPSC_HOST_HAS(api, local_kill_recorded);
     int rc = api->config_bind(cfg, local_map, &p->cfg, err, sizeof(err));
     if (rc < 0) {
         api->log(LOCAL_COMPONENT, OPSC_LOG_ERROR, "%s", err);

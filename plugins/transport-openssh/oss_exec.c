@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "oss_internal.h"
+#include "tp_orphan.h"
 
 static void maybe_free(opsc_exec *ex);
 static void maybe_finish(opsc_exec *ex);
@@ -211,6 +212,15 @@ static void emit_err(void *ud, const char *data, size_t len)
     oss_tail_feed(&e->ex->tail, data, len, emit, ud);
 }
 
+/* The marker was just seen: the command's handle, so a later daemon can stop it (kill_orphan). */
+static void started(opsc_exec *ex)
+{
+    char handle[128];
+    if (ex->marker.seen && !ex->done && !ex->internal && ex->cb.on_started &&
+        tp_process_handle("openssh", &ex->marker, handle, sizeof(handle)) == 0)
+        ex->cb.on_started(ex->ud, handle);
+}
+
 static void sudo_check(opsc_exec *ex)
 {
     if (!ex->marker.sudo_rejected || ex->fail_code)
@@ -234,6 +244,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             sudo_check(ex);
             if (ex->marker.seen || ex->marker.gave_up)
                 flush_held(ex);
+            started(ex);
             stop_when_known(ex);
         } else {
             emit_err(&e, buf->base, (size_t)n);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "oss_internal.h"
+#include "tp_orphan.h"
 
 #define SET(f) offsetof(oss_settings, f)
 static const opsc_cfg_entry oss_map[] = {
@@ -51,6 +52,14 @@ static int get_file(opsc_conn *c, const opsc_xfer_req *req, opsc_xfer_cb cb, voi
     return tp_get_file(&c->p->ops, c, req, cb, ud, out);
 }
 
+/* What a previous daemon's command left running, stopped as a cancel would. */
+static int kill_orphan(opsc_conn *c, const char *handle, opsc_kill_cb cb, void *ud)
+{
+    if (!handle || strncmp(handle, "openssh:", 8) != 0)
+        return OPSC_EINVAL;
+    return tp_kill_orphan(&c->p->ops, c, handle, (unsigned)c->p->cfg.cancel_grace_ms, cb, ud);
+}
+
 static int validate_options(void *state, const char *json, char *err, size_t errlen)
 {
     (void)state;
@@ -79,6 +88,7 @@ static const opsc_transport transport_template = {
     .conn_usable = oss_conn_usable,
     .close = oss_close,
     .credential_types = "ssh_key ssh_password",
+    .kill_orphan = kill_orphan,
 };
 
 /* ---- files ----------------------------------------------------------------------------------- */

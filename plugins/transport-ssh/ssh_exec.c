@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ssh_internal.h"
+#include "tp_orphan.h"
 
 enum step { STEP_ADVANCED, STEP_BLOCKED, STEP_IDLE, STEP_FAILED };
 enum pending { PC_NONE, PC_WRITE, PC_EOF, PC_READ_OUT, PC_READ_ERR };
@@ -228,6 +229,10 @@ static void deliver(opsc_exec *ex, int stream, const char *data, size_t len)
     }
     if (ex->marker.seen || ex->marker.gave_up)
         ex->in_hold = false;
+    char handle[128];
+    if (ex->marker.seen && !ex->internal && ex->cb.on_started &&
+        tp_process_handle("ssh", &ex->marker, handle, sizeof(handle)) == 0)
+        ex->cb.on_started(ex->ud, handle); /* a later daemon can stop it (kill_orphan) */
 }
 
 static int run_read(opsc_exec *ex, bool *more, bool *progress)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ssh_internal.h"
+#include "tp_orphan.h"
 #include "tp_xfer.h"
 
 int ssh_connect(void *state, const opsc_target *t, const opsc_credential *cred, opsc_connect_cb cb,
@@ -48,6 +49,15 @@ static int get_file(opsc_conn *c, const opsc_xfer_req *req, opsc_xfer_cb cb, voi
     return tp_get_file(&st->ops, c, req, cb, ud, out);
 }
 
+/* What a previous daemon's command left running, stopped as a cancel would. */
+static int kill_orphan(opsc_conn *c, const char *handle, opsc_kill_cb cb, void *ud)
+{
+    struct ssh_state *st = (struct ssh_state *)c->p;
+    if (!handle || strncmp(handle, "ssh:", 4) != 0)
+        return OPSC_EINVAL;
+    return tp_kill_orphan(&st->ops, c, handle, (unsigned)st->p.cfg.cancel_grace_ms, cb, ud);
+}
+
 static int validate_options(void *state, const char *json, char *err, size_t errlen)
 {
     (void)state;
@@ -86,6 +96,7 @@ static const opsc_transport transport_template = {
     .xfer_cancel = tp_xfer_cancel,
     .conn_usable = ssh_conn_usable,
     .close = ssh_close,
+    .kill_orphan = kill_orphan,
 };
 
 static int ssh_init(const opsc_host_api *api, const opsc_config *cfg, void **state)

@@ -81,8 +81,15 @@ bool tp_env_valid(const char *entry)
  * the marker, like any other failure. */
 static void add_inner(tp_buf *b, const char *command, const char *const *env, const char *cwd)
 {
+    /* The leader's start time and the boot id let a later daemon kill this
+     * group and never a recycled one; a function keeps the command's own
+     * positional parameters untouched. */
     tp_buf_adds(b, "{ read -r _ _ _ _ g _ </proc/$$/stat; } 2>/dev/null || g=$$; "
-                   "printf '\\036OPSC %s\\n' \"$g\" >&2; ");
+                   "__opsc_st() { s=${20}; }; { read -r l </proc/$g/stat && __opsc_st ${l##*) } "
+                   "&& read -r k </proc/sys/kernel/random/boot_id; } 2>/dev/null; "
+                   "unset -f __opsc_st; "
+                   "printf '\\036OPSC %s %s %s\\n' \"$g\" \"$s\" \"$k\" >&2; "
+                   "unset l s k; ");
     if (cwd && *cwd) {
         tp_buf_adds(b, "cd -- ");
         tp_buf_quote(b, cwd);
@@ -160,9 +167,14 @@ char *tp_kill_command(const opsc_host_api *api, long pgid, unsigned grace_ms,
     return tp_buf_take(&b);
 }
 
+static bool ident_char(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-' || c == ' ';
+}
+
 /* A marker line at `p` (inside held[0..n)): returns its length including the
  * newline, 0 when it is not one, -1 when it may be one but is incomplete. */
-static long marker_line(const char *p, size_t n, long *pgid)
+static long marker_line(const char *p, size_t n, long *pgid, char ident[64])
 {
     size_t plen = strlen(TP_MARKER_PREFIX);
     if (n < plen)
@@ -173,13 +185,22 @@ static long marker_line(const char *p, size_t n, long *pgid)
     size_t i = plen;
     for (; i < n && p[i] >= '0' && p[i] <= '9' && i < plen + 12; i++)
         v = v * 10 + (p[i] - '0');
+    if (i == plen)
+        return i < n ? 0 : -1;
+    size_t from = i;
+    for (; i < n && ident_char(p[i]) && i - from < 63; i++)
+        ;
+    size_t to = i;
     if (i < n && p[i] == '\r')
         i++;
     if (i >= n)
         return -1;
-    if (p[i] != '\n' || i == plen)
+    if (p[i] != '\n')
         return 0;
     *pgid = v;
+    size_t k = from < to && p[from] == ' ' ? from + 1 : from;
+    memcpy(ident, p + k, to - k);
+    ident[to - k] = '\0';
     return (long)(i + 1);
 }
 
@@ -189,7 +210,8 @@ static void marker_scan(tp_marker *m, tp_emit_fn emit, void *ud)
         if (at > 0 && m->held[at - 1] != '\n')
             continue;
         long pg = 0;
-        long len = marker_line(m->held + at, m->nheld - at, &pg);
+        char ident[64] = "";
+        long len = marker_line(m->held + at, m->nheld - at, &pg, ident);
         if (len < 0)
             return; /* wait for the rest of the line */
         if (len == 0)
@@ -200,6 +222,7 @@ static void marker_scan(tp_marker *m, tp_emit_fn emit, void *ud)
             emit(ud, m->held, at);
         m->seen = true;
         m->pgid = pg;
+        memcpy(m->ident, ident, sizeof(m->ident));
         size_t rest = m->nheld - at - (size_t)len;
         if (rest)
             emit(ud, m->held + at + len, rest);

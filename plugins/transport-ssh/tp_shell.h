@@ -17,7 +17,10 @@
 #include <opsc/errors.h>
 #include <opsc/host.h>
 
-/* The marker line: "\036OPSC <pgid>\n" (\r\n on a pty). */
+/* The marker line: "\036OPSC <pgid> <start> <boot>\n" (\r\n on a pty): the
+ * process group, its leader's start time (clock ticks after boot, field 22
+ * of /proc/PID/stat) and the boot id, so that a later daemon can tell the
+ * group from a recycled one (tp_orphan.c). Older wrappers said only <pgid>. */
 #define TP_MARKER_PREFIX "\036OPSC "
 
 /* A growing text buffer on the host's allocator. */
@@ -56,6 +59,7 @@ typedef struct tp_marker {
     bool seen;    /* the marker line was found and removed */
     bool gave_up; /* more than `held` bytes came first: passed through, no pgid */
     long pgid;
+    char ident[64];     /* "<start> <boot>" after the pgid, or "" */
     bool sudo_rejected; /* sudo said the password was wrong */
 } tp_marker;
 

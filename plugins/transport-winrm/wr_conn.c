@@ -378,6 +378,58 @@ static void delete_shell(opsc_conn *c)
     wr_buf_free(&soap);
 }
 
+/* ---- a previous daemon's shell ---------------------------------------------------- */
+
+typedef struct orphan_call {
+    opsc_conn *c;
+    opsc_kill_cb cb;
+    void *ud;
+} orphan_call;
+
+static void on_orphan_deleted(void *ud, int status, wr_resp *resp, const char *error)
+{
+    orphan_call *o = ud;
+    o->c->pending--; /* a close waits for it, as for the delete of its own shell */
+    if (status < 0)
+        o->cb(o->ud, status, error ? error : "the shell could not be deleted");
+    else if (resp->fault && resp->fault_code == WR_FAULT_UNKNOWN_SHELL)
+        o->cb(o->ud, 0, "the shell is gone already");
+    else if (resp->fault)
+        o->cb(o->ud, OPSC_EREMOTE, "the host refused to delete the shell");
+    else
+        o->cb(o->ud, 1, "the shell was deleted");
+    opsc_conn *c = o->c;
+    free(o);
+    if (c->closing)
+        close_finish(c);
+}
+
+int wr_kill_orphan(opsc_conn *c, const char *handle, opsc_kill_cb cb, void *ud)
+{
+    if (!handle || strncmp(handle, "winrm:", 6) != 0 || !handle[6] || !cb)
+        return OPSC_EINVAL;
+    if (c->closing || c->broken || c->ch[0].busy)
+        return OPSC_EBUSY;
+    orphan_call *o = calloc(1, sizeof(*o));
+    if (!o)
+        return OPSC_ENOMEM;
+    o->c = c;
+    o->cb = cb;
+    o->ud = ud;
+    wr_hdr hdr;
+    wr_buf soap = {0};
+    wr_conn_hdr(c, &hdr, handle + 6, 20);
+    wr_soap_delete(&soap, &hdr);
+    int rc = wr_chan_call(&c->ch[0], &soap, hdr.message_id, 20000, on_orphan_deleted, o);
+    wr_buf_free(&soap);
+    if (rc) {
+        free(o);
+        return OPSC_EIO;
+    }
+    c->pending++;
+    return 0;
+}
+
 void wr_conn_op_done(opsc_conn *c)
 {
     if (!c->closing)

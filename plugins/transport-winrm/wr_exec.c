@@ -41,6 +41,16 @@ static void ex_done(void *ud, int status, int exit_code, const char *error)
     cb.on_done(hud, &res);
 }
 
+/* The shell names the command's processes for a later daemon (kill_orphan). */
+static void ex_started(void *ud, const char *shell_id)
+{
+    opsc_exec *ex = ud;
+    char handle[160];
+    if (ex->cb.on_started && shell_id &&
+        (size_t)snprintf(handle, sizeof handle, "winrm:%s", shell_id) < sizeof handle)
+        ex->cb.on_started(ex->ud, handle);
+}
+
 int wr_exec(opsc_conn *conn, const opsc_exec_req *req, const opsc_exec_cb *cb, void *ud,
             opsc_exec **out)
 {
@@ -66,7 +76,7 @@ int wr_exec(opsc_conn *conn, const opsc_exec_req *req, const opsc_exec_cb *cb, v
         .timeout_ms = req->timeout_ms,
         .decode_clixml = true,
     };
-    wr_run_cb rcb = {.on_output = ex_output, .on_done = ex_done};
+    wr_run_cb rcb = {.on_output = ex_output, .on_done = ex_done, .on_started = ex_started};
     rcb.on_drained = ex_drained;
     int rc = wr_run_start(conn, &rr, &rcb, ex, &ex->op);
     if (rc) {

@@ -131,6 +131,9 @@ void wr_conn_hdr(opsc_conn *c, wr_hdr *hdr, const char *shell_id, unsigned timeo
  * on an error (detail in ch->sync_err) it never runs. */
 int wr_chan_call(wr_chan *ch, wr_buf *soap, const char *message_id, uint32_t timeout_ms,
                  wr_call_cb cb, void *ud);
+/* opsc_transport.kill_orphan: "winrm:<shell id>" of a previous daemon's
+ * command: that shell is deleted, which ends every process in it (wr_conn.c). */
+int wr_kill_orphan(opsc_conn *c, const char *handle, opsc_kill_cb cb, void *ud);
 /* Drop the call in flight on ch (its callback never runs) and the TCP connection. */
 void wr_chan_abort(wr_chan *ch);
 int wr_chan_init(wr_chan *ch, opsc_conn *c, char *err, size_t errlen);
@@ -157,6 +160,7 @@ typedef struct wr_run_cb {
     void (*on_output)(void *ud, int stream, const char *data, size_t len);
     void (*on_drained)(void *ud);
     void (*on_done)(void *ud, int status, int exit_code, const char *error);
+    void (*on_started)(void *ud, const char *shell_id); /* the command runs in that shell */
 } wr_run_cb;
 
 typedef struct wr_run_req {

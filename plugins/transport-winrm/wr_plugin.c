@@ -69,6 +69,7 @@ static const opsc_transport winrm_transport = {
     .xfer_cancel = wr_xfer_cancel,
     .conn_usable = wr_conn_usable,
     .close = wr_conn_close,
+    .kill_orphan = wr_kill_orphan,
 };
 
 static int winrm_init(const opsc_host_api *api, const opsc_config *cfg, void **state)

@@ -258,6 +258,8 @@ static void on_command(void *ud, int status, wr_resp *resp, const char *error)
     wr_copy(op->command_id, sizeof op->command_id, resp->command_id);
     c->shell_commands++;
     op->phase = P_RUNNING;
+    if (op->cb.on_started)
+        op->cb.on_started(op->ud, c->shell_id);
     pump(op);
 }
 

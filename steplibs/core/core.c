@@ -90,6 +90,10 @@ static const opsc_cfg_entry settings_map[] = {
     {"files_dir", OPSC_CFG_STRING, OPSC_FILES_DIR_DEFAULT, 0, -1, NULL, 0,
      offsetof(core_settings, files_dir),
      "directory on the appliance that file.put, file.template and file.get may use"},
+    {"http_allow_local", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0,
+     offsetof(core_settings, http_allow_local),
+     "http.request may reach the appliance itself (loopback, its own addresses: the daemon's "
+     "API) and link-local addresses (cloud metadata)"},
     {NULL},
 };
 

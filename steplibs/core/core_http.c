@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
 
 typedef struct http_call {
     opsc_step_ctx *ctx;
+    const core_settings *settings;
+    char refused[256]; /* a connection core_addr_refused() stopped: why */
+    char ca[4096];     /* ca_file as a path */
     json_t *params;
     char *body;
     size_t len, cap, max;
@@ -138,10 +142,21 @@ static void set_auth(http_call *c, CURL *curl)
     }
 }
 
+/* Every connection curl opens, redirects included, with the address it
+ * resolved: the appliance itself is refused here (core_reach.c). */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    http_call *c = ud;
+    (void)purpose;
+    if (core_addr_refused(c->settings, &a->addr, c->refused, sizeof(c->refused)))
+        return CURL_SOCKET_BAD;
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static void set_options(http_call *c, CURL *curl, const char *body, struct curl_slist *hdrs)
 {
     const json_t *p = c->params;
-    const char *method = stepkit_str(p, "method"), *ca = stepkit_str(p, "ca_file");
+    const char *method = stepkit_str(p, "method"), *ca = c->ca[0] ? c->ca : NULL;
     long timeout_ms = (long)(stepkit_num(p, "timeout_s", 30) * 1000.0);
     curl_easy_setopt(curl, CURLOPT_URL, stepkit_str(p, "url"));
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -175,6 +190,8 @@ static void set_options(http_call *c, CURL *curl, const char *body, struct curl_
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, c);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, c);
     set_auth(c, curl);
 }
 
@@ -232,6 +249,8 @@ static int attempt(http_call *c, const char *body, long *status)
     curl_slist_free_all(hdrs);
     if (cc == CURLE_ABORTED_BY_CALLBACK)
         return OPSC_ECANCELED;
+    if (cc != CURLE_OK && c->refused[0])
+        return OPSC_EACCES;
     if (cc != CURLE_OK) {
         core_host->step_log(c->ctx, OPSC_LOG_WARN, "%s: %s", c->shown_url,
                             errbuf[0] ? errbuf : curl_easy_strerror(cc));
@@ -253,6 +272,8 @@ static int request_loop(http_call *c, const char *body)
         rc = attempt(c, body, &status);
         if (rc == OPSC_ECANCELED)
             return rc;
+        if (rc == OPSC_EACCES) /* no retry makes it allowed */
+            return h->step_fail(c->ctx, "request to %s refused: %s", c->shown_url, c->refused);
         if (rc == 0) {
             h->step_log(c->ctx, OPSC_LOG_INFO, "%s %s: %ld in %lld ms",
                         stepkit_str(c->params, "method") ? stepkit_str(c->params, "method") : "GET",
@@ -270,8 +291,10 @@ static int request_loop(http_call *c, const char *body)
 
 int core_http_request_run(opsc_step_ctx *ctx, void *lib_state)
 {
-    (void)lib_state;
-    http_call c = {.ctx = ctx, .params = stepkit_params(core_host, ctx), .headers = json_object()};
+    http_call c = {.ctx = ctx,
+                   .settings = lib_state,
+                   .params = stepkit_params(core_host, ctx),
+                   .headers = json_object()};
     if (!c.params || !c.headers) {
         json_decref(c.params);
         json_decref(c.headers);
@@ -281,6 +304,13 @@ int core_http_request_run(opsc_step_ctx *ctx, void *lib_state)
         json_decref(c.params);
         json_decref(c.headers);
         return core_host->step_fail(ctx, "no url");
+    }
+    char why[512];
+    const char *ca = stepkit_str(c.params, "ca_file");
+    if (ca && core_ca_file(c.settings, ca, c.ca, sizeof(c.ca), why, sizeof(why)) < 0) {
+        json_decref(c.params);
+        json_decref(c.headers);
+        return core_host->step_fail(ctx, "%s", why);
     }
     c.max = (size_t)stepkit_num(c.params, "max_body_bytes", 1048576);
     show_url(stepkit_str(c.params, "url"), c.shown_url, sizeof(c.shown_url));

@@ -22,9 +22,11 @@ Daemon.restart() stops the daemon and starts another on its data directory.
 import os
 import pathlib
 import resource
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -283,6 +285,19 @@ def daemon_factory(tmp_path):
 @pytest.fixture
 def daemon(daemon_factory):
     return daemon_factory()
+
+
+LOCAL_USER = "opsconductor-local"
+
+
+@pytest.fixture
+def local_tmp():
+    """A directory that local steps (run as the unprivileged local-steps user,
+    never as the daemon's) may write to: tmp_path is private to the test's user."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix="opsc-local-", dir="/tmp"))
+    d.chmod(0o1777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -155,6 +155,7 @@ def test_disabling_a_user_or_changing_its_role_applies_to_its_next_request(daemo
 
 def test_own_password_change_needs_the_old_password(daemon):
     create_user(daemon, "paul", "viewer", "paul-Pw-0001")
+    other = daemon.login("paul", "paul-Pw-0001").json()  # another session of paul's
     t = daemon.login("paul", "paul-Pw-0001").json()
     s = daemon.session(t["access_token"])
     url = daemon.url("/api/v1/users/me/password")
@@ -166,10 +167,14 @@ def test_own_password_change_needs_the_old_password(daemon):
     assert r.status_code == 204
     assert daemon.login("paul", "paul-Pw-0001").status_code == 401
     assert daemon.login("paul", "paul-Pw-0002").status_code == 200
-    # Sessions of the old password are gone.
+    # paul's other sessions are gone, access and refresh tokens; the one that
+    # changed the password goes on.
     r = requests.post(daemon.url("/api/v1/auth/refresh"),
-                      json={"refresh_token": t["refresh_token"]}, timeout=10)
+                      json={"refresh_token": other["refresh_token"]}, timeout=10)
     assert r.status_code == 401
+    assert daemon.session(other["access_token"]).get(
+        daemon.url("/api/v1/auth/me")).status_code == 401
+    assert s.get(daemon.url("/api/v1/auth/me")).status_code == 200
     # A viewer changes its profile, not its role.
     assert s.patch(daemon.url("/api/v1/users/me"), json={"email": "p@example.org"}).status_code == 200
     assert s.patch(daemon.url("/api/v1/users/me"), json={"role": "admin"}).status_code == 400

@@ -134,7 +134,9 @@ def test_export_and_import_move_a_job_between_installations(daemon_factory):
     assert "no target named 'db9'" in e["error"]["message"]
 
 
-def test_viewers_read_jobs_but_cannot_change_or_run_them(daemon):
+def test_viewers_read_jobs_but_cannot_change_or_run_them(daemon_factory):
+    # Operators run this job on a local target: that is theirs when the appliance says so.
+    daemon = daemon_factory(config={"executor": {"local_targets": "operator"}})
     t = local_target(daemon, "self")
     j = job(daemon, {"name": "harmless", "targets": {"ids": [t["id"]]},
                      "steps": [shell_step("s", "true")]})

@@ -42,9 +42,9 @@ ATTACKS = ["'; touch {m} #", "$(touch {m})", "`touch {m}`", "x\ntouch {m}", "\";
            "a' 'b; touch {m}", "$(touch {m}); & {{touch {m}}}", "\\'; touch {m}"]
 
 
-def test_parameters_with_quoting_attacks_arrive_as_literal_text(daemon, tmp_path):
+def test_parameters_with_quoting_attacks_arrive_as_literal_text(daemon, local_tmp):
     t = local_target(daemon, "self")
-    marker = tmp_path / "pwned"
+    marker = local_tmp / "pwned"
     j = job(daemon, {"name": "q", "targets": {"ids": [t["id"]]},
                      "parameters": [{"name": "v", "required": True}],
                      "steps": [shell_step("p", "printf '%s' {{ params.v }}"),
@@ -123,9 +123,9 @@ def test_cancel_stops_a_running_sleep_600_and_leaves_no_process(daemon):
                             ).status_code == 404
 
 
-def test_retries_partial_failure_and_a_retry_of_the_failed_targets(daemon, tmp_path):
-    flag = tmp_path / "fixed"
-    counter = tmp_path / "count"
+def test_retries_partial_failure_and_a_retry_of_the_failed_targets(daemon, local_tmp):
+    flag = local_tmp / "fixed"
+    counter = local_tmp / "count"
     ok = local_target(daemon, "ok", {"healthy": "yes"})
     bad = local_target(daemon, "bad", {"healthy": "no"})
     j = job(daemon, {"name": "flaky", "targets": {"ids": [ok["id"], bad["id"]]},
@@ -229,9 +229,9 @@ def test_secret_parameters_are_resolved_and_redacted(daemon):
     assert "no credential 'nope'" in e["error"]["message"]
 
 
-def test_dry_run_renders_commands_per_target_and_runs_nothing(daemon, tmp_path):
+def test_dry_run_renders_commands_per_target_and_runs_nothing(daemon, local_tmp):
     t = local_target(daemon, "web", {"env": "prod"})
-    marker = tmp_path / "ran"
+    marker = local_tmp / "ran"
     j = job(daemon, {"name": "dry", "targets": {"ids": [t["id"]]},
                      "parameters": [{"name": "unit", "default": "nginx"}],
                      "steps": [{"id": "r", "type": "linux.service.restart",

@@ -60,19 +60,19 @@ def wait_run(d, run_id, deadline=60):
     pytest.fail(f"run {run_id} not finished after {deadline}s: {run}")
 
 
-def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_path):
+def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, local_tmp):
     assert upload(daemon, example_so).status_code == 201
     r = daemon.http.post(daemon.url("/api/v1/targets"), timeout=10, json={
         "name": "appliance", "address": "127.0.0.1", "os_family": "linux", "transport": "local"})
     assert r.status_code == 201, r.text
     target_id = r.json()["id"]
-    marker = tmp_path / "it's here; $(touch pwned) `touch pwned`"
+    marker = local_tmp / "it's here; $(touch pwned) `touch pwned`"
     job = {
         "name": "third-party-checks",
         "targets": {"ids": [target_id]},
         "steps": [
             {"id": "disk", "type": "checks.disk_free@1",
-             "params": {"path": str(tmp_path), "min_free_percent": 0}},
+             "params": {"path": str(local_tmp), "min_free_percent": 0}},
             {"id": "wait", "type": "checks.wait_file",
              "params": {"path": str(marker), "timeout_s": 20, "interval_s": 0.2}},
         ],
@@ -100,7 +100,7 @@ def test_example_runs_in_a_job_on_the_local_transport(example_so, daemon, tmp_pa
     disk = steps["disk"]["outputs"]
     assert disk["ok"] is True and 0 <= disk["free_percent"] <= 100
     assert steps["wait"]["outputs"]["attempts"] >= 2, steps["wait"]
-    assert not (tmp_path / "pwned").exists() and not pathlib.Path("pwned").exists()
+    assert not (local_tmp / "pwned").exists() and not pathlib.Path("pwned").exists()
     # The job pins major 1: that version cannot be deleted while it is the only 1.x.
     r = daemon.request("DELETE", "/api/v1/steplibs/checks/1.0.0")
     assert r.status_code == 409 and r.json()["error"]["code"] == "pinned", r.text

@@ -8,6 +8,15 @@ static int bad_init(const opsc_host_api *api, const opsc_config *cfg, void **sta
     return 0; /* never reached: the host refuses first */
 }
 
+/* The note says the same: an upload is refused from it before it is loaded. */
+#ifdef BAD_MAJOR
+__attribute__((used, section(OPSC_PLUGIN_NOTE_SECTION))) static const opsc_plugin_note note = {
+    OPSC_PLUGIN_NOTE_MAGIC, OPSC_ABI_MAJOR + 1, 0, "test-bad-major", "1.0.0"};
+#else
+__attribute__((used, section(OPSC_PLUGIN_NOTE_SECTION))) static const opsc_plugin_note note = {
+    OPSC_PLUGIN_NOTE_MAGIC, OPSC_ABI_MAJOR, OPSC_ABI_MINOR + 1, "test-newer-minor", "1.0.0"};
+#endif
+
 OPSC_EXPORT const opsc_plugin *opsc_plugin_entry(void);
 const opsc_plugin *opsc_plugin_entry(void)
 {

@@ -1,9 +1,25 @@
 /* upload_steplib.c - step library "uplib" for the upload tests, built in several versions.
  *   LIB_VERSION   "1.0.0", "1.1.0"...: the library's (and the plugin's) version
  *   EXTRA_STEP    adds the step "extra" (a newer minor version adds a step)
- *   OTHER_BYTES   the same name and version with another summary: different bytes
+ *   OTHER_BYTES   the same name and version with another summary: different bytes, and a
+ *                 constructor that creates the file $OPSC_TEST_CTOR_MARK when the library
+ *                 is loaded: its upload must be refused before that
  *   BROKEN_SCHEMA a parameter schema with a misspelt keyword: refused at load */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <opsc/plugin.h>
+
+#ifdef OTHER_BYTES
+__attribute__((constructor)) static void mark_loaded(void)
+{
+    const char *path = getenv("OPSC_TEST_CTOR_MARK");
+    int fd = path ? open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600) : -1;
+    if (fd >= 0)
+        close(fd);
+}
+#endif
 
 #ifndef LIB_VERSION
 #error LIB_VERSION must be defined

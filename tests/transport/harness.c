@@ -11,6 +11,7 @@
 #include <sys/time.h>
 
 #include "harness.h"
+#include "privsep.h"
 
 struct opsc_config {
     const char *text; /* "key = value" lines */
@@ -281,6 +282,37 @@ static int h_register_transport(const opsc_transport *t, void *state)
     return 0;
 }
 
+/* ---- local processes: the real helper, started on first use ---------------------------- */
+
+static privsep *local_helper;
+
+static privsep *helper(void)
+{
+    if (!local_helper) {
+        privsep_opts o = {TH_SPAWNER, "opsconductor-local", NULL, 0, 0, NULL};
+        if (privsep_start(&local_helper, &o) == 0)
+            privsep_attach(local_helper, h_loop());
+    }
+    return local_helper;
+}
+
+static int h_local_available(char *why, size_t whylen)
+{
+    return privsep_available(helper(), why, whylen);
+}
+
+static int h_local_spawn(const opsc_local_spawn *req, const opsc_local_cb *cb, void *ud,
+                         opsc_local_proc **out, char *err, size_t errlen)
+{
+    return privsep_spawn(helper(), req, cb, ud, out, err, errlen);
+}
+
+static int h_local_kill_recorded(const char *handle,
+                                 void (*done)(void *ud, int killed, const char *msg), void *ud)
+{
+    return privsep_kill_recorded(helper(), handle, done, ud);
+}
+
 static int h_register_scanner(const opsc_scanner *s, void *state)
 {
     if (!loading || !s || !s->scan || !s->cancel)
@@ -307,6 +339,11 @@ static const opsc_host_api host_api = {
     .queue_work = h_queue_work,
     .config_bind = h_config_bind,
     .register_transport = h_register_transport,
+    .local_available = h_local_available,
+    .local_spawn = h_local_spawn,
+    .local_signal = privsep_signal,
+    .local_release = privsep_release,
+    .local_kill_recorded = h_local_kill_recorded,
     .register_scanner = h_register_scanner,
 };
 
@@ -349,6 +386,8 @@ void th_unload(th_plugin *p)
         dlclose(p->dl);
     free(p->cfg_text);
     memset(p, 0, sizeof(*p));
+    privsep_close(local_helper); /* its handle must not keep the loop open */
+    local_helper = NULL;
 }
 
 /* ---- running the loop ---------------------------------------------------------------- */

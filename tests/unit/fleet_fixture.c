@@ -15,6 +15,7 @@
 #include "config.h"
 #include "events.h"
 #include "plugin_host.h"
+#include "privsep.h"
 #include "store.h"
 #include "util.h"
 #include "vault.h"
@@ -42,6 +43,12 @@ static int open_all(fleet_fx *f, const char *plugin_config, const pool_opts *opt
     c->cfg.file = cfg;
     if (rc == 0)
         rc = plugin_host_new(&c->plugins, &f->loop, cfg);
+    /* Local commands start as the local-steps user through the real helper. */
+    privsep_opts po = {SPAWNER, "opsconductor-local", NULL, 0, 0, NULL};
+    if (rc == 0 && (rc = privsep_start(&c->privsep, &po)) == 0)
+        rc = privsep_attach(c->privsep, &f->loop);
+    if (rc == 0)
+        plugin_host_set_privsep(c->plugins, c->privsep);
     if (rc == 0)
         rc = plugin_host_load_file(c->plugins, LOCAL_SO, err, errlen);
     if (rc == 0)
@@ -85,6 +92,7 @@ void fleet_fx_free(fleet_fx *f)
     fleet_close(c->fleet);
     audit_close(c->audit);
     plugin_host_free(c->plugins);
+    privsep_close(c->privsep);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     pool_free(c->pool);

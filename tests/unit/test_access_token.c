@@ -44,7 +44,8 @@ static char *claims_json(const char *extra)
     static char buf[1024];
     snprintf(buf, sizeof(buf),
              "{\"sub\":\"0190a6e4-7a2b-7c3d-8e4f-001122334455\",\"role\":\"operator\","
-             "\"iss\":\"opsconductor\",\"jti\":\"abc123\",\"iat\":%d,\"exp\":%d%s}",
+             "\"iss\":\"opsconductor\",\"jti\":\"abc123\",\"sid\":\"s-1\",\"iat\":%d,"
+             "\"exp\":%d%s}",
              NOW - 10, NOW + 900, extra ? extra : "");
     return buf;
 }
@@ -63,12 +64,14 @@ static void issued_token_verifies_with_its_claims(void **state)
     (void)state;
     char *tok = NULL;
     access_claims issued, got;
-    assert_int_equal(access_token_issue(&key, "user-1", "admin", NOW, 900, &tok, &issued), 0);
+    assert_int_equal(access_token_issue(&key, "user-1", "admin", "s-1", NOW, 900, &tok, &issued),
+                     0);
     char why[128] = "";
     assert_int_equal(access_token_verify(&key, tok, NOW + 1, &got, why, sizeof(why)), 0);
     assert_string_equal(got.sub, "user-1");
     assert_string_equal(got.role, "admin");
     assert_string_equal(got.jti, issued.jti);
+    assert_string_equal(got.sid, "s-1");
     assert_int_equal(strlen(got.jti), 32);
     assert_int_equal(got.iat, NOW);
     assert_int_equal(got.exp, NOW + 900);
@@ -82,6 +85,20 @@ static void forged_hs256_with_our_key_verifies(void **state)
                      0);
     assert_int_equal(
         verify(forge("{\"alg\":\"HS256\"}", claims_json(NULL), EVP_sha256(), key_bytes, 32)), 0);
+}
+
+/* A token without its session could not be revoked with it. */
+static void token_without_a_session_is_refused(void **state)
+{
+    (void)state;
+    char claims[512];
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"u\",\"role\":\"admin\",\"iss\":\"opsconductor\",\"jti\":\"j\","
+             "\"iat\":%d,\"exp\":%d}",
+             NOW - 10, NOW + 900);
+    assert_int_equal(verify(forge(HS256_HEADER, claims, EVP_sha256(), key_bytes, 32)), OPSC_EAUTH);
+    char *tok = NULL;
+    assert_int_equal(access_token_issue(&key, "u", "admin", "", NOW, 60, &tok, NULL), OPSC_EINVAL);
 }
 
 static void alg_none_is_refused(void **state)
@@ -149,7 +166,7 @@ static void token_signed_with_another_key_is_refused(void **state)
                      OPSC_EAUTH);
     char *tok = NULL;
     access_key other = {other_bytes, 32, "opsconductor"};
-    assert_int_equal(access_token_issue(&other, "u", "admin", NOW, 60, &tok, NULL), 0);
+    assert_int_equal(access_token_issue(&other, "u", "admin", "s-1", NOW, 60, &tok, NULL), 0);
     assert_int_equal(verify(tok), OPSC_EAUTH);
     free(tok);
 }
@@ -158,7 +175,7 @@ static void tampered_payload_is_refused(void **state)
 {
     (void)state;
     char *tok = NULL;
-    assert_int_equal(access_token_issue(&key, "user-1", "viewer", NOW, 900, &tok, NULL), 0);
+    assert_int_equal(access_token_issue(&key, "user-1", "viewer", "s-1", NOW, 900, &tok, NULL), 0);
     /* Swap in a payload claiming admin, keep header and signature. */
     char *d1 = strchr(tok, '.'), *d2 = strchr(d1 + 1, '.');
     char p[1024], forged[4096];
@@ -178,10 +195,11 @@ static void expired_token_is_refused(void **state)
 {
     (void)state;
     char *tok = NULL;
-    assert_int_equal(access_token_issue(&key, "u", "viewer", NOW - 1000, 900, &tok, NULL), 0);
+    assert_int_equal(access_token_issue(&key, "u", "viewer", "s-1", NOW - 1000, 900, &tok, NULL),
+                     0);
     assert_int_equal(verify(tok), OPSC_EAUTH);
     free(tok);
-    assert_int_equal(access_token_issue(&key, "u", "viewer", NOW - 900, 900, &tok, NULL), 0);
+    assert_int_equal(access_token_issue(&key, "u", "viewer", "s-1", NOW - 900, 900, &tok, NULL), 0);
     assert_int_equal(verify(tok), OPSC_EAUTH); /* exp == now is expired */
     free(tok);
 }
@@ -198,7 +216,7 @@ static void token_not_yet_valid_is_refused(void **state)
                      0);
     /* Issued in the future (beyond the leeway). */
     char *tok = NULL;
-    assert_int_equal(access_token_issue(&key, "u", "viewer", NOW + 120, 900, &tok, NULL), 0);
+    assert_int_equal(access_token_issue(&key, "u", "viewer", "s-1", NOW + 120, 900, &tok, NULL), 0);
     assert_int_equal(verify(tok), OPSC_EAUTH);
     free(tok);
 }
@@ -208,7 +226,7 @@ static void wrong_issuer_is_refused(void **state)
     (void)state;
     char *tok = NULL;
     access_key elsewhere = {key_bytes, 32, "someone-else"};
-    assert_int_equal(access_token_issue(&elsewhere, "u", "admin", NOW, 900, &tok, NULL), 0);
+    assert_int_equal(access_token_issue(&elsewhere, "u", "admin", "s-1", NOW, 900, &tok, NULL), 0);
     assert_int_equal(verify(tok), OPSC_EAUTH);
     free(tok);
 }
@@ -258,10 +276,14 @@ static void issue_refuses_short_keys_and_bad_roles(void **state)
     (void)state;
     char *tok = NULL;
     access_key shortk = {key_bytes, 16, "opsconductor"};
-    assert_int_equal(access_token_issue(&shortk, "u", "admin", NOW, 60, &tok, NULL), OPSC_EINVAL);
-    assert_int_equal(access_token_issue(&key, "u", "root", NOW, 60, &tok, NULL), OPSC_EINVAL);
-    assert_int_equal(access_token_issue(&key, "", "admin", NOW, 60, &tok, NULL), OPSC_EINVAL);
-    assert_int_equal(access_token_issue(&key, "u", "admin", NOW, 0, &tok, NULL), OPSC_EINVAL);
+    assert_int_equal(access_token_issue(&shortk, "u", "admin", "s-1", NOW, 60, &tok, NULL),
+                     OPSC_EINVAL);
+    assert_int_equal(access_token_issue(&key, "u", "root", "s-1", NOW, 60, &tok, NULL),
+                     OPSC_EINVAL);
+    assert_int_equal(access_token_issue(&key, "", "admin", "s-1", NOW, 60, &tok, NULL),
+                     OPSC_EINVAL);
+    assert_int_equal(access_token_issue(&key, "u", "admin", "s-1", NOW, 0, &tok, NULL),
+                     OPSC_EINVAL);
     assert_null(tok);
 }
 
@@ -280,6 +302,7 @@ int main(void)
         cmocka_unit_test(token_not_yet_valid_is_refused),
         cmocka_unit_test(wrong_issuer_is_refused),
         cmocka_unit_test(malformed_claims_are_refused),
+        cmocka_unit_test(token_without_a_session_is_refused),
         cmocka_unit_test(malformed_text_is_refused),
         cmocka_unit_test(issue_refuses_short_keys_and_bad_roles),
     };

@@ -23,7 +23,8 @@ static int setup(void **state)
 {
     *state = xfx_new(NULL);
     snprintf(tdir, sizeof(tdir), "/tmp/opsc-test-exec-XXXXXX");
-    return mkdtemp(tdir) ? 0 : -1;
+    /* Local commands run as the unprivileged local-steps user: they write here too. */
+    return mkdtemp(tdir) && chmod(tdir, 01777) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -42,12 +43,6 @@ static const char *sstate(json_t *step)
 static json_t *output(json_t *step, const char *key)
 {
     return json_object_get(json_object_get(step, "outputs"), key);
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (!hay || !strstr(hay, needle))
-        fail_msg("'%s' not found in:\n%s", needle, hay ? hay : "(null)");
 }
 
 /* ---- steps in order ------------------------------------------------------------------------ */
@@ -79,8 +74,8 @@ static void outputs_pass_between_steps_and_when_decides(void **state)
     assert_string_equal(sstate(xfx_step(r, 0, 3)), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(xfx_step(r, 0, 1), "exit_code")), 0);
     char *log = xfx_log_text(x, run);
-    assert_contains(log, "checked\n");
-    assert_contains(log, "port is 8080\n");
+    xfx_contains(log, "checked\n");
+    xfx_contains(log, "port is 8080\n");
     if (strstr(log, "OPSC_OUTPUT"))
         fail_msg("output lines were logged: %s", log);
     free(log);
@@ -139,7 +134,7 @@ static void a_step_that_sleeps_times_out(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "state")), "failed");
     assert_string_equal(xfx_tstate(r, 0), "timed_out");
     assert_string_equal(sstate(xfx_step(r, 0, 0)), "timed_out");
-    assert_contains(json_string_value(json_object_get(xfx_step(r, 0, 0), "error")),
+    xfx_contains(json_string_value(json_object_get(xfx_step(r, 0, 0), "error")),
                     "timeout of 1 s");
     assert_string_equal(sstate(xfx_step(r, 0, 1)), "skipped");
     json_decref(r);
@@ -161,7 +156,7 @@ static void the_run_timeout_stops_every_target(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "state")), "timed_out");
     assert_string_equal(xfx_tstate(r, 0), "timed_out");
     assert_string_equal(xfx_tstate(r, 1), "timed_out");
-    assert_contains(json_string_value(json_object_get(r, "reason")), "timeout of 1 s");
+    xfx_contains(json_string_value(json_object_get(r, "reason")), "timeout of 1 s");
     json_decref(r);
 }
 
@@ -229,8 +224,8 @@ static void retries_back_off_until_the_step_succeeds(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "state")), "succeeded");
     assert_int_equal(json_integer_value(json_object_get(xfx_step(r, 0, 0), "attempts")), 3);
     char *log = xfx_log_text(x, json_string_value(json_object_get(r, "id")));
-    assert_contains(log, "attempt 1 of 4 failed: exit code 1");
-    assert_contains(log, "attempt 2 of 4 failed");
+    xfx_contains(log, "attempt 1 of 4 failed: exit code 1");
+    xfx_contains(log, "attempt 2 of 4 failed");
     free(log);
     json_decref(r);
 
@@ -382,17 +377,17 @@ static void refusals_name_the_step_and_the_reason(void **state)
             "[{\"id\": \"svc\", \"type\": \"linux.service.restart\", \"params\": {\"name\": "
             "\"nginx\"}}]}",
             t, w);
-    assert_contains(xfx_refused(x, job, "{}", OPSC_ESCHEMA), "params.n");
-    assert_contains(xfx_refused(x, job, "{\"n\": \"x\"}", OPSC_ESCHEMA), "integer");
-    assert_contains(xfx_refused(x, job, "{\"n\": 1}", OPSC_ESCHEMA),
+    xfx_contains(xfx_refused(x, job, "{}", OPSC_ESCHEMA), "params.n");
+    xfx_contains(xfx_refused(x, job, "{\"n\": \"x\"}", OPSC_ESCHEMA), "integer");
+    xfx_contains(xfx_refused(x, job, "{\"n\": 1}", OPSC_ESCHEMA),
                     "step 'svc' (linux.service.restart) cannot run on target 'win'");
-    assert_contains(xfx_refused(x, "no-such-job", NULL, OPSC_ENOENT), "no job");
+    xfx_contains(xfx_refused(x, "no-such-job", NULL, OPSC_ENOENT), "no job");
     xfx_job(x, job,
             "{\"name\": \"port\", \"parameters\": [{\"name\": \"p\"}], \"targets\": {\"ids\": "
             "[\"%s\"]}, \"steps\": [{\"id\": \"wait\", \"type\": \"core.wait.port\", \"params\": "
             "{\"host\": \"localhost\", \"port\": \"{{ params.p }}\"}}]}",
             t);
-    assert_contains(xfx_refused(x, job, "{\"p\": \"http\"}", OPSC_ESCHEMA),
+    xfx_contains(xfx_refused(x, job, "{\"p\": \"http\"}", OPSC_ESCHEMA),
                     "step 'wait' on target 'self': params.port");
 }
 
@@ -412,7 +407,7 @@ static void dry_run_renders_per_target_and_stores_nothing(void **state)
     char err[512];
     assert_int_equal(exec_dry_run(x->ex, &spec, &out, err, sizeof(err)), 0);
     json_t *steps = json_object_get(json_array_get(json_object_get(out, "targets"), 0), "steps");
-    assert_contains(json_string_value(json_object_get(json_array_get(steps, 0), "command")),
+    xfx_contains(json_string_value(json_object_get(json_array_get(steps, 0), "command")),
                     "'web-prod'");
     assert_true(json_is_true(json_object_get(json_array_get(steps, 1), "imperative")));
     json_decref(out);
@@ -438,7 +433,7 @@ static void retry_runs_only_the_targets_that_failed(void **state)
     xfx_run(x, job, NULL, NULL, run);
     json_decref(xfx_wait(x, run, 10000));
     assert_int_equal(fs_write_file(flag, "", 0, 0600), 0);
-    assert_int_equal(exec_run_retry(x->ex, run, "tester", again, err, sizeof(err)), 0);
+    assert_int_equal(exec_run_retry(x->ex, run, "tester", 0, again, err, sizeof(err)), 0);
     json_t *r = xfx_wait(x, again, 10000);
     assert_string_equal(json_string_value(json_object_get(r, "state")), "succeeded");
     assert_int_equal(json_array_size(json_object_get(r, "targets")), 1);
@@ -446,8 +441,8 @@ static void retry_runs_only_the_targets_that_failed(void **state)
                             json_array_get(json_object_get(r, "targets"), 0), "name")),
                         "b");
     assert_string_equal(json_string_value(json_object_get(r, "retry_of")), run);
-    assert_int_equal(exec_run_retry(x->ex, again, "tester", run, err, sizeof(err)), OPSC_ESTATE);
-    assert_contains(err, "nothing to retry");
+    assert_int_equal(exec_run_retry(x->ex, again, "tester", 0, run, err, sizeof(err)), OPSC_ESTATE);
+    xfx_contains(err, "nothing to retry");
     json_decref(r);
 }
 

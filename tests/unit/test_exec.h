@@ -17,6 +17,13 @@ typedef struct exec_fx {
     bool closed;
 } exec_fx;
 
+/* cmocka set-up and tear-down of an executor with the defaults (*state is the exec_fx). */
+int xfx_setup(void **state);
+int xfx_teardown(void **state);
+/* Fail the test unless `hay` holds `needle` / unless it does not. */
+void xfx_contains(const char *hay, const char *needle);
+void xfx_lacks(const char *hay, const char *needle);
+
 /* Up with `opts` (NULL: defaults, with a short abandon grace). */
 exec_fx *xfx_new(const exec_opts *opts);
 /* exec_close, run the loop until it is closed, free it all. */

@@ -30,6 +30,30 @@ static void load(exec_fx *x, const char *path)
         fail_msg("loading %s: %s", path, err);
 }
 
+int xfx_setup(void **state)
+{
+    *state = xfx_new(NULL);
+    return 0;
+}
+
+int xfx_teardown(void **state)
+{
+    xfx_free(*state);
+    return 0;
+}
+
+void xfx_contains(const char *hay, const char *needle)
+{
+    if (!hay || !strstr(hay, needle))
+        fail_msg("'%s' not found in:\n%s", needle, hay ? hay : "(null)");
+}
+
+void xfx_lacks(const char *hay, const char *needle)
+{
+    if (hay && strstr(hay, needle))
+        fail_msg("'%s' found in:\n%s", needle, hay);
+}
+
 exec_fx *xfx_new(const exec_opts *opts)
 {
     exec_fx *x = calloc(1, sizeof(*x));

@@ -513,7 +513,8 @@ static hc *open_stream(hx *x, struct sse_state *s)
     hc_sends(c, "GET /events HTTP/1.1\r\n\r\n");
     assert_true(hc_read_until(c, "\r\n\r\n"));
     assert_non_null(strstr(c->buf, "Content-Type: text/event-stream\r\n"));
-    assert_non_null(strstr(c->buf, "Cache-Control: no-cache\r\n"));
+    assert_non_null(strstr(c->buf, "Cache-Control: no-store\r\n"));
+    assert_non_null(strstr(c->buf, "X-Content-Type-Options: nosniff\r\n"));
     const char *conn = strstr(c->buf, "Connection: keep-alive\r\n");
     assert_non_null(conn);
     assert_null(strstr(conn + 1, "Connection:")); /* said once */
@@ -557,7 +558,7 @@ static void test_sse_connection_parses_nothing_after_the_stream(void **state)
     hc_sends(c, "GET /hello HTTP/1.1\r\n\r\n");
     hx_on_loop(x, sse_end_cmd, NULL);
     assert_false(hc_read_until(c, "hello")); /* read to the end: no other answer */
-    assert_non_null(memmem(c->buf, c->len, "no-cache", 8));
+    assert_non_null(memmem(c->buf, c->len, "no-store", 8));
     hc_close(c);
     fx_stop(x);
 }

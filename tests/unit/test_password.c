@@ -85,14 +85,33 @@ static void policy_bounds_the_length_without_echoing_it(void **state)
 {
     (void)state;
     char err[128] = "";
-    assert_int_equal(password_policy_check("short", err, sizeof(err)), OPSC_EINVAL);
+    assert_int_equal(password_policy_check("short", 0, NULL, err, sizeof(err)), OPSC_EINVAL);
     assert_null(strstr(err, "short"));
-    assert_int_equal(password_policy_check(NULL, err, sizeof(err)), OPSC_EINVAL);
-    assert_int_equal(password_policy_check("eight ch", err, sizeof(err)), 0);
+    assert_int_equal(password_policy_check(NULL, 0, NULL, err, sizeof(err)), OPSC_EINVAL);
+    assert_int_equal(password_policy_check("eight ch", 0, NULL, err, sizeof(err)), 0);
     char big[PASSWORD_MAX_LEN + 2];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    assert_int_equal(password_policy_check(big, err, sizeof(err)), OPSC_EINVAL);
+    assert_int_equal(password_policy_check(big, 0, NULL, err, sizeof(err)), OPSC_EINVAL);
+}
+
+static void weak_passwords_are_refused_and_the_users_words_count_against(void **state)
+{
+    (void)state;
+    char err[320] = "";
+    const char *olga[] = {"olga", "Olga Petrova", "olga.petrova@example.org", NULL};
+    assert_int_equal(password_policy_check("password123", 3, NULL, err, sizeof(err)), OPSC_EINVAL);
+    assert_non_null(strstr(err, "too weak"));
+    assert_null(strstr(err, "password123"));
+    assert_int_equal(password_policy_check("opsconductor2024", 3, NULL, err, sizeof(err)),
+                     OPSC_EINVAL);
+    assert_int_equal(password_policy_check("PetrovaOlga1987", 3, olga, err, sizeof(err)),
+                     OPSC_EINVAL);
+    /* Without her words the same text is strong enough: they are what made it weak. */
+    assert_int_equal(password_policy_check("PetrovaOlga1987", 3, NULL, err, sizeof(err)), 0);
+    assert_int_equal(password_policy_check("violet-Kettle-93-mosaic", 3, olga, err, sizeof(err)),
+                     0);
+    assert_int_equal(password_policy_check("password123", 0, NULL, err, sizeof(err)), 0);
 }
 
 /* ---- queue -------------------------------------------------------------------- */
@@ -183,6 +202,7 @@ int main(void)
         cmocka_unit_test(invalid_cost_is_refused),
         cmocka_unit_test(default_cost_takes_at_least_50_ms),
         cmocka_unit_test(policy_bounds_the_length_without_echoing_it),
+        cmocka_unit_test(weak_passwords_are_refused_and_the_users_words_count_against),
         cmocka_unit_test(queue_runs_in_order_and_refuses_beyond_its_bounds),
         cmocka_unit_test(close_cancels_waiting_jobs_and_lets_running_ones_finish),
     };

@@ -46,8 +46,9 @@ static int setup_world(void **state)
     snprintf(world.files_dir, sizeof(world.files_dir), "%s/files", world.dir);
     assert_int_equal(mkdir(world.files_dir, 0700), 0);
     char cfg_text[512];
-    snprintf(cfg_text, sizeof(cfg_text), "[plugin.steplib-core]\nfiles_dir = %s\n",
-             world.files_dir);
+    /* The HTTP servers of these tests listen on loopback: the appliance itself. */
+    snprintf(cfg_text, sizeof(cfg_text),
+             "[plugin.steplib-core]\nfiles_dir = %s\nhttp_allow_local = true\n", world.files_dir);
     snprintf(path, sizeof(path), "%s/opsc.conf", world.dir);
     assert_int_equal(fs_write_file(path, cfg_text, strlen(cfg_text), 0600), 0);
     uv_loop_init(&loop);

@@ -248,7 +248,8 @@ static void refused_uploads_say_why_and_leave_no_file_nor_plugin_entry(void **st
                    OPSC_EINVAL, "checksum_mismatch", "not the 0000");
     expect_refused(upload(f, text), OPSC_EINVAL, "not_elf", "not an ELF file");
     expect_refused(upload(f, "test-bad-major.so"), OPSC_EABI, "refused",
-                   "the major version must match");
+                   "it was built for ABI 2.0");
+    expect_refused(upload(f, "test-no-entry.so"), OPSC_EINVAL, "not_elf", "no plugin note");
     expect_refused(upload(f, "test-uplib-badschema.upload"), OPSC_ESCHEMA, "refused",
                    "uplib.echo: params_schema: schema /properties/message: unknown or unsupported "
                    "keyword 'typ'");
@@ -258,8 +259,14 @@ static void refused_uploads_say_why_and_leave_no_file_nor_plugin_entry(void **st
                    "only step libraries can be installed");
     expect_refused(upload(f, "test-unresolved.so"), OPSC_EPLUGIN, "refused",
                    "opsc_symbol_that_does_not_exist");
+    /* Refused from its ELF file: its constructor never ran. */
+    char mark[512];
+    snprintf(mark, sizeof(mark), "%s/constructor-ran", f->dir);
+    setenv("OPSC_TEST_CTOR_MARK", mark, 1);
     expect_refused(upload(f, "test-uplib-1.0.0-other.upload"), OPSC_EEXIST, "conflict",
                    "test-uplib 1.0.0 is already loaded from");
+    unsetenv("OPSC_TEST_CTOR_MARK");
+    assert_int_equal(access(mark, F_OK), -1);
 
     assert_int_equal(files_in(f, ""), 1);
     assert_int_equal(plugin_host_refused(f->h), 0);

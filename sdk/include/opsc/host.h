@@ -66,6 +66,40 @@ typedef void (*opsc_curl_done_cb)(void *ud, int result);
 #define OPSC_HOST_HAS(api, m)                                                                      \
     ((api)->size >= offsetof(opsc_host_api, m) + sizeof(((opsc_host_api *)0)->m))
 
+/* ---- local processes (ABI 1.2) ------------------------------------------------------------
+ *
+ * Commands on the appliance itself never run as the daemon's user: the host
+ * hands them to its privileged helper, which starts them as the unprivileged
+ * local-steps user ([executor] local_user), each in a new session and process
+ * group, with an empty environment but for what is asked, no descriptor of
+ * the daemon's, default signal handling, and a view of the system that does
+ * not show the daemon's data, keys or processes. When the daemon ends, even
+ * by SIGKILL, the helper kills every group it started. */
+
+typedef struct opsc_local_proc opsc_local_proc; /* owned by the host */
+
+typedef struct opsc_local_spawn {
+    size_t size;             /* sizeof(opsc_local_spawn) */
+    const char *const *argv; /* NULL-terminated; argv[0] is the program's absolute path */
+    const char *const *env;  /* "NAME=value" entries, NULL-terminated, or NULL: the process gets
+                                HOME, USER, LOGNAME and a default PATH, then these */
+    const char *cwd;         /* NULL: the local user's home (or /) */
+    int stdio[3];            /* the process's stdin, stdout, stderr; borrowed until return (the
+                                host passes copies: close yours after the call) */
+} opsc_local_spawn;
+
+typedef struct opsc_local_cb {
+    size_t size; /* sizeof(opsc_local_cb) */
+    /* The process runs (loop). `pgid` is its process group (= its pid);
+     * `handle` (borrowed for the call) names it across a restart of the
+     * daemon: keep it to pass to local_kill_recorded() later. May be NULL. */
+    void (*on_started)(void *ud, long pgid, const char *handle);
+    /* Runs once (loop): the group leader exited (status 0, `exit_code`, or
+     * `term_signal` > 0), or it could not start or the helper died (status
+     * a negative OPSC_E* code, `error` says why; borrowed for the call). */
+    void (*on_exit)(void *ud, int status, int64_t exit_code, int term_signal, const char *error);
+} opsc_local_cb;
+
 typedef struct opsc_host_api {
     size_t size;            /* sizeof(opsc_host_api) of the host: check with OPSC_HOST_HAS */
     uint16_t abi_major;     /* the host's OPSC_ABI_MAJOR */
@@ -227,6 +261,34 @@ typedef struct opsc_host_api {
      * the channel (audited); any other status gives up. Never call it after
      * `done`. */
     void (*notify_http_status)(void *ud, int http_status, int64_t retry_after_ms);
+
+    /* ---- local processes (loop; ABI 1.2: check with OPSC_HOST_HAS) ------- */
+    /* 0 when local processes can be started; otherwise a negative code with
+     * the reason in `why` (NUL-terminated, truncated to whylen): the helper
+     * cannot switch to the local-steps user, the user does not exist... */
+    int (*local_available)(char *why, size_t whylen);
+    /* Start `req` (borrowed until return) as the local-steps user. On 0,
+     * *out is the process, owned by the host until local_release(); the
+     * callbacks `cb` (copied by the host) run later, on the loop, with `ud`.
+     * Errors (no callback runs): OPSC_EPERM (local processes refused: see
+     * local_available), OPSC_E2BIG (argv and env too large), OPSC_EINVAL,
+     * OPSC_ENOMEM; the reason in `err`. */
+    int (*local_spawn)(const opsc_local_spawn *req, const opsc_local_cb *cb, void *ud,
+                       opsc_local_proc **out, char *err, size_t errlen);
+    /* Send `sig` to the process group (cancel, timeout). The daemon's own
+     * user cannot signal the local user's processes: this goes through the
+     * helper. OPSC_ESTATE once the group leader exited and was released. */
+    int (*local_signal)(opsc_local_proc *p, int sig);
+    /* The caller is done with `p`: no callback runs after this. A group
+     * still running is killed (SIGKILL). `p` is freed by the host. */
+    void (*local_release)(opsc_local_proc *p);
+    /* Kill a process group that a previous run of the daemon started and
+     * recorded (the `handle` of on_started), if it is still that group of
+     * the local-steps user (same boot, same start time): never a recycled
+     * pid. `done` (may be NULL) runs later on the loop with the number of
+     * processes killed (>= 0) or a negative code, and a message (borrowed). */
+    int (*local_kill_recorded)(const char *handle,
+                               void (*done)(void *ud, int killed, const char *msg), void *ud);
 } opsc_host_api;
 
 #ifdef __cplusplus

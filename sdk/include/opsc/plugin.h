@@ -55,7 +55,7 @@ extern "C" {
  * major and a minor no newer than its own. The minor grows when members are
  * appended to a table; the major only when something is removed or changed. */
 #define OPSC_ABI_MAJOR 1
-#define OPSC_ABI_MINOR 1
+#define OPSC_ABI_MINOR 2
 
 /* Kinds a plugin provides (bit set). Appended only. */
 #define OPSC_KIND_TRANSPORT (1u << 0)
@@ -84,6 +84,21 @@ typedef struct opsc_plugin {
     void (*shutdown)(void *state);
 } opsc_plugin;
 
+/* What a plugin says about itself where the host can read it without
+ * loading it: a section of its ELF file. A host validates an uploaded .so
+ * against it (name, version, ABI) before dlopen() runs any of its code
+ * (constructors run at load). OPSC_PLUGIN_DEFINE writes it; its name and
+ * version must then be string literals. (ABI 1.2) */
+#define OPSC_PLUGIN_NOTE_SECTION ".opsc_plugin"
+#define OPSC_PLUGIN_NOTE_MAGIC   "OPSCPLG"
+typedef struct opsc_plugin_note {
+    char magic[8];      /* OPSC_PLUGIN_NOTE_MAGIC */
+    uint16_t abi_major; /* as in the descriptor */
+    uint16_t abi_minor;
+    char name[64];    /* NUL-terminated */
+    char version[32]; /* NUL-terminated */
+} opsc_plugin_note;
+
 /* The one exported symbol. Returns a descriptor with static storage. */
 typedef const opsc_plugin *(*opsc_plugin_entry_fn)(void);
 #define OPSC_PLUGIN_ENTRY_SYMBOL "opsc_plugin_entry"
@@ -95,13 +110,18 @@ typedef const opsc_plugin *(*opsc_plugin_entry_fn)(void);
 #endif
 
 /* Defines opsc_plugin_entry() returning a descriptor filled with this
- * header's size and ABI version, so a plugin cannot get them wrong. */
-#define OPSC_PLUGIN_DEFINE(name_, version_, kinds_, description_, license_, init_, shutdown_)     \
+ * header's size and ABI version, so a plugin cannot get them wrong, and the
+ * plugin's note (opsc_plugin_note). */
+#define OPSC_PLUGIN_DEFINE(name_, version_, kinds_, description_, license_, init_, shutdown_)      \
+    __attribute__((                                                                                \
+        used,                                                                                      \
+        section(OPSC_PLUGIN_NOTE_SECTION))) static const opsc_plugin_note opsc_plugin_note_ = {    \
+        OPSC_PLUGIN_NOTE_MAGIC, OPSC_ABI_MAJOR, OPSC_ABI_MINOR, name_, version_};                  \
     OPSC_EXPORT const opsc_plugin *opsc_plugin_entry(void);                                        \
     const opsc_plugin *opsc_plugin_entry(void)                                                     \
     {                                                                                              \
-        static const opsc_plugin descriptor = {                                                   \
-            sizeof(opsc_plugin), OPSC_ABI_MAJOR, OPSC_ABI_MINOR, (name_), (version_), (kinds_),    \
+        static const opsc_plugin descriptor = {                                                    \
+            sizeof(opsc_plugin), OPSC_ABI_MAJOR, OPSC_ABI_MINOR, (name_),    (version_), (kinds_), \
             (description_),      (license_),     (init_),        (shutdown_)};                     \
         return &descriptor;                                                                        \
     }

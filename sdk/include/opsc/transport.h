@@ -170,6 +170,12 @@ typedef struct opsc_exec_cb {
      * stdin writes a bounded amount, then waits for this. Never called from
      * inside exec_write() itself. */
     void (*on_stdin_drained)(void *ud);
+    /* (ABI 1.2; check `size`.) The command's processes are known: `handle`
+     * (borrowed for the call) names them so that kill_orphan() can stop them
+     * after a restart of the daemon, e.g. "local:<boot>:<pgid>:<start>" or
+     * "ssh:<pgid>:<start>:<boot>". The host records it with the run. May be
+     * NULL; called at most once, before on_done. */
+    void (*on_started)(void *ud, const char *handle);
 } opsc_exec_cb;
 
 /* File transfer, streamed: the transport reads or writes `local_path` itself in
@@ -193,6 +199,8 @@ typedef struct opsc_xfer_result {
 
 typedef void (*opsc_xfer_cb)(void *ud, const opsc_xfer_result *res);
 typedef void (*opsc_close_cb)(void *ud);
+/* kill_orphan's answer: processes killed (>= 0) or a negative code; `msg` borrowed. */
+typedef void (*opsc_kill_cb)(void *ud, int killed, const char *msg);
 
 typedef struct opsc_transport {
     size_t size; /* sizeof(opsc_transport) the plugin was built with */
@@ -246,6 +254,13 @@ typedef struct opsc_transport {
      * spaces ("ssh_key ssh_password"); "" when it takes no credential; NULL
      * when it does not say (the host then applies its own rule). */
     const char *credential_types;
+
+    /* (ABI 1.2; check `size`, may be NULL.) Stop, the way exec_cancel does,
+     * the processes of a command that a previous run of the daemon started
+     * (the `handle` its on_started gave, borrowed until return) if they are
+     * still those processes: never a recycled process id. The host calls it
+     * at start-up for runs it marks interrupted, on a fresh connection. */
+    int (*kill_orphan)(opsc_conn *conn, const char *handle, opsc_kill_cb cb, void *ud);
 } opsc_transport;
 
 #ifdef __cplusplus

@@ -1,0 +1,82 @@
+/* privsep.h - privilege separation: the helper that starts local steps, and the daemon's drop.
+ *
+ * The daemon must never run a command of a job with its own privileges: its
+ * data directory holds the JWT signing key and the vault's master key. So
+ * at start-up, before it reads any key or opens the store, it starts
+ * opsc-spawner (spawner/) over a socketpair; the helper keeps the power to
+ * switch users (root, or CAP_SETUID + CAP_SETGID) and is the only process
+ * that starts local steps, as [executor] local_user. Then the daemon drops
+ * its own: to [server] user when started as root, every capability (but the
+ * one to listen on a port below 1024), and no new privileges. Local steps are refused, with the
+ * reason, when the helper cannot switch (not root, no capabilities, no such user); the daemon still
+ * starts.
+ *
+ * Start order: privsep_start() (blocking, bounded: reads the helper's
+ * HELLO), privsep_drop(), then the loop exists and privsep_attach() serves
+ * spawns on it. Processes: privsep_spawn() sends the request (argv, env,
+ * cwd and the three stdio descriptors) and the helper answers started /
+ * failed / exited; signals and the release go the same way. When the
+ * daemon's end of the socket closes (exit, crash, SIGKILL) the helper kills
+ * every group it started and every descendant, and exits.
+ *
+ * The opsc_local_* types are the SDK's (opsc/host.h): the plugin host
+ * forwards the host API's local_* members here.
+ *
+ * Thread: privsep_start/drop before the loop runs; everything else on the
+ * loop thread.
+ */
+#ifndef OPSC_PRIVSEP_H
+#define OPSC_PRIVSEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include <opsc/host.h>
+
+typedef struct privsep privsep;
+
+typedef struct privsep_opts {
+    const char *spawner; /* opsc-spawner; NULL or "": next to the daemon's build, else installed */
+    const char *local_user;  /* the user local steps run as */
+    const char *const *hide; /* paths local steps must not see (data dir, key files, config) */
+    size_t nhide;
+    int hello_timeout_ms; /* 0: 10 s */
+    /* The helper's log lines and the client's own (level OPSC_LOG_*); NULL:
+     * standard error. Called on the loop thread (or in privsep_start). */
+    void (*log)(int level, const char *text);
+} privsep_opts;
+
+/* Start the helper and read its HELLO. Never fails the daemon: *out is set
+ * whenever memory allows (OPSC_ENOMEM otherwise), and when the helper
+ * cannot start or cannot switch, its local steps are refused with the
+ * reason (privsep_available). The daemon's environment is not passed on. */
+int privsep_start(privsep **out, const privsep_opts *o);
+/* Serve spawns on `loop` from now on. */
+int privsep_attach(privsep *ps, uv_loop_t *loop);
+/* 0 when local processes can start, else a negative code and why. */
+int privsep_available(const privsep *ps, char *why, size_t whylen);
+/* What the helper could do to hide the daemon (for the start-up log line). */
+const char *privsep_summary(const privsep *ps);
+/* Close the socket (the helper then kills what it started and exits) and
+ * free once the loop has closed the handle. Processes not yet released get
+ * no more callbacks. NULL is a no-op. */
+void privsep_close(privsep *ps);
+
+int privsep_spawn(privsep *ps, const opsc_local_spawn *req, const opsc_local_cb *cb, void *ud,
+                  opsc_local_proc **out, char *err, size_t errlen);
+int privsep_signal(opsc_local_proc *p, int sig);
+void privsep_release(opsc_local_proc *p);
+int privsep_kill_recorded(privsep *ps, const char *handle,
+                          void (*done)(void *ud, int killed, const char *msg), void *ud);
+
+/* The daemon's own drop, after privsep_start(): when running as root and
+ * `user` is set, switch to it (groups, gid, uid); then clear every
+ * capability (ambient ones from systemd included) but CAP_NET_BIND_SERVICE
+ * when the daemon has it (its listen ports below 1024), and set no_new_privs.
+ * Fails (err says why) when `user` is set but cannot be taken: a daemon
+ * asked to drop must not go on as root. `warn` (may be NULL) receives a
+ * note when the daemon goes on as root. */
+int privsep_drop(const char *user, char *err, size_t errlen, char *warn, size_t warnlen);
+
+#endif
