@@ -210,7 +210,11 @@ def test_cookie_logout_revokes_the_session_and_expires_the_cookie(daemon):
 
 # ---- the real build -----------------------------------------------------------------------------
 
-UI_BUILD = BUILD_DIR / "web" / "web"
+# A sanitizer build does not build the UI (-Dweb_ui=disabled): its daemon serves the release
+# build's, as it would any [web] dir.
+UI_BUILD = next((d for d in (BUILD_DIR / "web" / "web",
+                             pathlib.Path(__file__).resolve().parents[2] / "build" / "web" / "web")
+                 if (d / "index.html").exists()), BUILD_DIR / "web" / "web")
 
 
 @pytest.mark.skipif(not (UI_BUILD / "index.html").exists(), reason="web UI not built (-Dweb_ui)")
