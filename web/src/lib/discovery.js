@@ -92,3 +92,11 @@ export function specFromForm(f) {
   }
   return Object.keys(errors).length ? { errors } : { spec };
 }
+
+/** A recorded value of a host change, as a reader compares it: a key as "type fingerprint". */
+export function changeText(v) {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'string') return v;
+  if (v.fingerprint) return [v.type, v.fingerprint].filter(Boolean).join(' ');
+  return JSON.stringify(v);
+}

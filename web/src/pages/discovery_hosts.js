@@ -6,14 +6,14 @@ import { html } from '../ui/html.js';
 import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, State, Time, TextArea, notify, useAction, useLoad } from '../ui/components.js';
 import { all, can, get, post } from '../lib/api.js';
 import { navigate, qs, query } from '../lib/router.js';
-import { openPorts } from '../lib/discovery.js';
+import { changeText, openPorts } from '../lib/discovery.js';
 import { parsePairs } from '../lib/notify.js';
 
 const PAGE = 100;
 
 function Changes({ host }) {
   const pending = (host.changes || []).filter((c) => !c.accepted_at);
-  return html`<ul class="plain small">${pending.map((c, i) => html`<li key=${i}><b>${c.field}</b>: <code>${JSON.stringify(c.before)}</code> → <code>${JSON.stringify(c.after)}</code>${c.at ? html` <${Time} iso=${c.at} />` : ''}</li>`)}</ul>`;
+  return html`<ul class="plain small">${pending.map((c, i) => html`<li key=${i}><b>${c.field.replace(/_/g, ' ')}</b>: was <code>${changeText(c.before)}</code>, now <code>${changeText(c.after)}</code>${c.at ? html` <${Time} iso=${c.at} />` : ''}</li>`)}</ul>`;
 }
 
 function AcceptButton({ host, onDone }) {

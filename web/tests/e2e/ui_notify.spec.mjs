@@ -62,7 +62,7 @@ test('a webhook channel with a write-only secret, tested from the page', async (
   await dlg.getByRole('textbox', { name: 'Name', exact: true }).fill('ops-hook');
   await expect(dlg.getByLabel('Type')).toHaveValue('webhook');
   // The settings form is generated from the webhook plugin's schema.
-  await dlg.getByLabel('Url').fill(url('/hook'));
+  await dlg.getByLabel('URL').fill(url('/hook'));
   await dlg.getByLabel('Method').selectOption('POST');
   await dlg.getByLabel('Headers').fill('X-Team=ops');
   await dlg.getByLabel('Signing secret (write-only)').fill(SECRET);
@@ -169,7 +169,7 @@ test('the notification pages pass axe-core, are screenshotted, and are read-only
   }
   await visit(page, '/notifications/channels');
   await page.getByRole('button', { name: 'Edit ops-hook' }).click();
-  await expect(page.getByRole('dialog').getByLabel('Url')).toHaveValue(url('/hook'));
+  await expect(page.getByRole('dialog').getByLabel('URL')).toHaveValue(url('/hook'));
   await expect(page.getByRole('dialog').getByLabel('Signing secret (write-only)')).toHaveValue('');
   await checkA11y(page, 'the channel editor');
   await shot(page, 'page-notifications-channel-edit');
