@@ -49,7 +49,7 @@ export function secretOf(type, schema) {
 
 /** A unique credential name for a channel's or hook's secret, given the names in use. */
 export function secretName(kind, name, taken) {
-  const base = `${kind}-${name}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').slice(0, 100);
+  const base = `${kind}-${name}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/-+$/, '').slice(0, 100);
   let n = base;
   for (let i = 2; taken.includes(n); i++) n = `${base}-${i}`;
   return n;
