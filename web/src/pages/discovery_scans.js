@@ -95,6 +95,7 @@ export function ScanPage({ id }) {
   const [onboarding, setOnboarding] = useState(false);
   useEffect(() => {
     setHosts([]);
+    let live = true;
     const s = stream(`/discovery/scans/${id}/events`, {
       onEvent: (ev) => {
         const d = JSON.parse(ev.data || 'null');
@@ -104,16 +105,27 @@ export function ScanPage({ id }) {
         else if (ev.event === 'progress') setScan((x) => (x ? { ...x, progress: d.progress, hosts_found: d.hosts_found } : x));
       },
       onError: (status, body) => setErr(new ApiError(status, body)),
-      onState: setConn,
+      onState: (st) => {
+        setConn(st);
+        // A stream that ended without "end" (an error): the scan as it is now.
+        if (st === 'closed' && live) get('/discovery/scans/' + id).then((x) => live && setScan(x), () => {});
+      },
     });
-    return () => s.close();
+    return () => {
+      live = false;
+      s.close();
+    };
   }, [id]);
-  const [cancel, cbusy, cerr] = useAction(async () => setScan(await post(`/discovery/scans/${id}/cancel`)));
+  // The answer may come after the stream's "end": it only marks a running scan as cancelling.
+  const [cancel, cbusy, cerr] = useAction(async () => {
+    await post(`/discovery/scans/${id}/cancel`);
+    setScan((x) => (x && x.state === 'running' ? { ...x, cancelling: true } : x));
+  });
   if (!scan) return err ? html`<${ErrorBox} error=${err} />` : html`<${Loading} />`;
   const running = scan.state === 'running';
   return html`<div>
     <${PageHead} title=${'Scan of ' + (scan.ranges || []).join(', ')} sub=${html`<${State} state=${scan.state} /> started <${Time} iso=${scan.started_at} />${scan.requested_by ? ' by ' + scan.requested_by : ''} · ports ${(scan.ports || []).join(', ')} · ${scan.rate || ''}/s <span class=${'conn conn-' + conn}>${running ? conn : 'ended'}</span>`}>
-      ${running && can('operator') ? html`<${Btn} kind="danger" busy=${cbusy || scan.cancelling} onClick=${cancel}>Cancel scan</${Btn}>` : ''}
+      ${running && can('operator') ? html`<${Btn} kind="danger" busy=${cbusy || scan.cancelling} onClick=${cancel}>${scan.cancelling ? 'Cancelling…' : 'Cancel scan'}</${Btn}>` : ''}
       ${can('operator') ? html`<${Btn} kind="primary" disabled=${!picked.length} onClick=${() => setOnboarding(true)}>Onboard ${picked.length || ''} selected</${Btn}>` : ''}
       <a class="btn" href=${'/discovery/hosts?scan_id=' + id}>In the inventory</a>
     </${PageHead}>

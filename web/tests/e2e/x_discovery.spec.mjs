@@ -1,8 +1,10 @@
-// ui_discovery.spec.mjs - the discovery pages in Chromium against the real daemon: a scan of
+// x_discovery.spec.mjs - the discovery pages in Chromium against the real daemon: a scan of
 // loopback addresses with a real sshd of its own on a 127.x address, the host streaming in
 // over SSE, a slow scan cancelled; onboarding the host with a test, the new target listed; the
 // sshd's host key replaced, the host shown as changed and accepted; a profile with its cron
 // preview and an auto-onboard rule; axe-core, screenshots and the viewer's read-only pages.
+// x_: files run in name order, and this one after ui.spec.mjs, whose README screenshots
+// want a dashboard of their own.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,8 +1,10 @@
-// ui_notify.spec.mjs - the notification pages in Chromium against the real daemon: a webhook
+// x_notify.spec.mjs - the notification pages in Chromium against the real daemon: a webhook
 // channel to a loopback HTTP receiver this test runs (which checks the Standard Webhooks
 // signature itself), its test button, a rule whose template error lands on its field, a failing
 // run whose delivery shows in the history with its attempt, an inbound hook triggered with a
 // GitHub signature and then disabled; axe-core, screenshots and the viewer's read-only pages.
+// x_: files run in name order, and this one after ui.spec.mjs, whose README screenshots
+// want a dashboard of their own.
 import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { test, expect } from '@playwright/test';
