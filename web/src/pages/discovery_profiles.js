@@ -3,8 +3,8 @@
 // rules for the new hosts each scan finds; run one now.
 import { useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
-import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, Time, notify, useAction, useLoad } from '../ui/components.js';
-import { all, can, del, patch, post } from '../lib/api.js';
+import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, Time, notify, useAction, useLoad, useRemove } from '../ui/components.js';
+import { all, can, patch, post } from '../lib/api.js';
 import { navigate } from '../lib/router.js';
 import { ruleFromForm, ruleToForm, specFromForm, specToForm } from '../lib/discovery.js';
 import { Preview, ZONES } from './schedules.js';
@@ -93,12 +93,7 @@ export function Profiles() {
     const scan = await post(`/discovery/profiles/${p.id}/run`);
     navigate('/discovery/scans/' + scan.id);
   });
-  const [remove, , rmErr] = useAction(async (p) => {
-    if (!confirm(`Delete profile ${p.name}?`)) return;
-    await del('/discovery/profiles/' + p.id);
-    notify('Profile deleted');
-    list.reload();
-  });
+  const [remove, rmErr] = useRemove('profile', '/discovery/profiles', list.reload);
   const op = can('operator');
   const close = () => setDialog(null);
   return html`<div>

@@ -3,9 +3,9 @@
 // schema, the secret a write-only field that becomes (or replaces) a vault credential.
 import { useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
-import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad } from '../ui/components.js';
+import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad, useRemove } from '../ui/components.js';
 import { SchemaFields } from '../ui/schemafields.js';
-import { all, can, del, patch, post } from '../lib/api.js';
+import { all, can, patch, post } from '../lib/api.js';
 import { fieldsFor, fromForm, toForm } from '../lib/schemaform.js';
 import { fieldErrors, secretName, secretOf, under } from '../lib/notify.js';
 // The bundled notifiers' settings schemas, read at build time from their plugins: the API does
@@ -137,12 +137,7 @@ export function Channels() {
     }
     setTests((x) => ({ ...x, [c.id]: r }));
   };
-  const [remove, , rmError] = useAction(async (c) => {
-    if (!confirm(`Delete channel ${c.name}?`)) return;
-    await del('/notifications/channels/' + c.id);
-    notify('Channel deleted');
-    list.reload();
-  });
+  const [remove, rmError] = useRemove('channel', '/notifications/channels', list.reload);
   const credName = (id) => ((creds.data || []).find((c) => c.id === id) || {}).name || (id ? 'set' : '—');
   const op = can('operator');
   const close = () => setDialog(null);

@@ -3,8 +3,8 @@
 // signs its requests, enable and disable.
 import { useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
-import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad } from '../ui/components.js';
-import { all, can, del, patch, post } from '../lib/api.js';
+import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad, useRemove } from '../ui/components.js';
+import { all, can, patch, post } from '../lib/api.js';
 import { fieldErrors, pairsText, parsePairs, secretName, signExample } from '../lib/notify.js';
 import { SecretField } from './notify_channels.js';
 
@@ -104,12 +104,7 @@ export function Hooks() {
     notify(`Hook ${h.name} ${h.enabled ? 'disabled' : 'enabled'}`);
     list.reload();
   });
-  const [remove, , rmError] = useAction(async (h) => {
-    if (!confirm(`Delete hook ${h.name}?`)) return;
-    await del('/hooks/' + h.id);
-    notify('Hook deleted');
-    list.reload();
-  });
+  const [remove, rmError] = useRemove('hook', '/hooks', list.reload);
   const jobName = (id) => ((jobs.data || []).find((j) => j.id === id) || {}).name || id;
   const op = can('operator');
   const close = () => setDialog(null);

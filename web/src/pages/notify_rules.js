@@ -4,8 +4,8 @@
 // the field.
 import { useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
-import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad } from '../ui/components.js';
-import { all, can, del, patch, post } from '../lib/api.js';
+import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad, useRemove } from '../ui/components.js';
+import { all, can, patch, post } from '../lib/api.js';
 import { EVENTS, fieldErrors } from '../lib/notify.js';
 import { Picker } from './groups.js';
 
@@ -104,12 +104,7 @@ export function Rules() {
   const list = useLoad(() => all('/notifications/rules'), []);
   const channels = useLoad(() => all('/notifications/channels'), []);
   const [dialog, setDialog] = useState(null);
-  const [remove, , rmError] = useAction(async (r) => {
-    if (!confirm(`Delete rule ${r.name}?`)) return;
-    await del('/notifications/rules/' + r.id);
-    notify('Rule deleted');
-    list.reload();
-  });
+  const [remove, rmError] = useRemove('rule', '/notifications/rules', list.reload);
   const chName = (id) => ((channels.data || []).find((c) => c.id === id) || {}).name || id;
   const op = can('operator');
   const close = () => setDialog(null);

@@ -100,3 +100,16 @@ export async function mutatingControls(p) {
   const boxes = await p.locator('main input[type="checkbox"]:not([disabled])').count();
   return { buttons: names.filter((n) => MUTATING.test(n)), boxes };
 }
+
+/** The admin logged in through the page on its own context, on `p` with its `heading`. */
+export async function adminPage(browser, p, heading) {
+  const ctx = await browser.newContext({ baseURL: BASE });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => {
+    throw e;
+  });
+  await page.goto(p);
+  await uiLogin(page, 'admin', ADMIN_PASSWORD);
+  await expect(page.getByRole('heading', { name: heading, level: 1 })).toBeVisible();
+  return { ctx, page };
+}

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test, expect } from '@playwright/test';
-import { ADMIN_PASSWORD, BASE, api, apiLogin, checkA11y, mutatingControls, shot, uiLogin, viewerPage, visit } from './helpers.mjs';
+import { ADMIN_PASSWORD, adminPage, api, apiLogin, checkA11y, mutatingControls, shot, viewerPage, visit } from './helpers.mjs';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -33,14 +33,7 @@ test.beforeAll(async ({ browser }) => {
   sshd = startSshd(path.join(process.env.OPSC_E2E_WORK, 'sshd-disc'));
   admin = await apiLogin('admin', ADMIN_PASSWORD);
   await api(admin, 'POST', '/credentials', { name: 'disc-key', type: 'ssh_key', username: sshd.user, private_key: fs.readFileSync(sshd.key, 'utf8') });
-  context = await browser.newContext({ baseURL: BASE });
-  page = await context.newPage();
-  page.on('pageerror', (e) => {
-    throw e;
-  });
-  await page.goto('/discovery');
-  await uiLogin(page, 'admin', ADMIN_PASSWORD);
-  await expect(page.getByRole('heading', { name: 'Discovery', level: 1 })).toBeVisible();
+  ({ ctx: context, page } = await adminPage(browser, '/discovery', 'Discovery'));
 });
 
 test.afterAll(async () => {

@@ -8,7 +8,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { test, expect } from '@playwright/test';
-import { ADMIN_PASSWORD, BASE, api, apiLogin, checkA11y, mutatingControls, shot, sshTarget, uiLogin, viewerPage, visit } from './helpers.mjs';
+import { ADMIN_PASSWORD, BASE, adminPage, api, apiLogin, checkA11y, mutatingControls, shot, sshTarget, viewerPage, visit } from './helpers.mjs';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -40,14 +40,7 @@ test.beforeAll(async ({ browser }) => {
   admin = await apiLogin('admin', ADMIN_PASSWORD);
   const { target } = await sshTarget(admin, 'notify-t1');
   ids.job = (await api(admin, 'POST', '/jobs', { name: 'notify-fail', targets: { ids: [target.id] }, steps: [{ id: 'df', type: 'core.shell.command', params: { command: 'echo "/srv is 99% full" >&2; exit 3' } }] })).id;
-  context = await browser.newContext({ baseURL: BASE });
-  page = await context.newPage();
-  page.on('pageerror', (e) => {
-    throw e;
-  });
-  await page.goto('/notifications');
-  await uiLogin(page, 'admin', ADMIN_PASSWORD);
-  await expect(page.getByRole('heading', { name: 'Notifications', level: 1 })).toBeVisible();
+  ({ ctx: context, page } = await adminPage(browser, '/notifications', 'Notifications'));
 });
 
 test.afterAll(async () => {
