@@ -51,6 +51,8 @@ function RuleForm({ rule, onDone, onCancel }) {
   const channels = useLoad(() => all('/notifications/channels'), []);
   const jobs = useLoad(() => all('/jobs'), []);
   const groups = useLoad(() => all('/groups'), []);
+  const schedules = useLoad(() => all('/schedules'), []);
+  const jobName = (id) => ((jobs.data || []).find((j) => j.id === id) || {}).name || '…';
   const [errs, setErrs] = useState({});
   const [save, busy, error] = useAction(async () => {
     setErrs({});
@@ -81,6 +83,7 @@ function RuleForm({ rule, onDone, onCancel }) {
     <fieldset><legend>Only when (filters, all optional)</legend>
       <div class="row">
         ${jobs.data ? html`<${Picker} legend="Jobs" items=${jobs.data} chosen=${f.job_ids} onChange=${set('job_ids')} />` : ''}
+        ${schedules.data && schedules.data.length ? html`<${Picker} legend="Schedules" items=${schedules.data.map((x) => ({ id: x.id, name: `${jobName(x.job_id)} · ${x.cron}` }))} chosen=${f.schedule_ids} onChange=${set('schedule_ids')} />` : ''}
         ${groups.data ? html`<${Picker} legend="Target groups" items=${groups.data} chosen=${f.group_ids} onChange=${set('group_ids')} />` : ''}
       </div>
       <div class="row">
