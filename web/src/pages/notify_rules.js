@@ -18,7 +18,7 @@ function formOf(r) {
     name: x.name || '', description: x.description || '', enabled: x.enabled !== false, events: x.events || ['run.failed'], channels: x.channels || [],
     job_ids: fl.job_ids || [], schedule_ids: fl.schedule_ids || [], group_ids: fl.group_ids || [], selector: fl.selector || '', severity: fl.severity || '',
     min_consecutive_failures: x.min_consecutive_failures ?? '', lr_mode: lr.after_s ? 'after_s' : lr.percent_over_average ? 'percent_over_average' : '', lr_value: String(lr.after_s || lr.percent_over_average || ''),
-    group_window_s: x.group_window_s ?? '', subject: t.subject || '', text: t.text || '', body: t.body || '',
+    users: x.users || [], group_window_s: x.group_window_s ?? '', subject: t.subject || '', text: t.text || '', body: t.body || '',
   };
 }
 
@@ -27,7 +27,7 @@ function bodyOf(f) {
   for (const k of ['job_ids', 'schedule_ids', 'group_ids']) if (f[k].length) filter[k] = f[k];
   if (f.selector.trim()) filter.selector = f.selector.trim();
   if (f.severity) filter.severity = f.severity;
-  const b = { name: f.name, description: f.description, enabled: f.enabled, events: f.events, channels: f.channels, filter };
+  const b = { name: f.name, description: f.description, enabled: f.enabled, events: f.events, channels: f.channels, filter, users: f.users };
   if (f.min_consecutive_failures !== '') b.min_consecutive_failures = Number(f.min_consecutive_failures);
   if (f.group_window_s !== '') b.group_window_s = Number(f.group_window_s);
   if (f.lr_mode && f.lr_value) b.long_running = { [f.lr_mode]: Number(f.lr_value) };
@@ -52,6 +52,7 @@ function RuleForm({ rule, onDone, onCancel }) {
   const jobs = useLoad(() => all('/jobs'), []);
   const groups = useLoad(() => all('/groups'), []);
   const schedules = useLoad(() => all('/schedules'), []);
+  const users = useLoad(() => all('/users'), []);
   const jobName = (id) => ((jobs.data || []).find((j) => j.id === id) || {}).name || '…';
   const [errs, setErrs] = useState({});
   const [save, busy, error] = useAction(async () => {
@@ -80,6 +81,7 @@ function RuleForm({ rule, onDone, onCancel }) {
     </div>` : ''}
     ${channels.data ? html`<${Picker} legend="Channels" items=${channels.data} chosen=${f.channels} onChange=${set('channels')} />` : html`<${Loading} />`}
     ${err('channels') ? html`<p class="error-text">${err('channels')}</p>` : ''}
+    ${users.data && users.data.some((u) => u.notify_email) ? html`<${Picker} legend="Also email these users (their notify_email, through the email channels)" items=${users.data.filter((u) => u.notify_email).map((u) => ({ id: u.id, name: `${u.display_name || u.username} <${u.notify_email}>` }))} chosen=${f.users} onChange=${set('users')} />` : ''}
     <fieldset><legend>Only when (filters, all optional)</legend>
       <div class="row">
         ${jobs.data ? html`<${Picker} legend="Jobs" items=${jobs.data} chosen=${f.job_ids} onChange=${set('job_ids')} />` : ''}
