@@ -101,15 +101,20 @@ export async function mutatingControls(p) {
   return { buttons: names.filter((n) => MUTATING.test(n)), boxes };
 }
 
-/** The admin logged in through the page on its own context, on `p` with its `heading`. */
+/** The admin logged in through the page on its own context, on `p` with its `heading`; `csp`
+ * collects the page's Content Security Policy violations. */
 export async function adminPage(browser, p, heading) {
   const ctx = await browser.newContext({ baseURL: BASE });
   const page = await ctx.newPage();
+  const csp = []; // messages of Content Security Policy violations: none expected
   page.on('pageerror', (e) => {
     throw e;
+  });
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) csp.push(m.text());
   });
   await page.goto(p);
   await uiLogin(page, 'admin', ADMIN_PASSWORD);
   await expect(page.getByRole('heading', { name: heading, level: 1 })).toBeVisible();
-  return { ctx, page };
+  return { ctx, page, csp };
 }

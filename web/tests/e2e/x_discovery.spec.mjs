@@ -19,6 +19,7 @@ const NET = `127.${77 + (process.pid % 100)}.${process.pid % 250}`;
 const HOST = `${NET}.10`;
 let context;
 let page;
+let csp;
 let admin;
 let sshd; // {dir, port, user, key}
 const ids = {};
@@ -33,12 +34,13 @@ test.beforeAll(async ({ browser }) => {
   sshd = startSshd(path.join(process.env.OPSC_E2E_WORK, 'sshd-disc'));
   admin = await apiLogin('admin', ADMIN_PASSWORD);
   await api(admin, 'POST', '/credentials', { name: 'disc-key', type: 'ssh_key', username: sshd.user, private_key: fs.readFileSync(sshd.key, 'utf8') });
-  ({ ctx: context, page } = await adminPage(browser, '/discovery', 'Discovery'));
+  ({ ctx: context, page, csp } = await adminPage(browser, '/discovery', 'Discovery'));
 });
 
 test.afterAll(async () => {
-  await context.close();
+  if (context) await context.close();
   execFileSync('/usr/bin/python3', [SSHD, 'stop', sshd.dir]);
+  expect(csp, 'no inline script or style needed').toEqual([]);
 });
 
 const hostRow = (p = page) => p.getByRole('row', { name: new RegExp(HOST.replace(/\./g, '\\.') + '\\b') });

@@ -14,6 +14,7 @@ test.describe.configure({ mode: 'serial' });
 
 let context;
 let page;
+let csp;
 let admin;
 let receiver;
 const got = []; // what the receiver was sent: {path, headers, body, verified}
@@ -40,12 +41,13 @@ test.beforeAll(async ({ browser }) => {
   admin = await apiLogin('admin', ADMIN_PASSWORD);
   const { target } = await sshTarget(admin, 'notify-t1');
   ids.job = (await api(admin, 'POST', '/jobs', { name: 'notify-fail', targets: { ids: [target.id] }, steps: [{ id: 'df', type: 'core.shell.command', params: { command: 'echo "/srv is 99% full" >&2; exit 3' } }] })).id;
-  ({ ctx: context, page } = await adminPage(browser, '/notifications', 'Notifications'));
+  ({ ctx: context, page, csp } = await adminPage(browser, '/notifications', 'Notifications'));
 });
 
 test.afterAll(async () => {
-  await context.close();
+  if (context) await context.close();
   receiver.close();
+  expect(csp, 'no inline script or style needed').toEqual([]);
 });
 
 const url = (p) => `http://127.0.0.1:${receiver.address().port}${p}`;
