@@ -20,10 +20,11 @@ let receiver;
 const got = []; // what the receiver was sent: {path, headers, body, verified}
 const KEY = randomBytes(24);
 const SECRET = 'whsec_' + KEY.toString('base64');
+let key = KEY; // the receiver's key: replaced when the channel's secret is
 const ids = {};
 
 function verify(h, body) {
-  const mac = createHmac('sha256', KEY).update(`${h['webhook-id']}.${h['webhook-timestamp']}.${body}`).digest('base64');
+  const mac = createHmac('sha256', key).update(`${h['webhook-id']}.${h['webhook-timestamp']}.${body}`).digest('base64');
   return (h['webhook-signature'] || '').split(' ').includes('v1,' + mac);
 }
 
@@ -75,6 +76,7 @@ test('a webhook channel with a write-only secret, tested from the page', async (
   const ch = (await api(admin, 'GET', '/notifications/channels')).items.find((c) => c.name === 'ops-hook');
   expect(JSON.stringify(ch)).not.toContain(KEY.toString('base64'));
   ids.channel = ch.id;
+  ids.credential = ch.credential_id;
 
   // A receiver that fails: the test says why, from the delivery's attempt.
   await api(admin, 'POST', '/notifications/channels', { name: 'broken-hook', type: 'webhook', settings: { url: url('/broken') } });
@@ -153,6 +155,24 @@ test('an inbound hook: created with its secret, triggered with a GitHub signatur
   await row.getByRole('button', { name: 'Disable disk-alarm' }).click();
   await expect(row).toContainText('disabled');
   expect((await send()).status).toBeGreaterThanOrEqual(400);
+});
+
+test("a new secret typed into a channel replaces its credential's value", async () => {
+  await page.getByRole('link', { name: 'Channels' }).click();
+  await page.getByRole('button', { name: 'Edit ops-hook' }).click();
+  const dlg = page.getByRole('dialog');
+  await expect(dlg.getByLabel('Secret credential')).toHaveValue(ids.credential);
+  const next = randomBytes(24);
+  await dlg.getByLabel('Signing secret (write-only)').fill('whsec_' + next.toString('base64'));
+  await dlg.getByRole('button', { name: 'Save channel' }).click();
+  await expect(page.getByRole('dialog')).toHaveCount(0);
+  key = next;
+  const row = page.getByRole('row', { name: /ops-hook/ });
+  await row.getByRole('button', { name: 'Test ops-hook' }).click();
+  await expect(row).toContainText(/delivered\s*HTTP 200/);
+  expect(got[got.length - 1].verified, 'signed with the new secret').toBe(true);
+  const ch = (await api(admin, 'GET', '/notifications/channels/' + ids.channel));
+  expect(ch.credential_id, 'the same credential, its value replaced').toBe(ids.credential);
 });
 
 const PAGES = ['/notifications/channels', '/notifications/rules', '/notifications/deliveries', '/notifications/hooks'];
