@@ -1,11 +1,13 @@
 // discovery_hosts.js - the host inventory: filters by state, port, OS and range in the URL,
 // paging by cursor, changed hosts shown loudly with what changed and an accept button, and
-// onboarding of the selected hosts into targets with a result per host.
-import { useState } from 'preact/hooks';
+// onboarding of the selected hosts into targets with a result per host; hosts found, changed or
+// vanished while the page is open are announced (the inventory's event stream).
+import { useEffect, useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
 import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, State, Time, TextArea, notify, useAction, useLoad } from '../ui/components.js';
 import { all, can, get, post } from '../lib/api.js';
 import { navigate, qs, query } from '../lib/router.js';
+import { stream } from '../lib/sse.js';
 import { changeText, openPorts } from '../lib/discovery.js';
 import { parsePairs } from '../lib/notify.js';
 
@@ -121,6 +123,11 @@ export function Inventory() {
   const [onboarding, setOnboarding] = useState(false);
   const page = useLoad(() => get('/discovery/hosts' + qs({ ...f, limit: PAGE, cursor })), [q.toString()]);
   const changed = useLoad(() => get('/discovery/hosts?state=changed&limit=1'), [page.data]);
+  const [fresh, setFresh] = useState(0);
+  useEffect(() => {
+    const s = stream('/discovery/events', { onEvent: (ev) => ev.event.startsWith('host_') && setFresh((n) => n + 1) });
+    return () => s.close();
+  }, []);
   const go = (over, keepTrail) => {
     if (!keepTrail) setTrail([]);
     setPicked([]);
@@ -131,6 +138,7 @@ export function Inventory() {
   const items = page.data ? page.data.items : null;
   return html`<div>
     ${changed.data && changed.data.items.length && f.state !== 'changed' ? html`<div class="alert alert-error" role="alert"><b>Hosts changed:</b> a host key or OS is not what was recorded. <a href="/discovery/hosts?state=changed">Review the changed hosts</a> before you trust them.</div>` : ''}
+    ${fresh ? html`<div class="alert alert-info" role="status">${fresh} host${fresh > 1 ? 's' : ''} found, changed or vanished since this page loaded. <button type="button" class="linklike" onClick=${() => { setFresh(0); page.reload(); }}>Show the inventory as it is now</button></div>` : ''}
     <form class="filters" aria-label="Filter hosts" onSubmit=${(e) => { e.preventDefault(); go({ ...draft, cursor: '' }); }}>
       <${Select} label="State" value=${draft.state} onChange=${set('state')} options=${[{ value: '', label: 'any' }, 'new', 'known', 'changed', 'vanished']} />
       <${Input} label="Open port" type="number" min="1" max="65535" value=${draft.port} onInput=${set('port')} />

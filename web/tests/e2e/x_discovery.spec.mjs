@@ -101,12 +101,15 @@ test('onboard the host found: a target with its key pinned, tested, and listed',
 });
 
 test('a host whose key changed is shown loudly and accepted', async () => {
-  // The same address and port, new host keys: the next scan sees another key.
+  await visit(page, '/discovery/hosts');
+  await expect(page.getByRole('alert').filter({ hasText: 'Hosts changed' })).toHaveCount(0);
+  // The same address and port, new host keys: the next scan sees another key, and the open
+  // inventory hears of it.
   execFileSync('/usr/bin/python3', [SSHD, 'stop', sshd.dir]);
   sshd = startSshd(sshd.dir + '-2', sshd.port);
-  const scan = await api(admin, 'POST', '/discovery/scans', { ranges: [HOST], ports: [sshd.port] });
-  await expect.poll(async () => (await api(admin, 'GET', '/discovery/scans/' + scan.id)).state).toBe('finished');
-  await visit(page, '/discovery/hosts');
+  await api(admin, 'POST', '/discovery/scans', { ranges: [HOST], ports: [sshd.port] });
+  await expect(page.getByRole('status').filter({ hasText: 'since this page loaded' })).toContainText(/^1 host found, changed or vanished/);
+  await page.getByRole('button', { name: 'Show the inventory as it is now' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'Hosts changed' })).toBeVisible();
   await page.getByLabel('State').selectOption('changed');
   await page.getByRole('button', { name: 'Filter' }).click();
