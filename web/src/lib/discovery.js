@@ -69,7 +69,7 @@ const NUMS = ['rate', 'concurrency', 'timeout_ms'];
 /** A scan spec's form text: ranges and exclusions one a line, ports comma-separated. */
 export function specToForm(s) {
   const x = s || {};
-  const f = { scanner: x.scanner || 'tcp', ranges: (x.ranges || []).join('\n'), exclude: (x.exclude || []).join('\n'), ports: portsText(x.ports || [22, 5985, 5986]) };
+  const f = { scanner: x.scanner || 'tcp', ranges: (x.ranges || []).join('\n'), exclude: (x.exclude || []).join('\n'), ports: portsText(x.ports || [22, 5985, 5986]), icmp: !!x.icmp };
   for (const k of NUMS) f[k] = x[k] === undefined || x[k] === null ? '' : String(x[k]);
   return f;
 }
@@ -84,6 +84,7 @@ export function specFromForm(f) {
   const p = parsePorts(f.ports);
   if (p.error) errors.ports = p.error;
   else if (p.ports.length) spec.ports = p.ports;
+  if (f.icmp) spec.icmp = true;
   for (const k of NUMS) {
     const t = String(f[k] ?? '').trim();
     if (!t) continue;

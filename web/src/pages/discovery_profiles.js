@@ -47,7 +47,7 @@ function ProfileForm({ profile, onDone, onCancel }) {
     });
     setErrs(e);
     if (Object.keys(e).length) return;
-    const body = { name: f.name, description: f.description || null, spec: s.spec, cron: f.cron.trim() || null, timezone: f.timezone || null, enabled: f.enabled, vanish_after: f.vanish_after === '' ? null : Number(f.vanish_after), auto_onboard: rules.map((r) => r.rule) };
+    const body = { name: f.name, description: f.description || null, spec: { ...(p.spec && p.spec.options ? { options: p.spec.options } : {}), ...s.spec }, cron: f.cron.trim() || null, timezone: f.timezone || null, enabled: f.enabled, vanish_after: f.vanish_after === '' ? null : Number(f.vanish_after), auto_onboard: rules.map((r) => r.rule) };
     try {
       const rec = profile ? await patch('/discovery/profiles/' + profile.id, body, { headers: { 'If-Match': `"${profile.version}"` } }) : await post('/discovery/profiles', body);
       notify(`Profile ${rec.name} saved`);

@@ -2,7 +2,7 @@
 // one scan live: progress, hosts streaming in over SSE, cancel, and onboarding what it found.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
-import { Btn, Dialog, Empty, ErrorBox, Input, Loading, PageHead, Select, State, Time, TextArea, useAction, useLoad } from '../ui/components.js';
+import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, PageHead, Select, State, Time, TextArea, useAction, useLoad } from '../ui/components.js';
 import { ApiError, can, get, post } from '../lib/api.js';
 import { navigate } from '../lib/router.js';
 import { stream } from '../lib/sse.js';
@@ -24,6 +24,7 @@ export function SpecFields({ f, set, errs }) {
       <${Input} label="Probe timeout (ms)" type="number" min="10" value=${f.timeout_ms} onInput=${set('timeout_ms')} error=${errs.timeout_ms} help="default 1000" />
       <${Select} label="Scanner" value=${f.scanner} onChange=${set('scanner')} error=${errs.scanner} options=${[{ value: 'tcp', label: 'tcp (built in)' }, { value: 'nmap', label: 'nmap (when installed)' }]} />
     </div>
+    <${Check} label="Also ICMP echo (where unprivileged ICMP sockets are allowed)" checked=${f.icmp} onChange=${set('icmp')} />
   </div>`;
 }
 
@@ -137,6 +138,6 @@ export function ScanPage({ id }) {
       ${hosts.length ? html`<${HostTable} hosts=${hosts} picked=${picked} onPick=${setPicked} />` : html`<${Empty}>${running ? 'None yet: hosts appear here as the scan finds them.' : 'This scan found no hosts.'}</${Empty}>`}
     </section>
     ${onboarding ? html`<${Dialog} title=${`Onboard ${picked.length} host${picked.length > 1 ? 's' : ''}`} wide onClose=${() => setOnboarding(false)}>
-      <${OnboardForm} hostIds=${picked} hosts=${hosts} onCancel=${() => setOnboarding(false)} /></${Dialog}>` : ''}
+      <${OnboardForm} hostIds=${picked} onCancel=${() => setOnboarding(false)} /></${Dialog}>` : ''}
   </div>`;
 }

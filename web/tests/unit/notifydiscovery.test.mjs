@@ -75,6 +75,7 @@ test('a scan spec from the form and back', () => {
   assert.equal(specToForm(null).ports, '22, 5985, 5986');
   const { spec } = specFromForm(f);
   assert.deepEqual(spec, { scanner: 'tcp', ranges: ['10.1.2.0/24', '10.1.3.10-50', 'db1.example.com'], exclude: ['10.1.2.1'], ports: [22, 5985, 5986], rate: 200 });
+  assert.equal(specFromForm({ ...f, icmp: true }).spec.icmp, true);
   assert.deepEqual(specFromForm(specToForm(spec)).spec, spec);
   assert.deepEqual(specFromForm({ ranges: '', ports: '22', rate: '0' }).errors, { ranges: 'name at least one range, address or host name', rate: 'must be a whole number, at least 1' });
 });
