@@ -20,6 +20,15 @@ function Attempts({ d }) {
   </details>`;
 }
 
+/** What the notice said, and the run it is about. */
+function Summary({ d }) {
+  const p = d.payload || {};
+  const ev = p.event || {};
+  const run = p.run && p.run.id;
+  if (!ev.summary && !run) return null;
+  return html`<div class="small">${ev.summary || ''}${run ? html` <a href=${'/runs/' + run}>run</a>` : ''}</div>`;
+}
+
 export function Deliveries() {
   const q = query();
   const f = { channel: q.get('channel') || '', rule: q.get('rule') || '', state: q.get('state') || '', event: q.get('event') || '' };
@@ -49,9 +58,9 @@ export function Deliveries() {
       <thead><tr><th>Created</th><th>Event</th><th>Channel</th><th>Rule</th><th>State</th><th>Attempts</th><th>Delivered</th></tr></thead>
       <tbody>${items.map((d) => html`<tr key=${d.id}>
         <td><${Time} iso=${d.created_at} /></td>
-        <td><code>${d.event}</code>${d.count > 1 ? html` <span class="muted">×${d.count}</span>` : ''}${d.severity ? html`<div class="muted small">${d.severity}</div>` : ''}</td>
-        <td>${nameOf(channels, d.channel_id)} <span class="muted small">${d.channel_type || ''}</span></td>
-        <td>${d.rule_id ? nameOf(rules, d.rule_id) : html`<span class="muted">test</span>`}</td>
+        <td><code>${d.event}</code>${d.count > 1 ? html` <span class="muted">×${d.count}</span>` : ''} <span class="muted small">${d.severity || ''}</span><${Summary} d=${d} /></td>
+        <td>${d.channel_name || nameOf(channels, d.channel_id)} <span class="muted small">${d.channel_type || ''}</span></td>
+        <td>${d.rule_id ? d.rule_name || nameOf(rules, d.rule_id) : html`<span class="muted">test</span>`}</td>
         <td><${State} state=${d.state} />${d.error && d.state !== 'delivered' ? html`<div class="error-text small">${d.error}</div>` : ''}</td>
         <td><${Attempts} d=${d} /></td>
         <td><${Time} iso=${d.delivered_at} /></td>

@@ -121,6 +121,8 @@ test('a failing run: its delivery in the history, with the attempt', async () =>
   const row = page.getByRole('row', { name: /run\.failed/ });
   await expect(row).toHaveCount(1);
   await expect(row).toContainText('ops-hook');
+  await expect(row).toContainText('notify-fail');
+  await expect(row.getByRole('link', { name: 'run' })).toHaveAttribute('href', '/runs/' + run.id);
   await row.getByText(/^1 · HTTP 200/).click();
   await expect(row.locator('.attempts li')).toContainText('HTTP 200 · delivered');
   // The test of the broken channel: an attempt with its status and the receiver's error.
