@@ -1,6 +1,6 @@
 /* notify_bus.c - notices from the core's event bus: missed schedules, unreachable targets,
- * installed step libraries, locked users, long-running runs. Queued during the loop turn and
- * matched in one transaction at its end. */
+ * installed step libraries, locked users, long-running runs, discovered hosts. Queued during the
+ * loop turn and matched in one transaction at its end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +175,8 @@ int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item)
     } else if (strcmp(type, "notify.long_running") == 0) {
         ev = EV_RUN_LONG_RUNNING;
         rc = long_running(n, txn, d, &no, &hold);
+    } else if ((ev = nt_discovery_event(type)) >= 0) {
+        rc = nt_discovery_notice(n, txn, ev, d, &no, &hold);
     }
     if (rc == 0 && ev >= 0) {
         no.ev = ev;

@@ -16,7 +16,7 @@ fleet: the addresses, the SSH port and user, and it authorizes deploy_key on the
 Notifications and Discovery continue from there. Their example.com servers become real ones
 on loopback: an SMTP server with STARTTLS and AUTH (its private CA added to the channel),
 one HTTP receiver for the Slack, Teams and webhook URLs, and an sshd on port 22 of a
-loopback address of its own for the scan's ranges, which then onboards it."""
+loopback address of its own for the scan's ranges (and the rule's), which then onboards it."""
 import json
 import os
 import re
@@ -129,7 +129,8 @@ def discovery_script(lab, host):
     """The Discovery section, its ranges a few addresses of the lab around `host`."""
     return substituted("\n".join(section_blocks("Discovery")), {
         "10.1.2.0/24 10.1.3.10-50 db1.example.com --exclude 10.1.2.1":
-            f"{lab.addr(0, 8)}-12 {lab.addr(0, 20)} --exclude {lab.addr(0, 9)}"})
+            f"{lab.addr(0, 8)}-12 {lab.addr(0, 20)} --exclude {lab.addr(0, 9)}",
+        "filter.ranges:='[\"10.1.2.0/24\"]'": f"filter.ranges:='[\"{lab.cidr}\"]'"})
 
 
 def test_notifications_and_discovery_sections_run_as_written(daemon, tmp_path):
@@ -148,14 +149,15 @@ def test_notifications_and_discovery_sections_run_as_written(daemon, tmp_path):
             out = run(script.replace("http://127.0.0.1:8080", daemon.base), tmp_path, env,
                       timeout=300)
             mail = smtp.wait_for(1)[0]
-            paths = [r.path for r in rx.wait_for(3)]
+            paths = [r.path for r in rx.wait_for(4)]
             hits = {p: [r for r in rx.requests if r.path == p] for p in ("/slack", "/teams", "/itsm")}
     finally:
         lab.close()
     assert mail["tls"] and mail["auth"] and mail["rcpt"] == ["ops@example.com"]
     assert "Test message from OpsConductor" in mail["message"]["Subject"]
-    slack, = hits["/slack"]
+    slack, found = hits["/slack"]  # the channel's test, then the rule new-machines
     assert json.loads(slack.body)["blocks"][0]["type"] == "header", paths
+    assert f"New host {host} found: open ports 22" in found.body.decode()
     teams, = hits["/teams"]
     assert b"application/vnd.microsoft.card.adaptive" in teams.body
     itsm, = hits["/itsm"]
