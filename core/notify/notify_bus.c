@@ -51,7 +51,7 @@ static json_t *job_ref(store_txn *txn, const char *job_id)
     return out;
 }
 
-static int missed(notify *n, store_txn *txn, const json_t *d, notice *no)
+int nt_missed_notice(notify *n, store_txn *txn, const json_t *d, notice *no)
 {
     no->job_id = str(d, "job_id");
     no->schedule_id = str(d, "schedule_id");
@@ -163,9 +163,10 @@ int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item)
     notice no = {0};
     json_t *hold = NULL;
     int rc = 0, ev = -1;
-    if (strcmp(type, "schedule.missed") == 0) {
+    if (strcmp(type, "schedule.missed") == 0 && !str(d, "run_id")) {
+        /* with a missed run, the notice was written with it (notify_run_persisted) */
         ev = EV_SCHEDULE_MISSED;
-        rc = missed(n, txn, d, &no);
+        rc = nt_missed_notice(n, txn, d, &no);
     } else if (strcmp(type, "target.unreachable") == 0) {
         ev = EV_TARGET_UNREACHABLE;
         rc = unreachable(n, txn, d, str(item, "subject"), &no, &hold);

@@ -228,6 +228,9 @@ json_t *nt_payload_base(notify *n, int ev, const char *summary, const char *link
  */
 struct event;
 void nt_on_event(const struct event *ev, void *ud);
+/* The schedule.missed notice of d {job_id, schedule_id, run_id, planned_at,
+ * reason}; its strings point into d. */
+int nt_missed_notice(notify *n, store_txn *txn, const json_t *d, notice *no);
 int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item);
 
 /* ---- notify_discovery.c ------------------------------------------------------------------- */
