@@ -11,6 +11,8 @@ struct opsc_core;
 
 int api_jobs_register(struct opsc_core *c); /* /api/v1/jobs... */
 int api_runs_register(struct opsc_core *c); /* /api/v1/runs... */
+/* The /metrics families of runs, targets, steps and connections (runs_metrics.c). */
+int api_runs_metrics_register(struct opsc_core *c);
 
 /* Answer a refused run start (exec_run_start's codes and message). */
 void runs_respond_error(http_req *req, int rc, const char *err);

@@ -168,6 +168,33 @@ void metrics_http_observe(metrics *m, const char *method, const char *route, int
     s->sum += seconds;
 }
 
+void metrics_hist_observe(metrics_hist *h, double value)
+{
+    size_t b = 0;
+    while (b < h->nbounds && value > h->bounds[b])
+        b++;
+    if (b < h->nbounds)
+        h->le[b]++;
+    h->count++;
+    h->sum += value;
+}
+
+void metrics_hist_render(strbuf *out, const char *name, const char *labels, const metrics_hist *h)
+{
+    const char *sep = *labels ? "," : "";
+    uint64_t cum = 0;
+    for (size_t b = 0; b < h->nbounds; b++) {
+        cum += h->le[b];
+        sb_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[b],
+                  (unsigned long long)cum);
+    }
+    sb_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+              (unsigned long long)h->count);
+    const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
+    sb_printf(out, "%s_sum%s%s%s %.9g\n%s_count%s%s%s %llu\n", name, open, labels, close, h->sum,
+              name, open, labels, close, (unsigned long long)h->count);
+}
+
 int metrics_add_collector(metrics *m, metrics_collect_fn fn, void *ud)
 {
     collector *v = realloc(m->collectors, (m->ncollectors + 1) * sizeof(*v));

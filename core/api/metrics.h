@@ -36,4 +36,19 @@ void metrics_family(strbuf *out, const char *name, const char *type, const char 
 void metrics_single(strbuf *out, const char *name, const char *type, const char *help,
                     double value);
 
+/* A histogram a collector keeps: fixed upper bounds (+Inf implicit). */
+#define METRICS_HIST_MAX 16
+typedef struct metrics_hist {
+    const double *bounds; /* static, increasing; at most METRICS_HIST_MAX */
+    size_t nbounds;
+    uint64_t le[METRICS_HIST_MAX]; /* non-cumulative; summed at render */
+    uint64_t count;
+    double sum;
+} metrics_hist;
+
+void metrics_hist_observe(metrics_hist *h, double value);
+/* The _bucket, _sum and _count samples of `h` under `name`; `labels` is
+ * "" or "k=\"v\"" already escaped (bounded values chosen by the caller). */
+void metrics_hist_render(strbuf *out, const char *name, const char *labels, const metrics_hist *h);
+
 #endif

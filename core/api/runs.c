@@ -352,5 +352,6 @@ static const http_route routes[] = {
 
 int api_runs_register(struct opsc_core *c)
 {
-    return http_add_routes(c->http, routes, sizeof(routes) / sizeof(routes[0]));
+    int rc = http_add_routes(c->http, routes, sizeof(routes) / sizeof(routes[0]));
+    return rc == 0 ? api_runs_metrics_register(c) : rc;
 }

@@ -261,6 +261,7 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     ex->pool = c->pool;
     ex->opts = o ? *o : (exec_opts){0};
     ex->log_total = -1;
+    ex_metrics_init(ex);
     defaults(&ex->opts);
     pthread_mutex_init(&ex->qmu, NULL);
     uv_check_init(ex->loop, &ex->flush);
@@ -404,6 +405,9 @@ void exec_stats_get(const exec *ex, exec_stats *st)
     st->runs_active = ex->nruns;
     st->targets_running = ex->running_targets;
     st->workers_busy = ex_workers_busy(ex);
+    for (const ex_run *r = ex->head; r; r = r->next_run)
+        for (uint32_t i = r->next; i < r->ntargets; i++)
+            st->targets_queued += r->targets[i].state == EX_QUEUED;
     st->runs_started = ex->stat_started;
     st->runs_finished = ex->stat_finished;
 }

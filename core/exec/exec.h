@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "util.h"
 
 struct opsc_core;
@@ -130,8 +131,29 @@ typedef struct exec_stats {
     size_t runs_active;
     size_t targets_running;
     size_t workers_busy;
+    size_t targets_queued; /* of active runs, not started yet */
     uint64_t runs_started, runs_finished;
 } exec_stats;
 void exec_stats_get(const exec *ex, exec_stats *st);
+
+/* What started runs: api (a user or token), schedule, hook, retry. */
+enum exec_trigger { EXEC_BY_API, EXEC_BY_SCHEDULE, EXEC_BY_HOOK, EXEC_BY_RETRY, EXEC_TRIGGERS };
+#define EXEC_STATES 9 /* queued ... missed: the states of runs, targets and steps */
+
+/* Counters since start for /metrics. Labels stay bounded: trigger and state
+ * only, never a job or target id. Indexed by enum exec_trigger and by state
+ * (exec_state_name()). */
+typedef struct exec_counters {
+    uint64_t runs_started[EXEC_TRIGGERS];
+    uint64_t runs_finished[EXEC_TRIGGERS][EXEC_STATES];
+    uint64_t targets_finished[EXEC_STATES];
+    uint64_t steps_finished[EXEC_STATES];
+    uint64_t log_bytes; /* written to run logs */
+    metrics_hist run_seconds;  /* from running to the end */
+    metrics_hist step_seconds; /* the attempt that ended the step */
+} exec_counters;
+const exec_counters *exec_counters_get(const exec *ex);
+const char *exec_trigger_name(int trigger);
+const char *exec_state_name(int state); /* "queued" ... "missed" */
 
 #endif

@@ -221,6 +221,8 @@ struct ex_run {
     bool listed;  /* in the executor's active list */
     uint64_t seq; /* event sequence of this run (SSE ids) */
     uint64_t log_bytes;
+    uint8_t trigger;         /* enum exec_trigger */
+    uint64_t running_mono;   /* when it began running (metrics) */
     uv_timer_t *timer;       /* run timeout */
     ex_run *prev, *next_run; /* active list */
     ex_run *dirty_next;
@@ -264,6 +266,7 @@ struct exec {
     ex_req *reqs, *reqs_tail;
     ex_imp *finished; /* imperative steps whose run() returned */
     uint64_t stat_started, stat_finished;
+    exec_counters counters;
 };
 
 /* ---- exec.c ---------------------------------------------------------------------------------- */
@@ -286,6 +289,13 @@ void ex_run_abort(ex_run *r, int state, const char *reason);
 void ex_run_free(ex_run *r);
 bool ex_run_can_start(ex_run *r, uint32_t i);
 void ex_run_set_state(ex_run *r, int state, const char *reason);
+
+/* ---- exec_metrics.c -------------------------------------------------------------------------- */
+void ex_metrics_init(exec *ex);
+void ex_count_run_started(ex_run *r);
+void ex_count_run_state(ex_run *r, int state);
+void ex_count_target(ex_target *t);
+void ex_count_step(ex_run *r, const ex_stepres *res);
 
 /* ---- exec_target.c -------------------------------------------------------------------------- */
 void ex_target_start(ex_target *t);

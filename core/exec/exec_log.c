@@ -120,6 +120,7 @@ void ex_log(ex_target *t, const char *step_id, const char *stream, const char *t
     json_decref(stored);
     t->log_bytes += n;
     r->log_bytes += n;
+    ex->counters.log_bytes += n;
     if (ex->log_total >= 0)
         ex->log_total += (int64_t)n;
 }

@@ -42,6 +42,7 @@ void ex_run_set_state(ex_run *r, int state, const char *reason)
         set_time(r->hdr, "finished_at");
     if (reason)
         json_object_set_new(r->hdr, "reason", json_string(reason));
+    ex_count_run_state(r, state);
     ex_mark_run(r);
     json_t *d = json_pack("{s:O, s:O, s:s, s:s}", "job_id", json_object_get(r->hdr, "job_id"),
                           "schedule_id", json_object_get(r->hdr, "schedule_id"), "state",
@@ -63,6 +64,7 @@ void ex_run_add(exec *ex, ex_run *r)
     r->listed = true;
     ex->nruns++;
     ex->stat_started++;
+    ex_count_run_started(r);
     int b = r->plan->batch_size;
     r->batch_end = b > 0 && (uint32_t)b < r->ntargets ? (uint32_t)b : r->ntargets;
     json_t *d = json_pack("{s:O, s:O, s:s, s:s}", "job_id", json_object_get(r->hdr, "job_id"),

@@ -30,6 +30,7 @@ static void publish_target(ex_target *t)
     if (d && t->error)
         json_object_set_new(d, "error", json_string(t->error));
     ex_publish(t->run, "run.target", d);
+    ex_count_target(t);
     ex_mark_target(t);
 }
 
@@ -46,6 +47,7 @@ static void publish_step(ex_target *t, uint32_t i)
     if (d && res->outputs && ex_terminal(res->state))
         json_object_set(d, "outputs", res->outputs);
     ex_publish(t->run, "run.step", d);
+    ex_count_step(t->run, res);
     ex_mark_target(t);
 }
 

@@ -632,3 +632,32 @@ void pool_stats_get(const pool *p, pool_stats *st)
             }
         }
 }
+
+pool_transport_stats *pool_transport_counters(pool *p, const char *transport)
+{
+    for (size_t i = 0; i < p->ntstats; i++)
+        if (strcmp(p->tstats[i].name, transport) == 0)
+            return &p->tstats[i];
+    if (p->ntstats == POOL_MAX_TRANSPORTS)
+        return NULL;
+    pool_transport_stats *ts = &p->tstats[p->ntstats++];
+    snprintf(ts->name, sizeof(ts->name), "%s", transport);
+    return ts;
+}
+
+size_t pool_transport_stats_get(const pool *p, pool_transport_stats *out, size_t max)
+{
+    size_t n = p->ntstats < max ? p->ntstats : max;
+    memcpy(out, p->tstats, n * sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i].open = out[i].idle = 0;
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (const ptarget *t = p->buckets[b]; t; t = t->hnext)
+            for (const pconn *c = t->conns; c; c = c->next)
+                for (size_t i = 0; c->tr && i < n; i++)
+                    if (strcmp(out[i].name, c->tr->name) == 0) {
+                        out[i].open++;
+                        out[i].idle += c->idle;
+                    }
+    return n;
+}

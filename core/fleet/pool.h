@@ -84,4 +84,21 @@ typedef struct pool_stats {
 } pool_stats;
 void pool_stats_get(const pool *p, pool_stats *st);
 
+/* Per transport: connects since start, succeeded and failed by reason, and
+ * the connections open and idle now. */
+#define POOL_MAX_TRANSPORTS 8
+#define POOL_MAX_REASONS 16
+typedef struct pool_transport_stats {
+    char name[32];   /* the transport's name ("ssh", "winrm") */
+    uint64_t opened; /* connects that succeeded */
+    size_t open, idle;
+    struct pool_failures {
+        const char *reason; /* opsc_err_name() of the failure: static */
+        uint64_t n;
+    } failed[POOL_MAX_REASONS];
+    size_t nfailed;
+} pool_transport_stats;
+/* Fills up to `max` entries; returns how many. */
+size_t pool_transport_stats_get(const pool *p, pool_transport_stats *out, size_t max);
+
 #endif

@@ -248,9 +248,29 @@ static void publish_unreachable(pconn *c, int code, const char *msg)
     json_decref(d);
 }
 
+static void count_connect(pconn *c, int code)
+{
+    pool_transport_stats *ts = pool_transport_counters(c->p, c->tr->name);
+    if (!ts)
+        return;
+    if (code == 0) {
+        ts->opened++;
+        return;
+    }
+    const char *reason = opsc_err_name(code);
+    size_t i = 0;
+    while (i < ts->nfailed && strcmp(ts->failed[i].reason, reason) != 0)
+        i++;
+    if (i == ts->nfailed && i < POOL_MAX_REASONS)
+        ts->failed[ts->nfailed++].reason = reason;
+    if (i < ts->nfailed)
+        ts->failed[i].n++;
+}
+
 static void connect_failed(pconn *c, int code, const char *msg)
 {
     log_info("pool", "connecting to %s failed: %s", c->t->id, msg);
+    count_connect(c, code);
     if (code == OPSC_EHOSTKEY)
         hostkey_refused(c, msg);
     publish_unreachable(c, code, msg);
@@ -276,6 +296,7 @@ static void on_connected(void *ud, int status, opsc_conn *conn, const opsc_conn_
     }
     c->conn = conn;
     c->state = PC_READY;
+    count_connect(c, 0);
     keep_info(c, info);
     char err[600];
     int rc = 0;

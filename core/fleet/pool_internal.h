@@ -99,6 +99,8 @@ struct pool {
     pool_wait *failed, *failed_tail; /* waiters whose callback runs at the next kick */
     pconn *idle_head, *idle_tail;
     int total; /* connections not yet freed */
+    pool_transport_stats tstats[POOL_MAX_TRANSPORTS];
+    size_t ntstats;
     int closing_conns;
     bool closing;
     void (*close_cb)(void *ud);
@@ -106,6 +108,8 @@ struct pool {
 };
 
 /* pool.c */
+/* The counters of `transport` (NULL when the table is full: more transports than fit). */
+pool_transport_stats *pool_transport_counters(pool *p, const char *transport);
 ptarget *pool_target_get(pool *p, const char *id, bool create);
 void pool_kick(pool *p, ptarget *t);
 void pool_kick_starved(pool *p);

@@ -2,6 +2,7 @@
 attacks, an imperative step through the pooled connection, cancel that leaves no remote process,
 a target that cannot connect, and a retry of the failed targets."""
 import os
+import re
 import time
 
 import pytest
@@ -20,6 +21,12 @@ TEST_STEPS = str(BUILD_DIR / "tests" / "exec_steps")
 def server(tmp_path):
     with sshd.SSHD(str(tmp_path / "sshd")) as facts:
         yield facts
+
+
+def metrics(d):
+    """{'name{labels}': value} of /metrics."""
+    text = d.get("/metrics").text
+    return {m[1]: float(m[2]) for m in re.finditer(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
 
 
 def ssh_fleet(d, server, n, **kw):
@@ -85,10 +92,17 @@ def test_cancel_over_ssh_leaves_no_remote_process(daemon, server):
     while len(remote_sleepers(server["user"], tag)) < 2:
         assert time.monotonic() < end, "the remote sleeps never started"
         time.sleep(0.05)
+    m = metrics(daemon)  # while it runs
+    assert (m["opsc_runs_active"], m["opsc_targets_running"], m["opsc_targets_queued"]) == (1, 2, 0)
+    assert m['opsc_connections_open{transport="ssh"}'] == 2
     check(daemon.http.post(daemon.url(f"/api/v1/runs/{run['id']}/cancel")), 202)
     run = wait(daemon, run["id"], timeout=20)
     assert run["state"] == "cancelled"
     assert {t["state"] for t in run["targets"]} == {"cancelled"}
+    m = metrics(daemon)
+    assert m['opsc_runs_finished_total{trigger="api",outcome="cancelled"}'] == 1
+    assert m['opsc_targets_finished_total{outcome="cancelled"}'] == 2
+    assert (m["opsc_runs_active"], m["opsc_targets_running"]) == (0, 0)
     end = time.monotonic() + 10
     while remote_sleepers(server["user"], tag):
         assert time.monotonic() < end, f"left behind: {remote_sleepers(server['user'], tag)}"
@@ -115,3 +129,16 @@ def test_a_target_that_cannot_connect_fails_alone_and_is_retried(daemon, server)
     assert [t["name"] for t in again["targets"]] == ["bad"]
     again = wait(daemon, again["id"], timeout=60)
     assert again["state"] == "succeeded", again
+    m = metrics(daemon)
+    assert m['opsc_runs_started_total{trigger="api"}'] == m['opsc_runs_started_total{trigger="retry"}'] == 1
+    assert m['opsc_runs_finished_total{trigger="api",outcome="failed"}'] == 1
+    assert m['opsc_runs_finished_total{trigger="retry",outcome="succeeded"}'] == 1
+    assert m['opsc_targets_finished_total{outcome="succeeded"}'] == 3
+    assert m['opsc_targets_finished_total{outcome="failed"}'] == 1
+    assert m['opsc_steps_finished_total{outcome="succeeded"}'] == 3
+    assert m['opsc_connect_failures_total{transport="ssh",reason="EAUTH"}'] == 1
+    assert m['opsc_connections_opened_total{transport="ssh"}'] == 3
+    assert m["opsc_run_duration_seconds_count"] == 2
+    assert m['opsc_steps_finished_total{outcome="failed"}'] == 1  # bad's, not connected
+    assert m["opsc_step_duration_seconds_count"] == 4
+    assert m["opsc_log_bytes_written_total"] >= 3 * len("hello from x\n")

@@ -93,6 +93,29 @@ static void test_metrics_collectors_and_label_escaping(void **state)
     metrics_free(m);
 }
 
+/* Buckets render cumulatively; a value on a bound falls in that bucket (le is <=). */
+static void test_metrics_histogram_buckets_are_cumulative(void **state)
+{
+    (void)state;
+    static const double bounds[] = {1, 10};
+    metrics_hist h = {.bounds = bounds, .nbounds = 2};
+    metrics_hist_observe(&h, 0.5);
+    metrics_hist_observe(&h, 1);
+    metrics_hist_observe(&h, 7);
+    metrics_hist_observe(&h, 100);
+    strbuf out = {0};
+    metrics_hist_render(&out, "t_seconds", "k=\"v\"", &h);
+    assert_string_equal(out.buf, "t_seconds_bucket{k=\"v\",le=\"1\"} 2\n"
+                                 "t_seconds_bucket{k=\"v\",le=\"10\"} 3\n"
+                                 "t_seconds_bucket{k=\"v\",le=\"+Inf\"} 4\n"
+                                 "t_seconds_sum{k=\"v\"} 108.5\n"
+                                 "t_seconds_count{k=\"v\"} 4\n");
+    sb_reset(&out);
+    metrics_hist_render(&out, "t_seconds", "", &h);
+    assert_contains(out.buf, "t_seconds_bucket{le=\"+Inf\"} 4\nt_seconds_sum 108.5\n");
+    sb_free(&out);
+}
+
 /* ---- OpenAPI ---------------------------------------------------------------------- */
 
 static int h_any(http_req *req)
@@ -236,6 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_count_requests_by_method_route_status),
         cmocka_unit_test(test_metrics_collectors_and_label_escaping),
+        cmocka_unit_test(test_metrics_histogram_buckets_are_cumulative),
         cmocka_unit_test(test_openapi_lists_every_visible_route),
         cmocka_unit_test(test_openapi_operations_carry_params_bodies_and_security),
     };
