@@ -271,6 +271,10 @@ static int upload_file(http_req *req)
         u->renamed = true;
         fsync(u->dir);
     }
+    if (rc == -EISDIR || rc == -ENOTEMPTY || rc == -EEXIST) {
+        http_respond_error(req, 409, "conflict", NULL, "%s is a folder (file.get's)", u->name);
+        return HTTP_DONE;
+    }
     if (rc < 0) {
         log_error("files", "storing %s: %s", u->name, strerror(-rc));
         http_respond_opsc_error(req, rc, "storing %s", u->name);

@@ -127,6 +127,11 @@ def test_a_symlink_planted_in_files_dir_is_not_followed(d, tmp_path):
     assert secret.read_text() == "not for the API\n"
     assert not (files_dir(d) / "leak").is_symlink()
     assert d.get("/api/v1/files/leak").content == b"new"
+    # a folder (file.get writes into folders) is neither listed, served nor replaced
+    (files_dir(d) / "fetched").mkdir()
+    assert d.get("/api/v1/files/fetched").status_code == 404
+    assert put(d, "fetched", b"x").status_code == 409
+    assert (files_dir(d) / "fetched").is_dir() and leftovers(d) == []
 
 
 def test_concurrent_uploads_of_one_name_leave_one_whole_file(d):
@@ -191,3 +196,16 @@ def test_viewers_read_and_only_operators_write(d):
     assert sorted(os.listdir(files_dir(d))) == ["seen.txt"]
     check(put(d, "o.txt", b"o", session=operator), 201)
     assert operator.delete(d.url("/api/v1/files/o.txt"), timeout=10).status_code == 204
+
+
+def test_a_configured_files_dir_is_the_one_served_and_backed_up(daemon_factory, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    d = daemon_factory(config={"plugin.steplib-core": {"files_dir": str(elsewhere)}})
+    check(put(d, "a.txt", b"here"), 201)
+    assert (elsewhere / "a.txt").read_bytes() == b"here"
+    assert not (d.data_dir / "files").exists()
+    dest = tmp_path / "backup"
+    out = subprocess.run(daemon_command(d.config_path, ["backup", str(dest)]),
+                         capture_output=True, text=True, env=clean_env(None), timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert (dest / "files" / "a.txt").read_bytes() == b"here"
