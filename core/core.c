@@ -21,6 +21,7 @@
 #include "http.h"
 #include "identity.h"
 #include "install.h"
+#include "isolation.h"
 #include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
@@ -101,7 +102,11 @@ static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
     else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
         return OPSC_E2BIG;
     install_opts o = {dir, s->trusted_keys, s->require_signature};
-    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
+    iso_opts io = {s->isolation,          dir, s->stephost, s->host_memory_limit,
+                   s->host_stop_grace_ms, s->host_heartbeat_ms};
+    int rc = install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
+    /* After install_open made the folder: the policy compares real paths. */
+    return rc < 0 ? rc : plugin_host_set_isolation(c->plugins, &io);
 }
 
 /* The connection pool and the fleet service: after the identity service
