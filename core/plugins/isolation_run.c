@@ -158,6 +158,24 @@ static void call_exec(iso_call *c, opsc_step_ctx *ctx, json_t *msg)
     json_decref(r);
 }
 
+/* step_sleep in slices: a host that dies meanwhile ends the wait. */
+static int sleep_while_alive(iso_call *c, opsc_step_ctx *ctx, uint32_t ms)
+{
+    const opsc_host_api *api = plugin_host_api();
+    uint64_t until = clock_mono_ms() + ms;
+    for (;;) {
+        uint64_t now = clock_mono_ms();
+        pthread_mutex_lock(&c->proc->lib->mu);
+        bool dead = c->proc->dead;
+        pthread_mutex_unlock(&c->proc->lib->mu);
+        if (dead || now >= until)
+            return 0;
+        int rc = api->step_sleep(ctx, until - now < 100 ? (uint32_t)(until - now) : 100);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 static json_t *text_reply(const char *value)
 {
     return json_pack("{s:i, s:o}", "rc", 0, "value", shp_string(value, value ? strlen(value) : 0));
@@ -188,7 +206,8 @@ static void serve(iso_call *c, opsc_step_ctx *ctx, json_t *msg)
     } else if (strcmp(fn, "cancelled") == 0) {
         ret(c, json_pack("{s:i, s:b}", "rc", 0, "value", api->step_cancelled(ctx)), NULL, 0);
     } else if (strcmp(fn, "sleep") == 0) {
-        int rc = api->step_sleep(ctx, (uint32_t)json_integer_value(json_object_get(msg, "ms")));
+        int rc =
+            sleep_while_alive(c, ctx, (uint32_t)json_integer_value(json_object_get(msg, "ms")));
         ret(c, json_pack("{s:i}", "rc", rc), NULL, 0);
     } else if (strcmp(fn, "set_output") == 0) {
         const char *k = arg(msg, "key"), *v = arg(msg, "value");
