@@ -129,6 +129,23 @@ static int forbidden_run(opsc_step_ctx *ctx, void *state)
     return host->step_fail(ctx, "%s: allowed", call);
 }
 
+/* For tests/bench/bench_stephost.c: nothing at all, and `n` step_param calls. */
+static int noop_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)ctx, (void)state;
+    return 0;
+}
+
+static int calls_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *n = host->step_param(ctx, "n");
+    for (int i = n ? atoi(n) : 0; i > 0; i--)
+        if (!host->step_param(ctx, "n"))
+            return host->step_fail(ctx, "step_param failed");
+    return 0;
+}
+
 #define P(props) "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" props "}}"
 
 static const opsc_step_type probe = {
@@ -172,8 +189,21 @@ static const opsc_step_type forbidden = {
     .params_schema = P("\"call\":{\"type\":\"string\"},\"path\":{\"type\":\"string\"}"),
     .run = forbidden_run,
 };
-static const opsc_step_type *const types[] = {&probe,       &failing,   &waiting, &crashing,
-                                              &misbehaving, &forbidden, NULL};
+static const opsc_step_type noop = {
+    .size = sizeof(opsc_step_type),
+    .name = "noop",
+    .summary = "nothing",
+    .run = noop_run,
+};
+static const opsc_step_type calls = {
+    .size = sizeof(opsc_step_type),
+    .name = "calls",
+    .summary = "n step API calls",
+    .params_schema = P("\"n\":{\"type\":\"integer\"}"),
+    .run = calls_run,
+};
+static const opsc_step_type *const types[] = {
+    &probe, &failing, &waiting, &crashing, &misbehaving, &forbidden, &noop, &calls, NULL};
 
 static const opsc_steplib lib = {
     .size = sizeof(opsc_steplib),
