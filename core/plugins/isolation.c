@@ -37,11 +37,49 @@ static void find_stephost(const char *configured, char *out, size_t n)
     snprintf(out, n, "%s", OPSC_STEPHOST_PATH);
 }
 
+/* Loop: quarantines the reader threads noted. */
+static void on_wake(uv_async_t *a)
+{
+    isolation *iso = a->data;
+    pthread_mutex_lock(&iso->mu);
+    for (iso_lib *l = iso->libs; l; l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        bool tell = l->untold;
+        char reason[sizeof(l->reason)];
+        snprintf(reason, sizeof(reason), "%s", l->reason);
+        l->untold = false;
+        pthread_mutex_unlock(&l->mu);
+        if (tell && iso->hook) /* name and version never change */
+            iso->hook(iso->hook_ud, l->name, l->version, reason);
+    }
+    pthread_mutex_unlock(&iso->mu);
+}
+
+void plugin_host_set_quarantine_hook(plugin_host *h, iso_quarantine_fn fn, void *ud)
+{
+    if (!h || !h->iso)
+        return;
+    h->iso->hook = fn;
+    h->iso->hook_ud = ud;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
 {
     isolation *iso = calloc(1, sizeof(*iso));
-    if (!iso)
+    uv_async_t *wake = malloc(sizeof(*wake));
+    if (!iso || !wake || uv_async_init(h->loop, wake, on_wake) < 0) {
+        free(iso);
+        free(wake);
         return OPSC_ENOMEM;
+    }
+    wake->data = iso;
+    uv_unref((uv_handle_t *)wake); /* it never keeps the loop alive */
+    iso->wake = wake;
     iso->o = *o;
     iso->o.install_dir = iso->o.stephost = NULL;
     char dir[PATH_MAX];
@@ -206,6 +244,7 @@ void iso_free(isolation *iso)
         free(l);
     }
     pthread_mutex_destroy(&iso->mu);
+    uv_close((uv_handle_t *)iso->wake, free_handle);
     free(iso->install_dir);
     free(iso);
 }

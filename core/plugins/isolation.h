@@ -49,6 +49,12 @@ typedef struct isolation isolation;
 
 /* Loop, once, before steps run: the policy (copied). */
 int plugin_host_set_isolation(plugin_host *h, const iso_opts *o);
+/* Loop: `fn` runs on the loop (with `ud`, the strings borrowed until it
+ * returns) each time a library version is quarantined, for the audit log;
+ * NULL: nothing does. */
+typedef void (*iso_quarantine_fn)(void *ud, const char *name, const char *version,
+                                  const char *reason);
+void plugin_host_set_quarantine_hook(plugin_host *h, iso_quarantine_fn fn, void *ud);
 /* Loop: the out-of-process record of the library `reg` belongs to, or NULL
  * when it runs in the daemon. Lives until the host is freed. */
 iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <uv.h>
 
 #include "isolation.h"
 #include "shproto.h"
@@ -63,6 +64,7 @@ struct iso_lib {
     int ncrash;          /* crashes recorded, the last ISO_CRASHES of them in crash_ms */
     uint64_t not_before; /* back-off: no new host before this (monotonic ms) */
     bool quarantined;
+    bool untold; /* quarantined, and the hook has not heard of it yet */
     char reason[320];
     pid_t last_pid;
     iso_lib *next;
@@ -74,6 +76,9 @@ struct isolation {
     char stephost[PATH_MAX];
     pthread_mutex_t mu; /* the list */
     iso_lib *libs;
+    uv_async_t *wake; /* a reader thread quarantined a library: tell the hook on the loop */
+    iso_quarantine_fn hook;
+    void *hook_ud;
 };
 
 /* isolation_proc.c: with lib->mu held. A live host for a step, started if

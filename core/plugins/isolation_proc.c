@@ -112,6 +112,8 @@ static void count_crash(iso_lib *l, const char *why)
                  "admin can re-enable it",
                  l->name, l->version, recent, ISO_CRASH_WINDOW / 1000, why);
         log_error("steplibs", "%s", l->reason);
+        l->untold = true;
+        uv_async_send(l->iso->wake);
     }
 }
 

@@ -139,6 +139,9 @@ def test_five_crashes_in_a_minute_quarantine_the_library_until_an_admin_enables_
     assert time.monotonic() - t0 < 3
     iso = host_of(d)
     assert iso["quarantined"] and iso["reason"] == error and iso["pid"] is None
+    told = check(d.get("/api/v1/audit", params={"action": "steplib.quarantine"}), 200)["items"]
+    assert [(e["actor"], e["object"], e["detail"]) for e in told] == \
+        [("system", "testexec@1.0.0", error)]
     r = d.http.post(d.url("/api/v1/steplibs/testexec/1.0.0/enable"))
     assert r.status_code == 200 and r.json()["quarantined"] is False, r.text
     r = d.http.post(d.url("/api/v1/steplibs/testexec/1.0.0/enable"))
