@@ -39,6 +39,21 @@ static int ret_rc(json_t *ret)
     return ret ? (json_is_integer(rc) ? (int)json_integer_value(rc) : OPSC_EPROTO) : OPSC_EPIPE;
 }
 
+/* Calls whose answer is a return code only. */
+static int call_rc(hstep *s, json_t *req)
+{
+    json_t *ret = sh_call(s, req, true, NULL, 0);
+    int rc = ret_rc(ret);
+    json_decref(ret);
+    return rc;
+}
+
+/* A C string as JSON (NULL as null). */
+static json_t *str(const char *text)
+{
+    return shp_string(text, text ? strlen(text) : 0);
+}
+
 /* A string the step keeps until run() returns. */
 static const char *keep(hstep *s, const char *text)
 {
@@ -61,9 +76,7 @@ static const char *keep(hstep *s, const char *text)
 /* Calls whose answer is one string (or NULL). */
 static const char *call_text(hstep *s, const char *fn, const char *arg)
 {
-    json_t *ret =
-        sh_call(s, json_pack("{s:s, s:o}", "fn", fn, "arg", shp_string(arg, arg ? strlen(arg) : 0)),
-                true, NULL, 0);
+    json_t *ret = sh_call(s, json_pack("{s:s, s:o}", "fn", fn, "arg", str(arg)), true, NULL, 0);
     const char *v = keep(s, json_string_value(json_object_get(ret, "value")));
     json_decref(ret);
     return v;
@@ -116,11 +129,10 @@ static int h_exec(opsc_step_ctx *s, const char *command, const opsc_step_exec_op
     opsc_step_exec_opts o = {.size = sizeof(o)};
     if (opts)
         memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
-    json_t *req =
-        json_pack("{s:s, s:o, s:I, s:I, s:b, s:b, s:b}", "fn", "exec", "command",
-                  shp_string(command, strlen(command)), "timeout_ms", (json_int_t)o.timeout_ms,
-                  "capture_limit", (json_int_t)o.capture_limit, "log_output", o.log_output,
-                  "sensitive", o.sensitive, "stdin", o.stdin_data != NULL);
+    json_t *req = json_pack("{s:s, s:o, s:I, s:I, s:b, s:b, s:b}", "fn", "exec", "command",
+                            str(command), "timeout_ms", (json_int_t)o.timeout_ms, "capture_limit",
+                            (json_int_t)o.capture_limit, "log_output", o.log_output, "sensitive",
+                            o.sensitive, "stdin", o.stdin_data != NULL);
     json_t *ret = sh_call(s, req, true, o.stdin_data ? o.stdin_data : NULL, o.stdin_len);
     int rc = ret_rc(ret);
     if (ret) {
@@ -141,28 +153,16 @@ static int h_put_file(opsc_step_ctx *s, const char *local, const char *remote, i
 {
     if (!local || !remote)
         return OPSC_EINVAL;
-    json_t *ret = sh_call(s,
-                          json_pack("{s:s, s:o, s:o, s:i}", "fn", "put_file", "local",
-                                    shp_string(local, strlen(local)), "remote",
-                                    shp_string(remote, strlen(remote)), "mode", mode),
-                          true, NULL, 0);
-    int rc = ret_rc(ret);
-    json_decref(ret);
-    return rc;
+    return call_rc(s, json_pack("{s:s, s:o, s:o, s:i}", "fn", "put_file", "local", str(local),
+                                "remote", str(remote), "mode", mode));
 }
 
 static int h_get_file(opsc_step_ctx *s, const char *remote, const char *local)
 {
     if (!local || !remote)
         return OPSC_EINVAL;
-    json_t *ret = sh_call(s,
-                          json_pack("{s:s, s:o, s:o}", "fn", "get_file", "local",
-                                    shp_string(local, strlen(local)), "remote",
-                                    shp_string(remote, strlen(remote))),
-                          true, NULL, 0);
-    int rc = ret_rc(ret);
-    json_decref(ret);
-    return rc;
+    return call_rc(s, json_pack("{s:s, s:o, s:o}", "fn", "get_file", "local", str(local), "remote",
+                                str(remote)));
 }
 
 static char *vformat(const char *fmt, va_list ap)
@@ -181,10 +181,8 @@ static void h_log(opsc_step_ctx *s, int level, const char *fmt, ...)
     va_end(ap);
     if (!msg)
         return;
-    sh_call(s,
-            json_pack("{s:s, s:i, s:o}", "fn", "log", "level", level, "msg",
-                      shp_string(msg, strlen(msg))),
-            false, NULL, 0);
+    sh_call(s, json_pack("{s:s, s:i, s:o}", "fn", "log", "level", level, "msg", str(msg)), false,
+            NULL, 0);
     free(msg);
 }
 
@@ -194,10 +192,8 @@ static int h_fail(opsc_step_ctx *s, const char *fmt, ...)
     va_start(ap, fmt);
     char *msg = vformat(fmt, ap);
     va_end(ap);
-    sh_call(s,
-            json_pack("{s:s, s:o}", "fn", "fail", "msg",
-                      shp_string(msg ? msg : "failed", strlen(msg ? msg : "failed"))),
-            false, NULL, 0);
+    sh_call(s, json_pack("{s:s, s:o}", "fn", "fail", "msg", str(msg ? msg : "failed")), false, NULL,
+            0);
     free(msg);
     return OPSC_EREMOTE;
 }
@@ -206,14 +202,8 @@ static int h_set_output(opsc_step_ctx *s, const char *key, const char *json_valu
 {
     if (!key || !json_value)
         return OPSC_EINVAL;
-    json_t *ret = sh_call(s,
-                          json_pack("{s:s, s:o, s:o}", "fn", "set_output", "key",
-                                    shp_string(key, strlen(key)), "value",
-                                    shp_string(json_value, strlen(json_value))),
-                          true, NULL, 0);
-    int rc = ret_rc(ret);
-    json_decref(ret);
-    return rc;
+    return call_rc(s, json_pack("{s:s, s:o, s:o}", "fn", "set_output", "key", str(key), "value",
+                                str(json_value)));
 }
 
 static bool h_cancelled(opsc_step_ctx *s)
@@ -228,11 +218,7 @@ static bool h_cancelled(opsc_step_ctx *s)
 
 static int h_sleep(opsc_step_ctx *s, uint32_t ms)
 {
-    json_t *ret =
-        sh_call(s, json_pack("{s:s, s:I}", "fn", "sleep", "ms", (json_int_t)ms), true, NULL, 0);
-    int rc = ret_rc(ret);
-    json_decref(ret);
-    return rc;
+    return call_rc(s, json_pack("{s:s, s:I}", "fn", "sleep", "ms", (json_int_t)ms));
 }
 
 static int h_render(opsc_step_ctx *s, const char *text, const char *vars_json, const char **out,
@@ -240,9 +226,8 @@ static int h_render(opsc_step_ctx *s, const char *text, const char *vars_json, c
 {
     if (!out)
         return OPSC_EINVAL;
-    json_t *req = json_pack("{s:s, s:o, s:o}", "fn", "render", "text",
-                            shp_string(text, text ? strlen(text) : 0), "vars",
-                            shp_string(vars_json, vars_json ? strlen(vars_json) : 0));
+    json_t *req =
+        json_pack("{s:s, s:o, s:o}", "fn", "render", "text", str(text), "vars", str(vars_json));
     json_t *ret = sh_call(s, req, true, NULL, 0);
     int rc = ret_rc(ret);
     *out = rc == 0 ? keep(s, json_string_value(json_object_get(ret, "value"))) : NULL;
@@ -291,9 +276,8 @@ static void h_daemon_log(const char *component, int level, const char *fmt, ...)
     va_end(ap);
     if (!msg)
         return;
-    sh_send(0, json_pack("{s:s, s:o, s:i, s:o}", "op", "log", "component",
-                         shp_string(component, component ? strlen(component) : 0), "level", level,
-                         "msg", shp_string(msg, strlen(msg))));
+    sh_send(0, json_pack("{s:s, s:o, s:i, s:o}", "op", "log", "component", str(component), "level",
+                         level, "msg", str(msg)));
     free(msg);
 }
 

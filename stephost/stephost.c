@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <opsc/errors.h>
@@ -271,10 +270,9 @@ int main(int argc, char **argv)
                         "opsconductord, the socket as fd 3)\n");
         return 2;
     }
-    /* Never outlive the daemon, even one killed with SIGKILL. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() == 1)
-        return 2;
+    /* No PR_SET_PDEATHSIG: it fires when the daemon's thread that started us
+     * ends, not the daemon. The socket is what ties us: when the daemon goes,
+     * even killed with SIGKILL, the main loop below reads the end of it. */
     signal(SIGPIPE, SIG_IGN);
     char err[512] = "";
     json_t *notes = json_array();

@@ -145,8 +145,9 @@ static bool dispatch(iso_proc *p, const shp_frame *f)
                         ? OPSC_LOG_INFO
                         : OPSC_LOG_WARN,
                     "%s %s: %s", p->lib->name, p->lib->version, text);
+        bool known = !msg || (op && (strcmp(op, "log") == 0 || strcmp(op, "pong") == 0));
         json_decref(msg);
-        return !msg || (op && (strcmp(op, "log") == 0 || strcmp(op, "pong") == 0));
+        return known;
     }
     iso_call *c = find_call(p, f->id);
     if (!c) { /* a step that ended: nothing waits for it */

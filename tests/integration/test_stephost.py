@@ -36,6 +36,15 @@ def host_of(d, name="testexec", version="1.0.0"):
     return check(d.get(f"/api/v1/steplibs/{name}/{version}"), 200)["isolation"]
 
 
+def host_pid(d):
+    """The pid of testexec's host once a step started it (a running step may not have yet)."""
+    deadline = time.monotonic() + 10
+    while host_of(d)["pid"] is None:
+        assert time.monotonic() < deadline, "no step host started"
+        time.sleep(0.02)
+    return host_of(d)["pid"]
+
+
 def gone(pid):
     try:
         os.kill(pid, 0)
@@ -91,7 +100,7 @@ def test_a_step_that_ignores_its_cancel_takes_its_host_down_and_the_next_step_ru
     t = local_target(d, "self")
     run = run_steps(d, t, misbehave("spin"))
     wait_step(d, run["id"])
-    pid = host_of(d)["pid"]
+    pid = host_pid(d)
     t0 = time.monotonic()
     check(d.http.post(d.url(f"/api/v1/runs/{run['id']}/cancel")), 202)
     run = wait(d, run["id"])
@@ -113,7 +122,7 @@ def test_a_host_killed_from_outside_fails_its_step_with_the_signal(daemon_factor
     t = local_target(d, "self")
     run = run_steps(d, t, {"id": "w", "type": "testexec.wait", "params": {"ms": 20000}})
     wait_step(d, run["id"])
-    pid = host_of(d)["pid"]
+    pid = host_pid(d)
     os.kill(pid, signal.SIGKILL)
     run = wait(d, run["id"], timeout=10)
     assert step(run, "self", "w")["error"] == "testexec 1.0.0: step wait crashed (SIGKILL)"
@@ -121,9 +130,20 @@ def test_a_host_killed_from_outside_fails_its_step_with_the_signal(daemon_factor
     # The daemon stops its hosts with it.
     run = run_steps(d, t, {"id": "w", "type": "testexec.wait", "params": {"ms": 20000}})
     wait_step(d, run["id"])
-    pid = host_of(d)["pid"]
+    pid = host_pid(d)
     assert d.stop() == 0
     assert gone(pid)
+    # And a daemon killed with SIGKILL leaves no host behind: the socket's end is the host's end.
+    d = d.restart()
+    t = local_target(d, "self2")
+    run = run_steps(d, t, {"id": "w", "type": "testexec.wait", "params": {"ms": 20000}})
+    wait_step(d, run["id"])
+    pid = host_pid(d)
+    d.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not gone(pid):
+        assert time.monotonic() < deadline, "the host outlived its daemon"
+        time.sleep(0.05)
 
 
 def test_five_crashes_in_a_minute_quarantine_the_library_until_an_admin_enables_it(daemon_factory):

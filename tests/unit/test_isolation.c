@@ -2,6 +2,7 @@
  * opsc-stephost running testexec, its step API calls served by the fake step host; crashes named,
  * steps side by side in one host, quarantine and re-enable, the policy, the frame codec. */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "fake_step_host.h"
 #include "isolation.h"
+#include "isolation_internal.h"
 #include "shproto.h"
 #include "util.h"
 
@@ -121,24 +123,57 @@ static void *side_main(void *arg)
     return NULL;
 }
 
+/* Steps in flight in one host at the same moment. */
+static int in_flight(void)
+{
+    iso_lib *l = plugin_host_isolated(host, reg);
+    pthread_mutex_lock(&l->mu);
+    int n = 0;
+    for (iso_call *c = l->proc ? l->proc->calls : NULL; c; c = c->next)
+        n++;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
 static void steps_run_side_by_side_in_one_host(void **state)
 {
     (void)state;
     struct side sides[3];
     pthread_t th[3];
-    uint64_t t0 = clock_mono_ms();
     for (int i = 0; i < 3; i++) {
-        sides[i].ctx = fake_ctx_new("{\"ms\": 300, \"stubborn\": true}", "linux");
+        sides[i].ctx = fake_ctx_new("{\"ms\": 1500, \"stubborn\": true}", "linux");
         assert_int_equal(pthread_create(&th[i], NULL, side_main, &sides[i]), 0);
     }
+    uint64_t until = clock_mono_ms() + 10000;
+    while (in_flight() < 3 && clock_mono_ms() < until)
+        usleep(5000);
+    assert_int_equal(in_flight(), 3);
     for (int i = 0; i < 3; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(sides[i].rc, 0);
         fake_ctx_free(sides[i].ctx);
     }
-    uint64_t took = clock_mono_ms() - t0;
-    if (took > 900)
-        fail_msg("three 300 ms steps took %llu ms: not side by side", (unsigned long long)took);
+}
+
+static void a_host_that_stops_answering_is_killed(void **state)
+{
+    (void)state;
+    struct side side = {fake_ctx_new("{\"ms\": 20000, \"stubborn\": true}", "linux"), 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, side_main, &side), 0);
+    uint64_t until = clock_mono_ms() + 10000;
+    while (in_flight() < 1 && clock_mono_ms() < until)
+        usleep(5000);
+    json_t *iso = plugin_host_isolation_json(host, "testexec", "1.0.0", EXEC_STEPS_SO);
+    pid_t pid = (pid_t)json_integer_value(json_object_get(iso, "pid"));
+    json_decref(iso);
+    assert_true(pid > 0);
+    kill(pid, SIGSTOP); /* alive, and silent */
+    pthread_join(th, NULL);
+    assert_int_equal(side.rc, OPSC_EREMOTE);
+    assert_string_equal(side.ctx->failure,
+                        "testexec 1.0.0: step wait stopped answering its heartbeat");
+    fake_ctx_free(side.ctx);
 }
 
 static void five_crashes_quarantine_until_reenabled(void **state)
@@ -209,6 +244,7 @@ int main(void)
         cmocka_unit_test(a_failure_keeps_the_steps_message),
         cmocka_unit_test(a_crash_names_library_version_step_and_signal),
         cmocka_unit_test(steps_run_side_by_side_in_one_host),
+        cmocka_unit_test(a_host_that_stops_answering_is_killed),
         cmocka_unit_test(five_crashes_quarantine_until_reenabled),
         cmocka_unit_test(never_and_untrusted_keep_libraries_in_process),
     };
