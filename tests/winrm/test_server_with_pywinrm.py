@@ -24,6 +24,8 @@ def test_basic_over_https_runs_a_command(winrm_server, tls_material):
     r = _session(url, "ssl", ca_trust_path=tls_material["server_pem"]).run_cmd("echo out; echo err >&2; exit 3")
     assert (r.std_out, r.std_err, r.status_code) == (b"out\n", b"err\n", 3)
     actions = [(x["action"], x["auth_scheme"], x["encrypted"]) for x in _wsman(srv.requests())]
+    # pywinrm polls Receive until the command is done: one or more, by how fast it ends.
+    actions = [a for i, a in enumerate(actions) if i == 0 or a != actions[i - 1]]
     assert actions == [(a, "Basic", False) for a in ("Create", "Command", "Receive", "Signal", "Delete")]
 
 

@@ -14,6 +14,8 @@ import { Runs } from './pages/runs.js';
 import { RunPage } from './pages/run.js';
 import { Schedules, SchedulePage } from './pages/schedules.js';
 import { Admin } from './pages/admin.js';
+import { Notifications } from './pages/notifications.js';
+import { Discovery, ScanPage } from './pages/discovery.js';
 
 // Navigation entries; `api` names a path that must exist in the OpenAPI document for the
 // entry to show (how notification and discovery pages appear once their APIs land).
@@ -25,6 +27,8 @@ export const NAV = [
   { href: '/jobs', label: 'Jobs' },
   { href: '/runs', label: 'Runs' },
   { href: '/schedules', label: 'Schedules' },
+  { href: '/notifications', label: 'Notifications', api: '/api/v1/notifications/channels' },
+  { href: '/discovery', label: 'Discovery', api: '/api/v1/discovery/scans' },
   { href: '/admin', label: 'Admin' },
 ];
 
@@ -44,6 +48,11 @@ export const ROUTES = [
   ['/schedules/:id', SchedulePage],
   ['/admin', Admin],
   ['/admin/:tab', Admin],
+  ['/notifications', Notifications],
+  ['/notifications/:tab', Notifications],
+  ['/discovery', Discovery],
+  ['/discovery/scans/:id', ScanPage],
+  ['/discovery/:tab', Discovery],
 ];
 
 function Login() {

@@ -1,6 +1,6 @@
 // main.js - the UI's entry: styles, session resume, the shell (navigation by role) and the
-// routes. Pages for notifications and discovery plug in through NAV and ROUTES (app.js) once
-// their APIs exist.
+// routes. Notifications and discovery show in the navigation when the daemon's OpenAPI document
+// has their APIs (NAV in app.js).
 import './styles.css';
 import { render } from 'preact';
 import { html } from './ui/html.js';

@@ -8,7 +8,7 @@ import { all, can, del, get, patch, post } from '../lib/api.js';
 import { navigate } from '../lib/router.js';
 import { utcTitle } from '../lib/time.js';
 
-const ZONES = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+export const ZONES = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
 
 /** "2027-03-28T03:00:00+02:00" and "CEST" as "2027-03-28 03:00:00 CEST": the zone's wall time. */
 export function wall(local, abbr) {
@@ -16,7 +16,7 @@ export function wall(local, abbr) {
   return m ? `${m[1]} ${m[2]} ${abbr || local.slice(19)}` : local;
 }
 
-function Preview({ cron, timezone, from }) {
+export function Preview({ cron, timezone, from }) {
   const [st, setSt] = useState({ times: null, error: null });
   const t = useRef(0);
   useEffect(() => {

@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { signal } from '@preact/signals';
 import { html } from './html.js';
 import { fmtInZone, fmtLocal, utcTitle } from '../lib/time.js';
+import { del } from '../lib/api.js';
 
 let uid = 0;
 export const nextId = (p = 'f') => `${p}-${++uid}`;
@@ -175,4 +176,15 @@ export function Labels({ labels }) {
   const e = Object.entries(labels || {});
   if (!e.length) return html`<span class="muted">—</span>`;
   return html`<span class="labels">${e.map(([k, v]) => html`<span class="label" key=${k}>${k}=${v}</span>`)}</span>`;
+}
+
+/** Delete a record of `collection` once the user confirms: [remove(rec), error]. */
+export function useRemove(what, collection, onDone) {
+  const [run, , error] = useAction(async (rec) => {
+    if (!confirm(`Delete ${what} ${rec.name}?`)) return;
+    await del(collection + '/' + rec.id);
+    notify(`${what[0].toUpperCase()}${what.slice(1)} ${rec.name} deleted`);
+    onDone();
+  });
+  return [run, error];
 }

@@ -72,3 +72,49 @@ export async function drag(page, from, to, { end = false } = {}) {
 export function stepIds(page) {
   return page.locator('ol.steps > li.step-card').evaluateAll((els) => els.map((e) => e.dataset.step));
 }
+
+/** An SSH key credential and a target on the suite's sshd (or `facts` of another), by API. */
+export async function sshTarget(token, name, facts = {}) {
+  const f = { user: process.env.OPSC_E2E_SSH_USER, key: process.env.OPSC_E2E_SSH_KEY, port: Number(process.env.OPSC_E2E_SSH_PORT), address: '127.0.0.1', ...facts };
+  const cred = await api(token, 'POST', '/credentials', { name: name + '-key', type: 'ssh_key', username: f.user, private_key: fs.readFileSync(f.key, 'utf8') });
+  const target = await api(token, 'POST', '/targets', { name, address: f.address, port: f.port, transport: 'ssh', credential_id: cred.id, host_key_policy: 'tofu' });
+  return { cred, target };
+}
+
+/** A viewer (created if missing) logged in on a page of its own context. */
+export async function viewerPage(browser, token, username) {
+  const password = username + '-viewer-pw-1234';
+  await api(token, 'POST', '/users', { username, role: 'viewer', password }).catch(() => {});
+  const ctx = await browser.newContext({ baseURL: BASE });
+  const v = await ctx.newPage();
+  await v.goto('/');
+  await uiLogin(v, username, password);
+  await expect(v.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+  return { ctx, v };
+}
+
+/** Buttons and button-looking links in main whose text mutates: none for a viewer. */
+export const MUTATING = /^(New|Save|Run|Delete|Edit|Test|Cancel|Retry|Pause|Resume|Import|Bulk|Add|Replace|Pin|Forget|Create|Upload|Onboard|Accept|Enable|Disable|Scan now|Start)/;
+export async function mutatingControls(p) {
+  const names = await p.locator('main').getByRole('button').evaluateAll((els) => els.map((e) => e.textContent.trim()));
+  const boxes = await p.locator('main input[type="checkbox"]:not([disabled])').count();
+  return { buttons: names.filter((n) => MUTATING.test(n)), boxes };
+}
+
+/** The admin logged in through the page on its own context, on `p` with its `heading`; `csp`
+ * collects the page's Content Security Policy violations. */
+export async function adminPage(browser, p, heading) {
+  const ctx = await browser.newContext({ baseURL: BASE });
+  const page = await ctx.newPage();
+  const csp = []; // messages of Content Security Policy violations: none expected
+  page.on('pageerror', (e) => {
+    throw e;
+  });
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) csp.push(m.text());
+  });
+  await page.goto(p);
+  await uiLogin(page, 'admin', ADMIN_PASSWORD);
+  await expect(page.getByRole('heading', { name: heading, level: 1 })).toBeVisible();
+  return { ctx, page, csp };
+}

@@ -262,17 +262,24 @@ async function bearerOf(p) {
 test('a 401 refreshes once; a session that ended returns to login and back', async () => {
   await page.goto('/runs');
   await expect(page.getByRole('heading', { name: 'Runs', level: 1 })).toBeVisible();
-  // The access token revoked: the next call is refreshed with the cookie and retried.
-  let token = await bearerOf(page);
-  await api(token, 'POST', '/auth/logout', {});
+  // An access token the daemon refuses (401): the call is refreshed with the cookie and
+  // retried. (Revoking the token would end its whole session: access tokens carry it.)
+  let calls = 0;
+  await page.route(/\/api\/v1\/jobs\?/, (route) => {
+    const headers = { ...route.request().headers() };
+    if (calls++ === 0) headers.authorization = 'Bearer not-a-token-the-daemon-issued';
+    return route.continue({ headers });
+  });
   await nav('Jobs').click();
   await expect(main().getByRole('link', { name: 'hello-e2e' })).toBeVisible();
   await expect(page).toHaveURL(/\/jobs$/);
+  expect(calls, 'the refused call and its retry').toBeGreaterThanOrEqual(2);
+  await page.unroute(/\/api\/v1\/jobs\?/);
   // Now the whole session: access token revoked, refresh cookie spent elsewhere.
-  token = await bearerOf(page);
+  const token = await bearerOf(page);
   const cookie = (await context.cookies()).find((c) => c.name === 'opsc_refresh').value;
   await api(token, 'POST', '/auth/logout', {});
-  await api('', 'POST', '/auth/refresh', { refresh_token: cookie });
+  await api('', 'POST', '/auth/refresh', { refresh_token: cookie }).catch(() => {}); // ended with it
   await nav('Schedules').click();
   await expect(page).toHaveURL(/\/login\?next=%2Fschedules$/);
   await expect(page.getByRole('status').filter({ hasText: 'session has ended' })).toBeVisible();
