@@ -663,7 +663,7 @@ static const opsc_cfg_entry steplibs_map[] = {
      "where imperative steps run: untrusted runs uploaded libraries in a sandboxed opsc-stephost "
      "process and the bundled ones in the daemon; always, every library out of process; never, "
      "all in the daemon"},
-    {"host_memory_limit", OPSC_CFG_SIZE, "1G", 64 << 20, INT64_MAX, NULL, 0,
+    {"host_memory_limit", OPSC_CFG_SIZE, "1G", 64 << 20, (int64_t)1 << 40, NULL, 0,
      STL(host_memory_limit), "address space of one step host process"},
     {"host_stop_grace", OPSC_CFG_DURATION, "1s", 100, 60000, NULL, 0, STL(host_stop_grace_ms),
      "a cancelled step that does not stop: its host gets SIGTERM after this, SIGKILL after twice"},
