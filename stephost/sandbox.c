@@ -93,7 +93,9 @@ static int landlock(const char *library, json_t *notes)
     if (slash && slash != dir)
         *slash = '\0';
     const uint64_t ro = LL_FS_READ_FILE | LL_FS_READ_DIR | LL_FS_EXECUTE;
-    const char *paths[] = {dir, "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/etc/ld.so.cache"};
+    /* /proc/self: its own (the sanitizers' memory limit reads its RSS there). */
+    const char *paths[] = {dir,      "/usr/lib",         "/usr/lib64", "/lib",
+                           "/lib64", "/etc/ld.so.cache", "/proc/self"};
     int rc = 0;
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && rc == 0; i++)
         rc = allow_path(rs, paths[i], ro);
@@ -250,7 +252,7 @@ int sh_sandbox(const char *library, uint64_t memory_limit, json_t *notes, char *
     limit(RLIMIT_CORE, 0);
     limit(RLIMIT_NOFILE, 128);
     /* The sanitizers reserve terabytes of address space: their own
-     * malloc_limit_mb (stephost.c) bounds memory there instead. */
+     * soft_rss_limit_mb (stephost.c) bounds memory there instead. */
     if (memory_limit && !sanitized()) {
         limit(RLIMIT_AS, memory_limit);
         json_array_append_new(notes, json_sprintf("address space %llu MiB",

@@ -29,7 +29,7 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0:"
-           "allow_user_segv_handler=1:malloc_limit_mb=1024:allocator_may_return_null=1";
+           "allow_user_segv_handler=1:soft_rss_limit_mb=1024:allocator_may_return_null=1";
 }
 
 /* ---- frames ---------------------------------------------------------------------------------- */

@@ -79,6 +79,8 @@ def test_the_sandbox_refuses_files_processes_sockets_and_ptrace(daemon_factory):
             ({"call": "open", "path": os.path.join(d.data_dir, "master.key")}, "open: Permission denied"),
             ({"call": "open", "path": os.path.join(d.data_dir, "data.mdb")}, "open: Permission denied"),
             ({"call": "open", "path": "/etc/passwd"}, "open: Permission denied"),
+            ({"call": "open", "path": "/proc/self/root/etc/passwd"}, "open: Permission denied"),
+            ({"call": "open", "path": f"/proc/{d.proc.pid}/environ"}, "open: Permission denied"),
             ({"call": "fork"}, "fork: Operation not permitted"),
             ({"call": "socket"}, "socket: Operation not permitted"),
             ({"call": "ptrace"}, "ptrace: Operation not permitted"),
