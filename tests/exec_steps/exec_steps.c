@@ -101,8 +101,10 @@ static int misbehave_run(opsc_step_ctx *ctx, void *state)
         for (volatile unsigned long i = 0;; i++)
             ;
     if (strcmp(how, "alloc") == 0) {
-        for (;;) { /* until the memory limit, then write to what malloc did not give */
+        for (;;) { /* until the memory limit, then give up as most code does */
             char *p = malloc(16u << 20);
+            if (!p)
+                abort();
             memset(p, 1, 16u << 20);
         }
     }

@@ -59,7 +59,7 @@ def test_each_misbehaviour_fails_its_step_alone_while_the_daemon_serves(daemon_f
     # A run beside them keeps running through every crash.
     bystander = run_steps(d, t, shell_step("s", "sleep 3; echo still here"), allow_concurrent=True)
     for how, what in [("abort", "crashed (SIGABRT)"), ("exit", "exited (status 3)"),
-                      ("alloc", "crashed (SIGSEGV)")]:
+                      ("alloc", "crashed (SIGABRT)")]:
         run = wait(d, run_steps(d, t, misbehave(how))["id"])
         assert run["state"] == "failed"
         assert step(run, "self", "bad")["error"] == f"testexec 1.0.0: step misbehave {what}"
