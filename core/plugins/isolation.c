@@ -229,11 +229,13 @@ void iso_free(isolation *iso)
 {
     if (!iso)
         return;
+    bool stuck = false;
     while (iso->libs) {
         iso_lib *l = iso->libs;
         iso->libs = l->next;
         if (!lib_stop(l)) { /* a thread still uses it: leave it, as the executor leaves a step */
             log_error("steplibs", "the step host of %s %s did not end", l->name, l->version);
+            stuck = true;
             continue;
         }
         pthread_mutex_destroy(&l->mu);
@@ -243,8 +245,10 @@ void iso_free(isolation *iso)
         free(l->path);
         free(l);
     }
-    pthread_mutex_destroy(&iso->mu);
     uv_close((uv_handle_t *)iso->wake, free_handle);
+    if (stuck) /* what is left behind still reads the policy */
+        return;
+    pthread_mutex_destroy(&iso->mu);
     free(iso->install_dir);
     free(iso);
 }
