@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -196,6 +197,49 @@ static void five_crashes_quarantine_until_reenabled(void **state)
     fake_ctx_free(ctx);
 }
 
+/* A stand-in host that says hello, waits for its first step, then sends `bad`. */
+static const char fake_host[] =
+    "#!/usr/bin/python3\n"
+    "import json, os, struct, time\n"
+    "def frame(t, i, body):\n"
+    "    return struct.pack('>IBBBBI', len(body) + 8, t, 0, 0, 0, i) + body\n"
+    "hello = {'proto': 'opsc-stephost', 'versions': [1], 'pid': os.getpid(), 'sandbox': []}\n"
+    "os.write(3, frame(1, 0, json.dumps(hello).encode()))\n"
+    "seen = b''\n"
+    "while b'start' not in seen:\n"
+    "    seen += os.read(3, 65536)\n"
+    "os.write(3, %s)\n"
+    "time.sleep(30)\n";
+
+static void a_host_that_breaks_the_protocol_is_killed(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "frame(2, 1, b'{\"op\": not json')",                 /* malformed */
+        "struct.pack('>IBBBBI', 0x7fffffff, 2, 0, 0, 0, 1)", /* oversized */
+        "frame(9, 1, b'')",                                  /* unknown type */
+        "frame(1, 0, b'{}')",                                /* a second hello */
+    };
+    char path[] = "/tmp/opsc-fake-host-XXXXXX";
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        dprintf(fd, fake_host, bad[i]);
+        fchmod(fd, 0700);
+        close(fd);
+        iso_opts o = {
+            .mode = ISO_ALWAYS, .stephost = path, .stop_grace_ms = 200, .heartbeat_ms = 1000};
+        assert_int_equal(plugin_host_set_isolation(host, &o), 0);
+        opsc_step_ctx *ctx = fake_ctx_new("{}", "linux");
+        assert_int_equal(run("probe", ctx), OPSC_EREMOTE);
+        assert_string_equal(ctx->failure,
+                            "testexec 1.0.0: step probe broke the step host protocol");
+        fake_ctx_free(ctx);
+        unlink(path);
+        memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+    }
+}
+
 static void never_and_untrusted_keep_libraries_in_process(void **state)
 {
     (void)state;
@@ -246,6 +290,7 @@ int main(void)
         cmocka_unit_test(steps_run_side_by_side_in_one_host),
         cmocka_unit_test(a_host_that_stops_answering_is_killed),
         cmocka_unit_test(five_crashes_quarantine_until_reenabled),
+        cmocka_unit_test(a_host_that_breaks_the_protocol_is_killed),
         cmocka_unit_test(never_and_untrusted_keep_libraries_in_process),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
