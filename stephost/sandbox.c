@@ -4,6 +4,7 @@
  * every system call a step library has no business making (a seccomp allow-list). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -223,6 +224,20 @@ static int seccomp(json_t *notes)
     return rc;
 }
 
+/* A daemon started as root would hand the host every capability: none of
+ * them, now or after an execve (bounding and ambient sets too). */
+static void drop_capabilities(json_t *notes)
+{
+    for (int cap = 0; cap <= 63; cap++)
+        prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); /* fails harmlessly without CAP_SETPCAP */
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capset, &h, d) == 0)
+        json_array_append_new(notes, json_string("no capabilities"));
+}
+
 static void limit(int resource, uint64_t value)
 {
     struct rlimit rl = {value, value};
@@ -248,6 +263,7 @@ int sh_sandbox(const char *library, uint64_t memory_limit, json_t *notes, char *
         return -errno;
     }
     json_array_append_new(notes, json_string("no_new_privs"));
+    drop_capabilities(notes);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* nothing of its memory on disk or to ptrace */
     limit(RLIMIT_CORE, 0);
     limit(RLIMIT_NOFILE, 128);

@@ -93,6 +93,7 @@ def test_the_sandbox_refuses_files_processes_sockets_and_ptrace(daemon_factory):
     with open(f"/proc/{iso['pid']}/status") as f:
         status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
     assert status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
     with open(f"/proc/{iso['pid']}/environ", "rb") as f:
         assert f.read() == b""  # never the daemon's environment
 
