@@ -198,7 +198,14 @@ static void read_frames(iso_proc *p)
             pthread_mutex_unlock(&l->mu);
             if (silent)
                 return;
-            iso_proc_send(p, 0, json_pack("{s:s}", "op", "ping"), NULL, 0);
+            /* A writer stuck on a host that reads nothing holds wmu: no
+             * ping then, and the silence is counted all the same. */
+            if (pthread_mutex_trylock(&p->wmu) == 0) {
+                json_t *ping = json_pack("{s:s}", "op", "ping");
+                shp_send_json(p->fd, SHP_JSON, 0, ping);
+                json_decref(ping);
+                pthread_mutex_unlock(&p->wmu);
+            }
             continue;
         }
         int rc = n > 0 ? shp_fill(&p->rd, p->fd) : -errno;
