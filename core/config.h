@@ -144,6 +144,7 @@ struct steplibs_cfg {
     int64_t host_stop_grace_ms; /* CANCEL -> SIGTERM -> SIGKILL */
     int64_t host_heartbeat_ms;
     const char *stephost; /* opsc-stephost path; "" -> found */
+    const char *host_user; /* a step host of a daemon running as root runs as this user */
 };
 
 struct fleet_cfg {

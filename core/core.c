@@ -117,7 +117,7 @@ static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
     else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
         return OPSC_E2BIG;
     install_opts o = {dir, s->trusted_keys, s->require_signature};
-    iso_opts io = {s->isolation,          dir, s->stephost, s->host_memory_limit,
+    iso_opts io = {s->isolation,        dir, s->stephost, s->host_user, s->host_memory_limit,
                    s->host_stop_grace_ms, s->host_heartbeat_ms};
     int rc = install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
     /* After install_open made the folder: the policy compares real paths. */

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -49,6 +51,15 @@ static uint64_t fs_rights(long abi)
     return (1ull << bits) - 1;
 }
 
+static int allow_fd(int ruleset, int fd, uint64_t rights)
+{
+    struct ll_path_beneath pb = {rights, fd};
+    struct stat st;
+    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+        pb.allowed_access &= LL_FS_READ_FILE | LL_FS_EXECUTE;
+    return syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &pb, 0) < 0 ? -errno : 0;
+}
+
 static int allow_path(int ruleset, const char *path, uint64_t rights)
 {
     int fd = open(path, O_PATH | O_CLOEXEC);
@@ -64,8 +75,9 @@ static int allow_path(int ruleset, const char *path, uint64_t rights)
     return rc < 0 ? -e : 0;
 }
 
-/* Read and execute: the library's folder and the system's libraries. Nothing else. */
-static int landlock(const char *library, json_t *notes)
+/* Read and execute: the library's folder (opened before the user changed)
+ * and the system's libraries. Nothing else. */
+static int landlock(int libdir, json_t *notes)
 {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
     if (abi < 1) {
@@ -85,19 +97,12 @@ static int landlock(const char *library, json_t *notes)
     int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (rs < 0)
         return -errno;
-    char dir[PATH_MAX];
-    if (!realpath(library, dir)) {
-        close(rs);
-        return -errno;
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
     const uint64_t ro = LL_FS_READ_FILE | LL_FS_READ_DIR | LL_FS_EXECUTE;
-    /* /proc/self: its own (the sanitizers' memory limit reads its RSS there). */
-    const char *paths[] = {dir,      "/usr/lib",         "/usr/lib64", "/lib",
-                           "/lib64", "/etc/ld.so.cache", "/proc/self"};
-    int rc = 0;
+    /* /proc/self: its own (the library loads through /proc/self/fd; the
+     * sanitizers' memory limit reads its RSS there). */
+    const char *paths[] = {"/usr/lib", "/usr/lib64",       "/lib",
+                           "/lib64",   "/etc/ld.so.cache", "/proc/self"};
+    int rc = allow_fd(rs, libdir, ro);
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && rc == 0; i++)
         rc = allow_path(rs, paths[i], ro);
     if (rc == 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
@@ -226,10 +231,14 @@ static int seccomp(json_t *notes)
 
 /* A daemon started as root would hand the host every capability: none of
  * them, now or after an execve (bounding and ambient sets too). */
-static void drop_capabilities(json_t *notes)
+static void drop_bounding_set(void)
 {
     for (int cap = 0; cap <= 63; cap++)
         prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); /* fails harmlessly without CAP_SETPCAP */
+}
+
+static void drop_capabilities(json_t *notes)
+{
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
@@ -256,15 +265,88 @@ static bool sanitized(void)
     return false;
 }
 
-int sh_sandbox(const char *library, uint64_t memory_limit, json_t *notes, char *err, size_t errlen)
+/* Started as root (by a daemon running as root): become `user`. 1 when it
+ * did, 0 when there was nothing to switch from, or -errno. */
+static int switch_user(const char *user, json_t *notes, char *err, size_t errlen)
 {
+    if (!user || !*user || geteuid() != 0) {
+        json_array_append_new(notes, json_sprintf("uid %u (the daemon's)", (unsigned)geteuid()));
+        return 0;
+    }
+    struct passwd *pw = getpwnam(user);
+    if (!pw || pw->pw_uid == 0) {
+        snprintf(err, errlen, "the step host user '%s' %s", user,
+                 pw ? "is root: name an unprivileged user ([steplibs] host_user)"
+                    : "does not exist (scripts/deps creates it)");
+        return -ENOENT;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+        setuid(0) == 0) {
+        snprintf(err, errlen, "cannot become the step host user '%s': %s", user, strerror(errno));
+        return -EPERM;
+    }
+    /* Its /proc/self/fd stays its own: the library is loaded through it. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    json_array_append_new(notes, json_sprintf("user %s (uid %u)", user, (unsigned)pw->pw_uid));
+    return 1;
+}
+
+/* The library and its folder, opened while the daemon's rights hold. */
+static int open_library(const char *library, int *libfd, int *dirfd, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    if (!realpath(library, path) || (*libfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "cannot open the library %s: %s", library, strerror(errno));
+        return -errno;
+    }
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path)
+        *slash = '\0';
+    if ((*dirfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "cannot open the library's folder: %s", strerror(errno));
+        close(*libfd);
+        return -errno;
+    }
+    return 0;
+}
+
+static int confine(const char *user, uint64_t memory_limit, int libdir, json_t *notes, char *err,
+                   size_t errlen);
+
+int sh_sandbox(const char *library, const char *user, uint64_t memory_limit, json_t *notes,
+               char *load_path, size_t n, char *err, size_t errlen)
+{
+    int libfd = -1, libdir = -1;
+    int rc = open_library(library, &libfd, &libdir, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = confine(user, memory_limit, libdir, notes, err, errlen);
+    close(libdir);
+    if (rc == 1) /* another user: the folder may be closed to it, the open file is not */
+        snprintf(load_path, n, "/proc/self/fd/%d", libfd);
+    else {
+        snprintf(load_path, n, "%s", library);
+        close(libfd);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* 1 when it switched users, 0, or -errno. */
+static int confine(const char *user, uint64_t memory_limit, int libdir, json_t *notes, char *err,
+                   size_t errlen)
+{
+    drop_bounding_set(); /* while it may: CAP_SETPCAP goes with the user */
+    int switched = switch_user(user, notes, err, errlen);
+    if (switched < 0)
+        return switched;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
         return -errno;
     }
     json_array_append_new(notes, json_string("no_new_privs"));
     drop_capabilities(notes);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* nothing of its memory on disk or to ptrace */
+    if (!switched) /* nothing of its memory to ptrace (and seccomp refuses ptrace anyway) */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     limit(RLIMIT_CORE, 0);
     limit(RLIMIT_NOFILE, 128);
     /* The sanitizers reserve terabytes of address space: their own
@@ -274,7 +356,7 @@ int sh_sandbox(const char *library, uint64_t memory_limit, json_t *notes, char *
         json_array_append_new(notes, json_sprintf("address space %llu MiB",
                                                   (unsigned long long)(memory_limit >> 20)));
     }
-    int rc = landlock(library, notes);
+    int rc = landlock(libdir, notes);
     if (rc < 0) {
         snprintf(err, errlen, "landlock: %s", strerror(-rc));
         return rc;
@@ -284,5 +366,5 @@ int sh_sandbox(const char *library, uint64_t memory_limit, json_t *notes, char *
         snprintf(err, errlen, "seccomp: %s", strerror(-rc));
         return rc;
     }
-    return 0;
+    return switched;
 }

@@ -5,6 +5,7 @@
  * whose step API calls go back to the daemon (host_table.c). */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,17 +258,21 @@ static bool version_agreed(shp_reader *r)
 
 int main(int argc, char **argv)
 {
-    const char *library = NULL;
+    const char *library = NULL, *user = NULL;
     uint64_t memory_limit = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--library") == 0)
             library = argv[i + 1];
+        else if (strcmp(argv[i], "--user") == 0)
+            user = argv[i + 1];
         else if (strcmp(argv[i], "--memory-limit") == 0)
             memory_limit = strtoull(argv[i + 1], NULL, 10);
     }
     if (!library) {
-        fprintf(stderr, "usage: opsc-stephost --library PATH [--memory-limit BYTES] (started by "
-                        "opsconductord, the socket as fd 3)\n");
+        fprintf(
+            stderr,
+            "usage: opsc-stephost --library PATH [--user NAME] [--memory-limit BYTES] (started by "
+            "opsconductord, the socket as fd 3)\n");
         return 2;
     }
     /* No PR_SET_PDEATHSIG: it fires when the daemon's thread that started us
@@ -276,9 +281,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char err[512] = "";
     json_t *notes = json_array();
-    int rc = sh_sandbox(library, memory_limit, notes, err, sizeof(err));
+    char load_path[64 + PATH_MAX];
+    int rc = sh_sandbox(library, user, memory_limit, notes, load_path, sizeof(load_path), err,
+                        sizeof(err));
     if (rc == 0)
-        rc = load(library, err, sizeof(err));
+        rc = load(load_path, err, sizeof(err));
     say_hello(rc, err, notes);
     shp_reader r = {0};
     if (rc < 0 || !version_agreed(&r))

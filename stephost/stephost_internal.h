@@ -59,8 +59,10 @@ int sh_send(uint32_t id, json_t *msg); /* steals msg */
 hmsg *sh_wait(hstep *s);
 void sh_msg_free(hmsg *m);
 
-/* sandbox.c: confine this process before it loads `library`; `notes` gets
- * what was applied (a JSON array). 0, or -errno when a required layer failed. */
-int sh_sandbox(const char *library, uint64_t memory_limit, json_t *notes, char *err, size_t errlen);
+/* sandbox.c: confine this process before it loads `library` (as `user` when
+ * started as root); `notes` gets what was applied (a JSON array), and
+ * `load_path` what to dlopen(). 0, or -errno when a required layer failed. */
+int sh_sandbox(const char *library, const char *user, uint64_t memory_limit, json_t *notes,
+               char *load_path, size_t n, char *err, size_t errlen);
 
 #endif

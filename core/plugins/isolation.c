@@ -81,7 +81,8 @@ int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
     uv_unref((uv_handle_t *)wake); /* it never keeps the loop alive */
     iso->wake = wake;
     iso->o = *o;
-    iso->o.install_dir = iso->o.stephost = NULL;
+    iso->o.install_dir = iso->o.stephost = iso->o.user = NULL;
+    iso->user = strdup(o->user && *o->user ? o->user : "");
     char dir[PATH_MAX];
     if (o->install_dir && *o->install_dir && realpath(o->install_dir, dir)) {
         size_t n = strlen(dir);
@@ -250,5 +251,6 @@ void iso_free(isolation *iso)
         return;
     pthread_mutex_destroy(&iso->mu);
     free(iso->install_dir);
+    free(iso->user);
     free(iso);
 }

@@ -39,6 +39,7 @@ typedef struct iso_opts {
     int mode;                /* enum iso_mode */
     const char *install_dir; /* uploaded libraries live here (ISO_UNTRUSTED isolates them) */
     const char *stephost;    /* opsc-stephost; NULL or "": beside the daemon, or installed */
+    const char *user;        /* a host started by a daemon running as root becomes this user */
     int64_t memory_limit;    /* bytes of address space of a host; 0: none */
     int64_t stop_grace_ms;   /* CANCEL -> SIGTERM -> SIGKILL, this long apart */
     int64_t heartbeat_ms;    /* a ping when the host was silent this long */

@@ -74,6 +74,7 @@ struct isolation {
     iso_opts o;
     char *install_dir; /* resolved, with a trailing '/' */
     char stephost[PATH_MAX];
+    char *user;         /* iso_opts.user, copied */
     pthread_mutex_t mu; /* the list */
     iso_lib *libs;
     uv_async_t *wake; /* a reader thread quarantined a library: tell the hook on the loop */

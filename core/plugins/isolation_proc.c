@@ -258,7 +258,8 @@ static int spawn(iso_lib *l, int sock, pid_t *pid)
 {
     char limit[32];
     snprintf(limit, sizeof(limit), "%lld", (long long)l->iso->o.memory_limit);
-    char *const argv[] = {l->iso->stephost, "--library", l->path, "--memory-limit", limit, NULL};
+    char *const argv[] = {l->iso->stephost, "--library",      l->path, "--user",
+                          l->iso->user,     "--memory-limit", limit,   NULL};
     char *const env[] = {NULL}; /* never the daemon's: it may hold the master key */
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -297,7 +298,7 @@ static int hello(iso_proc *p, char *why, size_t whylen)
     bool speaks = false;
     json_array_foreach(versions, i, v) speaks |= json_integer_value(v) == SHP_VERSION;
     if (!msg || !speaks || error)
-        snprintf(why, whylen, "%s%s", error ? "could not load the library: " : "",
+        snprintf(why, whylen, "%s%s", error ? "did not start: " : "",
                  error ? error : "does not speak protocol version 1");
     json_decref(msg);
     if (why[0])

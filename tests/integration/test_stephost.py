@@ -6,8 +6,11 @@ after repeated crashes and an admin's re-enable; uploaded libraries out of proce
 
 The misbehaving steps are testexec.* (tests/exec_steps/exec_steps.c)."""
 import os
+import pwd
 import signal
 import time
+
+import pytest
 
 from conftest import BUILD_DIR
 from fixtures.runs import check, job, local_target, shell_step, start, step, wait, wait_step
@@ -94,8 +97,21 @@ def test_the_sandbox_refuses_files_processes_sockets_and_ptrace(daemon_factory):
         status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
     assert status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"
     assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+    if os.geteuid() == 0:  # the daemon runs as root here: its hosts run as their own user
+        uid = pwd.getpwnam("opsconductor-steplib").pw_uid
+        assert status["Uid"].split() == [str(uid)] * 4
     with open(f"/proc/{iso['pid']}/environ", "rb") as f:
         assert f.read() == b""  # never the daemon's environment
+
+
+def test_a_missing_host_user_is_named_when_the_daemon_runs_as_root(daemon_factory):
+    if os.geteuid() != 0:
+        pytest.skip("a daemon that is not root starts its hosts as itself")
+    d = isolated(daemon_factory, steplibs={**ISOLATED["steplibs"], "host_user": "no-such-user"})
+    run = wait(d, run_steps(d, local_target(d, "self"), {"id": "p", "type": "testexec.probe"})["id"])
+    assert step(run, "self", "p")["error"] == (
+        "the step host of testexec 1.0.0 did not start: the step host user 'no-such-user' does "
+        "not exist (scripts/deps creates it)")
 
 
 def test_a_step_that_ignores_its_cancel_takes_its_host_down_and_the_next_step_runs(daemon_factory):
