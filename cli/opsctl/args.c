@@ -122,6 +122,20 @@ size_t arg_values(const args *a, const char *name, const char **out, size_t max)
     return n;
 }
 
+int group_words(const char *group, int argc, char **argv)
+{
+    int n = 0;
+    for (const char *w = group; *w; n++) {
+        size_t len = strcspn(w, " ");
+        if (n >= argc)
+            return -n;
+        if (strlen(argv[n]) != len || strncmp(argv[n], w, len) != 0)
+            return 0;
+        w += len + (w[len] == ' ');
+    }
+    return n;
+}
+
 static void command_name(FILE *out, const command *cmd)
 {
     if (cmd->group)

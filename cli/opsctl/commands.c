@@ -62,32 +62,55 @@ static const cmd_opt upload_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-#define LIST(res, what)                                                                            \
+static const cmd_opt scan_opts[] = {
+    {"port", 0, "N[,N]...", "ports to probe (repeatable; default 22, 5985, 5986)"},
+    {"exclude", 0, "RANGE", "leave these addresses out (repeatable)"},
+    {"rate", 0, "N", "connection attempts per second (default 100)"},
+    {"scanner", 0, "NAME", "tcp (default) or nmap"},
+    {"file", 'f', "FILE", "the scan request as a JSON file; FIELD=VALUE arguments add to it"},
+    {"follow", 0, NULL, "show hosts as they are found, then exit by the scan's outcome"},
+    {NULL, 0, NULL, NULL},
+};
+static const cmd_opt follow_opts[] = {
+    {"follow", 0, NULL, "show hosts as they are found, then exit by the scan's outcome"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* The generic verbs of a collection; *_IN for the groups of two words ("notifications rules"). */
+#define LIST_IN(group, res, what)                                                                  \
     {                                                                                              \
-#res, "list", "[FILTER=VALUE]...",                                                         \
+        group, "list", "[FILTER=VALUE]...",                                                        \
             "List " what " (FILTER=VALUE: the API's query filters)", list_opts, cmd_list,          \
             &res_##res, 0, -1                                                                      \
     }
-#define SHOW(res, ref, what)                                                                       \
+#define SHOW_IN(group, res, ref, what)                                                             \
     {                                                                                              \
-#res, "show", ref, "Show " what " as JSON", NULL, cmd_show, &res_##res, 1, 1               \
+        group, "show", ref, "Show " what " as JSON", NULL, cmd_show, &res_##res, 1, 1              \
     }
-#define CREATE(res, what)                                                                          \
+#define CREATE_IN(group, res, what)                                                                \
     {                                                                                              \
-#res, "create", "[FIELD=VALUE]...",                                                        \
+        group, "create", "[FIELD=VALUE]...",                                                       \
             "Create " what ": FIELD=text, FIELD:=JSON, FIELD=@FILE (the file's text), a.b=text",   \
             file_opts, cmd_create, &res_##res, 0, -1                                               \
     }
-#define UPDATE(res, ref, what)                                                                     \
+#define UPDATE_IN(group, res, ref, what)                                                           \
     {                                                                                              \
-#res, "update", ref " [FIELD=VALUE]...",                                                   \
+        group, "update", ref " [FIELD=VALUE]...",                                                  \
             "Change fields of " what " (null clears: FIELD:=null)", file_opts, cmd_update,         \
             &res_##res, 1, -1                                                                      \
     }
-#define DELETE(res, ref, what, opts)                                                               \
+#define DELETE_IN(group, res, ref, what, opts)                                                     \
     {                                                                                              \
-#res, "delete", ref, "Delete " what, opts, cmd_delete, &res_##res, 1, 1                    \
+        group, "delete", ref, "Delete " what, opts, cmd_delete, &res_##res, 1, 1                   \
     }
+#define LIST(res, what)              LIST_IN(#res, res, what)
+#define SHOW(res, ref, what)         SHOW_IN(#res, res, ref, what)
+#define CREATE(res, what)            CREATE_IN(#res, res, what)
+#define UPDATE(res, ref, what)       UPDATE_IN(#res, res, ref, what)
+#define DELETE(res, ref, what, opts) DELETE_IN(#res, res, ref, what, opts)
+#define CRUD_IN(group, res, ref, plural, one)                                                      \
+    LIST_IN(group, res, plural), SHOW_IN(group, res, ref, one), CREATE_IN(group, res, one),        \
+        UPDATE_IN(group, res, ref, one), DELETE_IN(group, res, ref, one, NULL)
 
 const command opsctl_commands[] = {
     {NULL, "login", "", "Log in and keep the session (0600, $XDG_CONFIG_HOME/opsctl/session.json)",
@@ -176,5 +199,39 @@ const command opsctl_commands[] = {
      cmd_steplibs_delete, NULL, 2, 2},
 
     LIST(audit, "the audit log, newest first (filters: actor, action, outcome, object, since)"),
+    CRUD_IN("notifications channels", channels, "NAME|ID", "notification channels", "a channel"),
+    {"notifications channels", "test", "NAME|ID",
+     "Send a test message now; exit 1 with the receiver's answer if it is not delivered", NULL,
+     cmd_channels_test, NULL, 1, 1},
+    CRUD_IN("notifications rules", rules, "NAME|ID", "notification rules", "a rule"),
+    LIST_IN("notifications deliveries", deliveries,
+            "deliveries, newest first (filters: channel, rule, state, event)"),
+    SHOW_IN("notifications deliveries", deliveries, "ID", "a delivery with every attempt"),
+
+    CRUD_IN("hooks", hooks, "NAME|ID", "inbound hooks", "an inbound hook"),
+
+    {"discovery", "scan", "RANGE... [FIELD=VALUE]...",
+     "Scan ranges (CIDR, a-b, addresses, names); --follow shows the hosts live", scan_opts,
+     cmd_discovery_scan, NULL, 0, -1},
+    {"discovery", "onboard", "ADDRESS|ID... [FIELD=VALUE]...",
+     "Make hosts targets (or filter.FIELD=VALUE); credential_id, group_id by name too", file_opts,
+     cmd_discovery_onboard, NULL, 0, -1},
+    LIST_IN("discovery scans", scans, "scans, newest first (filter: state)"),
+    SHOW_IN("discovery scans", scans, "ID", "a scan and its progress"),
+    {"discovery scans", "watch", "ID", "The scan's hosts live, then exit by its outcome", NULL,
+     cmd_scan_action, NULL, 1, 1},
+    {"discovery scans", "cancel", "ID", "Stop a running scan", NULL, cmd_scan_action, NULL, 1, 1},
+    LIST_IN("discovery hosts", hosts,
+            "the host inventory (filters: state, port, os, range, scan_id, profile_id)"),
+    SHOW_IN("discovery hosts", hosts, "ADDRESS|ID", "a host, its ports, keys and changes"),
+    {"discovery hosts", "accept", "ADDRESS|ID", "Accept a changed host's new key or OS", NULL,
+     cmd_hosts_accept, NULL, 1, 1},
+    DELETE_IN("discovery hosts", hosts, "ADDRESS|ID", "a host (a later scan finds it as new)",
+              NULL),
+    CRUD_IN("discovery profiles", profiles, "NAME|ID", "scan profiles", "a scan profile"),
+    {"discovery profiles", "run", "NAME|ID", "Start the profile's scan now", follow_opts,
+     cmd_scan_action, NULL, 1, 1},
+    {"discovery profiles", "next", "NAME|ID", "The profile's next scans", count_opts,
+     cmd_profiles_next, NULL, 1, 1},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
 };

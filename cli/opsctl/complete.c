@@ -80,20 +80,36 @@ static void offer_options(const command *cmd, const char *cur)
     }
 }
 
-/* Commands and groups for the first word; a group's verbs for the second. */
-static void offer_commands(const char *group, const char *cur)
+/* The word of cmd's words (its group's, then its name) after the typed ones,
+ * or NULL when cmd does not continue them. Points into buf. */
+static const char *next_word(const command *cmd, const char *const *typed, int n, char *buf,
+                             size_t len)
 {
-    const char *last = NULL;
+    char *w[4], *save = NULL;
+    int k = 0;
+    snprintf(buf, len, "%s%s%s", cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name);
+    for (char *t = strtok_r(buf, " ", &save); t && k < 4; t = strtok_r(NULL, " ", &save))
+        w[k++] = t;
+    for (int i = 0; i < n && i < k; i++)
+        if (strcmp(w[i], typed[i]) != 0)
+            return NULL;
+    return k > n ? w[n] : NULL;
+}
+
+/* The next word after the typed ones: commands and groups first, then a
+ * group's sub-groups and verbs; each offered once. */
+static void offer_commands(const char *const *typed, int n, const char *cur)
+{
     for (const command *cmd = opsctl_commands; cmd->name; cmd++) {
-        if (group) {
-            if (cmd->group && strcmp(cmd->group, group) == 0)
-                offer(cur, cmd->name);
-        } else if (!cmd->group) {
-            offer(cur, cmd->name);
-        } else if (!last || strcmp(last, cmd->group) != 0) {
-            offer(cur, cmd->group);
-            last = cmd->group;
+        char buf[128], prev_buf[128];
+        const char *word = next_word(cmd, typed, n, buf, sizeof(buf));
+        bool seen = false;
+        for (const command *p = opsctl_commands; word && p != cmd && !seen; p++) {
+            const char *prev = next_word(p, typed, n, prev_buf, sizeof(prev_buf));
+            seen = prev && strcmp(prev, word) == 0;
         }
+        if (word && !seen)
+            offer(cur, word);
     }
 }
 
@@ -108,26 +124,29 @@ static void offer_argument(opsctl *c, const command *cmd, const char *cur)
     const resource *r = strncmp(u, "JOB", 3) == 0 ? &res_jobs
                         : cmd->group              ? resource_by_name(cmd->group)
                                                   : NULL;
-    if (r && (strncmp(u, "NAME", 4) == 0 || strncmp(u, "ID", 2) == 0 || r == &res_jobs))
+    if (r && (strncmp(u, "NAME", 4) == 0 || strncmp(u, "ID", 2) == 0 ||
+              strncmp(u, "ADDRESS", 7) == 0 || r == &res_jobs))
         offer_names(c, r, cur);
 }
 
 typedef struct line {
-    const char *words[3]; /* positional words before the current one */
+    const char *words[4]; /* positional words before the current one */
     int n;
     const char *prev_option; /* the option the current word is the value of */
 } line;
 
-static const command *find(const line *l, const char **group)
+/* The command the typed words name, and how many words name it. */
+static const command *find(const line *l, int *used)
 {
-    *group = NULL;
     for (const command *cmd = opsctl_commands; l->n > 0 && cmd->name; cmd++) {
-        if (!cmd->group && strcmp(cmd->name, l->words[0]) == 0)
+        int n = cmd->group ? group_words(cmd->group, l->n, (char **)l->words) : 0;
+        if (!cmd->group && strcmp(cmd->name, l->words[0]) == 0) {
+            *used = 1;
             return cmd;
-        if (cmd->group && strcmp(cmd->group, l->words[0]) == 0) {
-            *group = cmd->group;
-            if (l->n > 1 && strcmp(cmd->name, l->words[1]) == 0)
-                return cmd;
+        }
+        if (n > 0 && l->n > n && strcmp(cmd->name, l->words[n]) == 0) {
+            *used = n + 1;
+            return cmd;
         }
     }
     return NULL;
@@ -138,14 +157,14 @@ static void scan(int argc, char **argv, line *l)
     memset(l, 0, sizeof(*l));
     for (int i = 0; i < argc - 1; i++) {
         const char *w = argv[i];
-        const char *g;
-        const command *cmd = find(l, &g);
+        int used;
+        const command *cmd = find(l, &used);
         const cmd_opt *o = w[0] == '-' ? command_option(cmd, w) : NULL;
         if (in(global_valued, w) || (o && o->arg)) {
             if (i + 1 == argc - 1)
                 l->prev_option = w;
             i++;
-        } else if (w[0] != '-' && l->n < 3) {
+        } else if (w[0] != '-' && l->n < 4) {
             l->words[l->n++] = w;
         }
     }
@@ -155,20 +174,18 @@ int complete_words(opsctl *c, int argc, char **argv)
 {
     if (argc < 1)
         return 0;
-    const char *cur = argv[argc - 1], *group;
+    const char *cur = argv[argc - 1];
     line l;
     scan(argc, argv, &l);
-    const command *cmd = find(&l, &group);
-    int used = !cmd ? 0 : cmd->group ? 2 : 1;
+    int used = 0;
+    const command *cmd = find(&l, &used);
     if (l.prev_option)
         offer_option_value(c, l.prev_option, cur);
     else if (cur[0] == '-')
         offer_options(cmd, cur);
-    else if (!cmd && l.n == 0)
-        offer_commands(NULL, cur);
-    else if (!cmd && group && l.n == 1)
-        offer_commands(group, cur);
-    else if (cmd && l.n == used)
+    else if (!cmd)
+        offer_commands(l.words, l.n, cur);
+    else if (l.n == used)
         offer_argument(c, cmd, cur);
     return 0;
 }

@@ -255,11 +255,7 @@ int follower_event(const char *event, const char *id, json_t *data, void *ud)
 {
     follower *f = ud;
     if (f->c->output == OUT_JSON) { /* one JSON object per line, for scripts */
-        json_t *line = json_pack("{s:s, s:s?, s:O?}", "event", event, "id", id, "data", data);
-        char *text = json_dumps(line, JSON_COMPACT);
-        printf("%s\n", text ? text : "");
-        free(text);
-        json_decref(line);
+        print_event_json(event, id, data);
     } else if (strcmp(event, "log") == 0) {
         follower_log(f, data);
     } else if (strcmp(event, "step") == 0) {

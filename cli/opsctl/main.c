@@ -159,29 +159,41 @@ static int setup(opsctl *c, const struct globals *g)
     return c->url ? 0 : OPSCTL_ERROR;
 }
 
-/* A group's commands, for "opsctl targets" and unknown verbs. */
+/* A group's commands, for "opsctl targets" and unknown verbs; "opsctl
+ * notifications" lists its sub-groups' commands too. */
 static void group_help(FILE *out, const char *group)
 {
     fprintf(out, "usage: opsctl %s COMMAND\n\ncommands:\n", group);
-    for (const command *cmd = opsctl_commands; cmd->name; cmd++)
-        if (cmd->group && strcmp(cmd->group, group) == 0)
-            fprintf(out, "  %-10s %-26s %s\n", cmd->name, cmd->usage, cmd->summary);
+    size_t n = strlen(group);
+    for (const command *cmd = opsctl_commands; cmd->name; cmd++) {
+        if (!cmd->group || strncmp(cmd->group, group, n) != 0 ||
+            (cmd->group[n] && cmd->group[n] != ' '))
+            continue;
+        char verb[128];
+        snprintf(verb, sizeof(verb), "%s%s%s %s", cmd->group[n] ? cmd->group + n + 1 : "",
+                 cmd->group[n] ? " " : "", cmd->name, cmd->usage);
+        fprintf(out, "  %-37s %s\n", verb, cmd->summary);
+    }
 }
 
 static const command *find_command(int argc, char **argv, int *used, const char **group)
 {
     *group = NULL;
+    int best = 0;
     for (const command *cmd = opsctl_commands; argc > 0 && cmd->name; cmd++) {
         if (!cmd->group && strcmp(cmd->name, argv[0]) == 0) {
             *used = 1;
             return cmd;
         }
-        if (cmd->group && strcmp(cmd->group, argv[0]) == 0) {
-            *group = cmd->group;
-            if (argc > 1 && strcmp(cmd->name, argv[1]) == 0) {
-                *used = 2;
-                return cmd;
-            }
+        int n = cmd->group ? group_words(cmd->group, argc, argv) : 0;
+        if (n > best || (!*group && cmd->group && group_words(cmd->group, 1, argv) < 0)) {
+            /* the longest group typed, else the first word of one ("notifications") */
+            *group = n > best ? cmd->group : argv[0];
+            best = n > best ? n : best;
+        }
+        if (n > 0 && argc > n && strcmp(cmd->name, argv[n]) == 0) {
+            *used = n + 1;
+            return cmd;
         }
     }
     return NULL;
@@ -193,10 +205,12 @@ static int dispatch(opsctl *c, const struct globals *g, int argc, char **argv)
     const char *group;
     const command *cmd = find_command(argc, argv, &used, &group);
     if (!cmd && group) {
-        if (argc > 1 && !g->help)
-            fprintf(stderr, "opsctl %s: unknown command '%s'\n\n", group, argv[1]);
-        group_help(argc > 1 && !g->help ? stderr : stdout, group);
-        return argc > 1 && !g->help ? OPSCTL_USAGE : 0;
+        int words = group_words(group, argc, argv); /* "notifications channels": 2 */
+        bool unknown = argc > words && !g->help;
+        if (unknown)
+            fprintf(stderr, "opsctl %s: unknown command '%s'\n\n", group, argv[words]);
+        group_help(unknown ? stderr : stdout, group);
+        return unknown ? OPSCTL_USAGE : 0;
     }
     if (!cmd) {
         if (argc > 0)

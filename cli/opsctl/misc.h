@@ -1,4 +1,5 @@
-/* misc.h - the commands that are not one of the generic verbs (misc.c, jobs.c, steplibs.c, runs.c).
+/* misc.h - the commands that are not one of the generic verbs (misc.c, jobs.c, steplibs.c, runs.c,
+ * notifications.c, discovery.c).
  */
 #ifndef OPSCTL_MISC_H
 #define OPSCTL_MISC_H
@@ -27,5 +28,14 @@ int cmd_runs_show(opsctl *c, const command *cmd, args *a);
 int cmd_runs_log(opsctl *c, const command *cmd, args *a);
 int cmd_runs_cancel(opsctl *c, const command *cmd, args *a);
 int cmd_runs_retry(opsctl *c, const command *cmd, args *a);
+
+int cmd_channels_test(opsctl *c, const command *cmd, args *a);
+
+int cmd_discovery_scan(opsctl *c, const command *cmd, args *a);
+int cmd_discovery_onboard(opsctl *c, const command *cmd, args *a);
+/* discovery scans watch|cancel, discovery profiles run: the action is the command's name. */
+int cmd_scan_action(opsctl *c, const command *cmd, args *a);
+int cmd_hosts_accept(opsctl *c, const command *cmd, args *a);
+int cmd_profiles_next(opsctl *c, const command *cmd, args *a);
 
 #endif

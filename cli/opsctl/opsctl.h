@@ -69,7 +69,7 @@ struct command;
 typedef int (*command_fn)(opsctl *c, const struct command *cmd, args *a);
 
 typedef struct command {
-    const char *group; /* "targets"; NULL for top-level commands */
+    const char *group; /* "targets", "notifications rules"; NULL for top-level commands */
     const char *name;  /* "list" */
     const char *usage; /* positional arguments: "NAME|ID [FIELD=VALUE]..." */
     const char *summary;
@@ -88,6 +88,9 @@ bool arg_flag(const args *a, const char *name);
 /* Every value of a repeatable option, in order: count returned, values in out. */
 size_t arg_values(const args *a, const char *name, const char **out, size_t max);
 void command_help(FILE *out, const command *cmd);
+/* How many words of argv spell `group` ("discovery hosts": 2); 0 when they
+ * do not; -n when all argc words are the first n words of it. */
+int group_words(const char *group, int argc, char **argv);
 int usage_error(const command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- HTTP (client.c) ---- */
@@ -156,7 +159,18 @@ int cmd_logout(opsctl *c, const command *cmd, args *a);
 
 /* ---- output (output.c) ---- */
 
-typedef enum col_kind { COL_TEXT, COL_COUNT, COL_LABELS, COL_BOOL, COL_TIME, COL_STATE } col_kind;
+/* COL_LIST: an array of strings, comma-separated; COL_PORTS: the open ones of
+ * [{port, state}] (a discovered host's ports). */
+typedef enum col_kind {
+    COL_TEXT,
+    COL_COUNT,
+    COL_LABELS,
+    COL_BOOL,
+    COL_TIME,
+    COL_STATE,
+    COL_LIST,
+    COL_PORTS
+} col_kind;
 
 typedef struct column {
     const char *header;
@@ -171,7 +185,11 @@ void print_table(opsctl *c, const column *cols, json_t *items);
 /* An answer as -o json, --get FIELD, or for people: fn(c, v, ud) (NULL: JSON too). */
 typedef void (*table_fn)(opsctl *c, json_t *v, const void *ud);
 void print_json(json_t *v);
+/* A followed stream's event as one line of JSON ({"event","id","data"}), for -o json. */
+void print_event_json(const char *event, const char *id, json_t *data);
 int print_result(opsctl *c, json_t *v, table_fn fn, const void *ud);
+/* The open ports of a discovered host's [{port, state}], "22,5985" (free it). */
+char *open_ports_text(json_t *ports);
 /* Colour codes when colours are on, else "". */
 const char *color(opsctl *c, const char *code);
 #define C_RESET  "0"

@@ -35,6 +35,15 @@ const char *state_color(const char *state)
     return C_RESET;
 }
 
+void print_event_json(const char *event, const char *id, json_t *data)
+{
+    json_t *line = json_pack("{s:s, s:s?, s:O?}", "event", event, "id", id, "data", data);
+    char *text = json_dumps(line, JSON_COMPACT);
+    printf("%s\n", text ? text : "");
+    free(text);
+    json_decref(line);
+}
+
 /* ---- text width (UTF-8 aware when the locale is) ------------------------------------------- */
 
 /* Columns `s` takes on a terminal, and how many bytes fit in `max` columns. */
@@ -120,6 +129,34 @@ static char *labels_text(json_t *obj)
     return out;
 }
 
+/* Items joined by commas: strings as they are, or port numbers of open ports. */
+static char *joined(json_t *arr, bool open_ports)
+{
+    size_t len = 1, i;
+    json_t *v;
+    json_array_foreach(arr, i, v) len += (open_ports ? 12 : strlen(str_or_empty(v))) + 1;
+    char *out = calloc(1, len);
+    json_array_foreach(arr, i, v)
+    {
+        const char *state = json_string_value(json_object_get(v, "state"));
+        if (!out || (open_ports && (!state || strcmp(state, "open") != 0)))
+            continue;
+        if (*out)
+            strcat(out, ",");
+        if (open_ports)
+            sprintf(out + strlen(out), "%lld",
+                    (long long)json_integer_value(json_object_get(v, "port")));
+        else
+            strcat(out, str_or_empty(v));
+    }
+    return out;
+}
+
+char *open_ports_text(json_t *ports)
+{
+    return joined(ports, true);
+}
+
 /* 2026-12-07T00:04:56.499Z -> 2026-12-07 00:04:56 (UTC, as the API keeps it). */
 static char *time_text(json_t *v)
 {
@@ -146,6 +183,10 @@ static char *cell_text(json_t *item, const column *col)
         return strdup(json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "");
     case COL_TIME:
         return time_text(v);
+    case COL_LIST:
+        return joined(v, false);
+    case COL_PORTS:
+        return joined(v, true);
     default:
         return value_text(v);
     }

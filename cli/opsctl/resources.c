@@ -132,8 +132,9 @@ const resource res_audit = {"audit", "audit record", "/api/v1/audit", NULL, NULL
                             50,      {{NULL, NULL}}};
 
 static const resource *const all_resources[] = {
-    &res_targets, &res_groups, &res_credentials, &res_jobs,     &res_schedules,
-    &res_runs,    &res_users,  &res_tokens,      &res_steplibs, &res_audit,
+    &res_targets,    &res_groups, &res_credentials, &res_jobs,  &res_schedules, &res_runs,
+    &res_users,      &res_tokens, &res_steplibs,    &res_audit, &res_channels,  &res_rules,
+    &res_deliveries, &res_hooks,  &res_scans,       &res_hosts, &res_profiles,
 };
 
 const resource *resource_by_name(const char *name)
@@ -221,18 +222,49 @@ int resource_id(opsctl *c, const resource *r, const char *ref, char *id, size_t 
     return rc;
 }
 
-/* Fields that hold another resource's id accept its name. */
-static int resolve_refs(opsctl *c, const resource *r, json_t *body)
+/* The names at `path` under v (a string, or an array of them) become ids
+ * in place; "*" in the path stands for every item of an array. */
+static int resolve_at(opsctl *c, const resource *res, json_t *v, const char *path)
 {
-    for (const struct resource_ref *ref = r->refs; ref->field; ref++) {
-        const char *v = json_string_value(json_object_get(body, ref->field));
-        char id[64];
-        if (!v || is_id(v))
-            continue;
-        int rc = resource_id(c, ref->res, v, id, sizeof(id));
+    char key[64];
+    size_t n = strcspn(path, ".");
+    if (!*path) {
+        json_t *item = v;
+        size_t i = 0, count = json_is_array(v) ? json_array_size(v) : 1;
+        for (; i < count; i++) {
+            item = json_is_array(v) ? json_array_get(v, i) : v;
+            const char *ref = json_string_value(item);
+            char id[64];
+            int rc = ref && !is_id(ref) ? resource_id(c, res, ref, id, sizeof(id)) : -1;
+            if (rc > 0)
+                return rc;
+            if (rc == 0)
+                json_string_set(item, id);
+        }
+        return 0;
+    }
+    snprintf(key, sizeof(key), "%.*s", (int)(n < sizeof(key) ? n : sizeof(key) - 1), path);
+    const char *rest = path + n + (path[n] == '.');
+    if (strcmp(key, "*") != 0)
+        return json_is_object(v) ? resolve_at(c, res, json_object_get(v, key), rest) : 0;
+    json_t *item;
+    size_t i;
+    json_array_foreach(v, i, item)
+    {
+        int rc = resolve_at(c, res, item, rest);
         if (rc)
             return rc;
-        json_object_set_new(body, ref->field, json_string(id));
+    }
+    return 0;
+}
+
+/* Fields that hold another resource's id accept its name. */
+int resolve_refs(opsctl *c, const resource *r, json_t *body)
+{
+    for (const struct resource_ref *ref = r->refs; ref->field; ref++) {
+        int rc = body ? resolve_at(c, ref->res, body, ref->field) : 0;
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -288,13 +320,44 @@ int list_items(opsctl *c, const resource *r, args *a, const char *path, const ch
     return rc;
 }
 
+/* A filter on a reference field (channel=ops-mail) takes a name: argv[i]
+ * becomes "channel=<id>" (in held, freed by the caller). */
+static int resolve_filter(opsctl *c, const resource *r, char **arg, char **held)
+{
+    const char *eq = strchr(*arg, '=');
+    for (const struct resource_ref *ref = r->refs; eq && ref->field; ref++) {
+        char id[64];
+        if (strlen(ref->field) != (size_t)(eq - *arg) ||
+            strncmp(ref->field, *arg, (size_t)(eq - *arg)) != 0 || is_id(eq + 1))
+            continue;
+        int rc = resource_id(c, ref->res, eq + 1, id, sizeof(id));
+        if (rc)
+            return rc;
+        *held = malloc(strlen(ref->field) + strlen(id) + 2);
+        if (!*held)
+            return OPSCTL_ERROR;
+        sprintf(*held, "%s=%s", ref->field, id);
+        *arg = *held;
+    }
+    return 0;
+}
+
 int cmd_list(opsctl *c, const command *cmd, args *a)
 {
-    char *query = query_build(a->argc, a->argv);
-    if (!query)
-        return usage_error(cmd, "filters are FILTER=VALUE");
-    int rc = list_items(c, cmd->data, a, ((const resource *)cmd->data)->path, query);
+    const resource *r = cmd->data;
+    char **held = calloc((size_t)a->argc + 1, sizeof(char *));
+    int rc = held ? 0 : OPSCTL_ERROR;
+    for (int i = 0; rc == 0 && i < a->argc; i++)
+        rc = resolve_filter(c, r, &a->argv[i], &held[i]);
+    char *query = rc ? NULL : query_build(a->argc, a->argv);
+    if (rc == 0 && !query)
+        rc = usage_error(cmd, "filters are FILTER=VALUE");
+    if (rc == 0)
+        rc = list_items(c, r, a, r->path, query);
     free(query);
+    for (int i = 0; held && i < a->argc; i++)
+        free(held[i]);
+    free(held);
     return rc;
 }
 
@@ -326,6 +389,9 @@ static void done_table(opsctl *c, json_t *rec, const void *ud)
            : id ? id
                 : "",
            name && id ? " (" : "", name && id ? id : "", name && id ? ")" : "");
+    const char *trigger = json_string_value(json_object_get(rec, "trigger_path"));
+    if (trigger) /* an inbound hook: where its sender posts */
+        printf("trigger: %s%s\n", trigger[0] == '/' ? c->url : "", trigger);
     const char *token = json_string_value(json_object_get(rec, "token"));
     if (token)
         printf("%stoken: %s%s\n(shown once: keep it now; only its prefix is stored)\n",

@@ -8,7 +8,8 @@
 #define LOOKUP_DIRECT ((const char *)1)
 
 struct resource_ref {
-    const char *field;   /* a body field holding an id ("credential_id") */
+    const char *field;   /* a body field holding ids: "credential_id", "channels" (an array),
+                            "auto_onboard.*.group_id" (in every item) */
     const resource *res; /* whose id: a name given there is resolved */
 };
 
@@ -21,11 +22,14 @@ struct resource {
                                LOOKUP_DIRECT */
     const column *columns;
     size_t default_limit; /* list shows this many without --limit/--all; 0: all */
-    struct resource_ref refs[4];
+    struct resource_ref refs[6];
 };
 
 extern const resource res_credentials, res_schedules, res_users, res_tokens, res_steplibs,
     res_audit;
+/* notifications.c, discovery.c */
+extern const resource res_channels, res_rules, res_deliveries, res_hooks, res_scans, res_hosts,
+    res_profiles;
 
 /* The collection of a command group ("targets"), or NULL. */
 const resource *resource_by_name(const char *name);
@@ -37,6 +41,8 @@ int resource_path(opsctl *c, const resource *r, const char *ref, const char *suf
  * (may be NULL: dropped). */
 int resource_call(opsctl *c, const resource *r, const char *ref, const char *method,
                   const char *suffix, json_t **out);
+/* The names in r's reference fields of `body` replaced by their ids. */
+int resolve_refs(opsctl *c, const resource *r, json_t *body);
 /* List `path` (with `query`) honouring --limit and --all, as r's table. */
 int list_items(opsctl *c, const resource *r, args *a, const char *path, const char *query);
 /* "created target web (id)" in table mode; the record with -o json or --get. */

@@ -1,5 +1,5 @@
 /* exec_missed.c - fires the scheduler skipped, recorded as runs in state "missed" with their
- * reason and announced. */
+ * reason (and, in the same commit, the notices they cause) and announced. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "util.h"
 
 typedef struct missed {
+    exec *ex;
     const exec_run_spec *spec;
     const char *reason;
     json_t *rec;
@@ -40,6 +41,8 @@ static int missed_txn(store_txn *txn, void *ud)
     snprintf(key, sizeof(key), "%.40s/%s", m->spec->job_id, id);
     if (rc == 0)
         rc = store_kv_put(txn, "runs_by_job", key, strlen(key), id, strlen(id));
+    if (rc == 0 && m->ex->opts.on_run_persisted) /* its schedule.missed notice commits with it */
+        rc = m->ex->opts.on_run_persisted(m->ex->opts.on_run_persisted_ud, txn, rec, NULL);
     json_decref(rec);
     return rc;
 }
@@ -53,7 +56,7 @@ int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reas
     int rc = uuid7_new(run_id);
     if (rc < 0)
         return rc;
-    missed m = {spec, reason};
+    missed m = {ex, spec, reason, NULL};
     m.rec = json_pack("{s:s, s:s, s:s, s:O, s:s?, s:s?, s:s, s:O, s:i, s:o, s:b}", "id", run_id,
                       "job_id", spec->job_id, "state", "missed", "params",
                       spec->params ? spec->params : json_null(), "schedule_id", spec->schedule_id,
@@ -78,4 +81,3 @@ int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reas
     json_decref(m.rec);
     return rc;
 }
-

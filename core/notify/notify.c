@@ -316,8 +316,9 @@ int notify_new(notify **out, struct opsc_core *c, char *err, size_t errlen)
     return 0;
 }
 
-static const char *const bus_types[] = {"run.state", "schedule.missed", "target.unreachable",
-                                        "steplib.installed", "user.locked"};
+static const char *const bus_types[] = {
+    "run.state",   "schedule.missed",      "target.unreachable",      "steplib.installed",
+    "user.locked", "discovery.host_found", "discovery.host_vanished", "discovery.host_changed"};
 
 void notify_start(notify *n)
 {

@@ -1,6 +1,6 @@
 /* notify_bus.c - notices from the core's event bus: missed schedules, unreachable targets,
- * installed step libraries, locked users, long-running runs. Queued during the loop turn and
- * matched in one transaction at its end. */
+ * installed step libraries, locked users, long-running runs, discovered hosts. Queued during the
+ * loop turn and matched in one transaction at its end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +51,7 @@ static json_t *job_ref(store_txn *txn, const char *job_id)
     return out;
 }
 
-static int missed(notify *n, store_txn *txn, const json_t *d, notice *no)
+int nt_missed_notice(notify *n, store_txn *txn, const json_t *d, notice *no)
 {
     no->job_id = str(d, "job_id");
     no->schedule_id = str(d, "schedule_id");
@@ -163,9 +163,10 @@ int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item)
     notice no = {0};
     json_t *hold = NULL;
     int rc = 0, ev = -1;
-    if (strcmp(type, "schedule.missed") == 0) {
+    if (strcmp(type, "schedule.missed") == 0 && !str(d, "run_id")) {
+        /* with a missed run, the notice was written with it (notify_run_persisted) */
         ev = EV_SCHEDULE_MISSED;
-        rc = missed(n, txn, d, &no);
+        rc = nt_missed_notice(n, txn, d, &no);
     } else if (strcmp(type, "target.unreachable") == 0) {
         ev = EV_TARGET_UNREACHABLE;
         rc = unreachable(n, txn, d, str(item, "subject"), &no, &hold);
@@ -175,6 +176,8 @@ int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item)
     } else if (strcmp(type, "notify.long_running") == 0) {
         ev = EV_RUN_LONG_RUNNING;
         rc = long_running(n, txn, d, &no, &hold);
+    } else if ((ev = nt_discovery_event(type)) >= 0) {
+        rc = nt_discovery_notice(n, txn, ev, d, &no, &hold);
     }
     if (rc == 0 && ev >= 0) {
         no.ev = ev;

@@ -12,17 +12,28 @@
 
 /* ---- names -------------------------------------------------------------------------------- */
 
-static const char *const event_names[EV__COUNT] = {"run.started",        "run.succeeded",
-                                                   "run.failed",         "run.timed_out",
-                                                   "run.cancelled",      "run.interrupted",
-                                                   "run.fixed",          "run.failing",
-                                                   "run.long_running",   "schedule.missed",
-                                                   "target.unreachable", "steplib.installed",
-                                                   "user.locked",        "test"};
+static const char *const event_names[EV__COUNT] = {"run.started",
+                                                   "run.succeeded",
+                                                   "run.failed",
+                                                   "run.timed_out",
+                                                   "run.cancelled",
+                                                   "run.interrupted",
+                                                   "run.fixed",
+                                                   "run.failing",
+                                                   "run.long_running",
+                                                   "schedule.missed",
+                                                   "target.unreachable",
+                                                   "steplib.installed",
+                                                   "user.locked",
+                                                   "test",
+                                                   "discovery.host_found",
+                                                   "discovery.host_vanished",
+                                                   "discovery.host_changed"};
 
 static const int event_sev[EV__COUNT] = {
-    SEV_INFO,  SEV_INFO,    SEV_ERROR,   SEV_ERROR, SEV_WARNING, SEV_WARNING, SEV_INFO,
-    SEV_ERROR, SEV_WARNING, SEV_WARNING, SEV_ERROR, SEV_INFO,    SEV_WARNING, SEV_INFO};
+    SEV_INFO,    SEV_INFO,  SEV_ERROR,   SEV_ERROR,   SEV_WARNING, SEV_WARNING,
+    SEV_INFO,    SEV_ERROR, SEV_WARNING, SEV_WARNING, SEV_ERROR,   SEV_INFO,
+    SEV_WARNING, SEV_INFO,  SEV_INFO,    SEV_WARNING, SEV_WARNING};
 
 static const char *const sev_names[] = {"info", "warning", "error"};
 
@@ -81,6 +92,12 @@ static int compile_filter(const json_t *f, nrule *r, const char **field, char *e
     r->job_ids = json_object_get(f, "job_ids");
     r->schedule_ids = json_object_get(f, "schedule_ids");
     r->group_ids = json_object_get(f, "group_ids");
+    r->profile_ids = json_object_get(f, "profile_ids");
+    if (dspec_set_parse_json(json_object_get(f, "ranges"), "filter.ranges", &r->ranges, err,
+                             errlen) < 0) {
+        *field = "filter.ranges";
+        return OPSC_ESCHEMA;
+    }
     const char *sev = json_string_value(json_object_get(f, "severity"));
     r->min_sev = sev ? nt_sev_parse(sev) : SEV_INFO;
     const char *sel = json_string_value(json_object_get(f, "selector"));
@@ -144,6 +161,7 @@ int nt_rule_compile(const json_t *rec, nrule *r, char *err, size_t errlen, const
 void nt_rule_clear(nrule *r)
 {
     selector_free(r->sel);
+    dspec_set_free(&r->ranges);
     tpl_free(r->subject);
     tpl_free(r->text);
     tpl_free(r->body);
@@ -239,6 +257,10 @@ int nt_rule_matches(notify *n, store_txn *txn, const nrule *r, const notice *no,
     if (json_array_size(r->job_ids) && !listed(r->job_ids, no->job_id))
         return 0;
     if (json_array_size(r->schedule_ids) && !listed(r->schedule_ids, no->schedule_id))
+        return 0;
+    if (json_array_size(r->profile_ids) && !listed(r->profile_ids, no->profile_id))
+        return 0;
+    if (r->ranges.n && !(no->address && dspec_set_has(&r->ranges, no->address)))
         return 0;
     int rc = 0;
     bool hit = true;

@@ -16,6 +16,7 @@
 
 #include <opsc/notify.h>
 
+#include "dspec.h"
 #include "notify.h"
 #include "template.h"
 
@@ -42,6 +43,9 @@ enum nt_event {
     EV_STEPLIB_INSTALLED,
     EV_USER_LOCKED,
     EV_TEST, /* channel tests only; no rule subscribes to it */
+    EV_DISCOVERY_HOST_FOUND,
+    EV_DISCOVERY_HOST_VANISHED,
+    EV_DISCOVERY_HOST_CHANGED,
     EV__COUNT
 };
 const char *nt_event_name(int ev);
@@ -53,8 +57,9 @@ typedef struct nrule {
     char id[40];
     json_t *rec;
     unsigned events; /* 1u << enum nt_event */
-    const json_t *channels, *users, *job_ids, *schedule_ids, *group_ids;
+    const json_t *channels, *users, *job_ids, *schedule_ids, *group_ids, *profile_ids;
     selector *sel;
+    dspec_set ranges; /* filter.ranges: discovered hosts' addresses; empty: any */
     int min_sev;
     int min_failures;           /* run.failing fires at exactly this streak */
     int64_t lr_after_ms;        /* run.long_running: absolute threshold, 0 none */
@@ -69,6 +74,7 @@ struct notice {
     int ev;
     int sev;
     const char *job_id, *schedule_id, *run_id, *target_id; /* borrowed; NULL when none */
+    const char *profile_id, *address; /* discovery events: the scan's profile, the host's */
     const json_t *target_ids; /* targets involved, for group and selector filters; may be NULL */
     int prev_job, prev_sched; /* failure streaks before this run (run.fixed) */
     int cur_job, cur_sched;   /* and after it (run.failing) */
@@ -222,7 +228,18 @@ json_t *nt_payload_base(notify *n, int ev, const char *summary, const char *link
  */
 struct event;
 void nt_on_event(const struct event *ev, void *ud);
+/* The schedule.missed notice of d {job_id, schedule_id, run_id, planned_at,
+ * reason}; its strings point into d. */
+int nt_missed_notice(notify *n, store_txn *txn, const json_t *d, notice *no);
 int nt_bus_dispatch(notify *n, store_txn *txn, json_t *item);
+
+/* ---- notify_discovery.c ------------------------------------------------------------------- */
+/* The event of a discovery bus type ("discovery.host_found"), -1 when none. */
+int nt_discovery_event(const char *type);
+/* The notice of a discovery event: the host, its ports, names, keys, the
+ * change or absence, and a link. `*hold` keeps what its strings point into. */
+int nt_discovery_notice(notify *n, store_txn *txn, int ev, const json_t *d, notice *no,
+                        json_t **hold);
 
 /* ---- notify_longrun.c ---------------------------------------------------------------------- */
 int nt_longrun_plan(notify *n, store_txn *txn, const char *run_id, json_t *out);

@@ -11,8 +11,8 @@
 
 /* The members of a notice's payload are the roots templates see. */
 static const char *const message_roots[] = {
-    "event", "run",     "job",  "schedule", "target", "failed_targets",
-    "user",  "steplib", "link", "grouped",  NULL};
+    "event", "run",     "job",  "schedule", "target", "failed_targets", "user", "steplib",
+    "link",  "grouped", "host", "change",   NULL};
 
 int nt_tpl_compile(const char *text, tpl **out, tpl_err *te)
 {

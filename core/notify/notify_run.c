@@ -332,6 +332,39 @@ static int terminal_event(const char *state)
     return -1;
 }
 
+/* A notice that cannot be written must never cost the run its record: it is
+ * lost, loudly. (Store failures abort the write either way.) */
+static int settle(notify *n, int rc, const json_t *run)
+{
+    if (rc == 0 && !n->closed)
+        nt_wake_at(n, clock_now_ms());
+    if (rc < 0 && rc != OPSC_ENOSPC && rc != OPSC_EIO && rc != OPSC_ECORRUPT) {
+        log_error("notify", "notices of run %s (%s) lost: %s", str(run, "id") ?: "?",
+                  str(run, "state") ?: "?", opsc_strerror(rc));
+        rc = 0;
+    }
+    return rc;
+}
+
+/* A fire the scheduler skipped, recorded as a missed run: its schedule.missed
+ * notice commits with that record. */
+static int missed_persisted(notify *n, store_txn *txn, const json_t *run)
+{
+    if (!(n->events & (1u << EV_SCHEDULE_MISSED)))
+        return 0;
+    json_t *d = json_pack(
+        "{s:O?, s:O?, s:O?, s:O?, s:O?}", "job_id", json_object_get(run, "job_id"), "schedule_id",
+        json_object_get(run, "schedule_id"), "run_id", json_object_get(run, "id"), "planned_at",
+        json_object_get(run, "planned_at"), "reason", json_object_get(run, "reason"));
+    notice no = {0};
+    int rc = d ? nt_missed_notice(n, txn, d, &no) : OPSC_ENOMEM;
+    if (rc == 0)
+        rc = emit(n, txn, &no, EV_SCHEDULE_MISSED);
+    nt_notice_clear(&no);
+    json_decref(d);
+    return settle(n, rc, run);
+}
+
 int notify_run_persisted(void *ud, store_txn *txn, const json_t *run, const char *previous)
 {
     notify *n = ud;
@@ -339,6 +372,8 @@ int notify_run_persisted(void *ud, store_txn *txn, const json_t *run, const char
     if (!n || !state || json_is_true(json_object_get(run, "dry_run")) ||
         (previous && strcmp(previous, state) == 0))
         return 0;
+    if (is_state(state, "missed"))
+        return missed_persisted(n, txn, run);
     notice no = {.job_id = str(run, "job_id"),
                  .schedule_id = str(run, "schedule_id"),
                  .run_id = str(run, "id"),
@@ -364,14 +399,5 @@ int notify_run_persisted(void *ud, store_txn *txn, const json_t *run, const char
     if (rc == 0 && (no.cur_job > no.prev_job || no.cur_sched > no.prev_sched))
         rc = emit(n, txn, &no, EV_RUN_FAILING);
     json_decref(ids);
-    if (rc == 0 && !n->closed)
-        nt_wake_at(n, clock_now_ms());
-    if (rc < 0 && rc != OPSC_ENOSPC && rc != OPSC_EIO && rc != OPSC_ECORRUPT) {
-        /* A notification must never cost the run its record: the notices
-         * are lost, loudly. (Store failures abort the write either way.) */
-        log_error("notify", "notices of run %s (%s) lost: %s", no.run_id ?: "?", state,
-                  opsc_strerror(rc));
-        rc = 0;
-    }
-    return rc;
+    return settle(n, rc, run);
 }

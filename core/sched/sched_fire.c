@@ -177,7 +177,7 @@ static void start_run(sched *s, sched_entry *e, const sched_action *a, const exe
     int rc = s->ops->run_start(s->exec, spec, run_id, err, sizeof(err));
     if (rc < 0) {
         char why[SCHED_WHY_MAX];
-        snprintf(why, sizeof(why), "the run could not start: %s", *err ? err : opsc_strerror(rc));
+        snprintf(why, sizeof(why), "the run could not start: %.280s", *err ? err : opsc_strerror(rc));
         refuse(s, e, spec, why);
         return;
     }

@@ -282,7 +282,9 @@ int oss_hostspec_parse(const char *s, oss_jump_spec *j, char *err, size_t errlen
     }
     if (port && parse_port(port, &j->port) < 0)
         return fail(err, errlen, "jump host '%.100s': the port must be 1 to 65535", s);
-    snprintf(j->host, sizeof(j->host), "%s", host);
+    if (strlen(host) >= sizeof(j->host))
+        return fail(err, errlen, "jump host '%.100s...': the host name is too long", s);
+    snprintf(j->host, sizeof(j->host), "%.255s", host);
     return 0;
 }
 

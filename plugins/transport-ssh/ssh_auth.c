@@ -146,7 +146,7 @@ int ssh_hostkey_check(opsc_conn *c)
         return 0;
     if (strcmp(c->policy, "off") == 0) {
         snprintf(c->warning, sizeof(c->warning),
-                 "host key checking is off for %s: accepted %s %s without verification%s%s",
+                 "host key checking is off for %s: accepted %s %s without verification%s%.120s",
                  c->name, c->key_type, c->key_fp,
                  m == KEY_CHANGED ? "; it differs from the recorded " : "",
                  m == KEY_CHANGED ? recorded : "");

@@ -212,6 +212,8 @@ static void emit(void *ud, const char *data, size_t len)
         e->ex->cb.on_output(e->ex->ud, e->stream, data, len);
 }
 
+static void stop_when_known(opsc_exec *ex);
+
 static void deliver(opsc_exec *ex, int stream, const char *data, size_t len)
 {
     struct emit_ctx e = {ex, stream};
@@ -233,6 +235,7 @@ static void deliver(opsc_exec *ex, int stream, const char *data, size_t len)
     if (ex->marker.seen && !ex->internal && ex->cb.on_started &&
         tp_process_handle("ssh", &ex->marker, handle, sizeof(handle)) == 0)
         ex->cb.on_started(ex->ud, handle); /* a later daemon can stop it (kill_orphan) */
+    stop_when_known(ex);
 }
 
 static int run_read(opsc_exec *ex, bool *more, bool *progress)
@@ -526,6 +529,22 @@ static void start_killer(opsc_exec *ex)
     ex->killer = k;
 }
 
+/* Whatever the kill helper does, the channel closes by this deadline. */
+static void arm_cancel_deadline(opsc_exec *ex)
+{
+    uint64_t deadline = (uint64_t)ex->conn->p->cfg.cancel_grace_ms + 5000;
+    if (!ex->timer_init) {
+        uv_timer_init(ex->conn->loop, &ex->timer);
+        ex->timer.data = ex;
+        ex->timer_init = true;
+    }
+    uv_timer_start(&ex->timer, cancel_deadline_cb, deadline, 0);
+}
+
+/* Stop the remote process group: at once when its marker was seen, else as soon as it is.
+ * The command's processes may already run while its marker is still in sshd's buffers;
+ * closing the channel then would leave them running (sshd does not signal a command whose
+ * channel closes). */
 static void ex_stop(opsc_exec *ex, int code)
 {
     if (ex->stop_code || ex->st == EX_DONE)
@@ -534,16 +553,27 @@ static void ex_stop(opsc_exec *ex, int code)
     ex->paused = false; /* drain what is left so the channel can end */
     if (ex->st == EX_RUN && ex->marker.seen && ex->marker.pgid > 1) {
         start_killer(ex);
-        uint64_t deadline = (uint64_t)ex->conn->p->cfg.cancel_grace_ms + 5000;
-        if (!ex->timer_init) {
-            uv_timer_init(ex->conn->loop, &ex->timer);
-            ex->timer.data = ex;
-            ex->timer_init = true;
-        }
-        uv_timer_start(&ex->timer, cancel_deadline_cb, deadline, 0);
+        arm_cancel_deadline(ex);
+    } else if ((ex->st == EX_RUN || ex->st == EX_START) && !ex->marker.seen &&
+               !ex->marker.gave_up) { /* EX_START: the exec request may be on its way */
+        ex->kill_pending = true;
+        arm_cancel_deadline(ex);
     } else {
         ex->force_close = true;
     }
+    ssh_conn_kick(ex->conn);
+}
+
+/* The process group became known after a stop was asked for. */
+static void stop_when_known(opsc_exec *ex)
+{
+    if (!ex->kill_pending || (!ex->marker.seen && !ex->marker.gave_up))
+        return;
+    ex->kill_pending = false;
+    if (ex->marker.seen && ex->marker.pgid > 1)
+        start_killer(ex);
+    else
+        ex->force_close = true;
     ssh_conn_kick(ex->conn);
 }
 

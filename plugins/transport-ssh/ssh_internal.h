@@ -131,6 +131,7 @@ struct opsc_exec {
     int stop_code; /* OPSC_ECANCELED / OPSC_ETIMEDOUT once stopping */
     bool killer_started;
     bool force_close; /* close the channel at the next call boundary */
+    bool kill_pending; /* stopped before the process group was known: kill when it is */
     struct opsc_exec *killer, *victim;
     /* result */
     int exit_code;

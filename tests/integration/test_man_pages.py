@@ -59,6 +59,6 @@ def test_opsctl_page_describes_every_command_and_option():
             missing.append(command)
         missing += [f"{command} {o}" for o in options.split() if o not in text]
     assert not missing, f"opsctl(1) lacks {missing}"
-    exit_status = text.split("EXIT STATUS")[1].split("EXAMPLES")[0]
+    exit_status = text.split("\nEXIT STATUS\n")[1].split("\nEXAMPLES\n")[0]
     codes = [int(m) for m in re.findall(r"^ {7}(\d+) ", exit_status, re.M)]
     assert codes == [0, 1, 2, 3, 4, 5, 6, 130], exit_status

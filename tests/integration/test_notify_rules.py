@@ -7,7 +7,7 @@ import pathlib
 import time
 
 from conftest import BUILD_DIR
-from fixtures.notify import FAST, channel, rule, wait_deliveries, whsec
+from fixtures.notify import FAST, channel, deliveries, rule, wait_deliveries, whsec
 from fixtures.receiver import Receiver
 from fixtures.runs import check, job, local_target, shell_step, start, wait
 
@@ -106,3 +106,32 @@ def test_a_missed_fire_and_an_installed_step_library_are_notices(daemon_factory)
         for run in d.get("/api/v1/runs", params={"job": j["id"]}).json()["items"]:
             if run["state"] in ("queued", "running"):
                 d.http.post(d.url(f"/api/v1/runs/{run['id']}/cancel"))
+
+
+def test_a_missed_run_and_its_notice_are_one_commit(daemon_factory):
+    """The notice of a missed fire is written with the missed run (not after it from the bus):
+    every missed run has exactly one delivery the moment it can be read, and none is doubled."""
+    d = daemon_factory(config={**FAST, "notifications": {"paused": True}})
+    t = local_target(d, "sched")
+    j = job(d, {"name": "long", "targets": {"ids": [t["id"]]},
+                "steps": [shell_step("x", "sleep 30")]})
+    ch = channel(d, "webhook", {"url": "http://127.0.0.1:9/never"}, secret_value=whsec())
+    rule(d, ["schedule.missed"], [ch])
+    sid = check(d.http.post(d.url("/api/v1/schedules"), json={
+        "job_id": j["id"], "cron": "* * * * * *", "overlap_policy": "forbid"}), 201)["id"]
+    end = time.monotonic() + 20
+    while True:
+        runs = d.get("/api/v1/runs", params={"job": j["id"], "state": "missed"}).json()["items"]
+        pending = deliveries(d, channel=ch["id"])  # read after the runs: it holds at least theirs
+        by_run = [x["payload"]["schedule"]["run_id"] for x in pending]
+        assert {r["id"] for r in runs} <= set(by_run), (runs, by_run)
+        assert len(by_run) == len(set(by_run)), by_run  # one notice per missed run
+        if len(runs) >= 2:
+            break
+        assert time.monotonic() < end, runs
+        time.sleep(0.2)
+    check(d.http.post(d.url(f"/api/v1/schedules/{sid}/pause")), 200)
+    assert all(x["state"] == "pending" and x["event"] == "schedule.missed" for x in pending)
+    for run in d.get("/api/v1/runs", params={"job": j["id"]}).json()["items"]:
+        if run["state"] in ("queued", "running"):
+            d.http.post(d.url(f"/api/v1/runs/{run['id']}/cancel"))

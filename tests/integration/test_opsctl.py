@@ -4,6 +4,7 @@ Sessions (0600 file, rotating refresh tokens shared by concurrent processes), OP
 OPSC_URL, the resource commands with names and FIELD=VALUE bodies, jobs apply, run --follow of
 new and already running runs with the exit code of each outcome, colours only on a terminal,
 cron preview, signed step library uploads, errors, --help and shell completion."""
+import base64
 import json
 import os
 import pathlib
@@ -416,3 +417,139 @@ def test_bash_and_zsh_complete_commands_options_and_names_from_the_server(daemon
     (tmp_path / "job.json").write_text("{}")
     assert bash("jobs", "apply", "-f", "jo") == ["job.json"]
     assert zsh("jobs", "apply", "-f", "jo") == [":files"]
+
+
+# ---- notifications, hooks, discovery ---------------------------------------------------------
+
+def test_notification_channels_rules_deliveries_and_hooks_by_name(daemon, tmp_path):
+    from fixtures.receiver import Answer, Receiver, sign_github
+    c = cli(daemon, tmp_path)
+    local_self(daemon)
+    c.ok("jobs", "apply", "-f", str(shell_job(c, "flaky", "exit 3", parameters=[
+        {"name": "who", "type": "string", "default": "world"}])))
+    key = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    with Receiver(secret=key) as rx:
+        c.ok("credentials", "create", "name=itsm-key", "type=secret", f"value={key}")
+        out = c.ok("notifications", "channels", "create", "name=itsm", "type=webhook",
+                   f"settings.url={rx.url()}", "credential_id=itsm-key")
+        assert out.startswith("created channel itsm (")
+        assert "test message delivered to channel itsm" in c.ok("notifications", "channels",
+                                                                "test", "itsm")
+        assert rx.wait_for(1)[0].verified
+        rx.script([Answer(500)])
+        r = c("notifications", "channels", "test", "itsm")
+        assert r.returncode == 1 and "delivery_failed" in r.stderr and "500" in r.stderr, r.stderr
+        row = c.ok("notifications", "channels", "list").splitlines()[1].split()
+        assert row[:3] == ["itsm", "webhook", "yes"]
+        # Names stand for ids in the rule's channels and filter; its table lists the events.
+        c.ok("notifications", "rules", "create", "name=flaky-broke",
+             "events:=[\"run.failed\"]", "channels:=[\"itsm\"]", "filter.job_ids:=[\"flaky\"]")
+        rule = json.loads(c.ok("notifications", "rules", "show", "flaky-broke"))
+        channel_id = c.ok("notifications", "channels", "show", "itsm", "--get", "id").strip()
+        assert rule["channels"] == [channel_id]
+        assert rule["filter"]["job_ids"] == [c.ok("jobs", "show", "flaky", "--get", "id").strip()]
+        assert "run.failed" in c.ok("notifications", "rules", "list")
+        assert c("run", "flaky", "--follow").returncode == 3
+        got = rx.wait_for(3)
+        assert json.loads(got[2].body)["event"]["name"] == "run.failed"
+        for _ in range(100):
+            listed = c.ok("notifications", "deliveries", "list", "channel=itsm", "rule=flaky-broke",
+                          "-o", "json")
+            if json.loads(listed) and json.loads(listed)[0]["state"] == "delivered":
+                break
+            time.sleep(0.1)
+        (delivery,) = json.loads(listed)
+        assert delivery["event"] == "run.failed" and delivery["channel_id"] == channel_id
+        assert json.loads(c.ok("notifications", "deliveries", "show", delivery["id"]))["attempts"]
+        r = c("notifications", "channels", "delete", "itsm")
+        assert r.returncode == 1 and "in_use" in r.stderr  # the rule still sends there
+
+    # An inbound hook: created by names, its trigger URL said, a signed push starts the job.
+    c.ok("credentials", "create", "name=gh-key", "type=secret", "value=gh-secret-1")
+    out = c.ok("hooks", "create", "name=gh", "job_id=flaky", "verify=github",
+               "credential_id=gh-key", "params.who=body.pusher.name")
+    trigger = out.splitlines()[1].removeprefix("trigger: ")
+    assert trigger.startswith(daemon.base + "/api/v1/hooks/") and trigger.endswith("/trigger")
+    body = b'{"pusher": {"name": "olga"}}'
+    r = daemon.http.post(trigger, data=body, headers={
+        "Content-Type": "application/json", "X-GitHub-Delivery": "d-1",
+        **sign_github("gh-secret-1", body)})
+    assert r.status_code == 202 and r.json()["run_id"], r.text
+    assert c.ok("hooks", "list", "--get", "name") == "gh\n"
+    assert "deleted hook gh" in c.ok("hooks", "delete", "gh")
+    assert c.ok("__complete", "notifications", "").split() == ["channels", "rules", "deliveries"]
+    assert c.ok("__complete", "notifications", "rules", "show", "").split() == ["flaky-broke"]
+
+
+def test_discovery_scan_follow_hosts_onboard_and_profiles(daemon, tmp_path):
+    from fixtures.discovery import Lab
+    lab = Lab(tmp_path / "lab")
+    try:
+        _discovery_commands(daemon, tmp_path, lab)
+    finally:
+        lab.close()
+
+
+def _discovery_commands(daemon, tmp_path, lab):
+    c = cli(daemon, tmp_path)
+    a = lab.addr(0, 5)
+    facts = lab.ssh(a)
+    r = c("discovery", "scan", f"{lab.addr(0, 4)}-6", "--port", "22,2222", "--follow")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("scan ") and lines[0].endswith(" started: 3 addresses")
+    host = [ln for ln in lines if ln.startswith("host ")]
+    assert host == [f"host {a}  ports 22  ssh {facts['host_ed25519']}  os linux  (new)"], lines
+    assert lines[-1].startswith(f"scan {lines[0].split()[1]} finished in ")
+    assert lines[-1].endswith(": 3 addresses, 1 hosts found")
+    row = c.ok("discovery", "hosts", "list", "state=new").splitlines()[1].split()
+    assert row[:3] == [a, "new", "22"] and facts["host_ed25519"] in row
+    assert json.loads(c.ok("discovery", "hosts", "show", a))["ssh"]["host_key_fingerprint"] == \
+        facts["host_ed25519"]
+    # Onboard by address, the credential and group by name; a second time it exists.
+    key = tmp_path / "key"
+    key.write_text(pathlib.Path(facts["key_ed25519"]).read_text())
+    c.ok("credentials", "create", "name=lab-key", "type=ssh_key", f"username={facts['user']}",
+         f"private_key=@{key}")
+    c.ok("groups", "create", "name=lab")
+    out = c.ok("discovery", "onboard", a, "credential_id=lab-key", "group_id=lab", "test:=true")
+    assert out.splitlines()[1].split()[:4] == [a, "created", a, "ok"], out
+    assert out.splitlines()[-1] == "1 created, 0 exist, 0 failed"
+    assert c.ok("groups", "targets", "lab", "--get", "address") == f"{a}\n"
+    again = c.ok("discovery", "onboard", "filter.port:=22", "credential_id=lab-key")
+    assert again.splitlines()[-1] == "0 created, 1 exist, 0 failed"
+    # Errors are the API's; a finished scan cannot be cancelled; JSON lines for scripts.
+    bad = c("discovery", "scan", "10.0.0.0/33")
+    assert bad.returncode == 1 and "invalid" in bad.stderr, bad.stderr
+    scan_id = c.ok("discovery", "scans", "list", "--limit", "1", "--get", "id").strip()
+    r = c("discovery", "scans", "cancel", scan_id)
+    assert r.returncode == 1 and "conflict" in r.stderr
+    events = [json.loads(ln)["event"] for ln in
+              c.ok("discovery", "scans", "watch", scan_id, "-o", "json").splitlines()]
+    assert events == ["scan", "host", "end"]
+    # A slow scan, cancelled by another opsctl while one follows it: exit 4.
+    follow = subprocess.Popen([str(OPSCTL), "discovery", "scan", lab.cidr, "--port", "22",
+                               "--rate", "20", "--follow"], env=c.env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(100):
+        running = c.ok("discovery", "scans", "list", "state=running", "--get", "id").split()
+        if running:
+            break
+        time.sleep(0.1)
+    c.ok("discovery", "scans", "cancel", running[0])
+    out, err = follow.communicate(timeout=30)
+    assert follow.returncode == 4 and f"scan {running[0]} cancelled" in out, out + err
+    # Profiles: names inside auto_onboard, next fires, a run now followed to its end.
+    spec = tmp_path / "profile.json"
+    spec.write_text(json.dumps({"name": "lab-nightly", "cron": "0 2 * * *", "timezone": "UTC",
+                                "spec": {"ranges": [a], "ports": [22]},
+                                "auto_onboard": [{"ranges": [a], "transport": "ssh",
+                                                  "credential_id": "lab-key", "group_id": "lab"}]}))
+    c.ok("discovery", "profiles", "create", "-f", str(spec))
+    prof = json.loads(c.ok("discovery", "profiles", "show", "lab-nightly"))
+    assert prof["auto_onboard"][0]["group_id"] == c.ok("groups", "show", "lab", "--get",
+                                                       "id").strip()
+    assert "T02:00:00" in c.ok("discovery", "profiles", "next", "lab-nightly", "-n", "2")
+    r = c("discovery", "profiles", "run", "lab-nightly", "--follow")
+    assert r.returncode == 0 and "1 hosts found" in r.stdout, r.stdout + r.stderr
+    assert c.ok("__complete", "discovery", "hosts", "show", "").split() == [a]

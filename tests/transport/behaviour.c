@@ -156,6 +156,32 @@ void bh_cancel_leaves_no_remote_process(th_plugin *p, opsc_conn *conn)
     assert_string_equal(ok.out, "ok\n");
 }
 
+/* A cancel at any moment of the start, from before the channel opens to after the command
+ * runs but before its process group is reported: whenever the command did start, it is
+ * stopped. */
+void bh_cancel_at_any_moment_of_the_start_leaves_nothing(th_plugin *p, opsc_conn *conn)
+{
+    static const uint32_t after_ms[] = {0, 1, 2, 3, 5, 8, 12, 20, 40, 80};
+    char sleeper[64];
+    sleep_cmd(sleeper, sizeof(sleeper), 7);
+    for (size_t i = 0; i < sizeof(after_ms) / sizeof(after_ms[0]); i++) {
+        opsc_exec_req req = {sizeof(req)};
+        req.command = sleeper;
+        th_exec e;
+        assert_int_equal(th_exec_start(p, conn, &req, &e), 0);
+        bool never = false;
+        if (after_ms[i])
+            th_run_until(&never, after_ms[i]);
+        p->t->exec_cancel(e.ex);
+        assert_true(th_exec_wait(&e, 15000));
+        assert_true(e.status == OPSC_ECANCELED || e.status == 0);
+        assert_int_equal(bh_await_processes(sleeper, 0, 10000), 0);
+    }
+    th_exec ok;
+    assert_int_equal(th_exec_run(p, conn, "echo ok", &ok), 0);
+    assert_string_equal(ok.out, "ok\n");
+}
+
 void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn)
 {
     long rss0 = th_rss_kb();

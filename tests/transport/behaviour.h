@@ -27,6 +27,7 @@ void bh_env_and_cwd(th_plugin *p, opsc_conn *conn);
 void bh_stdin_fed_command(th_plugin *p, opsc_conn *conn);
 void bh_timeout_stops_the_remote_command(th_plugin *p, opsc_conn *conn);
 void bh_cancel_leaves_no_remote_process(th_plugin *p, opsc_conn *conn);
+void bh_cancel_at_any_moment_of_the_start_leaves_nothing(th_plugin *p, opsc_conn *conn);
 void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn);
 void bh_put_and_get_with_mode_and_checksum(th_plugin *p, opsc_conn *conn);
 /* Closes `conn` itself: the running command ends OPSC_ECANCELED and its process goes. */

@@ -57,6 +57,7 @@ BH_TEST(env_and_cwd)
 BH_TEST(stdin_fed_command)
 BH_TEST(timeout_stops_the_remote_command)
 BH_TEST(cancel_leaves_no_remote_process)
+BH_TEST(cancel_at_any_moment_of_the_start_leaves_nothing)
 BH_TEST(output_100mb_streams_with_flat_memory)
 BH_TEST(put_and_get_with_mode_and_checksum)
 BH_TEST(sudo_without_a_password_prompt_keeps_stdin_clean)
@@ -216,6 +217,7 @@ int main(void)
         cmocka_unit_test(stdin_fed_command),
         cmocka_unit_test(timeout_stops_the_remote_command),
         cmocka_unit_test(cancel_leaves_no_remote_process),
+        cmocka_unit_test(cancel_at_any_moment_of_the_start_leaves_nothing),
         cmocka_unit_test(close_cancels_running_commands),
         cmocka_unit_test(output_100mb_streams_with_flat_memory),
         cmocka_unit_test(commands_run_as_the_local_steps_user),

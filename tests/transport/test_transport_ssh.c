@@ -604,6 +604,7 @@ static void concurrent_commands_on_one_connection(void **state)
 BH_TEST(timeout_stops_the_remote_command)
 
 BH_TEST(cancel_leaves_no_remote_process)
+BH_TEST(cancel_at_any_moment_of_the_start_leaves_nothing)
 
 static void sshd_killed_mid_command_is_econnreset(void **state)
 {
@@ -799,6 +800,7 @@ int main(void)
         cmocka_unit_test(concurrent_commands_on_one_connection),
         cmocka_unit_test(timeout_stops_the_remote_command),
         cmocka_unit_test(cancel_leaves_no_remote_process),
+        cmocka_unit_test(cancel_at_any_moment_of_the_start_leaves_nothing),
         cmocka_unit_test(output_100mb_streams_with_flat_memory),
         cmocka_unit_test(sudo_with_password),
         cmocka_unit_test(sudo_without_a_password_prompt_keeps_stdin_clean),

@@ -512,6 +512,71 @@ static void a_locked_user_on_the_bus_is_a_notice(void **state)
     json_decref(all);
 }
 
+/* A discovered host's key changed: a warning that names both keys; rules by range and
+ * severity take it, a rule for other addresses does not. */
+static void a_changed_host_on_the_bus_is_a_notice_with_both_keys(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(store_write(f->s, put_channel_txn, NULL), 0);
+    add_rule(f, json_pack("{s:s, s:[s], s:[s], s:b, s:{s:[s], s:s}}", "id", "r1", "events",
+                          "discovery.host_changed", "channels", "c1", "enabled", 1, "filter",
+                          "ranges", "10.1.2.0/24", "severity", "warning"));
+    add_rule(f, json_pack("{s:s, s:[s], s:[s], s:b, s:{s:[s]}}", "id", "r2", "events",
+                          "discovery.host_changed", "channels", "c1", "enabled", 1, "filter",
+                          "ranges", "10.9.0.0-10.9.0.255"));
+    json_t *host =
+        json_pack("{s:s, s:s, s:[s], s:[{s:i, s:s}, {s:i, s:s}], s:{s:s, s:s}, s:s}", "id", "h1",
+                  "address", "10.1.2.7", "hostnames", "web7.lan", "ports", "port", 22, "state",
+                  "open", "port", 5985, "state", "closed", "ssh", "host_key_type", "ssh-ed25519",
+                  "host_key_fingerprint", "SHA256:new", "os_family", "linux");
+    bus_op b = {&f->n, json_pack("{s:s, s:s, s:{s:o, s:{s:s, s:{s:s, s:s}, s:{s:s, s:s}}}}", "type",
+                                 "discovery.host_changed", "subject", "h1", "data", "host", host,
+                                 "change", "field", "ssh.host_key", "before", "type", "ssh-ed25519",
+                                 "fingerprint", "SHA256:old", "after", "type", "ssh-ed25519",
+                                 "fingerprint", "SHA256:new")};
+    assert_int_equal(store_write(f->s, bus_txn, &b), 0);
+    json_decref(b.item);
+    json_t *all = outbox(f, NULL);
+    assert_int_equal(json_array_size(all), 1); /* r1 only: r2 watches other addresses */
+    json_t *d = json_array_get(all, 0);
+    assert_string_equal(json_string_value(json_object_get(d, "rule_id")), "r1");
+    assert_string_equal(json_string_value(json_object_get(d, "severity")), "warning");
+    json_t *p = json_object_get(d, "payload");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(p, "event"), "summary")),
+        "Host 10.1.2.7 (web7.lan) changed its SSH host key: SHA256:old (ssh-ed25519) -> "
+        "SHA256:new (ssh-ed25519)");
+    json_t *h = json_object_get(p, "host");
+    assert_int_equal(json_array_size(json_object_get(h, "open_ports")), 1);
+    assert_string_equal(json_string_value(json_object_get(p, "link")),
+                        "https://opsc.test/api/v1/discovery/hosts/h1");
+    char *text = NULL;
+    char err[256];
+    assert_int_equal(nt_render_init(&f->n, err, sizeof(err)), 0);
+    assert_int_equal(tpl_render_str(f->n.text_tpl, p, &text, NULL), 0);
+    assert_non_null(strstr(text, "Ports:    22\n"));
+    assert_non_null(strstr(text, "SSH host key before: SHA256:old (ssh-ed25519)\n"));
+    assert_non_null(strstr(text, "SSH host key now:    SHA256:new (ssh-ed25519)\n"));
+    free(text);
+    nt_render_free(&f->n);
+    json_decref(all);
+}
+
+static void discovery_filters_want_valid_ranges(void **state)
+{
+    (void)state;
+    nrule r;
+    char err[512];
+    const char *field = NULL;
+    json_t *rec = json_pack("{s:s, s:[s], s:[s], s:b, s:{s:[s]}}", "id", "r", "events",
+                            "discovery.host_found", "channels", "c1", "enabled", 1, "filter",
+                            "ranges", "10.1.2.0/33");
+    assert_int_equal(nt_rule_compile(rec, &r, err, sizeof(err), &field), OPSC_ESCHEMA);
+    assert_string_equal(field, "filter.ranges");
+    assert_non_null(strstr(err, "filter.ranges[0]: "));
+    json_decref(rec);
+}
+
 typedef struct aged {
     int64_t at;
     const char *state;
@@ -632,6 +697,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(finished_deliveries_go_after_the_retention, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_locked_user_on_the_bus_is_a_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_changed_host_on_the_bus_is_a_notice_with_both_keys, setup,
+                                        teardown),
+        cmocka_unit_test(discovery_filters_want_valid_ranges),
         cmocka_unit_test_setup_teardown(a_rate_limit_spaces_real_sends, setup, teardown),
         cmocka_unit_test_setup_teardown(slack_text_escapes_the_data_not_the_markup, setup,
                                         teardown),

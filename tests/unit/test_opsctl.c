@@ -176,6 +176,33 @@ static void log_records_become_whole_lines_per_target_and_stream(void **state)
     follower_free(&f);
 }
 
+/* Groups of one or two words: how many words name one, and a prefix of a longer one. */
+static void group_words_count_the_words_of_a_group(void **state)
+{
+    (void)state;
+    char *line[] = {"notifications", "rules", "list"};
+    assert_int_equal(group_words("notifications rules", 3, line), 2);
+    assert_int_equal(group_words("notifications", 3, line), 1); /* its first word only */
+    assert_int_equal(group_words("notification", 3, line), 0);
+    assert_int_equal(group_words("notifications channels", 3, line), 0);
+    assert_int_equal(group_words("notifications rules", 1, line), -1); /* only its first word */
+    char *one[] = {"targets", "list"};
+    assert_int_equal(group_words("targets", 2, one), 1);
+    assert_int_equal(group_words("target", 2, one), 0);
+    char *none[] = {"discovery"};
+    assert_int_equal(group_words("discovery hosts", 0, none), 0);
+}
+
+/* Every command's words are unique: no two commands are typed the same. */
+static void no_two_commands_share_their_words(void **state)
+{
+    (void)state;
+    for (const command *a = opsctl_commands; a->name; a++)
+        for (const command *b = a + 1; b->name; b++)
+            assert_false(strcmp(a->name, b->name) == 0 &&
+                         strcmp(a->group ? a->group : "", b->group ? b->group : "") == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +211,8 @@ int main(void)
         cmocka_unit_test(an_overlong_line_is_dropped_not_kept),
         cmocka_unit_test(bodies_from_fields_nest_type_and_read_files),
         cmocka_unit_test(log_records_become_whole_lines_per_target_and_stream),
+        cmocka_unit_test(group_words_count_the_words_of_a_group),
+        cmocka_unit_test(no_two_commands_share_their_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 // notify.js - what the notification pages compute: the events a rule may name, where the API's
-// 400 puts its error, the label of a channel's secret, and how a sender signs a request to an
-// inbound hook. Pure: no DOM, unit-tested with node's test runner.
+// 400 puts its error, the label of a channel's secret, how a sender signs a request to an
+// inbound hook, and a rule as its form edits it. Pure: no DOM, unit-tested with node's test runner.
 
 /** The events of the rule schema, each with what it means to a reader of the form. */
 export const EVENTS = [
@@ -17,6 +17,9 @@ export const EVENTS = [
   ['target.unreachable', 'a connect failed'],
   ['steplib.installed', 'a step library was installed'],
   ['user.locked', 'a login was locked out'],
+  ['discovery.host_found', 'discovery found a new host'],
+  ['discovery.host_changed', "a known host's key or OS changed"],
+  ['discovery.host_vanished', 'a host stopped answering scans'],
 ];
 
 /** The field an API error names ("settings.url", "template.text", "name"), or "". */
@@ -93,4 +96,41 @@ curl -X POST '${url}' -H 'Content-Type: application/json' -H "X-Gitlab-Token: $S
 /** A shell example that signs a request to the hook at `url` the way `verify` checks it. */
 export function signExample(verify, url) {
   return (SIGN[verify] || SIGN.standard)(url);
+}
+
+const FORM_FILTERS = ['job_ids', 'schedule_ids', 'group_ids', 'selector', 'severity', 'ranges'];
+
+/** A rule as the form edits it; filters the form has no field for are kept as they came. */
+export function ruleForm(r) {
+  const x = r || {};
+  const fl = x.filter || {};
+  const lr = x.long_running || {};
+  const t = x.template || {};
+  return {
+    name: x.name || '', description: x.description || '', enabled: x.enabled !== false, events: x.events || ['run.failed'], channels: x.channels || [],
+    job_ids: fl.job_ids || [], schedule_ids: fl.schedule_ids || [], group_ids: fl.group_ids || [], selector: fl.selector || '', severity: fl.severity || '',
+    ranges: (fl.ranges || []).join(', '),
+    // Filters this form has no field for (profile_ids) go back as they came.
+    kept: Object.fromEntries(Object.entries(fl).filter(([k]) => !FORM_FILTERS.includes(k))),
+    min_consecutive_failures: x.min_consecutive_failures ?? '', lr_mode: lr.after_s ? 'after_s' : lr.percent_over_average ? 'percent_over_average' : '', lr_value: String(lr.after_s || lr.percent_over_average || ''),
+    users: x.users || [], group_window_s: x.group_window_s ?? '', subject: t.subject || '', text: t.text || '', body: t.body || '',
+  };
+}
+
+/** The API body of a rule from its form. */
+export function ruleBody(f) {
+  const filter = { ...f.kept };
+  const ranges = f.ranges.split(/[\s,]+/).filter(Boolean);
+  if (ranges.length) filter.ranges = ranges;
+  for (const k of ['job_ids', 'schedule_ids', 'group_ids']) if (f[k].length) filter[k] = f[k];
+  if (f.selector.trim()) filter.selector = f.selector.trim();
+  if (f.severity) filter.severity = f.severity;
+  const b = { name: f.name, description: f.description, enabled: f.enabled, events: f.events, channels: f.channels, filter, users: f.users };
+  if (f.min_consecutive_failures !== '') b.min_consecutive_failures = Number(f.min_consecutive_failures);
+  if (f.group_window_s !== '') b.group_window_s = Number(f.group_window_s);
+  if (f.lr_mode && f.lr_value) b.long_running = { [f.lr_mode]: Number(f.lr_value) };
+  const t = {};
+  for (const k of ['subject', 'text', 'body']) if (f[k].trim()) t[k] = f[k];
+  if (Object.keys(t).length) b.template = t;
+  return b;
 }

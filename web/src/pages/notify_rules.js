@@ -6,36 +6,8 @@ import { useState } from 'preact/hooks';
 import { html } from '../ui/html.js';
 import { Btn, Check, Dialog, Empty, ErrorBox, Input, Loading, Select, TextArea, notify, useAction, useLoad, useRemove } from '../ui/components.js';
 import { all, can, patch, post } from '../lib/api.js';
-import { EVENTS, fieldErrors } from '../lib/notify.js';
+import { EVENTS, fieldErrors, ruleBody, ruleForm } from '../lib/notify.js';
 import { Picker } from './groups.js';
-
-function formOf(r) {
-  const x = r || {};
-  const fl = x.filter || {};
-  const lr = x.long_running || {};
-  const t = x.template || {};
-  return {
-    name: x.name || '', description: x.description || '', enabled: x.enabled !== false, events: x.events || ['run.failed'], channels: x.channels || [],
-    job_ids: fl.job_ids || [], schedule_ids: fl.schedule_ids || [], group_ids: fl.group_ids || [], selector: fl.selector || '', severity: fl.severity || '',
-    min_consecutive_failures: x.min_consecutive_failures ?? '', lr_mode: lr.after_s ? 'after_s' : lr.percent_over_average ? 'percent_over_average' : '', lr_value: String(lr.after_s || lr.percent_over_average || ''),
-    users: x.users || [], group_window_s: x.group_window_s ?? '', subject: t.subject || '', text: t.text || '', body: t.body || '',
-  };
-}
-
-function bodyOf(f) {
-  const filter = {};
-  for (const k of ['job_ids', 'schedule_ids', 'group_ids']) if (f[k].length) filter[k] = f[k];
-  if (f.selector.trim()) filter.selector = f.selector.trim();
-  if (f.severity) filter.severity = f.severity;
-  const b = { name: f.name, description: f.description, enabled: f.enabled, events: f.events, channels: f.channels, filter, users: f.users };
-  if (f.min_consecutive_failures !== '') b.min_consecutive_failures = Number(f.min_consecutive_failures);
-  if (f.group_window_s !== '') b.group_window_s = Number(f.group_window_s);
-  if (f.lr_mode && f.lr_value) b.long_running = { [f.lr_mode]: Number(f.lr_value) };
-  const t = {};
-  for (const k of ['subject', 'text', 'body']) if (f[k].trim()) t[k] = f[k];
-  if (Object.keys(t).length) b.template = t;
-  return b;
-}
 
 function Events({ chosen, onChange, error }) {
   const toggle = (e) => onChange(chosen.includes(e) ? chosen.filter((x) => x !== e) : [...chosen, e]);
@@ -46,7 +18,7 @@ function Events({ chosen, onChange, error }) {
 }
 
 function RuleForm({ rule, onDone, onCancel }) {
-  const [f, setF] = useState(() => formOf(rule));
+  const [f, setF] = useState(() => ruleForm(rule));
   const set = (k) => (v) => setF((x) => ({ ...x, [k]: v }));
   const channels = useLoad(() => all('/notifications/channels'), []);
   const jobs = useLoad(() => all('/jobs'), []);
@@ -58,7 +30,7 @@ function RuleForm({ rule, onDone, onCancel }) {
   const [save, busy, error] = useAction(async () => {
     setErrs({});
     try {
-      const rec = rule ? await patch('/notifications/rules/' + rule.id, bodyOf(f), { headers: { 'If-Match': `"${rule.version}"` } }) : await post('/notifications/rules', bodyOf(f));
+      const rec = rule ? await patch('/notifications/rules/' + rule.id, ruleBody(f), { headers: { 'If-Match': `"${rule.version}"` } }) : await post('/notifications/rules', ruleBody(f));
       notify(`Rule ${rec.name} saved`);
       onDone(rec);
     } catch (e) {
@@ -90,6 +62,7 @@ function RuleForm({ rule, onDone, onCancel }) {
       </div>
       <div class="row">
         <${Input} label="Target labels" value=${f.selector} onInput=${set('selector')} placeholder="env=prod" error=${err('filter')} />
+        <${Input} label="Address ranges (discovery events)" value=${f.ranges} onInput=${set('ranges')} placeholder="10.1.2.0/24, 10.1.3.10-50" error=${err('filter.ranges')} />
         <${Select} label="Severity at least" value=${f.severity} onChange=${set('severity')} options=${[{ value: '', label: 'any' }, 'info', 'warning', 'error']} />
         <${Input} label="Group window (s)" type="number" min="0" value=${f.group_window_s} onInput=${set('group_window_s')} error=${errs.group_window_s} help="merge identical notices within this time" />
       </div>

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createHmac } from 'node:crypto';
-import { fieldErrors, parsePairs, secretName, secretOf, signExample, under } from '../../src/lib/notify.js';
+import { fieldErrors, parsePairs, ruleBody, ruleForm, secretName, secretOf, signExample, under } from '../../src/lib/notify.js';
 import { changeText, parsePorts, percent, ruleFromForm, ruleToForm, specFromForm, specToForm, upsertHost } from '../../src/lib/discovery.js';
 import { fieldsFor, fromForm, toForm } from '../../src/lib/schemaform.js';
 
@@ -98,4 +98,13 @@ test('auto-onboard rules from the form, and the change of a host as a reader com
   assert.equal(changeText({ type: 'ssh-ed25519', fingerprint: 'SHA256:abc' }), 'ssh-ed25519 SHA256:abc');
   assert.equal(changeText('linux'), 'linux');
   assert.equal(changeText(null), '—');
+});
+
+test('a rule goes through its form unchanged, ranges and filters the form does not show included', () => {
+  const rule = { name: 'new hosts', description: '', enabled: true, events: ['discovery.host_found'], channels: ['c1'], users: [],
+    filter: { ranges: ['10.1.2.0/24', '10.1.3.10-50'], profile_ids: ['p1'], severity: 'warning' } };
+  assert.deepEqual(ruleBody(ruleForm(rule)), rule);
+  const f = ruleForm(rule);
+  f.ranges = '10.9.0.0/16,  10.8.0.1';
+  assert.deepEqual(ruleBody(f).filter, { profile_ids: ['p1'], ranges: ['10.9.0.0/16', '10.8.0.1'], severity: 'warning' });
 });
