@@ -659,6 +659,21 @@ static const opsc_cfg_entry steplibs_map[] = {
      "':'-separated files of Ed25519 public keys (PEM or OpenSSH) of trusted publishers"},
     {"require_signature", OPSC_CFG_ENUM, "auto", 0, -1, "auto|yes|no", 0, STL(require_signature),
      "refuse unsigned uploads: auto means yes when trusted_keys is set"},
+    {"isolation", OPSC_CFG_ENUM, "untrusted", 0, -1, "untrusted|always|never", 0, STL(isolation),
+     "where imperative steps run: untrusted runs uploaded libraries in a sandboxed opsc-stephost "
+     "process and the bundled ones in the daemon; always, every library out of process; never, "
+     "all in the daemon"},
+    {"host_memory_limit", OPSC_CFG_SIZE, "1G", 64 << 20, (int64_t)1 << 40, NULL, 0,
+     STL(host_memory_limit), "address space of one step host process"},
+    {"host_stop_grace", OPSC_CFG_DURATION, "1s", 100, 60000, NULL, 0, STL(host_stop_grace_ms),
+     "a cancelled step that does not stop: its host gets SIGTERM after this, SIGKILL after twice"},
+    {"host_heartbeat", OPSC_CFG_DURATION, "5s", 100, 600000, NULL, 0, STL(host_heartbeat_ms),
+     "a silent step host is pinged this often; three unanswered and it is killed as crashed"},
+    {"host_user", OPSC_CFG_STRING, "opsconductor-steplib", 0, -1, NULL, 0, STL(host_user),
+     "a step host started by a daemon running as root runs as this user (scripts/deps creates "
+     "it); a daemon running as another user starts its hosts as itself"},
+    {"stephost", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(stephost),
+     "path of opsc-stephost; empty: next to the daemon's executable, else the installed one"},
     {NULL},
 };
 #undef STL

@@ -139,6 +139,12 @@ struct steplibs_cfg {
     const char *dir;          /* "" -> <data_dir>/steplibs */
     const char *trusted_keys; /* ':'-separated Ed25519 public key files */
     int require_signature;    /* enum install_sig_policy: auto, yes, no */
+    int isolation;            /* enum iso_mode: untrusted, always, never */
+    int64_t host_memory_limit;  /* address space of a step host */
+    int64_t host_stop_grace_ms; /* CANCEL -> SIGTERM -> SIGKILL */
+    int64_t host_heartbeat_ms;
+    const char *stephost; /* opsc-stephost path; "" -> found */
+    const char *host_user; /* a step host of a daemon running as root runs as this user */
 };
 
 struct fleet_cfg {

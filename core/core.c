@@ -22,6 +22,7 @@
 #include "http.h"
 #include "identity.h"
 #include "install.h"
+#include "isolation.h"
 #include "jobs_routes.h"
 #include "log.h"
 #include "metrics.h"
@@ -92,6 +93,21 @@ static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
     return rc;
 }
 
+/* A step library version quarantined after its step host kept crashing. */
+static void audit_quarantine(void *ud, const char *name, const char *version, const char *reason)
+{
+    struct opsc_core *c = ud;
+    char object[160];
+    snprintf(object, sizeof(object), "%s@%s", name, version);
+    audit_event ev = {.actor = "system",
+                      .action = "steplib.quarantine",
+                      .object = object,
+                      .outcome = "failure",
+                      .detail = reason};
+    if (c->audit)
+        audit_record(c->audit, &ev);
+}
+
 /* After the bundled plugins, so that an upload cannot take a bundled name and version. */
 static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
 {
@@ -102,7 +118,15 @@ static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
     else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
         return OPSC_E2BIG;
     install_opts o = {dir, s->trusted_keys, s->require_signature};
-    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
+    iso_opts io = {s->isolation,        dir, s->stephost, s->host_user, s->host_memory_limit,
+                   s->host_stop_grace_ms, s->host_heartbeat_ms};
+    int rc = install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
+    /* After install_open made the folder: the policy compares real paths. */
+    if (rc == 0)
+        rc = plugin_host_set_isolation(c->plugins, &io);
+    if (rc == 0)
+        plugin_host_set_quarantine_hook(c->plugins, audit_quarantine, c);
+    return rc;
 }
 
 /* The connection pool and the fleet service: after the identity service
@@ -414,6 +438,7 @@ static void close_services(void *ud)
     close_handle((uv_handle_t *)&c->stop_deadline);
     notify_close(c->notify); /* before the audit log it writes to, and the notifiers */
     fleet_close(c->fleet);
+    plugin_host_set_quarantine_hook(c->plugins, NULL, NULL); /* the audit log goes now */
     audit_close(c->audit);
     c->audit = NULL;
     install_close(c->steplibs); /* before the plugins go: uploads still pending answer 503 */

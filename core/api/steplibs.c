@@ -14,6 +14,7 @@
 #include "events.h"
 #include "http.h"
 #include "install.h"
+#include "isolation.h"
 #include "jobs_routes.h"
 #include "rest.h"
 #include "steptype.h"
@@ -83,18 +84,19 @@ static json_t *record_member(const install_lib *lib, const char *key)
     return v ? json_incref(v) : json_null();
 }
 
-static json_t *version_json(const install_lib *lib)
+static json_t *version_json(plugin_host *h, const install_lib *lib)
 {
     json_t *steps = json_array();
     for (size_t i = 0; i < lib->compiled->ntypes; i++)
         json_array_append_new(steps, step_json(&lib->compiled->types[i]));
     return json_pack(
-        "{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:o, s:o}", "name", lib->desc->name,
+        "{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name", lib->desc->name,
         "version", lib->desc->version, "major", atoi(lib->desc->version), "summary",
         lib->desc->summary ? lib->desc->summary : "", "plugin", lib->plugin, "bundled",
         lib->bundled, "path", lib->path, "sha256", lib->sha256, "signer",
         record_member(lib, "signer"), "installed_at", record_member(lib, "installed_at"),
-        "installed_by", record_member(lib, "installed_by"), "steps", steps);
+        "installed_by", record_member(lib, "installed_by"), "steps", steps, "isolation",
+        plugin_host_isolation_json(h, lib->desc->name, lib->desc->version, lib->path));
 }
 
 struct collect {
@@ -128,7 +130,7 @@ static void collect_one(const install_lib *lib, void *ud)
     const plugin_reg *pinned = plugin_host_steplib(c->h, name, atoi(lib->desc->version));
     json_object_set_new(json_object_get(l, "majors"), major,
                         json_string(((const opsc_steplib *)pinned->desc)->version));
-    json_array_append_new(json_object_get(l, "versions"), version_json(lib));
+    json_array_append_new(json_object_get(l, "versions"), version_json(c->h, lib));
 }
 
 /* The libraries (all, or the one named), versions newest first. */
@@ -186,7 +188,7 @@ static int get_version(http_req *req)
         http_respond_error(req, 404, "not_found", NULL, "step library %s %s is not loaded", name,
                            version);
     else
-        http_respond_json(req, 200, rest_hide_paths(req, version_json(&lib)));
+        http_respond_json(req, 200, rest_hide_paths(req, version_json(host_of(req), &lib)));
     return HTTP_DONE;
 }
 
@@ -226,7 +228,7 @@ static void upload_done(const install_result *r, void *ud)
         char object[80], loc[256];
         snprintf(object, sizeof(object), "%s@%s", r->name, r->version);
         auth_set_object(req, object);
-        json_t *body = version_json(&lib);
+        json_t *body = version_json(host_of(req), &lib);
         json_object_set(body, "warnings", r->warnings);
         /* Without a required signature nobody vouched for this code: say so. */
         json_object_set_new(body, "verified", json_boolean(r->verified));
@@ -331,6 +333,28 @@ static int delete_version(http_req *req)
     return HTTP_DONE;
 }
 
+/* A library quarantined after repeated crashes of its step host runs again. */
+static int enable_version(http_req *req)
+{
+    const char *name = http_req_param(req, "name"), *version = http_req_param(req, "version");
+    char object[80];
+    snprintf(object, sizeof(object), "%s@%s", name, version);
+    auth_set_object(req, object);
+    int rc = plugin_host_isolation_reenable(host_of(req), name, version);
+    if (rc == OPSC_ENOENT)
+        http_respond_error(req, 404, "not_found", NULL,
+                           "step library %s %s has not run out of process", name, version);
+    else if (rc == OPSC_ESTATE)
+        http_respond_error(req, 409, "not_quarantined", NULL,
+                           "step library %s %s is not quarantined", name, version);
+    else
+        http_respond_json(req, 200,
+                          plugin_host_isolation_json(host_of(req), name, version,
+                                                     plugin_host_loaded_path(host_of(req), name,
+                                                                             version)));
+    return HTTP_DONE;
+}
+
 /* ---- routes ---------------------------------------------------------------------- */
 
 #define SCHEMA_OBJ "{\"type\":[\"object\",\"null\"]}"
@@ -352,7 +376,14 @@ static int delete_version(http_req *req)
     "\"fingerprint\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"}}},\"installed_at\":{"    \
     "\"type\":[\"string\",\"null\"]},\"installed_by\":{\"type\":[\"string\",\"null\"]},"           \
     "\"warnings\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"steps\":{\"type\":"       \
-    "\"array\",\"items\":" STEP_SCHEMA "}}}"
+    "\"array\",\"items\":" STEP_SCHEMA "},\"isolation\":" ISOLATION_SCHEMA "}}"
+#define ISOLATION_SCHEMA                                                                           \
+    "{\"type\":\"object\",\"description\":\"where its imperative steps run: process (a "        \
+    "sandboxed opsc-stephost) or in_process\",\"properties\":{\"runs\":{\"type\":\"string\","  \
+    "\"enum\":[\"process\",\"in_process\"]},\"pid\":{\"type\":[\"integer\",\"null\"]},"      \
+    "\"restarts\":{\"type\":\"integer\"},\"crashes\":{\"type\":\"integer\",\"description\":"  \
+    "\"in the last minute\"},\"quarantined\":{\"type\":\"boolean\"},\"reason\":{\"type\":["    \
+    "\"string\",\"null\"]}}}"
 #define LIBRARY_SCHEMA                                                                             \
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"latest\":{\"type\":"    \
     "\"string\"},\"majors\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}," \
@@ -376,6 +407,10 @@ static const http_route routes[] = {
     {"DELETE", "/api/v1/steplibs/{name}/{version}", ROLE_ADMIN, delete_version, 0, "steplibs",
      "Delete an installed version no job needs (409 with the jobs otherwise; bundled: 409)", NULL,
      NULL, 204},
+    {"POST", "/api/v1/steplibs/{name}/{version}/enable", ROLE_ADMIN, enable_version, 0, "steplibs",
+     "Re-enable a version quarantined after its step host crashed 5 times in 60 s (409 when it "
+     "is not quarantined)",
+     NULL, ISOLATION_SCHEMA},
 };
 
 int api_steplibs_register(struct opsc_core *c)

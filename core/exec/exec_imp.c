@@ -7,6 +7,7 @@
 #include <opsc/errors.h>
 
 #include "exec_internal.h"
+#include "isolation.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "steptype.h"
@@ -60,8 +61,9 @@ static void *worker_main(void *arg)
         w->busy++;
         pthread_mutex_unlock(&w->mu);
         /* Cancelled before a worker was free: it never starts. */
-        imp->rc =
-            atomic_load(&imp->cancelled) ? OPSC_ECANCELED : imp->type->run(imp, imp->lib_state);
+        imp->rc = atomic_load(&imp->cancelled) ? OPSC_ECANCELED
+                  : imp->isolated              ? iso_run(imp->isolated, imp->type, imp)
+                                               : imp->type->run(imp, imp->lib_state);
         hand_back(w->ex, imp);
         pthread_mutex_lock(&w->mu);
         w->busy--;
@@ -212,6 +214,7 @@ static ex_imp *imp_new(ex_target *t, json_t *params)
     imp->t = t;
     imp->type = s->st->desc;
     imp->lib_state = s->lib ? s->lib->state : NULL;
+    imp->isolated = plugin_host_isolated(r->ex->plugins, s->lib);
     imp->params = params;
     imp->target = json_deep_copy(t->rec);
     imp->render_ctx = json_deep_copy(ctx); /* the loop changes its own copy meanwhile */
@@ -262,8 +265,8 @@ void ex_imp_start(ex_target *t, json_t *params)
     }
     t->imp = imp;
     t->act = ACT_IMP;
-    /* Plugin code runs in the daemon's process: if it crashes it, the run's
-     * history must already say which step was running. */
+    /* Plugin code may run in the daemon's process: if it crashes it, the
+     * run's history must already say which step was running. */
     ex_flush(t->run->ex);
     pthread_mutex_lock(&w->mu);
     if (w->tail)

@@ -127,7 +127,8 @@ struct opsc_step_ctx {
     ex_target *t; /* NULL once the target gave up on it */
     const opsc_step_type *type;
     void *lib_state;
-    ex_imp *next; /* worker queue */
+    struct iso_lib *isolated; /* run() goes out of process (isolation.h); NULL: in this one */
+    ex_imp *next;             /* worker queue */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_bool cancelled;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "isolation.h"
 #include "log.h"
 #include "plugin_internal.h"
 #include "steptype.h"
@@ -424,6 +425,8 @@ void plugin_host_free(plugin_host *h)
     if (!h)
         return;
     plugin_host_curl_stop(h);
+    iso_free(h->iso); /* before the libraries go: their hosts hold them open */
+    h->iso = NULL;
     for (size_t i = h->nplugins; i-- > 0;) {
         plugin *p = h->plugins[i];
         if ((p->state == PLUGIN_LOADED || p->state == PLUGIN_RETIRED) && p->desc->shutdown)

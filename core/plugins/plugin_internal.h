@@ -52,6 +52,7 @@ struct plugin_host {
     host_curl *curl;                       /* plugins' transfers (host_curl.c); NULL until used */
     plugin_notify_status_fn notify_status; /* set by the notification service */
     struct privsep *privsep; /* local processes; NULL: refused */
+    struct isolation *iso;   /* step libraries out of process (isolation.h); NULL: none */
 };
 
 /* The one host of this process: the ABI's functions carry no context so

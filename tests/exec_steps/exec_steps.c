@@ -1,9 +1,14 @@
 /* exec_steps.c - imperative test steps: the whole step API, failures, a step that will not stop,
- * and one that crashes the process (what an in-process crash does to a run). */
+ * and misbehaviour a step host must contain (crash, abort, exit, spin, eat memory, read files
+ * that are not its own, make system calls a step has no business making). */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <opsc/plugin.h>
@@ -82,6 +87,67 @@ static int crash_run(opsc_step_ctx *ctx, void *state)
     return 0;
 }
 
+/* Misbehaves as its param "how" says. */
+static int misbehave_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *how = host->step_param(ctx, "how");
+    how = how ? how : "";
+    if (strcmp(how, "abort") == 0)
+        abort();
+    if (strcmp(how, "exit") == 0)
+        exit(3);
+    if (strcmp(how, "spin") == 0) /* ignores its cancel */
+        for (volatile unsigned long i = 0;; i++)
+            ;
+    if (strcmp(how, "alloc") == 0) {
+        for (;;) { /* until the memory limit, then give up as most code does */
+            char *p = malloc(16u << 20);
+            if (!p)
+                abort();
+            memset(p, 1, 16u << 20);
+        }
+    }
+    return host->step_fail(ctx, "no such misbehaviour: %s", how);
+}
+
+/* Tries what a sandbox refuses: "open" the file `path`, "fork", "socket", "ptrace". */
+static int forbidden_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *call = host->step_param(ctx, "call"), *path = host->step_param(ctx, "path");
+    int rc = -1;
+    call = call ? call : "";
+    if (strcmp(call, "open") == 0 && path)
+        rc = open(path, O_RDONLY);
+    else if (strcmp(call, "fork") == 0 && (rc = fork()) == 0)
+        _exit(0);
+    else if (strcmp(call, "socket") == 0)
+        rc = socket(AF_INET, SOCK_STREAM, 0);
+    else if (strcmp(call, "ptrace") == 0)
+        rc = (int)ptrace(PTRACE_ATTACH, getppid(), NULL, NULL);
+    if (rc < 0)
+        return host->step_fail(ctx, "%s: %s", call, strerror(errno));
+    return host->step_fail(ctx, "%s: allowed", call);
+}
+
+/* For tests/bench/bench_stephost.c: nothing at all, and `n` step_param calls. */
+static int noop_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)ctx, (void)state;
+    return 0;
+}
+
+static int calls_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *n = host->step_param(ctx, "n");
+    for (int i = n ? atoi(n) : 0; i > 0; i--)
+        if (!host->step_param(ctx, "n"))
+            return host->step_fail(ctx, "step_param failed");
+    return 0;
+}
+
 #define P(props) "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" props "}}"
 
 static const opsc_step_type probe = {
@@ -111,7 +177,35 @@ static const opsc_step_type crashing = {
     .summary = "crash the process",
     .run = crash_run,
 };
-static const opsc_step_type *const types[] = {&probe, &failing, &waiting, &crashing, NULL};
+static const opsc_step_type misbehaving = {
+    .size = sizeof(opsc_step_type),
+    .name = "misbehave",
+    .summary = "abort, exit, spin or eat memory",
+    .params_schema = P("\"how\":{\"enum\":[\"abort\",\"exit\",\"spin\",\"alloc\"]}"),
+    .run = misbehave_run,
+};
+static const opsc_step_type forbidden = {
+    .size = sizeof(opsc_step_type),
+    .name = "forbidden",
+    .summary = "try what a sandbox refuses",
+    .params_schema = P("\"call\":{\"type\":\"string\"},\"path\":{\"type\":\"string\"}"),
+    .run = forbidden_run,
+};
+static const opsc_step_type noop = {
+    .size = sizeof(opsc_step_type),
+    .name = "noop",
+    .summary = "nothing",
+    .run = noop_run,
+};
+static const opsc_step_type calls = {
+    .size = sizeof(opsc_step_type),
+    .name = "calls",
+    .summary = "n step API calls",
+    .params_schema = P("\"n\":{\"type\":\"integer\"}"),
+    .run = calls_run,
+};
+static const opsc_step_type *const types[] = {
+    &probe, &failing, &waiting, &crashing, &misbehaving, &forbidden, &noop, &calls, NULL};
 
 static const opsc_steplib lib = {
     .size = sizeof(opsc_steplib),

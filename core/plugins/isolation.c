@@ -1,0 +1,256 @@
+/* isolation.c - which step libraries run out of the daemon's process ([steplibs] isolation), their
+ * records (host, restarts, crashes, quarantine), and what the API shows of them. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <opsc/errors.h>
+
+#include "build_config.h"
+#include "isolation_internal.h"
+#include "log.h"
+#include "plugin_internal.h"
+#include "util.h"
+
+/* As privsep_client.c finds opsc-spawner (which the transport tests build
+ * without the daemon's util): beside the daemon in a build tree
+ * (<build>/core/opsconductord, <build>/stephost/), else where it is installed. */
+static void find_stephost(const char *configured, char *out, size_t n)
+{
+    if (configured && *configured) {
+        snprintf(out, n, "%s", configured);
+        return;
+    }
+    char exe[PATH_MAX - 64];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash = len > 0 ? memrchr(exe, '/', (size_t)len) : NULL;
+    if (slash) {
+        *slash = '\0';
+        snprintf(out, n, "%s/../stephost/opsc-stephost", exe);
+        if (access(out, X_OK) == 0)
+            return;
+    }
+    snprintf(out, n, "%s", OPSC_STEPHOST_PATH);
+}
+
+/* Loop: quarantines the reader threads noted. */
+static void on_wake(uv_async_t *a)
+{
+    isolation *iso = a->data;
+    pthread_mutex_lock(&iso->mu);
+    for (iso_lib *l = iso->libs; l; l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        bool tell = l->untold;
+        char reason[sizeof(l->reason)];
+        snprintf(reason, sizeof(reason), "%s", l->reason);
+        l->untold = false;
+        pthread_mutex_unlock(&l->mu);
+        if (tell && iso->hook) /* name and version never change */
+            iso->hook(iso->hook_ud, l->name, l->version, reason);
+    }
+    pthread_mutex_unlock(&iso->mu);
+}
+
+void plugin_host_set_quarantine_hook(plugin_host *h, iso_quarantine_fn fn, void *ud)
+{
+    if (!h || !h->iso)
+        return;
+    h->iso->hook = fn;
+    h->iso->hook_ud = ud;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
+{
+    isolation *iso = calloc(1, sizeof(*iso));
+    uv_async_t *wake = malloc(sizeof(*wake));
+    if (!iso || !wake || uv_async_init(h->loop, wake, on_wake) < 0) {
+        free(iso);
+        free(wake);
+        return OPSC_ENOMEM;
+    }
+    wake->data = iso;
+    uv_unref((uv_handle_t *)wake); /* it never keeps the loop alive */
+    iso->wake = wake;
+    iso->o = *o;
+    iso->o.install_dir = iso->o.stephost = iso->o.user = NULL;
+    iso->user = strdup(o->user && *o->user ? o->user : "");
+    char dir[PATH_MAX];
+    if (o->install_dir && *o->install_dir && realpath(o->install_dir, dir)) {
+        size_t n = strlen(dir);
+        iso->install_dir = malloc(n + 2);
+        if (iso->install_dir)
+            snprintf(iso->install_dir, n + 2, "%s/", dir);
+    }
+    find_stephost(o->stephost, iso->stephost, sizeof(iso->stephost));
+    pthread_mutex_init(&iso->mu, NULL);
+    if (h->iso)
+        iso_free(h->iso);
+    h->iso = iso;
+    return 0;
+}
+
+/* Does the library at `path` run out of process? */
+static bool isolated_path(const isolation *iso, const char *path)
+{
+    if (!iso || iso->o.mode == ISO_NEVER)
+        return false;
+    if (iso->o.mode == ISO_ALWAYS)
+        return true;
+    char real[PATH_MAX];
+    return iso->install_dir && path && realpath(path, real) &&
+           strncmp(real, iso->install_dir, strlen(iso->install_dir)) == 0;
+}
+
+/* With iso->mu held. */
+static iso_lib *find_lib(isolation *iso, const char *name, const char *version)
+{
+    for (iso_lib *l = iso->libs; l; l = l->next)
+        if (strcmp(l->name, name) == 0 && strcmp(l->version, version) == 0)
+            return l;
+    return NULL;
+}
+
+static iso_lib *lib_new(isolation *iso, const char *name, const char *version, const char *path)
+{
+    iso_lib *l = calloc(1, sizeof(*l));
+    if (!l || !(l->name = strdup(name)) || !(l->version = strdup(version)) ||
+        !(l->path = strdup(path))) {
+        if (l) {
+            free(l->name);
+            free(l->version);
+        }
+        free(l);
+        return NULL;
+    }
+    l->iso = iso;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->next = iso->libs;
+    iso->libs = l;
+    return l;
+}
+
+iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg)
+{
+    isolation *iso = h ? h->iso : NULL;
+    const opsc_steplib *d = reg ? reg->desc : NULL;
+    const char *path = reg && reg->owner ? reg->owner->path : NULL;
+    if (!d || !isolated_path(iso, path))
+        return NULL;
+    pthread_mutex_lock(&iso->mu);
+    iso_lib *l = find_lib(iso, d->name, d->version);
+    if (!l)
+        l = lib_new(iso, d->name, d->version, path);
+    pthread_mutex_unlock(&iso->mu);
+    return l;
+}
+
+json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char *version,
+                                   const char *path)
+{
+    isolation *iso = h ? h->iso : NULL;
+    if (!isolated_path(iso, path))
+        return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "in_process", "pid", "restarts",
+                         0, "crashes", 0, "quarantined", false, "reason");
+    pthread_mutex_lock(&iso->mu);
+    iso_lib *l = find_lib(iso, name, version);
+    pthread_mutex_unlock(&iso->mu);
+    if (!l)
+        return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "process", "pid", "restarts", 0,
+                         "crashes", 0, "quarantined", false, "reason");
+    pthread_mutex_lock(&l->mu);
+    uint64_t now = clock_mono_ms();
+    int recent = 0;
+    for (int i = 0; i < ISO_CRASHES && i < l->ncrash; i++)
+        recent += now - l->crash_ms[i] <= ISO_CRASH_WINDOW;
+    json_t *v =
+        json_pack("{s:s, s:o, s:i, s:i, s:b, s:o}", "runs", "process", "pid",
+                  l->proc && !l->proc->dead ? json_integer(l->proc->pid) : json_null(), "restarts",
+                  l->starts > 0 ? l->starts - 1 : 0, "crashes", recent, "quarantined",
+                  l->quarantined, "reason", l->quarantined ? json_string(l->reason) : json_null());
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
+int plugin_host_isolation_reenable(plugin_host *h, const char *name, const char *version)
+{
+    isolation *iso = h ? h->iso : NULL;
+    if (!iso)
+        return OPSC_ENOENT;
+    pthread_mutex_lock(&iso->mu);
+    iso_lib *l = find_lib(iso, name, version);
+    pthread_mutex_unlock(&iso->mu);
+    if (!l)
+        return OPSC_ENOENT;
+    pthread_mutex_lock(&l->mu);
+    int rc = l->quarantined ? 0 : OPSC_ESTATE;
+    l->quarantined = false;
+    l->ncrash = 0;
+    l->not_before = 0;
+    pthread_mutex_unlock(&l->mu);
+    if (rc == 0)
+        log_warn("steplibs", "%s %s re-enabled after its quarantine", name, version);
+    return rc;
+}
+
+/* Kill its host and wait (a little) for the threads that use it. */
+static bool lib_stop(iso_lib *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->proc) {
+        l->proc->ours = true;
+        iso_proc_kill(l->proc, SIGKILL, "was stopped with the daemon");
+    }
+    uint64_t until = clock_mono_ms() + 3000;
+    while ((l->readers > 0 || l->users > 0) && clock_mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+    }
+    bool idle = l->readers == 0 && l->users == 0 && !l->proc;
+    pthread_mutex_unlock(&l->mu);
+    return idle;
+}
+
+void iso_free(isolation *iso)
+{
+    if (!iso)
+        return;
+    bool stuck = false;
+    while (iso->libs) {
+        iso_lib *l = iso->libs;
+        iso->libs = l->next;
+        if (!lib_stop(l)) { /* a thread still uses it: leave it, as the executor leaves a step */
+            log_error("steplibs", "the step host of %s %s did not end", l->name, l->version);
+            stuck = true;
+            continue;
+        }
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+        free(l->name);
+        free(l->version);
+        free(l->path);
+        free(l);
+    }
+    uv_close((uv_handle_t *)iso->wake, free_handle);
+    if (stuck) /* what is left behind still reads the policy */
+        return;
+    pthread_mutex_destroy(&iso->mu);
+    free(iso->install_dir);
+    free(iso->user);
+    free(iso);
+}

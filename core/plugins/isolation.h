@@ -1,0 +1,79 @@
+/* isolation.h - step libraries out of the daemon's process: which library runs where, and the
+ * daemon's end of opsc-stephost (stephost/shproto.h).
+ *
+ * A library that runs out of process is still loaded in the daemon for what
+ * it declares (step types, schemas, templates: the job API needs them), but
+ * its run() functions execute in an opsc-stephost of that library version,
+ * started on first use: sandboxed, and on the other side of a socket, so a
+ * crash, an abort, an exit or an endless loop there fails the steps in
+ * flight with a reason instead of ending the daemon. The executor's worker
+ * thread that would have called run() calls iso_run() instead: it sends the
+ * step to the host and serves the host's step API calls with the daemon's
+ * own step API (plugin_host_api()), so an out-of-process step sees exactly
+ * what an in-process one does.
+ *
+ * Supervision: a host that dies is restarted by the next step after a
+ * back-off (100 ms doubling to 5 s); 5 crashes in 60 s quarantine the
+ * library version (its steps fail at once with the reason) until an admin
+ * re-enables it. A cancelled or timed-out step gets CANCEL, then its host
+ * SIGTERM after stop_grace, then SIGKILL after another. A host that leaves
+ * three heartbeats unanswered is killed and counted as crashed.
+ *
+ * Threads: iso_run() on an executor worker; the rest on the loop, or any
+ * thread (each library's state has its own mutex).
+ */
+#ifndef OPSC_ISOLATION_H
+#define OPSC_ISOLATION_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include <opsc/step.h>
+
+#include "plugin_host.h"
+
+/* [steplibs] isolation, in the order of its choices. */
+enum iso_mode { ISO_UNTRUSTED, ISO_ALWAYS, ISO_NEVER };
+
+typedef struct iso_opts {
+    int mode;                /* enum iso_mode */
+    const char *install_dir; /* uploaded libraries live here (ISO_UNTRUSTED isolates them) */
+    const char *stephost;    /* opsc-stephost; NULL or "": beside the daemon, or installed */
+    const char *user;        /* a host started by a daemon running as root becomes this user */
+    int64_t memory_limit;    /* bytes of address space of a host; 0: none */
+    int64_t stop_grace_ms;   /* CANCEL -> SIGTERM -> SIGKILL, this long apart */
+    int64_t heartbeat_ms;    /* a ping when the host was silent this long */
+} iso_opts;
+
+typedef struct iso_lib iso_lib;
+typedef struct isolation isolation;
+
+/* Loop, once, before steps run: the policy (copied). */
+int plugin_host_set_isolation(plugin_host *h, const iso_opts *o);
+/* Loop: `fn` runs on the loop (with `ud`, the strings borrowed until it
+ * returns) each time a library version is quarantined, for the audit log;
+ * NULL: nothing does. */
+typedef void (*iso_quarantine_fn)(void *ud, const char *name, const char *version,
+                                  const char *reason);
+void plugin_host_set_quarantine_hook(plugin_host *h, iso_quarantine_fn fn, void *ud);
+/* Loop: the out-of-process record of the library `reg` belongs to, or NULL
+ * when it runs in the daemon. Lives until the host is freed. */
+iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg);
+/* Worker thread: run `type` of `lib` for `ctx`, serving its calls. Returns
+ * what run() returned, or OPSC_EREMOTE after step_fail() with the reason
+ * ("testexec 1.0.0: step crash crashed (SIGSEGV)"), or OPSC_ECANCELED. */
+int iso_run(iso_lib *lib, const opsc_step_type *type, opsc_step_ctx *ctx);
+
+/* Where the library `name` `version` at `path` runs (GET /api/v1/steplibs):
+ * {"runs": "process" | "in_process", "pid": n | null, "restarts": n,
+ *  "crashes": n (in the last minute), "quarantined": bool, "reason": text | null}. */
+json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char *version,
+                                   const char *path);
+/* Lift a quarantine: OPSC_ENOENT when that version never ran out of process,
+ * OPSC_ESTATE when it is not quarantined. */
+int plugin_host_isolation_reenable(plugin_host *h, const char *name, const char *version);
+
+/* plugin_host_free(): kill every host and wait for their threads. */
+void iso_free(isolation *iso);
+
+#endif

@@ -1,0 +1,98 @@
+/* isolation_internal.h - the state behind isolation.h: libraries, their host processes, the steps
+ * in flight in each. Everything of one library is guarded by its `mu`. */
+#ifndef OPSC_ISOLATION_INTERNAL_H
+#define OPSC_ISOLATION_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "isolation.h"
+#include "shproto.h"
+
+#define ISO_CRASHES      5     /* this many crashes ... */
+#define ISO_CRASH_WINDOW 60000 /* ... in this many ms quarantine the library version */
+
+/* A frame for a step in flight: a "call" or "done" (json), or the DATA after a call. */
+typedef struct iso_msg {
+    json_t *json; /* NULL for DATA */
+    char *data;
+    size_t len;
+    struct iso_msg *next;
+} iso_msg;
+
+typedef struct iso_proc iso_proc;
+
+/* One step in flight in a host. */
+typedef struct iso_call {
+    uint32_t id;
+    iso_proc *proc;
+    pthread_cond_t cv;
+    iso_msg *head, *tail;
+    struct iso_call *next;
+} iso_call;
+
+/* One opsc-stephost process. Freed when its reader is done and no call uses it. */
+struct iso_proc {
+    iso_lib *lib;
+    pid_t pid;
+    int fd;
+    pthread_mutex_t wmu; /* one writer at a time on fd */
+    shp_reader rd;       /* the reader thread's (HELLO is read before it starts) */
+    int refs;            /* the reader + calls */
+    bool dead;           /* the process is gone */
+    bool ours;           /* we stopped it (daemon stopping, a step that would not stop) */
+    char why[240];       /* what ended it: "crashed (SIGSEGV)", "exited (status 3)" */
+    iso_call *calls;
+    uint32_t next_id;
+    size_t queued; /* bytes waiting in calls' queues: a host may not flood the daemon */
+    uint64_t last_heard;
+};
+
+struct iso_lib {
+    isolation *iso;
+    char *name, *version, *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a host's state changed */
+    iso_proc *proc;    /* the live host, or NULL */
+    int starts;
+    int readers; /* reader threads still running */
+    int users;   /* iso_run() calls in progress */
+    uint64_t crash_ms[ISO_CRASHES];
+    int ncrash;          /* crashes recorded, the last ISO_CRASHES of them in crash_ms */
+    uint64_t not_before; /* back-off: no new host before this (monotonic ms) */
+    bool quarantined;
+    bool untold; /* quarantined, and the hook has not heard of it yet */
+    char reason[320];
+    pid_t last_pid;
+    iso_lib *next;
+};
+
+struct isolation {
+    iso_opts o;
+    char *install_dir; /* resolved, with a trailing '/' */
+    char stephost[PATH_MAX];
+    char *user;         /* iso_opts.user, copied */
+    pthread_mutex_t mu; /* the list */
+    iso_lib *libs;
+    uv_async_t *wake; /* a reader thread quarantined a library: tell the hook on the loop */
+    iso_quarantine_fn hook;
+    void *hook_ud;
+};
+
+/* isolation_proc.c: with lib->mu held. A live host for a step, started if
+ * needed (waiting out a back-off); NULL with the reason in `why`. The caller
+ * holds a reference (iso_proc_release). */
+iso_proc *iso_proc_get(iso_lib *l, char *why, size_t whylen);
+void iso_proc_release(iso_proc *p);
+/* Any thread, lib->mu not held. */
+int iso_proc_send(iso_proc *p, uint32_t id, json_t *msg, const void *data, size_t len);
+/* With lib->mu held: stop the host (SIGTERM or SIGKILL), recording why when nothing else did. */
+void iso_proc_kill(iso_proc *p, int sig, const char *why);
+void iso_msg_free(iso_msg *m);
+/* A signal's name ("SIGSEGV"). */
+const char *iso_signame(int sig);
+
+#endif

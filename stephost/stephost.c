@@ -1,0 +1,300 @@
+/* stephost.c - opsc-stephost: runs the imperative steps of one step library out of the daemon's
+ * process, so that whatever the library does (crash, abort, exit, spin, eat memory) ends this
+ * process only. Started by the daemon with the socket as fd 3 (shproto.h): it confines itself
+ * (sandbox.c), loads the library, says HELLO, then runs each "start" on a thread of its own
+ * whose step API calls go back to the daemon (host_table.c). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <opsc/errors.h>
+
+#include "shproto.h"
+#include "stephost_internal.h"
+
+stephost sh = {
+    .fd = SHP_HOST_FD,
+    .wmu = PTHREAD_MUTEX_INITIALIZER,
+    .smu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* Sanitizer builds: a crash of the library must end this process with its
+ * own signal (the daemon names it), not with a report and an abort; leaks
+ * of a process that ends by _exit are not ours to report. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0:"
+           "allow_user_segv_handler=1:soft_rss_limit_mb=1024:allocator_may_return_null=1";
+}
+
+/* ---- frames ---------------------------------------------------------------------------------- */
+
+int sh_send(uint32_t id, json_t *msg)
+{
+    if (!msg)
+        return OPSC_ENOMEM;
+    pthread_mutex_lock(&sh.wmu);
+    int rc = shp_send_json(sh.fd, SHP_JSON, id, msg);
+    pthread_mutex_unlock(&sh.wmu);
+    json_decref(msg);
+    return rc;
+}
+
+void sh_msg_free(hmsg *m)
+{
+    if (!m)
+        return;
+    json_decref(m->json);
+    free(m->data);
+    free(m);
+}
+
+hmsg *sh_wait(hstep *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->head)
+        pthread_cond_wait(&s->cv, &s->mu);
+    hmsg *m = s->head;
+    s->head = m->next;
+    if (!s->head)
+        s->tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return m;
+}
+
+static hstep *find_step(uint32_t id)
+{
+    pthread_mutex_lock(&sh.smu);
+    hstep *s = sh.steps;
+    while (s && s->id != id)
+        s = s->next;
+    pthread_mutex_unlock(&sh.smu);
+    return s;
+}
+
+static void deliver(hstep *s, json_t *json, const shp_frame *f)
+{
+    hmsg *m = calloc(1, sizeof(*m));
+    if (!m || (!json && !(m->data = malloc(f->len + 1)))) {
+        fprintf(stderr, "opsc-stephost: out of memory\n");
+        _exit(3);
+    }
+    m->json = json;
+    if (!json) {
+        memcpy(m->data, f->payload, f->len);
+        m->data[f->len] = '\0';
+        m->len = f->len;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = m;
+    else
+        s->head = m;
+    s->tail = m;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- steps ----------------------------------------------------------------------------------- */
+
+static void step_free(hstep *s)
+{
+    while (s->head) {
+        hmsg *m = s->head;
+        s->head = m->next;
+        sh_msg_free(m);
+    }
+    for (size_t i = 0; i < s->npool; i++)
+        free(s->pool[i]);
+    free(s->pool);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+static void *step_main(void *arg)
+{
+    hstep *s = arg;
+    int rc = atomic_load(&s->cancelled) ? OPSC_ECANCELED : s->type->run(s, sh.lib_state);
+    sh_send(s->id, json_pack("{s:s, s:i}", "op", "done", "rc", rc));
+    pthread_mutex_lock(&sh.smu);
+    hstep **pp = &sh.steps;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+    pthread_mutex_unlock(&sh.smu);
+    step_free(s);
+    return NULL;
+}
+
+static const opsc_step_type *find_type(const char *name)
+{
+    for (const opsc_step_type *const *t = sh.lib->types; t && *t; t++)
+        if ((*t)->run && strcmp((*t)->name, name) == 0)
+            return *t;
+    return NULL;
+}
+
+static void start_step(uint32_t id, json_t *msg)
+{
+    const char *name = json_string_value(json_object_get(msg, "step"));
+    const opsc_step_type *type = name ? find_type(name) : NULL;
+    if (!type || id == 0 || find_step(id)) {
+        sh_send(id, json_pack("{s:s, s:i}", "op", "done", "rc", OPSC_ENOENT));
+        return;
+    }
+    hstep *s = calloc(1, sizeof(*s));
+    if (!s)
+        _exit(3);
+    s->id = id;
+    s->type = type;
+    atomic_init(&s->cancelled, false);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_lock(&sh.smu);
+    s->next = sh.steps;
+    sh.steps = s;
+    pthread_mutex_unlock(&sh.smu);
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    if (pthread_create(&th, &attr, step_main, s) != 0) {
+        fprintf(stderr, "opsc-stephost: cannot start a step thread\n");
+        _exit(3);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void on_frame(const shp_frame *f)
+{
+    if (f->type == SHP_HELLO)
+        return;
+    hstep *s = f->id ? find_step(f->id) : NULL;
+    if (f->type == SHP_DATA) {
+        if (s)
+            deliver(s, NULL, f);
+        return;
+    }
+    json_t *msg = shp_json(f);
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (!op) {
+        fprintf(stderr, "opsc-stephost: malformed message from the daemon\n");
+        _exit(2);
+    }
+    if (strcmp(op, "ping") == 0) {
+        sh_send(0, json_pack("{s:s}", "op", "pong"));
+    } else if (strcmp(op, "start") == 0) {
+        start_step(f->id, msg);
+    } else if (strcmp(op, "cancel") == 0 && s) {
+        atomic_store(&s->cancelled, true);
+    } else if (strcmp(op, "ret") == 0 && s) {
+        deliver(s, msg, f);
+        return;
+    }
+    json_decref(msg);
+}
+
+/* ---- start ----------------------------------------------------------------------------------- */
+
+static int load(const char *path, char *err, size_t errlen)
+{
+    sh.dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!sh.dl) {
+        snprintf(err, errlen, "%s", dlerror());
+        return OPSC_EPLUGIN;
+    }
+    opsc_plugin_entry_fn entry = (opsc_plugin_entry_fn)dlsym(sh.dl, OPSC_PLUGIN_ENTRY_SYMBOL);
+    sh.plugin = entry ? entry() : NULL;
+    if (!sh.plugin || sh.plugin->size < sizeof(opsc_plugin) ||
+        sh.plugin->abi_major != OPSC_ABI_MAJOR || !(sh.plugin->kinds & OPSC_KIND_STEPLIB) ||
+        !sh.plugin->init) {
+        snprintf(err, errlen, "not a step library of ABI %d", OPSC_ABI_MAJOR);
+        return OPSC_EABI;
+    }
+    void *pstate = NULL;
+    int rc = sh.plugin->init(sh_host_api(), (const opsc_config *)&sh, &pstate);
+    if (rc == 0 && !sh.lib)
+        rc = OPSC_ENOENT;
+    if (rc < 0)
+        snprintf(err, errlen, "its init() failed: %s", opsc_strerror(rc));
+    return rc;
+}
+
+static void say_hello(int rc, const char *err, json_t *notes)
+{
+    json_t *hello = json_pack("{s:s, s:[i], s:I, s:o}", "proto", "opsc-stephost", "versions",
+                              SHP_VERSION, "pid", (json_int_t)getpid(), "sandbox", notes);
+    if (rc < 0)
+        json_object_set_new(hello, "error", shp_string(err, strlen(err)));
+    else {
+        json_object_set_new(hello, "library", json_string(sh.lib->name));
+        json_object_set_new(hello, "version", json_string(sh.lib->version));
+    }
+    pthread_mutex_lock(&sh.wmu);
+    shp_send_json(sh.fd, SHP_HELLO, 0, hello);
+    pthread_mutex_unlock(&sh.wmu);
+    json_decref(hello);
+}
+
+static bool version_agreed(shp_reader *r)
+{
+    shp_frame f;
+    if (shp_read(r, sh.fd, &f) != 1 || f.type != SHP_HELLO)
+        return false;
+    json_t *msg = shp_json(&f);
+    bool ok = json_integer_value(json_object_get(msg, "version")) == SHP_VERSION;
+    json_decref(msg);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    const char *library = NULL, *user = NULL;
+    uint64_t memory_limit = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--library") == 0)
+            library = argv[i + 1];
+        else if (strcmp(argv[i], "--user") == 0)
+            user = argv[i + 1];
+        else if (strcmp(argv[i], "--memory-limit") == 0)
+            memory_limit = strtoull(argv[i + 1], NULL, 10);
+    }
+    if (!library) {
+        fprintf(
+            stderr,
+            "usage: opsc-stephost --library PATH [--user NAME] [--memory-limit BYTES] (started by "
+            "opsconductord, the socket as fd 3)\n");
+        return 2;
+    }
+    /* No PR_SET_PDEATHSIG: it fires when the daemon's thread that started us
+     * ends, not the daemon. The socket is what ties us: when the daemon goes,
+     * even killed with SIGKILL, the main loop below reads the end of it. */
+    signal(SIGPIPE, SIG_IGN);
+    char err[512] = "";
+    json_t *notes = json_array();
+    char load_path[64 + PATH_MAX];
+    int rc = sh_sandbox(library, user, memory_limit, notes, load_path, sizeof(load_path), err,
+                        sizeof(err));
+    if (rc == 0)
+        rc = load(load_path, err, sizeof(err));
+    say_hello(rc, err, notes);
+    shp_reader r = {0};
+    if (rc < 0 || !version_agreed(&r))
+        _exit(2);
+    shp_frame f;
+    while ((rc = shp_read(&r, sh.fd, &f)) == 1)
+        on_frame(&f);
+    /* The daemon closed the socket (it stops, or gave up on us): steps still
+     * running have no one to answer them. _exit: no destructors of a library
+     * that may be in any state. */
+    _exit(rc == 0 ? 0 : 2);
+}
