@@ -186,7 +186,7 @@ struct upload {
     char name[256];
     EVP_MD_CTX *md;
     int64_t bytes;
-    bool renamed;
+    bool tmp_gone; /* renamed into place, removed, or never made */
 };
 
 static int upload_write(void *ud, const char *data, size_t len)
@@ -208,14 +208,20 @@ static int upload_write(void *ud, const char *data, size_t len)
     return 0;
 }
 
+static void discard_tmp(struct upload *u)
+{
+    if (!u->tmp_gone && unlinkat(u->dir, u->tmp, 0) < 0)
+        log_error("files", "cannot remove %s: %s", u->tmp, strerror(errno));
+    u->tmp_gone = true;
+}
+
 static void upload_close(void *ud, bool whole)
 {
     struct upload *u = ud;
     (void)whole; /* either way: what was not renamed goes */
+    discard_tmp(u);
     if (u->fd >= 0)
         close(u->fd);
-    if (!u->renamed && unlinkat(u->dir, u->tmp, 0) < 0)
-        log_error("files", "cannot remove %s: %s", u->tmp, strerror(errno));
     close(u->dir);
     EVP_MD_CTX_free(u->md);
     free(u);
@@ -244,7 +250,7 @@ static int upload_start(http_req *req)
     u->fd = openat(dir, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (u->fd < 0) {
         log_error("files", "cannot create %s in %s: %s", u->tmp, dir_of(req), strerror(errno));
-        u->renamed = true; /* nothing to remove */
+        u->tmp_gone = true;
         upload_close(u, false);
         http_respond_error(req, 500, "internal", NULL, "the upload could not be started");
         return HTTP_DONE;
@@ -268,9 +274,11 @@ static int upload_file(http_req *req)
     if (rc == 0 && renameat(u->dir, u->tmp, u->dir, u->name) < 0)
         rc = -errno;
     if (rc == 0) {
-        u->renamed = true;
+        u->tmp_gone = true;
         fsync(u->dir);
     }
+    if (rc < 0) /* before answering: the client may look right after */
+        discard_tmp(u);
     if (rc == -EISDIR || rc == -ENOTEMPTY || rc == -EEXIST) {
         http_respond_error(req, 409, "conflict", NULL, "%s is a folder (file.get's)", u->name);
         return HTTP_DONE;
