@@ -286,16 +286,15 @@ static int on_packet(spawner *s)
     return 0;
 }
 
-/* 1 when SIGTERM asks us to end. */
-static int on_signals(spawner *s)
+/* SIGTERM does not end us: a service stop sends it to the daemon and to us at once, and the
+ * daemon still needs us while it stops its runs. We end when the daemon's end of our socket
+ * closes (its stop, or its death), killing what we started. */
+static void on_signals(spawner *s)
 {
     struct signalfd_siginfo si;
-    int end = 0;
     while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        if (si.ssi_signo == SIGTERM)
-            end = 1;
+        ;
     sp_reap(s);
-    return end;
 }
 
 static void run(spawner *s)
@@ -321,8 +320,8 @@ static void run(spawner *s)
                 pfd[k++] = (struct pollfd){s->procs[i].status_fd, POLLIN, 0};
         if (poll(pfd, k, -1) < 0 && errno != EINTR)
             break;
-        if (pfd[1].revents && on_signals(s))
-            break;
+        if (pfd[1].revents)
+            on_signals(s);
         for (size_t i = 2; i < k; i++) {
             if (!pfd[i].revents)
                 continue;

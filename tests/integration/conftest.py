@@ -19,6 +19,7 @@ admin's bearer token. Daemon.login(user, password) answers the login request,
 Daemon.session(token) is a new requests.Session with that bearer token, and
 Daemon.restart() stops the daemon and starts another on its data directory.
 """
+import atexit
 import os
 import pathlib
 import resource
@@ -37,7 +38,49 @@ BUILD_DIR = pathlib.Path(os.environ.get("OPSC_BUILD_DIR", "build"))
 if not BUILD_DIR.is_absolute():
     BUILD_DIR = (pathlib.Path.cwd() / BUILD_DIR) if (pathlib.Path.cwd() / BUILD_DIR).exists() \
         else ROOT / BUILD_DIR
-DAEMON = BUILD_DIR / "core" / "opsconductord"
+
+
+def _reachable_by_all(path):
+    """Whether every user may reach `path`: each directory from / down to it is searchable by
+    others. A checkout under /root (0700 on Debian) is not."""
+    p = pathlib.Path(path).resolve()
+    return all(d.stat().st_mode & 0o001 for d in [p, *p.parents])
+
+
+# What the daemon and its helpers run, by the build's layout (the daemon finds opsc-spawner
+# and opsc-stephost beside it), without objects or test binaries.
+_RUNTIME_PARTS = ("core", "spawner", "stephost", "plugins", "steplibs", "tests/exec_steps",
+                  "tests/plugins")
+
+
+def _runtime_copy(build):
+    """A copy of the daemon, its helpers, plugins and step libraries where every user can read
+    them: daemons that drop to the opsconductor user, local steps and step hosts under their
+    own users must load them whatever directory the checkout is in. Removed at exit."""
+    dest = pathlib.Path(tempfile.mkdtemp(prefix="opsc-build-", dir="/tmp"))
+    dest.chmod(0o755)
+    for part in _RUNTIME_PARTS:
+        for f in (build / part).rglob("*"):
+            rel = f.relative_to(build)
+            if not f.is_file() or any(x.endswith(".p") for x in rel.parts):
+                continue
+            if f.suffix != ".so" and not os.access(f, os.X_OK):
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            shutil.copy2(f, target)
+    for d in [dest, *dest.rglob("*")]:
+        if d.is_dir():
+            d.chmod(0o755)
+    atexit.register(shutil.rmtree, dest, True)
+    return dest
+
+
+# Where daemons are started from: the build itself, or a copy every user can read
+# (OPSC_TEST_RUNTIME_COPY=1 makes the copy anyway, to test as from a checkout under /root).
+RUN_DIR = BUILD_DIR if _reachable_by_all(BUILD_DIR / "core") and \
+    os.environ.get("OPSC_TEST_RUNTIME_COPY") != "1" else _runtime_copy(BUILD_DIR)
+DAEMON = RUN_DIR / "core" / "opsconductord"
 STOP_DEADLINE_S = 15
 
 
@@ -59,7 +102,7 @@ def free_port():
 
 
 def plugin_dirs():
-    dirs = [BUILD_DIR / "plugins", BUILD_DIR / "steplibs"]
+    dirs = [RUN_DIR / "plugins", RUN_DIR / "steplibs"]
     return [str(d) for d in dirs if d.is_dir()]
 
 

@@ -61,7 +61,8 @@ class Cli:
         """Run under a pseudo-terminal of `columns`; returns (exit code, output)."""
         pid, fd = pty.fork()
         if pid == 0:
-            os.execve(str(OPSCTL), [str(OPSCTL), *args], self.env(env))
+            # A terminal that knows colours, whatever TERM the suite runs under (dumb in CI).
+            os.execve(str(OPSCTL), [str(OPSCTL), *args], self.env({"TERM": "xterm", **(env or {})}))
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         out = b""
         while True:

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR
+from conftest import RUN_DIR
 from fixtures.runs import check, job, local_target, shell_step, start, step, wait, wait_step
 from test_steplibs_api import UPLIB, upload
 
-TEST_STEPS = str(BUILD_DIR / "tests" / "exec_steps")
+TEST_STEPS = str(RUN_DIR / "tests" / "exec_steps")
 ISOLATED = {"steplibs": {"isolation": "always", "host_memory_limit": "256M",
                          "host_stop_grace": "500ms"}}
 

@@ -337,7 +337,22 @@ static void server_refusing_a_channel_fails_that_command_only(void **state)
     }
     assert_int_equal(refused, 2);
     assert_true(plug.t->conn_usable(conn));
-    run_id(conn, "opsctest\n");
+    /* sshd releases a session when it has processed the channel's close, after we saw the
+     * command end: on a loaded machine a new channel may come first and be refused too. */
+    th_exec again;
+    int rc = OPSC_EPROTO;
+    for (int tries = 0; tries < 50 && rc == OPSC_EPROTO; tries++) {
+        rc = th_exec_run(&plug, conn, "id -un", &again);
+        if (rc == 0 && again.status == OPSC_EPROTO)
+            rc = OPSC_EPROTO;
+        if (rc == OPSC_EPROTO) {
+            bool never = false;
+            th_run_until(&never, 100);
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(again.status, 0);
+    assert_string_equal(again.out, "opsctest\n");
     th_close(&plug, conn);
 }
 
