@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "discovery.h"
+#include "files.h"
 #include "discovery_routes.h"
 #include "events.h"
 #include "exec.h"
@@ -258,6 +259,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_notifications_register(c);
     if (rc == 0)
         rc = api_discovery_register(c);
+    if (rc == 0)
+        rc = api_files_register(c);
     if (rc == 0)
         open_web(c);
     if (rc == 0) {

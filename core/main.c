@@ -19,6 +19,7 @@
 #include "config.h"
 #include "console.h"
 #include "core.h"
+#include "files.h"
 #include "http.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -274,6 +275,14 @@ static int cmd_backup(struct config *cfg, int argc, char **argv)
     }
     char err[1024] = "";
     int rc = store_backup(cfg->store.data_dir, argv[1], err, sizeof(err));
+    char files[4096], dest[4096];
+    if (rc == 0 && (files_dir_resolve(cfg, files, sizeof(files)) < 0 ||
+                    fs_join(dest, sizeof(dest), argv[1], "files") < 0)) {
+        rc = OPSC_E2BIG;
+        snprintf(err, sizeof(err), "the files directory's path is too long");
+    }
+    if (rc == 0) /* the files jobs read belong with the jobs */
+        rc = files_backup(files, dest, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "opsconductord: backup failed: %s\n", err[0] ? err : opsc_strerror(rc));
         return 1;

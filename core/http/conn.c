@@ -375,8 +375,9 @@ static int check_body(http_conn *c)
     http_req *req = c->req;
     const http_parser *p = &c->parser;
     unsigned flags = req->route->flags;
-    req->body_limit =
-        (flags & HTTP_ROUTE_RAW_BODY) ? c->srv->opts.max_upload_bytes : c->srv->opts.max_body_bytes;
+    req->body_limit = (flags & (HTTP_ROUTE_RAW_BODY | HTTP_ROUTE_STREAM_BODY))
+                          ? c->srv->opts.max_upload_bytes
+                          : c->srv->opts.max_body_bytes;
     if (has_body(p) && !(p->flags & F_CHUNKED) && p->content_length > (uint64_t)req->body_limit) {
         c->close_after = true;
         char msg[96];
@@ -428,6 +429,24 @@ static int run_auth(http_conn *c)
     return c->state == CONN_OPEN ? 1 : -1;
 }
 
+/* A streaming route picks its sink (or refuses) before the body is read. */
+static int start_stream(http_conn *c)
+{
+    http_req *req = c->req;
+    const http_route *r = req->route;
+    if (!(r->flags & HTTP_ROUTE_STREAM_BODY))
+        return 0;
+    if (r->body_start)
+        r->body_start(req);
+    if (req->responded)
+        return c->state == CONN_OPEN ? 1 : -1;
+    if (!req->sink.write) {
+        log_error("http", "%s %s set no body sink", r->method, r->pattern);
+        return answer_early(c, 500, "internal", "the upload could not be started") < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
@@ -460,6 +479,8 @@ static int on_headers_complete(http_parser *p)
     if (rc == 0 && !req->responded)
         rc = run_auth(c);
     if (rc == 0 && !req->responded)
+        rc = start_stream(c);
+    if (rc == 0 && !req->responded)
         send_continue(c);
     return rc < 0 ? -1 : 0;
 }
@@ -470,10 +491,19 @@ static int on_body(http_parser *p, const char *at, size_t len)
     http_req *req = c->req;
     if (req->responded)
         return 0;
-    if ((int64_t)(req->body.len + len) > req->body_limit) {
+    if (req->body_received + (int64_t)len > req->body_limit) {
         c->close_after = true;
         http_respond_error(req, 413, "payload_too_large", NULL, "request body exceeds %lld bytes",
                            (long long)req->body_limit);
+        return -1;
+    }
+    req->body_received += (int64_t)len;
+    if (req->sink.write) {
+        if (req->sink.write(req->sink.ud, at, len) == 0)
+            return 0;
+        c->close_after = true;
+        if (!req->responded)
+            http_respond_error(req, 500, "internal", NULL, "the upload could not be stored");
         return -1;
     }
     sb_append(&req->body, at, len);

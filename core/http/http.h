@@ -39,9 +39,12 @@ const char *http_role_name(int role);
 #define HTTP_ASYNC 1 /* the handler will respond later (exactly once) */
 
 /* Route flags. */
-#define HTTP_ROUTE_JSON_BODY (1u << 0) /* body must be a JSON object (400/415 otherwise) */
-#define HTTP_ROUTE_RAW_BODY  (1u << 1) /* any content type; body up to max_upload_bytes */
-#define HTTP_ROUTE_HIDDEN    (1u << 2) /* not in the OpenAPI document (the document itself) */
+#define HTTP_ROUTE_JSON_BODY   (1u << 0) /* body must be a JSON object (400/415 otherwise) */
+#define HTTP_ROUTE_RAW_BODY    (1u << 1) /* any content type; body up to max_upload_bytes */
+#define HTTP_ROUTE_HIDDEN      (1u << 2) /* not in the OpenAPI document (the document itself) */
+/* The body is not held in memory: route->body_start sets a sink (see
+ * http_body_sink) that receives it piece by piece; up to max_upload_bytes. */
+#define HTTP_ROUTE_STREAM_BODY (1u << 3)
 
 typedef struct http_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
@@ -54,6 +57,12 @@ typedef struct http_route {
     const char *request_schema;  /* OpenAPI schema (JSON text) of the body, or NULL */
     const char *response_schema; /* OpenAPI schema (JSON text) of a 2xx body, or NULL */
     int status;                  /* success status in the OpenAPI document; 0 means 200 */
+    /* HTTP_ROUTE_STREAM_BODY routes: runs once the headers are in and the
+     * auth hook admitted the request, before any body byte is read. It
+     * either sets a sink with http_req_set_body_sink() or answers (then the
+     * body is not read, and `handler` never runs). Returns HTTP_DONE. The
+     * handler runs after the last body byte went to the sink. */
+    int (*body_start)(http_req *req);
 } http_route;
 
 /* Zero members take the defaults of the [server] config section. */
@@ -210,9 +219,29 @@ const char *http_req_param(http_req *req, const char *name);  /* path {param}; N
 const char *http_req_query(http_req *req, const char *name);  /* decoded; NULL if absent */
 const char *http_req_header(http_req *req, const char *name); /* case-insensitive */
 const char *http_req_body(http_req *req, size_t *len);
-json_t *http_req_json(http_req *req);            /* borrowed; NULL when no JSON body */
-const char *http_req_client(http_req *req);      /* client IP text */
-bool http_req_tls(http_req *req);                /* it came over TLS */
+
+/* Where the body of an HTTP_ROUTE_STREAM_BODY request goes. Loop thread. */
+typedef struct http_body_sink {
+    /* The next `len` bytes of the body (borrowed until return). Return 0,
+     * or non-zero after answering the request (507, 500): the rest of the
+     * body is refused and the connection closes. */
+    int (*write)(void *ud, const char *data, size_t len);
+    /* Exactly once, when the server lets go of the request: `whole` is true
+     * when the body arrived in full (the route's handler has run by then),
+     * false when the connection dropped, the body was too large or write()
+     * refused it. Frees `ud` as the sink's owner sees fit. */
+    void (*close)(void *ud, bool whole);
+    void *ud;
+} http_body_sink;
+/* Called by route->body_start only; `sink` is copied, `ud` stays the caller's
+ * until close() runs. */
+void http_req_set_body_sink(http_req *req, const http_body_sink *sink);
+/* The ud of the request's sink (the handler reads its result there); NULL
+ * when none. */
+void *http_req_body_sink_ud(http_req *req);
+json_t *http_req_json(http_req *req);       /* borrowed; NULL when no JSON body */
+const char *http_req_client(http_req *req); /* client IP text */
+bool http_req_tls(http_req *req);           /* it came over TLS */
 /* The subject CN of the client certificate the TLS handshake verified
  * against the client CA; NULL without one (or once the connection is gone). */
 const char *http_req_tls_client(http_req *req);

@@ -94,6 +94,8 @@ struct http_req {
     void (*principal_free)(void *);
     bool tls; /* it came over TLS */
     char client[48];
+    http_body_sink sink; /* HTTP_ROUTE_STREAM_BODY: where the body goes */
+    int64_t body_received;
 };
 
 enum conn_state {

@@ -73,6 +73,8 @@ http_req *req_new(http_server *srv, http_conn *c)
 static void req_release(http_req *req)
 {
     http_server *srv = req->srv;
+    if (req->sink.close)
+        req->sink.close(req->sink.ud, req->complete);
     if (req->principal && req->principal_free)
         req->principal_free(req->principal);
     json_decref(req->json);
@@ -156,6 +158,16 @@ const char *http_req_header(http_req *req, const char *name)
         if (strcasecmp(req_at(req, req->hdrs[i].name), name) == 0)
             return req_at(req, req->hdrs[i].value);
     return NULL;
+}
+
+void http_req_set_body_sink(http_req *req, const http_body_sink *sink)
+{
+    req->sink = *sink;
+}
+
+void *http_req_body_sink_ud(http_req *req)
+{
+    return req->sink.close || req->sink.write ? req->sink.ud : NULL;
 }
 
 const char *http_req_body(http_req *req, size_t *len)

@@ -55,6 +55,8 @@ static bool no_body_status(int status)
 static bool has_header(const strbuf *h, const char *name)
 {
     size_t n = strlen(name);
+    if (!h->buf) /* nothing set yet: NULL + 0 is undefined behaviour */
+        return false;
     for (const char *p = h->buf, *end = h->buf + h->len; p && p + n < end;) {
         if (strncasecmp(p, name, n) == 0 && p[n] == ':')
             return true;

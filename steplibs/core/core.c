@@ -1,13 +1,10 @@
 /* core.c - the core step library: shell commands and scripts, files, HTTP, waits, assertions. */
 #include <curl/curl.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "core_internal.h"
 #include "core_steps.h"
-
-#ifndef OPSC_FILES_DIR_DEFAULT
-#define OPSC_FILES_DIR_DEFAULT "/var/lib/opsconductor/files"
-#endif
 
 const opsc_host_api *core_host;
 
@@ -87,15 +84,36 @@ static const opsc_steplib core_lib = {
 static core_settings settings;
 
 static const opsc_cfg_entry settings_map[] = {
-    {"files_dir", OPSC_CFG_STRING, OPSC_FILES_DIR_DEFAULT, 0, -1, NULL, 0,
-     offsetof(core_settings, files_dir),
-     "directory on the appliance that file.put, file.template and file.get may use"},
+    {"files_dir", OPSC_CFG_STRING, "", 0, -1, NULL, 0, offsetof(core_settings, files_dir),
+     "directory on the appliance that file.put, file.template and file.get may use (and "
+     "/api/v1/files serves), created 0700 at start; empty: <data_dir>/files"},
     {"http_allow_local", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0,
      offsetof(core_settings, http_allow_local),
      "http.request may reach the appliance itself (loopback, its own addresses: the daemon's "
      "API) and link-local addresses (cloud metadata)"},
     {NULL},
 };
+
+/* The default lives in the data directory so that one directory holds all
+ * state: backup and restore take the files with the database. The daemon
+ * resolves the same way (core/api/files_dir.c). */
+static int resolve_files_dir(const opsc_host_api *api)
+{
+    static char dir[4096];
+    if (!settings.files_dir || !settings.files_dir[0]) {
+        const char *data = OPSC_HOST_HAS(api, data_dir) ? api->data_dir() : NULL;
+        if (!data || !data[0]) {
+            api->log("steplib-core", OPSC_LOG_ERROR,
+                     "files_dir is empty and the host names no "
+                     "data directory: set files_dir");
+            return OPSC_EINVAL;
+        }
+        if ((size_t)snprintf(dir, sizeof(dir), "%s/files", data) >= sizeof(dir))
+            return OPSC_E2BIG;
+        settings.files_dir = dir;
+    }
+    return 0; /* the daemon creates it at start: it serves it as /api/v1/files */
+}
 
 static int core_init(const opsc_host_api *api, const opsc_config *cfg, void **state)
 {
@@ -106,6 +124,9 @@ static int core_init(const opsc_host_api *api, const opsc_config *cfg, void **st
         api->log("steplib-core", OPSC_LOG_ERROR, "%s", err);
         return rc;
     }
+    rc = resolve_files_dir(api);
+    if (rc < 0)
+        return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         api->log("steplib-core", OPSC_LOG_ERROR, "libcurl failed to initialise");
         return OPSC_EPLUGIN;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "fuzz_conn.h"
 
 static int h_text(http_req *req)
@@ -62,7 +63,51 @@ static int h_async(http_req *req)
     return HTTP_ASYNC;
 }
 
+/* The streaming body path, with the files API's name check deciding before the body. */
+struct sink_sum {
+    size_t bytes;
+    unsigned sum;
+};
+
+static int sink_write(void *ud, const char *data, size_t len)
+{
+    struct sink_sum *s = ud;
+    for (size_t i = 0; i < len; i++)
+        s->sum += (unsigned char)data[i];
+    s->bytes += len;
+    return len && data[0] == '!' ? -1 : 0; /* a sink may refuse (disk full) */
+}
+
+static void sink_close(void *ud, bool whole)
+{
+    (void)whole;
+    free(ud);
+}
+
+static int h_stream_start(http_req *req)
+{
+    const char *name = http_req_param(req, "name");
+    const char *why = files_name_check(name, strlen(name));
+    if (why) {
+        http_respond_error(req, 400, "bad_name", NULL, "%s", why);
+        return HTTP_DONE;
+    }
+    http_body_sink sink = {sink_write, sink_close, calloc(1, sizeof(struct sink_sum))};
+    http_req_set_body_sink(req, &sink);
+    return HTTP_DONE;
+}
+
+static int h_stream(http_req *req)
+{
+    struct sink_sum *s = http_req_body_sink_ud(req);
+    http_respond_json(req, 201, json_pack("{s:I, s:I}", "bytes", (json_int_t)s->bytes, "sum",
+                                          (json_int_t)s->sum));
+    return HTTP_DONE;
+}
+
 static const http_route routes[] = {
+    {"PUT", "/f/{name}", 0, h_stream, HTTP_ROUTE_STREAM_BODY, NULL, NULL, NULL, NULL, 0,
+     h_stream_start},
     {"GET", "/a", 0, h_text, 0, NULL, NULL, NULL, NULL},
     {"GET", "/a/{id}", 0, h_param, 0, NULL, NULL, NULL, NULL},
     {"DELETE", "/a/{id}", 0, h_param, 0, NULL, NULL, NULL, NULL},

@@ -120,7 +120,60 @@ static int h_events(http_req *req)
     return HTTP_DONE;
 }
 
+/* ---- a streaming route: the body goes to a sink, never to req->body ---- */
+
+struct stream_seen stream_seen;
+
+struct sink_state {
+    long long bytes, sum;
+};
+
+static int sink_write(void *ud, const char *data, size_t len)
+{
+    struct sink_state *s = ud;
+    for (size_t i = 0; i < len; i++)
+        s->sum += (unsigned char)data[i];
+    s->bytes += (long long)len;
+    stream_seen.bytes += (long long)len;
+    return 0;
+}
+
+static void sink_close(void *ud, bool whole)
+{
+    if (whole)
+        stream_seen.closed_whole++;
+    else
+        stream_seen.closed_cut++;
+    free(ud);
+}
+
+static int h_stream_start(http_req *req)
+{
+    if (strcmp(http_req_param(req, "name"), "refuse") == 0) {
+        http_respond_error(req, 400, "bad_request", NULL, "refused by body_start");
+        return HTTP_DONE;
+    }
+    http_body_sink sink = {sink_write, sink_close, calloc(1, sizeof(struct sink_state))};
+    http_req_set_body_sink(req, &sink);
+    stream_seen.started++;
+    return HTTP_DONE;
+}
+
+static int h_stream(http_req *req)
+{
+    struct sink_state *s = http_req_body_sink_ud(req);
+    size_t held;
+    http_req_body(req, &held);
+    stream_seen.last_sum = s->sum;
+    stream_seen.handled++;
+    http_respond_json(
+        req, 200, json_pack("{s:I, s:I}", "bytes", (json_int_t)s->bytes, "held", (json_int_t)held));
+    return HTTP_DONE;
+}
+
 static const http_route routes[] = {
+    {"PUT", "/stream/{name}", ROLE_PUBLIC, h_stream, HTTP_ROUTE_STREAM_BODY, "test", "Stream", NULL,
+     NULL, 0, h_stream_start},
     {"GET", "/hello", ROLE_PUBLIC, h_hello, 0, "test", "Hello", NULL, NULL},
     {"GET", "/items/{id}", ROLE_VIEWER, h_item, 0, "test", "One item", NULL, NULL},
     {"DELETE", "/items/{id}", ROLE_ADMIN, h_missing, 0, "test", "Delete", NULL, NULL},

@@ -15,6 +15,15 @@ struct sse_state {
 
 #define BIG_BYTES (8 * 1024 * 1024)
 
+/* What the streaming route's sinks saw (PUT /stream/{name}; "refuse" is
+ * answered 400 by body_start, before the body). */
+struct stream_seen {
+    atomic_int started, handled, closed_whole, closed_cut;
+    atomic_llong bytes;    /* written to sinks, all requests */
+    atomic_llong last_sum; /* byte sum of the last whole body the handler saw */
+};
+extern struct stream_seen stream_seen;
+
 /* Limits small enough to reach in a test. */
 extern const http_opts small_limits;
 

@@ -289,6 +289,75 @@ static void test_oversize_body_refused_413_before_it_is_sent(void **state)
     fx_stop(x);
 }
 
+/* Poll until `counter` reaches `want` (2 s at most): sinks close on the loop thread. */
+static int wait_count(atomic_int *counter, int want)
+{
+    for (int i = 0; i < 200 && *counter < want; i++)
+        usleep(10 * 1000);
+    return *counter;
+}
+
+static void test_stream_body_goes_to_the_sink_and_is_closed_once(void **state)
+{
+    (void)state;
+    memset(&stream_seen, 0, sizeof(stream_seen));
+    hx *x = fx_start(NULL);
+    /* in full, bigger than max_body_bytes, none of it held by the request */
+    hc *c = hc_connect(x->port);
+    size_t n = 300000;
+    char head[160];
+    snprintf(head, sizeof(head), "PUT /stream/a HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+    hc_sends(c, head);
+    char *body = malloc(n);
+    memset(body, 7, n);
+    hc_send(c, body, n);
+    expect(c, 200, "{\"bytes\":300000,\"held\":0}");
+    assert_int_equal(stream_seen.last_sum, 7LL * (long long)n);
+    assert_int_equal(wait_count(&stream_seen.closed_whole, 1), 1);
+    /* chunked, on the same connection */
+    hc_sends(c, "PUT /stream/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+    expect(c, 200, "{\"bytes\":5,\"held\":0}");
+    assert_int_equal(stream_seen.last_sum, 'a' + 'b' + 'c' + 'd' + 'e');
+    hc_close(c);
+    assert_int_equal(wait_count(&stream_seen.closed_whole, 2), 2);
+
+    /* refused by body_start: answered before the body is sent; no sink */
+    c = hc_connect(x->port);
+    hc_sends(c, "PUT /stream/refuse HTTP/1.1\r\nContent-Length: 500000\r\n\r\n");
+    expect_error(c, 400, "bad_request");
+    hc_close(c);
+
+    /* dropped mid-body: closed as cut, the handler never runs */
+    c = hc_connect(x->port);
+    hc_sends(c, "PUT /stream/c HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
+    hc_send(c, body, 1000);
+    for (int i = 0; i < 200 && stream_seen.bytes < (long long)n + 5 + 1000; i++)
+        usleep(10 * 1000);
+    hc_close(c);
+    assert_int_equal(wait_count(&stream_seen.closed_cut, 1), 1);
+
+    /* over max_upload_bytes while streaming (chunked: no length to refuse early) */
+    c = hc_connect(x->port);
+    hc_sends(c, "PUT /stream/d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[32];
+    snprintf(chunk, sizeof(chunk), "%zx\r\n", n);
+    for (int i = 0; i < 4; i++) { /* 1.2 MB > 1 MiB */
+        hc_sends(c, chunk);
+        hc_send(c, body, n);
+        hc_sends(c, "\r\n");
+    }
+    expect_error(c, 413, "payload_too_large");
+    hc_close(c);
+    assert_int_equal(wait_count(&stream_seen.closed_cut, 2), 2);
+    free(body);
+    fx_stop(x);
+    assert_int_equal(stream_seen.started, 4);
+    assert_int_equal(stream_seen.handled, 2);
+    assert_int_equal(stream_seen.closed_whole, 2);
+    assert_int_equal(stream_seen.closed_cut, 2);
+}
+
 static void test_expect_100_continue(void **state)
 {
     (void)state;
@@ -792,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_json_bodies_parsed_or_refused_with_400_415),
         cmocka_unit_test(test_chunked_body_and_its_limit),
         cmocka_unit_test(test_oversize_body_refused_413_before_it_is_sent),
+        cmocka_unit_test(test_stream_body_goes_to_the_sink_and_is_closed_once),
         cmocka_unit_test(test_expect_100_continue),
         cmocka_unit_test(test_malformed_requests_answered_400_and_closed),
         cmocka_unit_test(test_oversize_headers_431),
