@@ -79,7 +79,7 @@ def test_every_two_seconds_produces_runs_every_two_seconds(sdaemon):
 
 
 @pytest.mark.parametrize("policy, started, missed", [
-    ("skip", 0, 5), ("run_once", 1, 4), ("run_all", 2, 3)])
+    ("skip", 0, 4), ("run_once", 1, 4), ("run_all", 2, 3)])
 def test_a_restart_applies_the_misfire_policy(sdaemon, policy, started, missed):
     job = make_job(sdaemon, "true")
     sid = create(sdaemon, job, "*/2 * * * * *", misfire_policy=policy, overlap_policy="allow")
@@ -90,12 +90,28 @@ def test_a_restart_applies_the_misfire_policy(sdaemon, policy, started, missed):
     t_start = time.time()
     d2 = sdaemon.restart()
     time.sleep(0.5)
-    # Later than misfire_threshold (500 ms) at the restart: misfires, for sure.
-    late = [r for r in runs_of(d2, sid) if t_stop < epoch(r["planned_at"]) < t_start - 0.5]
-    assert len(late) >= 5, late
-    assert sum(r["state"] != "missed" for r in late) == started
-    assert sum(r["state"] == "missed" for r in late) == len(late) - started >= missed
-    assert all("daemon was not running" in reason(r) for r in late if r["state"] == "missed")
+    after = [r for r in runs_of(d2, sid) if epoch(r["planned_at"]) > t_stop]
+    missed_runs = [r for r in after if r["state"] == "missed"]
+    assert len(missed_runs) >= missed, after
+    # The misses are recorded when the restarted scheduler plans: that is its "now". A slow
+    # (sanitizer) start moves it seconds past t_start, and a fire within misfire_threshold
+    # (500 ms) of it is on time, not late: it runs whatever the policy, and run_once then
+    # has no late fire to run. So count what ran among every fire up to that "now".
+    now = min(epoch(r["created_at"]) for r in missed_runs)
+    due = [r for r in after if epoch(r["planned_at"]) <= now]
+    ran = [r["state"] != "missed" for r in due]
+    if policy == "skip":  # nothing late runs; only a fire on time can
+        assert sum(ran) <= 1 and (not ran[-1] or now - epoch(due[-1]["planned_at"]) < 0.6), due
+    elif policy == "run_once":
+        assert sum(ran) == 1, due
+    else:
+        assert sum(ran) in (started, started + 1), due
+    # What ran is the latest: every earlier fire was recorded as missed, none lost.
+    assert ran == sorted(ran), due
+    gaps = [epoch(b["planned_at"]) - epoch(a["planned_at"]) for a, b in zip(due, due[1:])]
+    assert all(g == 2.0 for g in gaps), due
+    assert all("daemon was not running" in reason(r)
+               for r in missed_runs if epoch(r["planned_at"]) < t_start)
 
 
 ACTIVE = ("queued", "running")
