@@ -262,6 +262,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
     if (rc == 0)
         rc = api_files_register(c);
     if (rc == 0)
+        rc = api_cluster_register(c);
+    if (rc == 0)
         open_web(c);
     if (rc == 0) {
         http_server_set_auth(c->http, auth_http_hook, c->auth);

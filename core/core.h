@@ -52,6 +52,7 @@ struct opsc_core {
     web_ui *web;           /* the web UI's files; NULL when not served */
     privsep *privsep;      /* the helper that starts local steps as the local-steps user */
     discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
+    char node_id[40];      /* this node's id in a cluster (<data_dir>/node_id) */
     char files_dir[4096];  /* what /api/v1/files serves: the core step library's files_dir */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */

@@ -25,6 +25,14 @@ int api_notifications_register(struct opsc_core *c);
 /* /api/v1/steplibs: list, upload (admin), delete (admin) step libraries. */
 int api_steplibs_register(struct opsc_core *c);
 
+/* GET /api/v1/cluster (role viewer). Loads this node's id first (made once
+ * in <data_dir>/node_id) into core->node_id; an unreadable or invalid file
+ * fails the start, logged with its path. */
+int api_cluster_register(struct opsc_core *c);
+/* This node's id: read from <data_dir>/node_id, or made (UUIDv7) and written
+ * there 0600 on the first start. 0, or a negative code with err set. */
+int cluster_node_id_load(const char *data_dir, char id[40], char *err, size_t errlen);
+
 /* The OpenAPI 3.0.3 document of every route of `srv` not flagged
  * HTTP_ROUTE_HIDDEN: paths, operations (summary, tag, path parameters,
  * request and response schemas from the route's text, the role it needs
