@@ -90,7 +90,12 @@ struct store_cfg {
     const char *data_dir;
     int64_t map_size;
     int64_t max_map_size;
+    int backend;                /* enum store_backend */
+    const char *postgresql_url; /* secret: libpq URL or connection string */
 };
+
+/* [store] backend: where records live (docs/cluster.md). */
+enum store_backend { STORE_BACKEND_LMDB, STORE_BACKEND_POSTGRESQL };
 
 struct log_cfg {
     int level;  /* OPSC_LOG_* */

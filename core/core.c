@@ -53,11 +53,29 @@ static int open_data_dir(const char *dir, char *err, size_t errlen)
 
 static int open_store(struct opsc_core *c, char *err, size_t errlen)
 {
+    bool pg = c->cfg.store.backend == STORE_BACKEND_POSTGRESQL;
     store_opts opts = {
         .map_size = c->cfg.store.map_size,
         .max_map_size = c->cfg.store.max_map_size,
+        .postgresql_url = pg ? c->cfg.store.postgresql_url : NULL,
     };
-    return store_open(&c->store, c->cfg.store.data_dir, &opts, err, errlen);
+    char origin[512];
+    bool no_url = pg && !*c->cfg.store.postgresql_url;
+    cfg_origin(c->cfg.file, "store", no_url ? "backend" : "postgresql_url", origin, sizeof(origin));
+    if (no_url) {
+        snprintf(err, errlen,
+                 "%s: [store] backend: postgresql needs [store] postgresql_url (or "
+                 "OPSC_STORE_POSTGRESQL_URL)",
+                 origin);
+        return OPSC_EINVAL;
+    }
+    int rc = store_open(&c->store, c->cfg.store.data_dir, &opts, err, errlen);
+    if (rc < 0 && pg) { /* say where the URL came from, never what it is */
+        char why[768];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "%s: [store] postgresql_url: %s", origin, why);
+    }
+    return rc;
 }
 
 /* Vault, audit log and identity service: after the store and the plugins

@@ -87,13 +87,16 @@ static json_t *this_node(struct opsc_core *c, const char *address)
 }
 
 /* On LMDB the cluster is this process: one node, leading itself with no
- * lease to expire (epoch 1, expires_at null). */
+ * lease to expire (epoch 1, expires_at null). On PostgreSQL too, for now:
+ * the store admits one daemon per database until membership and the
+ * leader lease are built (docs/cluster.md 2.1, 2.2). */
 static int h_cluster(http_req *req)
 {
     struct opsc_core *c = http_req_app(req);
     char address[300];
     node_address(c, address, sizeof(address));
-    json_t *body = json_pack("{s:s, s:s, s:[o], s:{s:s, s:s, s:i, s:n}}", "backend", "lmdb",
+    const char *backend = c->cfg.store.backend == STORE_BACKEND_POSTGRESQL ? "postgresql" : "lmdb";
+    json_t *body = json_pack("{s:s, s:s, s:[o], s:{s:s, s:s, s:i, s:n}}", "backend", backend,
                              "node_id", c->node_id, "nodes", this_node(c, address), "leader",
                              "node_id", c->node_id, "address", address, "epoch", 1, "expires_at");
     http_respond_json(req, 200, body);

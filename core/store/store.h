@@ -44,6 +44,11 @@ typedef struct store_opts {
     int64_t map_size;     /* initial map size in bytes; 0: 64 MiB */
     int64_t max_map_size; /* growth stops here (OPSC_ENOSPC); 0: 64 GiB */
     bool read_only;       /* backup, inspection: no lock file, no migrations */
+    /* Cluster mode (docs/cluster.md): a libpq URL or connection string puts
+     * the records in that PostgreSQL database instead of LMDB; `dir` keeps
+     * the lock file. NULL or "": LMDB. Borrowed until store_open returns;
+     * a secret (it may hold a password): never logged. */
+    const char *postgresql_url;
 } store_opts;
 
 /* Open (creating if needed, 0700) the store in `dir`: takes an exclusive
@@ -61,6 +66,14 @@ typedef struct store_opts {
  * is OPSC_EPERM. LMDB must not open one environment twice in a process:
  * within the daemon, use its handle (store_backup_from()). */
 int store_open(store **out, const char *dir, const store_opts *opts, char *err, size_t errlen);
+/* On PostgreSQL (opts->postgresql_url): the same records, keys, orders and
+ * codes; a transaction is a database transaction on a pooled connection,
+ * run synchronously on the calling thread within the connection's
+ * timeouts (statement 5 s); writes are SERIALIZABLE and `fn` runs again
+ * after a serialization failure (OPSC_EBUSY after 10); a lost database is
+ * OPSC_EIO (or OPSC_ETIMEDOUT) and the next transaction reconnects.
+ * Read-only opens and store_backup_from() are OPSC_ENOTSUP (pg_dump);
+ * store_full() is false; store_stats_get() reports the database's size. */
 void store_close(store *s);
 
 /* Run `fn` in a write transaction and commit durably. `fn` returns 0 to

@@ -18,6 +18,11 @@ daemon_factory(login=True) logs in as admin so that Daemon.http carries the
 admin's bearer token. Daemon.login(user, password) answers the login request,
 Daemon.session(token) is a new requests.Session with that bearer token, and
 Daemon.restart() stops the daemon and starts another on its data directory.
+
+Store backend: OPSC_TEST_STORE=postgresql runs every daemon of the session
+on a throw-away PostgreSQL server (fixtures/pgserver.py, started once per
+pytest worker), one database per data directory (so restart() finds its
+data again), unless the test's config sets [store] backend itself.
 """
 import atexit
 import os
@@ -250,6 +255,32 @@ def default_sections(tmp, port):
     }
 
 
+PG_STORE = {"server": None, "databases": {}}  # OPSC_TEST_STORE=postgresql
+
+
+def pg_store_keys(data_dir):
+    """[store] keys putting the daemon of `data_dir` on the session's PostgreSQL server."""
+    pg = PG_STORE["server"]
+    dbs = PG_STORE["databases"]
+    if data_dir not in dbs:
+        dbs[data_dir] = pg.database()
+    return {"backend": "postgresql", "postgresql_url": pg.url(dbs[data_dir])}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_backend():
+    want = os.environ.get("OPSC_TEST_STORE", "lmdb")
+    if want == "lmdb":
+        yield
+        return
+    assert want == "postgresql", f"OPSC_TEST_STORE={want}: lmdb or postgresql"
+    from fixtures import pgserver
+    PG_STORE["server"] = pgserver.PgServer().start()
+    yield
+    PG_STORE["server"].stop()
+    PG_STORE["server"] = None
+
+
 def write_config(tmp, port, config):
     path = tmp / "opsconductor.conf"
     if isinstance(config, str):
@@ -258,6 +289,8 @@ def write_config(tmp, port, config):
     sections = default_sections(tmp, port)
     for section, keys in (config or {}).items():
         sections.setdefault(section, {}).update(keys)
+    if PG_STORE["server"] and "backend" not in sections["store"]:
+        sections["store"].update(pg_store_keys(sections["store"]["data_dir"]))
     path.write_text(render_config(sections))
     return path
 
