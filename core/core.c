@@ -51,17 +51,17 @@ static int open_data_dir(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-static int open_store(struct opsc_core *c, char *err, size_t errlen)
+int core_store_open(const struct config *cfg, store **out, char *err, size_t errlen)
 {
-    bool pg = c->cfg.store.backend == STORE_BACKEND_POSTGRESQL;
+    bool pg = cfg->store.backend == STORE_BACKEND_POSTGRESQL;
     store_opts opts = {
-        .map_size = c->cfg.store.map_size,
-        .max_map_size = c->cfg.store.max_map_size,
-        .postgresql_url = pg ? c->cfg.store.postgresql_url : NULL,
+        .map_size = cfg->store.map_size,
+        .max_map_size = cfg->store.max_map_size,
+        .postgresql_url = pg ? cfg->store.postgresql_url : NULL,
     };
     char origin[512];
-    bool no_url = pg && !*c->cfg.store.postgresql_url;
-    cfg_origin(c->cfg.file, "store", no_url ? "backend" : "postgresql_url", origin, sizeof(origin));
+    bool no_url = pg && !*cfg->store.postgresql_url;
+    cfg_origin(cfg->file, "store", no_url ? "backend" : "postgresql_url", origin, sizeof(origin));
     if (no_url) {
         snprintf(err, errlen,
                  "%s: [store] backend: postgresql needs [store] postgresql_url (or "
@@ -69,13 +69,18 @@ static int open_store(struct opsc_core *c, char *err, size_t errlen)
                  origin);
         return OPSC_EINVAL;
     }
-    int rc = store_open(&c->store, c->cfg.store.data_dir, &opts, err, errlen);
+    int rc = store_open(out, cfg->store.data_dir, &opts, err, errlen);
     if (rc < 0 && pg) { /* say where the URL came from, never what it is */
         char why[768];
         snprintf(why, sizeof(why), "%s", err);
         snprintf(err, errlen, "%s: [store] postgresql_url: %s", origin, why);
     }
     return rc;
+}
+
+static int open_store(struct opsc_core *c, char *err, size_t errlen)
+{
+    return core_store_open(&c->cfg, &c->store, err, errlen);
 }
 
 /* Vault, audit log and identity service: after the store and the plugins

@@ -87,6 +87,11 @@ void core_tls_reload(struct opsc_core *c, const struct config *fresh);
  * certificate is configured but no address is marked tls. */
 void core_tls_ports(const http_server *srv, const struct config *cfg, char *buf, size_t n);
 
+/* Open the store `cfg` describes: LMDB in [store] data_dir, or PostgreSQL
+ * ([store] backend, postgresql_url; errors name where the URL was set,
+ * never the URL). The daemon and its console commands both open it so. */
+int core_store_open(const struct config *cfg, store **out, char *err, size_t errlen);
+
 /* Milliseconds since the daemon started (monotonic). */
 uint64_t core_uptime_ms(const struct opsc_core *c);
 
