@@ -55,7 +55,7 @@ int pg_kv_del(store_txn *t, MDB_dbi dbi, const void *key, size_t klen)
 
 /* The walk's position between pages: the last key seen, excluded next time. */
 typedef struct walk_pos {
-    char *key;
+    const char *key;
     size_t len;
     bool set, after;
 } walk_pos;
@@ -104,44 +104,29 @@ static int feed(PGresult *r, const store_walk *w, store_kv_scan_fn fn, void *ud)
     return 0;
 }
 
-static int remember_last(PGresult *r, walk_pos *at)
-{
-    int last = PQntuples(r) - 1;
-    size_t len = (size_t)PQgetlength(r, last, 0);
-    char *key = malloc(len ? len : 1);
-    if (!key)
-        return OPSC_ENOMEM;
-    memcpy(key, PQgetvalue(r, last, 0), len);
-    free(at->key);
-    *at = (walk_pos){key, len, true, true};
-    return 0;
-}
-
+/* Pages are kept, not cleared, until the transaction ends: callers hold
+ * pointers into values after their callback (run_logs_read.c's chunks), as
+ * LMDB's values stay valid in the map for the whole transaction. */
 int pg_walk_run(store_txn *t, MDB_dbi dbi, const store_walk *w, store_kv_scan_fn fn, void *ud)
 {
-    walk_pos at = {(char *)w->start, w->slen, w->start != NULL, w->after};
-    bool owned = false;
+    walk_pos at = {w->start, w->slen, w->start != NULL, w->after};
     int rc = 0;
-    for (int n = FIRST_PAGE;; n = n < MAX_PAGE ? n * 2 : MAX_PAGE) {
+    for (int n = FIRST_PAGE; rc == 0; n = n < MAX_PAGE ? n * 2 : MAX_PAGE) {
         PGresult *r = page(t, dbi, w, &at, n);
-        if (!r) {
-            rc = t->pg->failed;
-            break;
-        }
+        if (!r)
+            return t->pg->failed;
         rc = feed(r, w, fn, ud);
         bool more = rc == 0 && PQntuples(r) == n;
         if (more) {
-            if (!owned)
-                at.key = NULL; /* the caller's start, not ours to free */
-            rc = remember_last(r, &at);
-            if (rc == 0)
-                owned = true;
+            /* the position points into this page, which stays alive */
+            int last = n - 1;
+            at = (walk_pos){PQgetvalue(r, last, 0), (size_t)PQgetlength(r, last, 0), true, true};
         }
-        PQclear(r);
-        if (!more || rc)
+        int kept = pg_keep(t, r);
+        if (kept)
+            return kept;
+        if (!more)
             break;
     }
-    if (owned)
-        free(at.key);
     return rc > 0 ? 0 : rc;
 }

@@ -267,9 +267,11 @@ def pg_store_keys(data_dir):
     return {"backend": "postgresql", "postgresql_url": pg.url(dbs[data_dir])}
 
 
-# Tests that read or write LMDB's files themselves (mdb_load, data.mdb): not for PostgreSQL.
+# Tests that use LMDB's files themselves (mdb_load, backups of data.mdb): not for PostgreSQL.
 LMDB_ONLY = {
     "test_auth_credentials.py::test_delete_refuses_a_credential_in_use_unless_forced",
+    "test_files.py::test_a_configured_files_dir_is_the_one_served_and_backed_up",
+    "test_files.py::test_upload_list_download_delete_round_trip_audited_and_backed_up",
 }
 
 
