@@ -38,15 +38,12 @@ struct pg_store {
 
 /* Our bounds first, then the user's URL, whose keys win (libpq applies the
  * parameters in order; expand_dbname turns the URL into keys). */
-static const char *const conn_keys[] = {"connect_timeout",
-                                        "tcp_user_timeout",
-                                        "keepalives_idle",
-                                        "application_name",
-                                        "options",
-                                        "dbname",
-                                        NULL};
+static const char *const conn_keys[] = {
+    "connect_timeout", "tcp_user_timeout", "keepalives_idle", "application_name",
+    "gssencmode",      "options",          "dbname",          NULL};
 #define CONN_OPTIONS                                                                               \
-    "-c statement_timeout=5000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000"
+    "-c statement_timeout=5000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000 " \
+    "-c client_min_messages=warning"
 
 static const struct {
     const char *name, *sql;
@@ -192,7 +189,9 @@ static int prepare_all(PGconn *c, char *err, size_t errlen)
 /* `prepare`: false for the first connection, which creates the table first. */
 static int connect_one(struct pg_store *pg, pg_conn **out, bool prepare, char *err, size_t errlen)
 {
-    const char *vals[] = {"5", "5000", "10", "opsconductord", CONN_OPTIONS, pg->url, NULL};
+    /* gssencmode: no Kerberos probe on every connect unless the URL asks for it */
+    const char *vals[] = {"5",       "5000",       "10",    "opsconductord",
+                          "disable", CONN_OPTIONS, pg->url, NULL};
     pg_conn *pc = calloc(1, sizeof(*pc));
     if (!pc)
         return store_fail(OPSC_ENOMEM, err, errlen, "out of memory");
