@@ -267,11 +267,21 @@ def pg_store_keys(data_dir):
     return {"backend": "postgresql", "postgresql_url": pg.url(dbs[data_dir])}
 
 
+def store_bytes(data_dir):
+    """The stored bytes of the daemon of `data_dir`, by name: LMDB's *.mdb files, or on
+    PostgreSQL every key and value of its database (COPY ... binary: the raw bytes)."""
+    if PG_STORE["server"]:
+        name = PG_STORE["databases"][str(data_dir)]
+        return {"opsc_kv": PG_STORE["server"].copy_out("SELECT k, v FROM opsc_kv", name)}
+    return {p.name: p.read_bytes() for p in pathlib.Path(data_dir).glob("*.mdb")}
+
+
 # Tests that use LMDB's files themselves (mdb_load, backups of data.mdb): not for PostgreSQL.
 LMDB_ONLY = {
     "test_auth_credentials.py::test_delete_refuses_a_credential_in_use_unless_forced",
     "test_files.py::test_a_configured_files_dir_is_the_one_served_and_backed_up",
     "test_files.py::test_upload_list_download_delete_round_trip_audited_and_backed_up",
+    "test_security_edges.py::test_a_full_disk_answers_507_keeps_reads_and_logins_and_ready_says_so",
 }
 
 
