@@ -566,6 +566,10 @@ static const opsc_cfg_entry store_map[] = {
     {"postgresql_url", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_SECRET, STO(postgresql_url),
      "backend = postgresql: a libpq URL or connection string; keep the password out of it "
      "(PGPASSWORD, PGPASSFILE or a client certificate)"},
+    {"lease_ttl", OPSC_CFG_DURATION, "15s", 1000, 600000, NULL, 0, STO(lease_ttl_ms),
+     "backend = postgresql: how long the leader's lease lasts unrenewed; nodes beat every fifth "
+     "of it, a leader steps down when two thirds passed without renewal, and a node silent for "
+     "this long is dead"},
     {NULL},
 };
 #undef STO

@@ -92,6 +92,7 @@ struct store_cfg {
     int64_t max_map_size;
     int backend;                /* enum store_backend */
     const char *postgresql_url; /* secret: libpq URL or connection string */
+    int64_t lease_ttl_ms;       /* cluster mode: the leader lease (docs/cluster.md 2.2) */
 };
 
 /* [store] backend: where records live (docs/cluster.md). */

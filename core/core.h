@@ -53,6 +53,10 @@ struct opsc_core {
     privsep *privsep;      /* the helper that starts local steps as the local-steps user */
     discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
     char node_id[40];      /* this node's id in a cluster (<data_dir>/node_id) */
+    struct cluster *cluster; /* cluster mode (PostgreSQL store): heartbeat, lease; else NULL */
+    /* this node's schedules API committed a change (and gave it to its own
+     * scheduler) since the last heartbeat: cluster.c reloads only for others' */
+    bool schedules_changed_here;
     char files_dir[4096];  /* what /api/v1/files serves: the core step library's files_dir */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */
@@ -91,6 +95,11 @@ void core_tls_ports(const http_server *srv, const struct config *cfg, char *buf,
  * ([store] backend, postgresql_url; errors name where the URL was set,
  * never the URL). The daemon and its console commands both open it so. */
 int core_store_open(const struct config *cfg, store **out, char *err, size_t errlen);
+
+/* (Re)make the scheduler, closing the one there is, and start it when
+ * `start` (in cluster mode cluster.c starts it on the leader only; the API
+ * still updates a scheduler that is not started). */
+int core_sched_open(struct opsc_core *c, bool start, char *err, size_t errlen);
 
 /* Milliseconds since the daemon started (monotonic). */
 uint64_t core_uptime_ms(const struct opsc_core *c);

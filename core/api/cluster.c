@@ -13,6 +13,8 @@
 #include "core.h"
 #include "http.h"
 #include "log.h"
+#include "rest.h"
+#include "store.h"
 #include "util.h"
 
 #define NODE_ID_FILE "node_id"
@@ -56,7 +58,7 @@ int cluster_node_id_load(const char *data_dir, char id[40], char *err, size_t er
 /* "host:port" of this node's API: the authority of [server] public_url when
  * set (what others can reach), else the first listen address's host with
  * the port actually bound (port 0 in tests). */
-static void node_address(struct opsc_core *c, char *out, size_t n)
+void cluster_node_address(struct opsc_core *c, char *out, size_t n)
 {
     const char *pub = c->cfg.server.public_url;
     if (pub && *pub) {
@@ -87,19 +89,69 @@ static json_t *this_node(struct opsc_core *c, const char *address)
 }
 
 /* On LMDB the cluster is this process: one node, leading itself with no
- * lease to expire (epoch 1, expires_at null). On PostgreSQL too, for now:
- * the store admits one daemon per database until membership and the
- * leader lease are built (docs/cluster.md 2.1, 2.2). */
+ * lease to expire (epoch 1, expires_at null). */
+static json_t *lmdb_cluster(struct opsc_core *c)
+{
+    char address[300];
+    cluster_node_address(c, address, sizeof(address));
+    return json_pack("{s:s, s:s, s:[o], s:{s:s, s:s, s:i, s:n}}", "backend", "lmdb", "node_id",
+                     c->node_id, "nodes", this_node(c, address), "leader", "node_id", c->node_id,
+                     "address", address, "epoch", 1, "expires_at");
+}
+
+static json_t *time_or_null(json_t *ms)
+{
+    if (!json_is_integer(ms))
+        return json_null();
+    char at[RFC3339_LEN];
+    rfc3339_format((int64_t)json_integer_value(ms), at);
+    return json_string(at);
+}
+
+/* The rows of opsc_nodes and opsc_lease as the API shows them. A lapsed
+ * lease is no leader (null) until a node takes it. */
+static json_t *pg_cluster(struct opsc_core *c, json_t *view)
+{
+    json_t *nodes = json_array(), *n, *leader = json_null();
+    json_t *lease = json_object_get(view, "leader");
+    const char *holder = json_string_value(json_object_get(lease, "node_id"));
+    size_t i;
+    json_array_foreach(json_object_get(view, "nodes"), i, n)
+    {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        json_array_append_new(
+            nodes, json_pack("{s:O, s:O, s:O, s:o, s:o, s:O, s:s}", "id", json_object_get(n, "id"),
+                             "address", json_object_get(n, "address"), "version",
+                             json_object_get(n, "version"), "started_at",
+                             time_or_null(json_object_get(n, "started_ms")), "last_heartbeat",
+                             time_or_null(json_object_get(n, "heartbeat_ms")), "labels",
+                             json_object_get(n, "labels"), "state",
+                             json_is_true(json_object_get(n, "alive")) ? "alive" : "dead"));
+        if (holder && id && !strcmp(holder, id) && json_is_true(json_object_get(lease, "live")))
+            leader =
+                json_pack("{s:s, s:O, s:O, s:o}", "node_id", holder, "address",
+                          json_object_get(n, "address"), "epoch", json_object_get(lease, "epoch"),
+                          "expires_at", time_or_null(json_object_get(lease, "expires_ms")));
+    }
+    return json_pack("{s:s, s:s, s:o, s:o}", "backend", "postgresql", "node_id", c->node_id,
+                     "nodes", nodes, "leader", leader);
+}
+
 static int h_cluster(http_req *req)
 {
     struct opsc_core *c = http_req_app(req);
-    char address[300];
-    node_address(c, address, sizeof(address));
-    const char *backend = c->cfg.store.backend == STORE_BACKEND_POSTGRESQL ? "postgresql" : "lmdb";
-    json_t *body = json_pack("{s:s, s:s, s:[o], s:{s:s, s:s, s:i, s:n}}", "backend", backend,
-                             "node_id", c->node_id, "nodes", this_node(c, address), "leader",
-                             "node_id", c->node_id, "address", address, "epoch", 1, "expires_at");
-    http_respond_json(req, 200, body);
+    if (!store_is_shared(c->store)) {
+        http_respond_json(req, 200, lmdb_cluster(c));
+        return HTTP_DONE;
+    }
+    json_t *view = NULL;
+    int rc = store_cluster_view(c->store, c->cfg.store.lease_ttl_ms, &view);
+    if (rc < 0) {
+        rest_error(req, rc, "reading the cluster's membership");
+        return HTTP_DONE;
+    }
+    http_respond_json(req, 200, pg_cluster(c, view));
+    json_decref(view);
     return HTTP_DONE;
 }
 
@@ -111,12 +163,6 @@ static const http_route cluster_routes[] = {
 
 int api_cluster_register(struct opsc_core *c)
 {
-    char err[PATH_MAX + 128] = "";
-    int rc = cluster_node_id_load(c->cfg.store.data_dir, c->node_id, err, sizeof(err));
-    if (rc < 0) {
-        log_error("cluster", "%s", err);
-        return rc;
-    }
     return http_add_routes(c->http, cluster_routes,
                            sizeof(cluster_routes) / sizeof(cluster_routes[0]));
 }

@@ -94,6 +94,17 @@ typedef struct exec_opts {
      * notification service's outbox (notify_run_persisted). NULL: none. */
     int (*on_run_persisted)(void *ud, store_txn *txn, const json_t *run, const char *previous);
     void *on_run_persisted_ud;
+    /* Called inside the write transaction that creates a run (started, or
+     * recorded missed), with the header as stored; an error aborts the
+     * creation and is returned by exec_run_start / exec_run_record_missed.
+     * Cluster mode's exactly-once fires (docs/cluster.md 2.3). NULL: none. */
+    int (*on_run_new)(void *ud, store_txn *txn, const json_t *run);
+    void *on_run_new_ud;
+    /* Cluster mode: the runs this executor starts are marked as this node's
+     * (borrowed for the executor's life), and start-up recovery interrupts
+     * only this node's runs: other nodes' are still running. NULL: every
+     * unfinished run is this process's (one daemon per store). */
+    const char *node_id;
 } exec_opts;
 
 /* Create the executor: recovers runs left queued or running by a previous

@@ -34,8 +34,11 @@ static int new_run_txn(store_txn *txn, void *ud)
     const char *job = json_string_value(json_object_get(r->hdr, "job_id"));
     if (rc == 0 && job)
         rc = index_put(txn, "runs_by_job", job, r->id);
+    const char *owner = r->ex->opts.node_id ? r->ex->opts.node_id : "";
     if (rc == 0 && !ex_terminal(r->state))
-        rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), "", 0);
+        rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), owner, strlen(owner));
+    if (rc == 0 && r->ex->opts.on_run_new)
+        rc = r->ex->opts.on_run_new(r->ex->opts.on_run_new_ud, txn, r->hdr);
     size_t i;
     json_t *t;
     json_array_foreach(n->targets, i, t)
@@ -154,11 +157,22 @@ void ex_flush(exec *ex)
 
 /* ---- start-up: what a previous process left running -------------------------------------- */
 
+typedef struct recover {
+    exec *ex;
+    size_t n;
+    json_t *orphans;
+    json_t *ids;
+} recover;
+
+/* The runs this process left: all of them, or in cluster mode those marked
+ * with this node's id (and unmarked ones, from before cluster mode). */
 static int collect(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
 {
-    (void)val;
-    (void)vlen;
-    json_array_append_new(ud, json_stringn(key, klen));
+    recover *r = ud;
+    const char *me = r->ex->opts.node_id;
+    bool mine = !me || !vlen || (vlen == strlen(me) && !memcmp(val, me, vlen));
+    if (mine)
+        json_array_append_new(r->ids, json_stringn(key, klen));
     return 0;
 }
 
@@ -189,9 +203,9 @@ static void note_orphan(json_t *orphans, json_t *t, const char *run_id)
 {
     json_t *handle = json_object_get(t, "process");
     if (json_is_string(handle) && orphans)
-        json_array_append_new(orphans, json_pack("{s:s, s:O, s:O}", "run_id", run_id, "target_id",
-                                                 json_object_get(t, "target_id"), "handle",
-                                                 handle));
+        json_array_append_new(orphans,
+                              json_pack("{s:s, s:O, s:O}", "run_id", run_id, "target_id",
+                                        json_object_get(t, "target_id"), "handle", handle));
     json_object_del(t, "process");
 }
 
@@ -253,19 +267,14 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n, js
     return rc;
 }
 
-typedef struct recover {
-    exec *ex;
-    size_t n;
-    json_t *orphans;
-} recover;
-
 static int recover_txn(store_txn *txn, void *ud)
 {
     recover *r = ud;
     json_t *ids = json_array();
+    r->ids = ids;
     r->n = 0;
     json_array_clear(r->orphans); /* the function may run again (map growth) */
-    int rc = store_kv_scan(txn, "runs_active", NULL, 0, collect, ids);
+    int rc = store_kv_scan(txn, "runs_active", NULL, 0, collect, r);
     size_t i;
     json_t *id;
     json_array_foreach(ids, i, id)
@@ -279,7 +288,7 @@ static int recover_txn(store_txn *txn, void *ud)
 
 int ex_recover(exec *ex)
 {
-    recover r = {ex, 0, json_array()};
+    recover r = {ex, 0, json_array(), NULL};
     int rc = store_write(ex->store, recover_txn, &r);
     if (rc == 0)
         ex->orphans = r.orphans;

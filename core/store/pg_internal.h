@@ -32,4 +32,21 @@ int pg_keep(store_txn *t, PGresult *r);
 /* The named database behind a fake dbi (i + 1). */
 const char *pg_db_name(MDB_dbi dbi);
 
+/* The connection of membership and lease (pg_cluster.c), made or remade on
+ * demand; NULL with err set when the database cannot be reached. One
+ * caller at a time (the daemon's one beat in flight). */
+PGconn *pg_beat_conn(store *s, char *err, size_t errlen);
+
+/* Exactly-once fires (docs/cluster.md 2.3), prepared on every pooled
+ * connection: $1 node, $2 epoch, $3 schedule, $4 planned ms, $5 run id.
+ * One row: whether this node still holds the lease at that epoch (the row
+ * is locked FOR SHARE until the transaction ends, so a takeover waits for
+ * it) and whether the fire was new. */
+#define PG_FIRE_SQL                                                                                \
+    "WITH lease AS (SELECT 1 FROM opsc_lease WHERE name = 'leader' AND holder = $1 AND "           \
+    "epoch = $2 AND expires_at > now() FOR SHARE), "                                               \
+    "ins AS (INSERT INTO opsc_fires (schedule_id, planned_ms, run_id, node_id, epoch) "            \
+    "SELECT $3, $4, $5, $1, $2 FROM lease ON CONFLICT DO NOTHING RETURNING 1) "                    \
+    "SELECT (SELECT count(*) FROM lease)::int4, (SELECT count(*) FROM ins)::int4"
+
 #endif

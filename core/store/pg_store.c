@@ -21,10 +21,6 @@
 #define POOL_MAX       8            /* the loop's transactions plus worker-thread reads */
 #define WRITE_TRIES    10           /* serialization failures before a write gives up */
 #define MIGRATION_LOCK "1869640547" /* 'opsc': one node migrates at a time */
-/* Until the leader lease exists (docs/cluster.md 2.2) every daemon runs its
- * own scheduler: a second one on the same database would fire every
- * schedule twice. The first daemon holds this lock for its life. */
-#define ONE_NODE_LOCK  "1869640548"
 
 struct pg_store {
     char *url;       /* secret (it may hold a password): never logged */
@@ -33,7 +29,8 @@ struct pg_store {
     pthread_cond_t cv;
     pg_conn *idle;
     int open;           /* connections made, idle or in use */
-    pg_conn *lock_conn; /* holds the migration lock, then ONE_NODE_LOCK */
+    pg_conn *lock_conn; /* holds the migration lock while store.c migrates */
+    PGconn *beat;       /* membership and lease (pg_cluster.c): never waits behind the pool */
 };
 
 /* Our bounds first, then the user's URL, whose keys win (libpq applies the
@@ -48,7 +45,7 @@ static const char *const conn_keys[] = {
 static const struct {
     const char *name, *sql;
     int n;
-    Oid types[3];
+    Oid types[5];
 } statements[] = {
     {"get", "SELECT v FROM opsc_kv WHERE db = $1 AND k = $2", 2, {25, 17}},
     {"put",
@@ -78,10 +75,21 @@ static const struct {
      3,
      {25, 17, 23}},
     {"last", "SELECT k, v FROM opsc_kv WHERE db = $1 ORDER BY k DESC LIMIT $2", 2, {25, 23}},
+    {"fire", PG_FIRE_SQL, 5, {25, 20, 25, 20, 25}}, /* pg_cluster.c */
 };
 
-static const char create_sql[] = "CREATE TABLE IF NOT EXISTS opsc_kv (db text NOT NULL, "
-                                 "k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY (db, k))";
+/* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2). */
+static const char create_sql[] =
+    "CREATE TABLE IF NOT EXISTS opsc_kv (db text NOT NULL, k bytea NOT NULL, v bytea NOT NULL, "
+    "PRIMARY KEY (db, k));"
+    "CREATE TABLE IF NOT EXISTS opsc_nodes (id text PRIMARY KEY, address text NOT NULL, "
+    "version text NOT NULL, labels jsonb NOT NULL DEFAULT '{}', started_at timestamptz NOT NULL, "
+    "last_heartbeat timestamptz NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS opsc_lease (name text PRIMARY KEY, holder text NOT NULL, "
+    "epoch bigint NOT NULL, expires_at timestamptz NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS opsc_fires (schedule_id text NOT NULL, planned_ms bigint NOT NULL, "
+    "run_id text NOT NULL, node_id text NOT NULL, epoch bigint NOT NULL, "
+    "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schedule_id, planned_ms))";
 
 const char *pg_db_name(MDB_dbi dbi)
 {
@@ -257,6 +265,23 @@ static void pool_put(struct pg_store *pg, pg_conn *pc)
     pthread_mutex_unlock(&pg->mu);
 }
 
+PGconn *pg_beat_conn(store *s, char *err, size_t errlen)
+{
+    struct pg_store *pg = s->pg;
+    if (pg->beat && PQstatus(pg->beat) == CONNECTION_OK)
+        return pg->beat;
+    if (pg->beat) {
+        PQfinish(pg->beat);
+        pg->beat = NULL;
+    }
+    pg_conn *pc = NULL;
+    if (connect_one(pg, &pc, false, err, errlen))
+        return NULL;
+    pg->beat = pc->c;
+    free(pc);
+    return pg->beat;
+}
+
 /* ---- transactions ---------------------------------------------------------------------------- */
 
 static int get_logged(struct pg_store *pg, pg_conn **pc)
@@ -404,20 +429,12 @@ int store_pg_open(store *s, const char *url, char *err, size_t errlen)
 int store_pg_migrated(store *s, char *err, size_t errlen)
 {
     struct pg_store *pg = s->pg;
-    PGresult *r = PQexec(pg->lock_conn->c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK
-                                           "), pg_try_advisory_lock(" ONE_NODE_LOCK ")");
+    PGresult *r = PQexec(pg->lock_conn->c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")");
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    bool alone = ok && !strcmp(PQgetvalue(r, 0, 1), "t");
     PQclear(r);
     if (!ok)
         return store_fail(OPSC_EIO, err, errlen, "PostgreSQL (%s): %s", pg->shown,
                           PQerrorMessage(pg->lock_conn->c));
-    if (!alone)
-        return store_fail(OPSC_EBUSY, err, errlen,
-                          "another opsconductord uses the database (%s): several daemons on one "
-                          "database need the leader lease, which this version does not have yet "
-                          "(docs/cluster.md)",
-                          pg->shown);
     log_info("store", "opened PostgreSQL (%s): schema version %d", pg->shown, s->schema_version);
     return 0;
 }
@@ -431,6 +448,8 @@ void store_pg_close(store *s)
         PQfinish(pg->lock_conn->c);
         free(pg->lock_conn);
     }
+    if (pg->beat)
+        PQfinish(pg->beat);
     while (pg->idle) {
         pg_conn *pc = pg->idle;
         pg->idle = pc->next;

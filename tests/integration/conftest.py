@@ -307,6 +307,16 @@ def _store_backend():
     PG_STORE["server"] = None
 
 
+@pytest.fixture(scope="module")
+def pg_server():
+    """A throw-away PostgreSQL server for the tests of one module (fixtures/pgserver.py)."""
+    from fixtures import pgserver
+    assert pgserver.available(), "postgresql-15 is missing: run scripts/deps"
+    server = pgserver.PgServer().start()
+    yield server
+    server.stop()
+
+
 def write_config(tmp, port, config, data_dir=None):
     path = tmp / "opsconductor.conf"
     if isinstance(config, str):

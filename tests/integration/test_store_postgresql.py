@@ -5,8 +5,8 @@ password. The API works on it, its data lives in the database and a
 restart finds it again; pages over many records come back complete and in order;
 If-Match conflicts hold; the password never appears in the daemon's output,
 even when the connection fails; config errors name file, line and key; the
-environment selects the backend; a second daemon on the same database is
-refused (until the leader lease exists); a database restart is survived.
+environment selects the backend; a database restart is survived. Several
+daemons on one database: test_cluster_failover.py.
 The rest of the suite runs on this backend with OPSC_TEST_STORE=postgresql
 (scripts/test runs a representative subset that way).
 """
@@ -14,17 +14,13 @@ import os
 
 import pytest
 
-from fixtures import pgserver
 from test_schedules import make_job
 from test_schedules_e2e import wait_for
 
 
 @pytest.fixture(scope="module")
-def pg():
-    assert pgserver.available(), "postgresql-15 is missing: run scripts/deps"
-    server = pgserver.PgServer().start()
-    yield server
-    server.stop()
+def pg(pg_server):
+    return pg_server
 
 
 def pg_config(pg, db):
@@ -124,14 +120,6 @@ def test_the_environment_selects_the_backend(pg, daemon_factory):
                             "PGPASSWORD": pg.password})
     assert d.get("/api/v1/cluster").json()["backend"] == "postgresql"
     assert pg.psql("SELECT count(*) FROM opsc_kv WHERE db = 'users'", db=db) == "1"
-
-
-def test_a_second_daemon_on_the_same_database_is_refused(pg, daemon_factory, run_daemon):
-    db = pg.database()
-    daemon_factory(config=pg_config(pg, db))
-    p = run_daemon(config=pg_config(pg, db))
-    assert p.returncode != 0
-    assert "another opsconductord uses the database" in p.stderr, p.stderr
 
 
 def test_a_database_restart_is_survived(pg, daemon_factory):

@@ -1,11 +1,13 @@
 /* test_store_pg.c - the store's record, kv, index and scan tests again on PostgreSQL, and what
- * only PostgreSQL has: serialization retries, one daemon per database, a password kept secret. */
+ * only PostgreSQL has: serialization retries, the leader lease and exactly-once fires, a password
+ * kept secret. */
 #include "test_store.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <opsc/errors.h>
 
@@ -83,19 +85,72 @@ static void a_serialization_failure_runs_the_write_again(void **state)
     store_close(s);
 }
 
-static void one_daemon_per_database(void **state)
+typedef struct fire_try {
+    const char *node, *schedule, *run;
+    int64_t epoch, planned;
+} fire_try;
+
+static int fire_txn(store_txn *t, void *ud)
 {
-    store *s = open_ok(*state, 0, 0);
+    fire_try *f = ud;
+    return store_cluster_fire(t, f->node, f->epoch, f->schedule, f->planned, f->run);
+}
+
+static int fire(store *s, const char *node, int64_t epoch, int64_t planned)
+{
+    fire_try f = {node, "sched-1", "run", epoch, planned};
+    return store_write(s, fire_txn, &f);
+}
+
+static store_lease beat(store *s, const char *id, int64_t lease_ms)
+{
+    store_node me = {id, "127.0.0.1:1", "test", 1700000000000};
+    store_lease l = {0};
+    assert_int_equal(store_cluster_beat(s, &me, lease_ms, &l), 0);
+    return l;
+}
+
+/* Two daemons on one database: one lease, an epoch that moves with the
+ * holder, fires that exist once and are refused to a stale leader. */
+static void the_lease_fences_and_fires_exist_once(void **state)
+{
+    store *a = open_ok(*state, 0, 0);
     char other[512], err[512] = "";
     snprintf(other, sizeof(other), "%s/other", (const char *)*state);
     store_opts o = {.postgresql_url = pg_fixture_url_for(*state)};
-    store *t = NULL;
-    assert_int_equal(store_open(&t, other, &o, err, sizeof(err)), OPSC_EBUSY);
-    assert_null(t);
-    assert_non_null(strstr(err, "another opsconductord uses the database"));
-    store_close(s);
-    assert_int_equal(store_open(&t, other, &o, err, sizeof(err)), 0); /* free again */
-    store_close(t);
+    store *b = NULL;
+    assert_int_equal(store_open(&b, other, &o, err, sizeof(err)), 0); /* both open it */
+    store_lease la = beat(a, "node-a", 60000), lb = beat(b, "node-b", 60000);
+    assert_true(la.leading);
+    assert_false(lb.leading);
+    assert_int_equal(fire(a, "node-a", la.epoch, 1000), 0);
+    assert_int_equal(fire(a, "node-a", la.epoch, 1000), OPSC_EEXIST); /* the same fire */
+    assert_int_equal(fire(b, "node-b", la.epoch, 2000), OPSC_ESTATE); /* not its lease */
+    assert_true(beat(a, "node-a", 1).leading); /* renewed: same epoch, lapses at once */
+    usleep(20000);
+    lb = beat(b, "node-b", 60000);
+    assert_true(lb.leading);
+    assert_int_equal(lb.epoch, la.epoch + 1);
+    assert_int_equal(fire(a, "node-a", la.epoch, 2000), OPSC_ESTATE); /* fenced */
+    assert_false(beat(a, "node-a", 60000).leading);
+    assert_int_equal(fire(b, "node-b", lb.epoch, 1000), OPSC_EEXIST);
+    assert_int_equal(fire(b, "node-b", lb.epoch, 2000), 0);
+
+    json_t *v = NULL;
+    assert_int_equal(store_cluster_view(a, 60000, &v), 0);
+    assert_int_equal(json_array_size(json_object_get(v, "nodes")), 2);
+    json_t *leader = json_object_get(v, "leader");
+    assert_string_equal(json_string_value(json_object_get(leader, "node_id")), "node-b");
+    assert_true(json_is_true(json_object_get(leader, "live")));
+    json_decref(v);
+    assert_int_equal(store_cluster_leave(b, "node-b"), 0);
+    assert_int_equal(store_cluster_view(a, 60000, &v), 0);
+    assert_int_equal(json_array_size(json_object_get(v, "nodes")), 1);
+    assert_true(json_is_null(json_object_get(v, "leader")));
+    json_decref(v);
+    assert_true(beat(a, "node-a", 60000).leading); /* free again: taken at the next beat */
+    store_close(b);
+    store_close(a);
 }
 
 static void a_wrong_password_is_refused_without_showing_it(void **state)
@@ -194,7 +249,7 @@ static void scans_cross_pages_in_key_order(void **state)
 
 static const struct CMUnitTest pg_tests[] = {
     TMP_TEST(a_serialization_failure_runs_the_write_again),
-    TMP_TEST(one_daemon_per_database),
+    TMP_TEST(the_lease_fences_and_fires_exist_once),
     TMP_TEST(a_wrong_password_is_refused_without_showing_it),
     TMP_TEST(scans_cross_pages_in_key_order),
 };
