@@ -105,6 +105,10 @@ static void beat_done(uv_work_t *w, int status)
         return;
     }
     cl->deadline_mono = cl->sent_mono + (uint64_t)(cl->lease_ms * 2 / 3);
+    if (clock_mono_ms() >= cl->deadline_mono) { /* the answer came too late to lead on */
+        step_down(cl, "the lease's renewal answered too late");
+        return;
+    }
     if (!cl->leading || cl->got.epoch != cl->epoch) {
         cl->leading = true;
         cl->epoch = cl->got.epoch;
