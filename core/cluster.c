@@ -11,6 +11,7 @@
 #include "build_config.h"
 #include "cluster.h"
 #include "core.h"
+#include "exec.h"
 #include "log.h"
 #include "scheduler.h"
 #include "store.h"
@@ -30,13 +31,18 @@ struct cluster {
     int rc;
     store_lease got;
     char digest[33];
+    json_t *view; /* the leader's view of the nodes (store_cluster_view), for the reaper */
     /* loop state */
     bool leading;
     int64_t epoch;
     uint64_t deadline_mono; /* step down at this instant unless renewed */
     char loaded[33];        /* the schedules' digest the scheduler loaded */
-    bool adopt;             /* the beat in flight started after such a change */
+    size_t dead_seen;       /* dead nodes at the last reaping */
+    unsigned beats;
+    bool adopt; /* the beat in flight started after such a change */
 };
+
+static void beat_apply(cluster *cl, int status);
 
 static void beat_work(uv_work_t *w)
 {
@@ -47,6 +53,8 @@ static void beat_work(uv_work_t *w)
     cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_digest(c->store, "schedules", cl->digest))
         cl->digest[0] = '\0';
+    if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
+        cl->view = NULL;
     /* libpq's OpenSSL calls (SCRAM nonces, TLS) leave per-thread state on
      * this pool thread, which outlives the daemon's use of it: give it back. */
     OPENSSL_thread_stop();
@@ -90,10 +98,40 @@ static void leave(cluster *cl)
                  opsc_strerror(rc));
 }
 
+/* The leader marks interrupted what dead nodes left running (exec_reap_nodes):
+ * when a node died since the last time, and every tenth beat while any is
+ * dead (a node may have started runs just before it died). */
+static void reap(cluster *cl, json_t *view)
+{
+    json_t *alive = json_array(), *n;
+    size_t i, dead = 0;
+    json_array_foreach(json_object_get(view, "nodes"), i, n)
+    {
+        if (json_is_true(json_object_get(n, "alive")))
+            json_array_append(alive, json_object_get(n, "id"));
+        else
+            dead++;
+    }
+    if (dead && cl->core->exec && (dead != cl->dead_seen || ++cl->beats % 10 == 0))
+        exec_reap_nodes(cl->core->exec, alive);
+    cl->dead_seen = dead;
+    json_decref(alive);
+}
+
 static void beat_done(uv_work_t *w, int status)
 {
     cluster *cl = w->data;
     cl->busy = false;
+    json_t *view = cl->view;
+    cl->view = NULL;
+    beat_apply(cl, status);
+    if (view && cl->leading && !cl->stopped)
+        reap(cl, view);
+    json_decref(view);
+}
+
+static void beat_apply(cluster *cl, int status)
+{
     if (cl->stopped || status == UV_ECANCELED) {
         leave(cl);
         return;

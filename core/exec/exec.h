@@ -167,4 +167,11 @@ const exec_counters *exec_counters_get(const exec *ex);
 const char *exec_trigger_name(int trigger);
 const char *exec_state_name(int state); /* "queued" ... "missed" */
 
+/* Cluster mode, on the leader (docs/cluster.md 2.4, the reaper): runs that
+ * nodes not in `alive` (an array of node ids, borrowed) left queued or
+ * running are marked interrupted, the reason naming the node; nothing of
+ * them runs again anywhere. Needs exec_opts.node_id. The number of runs
+ * marked, or a negative code. */
+int exec_reap_nodes(exec *ex, const json_t *alive);
+
 #endif

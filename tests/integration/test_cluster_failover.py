@@ -5,7 +5,8 @@ throw-away PostgreSQL database, the vault's master key and the JWT secret.
 Both register and beat; one holds the leader lease and only it fires
 schedules; a schedule made through the follower's API is fired by the
 leader; kill -9 of the leader hands the lease to the other node within the
-lease (with a higher epoch) and the schedule carries on; across both nodes
+lease (with a higher epoch) and the schedule carries on; the run the dead
+leader was running is ended interrupted by the new leader's reaper; across both nodes
 every planned fire exists once (runs by planned instant, and opsc_fires,
 whose rows name the node and epoch that made them).
 """
@@ -67,6 +68,13 @@ def test_one_leader_fires_a_follower_takes_over_and_every_fire_exists_once(pg, d
                        db=db)
     assert fired_by == a_id  # the follower fired nothing
 
+    # a run on the leader when it dies: the next leader's reaper ends it interrupted
+    sleeper = make_job(b, "sleep 20")
+    r = a.http.post(a.url(f"/api/v1/jobs/{sleeper}/runs"), json={}, timeout=10)
+    assert r.status_code in (200, 201, 202), r.text
+    on_a = r.json()["id"]
+    assert wait_for(lambda: b.get(f"/api/v1/runs/{on_a}").json()["state"] == "running", 10)
+
     a.send_signal(signal.SIGKILL)
     a.proc.wait()
     killed = time.monotonic()
@@ -81,6 +89,12 @@ def test_one_leader_fires_a_follower_takes_over_and_every_fire_exists_once(pg, d
     assert wait_for(lambda: {n["id"]: n["state"] for n in
                                b.get("/api/v1/cluster").json()["nodes"]}[a_id] == "dead",
                       LEASE_S + 2)
+
+    run = wait_for(lambda: (lambda r: r["state"] != "running" and r)(
+        b.get(f"/api/v1/runs/{on_a}").json()), 5)
+    assert run and run["state"] == "interrupted", run
+    assert f"node {a_id} stopped heartbeating" in run["reason"], run["reason"]
+    assert run["targets"][0]["state"] == "interrupted", run["targets"]
 
     items = runs()
     planned = [r["planned_at"] for r in items]
