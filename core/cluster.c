@@ -42,8 +42,6 @@ struct cluster {
     bool adopt; /* the beat in flight started after such a change */
 };
 
-static void beat_apply(cluster *cl, int status);
-
 static void beat_work(uv_work_t *w)
 {
     cluster *cl = w->data;
@@ -118,18 +116,8 @@ static void reap(cluster *cl, json_t *view)
     json_decref(alive);
 }
 
-static void beat_done(uv_work_t *w, int status)
-{
-    cluster *cl = w->data;
-    cl->busy = false;
-    json_t *view = cl->view;
-    cl->view = NULL;
-    beat_apply(cl, status);
-    if (view && cl->leading && !cl->stopped)
-        reap(cl, view);
-    json_decref(view);
-}
-
+/* The answer of a beat: lead (a new term loads the scheduler), go on
+ * leading (reload when another node changed schedules), or step down. */
 static void beat_apply(cluster *cl, int status)
 {
     if (cl->stopped || status == UV_ECANCELED) {
@@ -158,6 +146,18 @@ static void beat_apply(cluster *cl, int status)
         else
             load_scheduler(cl, "schedules changed on another node");
     }
+}
+
+static void beat_done(uv_work_t *w, int status)
+{
+    cluster *cl = w->data;
+    cl->busy = false;
+    json_t *view = cl->view;
+    cl->view = NULL;
+    beat_apply(cl, status);
+    if (view && cl->leading && !cl->stopped)
+        reap(cl, view);
+    json_decref(view);
 }
 
 static void on_timer(uv_timer_t *t)
