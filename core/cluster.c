@@ -1,10 +1,9 @@
-/* cluster.c - cluster mode on the loop: heartbeats and the leader lease on the thread pool,
- * the scheduler started on the leader and stopped when it steps down (cluster.h). */
+/* cluster.c - cluster mode on the loop: heartbeats and the leader lease, the scheduler started
+ * on the leader and stopped when it steps down (cluster.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <opsc/errors.h>
 
 #include "api.h"
@@ -20,13 +19,11 @@
 struct cluster {
     struct opsc_core *core;
     uv_timer_t timer;
-    uv_work_t work;
-    bool busy;    /* a beat is on the thread pool */
-    bool stopped; /* cluster_stop(): no more beats; leave once the one in flight is back */
+    bool stopped; /* cluster_stop(): no more beats */
     bool left;
     char address[300];
     int64_t interval_ms, lease_ms;
-    /* the beat in flight: written by the pool thread, read after it */
+    /* the last beat's answer */
     uint64_t sent_mono;
     int rc;
     store_lease got;
@@ -42,9 +39,13 @@ struct cluster {
     bool adopt; /* the beat in flight started after such a change */
 };
 
-static void beat_work(uv_work_t *w)
+/* One heartbeat, synchronously like every store call (docs/cluster.md
+ * 1.2): a few statements every lease_ttl / 5, bounded by the connections'
+ * statement_timeout. (It ran on libuv's thread pool at first: libpq's
+ * OpenSSL state on those threads, which outlive OpenSSL's cleanup at exit,
+ * was reported leaked in a third of the sanitizer runs.) */
+static void beat(cluster *cl)
 {
-    cluster *cl = w->data;
     struct opsc_core *c = cl->core;
     store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms};
     cl->rc = store_cluster_beat(c->store, &me, cl->lease_ms, &cl->got);
@@ -53,9 +54,6 @@ static void beat_work(uv_work_t *w)
         cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
         cl->view = NULL;
-    /* libpq's OpenSSL calls (SCRAM nonces, TLS) leave per-thread state on
-     * this pool thread, which outlives the daemon's use of it: give it back. */
-    OPENSSL_thread_stop();
 }
 
 static void step_down(cluster *cl, const char *why)
@@ -118,12 +116,8 @@ static void reap(cluster *cl, json_t *view)
 
 /* The answer of a beat: lead (a new term loads the scheduler), go on
  * leading (reload when another node changed schedules), or step down. */
-static void beat_apply(cluster *cl, int status)
+static void beat_apply(cluster *cl)
 {
-    if (cl->stopped || status == UV_ECANCELED) {
-        leave(cl);
-        return;
-    }
     if (cl->rc < 0)
         return; /* the deadline decides (on_timer): one lost beat is no reason to step down */
     if (!cl->got.leading) {
@@ -148,14 +142,12 @@ static void beat_apply(cluster *cl, int status)
     }
 }
 
-static void beat_done(uv_work_t *w, int status)
+static void beat_done(cluster *cl)
 {
-    cluster *cl = w->data;
-    cl->busy = false;
     json_t *view = cl->view;
     cl->view = NULL;
-    beat_apply(cl, status);
-    if (view && cl->leading && !cl->stopped)
+    beat_apply(cl);
+    if (view && cl->leading)
         reap(cl, view);
     json_decref(view);
 }
@@ -166,14 +158,13 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = clock_mono_ms();
     if (cl->leading && now >= cl->deadline_mono)
         step_down(cl, "the lease could not be renewed in time");
-    if (cl->busy || cl->stopped)
+    if (cl->stopped)
         return;
-    cl->busy = true;
     cl->adopt = cl->core->schedules_changed_here;
     cl->core->schedules_changed_here = false;
     cl->sent_mono = now; /* the lease's end is measured from before the database saw it */
-    if (uv_queue_work(cl->core->loop, &cl->work, beat_work, beat_done) < 0)
-        cl->busy = false;
+    beat(cl);
+    beat_done(cl);
 }
 
 int cluster_start(cluster **out, struct opsc_core *c)
@@ -185,7 +176,6 @@ int cluster_start(cluster **out, struct opsc_core *c)
     cl->lease_ms = c->cfg.store.lease_ttl_ms;
     cl->interval_ms = cl->lease_ms / 5 > 100 ? cl->lease_ms / 5 : 100;
     cluster_node_address(c, cl->address, sizeof(cl->address));
-    cl->work.data = cl;
     uv_timer_init(c->loop, &cl->timer);
     cl->timer.data = cl;
     uv_timer_start(&cl->timer, on_timer, 0, (uint64_t)cl->interval_ms);
@@ -201,8 +191,7 @@ void cluster_stop(cluster *cl)
         return;
     cl->stopped = true;
     uv_timer_stop(&cl->timer);
-    if (!cl->busy)
-        leave(cl); /* else when the beat in flight is back (beat_done) */
+    leave(cl);
 }
 
 void cluster_free(cluster *cl)

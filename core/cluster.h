@@ -2,8 +2,9 @@
  * scheduler on the leader only (docs/cluster.md 2.1-2.3).
  *
  * On a PostgreSQL store every node beats every fifth of [store] lease_ttl:
- * one statement (store_cluster_beat) run on libuv's thread pool, so the
- * loop never waits for it. The node that gets the lease starts its
+ * one statement (store_cluster_beat) on a connection of its own, run on
+ * the loop like every store call and bounded like them by the statement
+ * timeout (the leader's digest and view add two reads). The node that gets the lease starts its
  * scheduler, which loads every schedule and fires what is due; a leader
  * whose last renewal was sent two thirds of the lease ago steps down
  * (stops firing) before the database can give the lease to another node,
@@ -11,7 +12,7 @@
  * leads it reloads the schedules when their records changed (an API write
  * on any node). On LMDB none of this exists: the one daemon fires.
  *
- * Thread: loop only (the beat itself runs on a pool thread).
+ * Thread: loop only.
  */
 #ifndef OPSC_CLUSTER_H
 #define OPSC_CLUSTER_H
