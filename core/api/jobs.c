@@ -343,16 +343,19 @@ static bool optional_body(http_req *req, json_t **out)
 static int run_with(http_req *req, json_t *body);
 
 /* The commit that stored the run (with the others of its loop turn) is done. */
-static void run_stored(void *ud, int status, const char *run_id)
+static void run_stored(void *ud, int status, const char *run_id, const json_t *run)
 {
     http_req *req = ud;
-    if (status < 0) {
+    if (status == 0 && !run) { /* stored, but not copied for the answer: read it back */
+        auth_set_object(req, run_id);
+        runs_respond_created(req, run_id);
+    } else if (status < 0) {
         char err[128];
         snprintf(err, sizeof(err), "storing the run failed: %s", opsc_strerror(status));
         runs_respond_error(req, status, err);
     } else {
         auth_set_object(req, run_id);
-        runs_respond_created(req, run_id);
+        rest_created(req, "/api/v1/runs", json_incref((json_t *)run));
     }
     http_req_unref(req);
 }

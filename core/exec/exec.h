@@ -131,9 +131,12 @@ void exec_flush(exec *ex);
  * returned at once; `cb` then never runs) and *run_id is set; it is stored
  * with every other new run and state change of this loop turn in one
  * durable commit at the turn's end, and only then started and `cb` called
- * (loop thread) with 0, or with the store's error (nothing was created).
- * One fsync for all runs created in a turn instead of one each. */
-typedef void (*exec_started_cb)(void *ud, int status, const char *run_id);
+ * (loop thread) with 0 and `run`, the run as stored (its header with
+ * "targets", as GET /runs/{id} shows it; borrowed for the call; NULL when
+ * there was no memory to copy it), or with the
+ * store's error and NULL (nothing was created). One fsync for all runs
+ * created in a turn instead of one each. */
+typedef void (*exec_started_cb)(void *ud, int status, const char *run_id, const json_t *run);
 int exec_run_start_async(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
                          size_t errlen, exec_started_cb cb, void *ud);
 

@@ -86,18 +86,22 @@ static void new_runs_done(exec *ex, ex_new_run *n, int rc)
     while (n) {
         ex_new_run *next = n->next;
         ex_run *r = n->r;
-        char id[UUID_STR_LEN];
-        memcpy(id, r->id, sizeof(id));
         if (rc == 0) {
             log_info("exec", "run %s of job %s v%lld on %u target(s), by %s", r->id,
                      json_string_value(json_object_get(r->hdr, "job_name")),
                      (long long)r->plan->version, r->ntargets,
                      json_string_value(json_object_get(r->hdr, "triggered_by")));
+            /* What was stored, as run_read() would give it back (no "process" yet). */
+            json_t *run = json_copy(r->hdr);
+            if (run)
+                json_object_set(run, "targets", n->targets);
+            n->cb(n->ud, 0, r->id, run); /* run NULL: out of memory for the copy */
+            json_decref(run);
             ex_run_add(ex, r);
         } else {
+            n->cb(n->ud, rc, r->id, NULL);
             ex_run_free(r);
         }
-        n->cb(n->ud, rc, id);
         json_decref(n->targets);
         free(n);
         n = next;

@@ -286,9 +286,10 @@ struct sync_start {
     int rc;
 };
 
-static void sync_started(void *ud, int status, const char *run_id)
+static void sync_started(void *ud, int status, const char *run_id, const json_t *run)
 {
     (void)run_id;
+    (void)run;
     struct sync_start *s = ud;
     s->done = true;
     s->rc = status;

@@ -146,7 +146,7 @@ class Perf:
     """perf record -g of the daemon while a figure is measured (BENCH_PERF=FILE)."""
     def __init__(self, d):
         out = os.environ.get("BENCH_PERF")
-        self.p = subprocess.Popen(["perf", "record", "-g", "-o", out, "-p", str(d.proc.pid)],
+        self.p = subprocess.Popen(["perf", "record", "--call-graph", "dwarf,16384", "-F", "400", "-o", out, "-p", str(d.proc.pid)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
             if out else None
 
@@ -170,11 +170,15 @@ def bench_runrate(d, secs, clients, label):
                           "-s", str(lua), f"{d.base}/api/v1/jobs/{job['id']}/runs"],
                          capture_output=True, text=True, check=True).stdout
     posted = time.monotonic() - t0
-    while True:
+    while True:  # runs start in order: wait for the newest to end, then check them all
+        newest = d.get("/api/v1/runs", job=job["id"], limit=1)["items"]
+        if newest and newest[0]["state"] not in TERMINAL:
+            time.sleep(0.01)
+            continue
         states = run_states(d, job["id"])
         if all(s in TERMINAL for s in states.values()):
             break
-        time.sleep(0.01)
+        time.sleep(0.05)
     wall = time.monotonic() - t0
     perf.stop()
     n = len(states) - before
