@@ -188,10 +188,17 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
     s->last_mono = mono;
 }
 
+/* Fires one wake carries out at most: a burst (10,000 schedules at second 0)
+ * goes in slices, and the loop answers HTTP and ends runs between them. */
+#define SLICE_FIRES 256
+#define SLICE_NS    (5 * 1000000ull)
+
 /* Each entry's fires are decided and carried out before the next entry's,
- * so the first runs of a burst do not wait for the last ones' decisions. */
-static void fire_due(sched *s, int64_t now)
+ * so the first runs of a burst do not wait for the last ones' decisions.
+ * True when due entries were left for the next slice. */
+static bool fire_due(sched *s, int64_t now)
 {
+    uint64_t t0 = uv_hrtime();
     for (size_t i = 0; i < s->n_drains; i++) {
         if (sched_plan_drain(s, s->drains[i]) < 0)
             log_error("sched", "out of memory starting a queued fire");
@@ -199,7 +206,9 @@ static void fire_due(sched *s, int64_t now)
     }
     s->n_drains = 0;
     sched_entry *e;
-    while ((e = sched_heap_top(s)) && e->next_ms <= now) {
+    for (size_t n = 0; (e = sched_heap_top(s)) && e->next_ms <= now; n++) {
+        if (n == SLICE_FIRES || uv_hrtime() - t0 > SLICE_NS)
+            return true;
         if (sched_plan_due(s, e, now) < 0)
             log_error("sched", "schedule %s: out of memory deciding its fires", e->def.id);
         e->next_ms = sched_compute_next(e);
@@ -209,6 +218,7 @@ static void fire_due(sched *s, int64_t now)
             sched_heap_fix(s, e); /* one sift instead of a removal and a push */
         sched_perform(s);
     }
+    return false;
 }
 
 void sched_tick(sched *s)
@@ -217,6 +227,7 @@ void sched_tick(sched *s)
         return;
     uint64_t cpu0 = thread_cpu_ns();
     int64_t now = clock_now_ms();
+    bool more = false;
     s->in_tick = true;
     s->stats.ticks++;
     observe_clocks(s, now, s->mono_ms());
@@ -224,14 +235,23 @@ void sched_tick(sched *s)
         sched_entry *top = sched_heap_top(s);
         bool due = (top && top->next_ms <= now) || s->rewind;
         s->rewind = false;
-        fire_due(s, now);
+        more = fire_due(s, now);
+        sched_store_runs(s); /* the slice's runs in one commit, before the mark */
         /* After the runs started, so that no fsync stands between a fire's
          * instant and its run; a crash before this commit is made good at
-         * the next start from the runs the executor committed (PERSISTENCE). */
-        sched_state_save(s, due ? now : -1);
+         * the next start from the runs the executor committed (PERSISTENCE).
+         * With fires left for the next slice, the mark stops before the
+         * earliest of them. */
+        int64_t through = due ? now : -1;
+        if (more && (top = sched_heap_top(s)) && top->next_ms <= now)
+            through = top->next_ms - 1;
+        sched_state_save(s, through);
     }
     s->in_tick = false;
-    sched_rearm(s);
+    if (more) /* 1 ms, not 0: a 0 ms timer would run again before the loop polls */
+        uv_timer_start(&s->timer, on_timer, 1, 0);
+    else
+        sched_rearm(s);
     s->stats.tick_ns += thread_cpu_ns() - cpu0;
 }
 
