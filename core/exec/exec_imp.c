@@ -6,10 +6,12 @@
 
 #include <opsc/errors.h>
 
+#include "core.h"
 #include "exec_internal.h"
 #include "isolation.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "runfiles.h"
 #include "steptype.h"
 #include "template.h"
 #include "util.h"
@@ -195,6 +197,17 @@ static char *params_text(ex_imp *imp)
     return text;
 }
 
+/* Where step_run_dir points: made only when a step asks. */
+static char *run_dir_of(ex_target *t)
+{
+    char dir[4096];
+    const char *target_id = json_string_value(json_object_get(t->rec, "id"));
+    const char *data = t->run->ex->core ? t->run->ex->core->cfg.store.data_dir : NULL;
+    if (!data || runfiles_dir(data, t->run->id, target_id, false, dir, sizeof(dir)) < 0)
+        return NULL;
+    return strdup(dir);
+}
+
 static ex_imp *imp_new(ex_target *t, json_t *params)
 {
     ex_run *r = t->run;
@@ -228,6 +241,7 @@ static ex_imp *imp_new(ex_target *t, json_t *params)
     json_decref(ctx);
     secrets_for(imp, r);
     imp->params_text = params_text(imp);
+    imp->run_dir = run_dir_of(t);
     return imp;
 }
 
@@ -244,6 +258,7 @@ void ex_imp_free(ex_imp *imp)
     free(imp->last_sig);
     free(imp->failure);
     free(imp->params_text);
+    free(imp->run_dir);
     json_decref(imp->params);
     json_decref(imp->target);
     json_decref(imp->render_ctx);
