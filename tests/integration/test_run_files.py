@@ -6,11 +6,12 @@ downloads and the kept digests of /api/v1/files, and a full file system answerin
 import ctypes
 import hashlib
 import os
+import subprocess
 import time
 
 import pytest
 
-from conftest import RUN_DIR, parse_response
+from conftest import RUN_DIR, clean_env, daemon_command, parse_response
 from fixtures.runs import check, job, local_target, start, step, user_session, wait
 
 TEST_STEPS = str(RUN_DIR / "tests" / "exec_steps")
@@ -43,7 +44,7 @@ def sha(data):
 
 
 def test_file_get_keeps_each_targets_files_listed_with_digests_and_downloads_them(
-        daemon, local_tmp):
+        daemon, local_tmp, tmp_path):
     d = daemon
     run, ts = run_fetch(d, local_tmp)
     shared = b"shared = yes\n"
@@ -69,6 +70,13 @@ def test_file_get_keeps_each_targets_files_listed_with_digests_and_downloads_the
     assert oct(where.stat().st_mode & 0o777) == "0o700"
     assert sorted(os.listdir(where)) == [".app.log.sha256", ".shared.conf.sha256", "app.log",
                                          "shared.conf"]
+    # opsconductord backup takes them with the store, the daemon running
+    dest = tmp_path / "backup"
+    out = subprocess.run(daemon_command(d.config_path, ["backup", str(dest)]),
+                         capture_output=True, text=True, env=clean_env(None), timeout=30)
+    assert out.returncode == 0, out.stderr
+    copy = dest / "runs" / run["id"] / "files" / ts[1]["id"] / "app.log"
+    assert copy.read_bytes() == b"log of beta\n"
     doc = check(d.get("/api/v1/openapi.json"), 200)["paths"]
     assert doc["/api/v1/runs/{id}/files"]["get"]["x-required-role"] == "viewer"
     assert doc["/api/v1/runs/{id}/files/{target_id}/{name}"]["get"]["x-required-role"] == "viewer"
