@@ -4,6 +4,7 @@ download streams it, the log retention removes it with the run's logs, and a ste
 out of process (opsc-stephost) keeps its files in the same place. Also the streamed
 downloads and the kept digests of /api/v1/files, and a full file system answering 507."""
 import ctypes
+import json
 import hashlib
 import os
 import subprocess
@@ -251,3 +252,43 @@ def test_an_upload_into_a_full_file_system_answers_507_and_leaves_nothing(daemon
 def pathlib_in(pid, path):
     """`path` as the process `pid` sees it, in its own mount namespace."""
     return f"/proc/{pid}/root{path}"
+
+
+# ---- opsctl files, opsctl runs files -----------------------------------------------------------
+
+def test_opsctl_files_and_run_files_stream_both_ways(daemon, local_tmp, tmp_path):
+    from test_opsctl import cli
+    d = daemon
+    c = cli(d, tmp_path)
+    data = os.urandom(3 << 20)
+    (tmp_path / "bundle.tar").write_bytes(data)
+    out = c.ok("files", "upload", str(tmp_path / "bundle.tar"))
+    assert f"stored bundle.tar: {len(data)} bytes, sha256 {sha(data)}" in out
+    c.ok("files", "upload", str(tmp_path / "bundle.tar"), "copy.tar")
+    listed = json.loads(c.ok("files", "list", "-o", "json"))
+    assert [(f["name"], f["sha256"]) for f in listed] == [("bundle.tar", sha(data)),
+                                                          ("copy.tar", sha(data))]
+    assert "bundle.tar" in c.ok("files", "list") and sha(data) in c.ok("files", "list")
+    c.ok("files", "download", "copy.tar", "-O", str(tmp_path / "back.tar"))
+    assert (tmp_path / "back.tar").read_bytes() == data
+    r = c("files", "download", "nothing.txt", "-O", str(tmp_path / "none"))
+    assert r.returncode == 1 and "not_found" in r.stderr and not (tmp_path / "none").exists()
+    r = c("files", "upload", str(tmp_path / "bundle.tar"), ".hidden")
+    assert r.returncode == 1 and "bad_name" in r.stderr
+    assert c.ok("files", "delete", "copy.tar").startswith("deleted file copy.tar")
+
+    run, ts = run_fetch(d, local_tmp, names=("eta", "theta"))
+    table = c.ok("runs", "files", run["id"])
+    assert "eta" in table and "theta" in table and sha(b"log of eta\n") in table
+    items = json.loads(c.ok("runs", "files", run["id"], "-o", "json"))
+    assert {(i["target_id"], i["name"]) for i in items} == {(t["id"], n) for t in ts
+                                                            for n in ("app.log", "shared.conf")}
+    assert c.ok("runs", "files", run["id"], "download", "theta", "app.log", "-O", "-") == \
+        "log of theta\n"
+    c.ok("runs", "files", run["id"], "download", ts[0]["id"], "shared.conf",
+         "-O", str(tmp_path / "s.conf"))
+    assert (tmp_path / "s.conf").read_text() == "shared = yes\n"
+    r = c("runs", "files", run["id"], "download", "iota", "app.log")
+    assert r.returncode == 1 and "no target iota" in r.stderr
+    r = c("runs", "files", run["id"], "fetch")
+    assert r.returncode == 2
