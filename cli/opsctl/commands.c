@@ -187,8 +187,8 @@ const command opsctl_commands[] = {
      "What the run's steps fetched (core.file.get), per target; download saves one", save_opts,
      cmd_runs_files, NULL, 1, 4},
 
-    {"files", "list", "", "Files on the appliance that core.file.put and file.template send",
-     NULL, cmd_files_list, NULL, 0, 0},
+    {"files", "list", "", "Files on the appliance that core.file.put and file.template send", NULL,
+     cmd_files_list, NULL, 0, 0},
     {"files", "upload", "FILE [NAME]", "Upload FILE (streamed) as NAME (default: its own name)",
      NULL, cmd_files_upload, NULL, 1, 2},
     {"files", "download", "NAME", "Download a file (streamed to disk)", save_opts,

@@ -129,11 +129,14 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* ---- /api/v1/files ----------------------------------------------------------------------------- */
+/* ---- /api/v1/files -----------------------------------------------------------------------------
+ */
 
 static const column file_cols[] = {
-    {"NAME", "name", COL_TEXT},    {"SIZE", "size", COL_TEXT},
-    {"SHA256", "sha256", COL_TEXT}, {"MODIFIED", "modified_at", COL_TIME},
+    {"NAME", "name", COL_TEXT},
+    {"SIZE", "size", COL_TEXT},
+    {"SHA256", "sha256", COL_TEXT},
+    {"MODIFIED", "modified_at", COL_TIME},
     {NULL, NULL, 0},
 };
 
@@ -183,7 +186,7 @@ int cmd_files_upload(opsctl *c, const command *cmd, args *a)
     if (rc)
         return rc;
     rc = ans.status == 200 || ans.status == 201 ? print_result(c, ans.json, stored_line, NULL)
-                                                 : api_error(&ans);
+                                                : api_error(&ans);
     http_answer_free(&ans);
     return rc;
 }
@@ -210,12 +213,12 @@ int cmd_files_delete(opsctl *c, const command *cmd, args *a)
     return rc;
 }
 
-/* ---- what a run kept ---------------------------------------------------------------------------- */
+/* ---- what a run kept ----------------------------------------------------------------------------
+ */
 
 static const column run_file_cols[] = {
-    {"TARGET", "target", COL_TEXT},  {"NAME", "name", COL_TEXT},
-    {"SIZE", "size", COL_TEXT},      {"SHA256", "sha256", COL_TEXT},
-    {"STORED", "stored_at", COL_TIME}, {NULL, NULL, 0},
+    {"TARGET", "target", COL_TEXT}, {"NAME", "name", COL_TEXT},        {"SIZE", "size", COL_TEXT},
+    {"SHA256", "sha256", COL_TEXT}, {"STORED", "stored_at", COL_TIME}, {NULL, NULL, 0},
 };
 
 /* The run's target of name or id `ref`: its id into `id`. */
@@ -248,10 +251,12 @@ static void name_targets(json_t *run, json_t *items)
         json_t *t;
         size_t j;
         json_object_set(it, "target", json_object_get(it, "target_id"));
-        json_array_foreach(json_object_get(run, "targets"), j, t)
-            if (tid && json_equal(json_object_get(t, "target_id"), json_object_get(it, "target_id")) &&
-                json_is_string(json_object_get(t, "name")))
-                json_object_set(it, "target", json_object_get(t, "name"));
+        json_array_foreach(
+            json_object_get(run, "targets"), j,
+            t) if (tid &&
+                   json_equal(json_object_get(t, "target_id"), json_object_get(it, "target_id")) &&
+                   json_is_string(json_object_get(t, "name")))
+            json_object_set(it, "target", json_object_get(t, "name"));
     }
 }
 
