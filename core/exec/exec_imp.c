@@ -6,12 +6,10 @@
 
 #include <opsc/errors.h>
 
-#include "core.h"
 #include "exec_internal.h"
 #include "isolation.h"
 #include "log.h"
 #include "plugin_host.h"
-#include "runfiles.h"
 #include "steptype.h"
 #include "template.h"
 #include "util.h"
@@ -197,17 +195,6 @@ static char *params_text(ex_imp *imp)
     return text;
 }
 
-/* Where step_run_dir points: made only when a step asks. */
-static char *run_dir_of(ex_target *t)
-{
-    char dir[4096];
-    const char *target_id = json_string_value(json_object_get(t->rec, "id"));
-    const char *data = t->run->ex->core ? t->run->ex->core->cfg.store.data_dir : NULL;
-    if (!data || runfiles_dir(data, t->run->id, target_id, false, dir, sizeof(dir)) < 0)
-        return NULL;
-    return strdup(dir);
-}
-
 static ex_imp *imp_new(ex_target *t, json_t *params)
 {
     ex_run *r = t->run;
@@ -241,7 +228,6 @@ static ex_imp *imp_new(ex_target *t, json_t *params)
     json_decref(ctx);
     secrets_for(imp, r);
     imp->params_text = params_text(imp);
-    imp->run_dir = run_dir_of(t);
     return imp;
 }
 

@@ -14,6 +14,7 @@
 
 #include "exec_internal.h"
 #include "log.h"
+#include "core.h"
 #include "files.h"
 #include "plugin_host.h"
 #include "runfiles.h"
@@ -269,14 +270,27 @@ static int op_get_file(opsc_step_ctx *imp, const char *remote, const char *local
 
 /* ---- files of the run ----------------------------------------------------------------- */
 
+/* From the worker's copies: no cost for the steps that never ask. */
+static int run_dir_of(opsc_step_ctx *imp, char *dir, size_t n)
+{
+    const char *run_id =
+        json_string_value(json_object_get(json_object_get(imp->render_ctx, "run"), "id"));
+    const char *target_id = json_string_value(json_object_get(imp->target, "id"));
+    const char *data = imp->ex->core ? imp->ex->core->cfg.store.data_dir : NULL;
+    int rc = data ? runfiles_dir(data, run_id, target_id, true, dir, n) : OPSC_ENOTSUP;
+    if (rc < 0)
+        log_error("exec", "cannot create the folder of run %s for target %s: %s",
+                  run_id ? run_id : "?", target_id ? target_id : "?", opsc_strerror(rc));
+    return rc;
+}
+
 static const char *op_run_dir(opsc_step_ctx *imp)
 {
-    int rc = imp->run_dir ? fs_mkdir_p(imp->run_dir, 0700) : OPSC_EINVAL;
-    if (rc < 0) {
-        log_error("exec", "cannot create the run's folder %s: %s",
-                  imp->run_dir ? imp->run_dir : "(none)", opsc_strerror(rc));
-        return NULL;
-    }
+    char dir[PATH_MAX];
+    pthread_mutex_lock(&imp->mu);
+    if (!imp->run_dir && run_dir_of(imp, dir, sizeof(dir)) == 0)
+        imp->run_dir = strdup(dir);
+    pthread_mutex_unlock(&imp->mu);
     return imp->run_dir;
 }
 
