@@ -176,6 +176,8 @@ def test_a_large_download_streams_without_growing_the_daemon(daemon):
     big = d.data_dir / "files" / "big.img"
     with open(big, "wb") as f:  # sparse: costs no disk
         f.truncate(size)
+    r = d.http.head(d.url("/api/v1/files/big.img"), timeout=30)  # the head alone
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == size and not r.content
     before = rss_kb(d.pid)
     r = d.http.get(d.url("/api/v1/files/big.img"), stream=True, timeout=120)
     assert r.status_code == 200 and int(r.headers["Content-Length"]) == size
