@@ -44,7 +44,7 @@ static int inflate_all(const void *gz, size_t len, tar_archive *a, char *err, si
                          BUNDLE_MAX_BYTES >> 20);
                 return OPSC_E2BIG;
             }
-            cap *= 2;
+            cap = cap * 2 < BUNDLE_MAX_BYTES + 4 * BLOCK ? cap * 2 : BUNDLE_MAX_BYTES + 4 * BLOCK;
             uint8_t *grown = realloc(a->raw, cap);
             if (!grown)
                 break;
