@@ -30,7 +30,7 @@ int bundle_open(const void *gz, size_t len, const char *dir, bundle **out, char 
 {
     tar_archive a;
     *out = NULL;
-    int rc = tar_read(gz, len, &a, err, errlen);
+    int rc = tar_read(gz, len, BUNDLE_MAX_BYTES, &a, err, errlen);
     if (rc < 0)
         return rc;
     const tar_entry *m = tar_find(&a, BUNDLE_MANIFEST);

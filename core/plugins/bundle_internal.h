@@ -28,8 +28,10 @@ typedef struct tar_archive {
     size_t n;
 } tar_archive;
 
-/* Inflate and index `gz`; every refusal names the entry. */
-int tar_read(const void *gz, size_t len, tar_archive *out, char *err, size_t errlen);
+/* Inflate (to at most about `max` bytes) and index `gz`; every refusal names the entry. */
+int tar_read(const void *gz, size_t len, size_t max, tar_archive *out, char *err, size_t errlen);
+/* Index the tar stream already in a->raw (owned: freed on failure too). */
+int tar_index(tar_archive *a, char *err, size_t errlen);
 const tar_entry *tar_find(const tar_archive *a, const char *path);
 void tar_free(tar_archive *a);
 /* Write the entries beneath `dir` (created 0755, must not exist). */

@@ -25,7 +25,8 @@ bool bundle_is_gzip(const void *data, size_t len)
 
 /* ---- gzip ------------------------------------------------------------------------------------ */
 
-static int inflate_all(const void *gz, size_t len, tar_archive *a, char *err, size_t errlen)
+static int inflate_all(const void *gz, size_t len, size_t max, tar_archive *a, char *err,
+                       size_t errlen)
 {
     z_stream z;
     memset(&z, 0, sizeof(z));
@@ -38,13 +39,12 @@ static int inflate_all(const void *gz, size_t len, tar_archive *a, char *err, si
     int zr = Z_OK;
     while (a->raw && zr == Z_OK) {
         if (a->rawlen == cap) {
-            if (cap >= BUNDLE_MAX_BYTES + 4 * BLOCK) {
+            if (cap >= max + 4 * BLOCK) {
                 inflateEnd(&z);
-                snprintf(err, errlen, "the bundle unpacks to more than %u MiB",
-                         BUNDLE_MAX_BYTES >> 20);
+                snprintf(err, errlen, "the bundle unpacks to more than %zu MiB", max >> 20);
                 return OPSC_E2BIG;
             }
-            cap = cap * 2 < BUNDLE_MAX_BYTES + 4 * BLOCK ? cap * 2 : BUNDLE_MAX_BYTES + 4 * BLOCK;
+            cap = cap * 2 < max + 4 * BLOCK ? cap * 2 : max + 4 * BLOCK;
             uint8_t *grown = realloc(a->raw, cap);
             if (!grown)
                 break;
@@ -147,21 +147,22 @@ static int clean_name(const char *in, size_t len, char out[BUNDLE_NAME_MAX + 1],
     return 0;
 }
 
-/* The "path" record of a pax extended header, or NULL. */
+/* The "path" record of a pax extended header ("<len> path=<name>\n" records), or NULL. */
 static const char *pax_path(const uint8_t *p, size_t len, size_t *plen)
 {
     size_t off = 0;
     while (off < len) {
-        char *end = NULL;
-        long rec = strtol((const char *)p + off, &end, 10);
-        if (rec <= 0 || (size_t)rec > len - off || !end || *end != ' ')
+        size_t rec = 0, i = off;
+        while (i < len && p[i] >= '0' && p[i] <= '9' && rec <= len)
+            rec = rec * 10 + (p[i++] - '0');
+        if (rec == 0 || rec > len - off || i >= len || p[i] != ' ' || i + 1 >= off + rec)
             return NULL;
-        const char *kv = end + 1, *stop = (const char *)p + off + rec - 1; /* the '\n' */
+        const char *kv = (const char *)p + i + 1, *stop = (const char *)p + off + rec - 1;
         if (stop - kv > 5 && memcmp(kv, "path=", 5) == 0) {
             *plen = (size_t)(stop - kv - 5);
             return kv + 5;
         }
-        off += (size_t)rec;
+        off += rec;
     }
     return NULL;
 }
@@ -253,12 +254,9 @@ static int one_header(tar_archive *a, size_t *off, const char **longname, size_t
     return add_entry(a, &e, err, errlen);
 }
 
-int tar_read(const void *gz, size_t len, tar_archive *a, char *err, size_t errlen)
+int tar_index(tar_archive *a, char *err, size_t errlen)
 {
-    memset(a, 0, sizeof(*a));
-    int rc = inflate_all(gz, len, a, err, errlen);
-    if (rc == 0 && !(a->entries = calloc(BUNDLE_MAX_ENTRIES, sizeof(*a->entries))))
-        rc = OPSC_ENOMEM;
+    int rc = (a->entries = calloc(BUNDLE_MAX_ENTRIES, sizeof(*a->entries))) ? 0 : OPSC_ENOMEM;
     size_t off = 0, longlen = 0;
     const char *longname = NULL;
     while (rc == 0) {
@@ -271,11 +269,20 @@ int tar_read(const void *gz, size_t len, tar_archive *a, char *err, size_t errle
         }
         rc = one_header(a, &off, &longname, &longlen, err, errlen);
     }
+    if (rc < 0)
+        tar_free(a);
+    return rc < 0 ? rc : 0;
+}
+
+int tar_read(const void *gz, size_t len, size_t max, tar_archive *a, char *err, size_t errlen)
+{
+    memset(a, 0, sizeof(*a));
+    int rc = inflate_all(gz, len, max, a, err, errlen);
     if (rc < 0) {
         tar_free(a);
         return rc;
     }
-    return 0;
+    return tar_index(a, err, errlen);
 }
 
 const tar_entry *tar_find(const tar_archive *a, const char *path)
