@@ -115,6 +115,8 @@ static json_t *run_message(brun *r, iso_lib *l, const opsc_step_type *type)
 
 static void flush_stdin(brun *r, proc *p)
 {
+    if (p->in < 0) /* it closed its stdin: answers have no one to go to */
+        r->woff = r->wlen = 0;
     while (p->in >= 0 && r->woff < r->wlen) {
         ssize_t n = write(p->in, r->wbuf + r->woff, r->wlen - r->woff);
         if (n < 0 && errno == EINTR)

@@ -380,3 +380,47 @@ def test_a_bundle_is_signed_pinned_deleted_and_unpacked_again_at_start(daemon_fa
     check(d.http.delete(d.url(f"/api/v1/jobs/{j['id']}")), 204)
     assert d.http.delete(d.url("/api/v1/steplibs/signed/1.0.0")).status_code == 204
     assert not installed.exists()
+
+
+SECRET_PROBE = r""". "$OPSC_BUNDLE_DIR/opsc-step.sh"
+opsc_start
+opsc_set_output param "$(opsc_json_string "$(opsc_param pw)")"
+pw=$(opsc_secret pw)
+[ "$pw" = "Hunter2-'x'" ] && opsc_set_output matches true
+opsc_put_file "$OPSC_BUNDLE_DIR/files/app.conf" "$(opsc_param dest)"
+OPSC_SOFT=1
+opsc_put_file /etc/passwd "$(opsc_param dest).2" || opsc_set_output outside "$(opsc_json_string "$OPSC_ERROR")"
+ln -s /etc/passwd ./link
+opsc_put_file link "$(opsc_param dest).3" || opsc_set_output link "$(opsc_json_string "$OPSC_ERROR")"
+opsc_succeed
+"""
+
+
+def test_a_script_gets_secrets_on_request_and_files_only_from_its_folders(daemon_factory,
+                                                                          local_tmp):
+    d = daemon_factory(FAST)
+    check(d.http.post(d.url("/api/v1/credentials"),
+                      json={"name": "db-pass", "type": "secret", "value": "Hunter2-'x'"}), 201)
+    helper = (EXAMPLES / "shell-steplib" / "opsc-step.sh").read_text()
+    data = bundle({"probe.sh": ("#!/bin/sh\n" + SECRET_PROBE, 0o755), "opsc-step.sh": helper,
+                   "files/app.conf": "listen 8080\n"},
+                  {"name": "sec", "version": "1.0.0", "abi": "1.2",
+                   "steps": [{"name": "probe", "executable": "probe.sh",
+                              "params_schema": {"type": "object"}}]})
+    assert upload(d, data).status_code == 201
+    t = local_target(d, "self")
+    dest = pathlib.Path(local_tmp) / "app.conf"
+    j = job(d, {"name": "sec", "targets": {"ids": [t["id"]]},
+                "parameters": [{"name": "pw", "type": "secret", "required": True}],
+                "steps": [{"id": "p", "type": "sec.probe",
+                           "params": {"pw": "{{ params.pw }}", "dest": str(dest)}}]})
+    run = wait(d, start(d, j["id"], params={"pw": "db-pass"})["id"])
+    assert run["state"] == "succeeded", (run["targets"], log_text(d, run["id"]))
+    out = step(run, "self", "p")["outputs"]
+    assert out["param"] == "db-pass" and out["matches"] is True  # the value only on request
+    assert dest.read_text() == "listen 8080\n"
+    assert out["outside"] == "put_file: the local path must be in the step's working folder " \
+                             "or its bundle"
+    assert out["link"] == "put_file: the local path leaves its folder or goes through a link"
+    assert not pathlib.Path(str(dest) + ".2").exists() and not pathlib.Path(str(dest) + ".3").exists()
+    assert "Hunter2" not in log_text(d, run["id"])
