@@ -133,7 +133,7 @@ static void decl_done(ex_cmd *c, const opsc_exec_result *res)
         outputs = ex_cmd_outputs(c, err, sizeof(err));
         if (res->exit_code != 0)
             snprintf(err, sizeof(err), "exit code %d", res->exit_code);
-        else if (outputs)
+        else if (outputs && ex_outputs_check(t, outputs, err, sizeof(err)) == 0)
             state = EX_SUCCEEDED;
     }
     bool has_exit = res->status == 0 && !res->exit_signal;

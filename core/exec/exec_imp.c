@@ -295,21 +295,17 @@ static void imp_done(ex_imp *imp)
     char *failure = imp->failure ? strdup(imp->failure) : NULL;
     pthread_mutex_unlock(&imp->mu);
     int rc = imp->rc;
-    const job_step *s = &t->run->plan->steps[t->step];
-    jschema_err je;
-    size_t ne = 0;
-    if (rc == 0 && s->st->outputs &&
-        jschema_validate(s->st->outputs, outputs, 0, "", &je, 1, &ne) < 0 && ne > 0)
-        ex_logf(t, "system", "warning: step %s set outputs its type does not describe: %s%s %s",
-                s->id, "outputs", je.path, je.msg);
-    char why[160];
-    if (rc < 0 && !failure)
+    char why[512];
+    if (rc == 0 && (rc = ex_outputs_check(t, outputs, why, sizeof(why))) < 0) {
+        free(failure);
+        failure = strdup(why);
+    } else if (rc < 0 && !failure)
         snprintf(why, sizeof(why), "the step failed: %s", opsc_strerror(rc));
     ex_imp_free(imp);
     ex_step_finish(t, rc == 0 ? EX_SUCCEEDED : EX_FAILED, 0, false, outputs,
-                   failure  ? failure
-                   : rc < 0 ? why
-                            : NULL);
+                   rc == 0   ? NULL
+                   : failure ? failure
+                             : why);
     free(failure);
 }
 

@@ -244,7 +244,7 @@ struct exec {
     exec_opts opts;
     ex_run *head, *tail; /* active runs, FIFO */
     size_t nruns;
-    json_t *orphans; /* [{target_id, handle}] the previous process left running */
+    json_t *orphans;          /* [{target_id, handle}] the previous process left running */
     uint32_t running_targets; /* global parallelism in use */
     json_t *busy;             /* target id -> holders: n shared, or -1 exclusive */
     ex_run *dirty_runs;
@@ -325,6 +325,8 @@ void ex_cmd_end_streams(ex_cmd *c);
 void ex_cmd_flush_lines(ex_cmd *c, bool all);
 /* The outputs the rule gives after the command ended; new object. */
 json_t *ex_cmd_outputs(ex_cmd *c, char *err, size_t errlen);
+/* 0, or OPSC_ESCHEMA with the first mismatch against the step type's outputs_schema in err. */
+int ex_outputs_check(const ex_target *t, json_t *outputs, char *err, size_t errlen);
 
 /* ---- exec_redact.c --------------------------------------------------------------------------- */
 /* Redact `data` as the next bytes of a stream whose kept-back tail is

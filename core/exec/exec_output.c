@@ -8,6 +8,7 @@
 #include <opsc/errors.h>
 
 #include "exec_internal.h"
+#include "steptype.h"
 #include "template.h"
 #include "util.h"
 
@@ -237,4 +238,20 @@ json_t *ex_cmd_outputs(ex_cmd *c, char *err, size_t errlen)
         json_decref(obj);
     }
     return out;
+}
+
+/* A step type that describes its outputs must keep to it, declarative or imperative alike:
+ * later steps and notifications read them as described, and a library that promises an
+ * integer and sets text is a bug its author should see at once, not three steps later. */
+int ex_outputs_check(const ex_target *t, json_t *outputs, char *err, size_t errlen)
+{
+    const job_step *s = &t->run->plan->steps[t->step];
+    jschema_err je;
+    size_t ne = 0;
+    if (!outputs || !s->st->outputs ||
+        jschema_validate(s->st->outputs, outputs, 0, "", &je, 1, &ne) >= 0 || ne == 0)
+        return 0;
+    snprintf(err, errlen, "the step's outputs do not match its type's outputs_schema: outputs%s %s",
+             je.path, je.msg);
+    return OPSC_ESCHEMA;
 }

@@ -1,5 +1,6 @@
 /* exec_stepapi.c - the step API of opsc_host_api for imperative steps: what a worker may answer
  * itself from its copies, and what it asks the loop to do (commands, files, log lines). */
+#include <stdarg.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,13 +125,33 @@ static bool key_ok(const char *k)
     return true;
 }
 
+/* A refused call explains itself: a library that passes the error on gets this as the
+ * step's error rather than a bare "invalid argument" (its own step_fail() wins). */
+static int refuse(ex_imp *imp, const char *fmt, ...) OPSC_PRINTF(2, 3);
+static int refuse(ex_imp *imp, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&imp->mu);
+    if (!imp->failure)
+        imp->failure = strdup(msg);
+    pthread_mutex_unlock(&imp->mu);
+    return OPSC_EINVAL;
+}
+
 static int op_set_output(opsc_step_ctx *imp, const char *key, const char *json_value)
 {
-    json_t *v = json_value ? json_loads(json_value, JSON_DECODE_ANY, NULL) : NULL;
-    if (!key_ok(key) || !v) {
-        json_decref(v);
-        return OPSC_EINVAL;
-    }
+    if (!key_ok(key))
+        return refuse(imp, "step_set_output: output key '%.64s' must be 1 to 64 of [a-z0-9_]",
+                      key ? key : "(null)");
+    json_error_t je;
+    json_t *v = json_value ? json_loads(json_value, JSON_DECODE_ANY, &je) : NULL;
+    if (!v)
+        return refuse(imp, "step_set_output: the value of output '%s' is not JSON text%s%s", key,
+                      json_value ? ": " : " (NULL)", json_value ? je.text : "");
     pthread_mutex_lock(&imp->mu);
     json_object_set_new(imp->outputs, key, v);
     pthread_mutex_unlock(&imp->mu);

@@ -251,7 +251,8 @@ static int kw_pattern(cstate *c, jsnode *n, json_t *v)
     PCRE2_SIZE off;
     n->pattern_src = json_string_value(v);
     n->pattern = pcre2_compile((PCRE2_SPTR)n->pattern_src, json_string_length(v),
-                               PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
+                               PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY, &code,
+                               &off, NULL);
     if (!n->pattern) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof(msg));

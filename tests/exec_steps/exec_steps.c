@@ -148,6 +148,15 @@ static int calls_run(opsc_step_ctx *ctx, void *state)
     return 0;
 }
 
+/* Sets output "key" (default n) to the JSON text "value": the outputs_schema says n is an
+ * integer. Passes the call's error on, as a library should. */
+static int typed_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    const char *k = host->step_param(ctx, "key"), *v = host->step_param(ctx, "value");
+    return host->step_set_output(ctx, k ? k : "n", v ? v : "0");
+}
+
 #define P(props) "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" props "}}"
 
 static const opsc_step_type probe = {
@@ -204,8 +213,27 @@ static const opsc_step_type calls = {
     .params_schema = P("\"n\":{\"type\":\"integer\"}"),
     .run = calls_run,
 };
-static const opsc_step_type *const types[] = {
-    &probe, &failing, &waiting, &crashing, &misbehaving, &forbidden, &noop, &calls, NULL};
+static const opsc_step_type typed = {
+    .size = sizeof(opsc_step_type),
+    .name = "typed",
+    .summary = "set an output its schema may refuse (imperative)",
+    .params_schema = P("\"value\":{\"type\":\"string\"},\"key\":{\"type\":\"string\"}"),
+    .outputs_schema = P("\"n\":{\"type\":\"integer\"}"),
+    .run = typed_run,
+};
+static const opsc_step_type typed_decl = {
+    .size = sizeof(opsc_step_type),
+    .name = "typed_decl",
+    .summary = "set an output its schema may refuse (declarative)",
+    .params_schema = P("\"value\":{\"type\":\"string\"}"),
+    .outputs_schema = P("\"n\":{\"type\":\"integer\"}"),
+    .os_families = "linux",
+    .posix_template = "printf '{\"n\": %s}\\n' {{ params.value }}",
+    .output_rule = OPSC_OUTPUT_JSON_LAST_LINE,
+};
+static const opsc_step_type *const types[] = {&probe,       &failing,    &waiting, &crashing,
+                                              &misbehaving, &forbidden,  &noop,    &calls,
+                                              &typed,       &typed_decl, NULL};
 
 static const opsc_steplib lib = {
     .size = sizeof(opsc_steplib),

@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from conftest import BUILD_DIR
 from fixtures.runs import (check, get_run, job, local_target, log_items, log_text, shell_step,
                            start, step, target_state, wait, wait_step)
@@ -334,6 +336,32 @@ def test_broken_step_libraries_are_refused_or_reported(daemon_factory):
     run = wait(d, start(d, j["id"])["id"])
     assert step(run, "self", "why")["error"] == "the widget is on fire"
     assert step(run, "self", "bare")["error"] == "the step failed: input/output error"
+
+
+@pytest.mark.parametrize("isolation", ["never", "always"])
+def test_outputs_are_held_to_the_step_types_outputs_schema_declarative_or_not(daemon_factory,
+                                                                               isolation):
+    d = daemon_factory({"steplibs": {"isolation": isolation}}, args=("-p", TEST_STEPS))
+    t = local_target(d, "self")
+    steps = [{"id": f"{kind}_{name}", "type": f"testexec.{kind}", "params": {"value": value},
+              "on_failure": "continue"}
+             for kind in ("typed", "typed_decl") for name, value in (("ok", "5"), ("bad", '"five"'))]
+    steps += [{"id": "badkey", "type": "testexec.typed", "params": {"key": "Bad-Key", "value": "1"},
+               "on_failure": "continue"},
+              {"id": "notjson", "type": "testexec.typed", "params": {"value": "{five"},
+               "on_failure": "continue"}]
+    j = job(d, {"name": "typed", "targets": {"ids": [t["id"]]}, "steps": steps})
+    run = wait(d, start(d, j["id"])["id"])
+    for kind in ("typed", "typed_decl"):
+        ok, bad = step(run, "self", f"{kind}_ok"), step(run, "self", f"{kind}_bad")
+        assert ok["state"] == "succeeded" and ok["outputs"]["n"] == 5, ok
+        assert bad["state"] == "failed", bad
+        assert bad["error"].startswith("the step's outputs do not match its type's "
+                                       "outputs_schema: outputs/n must be an integer, not string"), bad
+    assert step(run, "self", "badkey")["error"] == \
+        "step_set_output: output key 'Bad-Key' must be 1 to 64 of [a-z0-9_]"
+    assert step(run, "self", "notjson")["error"].startswith(
+        "step_set_output: the value of output 'n' is not JSON text: ")
 
 
 def test_a_step_library_that_crashes_fails_its_step_and_the_daemon_keeps_serving(daemon_factory):

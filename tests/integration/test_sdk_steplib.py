@@ -2,11 +2,15 @@
 installed SDK only, checked with --check-config, uploaded through POST /api/v1/steplibs, and used
 in a real run on the local transport."""
 import hashlib
+import os
 import pathlib
+import shutil
+import subprocess
 import time
 
 import pytest
 
+from conftest import BUILD_DIR, ROOT
 from fixtures.sdk import build_example, exported_symbols, install_tree
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
 
@@ -16,6 +20,36 @@ def example_so(tmp_path_factory):
     installed = install_tree(tmp_path_factory.mktemp("install"))
     src = build_example(installed, "steplib-checks", tmp_path_factory.mktemp("third-party"))
     return src / "steplib-checks.so"
+
+
+def test_example_builds_against_the_build_tree_before_any_install(tmp_path):
+    """pkg-config prefers the build tree's opsconductor-sdk-uninstalled.pc when its directory
+    is on PKG_CONFIG_PATH: the headers from the sources, the directories of the build."""
+    src = tmp_path / "steplib-checks"
+    shutil.copytree(ROOT / "sdk" / "examples" / "steplib-checks", src)
+    env = dict(os.environ, PKG_CONFIG_PATH=str(BUILD_DIR / "meson-uninstalled"))
+    env.pop("PKG_CONFIG_SYSROOT_DIR", None)
+    build = subprocess.run(["make", "-C", str(src)], env=env, capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert f"-I{ROOT / 'sdk' / 'include'}" in build.stdout
+    steplibdir = subprocess.run(["pkg-config", "--variable=steplibdir", "opsconductor-sdk"],
+                                env=env, capture_output=True, text=True, check=True).stdout
+    assert pathlib.Path(steplibdir.strip()).resolve() == (BUILD_DIR / "steplibs").resolve()
+    assert exported_symbols(src / "steplib-checks.so") == {"opsc_plugin_entry"}
+
+
+def test_make_upload_installs_through_opsctl_and_never_shows_the_token(example_so, daemon):
+    token = daemon.http.headers["Authorization"].split()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
+    env.update(OPSC_URL=daemon.base, OPSC_TOKEN=token, XDG_CONFIG_HOME=str(example_so.parent),
+               OPSCTL=str(BUILD_DIR / "cli" / "opsctl" / "opsctl"))
+    r = subprocess.run(["make", "-C", str(example_so.parent), "upload"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "installed step library checks 1.0.0" in r.stdout
+    assert token not in r.stdout + r.stderr
+    names = {lib["name"] for lib in daemon.get("/api/v1/steplibs").json()["items"]}
+    assert "checks" in names
 
 
 def upload(d, so):

@@ -127,6 +127,10 @@ static void strings_count_code_points_and_match_ecma_patterns(void **state)
     valid("{\"pattern\":\"^(?:[a-z]+\\\\.)*[a-z]+$\"}", "\"linux.service.restart\"");
     valid("{\"pattern\":\"^\\\\w\\\\s\\\\S$\"}", "\"a x\"");
     valid("{\"pattern\":\"^.{3}$\"}", "\"äöü\"");           /* UTF mode: one dot per code point */
+    /* $ is the end of the string as in ECMA-262, not "before a final newline" as in Perl:
+     * a name with a newline appended must not pass ^[a-z]+$ into a command line. */
+    invalid("{\"pattern\":\"^[a-z]+$\"}", "\"nginx\\n\"", "", "does not match the pattern");
+    valid("{\"pattern\":\"^[a-z]+$\"}", "\"nginx\"");
     valid("{\"type\":\"integer\",\"pattern\":\"x\"}", "5"); /* pattern applies to strings only */
 }
 

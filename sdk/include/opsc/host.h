@@ -191,7 +191,8 @@ typedef struct opsc_host_api {
     /* A line in the run log for this target (secrets redacted). */
     void (*step_log)(opsc_step_ctx *ctx, int level, const char *fmt, ...) OPSC_PRINTF(3, 4);
     /* Set output `key` ([a-z0-9_]+) to `json_value` (any JSON text: "\"x\"",
-     * "42", "{...}"); copied by the host. OPSC_EINVAL for bad JSON or key. */
+     * "42", "{...}"); copied by the host. OPSC_EINVAL for bad JSON or key; the step's
+     * error then names them, unless run() calls step_fail() with its own reason. */
     int (*step_set_output)(opsc_step_ctx *ctx, const char *key, const char *json_value);
     /* Explain why the step fails (shown as the step's `error`); returns
      * OPSC_EREMOTE so that `return host->step_fail(ctx, "...")` reads well. */
