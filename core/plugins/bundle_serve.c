@@ -246,8 +246,9 @@ static void serve_output(brun *r, const bp_msg *m)
     char *text = json_dumps(json_object_get(m->json, "value"), JSON_ENCODE_ANY | JSON_COMPACT);
     int rc = text ? r->api->step_set_output(r->ctx, member(m, "key"), text) : OPSC_ENOMEM;
     free(text);
-    answer_rc(r, m, rc,
-              rc == OPSC_EINVAL ? "an output key is [a-z0-9_]+ (and at most 64 bytes)" : NULL);
+    char why[160];
+    snprintf(why, sizeof(why), "output key '%.64s' must be 1 to 64 of [a-z0-9_]", member(m, "key"));
+    answer_rc(r, m, rc, rc == OPSC_EINVAL ? why : NULL);
 }
 
 static void serve_secret(brun *r, const bp_msg *m)
@@ -277,8 +278,8 @@ static void take_result(brun *r, const bp_msg *m)
         int rc = text ? r->api->step_set_output(r->ctx, key, text) : OPSC_ENOMEM;
         free(text);
         if (rc < 0 && !r->why[0])
-            snprintf(r->why, sizeof(r->why), "result: output \"%.64s\": %s", key,
-                     rc == OPSC_EINVAL ? "a key is [a-z0-9_]+" : opsc_strerror(rc));
+            snprintf(r->why, sizeof(r->why), "result: output key '%.64s' %s", key,
+                     rc == OPSC_EINVAL ? "must be 1 to 64 of [a-z0-9_]" : opsc_strerror(rc));
     }
     r->result = true;
     if (r->why[0])
