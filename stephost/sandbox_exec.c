@@ -3,12 +3,14 @@
  * no_new_privs, rlimits, Landlock, seccomp) shaped for a program that must start interpreters and
  * commands: files only beneath its bundle (read, execute), the system's programs and libraries,
  * and its own scratch folder (read, write); no network; processes, but only in its own process
- * group (the daemon ends the group), and none of the system calls that reach beyond it. */
+ * group (the daemon ends the group), and none of the system calls that reach beyond it. This
+ * process stays as the program's parent (supervise()) so that the group ends with the daemon. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <pwd.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "stephost_internal.h"
@@ -184,6 +187,46 @@ static int confine(const char *user, int bundle, int scratch, json_t *notes, cha
     return rc;
 }
 
+/* The daemon is gone (SIGKILL, a crash): end the step's whole process group, this one too. */
+static void on_daemon_gone(int sig)
+{
+    (void)sig;
+    kill(0, SIGKILL);
+}
+
+/* The step's program runs as a child of this process, which stays, confined like it, to tie
+ * its process group to the daemon: when the daemon's thread that started us ends, the group
+ * ends. The program's end is ours: its status, or its signal raised again. */
+static int supervise(const char *path, char *const argv[], char *const env[], uint64_t memory_limit)
+{
+    pid_t daemon = getppid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return die("fork", strerror(errno));
+    if (pid == 0) {
+        /* Here, not before the fork: the sanitizers of this process want address space. */
+        if (memory_limit)
+            sh_limit(RLIMIT_AS, memory_limit);
+        execve(path, argv, env);
+        _exit(die(argv[0] + strlen("/proc/self/fd/3/"), strerror(errno)));
+    }
+    signal(SIGTERM, SIG_IGN); /* the daemon's SIGTERM is for the program: SIGKILL ends us */
+    signal(SIGUSR1, on_daemon_gone);
+    prctl(PR_SET_PDEATHSIG, SIGUSR1);
+    if (getppid() != daemon)
+        on_daemon_gone(SIGUSR1);
+    close(0); /* the protocol's ends are the program's alone */
+    close(1);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status)) {
+        signal(WTERMSIG(status), SIG_DFL);
+        raise(WTERMSIG(status));
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 125;
+}
+
 int sh_exec_step(const char *exe, const char *bundle, const char *scratch, const char *user,
                  uint64_t memory_limit)
 {
@@ -217,9 +260,5 @@ int sh_exec_step(const char *exe, const char *bundle, const char *scratch, const
                          "OPSC_STEP_PROTOCOL=1",
                          "PYTHONDONTWRITEBYTECODE=1",
                          NULL};
-    /* Last: the sanitizers of this very process may still want address space. */
-    if (memory_limit)
-        sh_limit(RLIMIT_AS, memory_limit);
-    execve(path, argv, env);
-    return die(exe, strerror(errno));
+    return supervise(path, argv, env, memory_limit);
 }

@@ -10,6 +10,7 @@ import os
 import pathlib
 import pwd
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -209,6 +210,15 @@ def test_a_script_that_hangs_is_ended_with_everything_it_started_on_timeout_and_
     check(d.http.post(d.url(f"/api/v1/runs/{run_id}/cancel")), 202)
     assert wait(d, run_id)["state"] == "cancelled"
     assert gone_within("4321", 3) and gone_within("4322", 3)
+    # A daemon killed outright leaves none of a script's processes behind either.
+    run_id = start(d, j["id"])["id"]
+    wait_step(d, run_id)
+    deadline = time.monotonic() + 10
+    while not processes_with("4322"):
+        assert time.monotonic() < deadline, "the script never started"
+        time.sleep(0.05)
+    d.send_signal(signal.SIGKILL)
+    assert gone_within("4321", 5) and gone_within("4322", 5)
 
 
 SANDBOX_PROBE = r""". "$OPSC_BUNDLE_DIR/opsc-step.sh"
