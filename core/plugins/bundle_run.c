@@ -76,13 +76,19 @@ static int spawn(iso_lib *l, const char *exe, brun *r, proc *p)
     close(in[0]);
     close(out[1]);
     close(err[1]);
+    if (rc < 0) {
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        return rc;
+    }
     p->in = in[1];
     p->out = out[0];
     p->err = err[0];
     fcntl(p->in, F_SETFL, O_NONBLOCK);
     fcntl(p->out, F_SETFL, O_NONBLOCK);
     fcntl(p->err, F_SETFL, O_NONBLOCK);
-    return rc;
+    return 0;
 }
 
 static json_t *parsed(const char *text)
