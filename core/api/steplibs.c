@@ -12,6 +12,7 @@
 #include "b64.h"
 #include "core.h"
 #include "events.h"
+#include "steptype.h"
 #include "http.h"
 #include "install.h"
 #include "isolation.h"
@@ -90,9 +91,9 @@ static json_t *version_json(plugin_host *h, const install_lib *lib)
     for (size_t i = 0; i < lib->compiled->ntypes; i++)
         json_array_append_new(steps, step_json(&lib->compiled->types[i]));
     return json_pack(
-        "{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name", lib->desc->name,
-        "version", lib->desc->version, "major", atoi(lib->desc->version), "summary",
-        lib->desc->summary ? lib->desc->summary : "", "plugin", lib->plugin, "bundled",
+        "{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name",
+        lib->desc->name, "version", lib->desc->version, "major", atoi(lib->desc->version),
+        "summary", lib->desc->summary ? lib->desc->summary : "", "plugin", lib->plugin, "bundled",
         lib->bundled, "path", lib->path, "sha256", lib->sha256, "signer",
         record_member(lib, "signer"), "installed_at", record_member(lib, "installed_at"),
         "installed_by", record_member(lib, "installed_by"), "steps", steps, "isolation",
@@ -221,7 +222,8 @@ static void upload_done(const install_result *r, void *ud)
     http_req *req = ud;
     install_lib lib;
     if (r->rc < 0) {
-        http_respond_error(req, upload_status(r->code), r->code, NULL, "%s", r->message);
+        http_respond_error(req, upload_status(r->code), r->code, steptype_error_details(r->message),
+                           "%s", r->message);
     } else if (!install_find(installs_of(req), r->name, r->version, &lib)) {
         http_respond_error(req, 500, "internal", NULL, "the library went away");
     } else {
@@ -348,10 +350,10 @@ static int enable_version(http_req *req)
         http_respond_error(req, 409, "not_quarantined", NULL,
                            "step library %s %s is not quarantined", name, version);
     else
-        http_respond_json(req, 200,
-                          plugin_host_isolation_json(host_of(req), name, version,
-                                                     plugin_host_loaded_path(host_of(req), name,
-                                                                             version)));
+        http_respond_json(
+            req, 200,
+            plugin_host_isolation_json(host_of(req), name, version,
+                                       plugin_host_loaded_path(host_of(req), name, version)));
     return HTTP_DONE;
 }
 
@@ -378,11 +380,11 @@ static int enable_version(http_req *req)
     "\"warnings\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"steps\":{\"type\":"       \
     "\"array\",\"items\":" STEP_SCHEMA "},\"isolation\":" ISOLATION_SCHEMA "}}"
 #define ISOLATION_SCHEMA                                                                           \
-    "{\"type\":\"object\",\"description\":\"where its imperative steps run: process (a "        \
-    "sandboxed opsc-stephost) or in_process\",\"properties\":{\"runs\":{\"type\":\"string\","  \
-    "\"enum\":[\"process\",\"in_process\"]},\"pid\":{\"type\":[\"integer\",\"null\"]},"      \
-    "\"restarts\":{\"type\":\"integer\"},\"crashes\":{\"type\":\"integer\",\"description\":"  \
-    "\"in the last minute\"},\"quarantined\":{\"type\":\"boolean\"},\"reason\":{\"type\":["    \
+    "{\"type\":\"object\",\"description\":\"where its imperative steps run: process (a "           \
+    "sandboxed opsc-stephost) or in_process\",\"properties\":{\"runs\":{\"type\":\"string\","      \
+    "\"enum\":[\"process\",\"in_process\"]},\"pid\":{\"type\":[\"integer\",\"null\"]},"            \
+    "\"restarts\":{\"type\":\"integer\"},\"crashes\":{\"type\":\"integer\",\"description\":"       \
+    "\"in the last minute\"},\"quarantined\":{\"type\":\"boolean\"},\"reason\":{\"type\":["        \
     "\"string\",\"null\"]}}}"
 #define LIBRARY_SCHEMA                                                                             \
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"latest\":{\"type\":"    \

@@ -172,8 +172,9 @@ static int steptype_compile(steptype *st, const opsc_steplib *lib, const opsc_st
         (rc = check_raw_params(st, err, errlen)) < 0)
         return rc;
     if (!t->run && st->linux_ok &&
-        (rc = compile_template(st, t->posix_template, TPL_POSIX, "posix_template", &st->posix, err,
-                               errlen)) < 0)
+        ((rc = compile_template(st, t->posix_template, TPL_POSIX, "posix_template", &st->posix, err,
+                                errlen)) < 0 ||
+         (rc = steptype_check_posix(st, err, errlen)) < 0))
         return rc;
     if (!t->run && st->windows_ok &&
         (rc = compile_template(st, t->powershell_template, TPL_POWERSHELL, "powershell_template",
@@ -366,4 +367,34 @@ int steptype_render_params(const steptype *st, const json_t *params, const json_
         *out = NULL;
     }
     return rc;
+}
+
+/* The messages above read "<lib>.<step>: <field>[ <line>:<col>]: <reason>"; an API client
+ * wants those parts apart, as job validation gives them. */
+json_t *steptype_error_details(const char *msg)
+{
+    static const char *const fields[] = {"params_schema",       "outputs_schema", "posix_template",
+                                         "powershell_template", "raw_params",     "os_families"};
+    for (size_t i = 0; msg && i < sizeof(fields) / sizeof(*fields); i++) {
+        char needle[40];
+        snprintf(needle, sizeof(needle), ": %s", fields[i]);
+        const char *f = strstr(msg, needle);
+        if (!f)
+            continue;
+        const char *step = f;
+        while (step > msg && !(step[-1] == ' ' && step - 1 > msg && step[-2] == ':'))
+            step--;
+        const char *after = f + strlen(needle);
+        int line = 0, col = 0, used = 0;
+        if (sscanf(after, " %d:%d%n", &line, &col, &used) == 2)
+            after += used;
+        if (strncmp(after, ": ", 2) != 0 || !strchr(step, '.') || strchr(step, '.') > f)
+            continue;
+        json_t *d = json_pack("{s:s%, s:s, s:s}", "step", step, (size_t)(f - step), "field",
+                              fields[i], "message", after + 2);
+        if (d && line > 0)
+            json_object_set_new(d, "position", json_sprintf("%d:%d", line, col));
+        return d;
+    }
+    return NULL;
 }

@@ -43,6 +43,15 @@ typedef struct steplib {
  * step type and field in err. Free with steplib_free(). */
 int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t errlen);
 void steplib_free(steplib *l);
+
+/* steptype_shcheck.c: render st's compiled posix template with sample values and have
+ * /bin/sh parse it (`sh -n`). OPSC_ESYNTAX with the step, template and the shell's line and
+ * message in err; 0 when it parses, or when no sample renders or no shell can be asked. */
+int steptype_check_posix(const steptype *st, char *err, size_t errlen);
+
+/* A refusal message of steplib_compile(), found anywhere in `msg`, taken apart: a new
+ * {"step", "field", "position" (when the message has one), "message"}, or NULL. */
+json_t *steptype_error_details(const char *msg);
 const steptype *steplib_find(const steplib *l, const char *step_name);
 
 /* Render a job step's parameter values: every string in `params` (at any

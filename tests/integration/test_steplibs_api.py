@@ -153,7 +153,16 @@ BAD_UPLOADS = [
 def test_bad_uploads_are_refused_with_the_reason_and_leave_nothing(daemon, case):
     _, make, status, code, text = case
     data, sha = make()
-    error(upload(daemon, data, sha=sha), status, code, text)
+    r = upload(daemon, data, sha=sha)
+    error(r, status, code, text)
+    details = r.json()["error"]["details"]
+    if case[0] == "broken template":  # the parts of the message, as job validation gives them
+        assert details == {"step": "broken.typo", "field": "posix_template", "position": "1:22",
+                           "message": "unknown parameter 'nmae'"}, details
+    elif case[0] == "broken schema":
+        assert details == {"step": "uplib.echo", "field": "params_schema",
+                           "message": "schema /properties/message: unknown or unsupported "
+                           "keyword 'typ'"}, details
     assert list((pathlib.Path(daemon.data_dir) / "steplibs").iterdir()) == []
     assert daemon.get("/api/v1/system").json()["plugins"]["refused"] == 0
     assert daemon.get("/health").status_code == 200

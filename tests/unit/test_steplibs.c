@@ -545,6 +545,17 @@ static void broken_step_types_are_refused_with_the_field_and_position(void **sta
     t.raw_params = "nope";
     check_refused(&t, "raw_params: 'nope' is not a string parameter");
     t.raw_params = NULL;
+    /* The shell's syntax, in a sample rendering: line 3 is where dash gives up. */
+    t.posix_template = "if [ -n {{ params.name }} ]; then\n  { echo yes\nfi\n";
+    check_refused(&t, "broken.x: posix_template: a sample rendering is not valid sh (dash, not "
+                      "bash): line 3: Syntax error: \"fi\" unexpected (expecting \"}\")");
+    t.posix_template = "case {{ params.name }} in\n  a) echo a ;;\nesac\n";
+    const opsc_step_type *ok_types[] = {&t, NULL};
+    opsc_steplib ok_lib = {sizeof(opsc_steplib), "fine", "1.0.0", "test", ok_types};
+    steplib *l = NULL;
+    char err[512] = "";
+    assert_int_equal(steplib_compile(&l, &ok_lib, err, sizeof(err)), 0);
+    steplib_free(l);
     t.posix_template = "true";
     t.os_families = "linux,windows";
     check_refused(&t, "supports windows but has no powershell_template");
@@ -553,6 +564,28 @@ static void broken_step_types_are_refused_with_the_field_and_position(void **sta
     t.os_families = NULL;
     t.name = "Bad Name";
     check_refused(&t, "bad step type descriptor or name");
+}
+
+static void refusals_are_taken_apart_for_api_clients(void **state)
+{
+    (void)state;
+    json_t *d = steptype_error_details(
+        "refused: step library broken 1.0.0: broken.x: posix_template 2:6: unknown parameter "
+        "'nmae'");
+    assert_non_null(d);
+    char *text = json_dumps(d, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(text, "{\"field\":\"posix_template\",\"message\":\"unknown parameter "
+                              "'nmae'\",\"position\":\"2:6\",\"step\":\"broken.x\"}");
+    free(text);
+    json_decref(d);
+    d = steptype_error_details("a.b: raw_params: 'nope' is not a string parameter");
+    assert_string_equal(json_string_value(json_object_get(d, "step")), "a.b");
+    assert_null(json_object_get(d, "position"));
+    json_decref(d);
+    assert_null(steptype_error_details("only step libraries can be installed"));
+    assert_null(steptype_error_details(": posix_template: x"));
+    assert_null(steptype_error_details("nodot: posix_template: x"));
+    assert_null(steptype_error_details(NULL));
 }
 
 static void steps_refuse_targets_of_another_family(void **state)
@@ -578,6 +611,7 @@ int main(void)
         cmocka_unit_test(facts_report_json_matching_their_output_schemas),
         cmocka_unit_test(system_steps_work_on_this_machine_when_allowed),
         cmocka_unit_test(broken_step_types_are_refused_with_the_field_and_position),
+        cmocka_unit_test(refusals_are_taken_apart_for_api_clients),
         cmocka_unit_test(steps_refuse_targets_of_another_family),
         cmocka_unit_test(file_put_copies_once_and_refuses_paths_outside_files_dir),
         cmocka_unit_test(file_template_renders_run_values_and_vars),

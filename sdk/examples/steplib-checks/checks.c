@@ -14,6 +14,7 @@
  *
  * Build against the installed SDK only (see the Makefile):
  *
+ *     python3 $(pkg-config --variable=embed opsconductor-sdk) checks_steps.h <the files in steps>
  *     cc $(pkg-config --cflags opsconductor-sdk) -shared -Wl,-z,defs -o steplib-checks.so checks.c
  */
 #include <stdio.h>
@@ -22,68 +23,33 @@
 
 #include <opsc/plugin.h>
 
+#include "checks_steps.h" /* generated from steps/ by opsc-embed */
+
 #define LIB_VERSION "1.0.0" /* the major (1) is what jobs pin: "checks.disk_free@1" */
 
 static const opsc_host_api *host;
 
 /* ---- checks.disk_free (declarative) ------------------------------------------- */
 
-/* JSON Schema of the parameters: the daemon validates a job's values against
- * it (and adds the defaults) before the run starts. */
-static const char disk_free_params[] =
-    "{\"type\": \"object\", \"additionalProperties\": false,"
-    " \"properties\": {"
-    "  \"path\": {\"type\": \"string\", \"minLength\": 1, \"maxLength\": 4096, \"default\": \"/\","
-    "           \"description\": \"any path on the file system to check\"},"
-    "  \"min_free_percent\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 100,"
-    "                       \"default\": 10, \"description\": \"fail below this\"}}}";
-
-static const char disk_free_outputs[] = "{\"type\": \"object\", \"properties\": {"
-                                        " \"free_percent\": {\"type\": \"integer\"},"
-                                        " \"ok\": {\"type\": \"boolean\"}}}";
-
-/* Values are inserted as words in plain code: never inside quotes. Integers
- * from the schema are bare numbers; the path arrives as one quoted word. */
-static const char disk_free_sh[] =
-    "used=$(df -P {{ params.path }} | awk 'NR == 2 { sub(\"%\", \"\", $5); print $5 }')\n"
-    "free=$((100 - used))\n"
-    "ok=true\n"
-    "[ \"$free\" -ge {{ params.min_free_percent }} ] || ok=false\n"
-    "printf '{\"free_percent\": %d, \"ok\": %s}\\n' \"$free\" \"$ok\"\n"
-    "[ \"$ok\" = true ]\n";
-
-static const char disk_free_ps1[] =
-    "$drive = (Get-Item -LiteralPath {{ params.path }}).PSDrive\n"
-    "$free = [int][math]::Floor(100 * $drive.Free / ($drive.Used + $drive.Free))\n"
-    "$ok = $free -ge {{ params.min_free_percent }}\n"
-    "[pscustomobject]@{ free_percent = $free; ok = $ok } | ConvertTo-Json -Compress\n"
-    "if (-not $ok) { exit 1 }\n";
-
+/* The schemas and templates are plain files under steps/ (JSON Schema, POSIX shell,
+ * PowerShell), turned into string macros in checks_steps.h by the SDK's opsc-embed when the
+ * library is built (see the Makefile): S_<step>_params / S_<step>_outputs from
+ * steps/<step>.json, T_<step>_sh and T_<step>_ps1 from the templates. In the templates,
+ * values are inserted as words in plain code, never inside quotes: integers from the schema
+ * are bare numbers, the path arrives as one quoted word. */
 static const opsc_step_type disk_free = {
     .size = sizeof(opsc_step_type),
     .name = "disk_free",
     .summary = "Fail when a file system has less free space than a threshold",
-    .params_schema = disk_free_params,
-    .outputs_schema = disk_free_outputs,
+    .params_schema = S_disk_free_params,
+    .outputs_schema = S_disk_free_outputs,
     .os_families = "linux,windows",
-    .posix_template = disk_free_sh,
-    .powershell_template = disk_free_ps1,
+    .posix_template = T_disk_free_sh,
+    .powershell_template = T_disk_free_ps1,
     .output_rule = OPSC_OUTPUT_JSON_LAST_LINE,
 };
 
 /* ---- checks.wait_file (imperative) --------------------------------------------- */
-
-static const char wait_file_params[] =
-    "{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"path\"],"
-    " \"properties\": {"
-    "  \"path\": {\"type\": \"string\", \"minLength\": 1, \"maxLength\": 4096},"
-    "  \"timeout_s\": {\"type\": \"number\", \"minimum\": 0, \"maximum\": 86400, \"default\": 60},"
-    "  \"interval_s\": {\"type\": \"number\", \"minimum\": 0.1, \"maximum\": 3600,"
-    "                 \"default\": 1}}}";
-
-static const char wait_file_outputs[] = "{\"type\": \"object\", \"properties\": {"
-                                        " \"attempts\": {\"type\": \"integer\"},"
-                                        " \"waited_s\": {\"type\": \"number\"}}}";
 
 static double number_param(opsc_step_ctx *ctx, const char *name, double fallback)
 {
@@ -138,8 +104,8 @@ static const opsc_step_type wait_file = {
     .size = sizeof(opsc_step_type),
     .name = "wait_file",
     .summary = "Wait until a file exists on the target",
-    .params_schema = wait_file_params,
-    .outputs_schema = wait_file_outputs,
+    .params_schema = S_wait_file_params,
+    .outputs_schema = S_wait_file_outputs,
     .os_families = "linux,windows",
     .run = wait_file_run,
 };
