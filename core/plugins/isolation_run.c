@@ -316,6 +316,8 @@ static int converse(iso_call *c, const opsc_step_type *type, opsc_step_ctx *ctx)
 
 int iso_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx)
 {
+    if (l->bundle)
+        return bundle_run(l, type, ctx);
     char why[400] = "";
     pthread_mutex_lock(&l->mu);
     l->users++;

@@ -6,20 +6,54 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
-from fixtures.sdk import build_example, exported_symbols, install_tree
+from conftest import BUILD_DIR, DAEMON, ROOT, plugin_dirs
+from fixtures.sdk import build_example, exported_symbols, install_tree, sdk_env
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
 
 
 @pytest.fixture(scope="module")
-def example_so(tmp_path_factory):
-    installed = install_tree(tmp_path_factory.mktemp("install"))
+def installed(tmp_path_factory):
+    return install_tree(tmp_path_factory.mktemp("install"))
+
+
+@pytest.fixture(scope="module")
+def example_so(installed, tmp_path_factory):
     src = build_example(installed, "steplib-checks", tmp_path_factory.mktemp("third-party"))
     return src / "steplib-checks.so"
+
+
+def test_make_test_tries_the_steps_with_the_sdks_harness_alone(example_so, installed):
+    """`make test`: opsc-steptest from the installed SDK renders one step and runs both on a
+    throw-away daemon of its own: no daemon, login or job of the author's."""
+    args = " ".join([f"--daemon {DAEMON}", *(f"--plugin-dir {d}" for d in plugin_dirs())])
+    r = subprocess.run(["make", "-C", str(example_so.parent), "test", f"STEPTEST_ARGS={args}"],
+                       env=sdk_env(installed), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{installed}/usr/local/share/opsconductor-sdk/opsc-steptest" in r.stdout
+    assert "--- disk_free on this-machine\nused=$(df -P '/' | awk" in r.stdout  # --render
+    assert "--- disk_free on this-machine: succeeded" in r.stdout
+    assert '"free_percent": ' in r.stdout
+    assert "--- wait_file on this-machine: succeeded" in r.stdout
+    assert '"attempts": 1' in r.stdout
+
+
+def test_the_harness_reports_a_failing_step_and_a_refusal(example_so, installed):
+    harness = [sys.executable, str(ROOT / "sdk" / "tools" / "opsc-steptest"), str(example_so)]
+    extra = ["--daemon", str(DAEMON), *(a for d in plugin_dirs() for a in ("--plugin-dir", d))]
+    r = subprocess.run(harness + ["wait_file", "--params", '{"path": "/nonexistent", '
+                                  '"timeout_s": 0.5, "interval_s": 0.2}', *extra],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "error: /nonexistent did not appear within 0.5 s" in r.stdout
+    r = subprocess.run(harness + ["disk_free", "--params", '{"path": ""}', *extra],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "params.path" in r.stderr or "/steps/0/params/path" in r.stderr, r.stderr
 
 
 def test_example_builds_against_the_build_tree_before_any_install(tmp_path):
