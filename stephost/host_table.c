@@ -240,6 +240,37 @@ static int h_render(opsc_step_ctx *s, const char *text, const char *vars_json, c
     return rc;
 }
 
+static const char *h_run_dir(opsc_step_ctx *s)
+{
+    return call_text(s, "run_dir", NULL);
+}
+
+/* The daemon fetches, stores and hashes: this process may not write there. */
+static int h_fetch_file(opsc_step_ctx *s, const char *remote, const char *name,
+                        opsc_step_file *info)
+{
+    if (!remote || !name)
+        return OPSC_EINVAL;
+    json_t *ret = sh_call(
+        s,
+        json_pack("{s:s, s:o, s:o}", "fn", "fetch_file", "remote", str(remote), "name", str(name)),
+        true, NULL, 0);
+    int rc = ret_rc(ret);
+    if (rc == 0 && info) {
+        opsc_step_file got = {.size = sizeof(got)};
+        const char *sha = json_string_value(json_object_get(ret, "sha256"));
+        snprintf(got.sha256, sizeof(got.sha256), "%s", sha ? sha : "");
+        got.bytes = (uint64_t)json_integer_value(json_object_get(ret, "bytes"));
+        got.changed = json_is_true(json_object_get(ret, "changed"));
+        got.path = keep(s, json_string_value(json_object_get(ret, "path")));
+        size_t n = info->size < sizeof(got) ? info->size : sizeof(got);
+        memcpy((char *)info + sizeof(info->size), (char *)&got + sizeof(got.size),
+               n > sizeof(got.size) ? n - sizeof(got.size) : 0);
+    }
+    json_decref(ret);
+    return rc;
+}
+
 /* ---- the rest of the table ------------------------------------------------------------------- */
 
 static void *h_alloc(size_t n)
@@ -453,6 +484,8 @@ static const opsc_host_api table = {
     .local_signal = h_local_signal,
     .local_release = h_local_release,
     .local_kill_recorded = h_kill_recorded,
+    .step_run_dir = h_run_dir,
+    .step_fetch_file = h_fetch_file,
 };
 
 const opsc_host_api *sh_host_api(void)

@@ -284,7 +284,10 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
         *out = ex; /* the caller frees it after the loop closed the handles */
         return rc;
     }
-    ex->next_sweep_mono = clock_mono_ms() + 60 * 1000;
+    /* Not during start-up, unless the interval asks for sooner. */
+    ex->next_sweep_mono =
+        clock_mono_ms() +
+        (uint64_t)(ex->opts.log_sweep_interval_ms < 60000 ? ex->opts.log_sweep_interval_ms : 60000);
     uv_timer_start(&ex->tick, on_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&ex->tick);
     plugin_host_set_step_ops(ex->plugins, ex_step_ops());

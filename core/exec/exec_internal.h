@@ -142,6 +142,8 @@ struct opsc_step_ctx {
     json_t *secret_refs;    /* step parameter name -> reference shown by step_param */
     int tpl_mode;           /* quoting of step_quote */
     uint64_t deadline_mono; /* the step's end */
+    char *run_dir;          /* step_run_dir: the run's files of this target (runfiles.h), on
+                               first use, under `mu` */
     /* written by the worker under `mu` */
     json_t *outputs;
     char *failure;

@@ -144,12 +144,16 @@ iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg)
     isolation *iso = h ? h->iso : NULL;
     const opsc_steplib *d = reg ? reg->desc : NULL;
     const char *path = reg && reg->owner ? reg->owner->path : NULL;
-    if (!d || !isolated_path(iso, path))
+    bool is_bundle =
+        reg && bundle_is(reg->owner); /* whatever the policy: no code of it loads here */
+    if (!d || !iso || (!is_bundle && !isolated_path(iso, path)))
         return NULL;
     pthread_mutex_lock(&iso->mu);
     iso_lib *l = find_lib(iso, d->name, d->version);
     if (!l)
         l = lib_new(iso, d->name, d->version, path);
+    if (l && is_bundle)
+        l->bundle = reg->state;
     pthread_mutex_unlock(&iso->mu);
     return l;
 }
@@ -158,12 +162,17 @@ json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char 
                                    const char *path)
 {
     isolation *iso = h ? h->iso : NULL;
-    if (!isolated_path(iso, path))
+    size_t n = path ? strlen(path) : 0, s = strlen(BUNDLE_SUFFIX);
+    bool is_bundle = n > s && strcmp(path + n - s, BUNDLE_SUFFIX) == 0;
+    if (!is_bundle && !isolated_path(iso, path))
         return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "in_process", "pid", "restarts",
                          0, "crashes", 0, "quarantined", false, "reason");
-    pthread_mutex_lock(&iso->mu);
-    iso_lib *l = find_lib(iso, name, version);
-    pthread_mutex_unlock(&iso->mu);
+    iso_lib *l = NULL;
+    if (iso) {
+        pthread_mutex_lock(&iso->mu);
+        l = find_lib(iso, name, version);
+        pthread_mutex_unlock(&iso->mu);
+    }
     if (!l)
         return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "process", "pid", "restarts", 0,
                          "crashes", 0, "quarantined", false, "reason");

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "bundle.h"
 #include "isolation.h"
 #include "shproto.h"
 
@@ -67,6 +68,7 @@ struct iso_lib {
     bool untold; /* quarantined, and the hook has not heard of it yet */
     char reason[320];
     pid_t last_pid;
+    const bundle *bundle; /* a bundle's steps: a process per step (bundle_run), not a host */
     iso_lib *next;
 };
 
@@ -92,6 +94,8 @@ int iso_proc_send(iso_proc *p, uint32_t id, json_t *msg, const void *data, size_
 /* With lib->mu held: stop the host (SIGTERM or SIGKILL), recording why when nothing else did. */
 void iso_proc_kill(iso_proc *p, int sig, const char *why);
 void iso_msg_free(iso_msg *m);
+/* bundle_run.c: one step of the bundle `l->bundle`, on the worker that runs it. */
+int bundle_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx);
 /* A signal's name ("SIGSEGV"). */
 const char *iso_signame(int sig);
 

@@ -230,15 +230,46 @@ static void forget(plugin_host *h, plugin *p)
     plugin_free(p);
 }
 
-static int load_file(plugin_host *h, const char *path, const char *disabled,
-                     const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+/* A listed plugin for the file at `path`. */
+static plugin *new_plugin(plugin_host *h, const char *path)
 {
     plugin *p = calloc(1, sizeof(*p));
     if (!p || !(p->path = strdup(path)) || add_plugin(h, p) < 0) {
         if (p)
             plugin_free(p);
-        return OPSC_ENOMEM;
+        return NULL;
     }
+    return p;
+}
+
+/* The end of a load: a refused plugin forgotten when asked. */
+static int finish_load(plugin_host *h, plugin *p, int rc, const plugin_load_opts *opts,
+                       plugin **out)
+{
+    if (rc < 0 && opts && opts->forget_refused) {
+        forget(h, p);
+        p = NULL;
+    }
+    if (out)
+        *out = rc == 0 ? p : NULL;
+    return rc;
+}
+
+static int check_and_init(plugin_host *h, plugin *p, const plugin_load_opts *opts, plugin **out,
+                          char *err, size_t errlen)
+{
+    int rc = check_descriptor(h, p, opts ? opts->only_kinds : 0, err, errlen);
+    if (rc == 0)
+        rc = init_plugin(h, p, err, errlen);
+    return finish_load(h, p, rc, opts, out);
+}
+
+static int load_file(plugin_host *h, const char *path, const char *disabled,
+                     const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+{
+    plugin *p = new_plugin(h, path);
+    if (!p)
+        return OPSC_ENOMEM;
     const char *base = strrchr(path, '/');
     p->name = strdup(base ? base + 1 : path);
     int rc = open_descriptor(p, err, errlen);
@@ -250,17 +281,20 @@ static int load_file(plugin_host *h, const char *path, const char *disabled,
         log_info("plugins", "%s is disabled by configuration", p->name);
         return 0;
     }
-    if (rc == 0)
-        rc = check_descriptor(h, p, opts ? opts->only_kinds : 0, err, errlen);
-    if (rc == 0)
-        rc = init_plugin(h, p, err, errlen);
-    if (rc < 0 && opts && opts->forget_refused) {
-        forget(h, p);
-        p = NULL;
-    }
-    if (out)
-        *out = rc == 0 ? p : NULL;
-    return rc;
+    return rc < 0 ? finish_load(h, p, rc, opts, out) : check_and_init(h, p, opts, out, err, errlen);
+}
+
+int plugin_host_load_desc(plugin_host *h, const char *path, const opsc_plugin *desc, void *state,
+                          const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+{
+    plugin *p = new_plugin(h, path);
+    if (!p)
+        return OPSC_ENOMEM;
+    copy_descriptor(p, desc);
+    p->desc = desc;
+    p->pstate = state; /* init() finds it in *state */
+    p->bundle = true;
+    return check_and_init(h, p, opts, out, err, errlen);
 }
 
 int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t errlen)

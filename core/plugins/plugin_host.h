@@ -150,6 +150,9 @@ struct plugin_step_ops {
     int (*sleep)(opsc_step_ctx *ctx, uint32_t ms);
     int (*render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
                   const char **out, char *err, size_t errlen);
+    const char *(*run_dir)(opsc_step_ctx *ctx);
+    int (*fetch_file)(opsc_step_ctx *ctx, const char *remote, const char *name,
+                      opsc_step_file *info);
 };
 void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
 

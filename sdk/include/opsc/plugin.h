@@ -55,7 +55,7 @@ extern "C" {
  * major and a minor no newer than its own. The minor grows when members are
  * appended to a table; the major only when something is removed or changed. */
 #define OPSC_ABI_MAJOR 1
-#define OPSC_ABI_MINOR 2
+#define OPSC_ABI_MINOR 3
 
 /* Kinds a plugin provides (bit set). Appended only. */
 #define OPSC_KIND_TRANSPORT (1u << 0)
