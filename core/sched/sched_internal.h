@@ -63,7 +63,9 @@ struct sched {
     sched_defaults dft;
     uint64_t (*mono_ms)(void);
     uv_timer_t timer;
-    uv_timer_t kick; /* a queue to drain on the next loop turn */
+    uv_timer_t kick;      /* a queue to drain on the next loop turn */
+    uv_check_t slice;     /* the next slice of a burst, right after this turn's I/O */
+    uv_idle_t slice_idle; /* keeps that turn's poll from blocking */
     int closing_handles;
     /* heap of armed entries by next_ms */
     sched_entry **heap;

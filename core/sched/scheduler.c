@@ -46,7 +46,9 @@ int sched_new(sched **out, const sched_opts *o)
     s->mono_ms = o->mono_ms ? o->mono_ms : clock_mono_ms;
     uv_timer_init(s->loop, &s->timer);
     uv_timer_init(s->loop, &s->kick);
-    s->timer.data = s->kick.data = s;
+    uv_check_init(s->loop, &s->slice);
+    uv_idle_init(s->loop, &s->slice_idle);
+    s->timer.data = s->kick.data = s->slice.data = s->slice_idle.data = s;
     *out = s;
     return 0;
 }
@@ -103,6 +105,8 @@ void sched_stop(sched *s)
     s->stopping = true;
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->kick);
+    uv_check_stop(&s->slice);
+    uv_idle_stop(&s->slice_idle);
 }
 
 static void free_all(sched *s)
@@ -138,9 +142,11 @@ void sched_close(sched *s)
     if (s->sub_id > 0)
         events_unsubscribe(s->events, s->sub_id);
     s->sub_id = 0;
-    s->closing_handles = 2;
+    s->closing_handles = 4;
     uv_close((uv_handle_t *)&s->timer, on_closed);
     uv_close((uv_handle_t *)&s->kick, on_closed);
+    uv_close((uv_handle_t *)&s->slice, on_closed);
+    uv_close((uv_handle_t *)&s->slice_idle, on_closed);
 }
 
 /* ---- the wake ---------------------------------------------------------------------------------
@@ -186,6 +192,22 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
     }
     s->last_wall = wall;
     s->last_mono = mono;
+}
+
+/* The next slice runs after the I/O of this loop turn, which does not wait
+ * (the idle handle): a timer would give the CPU away between slices, and on
+ * a busy machine getting it back costs more than the slice. */
+static void on_slice(uv_check_t *h)
+{
+    sched *s = h->data;
+    uv_check_stop(&s->slice);
+    uv_idle_stop(&s->slice_idle);
+    sched_tick(s);
+}
+
+static void on_slice_idle(uv_idle_t *h)
+{
+    (void)h;
 }
 
 /* Fires one wake carries out at most: a burst (10,000 schedules at second 0)
@@ -248,10 +270,13 @@ void sched_tick(sched *s)
         sched_state_save(s, through);
     }
     s->in_tick = false;
-    if (more) /* 1 ms, not 0: a 0 ms timer would run again before the loop polls */
-        uv_timer_start(&s->timer, on_timer, 1, 0);
-    else
+    if (more) {
+        uv_timer_stop(&s->timer);
+        uv_check_start(&s->slice, on_slice);
+        uv_idle_start(&s->slice_idle, on_slice_idle);
+    } else {
         sched_rearm(s);
+    }
     s->stats.tick_ns += thread_cpu_ns() - cpu0;
 }
 
