@@ -30,6 +30,7 @@ typedef struct web_ui web_ui;
 typedef struct notify notify;
 typedef struct privsep privsep;
 typedef struct discovery discovery;
+typedef struct reccache reccache;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -52,6 +53,7 @@ struct opsc_core {
     web_ui *web;           /* the web UI's files; NULL when not served */
     privsep *privsep;      /* the helper that starts local steps as the local-steps user */
     discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
+    reccache *records;     /* records GET handlers send as stored (fleet_get_record) */
     char files_dir[4096];  /* what /api/v1/files serves: the core step library's files_dir */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */

@@ -84,7 +84,7 @@ static void on_flush_idle(uv_idle_t *h)
     (void)h; /* only keeps the poll phase from blocking until the check has written */
 }
 
-static void want_flush(exec *ex)
+void ex_want_flush(exec *ex)
 {
     if (uv_is_closing((uv_handle_t *)&ex->flush))
         return;
@@ -107,7 +107,7 @@ void ex_mark_run(ex_run *r)
         r->dirty_next = r->ex->dirty_runs;
         r->ex->dirty_runs = r;
     }
-    want_flush(r->ex);
+    ex_want_flush(r->ex);
 }
 
 void ex_mark_target(ex_target *t)
@@ -118,7 +118,7 @@ void ex_mark_target(ex_target *t)
         t->dirty_next = ex->dirty_targets;
         ex->dirty_targets = t;
     }
-    want_flush(ex);
+    ex_want_flush(ex);
 }
 
 void exec_flush(exec *ex)
@@ -300,6 +300,7 @@ void exec_stop(exec *ex)
 {
     if (!ex || ex->stopping)
         return;
+    ex_flush(ex); /* runs already accepted are stored and started, then stopped like the rest */
     ex->stopping = true;
     for (ex_run *r = ex->head; r; r = r->next_run)
         for (uint32_t i = r->next; i < r->ntargets; i++)
@@ -351,7 +352,7 @@ void ex_maybe_closed(exec *ex)
     if (!ex->closing)
         return;
     if (ex->dirty_runs || ex->dirty_targets) {
-        want_flush(ex); /* the flush comes back here */
+        ex_want_flush(ex); /* the flush comes back here */
         return;
     }
     if (ex->head || (!ex_workers_stop(ex) && !ex->force_close))
