@@ -218,6 +218,8 @@ def test_a_script_that_hangs_is_ended_with_everything_it_started_on_timeout_and_
         assert time.monotonic() < deadline, "the script never started"
         time.sleep(0.05)
     d.send_signal(signal.SIGKILL)
+    # reaped here: a large (sanitizer) process can take a moment to go after SIGKILL
+    assert d.proc.wait(30) == -signal.SIGKILL
     assert gone_within("4321", 5) and gone_within("4322", 5)
 
 
