@@ -163,8 +163,10 @@ void sh_manifest(const char *library, const char *user, uint64_t memory_limit)
     json_t *notes = json_array();
     char err[512] = "", load_path[64 + PATH_MAX];
     if (sh_sandbox(library, user, memory_limit, notes, load_path, sizeof(load_path), err,
-                   sizeof(err)) < 0)
+                   sizeof(err)) < 0) {
         json_object_set_new(m, "error", str(err));
+        json_object_set_new(m, "unconfined", json_true()); /* the library was not touched */
+    }
     else
         describe(load_path, m);
     json_object_set_new(m, "sandbox", notes);

@@ -37,6 +37,7 @@
  * /dev/null. No code of the library ever runs in the daemon:
  *   {"manifest": 1,
  *    "error": "why it did not load" (only then: the sandbox, dlopen, the entry),
+ *    "unconfined": true (the sandbox failed: the library was never opened),
  *    "plugin": {"name", "version", "description", "license", "kinds": n,
  *               "abi_major": n, "abi_minor": n, "init": bool (it has one)},
  *    "init": {"rc": n, "config_keys": bool, "log": [{"component", "level", "msg"}]}

@@ -17,9 +17,10 @@
  * an exit or an endless loop there fails the steps in flight with a reason
  * instead of ending the daemon. (Under `always`, a plugin of the daemon's
  * own directories that provides more than step libraries, or binds config
- * keys, which a host has no access to, is loaded in the daemon after all,
- * as the package's own code; its imperative steps still run in a host. An
- * uploaded library never is.) The executor's worker
+ * keys, which a host has no access to, or that no host could confine itself
+ * to read (its steps then fail with that reason), is loaded in the daemon
+ * after all, as the package's own code; its imperative steps still run in a
+ * host. An uploaded library never is: it is refused.) The executor's worker
  * thread that would have called run() calls iso_run() instead: it sends the
  * step to the host and serves the host's step API calls with the daemon's
  * own step API (plugin_host_api()), so an out-of-process step sees exactly
@@ -81,7 +82,9 @@ typedef struct iso_manifest iso_manifest;
  * library at `path` and read its manifest (a new string of *len bytes), or
  * OPSC_EPLUGIN / OPSC_ETIMEDOUT / OPSC_E2BIG with why in err ("the step host
  * crashed (SIGSEGV) while it loaded the library: in its constructors or
- * init()"). */
+ * init()"), or OPSC_ESTATE when no host could start or confine itself (the
+ * library was not touched); iso_manifest_parse() answers OPSC_ESTATE too
+ * for a manifest that says so. */
 int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *len, char *err,
                        size_t errlen);
 /* Check a manifest (from a host that may be hostile: anything malformed is

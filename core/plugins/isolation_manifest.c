@@ -101,7 +101,7 @@ int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *le
     int fds[2];
     if (!iso || pipe2(fds, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "cannot start the step host: %s", iso ? strerror(errno) : "no policy");
-        return OPSC_EPLUGIN;
+        return OPSC_ESTATE;
     }
     pid_t pid;
     int rc = iso_spawn(iso, "--manifest", path, fds[1], 1, &pid);
@@ -109,7 +109,7 @@ int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *le
     if (rc < 0) {
         close(fds[0]);
         snprintf(err, errlen, "the step host %s did not start: %s", iso->stephost, strerror(-rc));
-        return OPSC_EPLUGIN;
+        return OPSC_ESTATE;
     }
     int64_t limit = iso->o.load_timeout_ms > 0 ? iso->o.load_timeout_ms : LOAD_TIMEOUT_MS;
     uint64_t until = clock_mono_ms() + (uint64_t)limit;
@@ -278,7 +278,7 @@ int iso_manifest_parse(const char *text, size_t len, iso_manifest **out, char *e
         rc = bad(err, errlen, "error");
     else if (error) { /* it did not load: the host says why, in the daemon's words */
         snprintf(err, errlen, "%s", json_string_value(error));
-        rc = OPSC_EPLUGIN;
+        rc = json_is_true(json_object_get(m->doc, "unconfined")) ? OPSC_ESTATE : OPSC_EPLUGIN;
     }
     if (rc == 0)
         rc = descriptor(m, json_object_get(m->doc, "plugin"), err, errlen);

@@ -314,7 +314,12 @@ static int load_manifest(plugin_host *h, const char *path, const char *disabled,
     char why[512];
     int rc;
     iso_manifest *m = manifest_of(h, path, opts, &rc, why, sizeof(why));
-    if (m && iso_manifest_wants_process(m) && !plugin_host_uploaded(h, path)) {
+    bool own = !plugin_host_uploaded(h, path);
+    if (own && !m && rc == OPSC_ESTATE) {
+        log_warn("plugins", "%s: %s: loaded in the daemon", path, why);
+        return 1;
+    }
+    if (own && m && iso_manifest_wants_process(m)) {
         log_info("plugins", "%s provides more than step libraries or binds config keys: loaded "
                  "in the daemon, its imperative steps still run in a step host", path);
         iso_manifest_free(m);
