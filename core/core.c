@@ -130,10 +130,10 @@ static int set_isolation(struct opsc_core *c)
     char dir[4096];
     const struct steplibs_cfg *s = &c->cfg.steplibs;
     int rc = steplibs_dir(c, dir, sizeof(dir));
-    iso_opts io = {s->isolation,          dir,
-                   s->stephost,           s->host_user,
-                   s->host_memory_limit,  s->host_stop_grace_ms,
-                   s->host_heartbeat_ms,  s->host_load_timeout_ms};
+    iso_opts io = {s->isolation,         dir,
+                   s->stephost,          s->host_user,
+                   s->host_memory_limit, s->host_stop_grace_ms,
+                   s->host_heartbeat_ms, s->host_load_timeout_ms};
     if (rc == 0)
         rc = plugin_host_set_isolation(c->plugins, &io);
     if (rc == 0)

@@ -97,9 +97,9 @@ static void run_init(json_t *m)
     sh.init_log = json_array();
     void *state = NULL;
     int rc = d->init(sh_host_api(), (const opsc_config *)&sh, &state);
-    json_object_set_new(m, "init",
-                        json_pack("{s:i, s:b, s:O}", "rc", rc, "config_keys", sh.config_keys,
-                                  "log", sh.init_log));
+    json_object_set_new(
+        m, "init",
+        json_pack("{s:i, s:b, s:O}", "rc", rc, "config_keys", sh.config_keys, "log", sh.init_log));
     json_t *libs = json_array();
     char err[128] = "";
     json_t *lib = rc == 0 && sh.lib ? steplib_json(sh.lib, err, sizeof(err)) : NULL;
@@ -123,12 +123,14 @@ static void describe(const char *path, json_t *m)
     }
     opsc_plugin_entry_fn entry = (opsc_plugin_entry_fn)dlsym(sh.dl, OPSC_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
-        json_object_set_new(m, "error", json_string("no " OPSC_PLUGIN_ENTRY_SYMBOL
-                                                    " symbol: not an OpsConductor plugin"));
+        json_object_set_new(
+            m, "error",
+            json_string("no " OPSC_PLUGIN_ENTRY_SYMBOL " symbol: not an OpsConductor plugin"));
         return;
     }
     sh.plugin = entry();
-    if (!sh.plugin || sh.plugin->size < offsetof(opsc_plugin, shutdown) + sizeof(sh.plugin->shutdown)) {
+    if (!sh.plugin ||
+        sh.plugin->size < offsetof(opsc_plugin, shutdown) + sizeof(sh.plugin->shutdown)) {
         json_object_set_new(m, "error",
                             json_string(OPSC_PLUGIN_ENTRY_SYMBOL " returned no valid descriptor"));
         return;
@@ -166,8 +168,7 @@ void sh_manifest(const char *library, const char *user, uint64_t memory_limit)
                    sizeof(err)) < 0) {
         json_object_set_new(m, "error", str(err));
         json_object_set_new(m, "unconfined", json_true()); /* the library was not touched */
-    }
-    else
+    } else
         describe(load_path, m);
     json_object_set_new(m, "sandbox", notes);
     char *text = json_dumps(m, JSON_COMPACT);

@@ -58,12 +58,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHP_VERSION     1
-#define SHP_HEADER      12
-#define SHP_MAX_PAYLOAD (16u << 20)
-#define SHP_HOST_FD     3
-#define SHP_MANIFEST_MAX (4u << 20) /* bytes of a library's manifest */
-#define SHP_MANIFEST_TYPES 1024     /* step types one manifest may list */
+#define SHP_VERSION        1
+#define SHP_HEADER         12
+#define SHP_MAX_PAYLOAD    (16u << 20)
+#define SHP_HOST_FD        3
+#define SHP_MANIFEST_MAX   (4u << 20) /* bytes of a library's manifest */
+#define SHP_MANIFEST_TYPES 1024       /* step types one manifest may list */
 
 enum shp_type { SHP_HELLO = 1, SHP_JSON = 2, SHP_DATA = 3 };
 

@@ -26,10 +26,17 @@ static const char *const step_keys[] = {"name",
                                         "executable",
                                         NULL};
 /* A C library's step, as opsc-stephost --manifest lists it: no files, no executables. */
-static const char *const so_step_keys[] = {
-    "name",        "summary",        "params_schema", "outputs_schema", "os_families",
-    "posix_template", "powershell_template", "output_rule", "raw_params",   "imperative",
-    NULL};
+static const char *const so_step_keys[] = {"name",
+                                           "summary",
+                                           "params_schema",
+                                           "outputs_schema",
+                                           "os_families",
+                                           "posix_template",
+                                           "powershell_template",
+                                           "output_rule",
+                                           "raw_params",
+                                           "imperative",
+                                           NULL};
 static const char *const rules[] = {"none",   "json_last_line",   "key_value",
                                     "stdout", "stdout_key_value", NULL};
 

@@ -260,8 +260,8 @@ static void fetch_manifest(uv_work_t *req)
 {
     upload *u = req->data;
     char why[512];
-    int rc = iso_manifest_fetch(u->in->h, u->incoming, &u->manifest, &u->manifest_len, why,
-                                sizeof(why));
+    int rc =
+        iso_manifest_fetch(u->in->h, u->incoming, &u->manifest, &u->manifest_len, why, sizeof(why));
     if (rc < 0)
         fail(u, rc, "refused", "refused: %s", why);
 }

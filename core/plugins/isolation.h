@@ -92,8 +92,7 @@ int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *le
  * OPSC_EINVAL. The descriptor's init() registers the step libraries it lists
  * (or fails as the library's did, with its logged reason); its shutdown()
  * frees it. */
-int iso_manifest_parse(const char *text, size_t len, iso_manifest **out, char *err,
-                       size_t errlen);
+int iso_manifest_parse(const char *text, size_t len, iso_manifest **out, char *err, size_t errlen);
 const opsc_plugin *iso_manifest_plugin(const iso_manifest *m);
 /* The daemon would have to load it itself: it provides more than step
  * libraries, or its init() bound config keys (refused out of process). */

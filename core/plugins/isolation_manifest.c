@@ -100,7 +100,8 @@ int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *le
     *len = 0;
     int fds[2];
     if (!iso || pipe2(fds, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "cannot start the step host: %s", iso ? strerror(errno) : "no policy");
+        snprintf(err, errlen, "cannot start the step host: %s",
+                 iso ? strerror(errno) : "no policy");
         return OPSC_ESTATE;
     }
     pid_t pid;
@@ -262,8 +263,7 @@ static int steplibs(iso_manifest *m, json_t *libs, char *err, size_t errlen)
     return 0;
 }
 
-int iso_manifest_parse(const char *text, size_t len, iso_manifest **out, char *err,
-                       size_t errlen)
+int iso_manifest_parse(const char *text, size_t len, iso_manifest **out, char *err, size_t errlen)
 {
     *out = NULL;
     iso_manifest *m = calloc(1, sizeof(*m));

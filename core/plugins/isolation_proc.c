@@ -259,8 +259,8 @@ int iso_spawn(const isolation *iso, const char *mode, const char *path, int fd, 
 {
     char limit[32];
     snprintf(limit, sizeof(limit), "%lld", (long long)iso->o.memory_limit);
-    char *const argv[] = {(char *)iso->stephost, (char *)mode,     (char *)path, "--user",
-                          iso->user,             "--memory-limit", limit,        NULL};
+    char *const argv[] = {(char *)iso->stephost, (char *)mode, (char *)path, "--user", iso->user,
+                          "--memory-limit",      limit,        NULL};
     char *const env[] = {NULL}; /* never the daemon's: it may hold the master key */
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);

@@ -320,8 +320,10 @@ static int load_manifest(plugin_host *h, const char *path, const char *disabled,
         return 1;
     }
     if (own && m && iso_manifest_wants_process(m)) {
-        log_info("plugins", "%s provides more than step libraries or binds config keys: loaded "
-                 "in the daemon, its imperative steps still run in a step host", path);
+        log_info("plugins",
+                 "%s provides more than step libraries or binds config keys: loaded "
+                 "in the daemon, its imperative steps still run in a step host",
+                 path);
         iso_manifest_free(m);
         return 1;
     }
