@@ -32,7 +32,8 @@ struct iso_manifest {
 
 /* ---- fetching -------------------------------------------------------------------------------- */
 
-/* Read the host's stdout until it ends, `max` bytes, or `until` (monotonic ms). */
+/* Read the host's stdout until it ends, more than SHP_MANIFEST_MAX bytes came, or `until`
+ * (monotonic ms). */
 static int read_doc(int fd, uint64_t until, char **text, size_t *len)
 {
     size_t cap = 4096, n = 0;
@@ -48,7 +49,7 @@ static int read_doc(int fd, uint64_t until, char **text, size_t *len)
             rc = OPSC_ETIMEDOUT;
             break;
         }
-        if (n == cap && cap > SHP_MANIFEST_MAX) {
+        if (n > SHP_MANIFEST_MAX) {
             rc = OPSC_E2BIG;
             break;
         }

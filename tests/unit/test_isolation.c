@@ -293,6 +293,49 @@ static void out_of_process_a_library_is_refused_in_the_same_words(void **state)
                              "its constructors or init()");
 }
 
+/* iso_manifest_fetch() with a step host that is the shell script `body`. */
+static int fetch_with(const char *body, int64_t timeout_ms, char *err, size_t errlen)
+{
+    char dir[] = "/tmp/opsc-manifest-XXXXXX", path[64], script[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/host", dir);
+    int n = snprintf(script, sizeof(script), "#!/bin/sh\n%s\n", body);
+    assert_int_equal(fs_write_file(path, script, (size_t)n, 0755), 0);
+    plugin_host *h = NULL;
+    assert_int_equal(plugin_host_new(&h, &loop, NULL), 0);
+    iso_opts o = {.mode = ISO_ALWAYS, .stephost = path, .load_timeout_ms = timeout_ms};
+    assert_int_equal(plugin_host_set_isolation(h, &o), 0);
+    char *text = NULL;
+    size_t len = 0;
+    err[0] = '\0';
+    int rc = iso_manifest_fetch(h, "/nonexistent.so", &text, &len, err, errlen);
+    assert_true(rc == 0 || !text);
+    free(text);
+    plugin_host_free(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    plugin_host_current = host;
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
+static void the_manifest_is_bounded_in_size_and_time_and_a_crash_is_named(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(fetch_with("head -c 5000000 /dev/zero", 10000, err, sizeof(err)), OPSC_E2BIG);
+    assert_string_equal(err, "its manifest is larger than 4194304 bytes");
+    assert_int_equal(fetch_with("exec sleep 5", 200, err, sizeof(err)), OPSC_ETIMEDOUT);
+    assert_string_equal(err, "the step host did not finish loading it within 200 ms: its "
+                             "constructors or init() hang ([steplibs] host_load_timeout)");
+    assert_int_equal(fetch_with("kill -SEGV $$", 10000, err, sizeof(err)), OPSC_EPLUGIN);
+    assert_string_equal(err, "the step host crashed (SIGSEGV) while it loaded the library: in "
+                             "its constructors or init()");
+    assert_int_equal(fetch_with("echo '{}'; exit 3", 10000, err, sizeof(err)), OPSC_EPLUGIN);
+    assert_string_equal(err, "the step host exited (status 3) while it loaded the library");
+    assert_int_equal(fetch_with("echo '{\"manifest\": 1}'", 10000, err, sizeof(err)), 0);
+}
+
 static void a_hostile_manifest_is_refused_never_trusted(void **state)
 {
     (void)state;
@@ -377,6 +420,7 @@ int main(void)
         cmocka_unit_test(never_and_untrusted_keep_libraries_in_process),
         cmocka_unit_test(out_of_process_a_library_is_refused_in_the_same_words),
         cmocka_unit_test(a_hostile_manifest_is_refused_never_trusted),
+        cmocka_unit_test(the_manifest_is_bounded_in_size_and_time_and_a_crash_is_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
