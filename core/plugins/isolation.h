@@ -63,7 +63,8 @@ typedef struct iso_opts {
 typedef struct iso_lib iso_lib;
 typedef struct isolation isolation;
 
-/* Loop, once, before steps run: the policy (copied). */
+/* Loop, once, before any plugin loads (what it runs out of process is listed from its
+ * manifest): the policy (copied). */
 int plugin_host_set_isolation(plugin_host *h, const iso_opts *o);
 /* Loop: `fn` runs on the loop (with `ud`, the strings borrowed until it
  * returns) each time a library version is quarantined, for the audit log;
