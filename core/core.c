@@ -113,27 +113,43 @@ static void audit_quarantine(void *ud, const char *name, const char *version, co
         audit_record(c->audit, &ev);
 }
 
-/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
-static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+static int steplibs_dir(const struct opsc_core *c, char *dir, size_t n)
+{
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (*s->dir)
+        snprintf(dir, n, "%s", s->dir);
+    else if (fs_join(dir, n, c->cfg.store.data_dir, "steplibs") < 0)
+        return OPSC_E2BIG;
+    return 0;
+}
+
+/* Before any plugin loads: a library that runs out of process is listed
+ * from its manifest, never loaded in the daemon (isolation.h). */
+static int set_isolation(struct opsc_core *c)
 {
     char dir[4096];
     const struct steplibs_cfg *s = &c->cfg.steplibs;
-    if (*s->dir)
-        snprintf(dir, sizeof(dir), "%s", s->dir);
-    else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
-        return OPSC_E2BIG;
-    install_opts o = {dir, s->trusted_keys, s->require_signature};
+    int rc = steplibs_dir(c, dir, sizeof(dir));
     iso_opts io = {s->isolation,         dir,
                    s->stephost,          s->host_user,
                    s->host_memory_limit, s->host_stop_grace_ms,
-                   s->host_heartbeat_ms};
-    int rc = install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
-    /* After install_open made the folder: the policy compares real paths. */
+                   s->host_heartbeat_ms, s->host_load_timeout_ms};
     if (rc == 0)
         rc = plugin_host_set_isolation(c->plugins, &io);
     if (rc == 0)
         plugin_host_set_quarantine_hook(c->plugins, audit_quarantine, c);
     return rc;
+}
+
+/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
+static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+{
+    char dir[4096];
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (steplibs_dir(c, dir, sizeof(dir)) < 0)
+        return OPSC_E2BIG;
+    install_opts o = {dir, s->trusted_keys, s->require_signature};
+    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
 }
 
 /* The connection pool and the fleet service: after the identity service
@@ -386,6 +402,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = plugin_host_set_data_dir(c->plugins, c->cfg.store.data_dir);
     if (rc == 0)
         plugin_host_set_privsep(c->plugins, c->privsep);
+    if (rc == 0)
+        rc = set_isolation(c);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);

@@ -307,9 +307,15 @@ static void h_daemon_log(const char *component, int level, const char *fmt, ...)
     va_end(ap);
     if (!msg)
         return;
-    sh_send(0, json_pack("{s:s, s:o, s:i, s:o}", "op", "log", "component", str(component), "level",
-                         level, "msg", str(msg)));
+    json_t *line = json_pack("{s:s, s:o, s:i, s:o}", "op", "log", "component", str(component),
+                             "level", level, "msg", str(msg));
     free(msg);
+    if (!sh.manifest)
+        sh_send(0, line);
+    else if (json_object_del(line, "op") == 0 && json_array_size(sh.init_log) < SH_MANIFEST_LOG_MAX)
+        json_array_append_new(sh.init_log, line);
+    else
+        json_decref(line);
 }
 
 static bool h_log_enabled(int level)
@@ -342,6 +348,7 @@ static int h_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, void
 {
     (void)cfg, (void)dst;
     if (map && map[0].key) {
+        sh.config_keys = true;
         snprintf(err, errlen, "config keys of step libraries are not available out of process");
         return OPSC_ENOTSUP;
     }

@@ -12,6 +12,8 @@
 #include <opsc/plugin.h>
 #include <opsc/step.h>
 
+#define SH_MANIFEST_LOG_MAX 64 /* log lines of init() kept for the manifest */
+
 /* A frame waiting for a step's thread: a "ret" (json) or the bytes after it. */
 typedef struct hmsg {
     json_t *json; /* NULL for DATA */
@@ -43,6 +45,10 @@ typedef struct stephost {
     void *lib_state;
     void *dl;
     const opsc_plugin *plugin;
+    /* --manifest: no daemon on fd 3; init()'s log lines are kept for the manifest. */
+    bool manifest;
+    bool config_keys; /* init() bound a config section with keys: refused out of process */
+    json_t *init_log; /* [{component, level, msg}] */
 } stephost;
 
 extern stephost sh; /* one per process: the host API carries no context */
@@ -58,6 +64,11 @@ int sh_send(uint32_t id, json_t *msg); /* steals msg */
 /* The next frame for `s`, waiting. NULL once the daemon is gone. */
 hmsg *sh_wait(hstep *s);
 void sh_msg_free(hmsg *m);
+
+/* manifest.c: --manifest: confine this process as for steps, load `library`, call its init()
+ * and write what it declared as one JSON document on stdout (the daemon's pipe); never
+ * returns. */
+void sh_manifest(const char *library, const char *user, uint64_t memory_limit);
 
 /* sandbox.c: confine this process before it loads `library` (as `user` when
  * started as root); `notes` gets what was applied (a JSON array), and

@@ -53,6 +53,7 @@ struct bundle {
     json_t *manifest; /* owns the strings the descriptors point to ... */
     json_t *pool;     /* ... with these (schemas as text, templates read from files) */
     char *dir;
+    bool so; /* a step library of a C library's manifest (bundle_manifest_so) */
 };
 
 /* A regular file of the bundle: 0 with *exec (and *text, *len when `text`
@@ -62,6 +63,10 @@ typedef int (*bundle_file_fn)(void *ud, const char *path, char **text, size_t *l
  * field ("steplib.json: steps[0].os_families: ...") or the line:column. */
 int bundle_manifest_parse(const char *text, size_t len, bundle_file_fn file, void *ud, bundle **out,
                           char *err, size_t errlen);
+/* One step library of the manifest opsc-stephost wrote of a C library (`lib`, stolen): checked
+ * as steplib.json is, its schemas as text, "imperative" steps given a run() that fails (they
+ * run in a step host). Every refusal names the field ("its manifest: steps[0].name: ..."). */
+int bundle_manifest_so(json_t *lib, bundle **out, char *err, size_t errlen);
 /* The executable of a step type of `b`, or NULL (declarative). */
 const char *bundle_step_exec(const bundle *b, const opsc_step_type *t);
 

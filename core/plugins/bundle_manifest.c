@@ -1,5 +1,6 @@
 /* bundle_manifest.c - steplib.json: a bundle's name, version, ABI and step types, checked field by
- * field and turned into the same descriptors a C library registers. */
+ * field and turned into the same descriptors a C library registers. The manifest opsc-stephost
+ * writes of a C library (shproto.h) lists its step libraries in the same form, read here too. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +25,24 @@ static const char *const step_keys[] = {"name",
                                         "powershell_template_file",
                                         "executable",
                                         NULL};
+/* A C library's step, as opsc-stephost --manifest lists it: no files, no executables. */
+static const char *const so_step_keys[] = {"name",
+                                           "summary",
+                                           "params_schema",
+                                           "outputs_schema",
+                                           "os_families",
+                                           "posix_template",
+                                           "powershell_template",
+                                           "output_rule",
+                                           "raw_params",
+                                           "imperative",
+                                           NULL};
 static const char *const rules[] = {"none",   "json_last_line",   "key_value",
                                     "stdout", "stdout_key_value", NULL};
 
 typedef struct parse {
     bundle *b;
+    bool so; /* a C library's manifest: schemas as text, "imperative" instead of executables */
     bundle_file_fn file;
     void *ud;
     char *err;
@@ -39,7 +53,7 @@ static int bad(parse *ps, int rc, const char *fmt, ...) OPSC_PRINTF(3, 4);
 
 static int bad(parse *ps, int rc, const char *fmt, ...)
 {
-    int n = snprintf(ps->err, ps->errlen, BUNDLE_MANIFEST ": ");
+    int n = snprintf(ps->err, ps->errlen, "%s: ", ps->so ? "its manifest" : BUNDLE_MANIFEST);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
@@ -89,6 +103,10 @@ static int schema(parse *ps, json_t *step, const char *key, const char *where, c
     *out = NULL;
     if (!v || json_is_null(v))
         return 0;
+    if (ps->so && json_is_string(v)) { /* the library's text: compiling it names its faults */
+        *out = json_string_value(v);
+        return 0;
+    }
     if (!json_is_object(v))
         return bad(ps, OPSC_EINVAL, "%s%s: must be a JSON Schema object", where, key);
     char *text = json_dumps(v, JSON_COMPACT);
@@ -153,6 +171,11 @@ static int template(parse *ps, json_t *step, const char *key, const char *where,
 
 static int output_rule(parse *ps, json_t *step, const char *where, opsc_output_rule *out)
 {
+    json_t *n = json_object_get(step, "output_rule");
+    if (ps->so && json_is_integer(n)) { /* none of the names: compiling refuses it */
+        *out = (opsc_output_rule)json_integer_value(n);
+        return 0;
+    }
     const char *r;
     int rc = str(ps, step, "output_rule", where, false, &r);
     *out = OPSC_OUTPUT_NONE;
@@ -175,9 +198,20 @@ static int not_in_process(opsc_step_ctx *ctx, void *state)
 {
     const bundle *b = state;
     return plugin_host_api()->step_fail(ctx,
-                                        "%s %s: the steps of a bundle run only in the step host "
+                                        "%s %s: the steps of a %s run only in the step host "
                                         "(opsc-stephost), and this daemon has none configured",
-                                        b->lib.name, b->lib.version);
+                                        b->lib.name, b->lib.version,
+                                        b->so ? "library loaded from its manifest" : "bundle");
+}
+
+/* A C library's imperative step: run() is in the library, which only a step host loads. */
+static int so_imperative(parse *ps, json_t *step, const char *where, bundle_step *s)
+{
+    json_t *v = json_object_get(step, "imperative");
+    if (v && !json_is_boolean(v))
+        return bad(ps, OPSC_EINVAL, "%simperative: must be true or false", where);
+    s->type.run = json_is_true(v) ? not_in_process : NULL;
+    return 0;
 }
 
 static int step_exec(parse *ps, json_t *step, const char *where, const char *fallback,
@@ -210,7 +244,7 @@ static int one_step(parse *ps, json_t *step, size_t i, const char *fallback, bun
     t->size = sizeof(*t);
     if (!json_is_object(step))
         return bad(ps, OPSC_EINVAL, "steps[%zu]: must be an object", i);
-    int rc = only_keys(ps, step, step_keys, where);
+    int rc = only_keys(ps, step, ps->so ? so_step_keys : step_keys, where);
     if (rc == 0)
         rc = str(ps, step, "name", where, true, &t->name);
     if (rc == 0)
@@ -229,7 +263,9 @@ static int one_step(parse *ps, json_t *step, size_t i, const char *fallback, bun
         rc = template(ps, step, "powershell_template", where, &t->powershell_template);
     if (rc == 0)
         rc = output_rule(ps, step, where, &t->output_rule);
-    if (rc == 0 && !t->posix_template && !t->powershell_template)
+    if (rc == 0 && ps->so)
+        rc = so_imperative(ps, step, where, s); /* both or neither: compiling says which */
+    else if (rc == 0 && !t->posix_template && !t->powershell_template)
         rc = step_exec(ps, step, where, fallback, s);
     else if (rc == 0 && json_object_get(step, "executable"))
         rc = bad(ps, OPSC_EINVAL, "%sexecutable: a step with a template runs no executable", where);
@@ -306,6 +342,27 @@ static int fill(parse *ps, json_t *m)
     return rc;
 }
 
+static int from_json(json_t *m, bool so, bundle_file_fn file, void *ud, bundle **out, char *err,
+                     size_t errlen)
+{
+    bundle *b = calloc(1, sizeof(*b));
+    if (!b || !(b->pool = json_array())) {
+        free(b);
+        json_decref(m);
+        return OPSC_ENOMEM;
+    }
+    b->manifest = m;
+    b->so = so;
+    parse ps = {b, so, file, ud, err, errlen};
+    int rc = fill(&ps, m);
+    if (rc < 0) {
+        bundle_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
 int bundle_manifest_parse(const char *text, size_t len, bundle_file_fn file, void *ud, bundle **out,
                           char *err, size_t errlen)
 {
@@ -320,21 +377,25 @@ int bundle_manifest_parse(const char *text, size_t len, bundle_file_fn file, voi
         json_decref(m);
         return OPSC_EINVAL;
     }
-    bundle *b = calloc(1, sizeof(*b));
-    if (!b || !(b->pool = json_array())) {
-        free(b);
-        json_decref(m);
-        return OPSC_ENOMEM;
+    return from_json(m, false, file, ud, out, err, errlen);
+}
+
+/* A C library's files are its own business: no template comes from one. */
+static int no_file(void *ud, const char *path, char **text, size_t *len, bool *exec)
+{
+    (void)ud, (void)path, (void)text, (void)len, (void)exec;
+    return OPSC_ENOENT;
+}
+
+int bundle_manifest_so(json_t *lib, bundle **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!json_is_object(lib)) {
+        json_decref(lib);
+        snprintf(err, errlen, "its manifest: a step library must be a JSON object");
+        return OPSC_EINVAL;
     }
-    b->manifest = m;
-    parse ps = {b, file, ud, err, errlen};
-    int rc = fill(&ps, m);
-    if (rc < 0) {
-        bundle_free(b);
-        return rc;
-    }
-    *out = b;
-    return 0;
+    return from_json(lib, true, no_file, NULL, out, err, errlen);
 }
 
 void bundle_free(bundle *b)

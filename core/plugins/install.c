@@ -181,10 +181,10 @@ static int check_loaded(plugin_install *in, plugin *p, plugin **out, char *err, 
 /* Load a file as a run-time installed step library: step-library-only, one
  * library, a version fit for a file name. On refusal nothing is left in the
  * plugin host when `forget` (uploads); otherwise the refusal is listed. */
-int install_load(plugin_install *in, const char *path, bool forget, plugin **out, char *err,
-                 size_t errlen)
+int install_load(plugin_install *in, const char *path, bool forget, const char *manifest,
+                 size_t manifest_len, plugin **out, char *err, size_t errlen)
 {
-    plugin_load_opts opts = {OPSC_KIND_STEPLIB, forget};
+    plugin_load_opts opts = {OPSC_KIND_STEPLIB, forget, manifest, manifest_len};
     plugin *p = NULL;
     int rc = plugin_host_load(in->h, path, &opts, &p, err, errlen);
     return rc < 0 ? rc : check_loaded(in, p, out, err, errlen);
@@ -342,7 +342,7 @@ static void load_installed(plugin_install *in, const char *path)
     }
     plugin *p = NULL;
     rc = is_bundle_name(path) ? load_installed_bundle(in, path, data, len, &p, err, sizeof(err))
-                              : install_load(in, path, false, &p, err, sizeof(err));
+                              : install_load(in, path, false, NULL, 0, &p, err, sizeof(err));
     free(data);
     if (rc < 0) {
         refuse_file(in, path, sha, err);

@@ -12,6 +12,7 @@
 #include <opsc/errors.h>
 
 #include "install_internal.h"
+#include "isolation.h"
 #include "log.h"
 #include "plugin_internal.h"
 #include "util.h"
@@ -33,6 +34,9 @@ typedef struct upload {
     install_elf elf; /* what its ELF file (or bundle) says: checked before it is loaded */
     bundle *bundle;  /* a bundle: checked and unpacked into incoming_dir, not yet loaded */
     char incoming_dir[PATH_MAX];
+    char *manifest; /* what the step host read of a library that runs out of process */
+    size_t manifest_len;
+    bool fetched; /* the manifest was asked for */
     const trust_key *signer;
     json_t *warnings;
     int rc;
@@ -231,7 +235,8 @@ static void load_uploaded(upload *u, install_result *res)
         bundle *b = u->bundle;
         u->bundle = NULL; /* the load owns it now */
         int rc = b ? install_load_bundle(in, u->incoming, b, true, &p, why, sizeof(why))
-                   : install_load(in, u->incoming, true, &p, why, sizeof(why));
+                   : install_load(in, u->incoming, true, u->manifest, u->manifest_len, &p, why,
+                                  sizeof(why));
         if (rc < 0) {
             fail(u, rc, rc == OPSC_EEXIST ? "conflict" : "refused", "refused: %s", why);
             return;
@@ -248,10 +253,37 @@ static void load_uploaded(upload *u, install_result *res)
     }
 }
 
+/* A library that runs out of process is read by a step host, in its
+ * sandbox, on a worker: after every check that refuses it without running
+ * any of its code (conflict, signature), and never in the daemon. */
+static void fetch_manifest(uv_work_t *req)
+{
+    upload *u = req->data;
+    char why[512];
+    int rc =
+        iso_manifest_fetch(u->in->h, u->incoming, &u->manifest, &u->manifest_len, why, sizeof(why));
+    if (rc < 0)
+        fail(u, rc, "refused", "refused: %s", why);
+}
+
+static bool needs_manifest(upload *u)
+{
+    plugin_install *in = u->in;
+    return !u->fetched && !u->bundle && !in->closing && u->rc == 0 &&
+           plugin_host_isolates(in->h, u->incoming) && !install_entry_by_sha(in, u->sha256) &&
+           !plugin_host_loaded_path(in->h, u->elf.name, u->elf.version);
+}
+
 static void after_upload(uv_work_t *req, int status)
 {
     upload *u = req->data;
     plugin_install *in = u->in;
+    if (status == 0 && needs_manifest(u)) {
+        u->fetched = true;
+        if (uv_queue_work(in->loop, &u->req, fetch_manifest, after_upload) == 0)
+            return;
+        fail(u, OPSC_ENOMEM, "internal", "cannot start reading the library's manifest");
+    }
     install_result res = {0};
     if (in->closing || status == UV_ECANCELED)
         fail(u, OPSC_ESTATE, "unavailable", "the daemon is stopping");
@@ -262,6 +294,7 @@ static void after_upload(uv_work_t *req, int status)
     if (u->incoming_dir[0])
         bundle_rmtree(u->incoming_dir);
     bundle_free(u->bundle);
+    free(u->manifest);
     res.rc = u->rc;
     res.code = u->code;
     res.message = u->message;

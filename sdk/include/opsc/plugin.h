@@ -25,7 +25,11 @@
  * in GET /api/v1/plugins, when: a symbol is unresolved; the entry is
  * missing; the descriptor's abi_major differs from the host's or its
  * abi_minor is newer; the name is taken; init() fails. A refused plugin
- * never stops the daemon.
+ * never stops the daemon. A step library that runs out of process (an
+ * upload, by default) is loaded that way only by opsc-stephost, in its
+ * sandbox: init() runs there, once per upload, daemon start and host, and
+ * the daemon reads what it registered (the same checks and refusals). Its
+ * shutdown() is not called then.
  *
  * Lifetime. init() runs once on the loop thread at start (or when an admin
  * installs the plugin at run time). The plugin registers what it provides
