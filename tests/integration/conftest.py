@@ -207,12 +207,34 @@ class Daemon:
                 pytest.fail(f"daemon exited with {self.proc.returncode} before ready:\n"
                             + self.stderr()[-4000:])
             try:
-                if requests.get(self.url("/ready"), timeout=1).status_code == 200:
+                # the port is ours: another worker's daemon may have got it first, and this one
+                # would then fail to bind after the other had answered
+                if (requests.get(self.url("/ready"), timeout=1).status_code == 200
+                        and listens_on(self.pid, self.port)):
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.02)
         pytest.fail("daemon not ready within %ss:\n%s" % (deadline, self.stderr()[-4000:]))
+
+
+def listens_on(pid, port):
+    """True when process `pid` holds a listening TCP socket on `port` (any address)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    except OSError:  # the process is gone, or a descriptor closed while we looked
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port and f[9] in inodes:
+                return True
+    return False
 
 
 def read_all(sock):
