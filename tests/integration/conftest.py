@@ -200,10 +200,13 @@ class Daemon:
             pytest.fail(f"daemon {self.pid} did not exit within {deadline}s after {sig!r}:\n"
                         + self.stderr()[-4000:])
 
-    def wait_ready(self, deadline=READY_DEADLINE_S):
+    def wait_ready(self, deadline=READY_DEADLINE_S, port_taken_ok=False):
+        """Wait until ready; False (with port_taken_ok) when the port was taken meanwhile."""
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if not self.running():
+                if port_taken_ok and "address already in use" in self.stderr():
+                    return False
                 pytest.fail(f"daemon exited with {self.proc.returncode} before ready:\n"
                             + self.stderr()[-4000:])
             try:
@@ -211,7 +214,7 @@ class Daemon:
                 # would then fail to bind after the other had answered
                 if (requests.get(self.url("/ready"), timeout=1).status_code == 200
                         and listens_on(self.pid, self.port)):
-                    return
+                    return True
             except requests.RequestException:
                 pass
             time.sleep(0.02)
@@ -311,11 +314,11 @@ def daemon_factory(tmp_path):
     counter = [0]
 
     def start(config=None, args=(), env=None, wait_ready=True, port=None, preexec_fn=None,
-              login=True):
+              login=True, retries=3):
         counter[0] += 1
         tmp = tmp_path / f"d{counter[0]}"
         tmp.mkdir()
-        port = port or free_port()
+        chosen, port = port, port or free_port()
         config_path = write_config(tmp, port, config)
         stderr_path = tmp / "stderr.log"
         with open(stderr_path, "wb") as err:
@@ -337,7 +340,9 @@ def daemon_factory(tmp_path):
         d.restart = restart
         started.append(d)
         if wait_ready:
-            d.wait_ready()
+            if not d.wait_ready(port_taken_ok=not chosen and retries > 0):
+                started.remove(d)  # a free port another test's process took first: another one
+                return start(config, args, env, wait_ready, None, preexec_fn, login, retries - 1)
             if login and d.admin_password:
                 d.login_admin()
         return d
