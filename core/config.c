@@ -679,6 +679,10 @@ static const opsc_cfg_entry steplibs_map[] = {
      "a cancelled step that does not stop: its host gets SIGTERM after this, SIGKILL after twice"},
     {"host_heartbeat", OPSC_CFG_DURATION, "5s", 100, 600000, NULL, 0, STL(host_heartbeat_ms),
      "a silent step host is pinged this often; three unanswered and it is killed as crashed"},
+    {"host_load_timeout", OPSC_CFG_DURATION, "10s", 100, 600000, NULL, 0,
+     STL(host_load_timeout_ms),
+     "a library that runs out of process is loaded by a step host to read what it declares; "
+     "one whose constructors or init() take longer is refused"},
     {"host_user", OPSC_CFG_STRING, "opsconductor-steplib", 0, -1, NULL, 0, STL(host_user),
      "a step host started by a daemon running as root runs as this user (scripts/deps creates "
      "it); a daemon running as another user starts its hosts as itself"},

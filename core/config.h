@@ -149,6 +149,7 @@ struct steplibs_cfg {
     int64_t host_memory_limit;  /* address space of a step host */
     int64_t host_stop_grace_ms; /* CANCEL -> SIGTERM -> SIGKILL */
     int64_t host_heartbeat_ms;
+    int64_t host_load_timeout_ms; /* opsc-stephost --manifest of a library */
     const char *stephost; /* opsc-stephost path; "" -> found */
     const char *host_user; /* a step host of a daemon running as root runs as this user */
 };

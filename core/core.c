@@ -31,6 +31,7 @@
 #include "plugin_host.h"
 #include "pool.h"
 #include "privsep.h"
+#include "reccache.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -84,6 +85,9 @@ static int open_store(struct opsc_core *c, char *err, size_t errlen)
     return core_store_open(&c->cfg, &c->store, err, errlen);
 }
 
+/* Records GET handlers send as stored: the hot ones of a read-heavy client. */
+#define CORE_RECORD_CACHE 256
+
 /* Vault, audit log and identity service: after the store and the plugins
  * (the auth providers), before the HTTP server that needs the auth hook. */
 static int open_identity(struct opsc_core *c, char *err, size_t errlen)
@@ -92,10 +96,11 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
     int rc = vault_open(&c->vault, c->store, &vo, err, errlen);
     if (rc == 0)
         rc = audit_open(&c->audit, c->loop, c->store, c->cfg.auth.audit_retention_ms);
-    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth,
-                      c->cfg.store.data_dir};
+    auth_deps deps = {c->loop, c->store, c->plugins, c->audit, &c->cfg.auth, c->cfg.store.data_dir};
     if (rc == 0)
         rc = auth_open(&c->auth, &deps, err, errlen);
+    if (rc == 0)
+        rc = reccache_new(&c->records, CORE_RECORD_CACHE);
     return rc;
 }
 
@@ -134,25 +139,43 @@ static void audit_quarantine(void *ud, const char *name, const char *version, co
         audit_record(c->audit, &ev);
 }
 
-/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
-static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+static int steplibs_dir(const struct opsc_core *c, char *dir, size_t n)
+{
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (*s->dir)
+        snprintf(dir, n, "%s", s->dir);
+    else if (fs_join(dir, n, c->cfg.store.data_dir, "steplibs") < 0)
+        return OPSC_E2BIG;
+    return 0;
+}
+
+/* Before any plugin loads: a library that runs out of process is listed
+ * from its manifest, never loaded in the daemon (isolation.h). */
+static int set_isolation(struct opsc_core *c)
 {
     char dir[4096];
     const struct steplibs_cfg *s = &c->cfg.steplibs;
-    if (*s->dir)
-        snprintf(dir, sizeof(dir), "%s", s->dir);
-    else if (fs_join(dir, sizeof(dir), c->cfg.store.data_dir, "steplibs") < 0)
-        return OPSC_E2BIG;
-    install_opts o = {dir, s->trusted_keys, s->require_signature};
-    iso_opts io = {s->isolation,        dir, s->stephost, s->host_user, s->host_memory_limit,
-                   s->host_stop_grace_ms, s->host_heartbeat_ms};
-    int rc = install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
-    /* After install_open made the folder: the policy compares real paths. */
+    int rc = steplibs_dir(c, dir, sizeof(dir));
+    iso_opts io = {s->isolation,         dir,
+                   s->stephost,          s->host_user,
+                   s->host_memory_limit, s->host_stop_grace_ms,
+                   s->host_heartbeat_ms, s->host_load_timeout_ms};
     if (rc == 0)
         rc = plugin_host_set_isolation(c->plugins, &io);
     if (rc == 0)
         plugin_host_set_quarantine_hook(c->plugins, audit_quarantine, c);
     return rc;
+}
+
+/* After the bundled plugins, so that an upload cannot take a bundled name and version. */
+static int open_steplibs(struct opsc_core *c, char *err, size_t errlen)
+{
+    char dir[4096];
+    const struct steplibs_cfg *s = &c->cfg.steplibs;
+    if (steplibs_dir(c, dir, sizeof(dir)) < 0)
+        return OPSC_E2BIG;
+    install_opts o = {dir, s->trusted_keys, s->require_signature};
+    return install_open(&c->steplibs, c->loop, c->plugins, c->store, &o, err, errlen);
 }
 
 /* The connection pool and the fleet service: after the identity service
@@ -412,6 +435,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = plugin_host_set_data_dir(c->plugins, c->cfg.store.data_dir);
     if (rc == 0)
         plugin_host_set_privsep(c->plugins, c->privsep);
+    if (rc == 0)
+        rc = set_isolation(c);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);
@@ -519,9 +544,8 @@ static void after_exec(void *ud)
  * still stops at once (the signal handles stay open until then). */
 static void finish_stop(struct opsc_core *c)
 {
-    uint64_t left = uv_is_active((uv_handle_t *)&c->stop_deadline)
-                        ? uv_timer_get_due_in(&c->stop_deadline)
-                        : 0;
+    uint64_t left =
+        uv_is_active((uv_handle_t *)&c->stop_deadline) ? uv_timer_get_due_in(&c->stop_deadline) : 0;
     uv_timer_stop(&c->stop_deadline);
     if (c->exec)
         exec_close(c->exec, (int64_t)left, after_exec, c);
@@ -552,9 +576,9 @@ void core_stop(struct opsc_core *c)
     c->ready = false;
     cluster_stop(c->cluster); /* another node may lead at once */
     if (c->sched)
-        sched_stop(c->sched); /* no run starts once stopping began */
+        sched_stop(c->sched);     /* no run starts once stopping began */
     discovery_stop(c->discovery); /* scans are cancelled: they end within a second */
-    exec_stop(c->exec); /* no run or target starts any more */
+    exec_stop(c->exec);           /* no run or target starts any more */
     if (c->cfg.server.shutdown_timeout_ms > 0)
         uv_timer_start(&c->stop_deadline, on_deadline, (uint64_t)c->cfg.server.shutdown_timeout_ms,
                        0);
@@ -595,6 +619,7 @@ void core_free(struct opsc_core *c)
     fleet_free(c->fleet);
     web_ui_free(c->web);
     vault_close(c->vault);
+    reccache_free(c->records);
     store_close(c->store);
     metrics_free(c->metrics);
     events_free(c->events);

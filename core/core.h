@@ -30,6 +30,7 @@ typedef struct web_ui web_ui;
 typedef struct notify notify;
 typedef struct privsep privsep;
 typedef struct discovery discovery;
+typedef struct reccache reccache;
 
 struct opsc_core {
     uv_loop_t *loop;
@@ -57,6 +58,7 @@ struct opsc_core {
     /* this node's schedules API committed a change (and gave it to its own
      * scheduler) since the last heartbeat: cluster.c reloads only for others' */
     bool schedules_changed_here;
+    reccache *records;     /* records GET handlers send as stored (fleet_get_record) */
     char files_dir[4096];  /* what /api/v1/files serves: the core step library's files_dir */
     int64_t started_ms;    /* wall clock at start */
     uint64_t started_mono; /* monotonic ms at start */

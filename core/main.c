@@ -283,6 +283,11 @@ static int cmd_backup(struct config *cfg, int argc, char **argv)
     }
     if (rc == 0) /* the files jobs read belong with the jobs */
         rc = files_backup(files, dest, err, sizeof(err));
+    if (rc == 0 && (fs_join(files, sizeof(files), cfg->store.data_dir, "runs") < 0 ||
+                    fs_join(dest, sizeof(dest), argv[1], "runs") < 0))
+        rc = OPSC_E2BIG;
+    if (rc == 0) /* what runs fetched belongs with their logs */
+        rc = files_backup(files, dest, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "opsconductord: backup failed: %s\n", err[0] ? err : opsc_strerror(rc));
         return 1;

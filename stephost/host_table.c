@@ -240,6 +240,37 @@ static int h_render(opsc_step_ctx *s, const char *text, const char *vars_json, c
     return rc;
 }
 
+static const char *h_run_dir(opsc_step_ctx *s)
+{
+    return call_text(s, "run_dir", NULL);
+}
+
+/* The daemon fetches, stores and hashes: this process may not write there. */
+static int h_fetch_file(opsc_step_ctx *s, const char *remote, const char *name,
+                        opsc_step_file *info)
+{
+    if (!remote || !name)
+        return OPSC_EINVAL;
+    json_t *ret = sh_call(
+        s,
+        json_pack("{s:s, s:o, s:o}", "fn", "fetch_file", "remote", str(remote), "name", str(name)),
+        true, NULL, 0);
+    int rc = ret_rc(ret);
+    if (rc == 0 && info) {
+        opsc_step_file got = {.size = sizeof(got)};
+        const char *sha = json_string_value(json_object_get(ret, "sha256"));
+        snprintf(got.sha256, sizeof(got.sha256), "%s", sha ? sha : "");
+        got.bytes = (uint64_t)json_integer_value(json_object_get(ret, "bytes"));
+        got.changed = json_is_true(json_object_get(ret, "changed"));
+        got.path = keep(s, json_string_value(json_object_get(ret, "path")));
+        size_t n = info->size < sizeof(got) ? info->size : sizeof(got);
+        memcpy((char *)info + sizeof(info->size), (char *)&got + sizeof(got.size),
+               n > sizeof(got.size) ? n - sizeof(got.size) : 0);
+    }
+    json_decref(ret);
+    return rc;
+}
+
 /* ---- the rest of the table ------------------------------------------------------------------- */
 
 static void *h_alloc(size_t n)
@@ -276,9 +307,15 @@ static void h_daemon_log(const char *component, int level, const char *fmt, ...)
     va_end(ap);
     if (!msg)
         return;
-    sh_send(0, json_pack("{s:s, s:o, s:i, s:o}", "op", "log", "component", str(component), "level",
-                         level, "msg", str(msg)));
+    json_t *line = json_pack("{s:s, s:o, s:i, s:o}", "op", "log", "component", str(component),
+                             "level", level, "msg", str(msg));
     free(msg);
+    if (!sh.manifest)
+        sh_send(0, line);
+    else if (json_object_del(line, "op") == 0 && json_array_size(sh.init_log) < SH_MANIFEST_LOG_MAX)
+        json_array_append_new(sh.init_log, line);
+    else
+        json_decref(line);
 }
 
 static bool h_log_enabled(int level)
@@ -311,6 +348,7 @@ static int h_config_bind(const opsc_config *cfg, const opsc_cfg_entry *map, void
 {
     (void)cfg, (void)dst;
     if (map && map[0].key) {
+        sh.config_keys = true;
         snprintf(err, errlen, "config keys of step libraries are not available out of process");
         return OPSC_ENOTSUP;
     }
@@ -453,6 +491,8 @@ static const opsc_host_api table = {
     .local_signal = h_local_signal,
     .local_release = h_local_release,
     .local_kill_recorded = h_kill_recorded,
+    .step_run_dir = h_run_dir,
+    .step_fetch_file = h_fetch_file,
 };
 
 const opsc_host_api *sh_host_api(void)

@@ -45,72 +45,84 @@ struct ll_path_beneath {
 
 /* Everything the ABI can refuse on files: ABI 1 has 13 rights, REFER came
  * with 2, TRUNCATE with 3, IOCTL_DEV with 5. */
-static uint64_t fs_rights(long abi)
+uint64_t sh_fs_rights(long abi)
 {
     int bits = abi >= 5 ? 16 : abi >= 3 ? 15 : abi >= 2 ? 14 : 13;
     return (1ull << bits) - 1;
 }
 
-static int allow_fd(int ruleset, int fd, uint64_t rights)
+/* Rights that apply to a file (not a folder): EXECUTE, WRITE_FILE, READ_FILE, TRUNCATE, IOCTL_DEV. */
+#define LL_FS_FILE_ONLY ((1ull << 0) | (1ull << 1) | (1ull << 2) | (1ull << 14) | (1ull << 15))
+
+int sh_landlock_allow_fd(int ruleset, int fd, uint64_t rights)
 {
     struct ll_path_beneath pb = {rights, fd};
     struct stat st;
     if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
-        pb.allowed_access &= LL_FS_READ_FILE | LL_FS_EXECUTE;
+        pb.allowed_access &= LL_FS_FILE_ONLY;
     return syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &pb, 0) < 0 ? -errno : 0;
 }
 
-static int allow_path(int ruleset, const char *path, uint64_t rights)
+int sh_landlock_allow_path(int ruleset, const char *path, uint64_t rights)
 {
     int fd = open(path, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : -errno;
-    struct ll_path_beneath pb = {rights, fd};
-    struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
-        pb.allowed_access &= LL_FS_READ_FILE | LL_FS_EXECUTE;
-    long rc = syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &pb, 0);
-    int e = errno;
+    int rc = sh_landlock_allow_fd(ruleset, fd, rights);
     close(fd);
-    return rc < 0 ? -e : 0;
+    return rc;
+}
+
+int sh_landlock_new(long *abi, uint64_t *handled, json_t *notes)
+{
+    *abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+    if (*abi < 1) {
+        json_array_append_new(notes, json_string("landlock unavailable"));
+        return 0;
+    }
+    struct ll_ruleset_attr attr = {.handled_access_fs = sh_fs_rights(*abi)};
+    size_t size = sizeof(uint64_t);
+    if (*abi >= 4) {
+        attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+        size = 2 * sizeof(uint64_t);
+    }
+    if (*abi >= 6) {
+        attr.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
+        size = sizeof(attr);
+    }
+    *handled = attr.handled_access_fs;
+    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+    return rs < 0 ? -errno : rs;
+}
+
+int sh_landlock_apply(int ruleset, int rc, long abi, json_t *notes)
+{
+    if (rc == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
+        rc = -errno;
+    close(ruleset);
+    if (rc == 0)
+        json_array_append_new(notes, json_sprintf("landlock abi %ld", abi));
+    return rc;
 }
 
 /* Read and execute: the library's folder (opened before the user changed)
  * and the system's libraries. Nothing else. */
 static int landlock(int libdir, json_t *notes)
 {
-    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
-    if (abi < 1) {
-        json_array_append_new(notes, json_string("landlock unavailable"));
-        return 0;
-    }
-    struct ll_ruleset_attr attr = {.handled_access_fs = fs_rights(abi)};
-    size_t size = sizeof(uint64_t);
-    if (abi >= 4) {
-        attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
-        size = 2 * sizeof(uint64_t);
-    }
-    if (abi >= 6) {
-        attr.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
-        size = sizeof(attr);
-    }
-    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-    if (rs < 0)
-        return -errno;
+    long abi;
+    uint64_t handled;
+    int rs = sh_landlock_new(&abi, &handled, notes);
+    if (rs <= 0)
+        return rs;
     const uint64_t ro = LL_FS_READ_FILE | LL_FS_READ_DIR | LL_FS_EXECUTE;
     /* /proc/self: its own (the library loads through /proc/self/fd; the
      * sanitizers' memory limit reads its RSS there). */
     const char *paths[] = {"/usr/lib", "/usr/lib64",       "/lib",
                            "/lib64",   "/etc/ld.so.cache", "/proc/self"};
-    int rc = allow_fd(rs, libdir, ro);
+    int rc = sh_landlock_allow_fd(rs, libdir, ro);
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && rc == 0; i++)
-        rc = allow_path(rs, paths[i], ro);
-    if (rc == 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
-        rc = -errno;
-    close(rs);
-    if (rc == 0)
-        json_array_append_new(notes, json_sprintf("landlock abi %ld", abi));
-    return rc;
+        rc = sh_landlock_allow_path(rs, paths[i], ro);
+    return sh_landlock_apply(rs, rc, abi, notes);
 }
 
 /* The system calls a step's code and its libc need: memory, threads,
@@ -231,13 +243,13 @@ static int seccomp(json_t *notes)
 
 /* A daemon started as root would hand the host every capability: none of
  * them, now or after an execve (bounding and ambient sets too). */
-static void drop_bounding_set(void)
+void sh_drop_bounding_set(void)
 {
     for (int cap = 0; cap <= 63; cap++)
         prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); /* fails harmlessly without CAP_SETPCAP */
 }
 
-static void drop_capabilities(json_t *notes)
+void sh_drop_capabilities(json_t *notes)
 {
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -247,7 +259,7 @@ static void drop_capabilities(json_t *notes)
         json_array_append_new(notes, json_string("no capabilities"));
 }
 
-static void limit(int resource, uint64_t value)
+void sh_limit(int resource, uint64_t value)
 {
     struct rlimit rl = {value, value};
     setrlimit(resource, &rl);
@@ -267,7 +279,7 @@ static bool sanitized(void)
 
 /* Started as root (by a daemon running as root): become `user`. 1 when it
  * did, 0 when there was nothing to switch from, or -errno. */
-static int switch_user(const char *user, json_t *notes, char *err, size_t errlen)
+int sh_switch_user(const char *user, json_t *notes, char *err, size_t errlen)
 {
     if (!user || !*user || geteuid() != 0) {
         json_array_append_new(notes, json_sprintf("uid %u (the daemon's)", (unsigned)geteuid()));
@@ -335,8 +347,8 @@ int sh_sandbox(const char *library, const char *user, uint64_t memory_limit, jso
 static int confine(const char *user, uint64_t memory_limit, int libdir, json_t *notes, char *err,
                    size_t errlen)
 {
-    drop_bounding_set(); /* while it may: CAP_SETPCAP goes with the user */
-    int switched = switch_user(user, notes, err, errlen);
+    sh_drop_bounding_set(); /* while it may: CAP_SETPCAP goes with the user */
+    int switched = sh_switch_user(user, notes, err, errlen);
     if (switched < 0)
         return switched;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -344,15 +356,15 @@ static int confine(const char *user, uint64_t memory_limit, int libdir, json_t *
         return -errno;
     }
     json_array_append_new(notes, json_string("no_new_privs"));
-    drop_capabilities(notes);
+    sh_drop_capabilities(notes);
     if (!switched) /* nothing of its memory to ptrace (and seccomp refuses ptrace anyway) */
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    limit(RLIMIT_CORE, 0);
-    limit(RLIMIT_NOFILE, 128);
+    sh_limit(RLIMIT_CORE, 0);
+    sh_limit(RLIMIT_NOFILE, 128);
     /* The sanitizers reserve terabytes of address space: their own
      * soft_rss_limit_mb (stephost.c) bounds memory there instead. */
     if (memory_limit && !sanitized()) {
-        limit(RLIMIT_AS, memory_limit);
+        sh_limit(RLIMIT_AS, memory_limit);
         json_array_append_new(notes, json_sprintf("address space %llu MiB",
                                                   (unsigned long long)(memory_limit >> 20)));
     }

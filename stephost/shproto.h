@@ -30,6 +30,23 @@
  * Calls "log" and "fail" get no "ret": they are ordered with the step's
  * other calls and never wait. The daemon ends the host by closing the socket.
  *
+ * The manifest (opsc-stephost --manifest LIBRARY): before the daemon lists a
+ * library that runs out of process, a host in the same sandbox loads it,
+ * calls its init() and writes on stdout one JSON document of at most
+ * SHP_MANIFEST_MAX bytes, then exits; the library's own stdout goes to
+ * /dev/null. No code of the library ever runs in the daemon:
+ *   {"manifest": 1,
+ *    "error": "why it did not load" (only then: the sandbox, dlopen, the entry),
+ *    "unconfined": true (the sandbox failed: the library was never opened),
+ *    "plugin": {"name", "version", "description", "license", "kinds": n,
+ *               "abi_major": n, "abi_minor": n, "init": bool (it has one)},
+ *    "init": {"rc": n, "config_keys": bool, "log": [{"component", "level", "msg"}]}
+ *            (absent when init() was not called: an ABI, kinds or init the daemon refuses),
+ *    "steplibs": [ a steplib.json document (bundle.h) per registered step library, its steps
+ *                  with "imperative": bool and the schemas as JSON text ]}
+ * A one-shot process rather than a request to a serving host: a host is
+ * kept per library name and version, which are what the manifest tells.
+ *
  * Threads: the functions here keep no state but the reader's buffer; one
  * writer at a time per socket (the callers hold a mutex).
  */
@@ -41,10 +58,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHP_VERSION     1
-#define SHP_HEADER      12
-#define SHP_MAX_PAYLOAD (16u << 20)
-#define SHP_HOST_FD     3
+#define SHP_VERSION        1
+#define SHP_HEADER         12
+#define SHP_MAX_PAYLOAD    (16u << 20)
+#define SHP_HOST_FD        3
+#define SHP_MANIFEST_MAX   (4u << 20) /* bytes of a library's manifest */
+#define SHP_MANIFEST_TYPES 1024       /* step types one manifest may list */
 
 enum shp_type { SHP_HELLO = 1, SHP_JSON = 2, SHP_DATA = 3 };
 

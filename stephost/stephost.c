@@ -258,21 +258,38 @@ static bool version_agreed(shp_reader *r)
 
 int main(int argc, char **argv)
 {
-    const char *library = NULL, *user = NULL;
+    const char *library = NULL, *user = NULL, *exec = NULL, *bundle = NULL, *scratch = NULL;
+    const char *manifest = NULL;
     uint64_t memory_limit = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--library") == 0)
             library = argv[i + 1];
+        else if (strcmp(argv[i], "--manifest") == 0)
+            manifest = argv[i + 1];
+        else if (strcmp(argv[i], "--exec") == 0)
+            exec = argv[i + 1];
+        else if (strcmp(argv[i], "--bundle") == 0)
+            bundle = argv[i + 1];
+        else if (strcmp(argv[i], "--scratch") == 0)
+            scratch = argv[i + 1];
         else if (strcmp(argv[i], "--user") == 0)
             user = argv[i + 1];
         else if (strcmp(argv[i], "--memory-limit") == 0)
             memory_limit = strtoull(argv[i + 1], NULL, 10);
     }
+    if (manifest) /* what the library declares, for the daemon to list it */
+        sh_manifest(manifest, user, memory_limit);
+    if (exec) /* a bundle's step: its executable speaks to the daemon on stdin and stdout */
+        return sh_exec_step(exec, bundle, scratch, user, memory_limit);
     if (!library) {
         fprintf(
             stderr,
             "usage: opsc-stephost --library PATH [--user NAME] [--memory-limit BYTES] (started by "
-            "opsconductord, the socket as fd 3)\n");
+            "opsconductord, the socket as fd 3)\n"
+            "       opsc-stephost --manifest PATH [--user NAME] [--memory-limit BYTES] (what the "
+            "library declares, as JSON on stdout)\n"
+            "       opsc-stephost --exec RELATIVE-PATH --bundle DIR --scratch DIR [--user NAME] "
+            "[--memory-limit BYTES]\n");
         return 2;
     }
     /* No PR_SET_PDEATHSIG: it fires when the daemon's thread that started us

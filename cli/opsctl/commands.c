@@ -57,6 +57,10 @@ static const cmd_opt test_opts[] = {
     {"concurrency", 0, "N", "targets probed at once"},
     {NULL, 0, NULL, NULL},
 };
+static const cmd_opt save_opts[] = {
+    {"output-file", 'O', "FILE", "save it there (- for standard output; default: ./NAME)"},
+    {NULL, 0, NULL, NULL},
+};
 static const cmd_opt upload_opts[] = {
     {"sign", 0, "KEY.pem", "sign with this Ed25519 private key (PEM, openssl genpkey)"},
     {NULL, 0, NULL, NULL},
@@ -179,6 +183,17 @@ const command opsctl_commands[] = {
      NULL, 1, 1},
     {"runs", "retry", "ID", "Run again on the targets that did not succeed", retry_opts,
      cmd_runs_retry, NULL, 1, 1},
+    {"runs", "files", "ID [download TARGET NAME]",
+     "What the run's steps fetched (core.file.get), per target; download saves one", save_opts,
+     cmd_runs_files, NULL, 1, 4},
+
+    {"files", "list", "", "Files on the appliance that core.file.put and file.template send", NULL,
+     cmd_files_list, NULL, 0, 0},
+    {"files", "upload", "FILE [NAME]", "Upload FILE (streamed) as NAME (default: its own name)",
+     NULL, cmd_files_upload, NULL, 1, 2},
+    {"files", "download", "NAME", "Download a file (streamed to disk)", save_opts,
+     cmd_files_download, NULL, 1, 1},
+    {"files", "delete", "NAME", "Delete a file no job reads", NULL, cmd_files_delete, NULL, 1, 1},
 
     LIST(users, "users"),
     SHOW(users, "NAME|ID", "a user"),

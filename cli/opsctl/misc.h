@@ -29,6 +29,13 @@ int cmd_runs_log(opsctl *c, const command *cmd, args *a);
 int cmd_runs_cancel(opsctl *c, const command *cmd, args *a);
 int cmd_runs_retry(opsctl *c, const command *cmd, args *a);
 
+/* files.c */
+int cmd_files_list(opsctl *c, const command *cmd, args *a);
+int cmd_files_upload(opsctl *c, const command *cmd, args *a);
+int cmd_files_download(opsctl *c, const command *cmd, args *a);
+int cmd_files_delete(opsctl *c, const command *cmd, args *a);
+int cmd_runs_files(opsctl *c, const command *cmd, args *a);
+
 int cmd_channels_test(opsctl *c, const command *cmd, args *a);
 
 int cmd_discovery_scan(opsctl *c, const command *cmd, args *a);

@@ -19,6 +19,7 @@
 #include "http.h"
 #include "log.h"
 #include "rest.h"
+#include "runfiles.h"
 #include "util.h"
 
 static const char *dir_of(http_req *req)
@@ -56,25 +57,6 @@ static void hex_of(const unsigned char *md, unsigned n, char *out)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static int hash_fd(int fd, char out[65])
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return OPSC_ENOMEM;
-    }
-    char buf[64 * 1024];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
-    unsigned char md[32];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    EVP_MD_CTX_free(ctx);
-    hex_of(md, len, out);
-    return n < 0 ? -errno : 0;
-}
-
 static json_t *file_json(const char *name, const struct stat *st, const char *sha256)
 {
     char when[RFC3339_LEN];
@@ -96,30 +78,6 @@ static int open_entry(int dir, const char *name, struct stat *st)
     return fd;
 }
 
-/* Read what fd holds (st_size bytes, as the file may grow while read: at most that). */
-static int read_all(int fd, size_t size, char **out, size_t *len)
-{
-    char *buf = malloc(size ? size : 1);
-    size_t o = 0;
-    if (!buf)
-        return OPSC_ENOMEM;
-    while (o < size) {
-        ssize_t n = read(fd, buf + o, size - o);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            free(buf);
-            return -errno;
-        }
-        if (n == 0)
-            break;
-        o += (size_t)n;
-    }
-    *out = buf;
-    *len = o;
-    return 0;
-}
-
 /* ---- list, download ------------------------------------------------------------ */
 
 static int list_files(http_req *req)
@@ -132,14 +90,14 @@ static int list_files(http_req *req)
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
         struct stat st;
-        char sha[65];
+        runfiles_digest dg;
         if (files_name_check(e->d_name, strlen(e->d_name)))
-            continue; /* ".", "..", uploads in progress, folders of file.get */
+            continue; /* ".", "..", uploads in progress, digests, folders */
         int fd = open_entry(dir, e->d_name, &st);
         if (fd < 0)
             continue;
-        if (hash_fd(fd, sha) == 0)
-            json_array_append_new(items, file_json(e->d_name, &st, sha));
+        if (runfiles_digest_get(dir, e->d_name, fd, &st, &dg) == 0) /* hashed once, kept */
+            json_array_append_new(items, file_json(e->d_name, &st, dg.sha256));
         close(fd);
     }
     if (d)
@@ -162,25 +120,22 @@ static int download_file(http_req *req)
         http_respond_error(req, 404, "not_found", NULL, "no file %s", name);
         return HTTP_DONE;
     }
-    char *data = NULL;
-    size_t len = 0;
-    int rc = read_all(fd, (size_t)st.st_size, &data, &len);
-    close(fd);
-    if (rc < 0) {
-        rest_error(req, rc, "reading the file");
-        return HTTP_DONE;
-    }
+    files_respond_download(req, name, fd, (int64_t)st.st_size);
+    return HTTP_DONE;
+}
+
+void files_respond_download(struct http_req *req, const char *name, int fd, int64_t size)
+{
     char disp[300];
     snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", name);
     http_set_header(req, "Content-Disposition", disp);
-    http_respond_text(req, 200, "application/octet-stream", data, len);
-    free(data);
-    return HTTP_DONE;
+    http_respond_file(req, 200, "application/octet-stream", fd, size);
 }
 
 /* ---- upload: streamed into a hidden temporary file, renamed over the name ---------- */
 
 struct upload {
+    http_req *req; /* borrowed: the sink lives no longer than the request */
     int dir, fd;
     char tmp[40]; /* ".upload-<hex>": never a valid name, never listed */
     char name[256];
@@ -188,6 +143,20 @@ struct upload {
     int64_t bytes;
     bool tmp_gone; /* renamed into place, removed, or never made */
 };
+
+static void discard_tmp(struct upload *u);
+
+/* A full file system is the operator's to fix, and says so; nothing half-written stays. */
+static void respond_write_error(struct upload *u, int rc)
+{
+    if (rc == -ENOSPC || rc == -EDQUOT)
+        http_respond_error(u->req, 507, "insufficient_storage", json_pack("{s:s}", "name", u->name),
+                           "no room to store %s: the files directory's file system is full",
+                           u->name);
+    else
+        http_respond_error(u->req, 500, "internal", NULL, "the upload of %s could not be stored",
+                           u->name);
+}
 
 static int upload_write(void *ud, const char *data, size_t len)
 {
@@ -199,8 +168,13 @@ static int upload_write(void *ud, const char *data, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            log_error("files", "writing the upload of %s: %s", u->name, strerror(errno));
-            return -errno;
+            int rc = -errno;
+            log_error("files", "writing the upload of %s: %s", u->name, strerror(-rc));
+            discard_tmp(u);
+            close(u->fd); /* an unlinked file holds its blocks while open: give them back now */
+            u->fd = -1;
+            respond_write_error(u, rc);
+            return rc;
         }
         data += n;
         len -= (size_t)n;
@@ -245,6 +219,7 @@ static int upload_start(http_req *req)
         return HTTP_DONE;
     }
     u->dir = dir;
+    u->req = req;
     snprintf(u->tmp, sizeof(u->tmp), ".upload-%s", hex);
     snprintf(u->name, sizeof(u->name), "%s", name);
     u->fd = openat(dir, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -285,11 +260,13 @@ static int upload_file(http_req *req)
     }
     if (rc < 0) {
         log_error("files", "storing %s: %s", u->name, strerror(-rc));
-        http_respond_opsc_error(req, rc, "storing %s", u->name);
+        respond_write_error(u, rc);
         return HTTP_DONE;
     }
     EVP_DigestFinal_ex(u->md, md, &len);
     hex_of(md, len, sha);
+    if (runfiles_digest_put(u->dir, u->name, sha, &st) < 0) /* the list recomputes it then */
+        runfiles_digest_drop(u->dir, u->name);
     log_info("files", "%s stored: %lld bytes, sha256 %s", u->name, (long long)u->bytes, sha);
     http_respond_json(req, existed ? 200 : 201, file_json(u->name, &st, sha));
     return HTTP_DONE;
@@ -371,6 +348,7 @@ static int delete_file(http_req *req)
     else if (unlinkat(dir, name, 0) < 0)
         http_respond_opsc_error(req, -errno, "deleting %s", name);
     else {
+        runfiles_digest_drop(dir, name);
         fsync(dir);
         log_info("files", "%s deleted", name);
         http_respond_empty(req, 204);
@@ -413,5 +391,6 @@ int api_files_register(struct opsc_core *c)
         log_error("files", "cannot create %s: %s", c->files_dir, strerror(errno));
         return -errno;
     }
-    return http_add_routes(c->http, routes, sizeof(routes) / sizeof(routes[0]));
+    rc = http_add_routes(c->http, routes, sizeof(routes) / sizeof(routes[0]));
+    return rc == 0 ? api_run_files_register(c) : rc;
 }

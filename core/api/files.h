@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct opsc_core;
@@ -28,6 +29,11 @@ int files_dir_resolve(const struct config *cfg, char *out, size_t n);
  * embedded NUL is seen. */
 const char *files_name_check(const char *name, size_t len);
 
+/* Answer 200 with the file `fd` (transferred), `size` bytes, streamed, as
+ * an attachment named `name` (which passed files_name_check). Loop thread. */
+struct http_req;
+void files_respond_download(struct http_req *req, const char *name, int fd, int64_t size);
+
 /* Copy the regular files and folders under `src` into `dest` (created
  * 0700; must not exist), skipping symlinks and anything else. A missing
  * `src` copies nothing. 0 or a negative code with a message in err. */
@@ -36,5 +42,8 @@ int files_backup(const char *src, const char *dest, char *err, size_t errlen);
 /* Resolve and create (0700) the directory into core->files_dir, and add
  * GET/PUT/DELETE /api/v1/files... to core->http. */
 int api_files_register(struct opsc_core *c);
+/* GET /api/v1/runs/{id}/files... (run_files.c): what runs kept (runfiles.h).
+ * api_files_register() adds them. */
+int api_run_files_register(struct opsc_core *c);
 
 #endif

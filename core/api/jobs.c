@@ -342,6 +342,24 @@ static bool optional_body(http_req *req, json_t **out)
 
 static int run_with(http_req *req, json_t *body);
 
+/* The commit that stored the run (with the others of its loop turn) is done. */
+static void run_stored(void *ud, int status, const char *run_id, const json_t *run)
+{
+    http_req *req = ud;
+    if (status == 0 && !run) { /* stored, but not copied for the answer: read it back */
+        auth_set_object(req, run_id);
+        runs_respond_created(req, run_id);
+    } else if (status < 0) {
+        char err[128];
+        snprintf(err, sizeof(err), "storing the run failed: %s", opsc_strerror(status));
+        runs_respond_error(req, status, err);
+    } else {
+        auth_set_object(req, run_id);
+        rest_created(req, "/api/v1/runs", json_incref((json_t *)run));
+    }
+    http_req_unref(req);
+}
+
 static int start_run(http_req *req)
 {
     json_t *body = NULL;
@@ -382,14 +400,14 @@ static int run_with(http_req *req, json_t *body)
             http_respond_json(req, 200, out);
         return HTTP_DONE;
     }
-    int rc = exec_run_start(c->exec, &spec, run_id, err, sizeof(err));
+    http_req_ref(req); /* until the run is stored: the 201 waits for its commit */
+    int rc = exec_run_start_async(c->exec, &spec, run_id, err, sizeof(err), run_stored, req);
     if (rc < 0) {
+        http_req_unref(req);
         runs_respond_error(req, rc, err);
         return HTTP_DONE;
     }
-    auth_set_object(req, run_id);
-    runs_respond_created(req, run_id);
-    return HTTP_DONE;
+    return HTTP_ASYNC;
 }
 
 /* ---- routes ------------------------------------------------------------------------------ */

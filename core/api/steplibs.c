@@ -288,7 +288,7 @@ static int upload_steplib(http_req *req)
     install_request rq = {.data = body, .len = len};
     if (!body || len == 0) {
         http_respond_error(req, 400, "bad_request", NULL,
-                           "the body must be the step library's .so file "
+                           "the body must be the step library's .so file or .tar.gz bundle "
                            "(Content-Type: application/octet-stream)");
         return HTTP_DONE;
     }
@@ -399,8 +399,9 @@ static const http_route routes[] = {
      "\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"sha256\":{\"type\":\"string\"},"
      "\"reason\":{\"type\":\"string\"}}}}}}"},
     {"POST", "/api/v1/steplibs", ROLE_ADMIN, upload_steplib, HTTP_ROUTE_RAW_BODY, "steplibs",
-     "Install a step library .so (body; X-Opsc-Sha256 required, X-Opsc-Signature base64 "
-     "Ed25519); 201, or 200 when the same file is installed already",
+     "Install a step library .so or .tar.gz bundle (steplib.json and executables; body; "
+     "X-Opsc-Sha256 required, X-Opsc-Signature base64 Ed25519); 201, or 200 when the same file "
+     "is installed already",
      NULL, VERSION_SCHEMA, 201},
     {"GET", "/api/v1/steplibs/{name}", ROLE_VIEWER, get_steplib, 0, "steplibs",
      "One step library with its versions, newest first", NULL, LIBRARY_SCHEMA},

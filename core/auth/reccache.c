@@ -60,6 +60,14 @@ static size_t slot_of(const reccache *c, const char *db, const char *id)
 
 int reccache_get(reccache *c, store_txn *txn, const char *db, const char *id, json_t **out)
 {
+    const char *raw;
+    size_t len;
+    return reccache_get_raw(c, txn, db, id, out, &raw, &len);
+}
+
+int reccache_get_raw(reccache *c, store_txn *txn, const char *db, const char *id, json_t **out,
+                     const char **raw_out, size_t *len_out)
+{
     size_t idlen = strlen(id);
     if (idlen == 0 || idlen >= sizeof(c->slots[0].id))
         return OPSC_EINVAL;
@@ -72,6 +80,8 @@ int reccache_get(reccache *c, store_txn *txn, const char *db, const char *id, js
     if (e->rec && e->db == db && strcmp(e->id, id) == 0 && e->len == len &&
         memcmp(e->raw, val, len) == 0) {
         *out = e->rec;
+        *raw_out = e->raw;
+        *len_out = e->len;
         return 0;
     }
     clear(e);
@@ -89,5 +99,7 @@ int reccache_get(reccache *c, store_txn *txn, const char *db, const char *id, js
     *e = (rc_entry){.db = db, .raw = raw, .len = len, .rec = rec};
     memcpy(e->id, id, idlen + 1);
     *out = rec;
+    *raw_out = raw;
+    *len_out = len;
     return 0;
 }

@@ -26,5 +26,10 @@ void reccache_free(reccache *c);
 /* The record `id` of `db` (a static string) as stored now. *out is borrowed
  * until the next call on the cache. OPSC_ENOENT when there is none. */
 int reccache_get(reccache *c, store_txn *txn, const char *db, const char *id, json_t **out);
+/* The same, with the stored bytes (compact JSON) the record was parsed from:
+ * a handler can send them as they are instead of encoding the record again.
+ * *raw is borrowed like *out. */
+int reccache_get_raw(reccache *c, store_txn *txn, const char *db, const char *id, json_t **out,
+                     const char **raw, size_t *len);
 
 #endif

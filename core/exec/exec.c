@@ -84,7 +84,7 @@ static void on_flush_idle(uv_idle_t *h)
     (void)h; /* only keeps the poll phase from blocking until the check has written */
 }
 
-static void want_flush(exec *ex)
+void ex_want_flush(exec *ex)
 {
     if (uv_is_closing((uv_handle_t *)&ex->flush))
         return;
@@ -107,7 +107,7 @@ void ex_mark_run(ex_run *r)
         r->dirty_next = r->ex->dirty_runs;
         r->ex->dirty_runs = r;
     }
-    want_flush(r->ex);
+    ex_want_flush(r->ex);
 }
 
 void ex_mark_target(ex_target *t)
@@ -118,7 +118,7 @@ void ex_mark_target(ex_target *t)
         t->dirty_next = ex->dirty_targets;
         ex->dirty_targets = t;
     }
-    want_flush(ex);
+    ex_want_flush(ex);
 }
 
 void exec_flush(exec *ex)
@@ -284,7 +284,10 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
         *out = ex; /* the caller frees it after the loop closed the handles */
         return rc;
     }
-    ex->next_sweep_mono = clock_mono_ms() + 60 * 1000;
+    /* Not during start-up, unless the interval asks for sooner. */
+    ex->next_sweep_mono =
+        clock_mono_ms() +
+        (uint64_t)(ex->opts.log_sweep_interval_ms < 60000 ? ex->opts.log_sweep_interval_ms : 60000);
     uv_timer_start(&ex->tick, on_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&ex->tick);
     plugin_host_set_step_ops(ex->plugins, ex_step_ops());
@@ -297,6 +300,7 @@ void exec_stop(exec *ex)
 {
     if (!ex || ex->stopping)
         return;
+    ex_flush(ex); /* runs already accepted are stored and started, then stopped like the rest */
     ex->stopping = true;
     for (ex_run *r = ex->head; r; r = r->next_run)
         for (uint32_t i = r->next; i < r->ntargets; i++)
@@ -348,7 +352,7 @@ void ex_maybe_closed(exec *ex)
     if (!ex->closing)
         return;
     if (ex->dirty_runs || ex->dirty_targets) {
-        want_flush(ex); /* the flush comes back here */
+        ex_want_flush(ex); /* the flush comes back here */
         return;
     }
     if (ex->head || (!ex_workers_stop(ex) && !ex->force_close))

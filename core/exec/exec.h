@@ -137,6 +137,20 @@ int exec_run_retry(exec *ex, const char *run_id, const char *by, int actor_role,
  * is about to read the store). */
 void exec_flush(exec *ex);
 
+/* exec_run_start for a caller that can wait for the commit (a REST request):
+ * the run is validated and prepared now (failures as exec_run_start's,
+ * returned at once; `cb` then never runs) and *run_id is set; it is stored
+ * with every other new run and state change of this loop turn in one
+ * durable commit at the turn's end, and only then started and `cb` called
+ * (loop thread) with 0 and `run`, the run as stored (its header with
+ * "targets", as GET /runs/{id} shows it; borrowed for the call; NULL when
+ * there was no memory to copy it), or with the
+ * store's error and NULL (nothing was created). One fsync for all runs
+ * created in a turn instead of one each. */
+typedef void (*exec_started_cb)(void *ud, int status, const char *run_id, const json_t *run);
+int exec_run_start_async(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
+                         size_t errlen, exec_started_cb cb, void *ud);
+
 /* Figures for tests, benchmarks and /metrics. */
 typedef struct exec_stats {
     size_t runs_active;
@@ -159,7 +173,7 @@ typedef struct exec_counters {
     uint64_t runs_finished[EXEC_TRIGGERS][EXEC_STATES];
     uint64_t targets_finished[EXEC_STATES];
     uint64_t steps_finished[EXEC_STATES];
-    uint64_t log_bytes; /* written to run logs */
+    uint64_t log_bytes;        /* written to run logs */
     metrics_hist run_seconds;  /* from running to the end */
     metrics_hist step_seconds; /* the attempt that ended the step */
 } exec_counters;

@@ -244,6 +244,7 @@ void ex_imp_free(ex_imp *imp)
     free(imp->last_sig);
     free(imp->failure);
     free(imp->params_text);
+    free(imp->run_dir);
     json_decref(imp->params);
     json_decref(imp->target);
     json_decref(imp->render_ctx);

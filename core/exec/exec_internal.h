@@ -142,6 +142,8 @@ struct opsc_step_ctx {
     json_t *secret_refs;    /* step parameter name -> reference shown by step_param */
     int tpl_mode;           /* quoting of step_quote */
     uint64_t deadline_mono; /* the step's end */
+    char *run_dir;          /* step_run_dir: the run's files of this target (runfiles.h), on
+                               first use, under `mu` */
     /* written by the worker under `mu` */
     json_t *outputs;
     char *failure;
@@ -249,6 +251,7 @@ struct exec {
     json_t *busy;             /* target id -> holders: n shared, or -1 exclusive */
     ex_run *dirty_runs;
     ex_target *dirty_targets;
+    struct ex_new_run *new_runs, *new_runs_tail; /* prepared runs the next flush stores */
     uv_check_t flush;     /* writes what changed at the end of the loop turn */
     uv_idle_t flush_idle; /* keeps the poll phase from blocking before that */
     uv_timer_t tick;      /* flushes stale partial lines; the log sweeper */
@@ -280,6 +283,8 @@ void ex_timer_start(exec *ex, uv_timer_t **slot, uint64_t ms, uv_timer_cb cb, vo
 void ex_timer_stop(uv_timer_t **slot);
 void ex_maybe_closed(exec *ex);
 void ex_flush_done(exec *ex);
+/* Write at the end of this loop turn (ex_flush). */
+void ex_want_flush(exec *ex);
 /* The target ended: its slot in the limits is free. */
 void ex_target_released(ex_target *t);
 
@@ -360,7 +365,9 @@ json_t *ex_target_record(const ex_target *t);
 int ex_recover(exec *ex);
 /* After ex_recover, with the pool up: stop what the interrupted runs' commands left running. */
 void ex_kill_orphans(exec *ex);
-int ex_persist_new_run(exec *ex, ex_run *r, json_t *target_recs);
+/* Store `r` with the next flush (this loop turn's end, or an earlier
+ * ex_flush), then start it and call cb (exec_run_start_async's contract). */
+int ex_queue_new_run(exec *ex, ex_run *r, exec_started_cb cb, void *ud);
 
 /* ---- exec_imp.c ----------------------------------------------------------------------------- */
 int ex_workers_start(exec *ex, int n);
@@ -388,6 +395,9 @@ int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run
                size_t errlen);
 int ex_start_run(exec *ex, const exec_run_spec *spec, const char *retry_of,
                  char run_id[UUID_STR_LEN], char *err, size_t errlen);
+int ex_start_run_async(exec *ex, const exec_run_spec *spec, const char *retry_of,
+                       char run_id[UUID_STR_LEN], char *err, size_t errlen, exec_started_cb cb,
+                       void *ud);
 
 /* ---- exec_ctx.c ------------------------------------------------------------------------------ */
 /* Run context {params, target, steps, run} for `t` (new object). */

@@ -4,13 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <opsc/errors.h>
 
+#include "core.h"
 #include "events.h"
 #include "exec_internal.h"
 #include "log.h"
 #include "run_read.h"
+#include "runfiles.h"
 #include "store.h"
 #include "util.h"
 
@@ -165,6 +168,15 @@ typedef struct sweep {
     json_t *victims;   /* [{id, bytes, old}] of ended runs with logs, oldest first */
 } sweep;
 
+/* A run that logged nothing may still have kept files (runfiles.h). */
+static bool kept_files(exec *ex, const char *run_id)
+{
+    char dir[4096];
+    return ex->core &&
+           runfiles_dir(ex->core->cfg.store.data_dir, run_id, NULL, false, dir, sizeof(dir)) == 0 &&
+           access(dir, F_OK) == 0;
+}
+
 static int sweep_scan(const char *id, json_t *rec, void *ud)
 {
     sweep *s = ud;
@@ -176,7 +188,7 @@ static int sweep_scan(const char *id, json_t *rec, void *ud)
     int64_t fin_ms = 0;
     if (fin)
         rfc3339_parse(fin, &fin_ms);
-    if (!ex_terminal(state) || bytes <= 0)
+    if (!ex_terminal(state) || (bytes <= 0 && !kept_files(s->ex, id)))
         return 0; /* active runs are counted from memory */
     s->total += bytes;
     bool old = s->cutoff_ms > 0 && fin_ms > 0 && fin_ms < s->cutoff_ms;
@@ -223,6 +235,14 @@ static int drop_txn(store_txn *txn, void *ud)
     return rc;
 }
 
+/* What the run's steps fetched goes with its logs (runfiles.h). */
+static void drop_files(exec *ex, const char *run_id)
+{
+    int rc = ex->core ? runfiles_remove(ex->core->cfg.store.data_dir, run_id) : 0;
+    if (rc < 0)
+        log_error("exec", "log retention: the files of run %s: %s", run_id, opsc_strerror(rc));
+}
+
 void ex_log_sweep(exec *ex)
 {
     if (ex->opts.log_retention_ms <= 0 && ex->opts.log_max_bytes <= 0)
@@ -239,7 +259,10 @@ void ex_log_sweep(exec *ex)
         bool over = ex->opts.log_max_bytes > 0 && s.total > ex->opts.log_max_bytes;
         if (rc < 0 || (!over && !json_is_true(json_object_get(v, "old"))))
             continue;
-        rc = store_write(ex->store, drop_txn, (void *)json_string_value(json_object_get(v, "id")));
+        const char *id = json_string_value(json_object_get(v, "id"));
+        rc = store_write(ex->store, drop_txn, (void *)id);
+        if (rc == 0)
+            drop_files(ex, id);
         if (rc == 0) {
             s.total -= json_integer_value(json_object_get(v, "bytes"));
             dropped++;

@@ -14,10 +14,13 @@
 
 /* ---- a new run --------------------------------------------------------------------------- */
 
-typedef struct new_run {
+typedef struct ex_new_run {
     ex_run *r;
     json_t *targets; /* records, index order */
-} new_run;
+    exec_started_cb cb;
+    void *ud;
+    struct ex_new_run *next;
+} ex_new_run;
 
 static int index_put(store_txn *txn, const char *db, const char *parent, const char *run_id)
 {
@@ -26,9 +29,8 @@ static int index_put(store_txn *txn, const char *db, const char *parent, const c
     return store_kv_put(txn, db, key, strlen(key), run_id, strlen(run_id));
 }
 
-static int new_run_txn(store_txn *txn, void *ud)
+static int put_new_run(store_txn *txn, const ex_new_run *n)
 {
-    new_run *n = ud;
     ex_run *r = n->r;
     int rc = store_create(txn, "runs", r->hdr);
     const char *job = json_string_value(json_object_get(r->hdr, "job_id"));
@@ -58,10 +60,55 @@ static int new_run_txn(store_txn *txn, void *ud)
     return rc;
 }
 
-int ex_persist_new_run(exec *ex, ex_run *r, json_t *target_recs)
+int ex_queue_new_run(exec *ex, ex_run *r, exec_started_cb cb, void *ud)
 {
-    new_run n = {r, target_recs};
-    return store_write(ex->store, new_run_txn, &n);
+    ex_new_run *n = calloc(1, sizeof(*n));
+    json_t *recs = json_array();
+    for (uint32_t i = 0; recs && i < r->ntargets; i++)
+        if (json_array_append_new(recs, ex_target_record(&r->targets[i])) < 0)
+            json_decref(recs), recs = NULL;
+    if (!n || !recs) {
+        free(n);
+        json_decref(recs);
+        return OPSC_ENOMEM;
+    }
+    *n = (ex_new_run){r, recs, cb, ud, NULL};
+    if (ex->new_runs_tail)
+        ex->new_runs_tail->next = n;
+    else
+        ex->new_runs = n;
+    ex->new_runs_tail = n;
+    ex_want_flush(ex);
+    return 0;
+}
+
+/* After the commit (rc 0) the runs start, in the order they were created;
+ * after a failed one they are dropped. Either way their callers learn it. */
+static void new_runs_done(exec *ex, ex_new_run *n, int rc)
+{
+    while (n) {
+        ex_new_run *next = n->next;
+        ex_run *r = n->r;
+        if (rc == 0) {
+            log_info("exec", "run %s of job %s v%lld on %u target(s), by %s", r->id,
+                     json_string_value(json_object_get(r->hdr, "job_name")),
+                     (long long)r->plan->version, r->ntargets,
+                     json_string_value(json_object_get(r->hdr, "triggered_by")));
+            /* What was stored, as run_read() would give it back (no "process" yet). */
+            json_t *run = json_copy(r->hdr);
+            if (run)
+                json_object_set(run, "targets", n->targets);
+            n->cb(n->ud, 0, r->id, run); /* run NULL: out of memory for the copy */
+            json_decref(run);
+            ex_run_add(ex, r);
+        } else {
+            n->cb(n->ud, rc, r->id, NULL);
+            ex_run_free(r);
+        }
+        json_decref(n->targets);
+        free(n);
+        n = next;
+    }
 }
 
 /* ---- changes, at the end of the loop turn ------------------------------------------------ */
@@ -104,10 +151,18 @@ static int put_run(store_txn *txn, ex_run *r)
     return rc;
 }
 
+typedef struct flush_set {
+    exec *ex;
+    const ex_new_run *fresh; /* NULL: only the changes */
+} flush_set;
+
 static int flush_txn(store_txn *txn, void *ud)
 {
-    exec *ex = ud;
+    flush_set *f = ud;
+    exec *ex = f->ex;
     int rc = 0;
+    for (const ex_new_run *n = f->fresh; n && rc == 0; n = n->next)
+        rc = put_new_run(txn, n);
     for (ex_target *t = ex->dirty_targets; t && rc == 0; t = t->dirty_next)
         rc = put_target(txn, t);
     for (ex_run *r = ex->dirty_runs; r && rc == 0; r = r->dirty_next)
@@ -115,14 +170,27 @@ static int flush_txn(store_txn *txn, void *ud)
     return rc;
 }
 
+/* New runs and changes in one durable commit: one fsync per loop turn, however
+ * many runs were created or changed in it. A failed commit fails the new runs
+ * and the changes are tried again alone (a new run must not take the state
+ * of the running ones down with it). */
 void ex_flush(exec *ex)
 {
-    if (!ex->dirty_runs && !ex->dirty_targets) {
+    ex_new_run *fresh = ex->new_runs;
+    ex->new_runs = ex->new_runs_tail = NULL; /* a flush re-entered from a callback starts anew */
+    bool dirty = ex->dirty_runs || ex->dirty_targets;
+    if (!fresh && !dirty) {
         ex_flush_done(ex);
         ex_maybe_closed(ex);
         return;
     }
-    int rc = store_write(ex->store, flush_txn, ex);
+    flush_set all = {ex, fresh}, changes = {ex, NULL};
+    int fresh_rc = store_write(ex->store, flush_txn, &all);
+    int rc = !dirty                  ? 0
+             : fresh_rc < 0 && fresh ? store_write(ex->store, flush_txn, &changes)
+                                     : fresh_rc;
+    if (fresh_rc < 0 && fresh_rc != OPSC_ENOSPC)
+        log_error("exec", "storing new runs failed: %s", opsc_strerror(fresh_rc));
     if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("exec", "writing run state failed: %s (the changes of this moment are lost)",
                   opsc_strerror(rc));
@@ -152,6 +220,7 @@ void ex_flush(exec *ex)
         done = next;
     }
     ex_flush_done(ex);
+    new_runs_done(ex, fresh, fresh_rc); /* their starts ask for the next flush */
     ex_maybe_closed(ex);
 }
 

@@ -117,8 +117,8 @@ static int check_local(exec *ex, const exec_run_spec *spec, const json_t *target
 {
     int policy = ex->core ? ex->core->cfg.executor.local_targets : LOCAL_TARGETS_ADMIN;
     bool disabled = policy == LOCAL_TARGETS_DISABLED;
-    if (spec->dry_run || (!disabled && (spec->actor_role == 0 ||
-                                        exec_local_allowed(policy, spec->actor_role))))
+    if (spec->dry_run ||
+        (!disabled && (spec->actor_role == 0 || exec_local_allowed(policy, spec->actor_role))))
         return 0;
     size_t i;
     json_t *t;
@@ -127,7 +127,8 @@ static int check_local(exec *ex, const exec_run_spec *spec, const json_t *target
         const char *tr = json_string_value(json_object_get(t, "transport"));
         if (!tr || strcmp(tr, "local") != 0)
             continue;
-        snprintf(err, errlen, "target '%s' runs its commands on this appliance (transport local): %s",
+        snprintf(err, errlen,
+                 "target '%s' runs its commands on this appliance (transport local): %s",
                  json_string_value(json_object_get(t, "name")),
                  disabled ? "local targets are disabled ([executor] local_targets = disabled)"
                           : "running jobs on local targets needs the admin role ([executor] "
@@ -261,8 +262,9 @@ int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run
     return 0;
 }
 
-int ex_start_run(exec *ex, const exec_run_spec *spec, const char *retry_of,
-                 char run_id[UUID_STR_LEN], char *err, size_t errlen)
+int ex_start_run_async(exec *ex, const exec_run_spec *spec, const char *retry_of,
+                       char run_id[UUID_STR_LEN], char *err, size_t errlen, exec_started_cb cb,
+                       void *ud)
 {
     if (ex->stopping) {
         snprintf(err, errlen, "the daemon is stopping");
@@ -270,24 +272,46 @@ int ex_start_run(exec *ex, const exec_run_spec *spec, const char *retry_of,
     }
     ex_run *r = NULL;
     int rc = ex_prepare(ex, spec, retry_of, &r, err, errlen);
+    if (rc == 0)
+        memcpy(run_id, r->id, UUID_STR_LEN);
+    if (rc == 0 && (rc = ex_queue_new_run(ex, r, cb, ud)) < 0) {
+        snprintf(err, errlen, "%s", opsc_strerror(rc));
+        ex_run_free(r);
+    }
+    return rc;
+}
+
+struct sync_start {
+    bool done;
+    int rc;
+};
+
+static void sync_started(void *ud, int status, const char *run_id, const json_t *run)
+{
+    (void)run_id;
+    (void)run;
+    struct sync_start *s = ud;
+    s->done = true;
+    s->rc = status;
+}
+
+/* Queued like the others, then flushed at once: one commit with whatever
+ * else this turn created or changed, and stored before this returns. */
+int ex_start_run(exec *ex, const exec_run_spec *spec, const char *retry_of,
+                 char run_id[UUID_STR_LEN], char *err, size_t errlen)
+{
+    struct sync_start st = {false, 0};
+    int rc = ex_start_run_async(ex, spec, retry_of, run_id, err, errlen, sync_started, &st);
     if (rc < 0)
         return rc;
-    json_t *recs = json_array();
-    for (uint32_t i = 0; i < r->ntargets; i++)
-        json_array_append_new(recs, ex_target_record(&r->targets[i]));
-    rc = ex_persist_new_run(ex, r, recs);
-    json_decref(recs);
-    if (rc < 0) {
-        snprintf(err, errlen, "storing the run failed: %s", opsc_strerror(rc));
-        ex_run_free(r);
-        return rc;
+    ex_flush(ex);
+    if (!st.done) /* a flush already running (re-entered) stores it: not ours to wait for */
+        st.rc = OPSC_EBUSY;
+    if (st.rc < 0) {
+        snprintf(err, errlen, "storing the run failed: %s", opsc_strerror(st.rc));
+        run_id[0] = '\0';
     }
-    memcpy(run_id, r->id, UUID_STR_LEN);
-    log_info("exec", "run %s of job %s v%lld on %u target(s), by %s", r->id,
-             json_string_value(json_object_get(r->hdr, "job_name")), (long long)r->plan->version,
-             r->ntargets, spec->triggered_by ? spec->triggered_by : "?");
-    ex_run_add(ex, r);
-    return 0;
+    return st.rc;
 }
 
 int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
@@ -301,4 +325,13 @@ int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN
         return rc;
     }
     return ex_start_run(ex, spec, NULL, run_id, err, errlen);
+}
+
+int exec_run_start_async(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
+                         size_t errlen, exec_started_cb cb, void *ud)
+{
+    run_id[0] = '\0';
+    if (!cb || (spec && spec->dry_run))
+        return OPSC_EINVAL;
+    return ex_start_run_async(ex, spec, NULL, run_id, err, errlen, cb, ud);
 }

@@ -2,6 +2,10 @@
  * itself from its copies, and what it asks the loop to do (commands, files, log lines). */
 #include <stdarg.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +14,10 @@
 
 #include "exec_internal.h"
 #include "log.h"
+#include "core.h"
+#include "files.h"
 #include "plugin_host.h"
+#include "runfiles.h"
 #include "template.h"
 #include "util.h"
 
@@ -261,6 +268,85 @@ static int op_get_file(opsc_step_ctx *imp, const char *remote, const char *local
     return ask(imp, &q);
 }
 
+/* ---- files of the run ----------------------------------------------------------------- */
+
+/* From the worker's copies: no cost for the steps that never ask. */
+static int run_dir_of(opsc_step_ctx *imp, char *dir, size_t n)
+{
+    const char *run_id =
+        json_string_value(json_object_get(json_object_get(imp->render_ctx, "run"), "id"));
+    const char *target_id = json_string_value(json_object_get(imp->target, "id"));
+    const char *data = imp->ex->core ? imp->ex->core->cfg.store.data_dir : NULL;
+    int rc = data ? runfiles_dir(data, run_id, target_id, true, dir, n) : OPSC_ENOTSUP;
+    if (rc < 0)
+        log_error("exec", "cannot create the folder of run %s for target %s: %s",
+                  run_id ? run_id : "?", target_id ? target_id : "?", opsc_strerror(rc));
+    return rc;
+}
+
+static const char *op_run_dir(opsc_step_ctx *imp)
+{
+    char dir[PATH_MAX];
+    pthread_mutex_lock(&imp->mu);
+    if (!imp->run_dir && run_dir_of(imp, dir, sizeof(dir)) == 0)
+        imp->run_dir = strdup(dir);
+    pthread_mutex_unlock(&imp->mu);
+    return imp->run_dir;
+}
+
+/* A name a transfer in progress could collide with is no name. */
+static bool fetch_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0, part = sizeof(".opsc-part") - 1;
+    return n && !files_name_check(name, n) &&
+           !(n > part && strcmp(name + n - part, ".opsc-part") == 0);
+}
+
+#define INFO_HAS(info, m) ((info)->size >= offsetof(opsc_step_file, m) + sizeof((info)->m))
+
+static void fill_info(opsc_step_ctx *imp, opsc_step_file *info, const runfiles_digest *d,
+                      bool changed, const char *name)
+{
+    if (!info)
+        return;
+    if (INFO_HAS(info, sha256))
+        memcpy(info->sha256, d->sha256, sizeof(info->sha256));
+    if (INFO_HAS(info, bytes))
+        info->bytes = d->size;
+    if (INFO_HAS(info, changed))
+        info->changed = changed;
+    if (INFO_HAS(info, path)) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", strrchr(imp->run_dir, '/') + 1, name);
+        info->path = keep(imp, strdup(path));
+    }
+}
+
+static int op_fetch_file(opsc_step_ctx *imp, const char *remote, const char *name,
+                         opsc_step_file *info)
+{
+    if (!remote || !fetch_name_ok(name))
+        return OPSC_EINVAL;
+    const char *dir = op_run_dir(imp);
+    char path[PATH_MAX];
+    if (!dir)
+        return OPSC_EIO;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+        return OPSC_E2BIG;
+    int rc = op_get_file(imp, remote, path);
+    if (rc < 0)
+        return rc;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    runfiles_digest d;
+    bool changed = false;
+    rc = dfd < 0 ? -errno : runfiles_digest_record(dfd, name, &d, &changed);
+    if (dfd >= 0)
+        close(dfd);
+    if (rc == 0)
+        fill_info(imp, info, &d, changed, name);
+    return rc;
+}
+
 /* A log line does not wait: it is queued in order with the step's other calls. */
 static void op_log(opsc_step_ctx *imp, int level, const char *msg)
 {
@@ -290,6 +376,8 @@ static const plugin_step_ops step_ops = {
     .cancelled = op_cancelled,
     .sleep = op_sleep,
     .render = op_render,
+    .run_dir = op_run_dir,
+    .fetch_file = op_fetch_file,
 };
 
 const plugin_step_ops *ex_step_ops(void)

@@ -56,6 +56,8 @@ static void release(http_conn *c)
         c->req = NULL;
         if (!req->responded)
             req->gone = true;
+        if (req->fbody)
+            fbody_conn_gone(req->fbody);
         req_detach(req);
     }
     if (c->sse) {
@@ -170,6 +172,8 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     c->write_since = uv_now(c->srv->loop);
+    if (c->req && c->req->fbody)
+        fbody_drained(c->req->fbody);
     if (c->paused && !c->req && c->state == CONN_OPEN && !conn_output_high(c))
         conn_resume(c);
 }
@@ -499,9 +503,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
     }
     req->body_received += (int64_t)len;
     if (req->sink.write) {
-        if (req->sink.write(req->sink.ud, at, len) == 0)
-            return 0;
+        /* A sink that refuses answers first: that answer must say the connection closes. */
+        bool close_after = c->close_after;
         c->close_after = true;
+        if (req->sink.write(req->sink.ud, at, len) == 0) {
+            c->close_after = close_after;
+            return 0;
+        }
         if (!req->responded)
             http_respond_error(req, 500, "internal", NULL, "the upload could not be stored");
         return -1;

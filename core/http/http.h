@@ -287,6 +287,14 @@ const char *http_json_error_text(const json_error_t *e);
  * details {line, column, position}; nothing of the body. */
 void http_respond_invalid_json(http_req *req, const char *prefix, const json_error_t *e);
 
+/* Answer with the contents of `fd` (a regular file open for reading,
+ * transferred: the server closes it), `len` bytes from offset 0, read a
+ * chunk at a time on the loop's thread pool and written as the client reads,
+ * so memory stays bounded whatever the size. The connection serves its next
+ * request once the body is out; a file that shrinks or fails to read cuts
+ * the connection (the length was promised). HEAD sends the head alone. */
+void http_respond_file(http_req *req, int status, const char *content_type, int fd, int64_t len);
+
 /* Server-Sent Events: turn the request into an event stream (this is its
  * response: 200, text/event-stream, no-cache, keep-alive; the connection
  * carries nothing else and closes when the stream ends). Returns NULL when

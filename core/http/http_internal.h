@@ -96,6 +96,7 @@ struct http_req {
     char client[48];
     http_body_sink sink; /* HTTP_ROUTE_STREAM_BODY: where the body goes */
     int64_t body_received;
+    struct file_body *fbody; /* http_respond_file: the body still being sent */
 };
 
 enum conn_state {
@@ -291,6 +292,18 @@ void resp_continue(http_req *req);
 /* Queue the head of a streamed answer (200, no length) plus `extra`
  * header lines; counts as the request's answer. */
 int resp_stream_head(http_req *req, const char *ctype, const char *extra);
+
+/* Queue the head of an answer whose body follows in pieces (Content-Length
+ * `len`); counts as the request's answer, but the connection moves on only
+ * at resp_body_done(). */
+int resp_body_head(http_req *req, int status, const char *ctype, int64_t len);
+void resp_body_done(http_req *req);
+
+/* file_body.c: the connection's output drained (on_write), or the
+ * connection is gone (release) while a file body was being sent. */
+struct file_body;
+void fbody_drained(struct file_body *fb);
+void fbody_conn_gone(struct file_body *fb);
 
 /* sse.c */
 void sse_conn_closed(http_sse *sse);

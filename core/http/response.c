@@ -343,3 +343,19 @@ int resp_stream_head(http_req *req, const char *ctype, const char *extra)
         req->srv->done(req, req->route, 200, req->srv->done_ud);
     return rc;
 }
+
+/* ---- a body sent in pieces (file_body.c) ------------------------------------------------ */
+
+int resp_body_head(http_req *req, int status, const char *ctype, int64_t len)
+{
+    http_conn *c = live_conn(req);
+    if (!c || !mark_answered(req, status))
+        return OPSC_EPIPE;
+    build_head(c, req, status, ctype, len, connection_header(c, req));
+    return conn_write(c, c->out.buf, c->out.len, NULL, 0, NULL);
+}
+
+void resp_body_done(http_req *req)
+{
+    answered(req);
+}

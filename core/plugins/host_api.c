@@ -369,6 +369,17 @@ static int api_step_render(opsc_step_ctx *ctx, const char *text, const char *var
     STEP_FORWARD(render, OPSC_ENOTSUP, ctx, text, vars_json, out, err, errlen);
 }
 
+static const char *api_step_run_dir(opsc_step_ctx *ctx)
+{
+    STEP_FORWARD(run_dir, NULL, ctx);
+}
+
+static int api_step_fetch_file(opsc_step_ctx *ctx, const char *remote, const char *name,
+                               opsc_step_file *info)
+{
+    STEP_FORWARD(fetch_file, OPSC_ENOTSUP, ctx, remote, name, info);
+}
+
 static void api_step_log(opsc_step_ctx *ctx, int level, const char *fmt, ...)
 {
     const plugin_step_ops *ops = step_ops();
@@ -520,6 +531,8 @@ static const opsc_host_api host_api = {
     .local_signal = privsep_signal,
     .local_release = privsep_release,
     .local_kill_recorded = api_local_kill_recorded,
+    .step_run_dir = api_step_run_dir,
+    .step_fetch_file = api_step_fetch_file,
 };
 
 const opsc_host_api *plugin_host_api(void)

@@ -143,17 +143,10 @@ static bool version_file_safe(const char *v)
     return true;
 }
 
-/* Load a file as a run-time installed step library: step-library-only, one
- * library, a version fit for a file name. On refusal nothing is left in the
- * plugin host when `forget` (uploads); otherwise the refusal is listed. */
-int install_load(plugin_install *in, const char *path, bool forget, plugin **out, char *err,
-                 size_t errlen)
+/* A run-time installed library registers one step library and nothing else,
+ * with a version fit for a file name; otherwise it is unloaded again. */
+static int check_loaded(plugin_install *in, plugin *p, plugin **out, char *err, size_t errlen)
 {
-    plugin_load_opts opts = {OPSC_KIND_STEPLIB, forget};
-    plugin *p = NULL;
-    int rc = plugin_host_load(in->h, path, &opts, &p, err, errlen);
-    if (rc < 0)
-        return rc;
     size_t libs = 0, others = 0;
     const opsc_steplib *lib = NULL;
     for (int k = 0; k < REG__COUNT; k++) {
@@ -185,6 +178,27 @@ int install_load(plugin_install *in, const char *path, bool forget, plugin **out
     return OPSC_EINVAL;
 }
 
+/* Load a file as a run-time installed step library: step-library-only, one
+ * library, a version fit for a file name. On refusal nothing is left in the
+ * plugin host when `forget` (uploads); otherwise the refusal is listed. */
+int install_load(plugin_install *in, const char *path, bool forget, const char *manifest,
+                 size_t manifest_len, plugin **out, char *err, size_t errlen)
+{
+    plugin_load_opts opts = {OPSC_KIND_STEPLIB, forget, manifest, manifest_len};
+    plugin *p = NULL;
+    int rc = plugin_host_load(in->h, path, &opts, &p, err, errlen);
+    return rc < 0 ? rc : check_loaded(in, p, out, err, errlen);
+}
+
+int install_load_bundle(plugin_install *in, const char *path, bundle *b, bool forget, plugin **out,
+                        char *err, size_t errlen)
+{
+    plugin_load_opts opts = {OPSC_KIND_STEPLIB, forget};
+    plugin *p = NULL;
+    int rc = bundle_load(in->h, path, b, &opts, &p, err, errlen);
+    return rc < 0 ? rc : check_loaded(in, p, out, err, errlen);
+}
+
 void install_final_path(const plugin_install *in, const plugin *p, const char *sha256, char *buf,
                         size_t n)
 {
@@ -192,7 +206,8 @@ void install_final_path(const plugin_install *in, const plugin *p, const char *s
     for (size_t i = 0; i < in->h->regs[REG_STEPLIB].n && !lib; i++)
         if (in->h->regs[REG_STEPLIB].items[i].owner == p)
             lib = in->h->regs[REG_STEPLIB].items[i].desc;
-    snprintf(buf, n, "%s/%s-%s-%.12s.so", in->dir, lib->name, lib->version, sha256);
+    snprintf(buf, n, "%s/%s-%s-%.12s%s", in->dir, lib->name, lib->version, sha256,
+             bundle_is(p) ? BUNDLE_SUFFIX : ".so");
 }
 
 /* ---- records -------------------------------------------------------------------- */
@@ -282,6 +297,26 @@ static json_t *recheck_signer(plugin_install *in, const json_t *rec, const char 
     return trust_key_json(k);
 }
 
+static bool is_bundle_name(const char *name)
+{
+    size_t n = strlen(name), s = strlen(BUNDLE_SUFFIX);
+    return n > s && strcmp(name + n - s, BUNDLE_SUFFIX) == 0;
+}
+
+/* Unpacked again at every start from the bytes that were checked and
+ * signed: what runs is never a folder someone edited since. */
+static int load_installed_bundle(plugin_install *in, const char *path, const char *data, size_t len,
+                                 plugin **p, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%.*s" BUNDLE_DIR_SUFFIX,
+             (int)(strlen(path) - strlen(BUNDLE_SUFFIX)), path);
+    bundle_rmtree(dir);
+    bundle *b = NULL;
+    int rc = bundle_open(data, len, dir, &b, err, errlen);
+    return rc < 0 ? rc : install_load_bundle(in, path, b, false, p, err, errlen);
+}
+
 static void load_installed(plugin_install *in, const char *path)
 {
     char *data = NULL, sha[65] = "", err[1024];
@@ -296,8 +331,8 @@ static void load_installed(plugin_install *in, const char *path)
     struct record_op op = {sha, NULL};
     store_read(in->st, record_get_txn, &op);
     json_t *signer = op.rec ? recheck_signer(in, op.rec, data, len) : NULL;
-    free(data);
     if (!signer && install_requires_signature(in)) {
+        free(data);
         refuse_file(in, path, sha,
                     op.rec && json_is_string(json_object_get(op.rec, "signature"))
                         ? "its signature does not verify with any trusted publisher key"
@@ -306,7 +341,9 @@ static void load_installed(plugin_install *in, const char *path)
         return;
     }
     plugin *p = NULL;
-    rc = install_load(in, path, false, &p, err, sizeof(err));
+    rc = is_bundle_name(path) ? load_installed_bundle(in, path, data, len, &p, err, sizeof(err))
+                              : install_load(in, path, false, NULL, 0, &p, err, sizeof(err));
+    free(data);
     if (rc < 0) {
         refuse_file(in, path, sha, err);
         json_decref(op.rec);
@@ -326,7 +363,7 @@ static void load_installed(plugin_install *in, const char *path)
 static bool is_installed_name(const char *name)
 {
     size_t n = strlen(name);
-    return name[0] != '.' && n > 3 && strcmp(name + n - 3, ".so") == 0;
+    return name[0] != '.' && ((n > 3 && strcmp(name + n - 3, ".so") == 0) || is_bundle_name(name));
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -347,8 +384,13 @@ static void scan_dir(plugin_install *in)
         char path[PATH_MAX];
         if (fs_join(path, sizeof(path), in->dir, e->d_name) < 0)
             continue;
+        size_t dl = strlen(e->d_name), sl = strlen(BUNDLE_DIR_SUFFIX);
         if (strncmp(e->d_name, INSTALL_INCOMING, strlen(INSTALL_INCOMING)) == 0) {
-            unlink(path);
+            if (unlink(path) < 0)
+                bundle_rmtree(path);
+        } else if (e->d_name[0] != '.' && dl > sl &&
+                   strcmp(e->d_name + dl - sl, BUNDLE_DIR_SUFFIX) == 0) {
+            bundle_rmtree(path); /* unpacked again from its archive, or left by a delete */
         } else if (is_installed_name(e->d_name)) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 16;

@@ -7,7 +7,9 @@
  * and ABI this host accepts and that exports the entry point, Ed25519
  * signature by a trusted publisher key as the policy asks), and a plugin of
  * that name and version already loaded refuses it, all before it is loaded:
- * loading runs its constructors.
+ * loading runs its constructors. A library that runs out of process
+ * (isolation.h) is then loaded only by a step host, in its sandbox, on a
+ * worker, for its manifest: never in the daemon.
  * written as a hidden file in the install directory, then loaded on the
  * loop by the plugin host, which may refuse it (ABI, broken schema or
  * template, a name and version already loaded...). A loaded library is

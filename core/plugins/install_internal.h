@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include "b64.h"
+#include "bundle.h"
 #include "install.h"
 #include "trust.h"
 
@@ -46,9 +47,13 @@ int install_elf_check(const void *data, size_t len, install_elf *out, char *err,
 
 void install_sha256_hex(const void *data, size_t len, char out[65]);
 void install_fsync_dir(const char *dir);
-int install_load(plugin_install *in, const char *path, bool forget, plugin **out, char *err,
-                 size_t errlen);
-/* <dir>/<name>-<version>-<sha256 prefix>.so of the library `p` registered. */
+/* `manifest`: what the step host read of it (isolation.h), or NULL. */
+int install_load(plugin_install *in, const char *path, bool forget, const char *manifest,
+                 size_t manifest_len, plugin **out, char *err, size_t errlen);
+/* The same for a bundle (transferred, also on failure) listed under its archive's `path`. */
+int install_load_bundle(plugin_install *in, const char *path, bundle *b, bool forget, plugin **out,
+                        char *err, size_t errlen);
+/* <dir>/<name>-<version>-<sha256 prefix>.so (or .tar.gz) of the library `p` registered. */
 void install_final_path(const plugin_install *in, const plugin *p, const char *sha256, char *buf,
                         size_t n);
 int install_record_put(plugin_install *in, const char *sha256, json_t *rec);

@@ -12,6 +12,7 @@
 #include <opsc/errors.h>
 
 #include "install_internal.h"
+#include "isolation.h"
 #include "log.h"
 #include "plugin_internal.h"
 #include "util.h"
@@ -30,7 +31,12 @@ typedef struct upload {
     /* results of the worker */
     char sha256[65];
     char incoming[PATH_MAX];
-    install_elf elf; /* what its ELF file says: checked before it is loaded */
+    install_elf elf; /* what its ELF file (or bundle) says: checked before it is loaded */
+    bundle *bundle;  /* a bundle: checked and unpacked into incoming_dir, not yet loaded */
+    char incoming_dir[PATH_MAX];
+    char *manifest; /* what the step host read of a library that runs out of process */
+    size_t manifest_len;
+    bool fetched; /* the manifest was asked for */
     const trust_key *signer;
     json_t *warnings;
     int rc;
@@ -68,6 +74,20 @@ static int check_elf(upload *u)
     return 0;
 }
 
+/* A bundle is checked and unpacked on the worker too: the loop only registers it. */
+static int check_bundle(upload *u, const char *dir)
+{
+    char why[512];
+    int rc = bundle_open(u->data, u->len, dir, &u->bundle, why, sizeof(why));
+    if (rc < 0)
+        return fail(u, rc, rc == OPSC_EABI || rc == OPSC_E2BIG ? "refused" : "not_bundle",
+                    "the upload is refused: %s", why);
+    snprintf(u->elf.name, sizeof(u->elf.name), "%s", bundle_name(u->bundle));
+    snprintf(u->elf.version, sizeof(u->elf.version), "%s", bundle_version(u->bundle));
+    snprintf(u->incoming_dir, sizeof(u->incoming_dir), "%s", dir);
+    return 0;
+}
+
 static int check_signature(upload *u)
 {
     plugin_install *in = u->in;
@@ -102,14 +122,24 @@ static void check_and_write_on_worker(upload *u)
              "the upload's SHA-256 is %s, not the %s that was sent", u->sha256, u->claimed);
         return;
     }
-    if (check_elf(u) < 0 || check_signature(u) < 0)
-        return;
-    char name[64], rnd[17];
+    bool is_bundle = bundle_is_gzip(u->data, u->len);
+    char name[64], rnd[17], dir[PATH_MAX];
     int rc = rand_hex(rnd, 8);
     if (rc == 0) {
-        snprintf(name, sizeof(name), INSTALL_INCOMING "%s.so", rnd);
-        rc = fs_join(u->incoming, sizeof(u->incoming), u->in->dir, name);
+        snprintf(name, sizeof(name), INSTALL_INCOMING "%s%s", rnd,
+                 is_bundle ? BUNDLE_DIR_SUFFIX : ".so");
+        rc = fs_join(dir, sizeof(dir), u->in->dir, name);
     }
+    if (rc < 0) {
+        fail(u, rc, "internal", "naming a file in %s: %s", u->in->dir, opsc_strerror(rc));
+        return;
+    }
+    /* A bundle's signature before anything of it is unpacked. */
+    if (is_bundle ? check_signature(u) < 0 || check_bundle(u, dir) < 0
+                  : check_elf(u) < 0 || check_signature(u) < 0)
+        return;
+    snprintf(name, sizeof(name), INSTALL_INCOMING "%s%s", rnd, is_bundle ? BUNDLE_SUFFIX : ".so");
+    rc = fs_join(u->incoming, sizeof(u->incoming), u->in->dir, name);
     if (rc == 0)
         rc = fs_write_file(u->incoming, u->data, u->len, 0644);
     if (rc < 0) {
@@ -151,6 +181,15 @@ static int place(upload *u, plugin *p)
     install_final_path(in, p, u->sha256, final, sizeof(final));
     int rc = rename(u->incoming, final) < 0 ? -errno : 0;
     bool renamed = rc == 0;
+    char final_dir[PATH_MAX] = "";
+    if (rc == 0 && bundle_is(p)) {
+        snprintf(final_dir, sizeof(final_dir), "%.*s" BUNDLE_DIR_SUFFIX,
+                 (int)(strlen(final) - strlen(BUNDLE_SUFFIX)), final);
+        bundle_rmtree(final_dir); /* left by a delete of these very bytes */
+        rc = rename(u->incoming_dir, final_dir) < 0 ? -errno : bundle_set_dir(p->pstate, final_dir);
+        if (rc == 0)
+            u->incoming_dir[0] = '\0';
+    }
     if (rc == 0)
         rc = plugin_host_set_path(p, final);
     json_t *rec = rc == 0 ? new_record(u, p, strrchr(final, '/') + 1) : NULL;
@@ -164,6 +203,8 @@ static int place(upload *u, plugin *p)
         /* Nothing has called the plugin yet (same loop turn): unloading is safe. */
         if (renamed)
             unlink(final);
+        if (final_dir[0] && !u->incoming_dir[0])
+            bundle_rmtree(final_dir);
         json_decref(rec);
         plugin_host_forget(in->h, p);
         return fail(u, rc, "internal", "installing %s: %s", final, opsc_strerror(rc));
@@ -191,7 +232,11 @@ static void load_uploaded(upload *u, install_result *res)
         res->unchanged = true;
     } else {
         char why[sizeof(u->message)];
-        int rc = install_load(in, u->incoming, true, &p, why, sizeof(why));
+        bundle *b = u->bundle;
+        u->bundle = NULL; /* the load owns it now */
+        int rc = b ? install_load_bundle(in, u->incoming, b, true, &p, why, sizeof(why))
+                   : install_load(in, u->incoming, true, u->manifest, u->manifest_len, &p, why,
+                                  sizeof(why));
         if (rc < 0) {
             fail(u, rc, rc == OPSC_EEXIST ? "conflict" : "refused", "refused: %s", why);
             return;
@@ -208,10 +253,37 @@ static void load_uploaded(upload *u, install_result *res)
     }
 }
 
+/* A library that runs out of process is read by a step host, in its
+ * sandbox, on a worker: after every check that refuses it without running
+ * any of its code (conflict, signature), and never in the daemon. */
+static void fetch_manifest(uv_work_t *req)
+{
+    upload *u = req->data;
+    char why[512];
+    int rc =
+        iso_manifest_fetch(u->in->h, u->incoming, &u->manifest, &u->manifest_len, why, sizeof(why));
+    if (rc < 0)
+        fail(u, rc, "refused", "refused: %s", why);
+}
+
+static bool needs_manifest(upload *u)
+{
+    plugin_install *in = u->in;
+    return !u->fetched && !u->bundle && !in->closing && u->rc == 0 &&
+           plugin_host_isolates(in->h, u->incoming) && !install_entry_by_sha(in, u->sha256) &&
+           !plugin_host_loaded_path(in->h, u->elf.name, u->elf.version);
+}
+
 static void after_upload(uv_work_t *req, int status)
 {
     upload *u = req->data;
     plugin_install *in = u->in;
+    if (status == 0 && needs_manifest(u)) {
+        u->fetched = true;
+        if (uv_queue_work(in->loop, &u->req, fetch_manifest, after_upload) == 0)
+            return;
+        fail(u, OPSC_ENOMEM, "internal", "cannot start reading the library's manifest");
+    }
     install_result res = {0};
     if (in->closing || status == UV_ECANCELED)
         fail(u, OPSC_ESTATE, "unavailable", "the daemon is stopping");
@@ -219,6 +291,10 @@ static void after_upload(uv_work_t *req, int status)
         load_uploaded(u, &res);
     if (u->incoming[0])
         unlink(u->incoming);
+    if (u->incoming_dir[0])
+        bundle_rmtree(u->incoming_dir);
+    bundle_free(u->bundle);
+    free(u->manifest);
     res.rc = u->rc;
     res.code = u->code;
     res.message = u->message;

@@ -83,13 +83,7 @@ int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
     iso->o = *o;
     iso->o.install_dir = iso->o.stephost = iso->o.user = NULL;
     iso->user = strdup(o->user && *o->user ? o->user : "");
-    char dir[PATH_MAX];
-    if (o->install_dir && *o->install_dir && realpath(o->install_dir, dir)) {
-        size_t n = strlen(dir);
-        iso->install_dir = malloc(n + 2);
-        if (iso->install_dir)
-            snprintf(iso->install_dir, n + 2, "%s/", dir);
-    }
+    iso->install_raw = strdup(o->install_dir ? o->install_dir : "");
     find_stephost(o->stephost, iso->stephost, sizeof(iso->stephost));
     pthread_mutex_init(&iso->mu, NULL);
     if (h->iso)
@@ -98,16 +92,40 @@ int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
     return 0;
 }
 
+/* Is `path` in the install directory (an uploaded library)? The policy is
+ * set before install.c makes the folder: it is resolved once it exists. */
+static bool installed_path(isolation *iso, const char *path)
+{
+    char real[PATH_MAX], dir[PATH_MAX];
+    pthread_mutex_lock(&iso->mu);
+    if (!iso->install_dir && iso->install_raw && *iso->install_raw &&
+        realpath(iso->install_raw, dir)) {
+        size_t n = strlen(dir);
+        if ((iso->install_dir = malloc(n + 2)))
+            snprintf(iso->install_dir, n + 2, "%s/", dir);
+    }
+    bool in = iso->install_dir && path && realpath(path, real) &&
+              strncmp(real, iso->install_dir, strlen(iso->install_dir)) == 0;
+    pthread_mutex_unlock(&iso->mu);
+    return in;
+}
+
 /* Does the library at `path` run out of process? */
-static bool isolated_path(const isolation *iso, const char *path)
+static bool isolated_path(isolation *iso, const char *path)
 {
     if (!iso || iso->o.mode == ISO_NEVER)
         return false;
-    if (iso->o.mode == ISO_ALWAYS)
-        return true;
-    char real[PATH_MAX];
-    return iso->install_dir && path && realpath(path, real) &&
-           strncmp(real, iso->install_dir, strlen(iso->install_dir)) == 0;
+    return iso->o.mode == ISO_ALWAYS || installed_path(iso, path);
+}
+
+bool plugin_host_isolates(plugin_host *h, const char *path)
+{
+    return isolated_path(h ? h->iso : NULL, path);
+}
+
+bool plugin_host_uploaded(plugin_host *h, const char *path)
+{
+    return h && h->iso && installed_path(h->iso, path);
 }
 
 /* With iso->mu held. */
@@ -144,12 +162,16 @@ iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg)
     isolation *iso = h ? h->iso : NULL;
     const opsc_steplib *d = reg ? reg->desc : NULL;
     const char *path = reg && reg->owner ? reg->owner->path : NULL;
-    if (!d || !isolated_path(iso, path))
+    bool is_bundle =
+        reg && bundle_is(reg->owner); /* whatever the policy: no code of it loads here */
+    if (!d || !iso || (!is_bundle && !isolated_path(iso, path)))
         return NULL;
     pthread_mutex_lock(&iso->mu);
     iso_lib *l = find_lib(iso, d->name, d->version);
     if (!l)
         l = lib_new(iso, d->name, d->version, path);
+    if (l && is_bundle)
+        l->bundle = reg->state;
     pthread_mutex_unlock(&iso->mu);
     return l;
 }
@@ -158,12 +180,17 @@ json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char 
                                    const char *path)
 {
     isolation *iso = h ? h->iso : NULL;
-    if (!isolated_path(iso, path))
+    size_t n = path ? strlen(path) : 0, s = strlen(BUNDLE_SUFFIX);
+    bool is_bundle = n > s && strcmp(path + n - s, BUNDLE_SUFFIX) == 0;
+    if (!is_bundle && !isolated_path(iso, path))
         return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "in_process", "pid", "restarts",
                          0, "crashes", 0, "quarantined", false, "reason");
-    pthread_mutex_lock(&iso->mu);
-    iso_lib *l = find_lib(iso, name, version);
-    pthread_mutex_unlock(&iso->mu);
+    iso_lib *l = NULL;
+    if (iso) {
+        pthread_mutex_lock(&iso->mu);
+        l = find_lib(iso, name, version);
+        pthread_mutex_unlock(&iso->mu);
+    }
     if (!l)
         return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "process", "pid", "restarts", 0,
                          "crashes", 0, "quarantined", false, "reason");
@@ -251,6 +278,7 @@ void iso_free(isolation *iso)
         return;
     pthread_mutex_destroy(&iso->mu);
     free(iso->install_dir);
+    free(iso->install_raw);
     free(iso->user);
     free(iso);
 }

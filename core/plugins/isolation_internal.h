@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "bundle.h"
 #include "isolation.h"
 #include "shproto.h"
 
@@ -67,12 +68,14 @@ struct iso_lib {
     bool untold; /* quarantined, and the hook has not heard of it yet */
     char reason[320];
     pid_t last_pid;
+    const bundle *bundle; /* a bundle's steps: a process per step (bundle_run), not a host */
     iso_lib *next;
 };
 
 struct isolation {
     iso_opts o;
-    char *install_dir; /* resolved, with a trailing '/' */
+    char *install_raw; /* iso_opts.install_dir, copied */
+    char *install_dir; /* resolved, with a trailing '/'; NULL until the folder exists */
     char stephost[PATH_MAX];
     char *user;         /* iso_opts.user, copied */
     pthread_mutex_t mu; /* the list */
@@ -92,6 +95,13 @@ int iso_proc_send(iso_proc *p, uint32_t id, json_t *msg, const void *data, size_
 /* With lib->mu held: stop the host (SIGTERM or SIGKILL), recording why when nothing else did. */
 void iso_proc_kill(iso_proc *p, int sig, const char *why);
 void iso_msg_free(iso_msg *m);
+/* bundle_run.c: one step of the bundle `l->bundle`, on the worker that runs it. */
+int bundle_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx);
+/* Start opsc-stephost `mode` `path` (--library, --manifest) sandboxed as the
+ * policy says, an empty environment, `fd` as its `as_fd` and /dev/null as its
+ * other standard streams: 0 with *pid, or -errno. Any thread. */
+int iso_spawn(const isolation *iso, const char *mode, const char *path, int fd, int as_fd,
+              pid_t *pid);
 /* A signal's name ("SIGSEGV"). */
 const char *iso_signame(int sig);
 

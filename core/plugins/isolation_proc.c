@@ -254,20 +254,23 @@ static void *reader_main(void *arg)
 
 /* ---- starting one ---------------------------------------------------------------------------- */
 
-static int spawn(iso_lib *l, int sock, pid_t *pid)
+int iso_spawn(const isolation *iso, const char *mode, const char *path, int fd, int as_fd,
+              pid_t *pid)
 {
     char limit[32];
-    snprintf(limit, sizeof(limit), "%lld", (long long)l->iso->o.memory_limit);
-    char *const argv[] = {l->iso->stephost, "--library",      l->path, "--user",
-                          l->iso->user,     "--memory-limit", limit,   NULL};
+    snprintf(limit, sizeof(limit), "%lld", (long long)iso->o.memory_limit);
+    char *const argv[] = {(char *)iso->stephost, (char *)mode, (char *)path, "--user", iso->user,
+                          "--memory-limit",      limit,        NULL};
     char *const env[] = {NULL}; /* never the daemon's: it may hold the master key */
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sock, SHP_HOST_FD);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, SHP_HOST_FD + 1);
-    int rc = posix_spawn(pid, l->iso->stephost, &fa, NULL, argv, env);
+    posix_spawn_file_actions_adddup2(&fa, fd, as_fd);
+    if (as_fd != 0)
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (as_fd != 1)
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&fa, as_fd > 2 ? as_fd + 1 : 3);
+    int rc = posix_spawn(pid, iso->stephost, &fa, NULL, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     return -rc;
 }
@@ -318,7 +321,7 @@ static iso_proc *start(iso_lib *l, char *why, size_t whylen)
     }
     iso_proc *p = calloc(1, sizeof(*p));
     pid_t pid = -1;
-    int rc = p ? spawn(l, sv[1], &pid) : OPSC_ENOMEM;
+    int rc = p ? iso_spawn(l->iso, "--library", l->path, sv[1], SHP_HOST_FD, &pid) : OPSC_ENOMEM;
     close(sv[1]);
     if (rc < 0) {
         snprintf(why, whylen, "the step host %s did not start: %s", l->iso->stephost,

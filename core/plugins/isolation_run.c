@@ -176,6 +176,22 @@ static int sleep_while_alive(iso_call *c, opsc_step_ctx *ctx, uint32_t ms)
     }
 }
 
+/* step_fetch_file for the host: the daemon fetches and hashes; the host gets the digest. */
+static void call_fetch(iso_call *c, opsc_step_ctx *ctx, json_t *msg)
+{
+    const opsc_host_api *api = plugin_host_api();
+    const char *remote = arg(msg, "remote"), *name = arg(msg, "name");
+    opsc_step_file info = {.size = sizeof(info)};
+    int rc = remote && name ? api->step_fetch_file(ctx, remote, name, &info) : OPSC_EINVAL;
+    json_t *r = json_pack("{s:i}", "rc", rc);
+    if (rc == 0)
+        json_object_update_new(r,
+                               json_pack("{s:s, s:I, s:b, s:o}", "sha256", info.sha256, "bytes",
+                                         (json_int_t)info.bytes, "changed", info.changed, "path",
+                                         shp_string(info.path, info.path ? strlen(info.path) : 0)));
+    ret(c, r, NULL, 0);
+}
+
 static json_t *text_reply(const char *value)
 {
     return json_pack("{s:i, s:o}", "rc", 0, "value", shp_string(value, value ? strlen(value) : 0));
@@ -222,6 +238,10 @@ static void serve(iso_call *c, opsc_step_ctx *ctx, json_t *msg)
                                                                    (int)json_integer_value(json_object_get(msg, "mode")))
                                               : api->step_get_file(ctx, remote, local);
         ret(c, json_pack("{s:i}", "rc", rc), NULL, 0);
+    } else if (strcmp(fn, "run_dir") == 0) {
+        ret(c, text_reply(api->step_run_dir(ctx)), NULL, 0);
+    } else if (strcmp(fn, "fetch_file") == 0) {
+        call_fetch(c, ctx, msg);
     } else if (strcmp(fn, "render") == 0) {
         const char *out = NULL;
         char err[256] = "";
@@ -296,6 +316,8 @@ static int converse(iso_call *c, const opsc_step_type *type, opsc_step_ctx *ctx)
 
 int iso_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx)
 {
+    if (l->bundle)
+        return bundle_run(l, type, ctx);
     char why[400] = "";
     pthread_mutex_lock(&l->mu);
     l->users++;

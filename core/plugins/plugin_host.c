@@ -230,30 +230,22 @@ static void forget(plugin_host *h, plugin *p)
     plugin_free(p);
 }
 
-static int load_file(plugin_host *h, const char *path, const char *disabled,
-                     const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+/* A listed plugin for the file at `path`. */
+static plugin *new_plugin(plugin_host *h, const char *path)
 {
     plugin *p = calloc(1, sizeof(*p));
     if (!p || !(p->path = strdup(path)) || add_plugin(h, p) < 0) {
         if (p)
             plugin_free(p);
-        return OPSC_ENOMEM;
+        return NULL;
     }
-    const char *base = strrchr(path, '/');
-    p->name = strdup(base ? base + 1 : path);
-    int rc = open_descriptor(p, err, errlen);
-    if (rc == 0 && disabled && in_list(disabled, p->name)) {
-        p->state = PLUGIN_DISABLED;
-        dlclose(p->dl);
-        p->dl = NULL;
-        p->desc = NULL;
-        log_info("plugins", "%s is disabled by configuration", p->name);
-        return 0;
-    }
-    if (rc == 0)
-        rc = check_descriptor(h, p, opts ? opts->only_kinds : 0, err, errlen);
-    if (rc == 0)
-        rc = init_plugin(h, p, err, errlen);
+    return p;
+}
+
+/* The end of a load: a refused plugin forgotten when asked. */
+static int finish_load(plugin_host *h, plugin *p, int rc, const plugin_load_opts *opts,
+                       plugin **out)
+{
     if (rc < 0 && opts && opts->forget_refused) {
         forget(h, p);
         p = NULL;
@@ -261,6 +253,133 @@ static int load_file(plugin_host *h, const char *path, const char *disabled,
     if (out)
         *out = rc == 0 ? p : NULL;
     return rc;
+}
+
+static int check_and_init(plugin_host *h, plugin *p, const plugin_load_opts *opts, plugin **out,
+                          char *err, size_t errlen)
+{
+    int rc = check_descriptor(h, p, opts ? opts->only_kinds : 0, err, errlen);
+    if (rc == 0)
+        rc = init_plugin(h, p, err, errlen);
+    return finish_load(h, p, rc, opts, out);
+}
+
+/* A listed plugin for the file at `path`, named by the file until its descriptor is read. */
+static plugin *new_file_plugin(plugin_host *h, const char *path)
+{
+    plugin *p = new_plugin(h, path);
+    const char *base = strrchr(path, '/');
+    if (p && !(p->name = strdup(base ? base + 1 : path))) {
+        forget(h, p);
+        return NULL;
+    }
+    return p;
+}
+
+static bool disable(plugin *p, const char *disabled)
+{
+    if (!disabled || !in_list(disabled, p->name))
+        return false;
+    p->state = PLUGIN_DISABLED;
+    if (p->dl)
+        dlclose(p->dl);
+    p->dl = NULL;
+    p->desc = NULL;
+    log_info("plugins", "%s is disabled by configuration", p->name);
+    return true;
+}
+
+/* The manifest of a library that runs out of process (isolation.h): the one
+ * an upload fetched on its worker, or one fetched now. NULL with why. */
+static iso_manifest *manifest_of(plugin_host *h, const char *path, const plugin_load_opts *opts,
+                                 int *rc, char *why, size_t whylen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    iso_manifest *m = NULL;
+    if (opts && opts->manifest)
+        *rc = iso_manifest_parse(opts->manifest, opts->manifest_len, &m, why, whylen);
+    else if ((*rc = iso_manifest_fetch(h, path, &text, &len, why, whylen)) == 0)
+        *rc = iso_manifest_parse(text, len, &m, why, whylen);
+    free(text);
+    return m;
+}
+
+/* Listed and registered from its manifest, none of its code loaded here; 1
+ * when the daemon loads it itself after all (isolation.h: a plugin of its
+ * own directories that needs to be). */
+static int load_manifest(plugin_host *h, const char *path, const char *disabled,
+                         const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+{
+    char why[512];
+    int rc;
+    iso_manifest *m = manifest_of(h, path, opts, &rc, why, sizeof(why));
+    bool own = !plugin_host_uploaded(h, path);
+    if (own && !m && rc == OPSC_ESTATE) {
+        log_warn("plugins", "%s: %s: loaded in the daemon", path, why);
+        return 1;
+    }
+    if (own && m && iso_manifest_wants_process(m)) {
+        log_info("plugins",
+                 "%s provides more than step libraries or binds config keys: loaded "
+                 "in the daemon, its imperative steps still run in a step host",
+                 path);
+        iso_manifest_free(m);
+        return 1;
+    }
+    plugin *p = new_file_plugin(h, path);
+    if (!p) {
+        iso_manifest_free(m);
+        return OPSC_ENOMEM;
+    }
+    if (!m)
+        return finish_load(h, p, refuse(p, rc, err, errlen, "%s", why), opts, out);
+    copy_descriptor(p, iso_manifest_plugin(m));
+    p->desc = iso_manifest_plugin(m);
+    p->pstate = m; /* its init() finds it in *state */
+    if (disable(p, disabled)) {
+        iso_manifest_free(m);
+        p->pstate = NULL;
+        return 0;
+    }
+    rc = check_descriptor(h, p, opts ? opts->only_kinds : 0, err, errlen);
+    if (rc == 0)
+        rc = init_plugin(h, p, err, errlen);
+    if (rc < 0) { /* refused, so never shut down: the manifest is still ours */
+        iso_manifest_free(m);
+        p->pstate = NULL;
+    }
+    return finish_load(h, p, rc, opts, out);
+}
+
+static int load_file(plugin_host *h, const char *path, const char *disabled,
+                     const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+{
+    if ((opts && opts->manifest) || plugin_host_isolates(h, path)) {
+        int rc = load_manifest(h, path, disabled, opts, out, err, errlen);
+        if (rc != 1)
+            return rc;
+    }
+    plugin *p = new_file_plugin(h, path);
+    if (!p)
+        return OPSC_ENOMEM;
+    int rc = open_descriptor(p, err, errlen);
+    if (rc == 0 && disable(p, disabled))
+        return 0;
+    return rc < 0 ? finish_load(h, p, rc, opts, out) : check_and_init(h, p, opts, out, err, errlen);
+}
+
+int plugin_host_load_desc(plugin_host *h, const char *path, const opsc_plugin *desc, void *state,
+                          const plugin_load_opts *opts, plugin **out, char *err, size_t errlen)
+{
+    plugin *p = new_plugin(h, path);
+    if (!p)
+        return OPSC_ENOMEM;
+    copy_descriptor(p, desc);
+    p->desc = desc;
+    p->pstate = state; /* init() finds it in *state */
+    p->bundle = true;
+    return check_and_init(h, p, opts, out, err, errlen);
 }
 
 int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t errlen)

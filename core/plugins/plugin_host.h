@@ -57,6 +57,11 @@ int plugin_host_load_file(plugin_host *h, const char *path, char *err, size_t er
 typedef struct plugin_load_opts {
     unsigned only_kinds; /* non-zero: refuse, before init(), a plugin declaring other kinds */
     bool forget_refused; /* a refused file leaves no entry behind (the caller reports why) */
+    /* The manifest opsc-stephost wrote of it (an upload fetches it on its
+     * worker; isolation.h), borrowed: listed from it, never loaded here.
+     * NULL: loaded, or fetched now, as [steplibs] isolation says. */
+    const char *manifest;
+    size_t manifest_len;
 } plugin_load_opts;
 /* plugin_host_load_file() with options; on success *out (may be NULL) is the
  * plugin. The reason of a refused registration (the step, field and
@@ -150,6 +155,9 @@ struct plugin_step_ops {
     int (*sleep)(opsc_step_ctx *ctx, uint32_t ms);
     int (*render)(opsc_step_ctx *ctx, const char *template_text, const char *vars_json,
                   const char **out, char *err, size_t errlen);
+    const char *(*run_dir)(opsc_step_ctx *ctx);
+    int (*fetch_file)(opsc_step_ctx *ctx, const char *remote, const char *name,
+                      opsc_step_file *info);
 };
 void plugin_host_set_step_ops(plugin_host *h, const plugin_step_ops *ops);
 

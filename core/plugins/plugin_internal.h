@@ -2,6 +2,8 @@
 #ifndef OPSC_PLUGIN_INTERNAL_H
 #define OPSC_PLUGIN_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "plugin_host.h"
 
 /* RETIRED: deleted at run time; unregistered but still mapped (plugin_host_retire). */
@@ -27,6 +29,7 @@ struct plugin {
     const opsc_plugin *desc;
     void *pstate;
     opsc_cfg_entry *cfg_map; /* a copy of the table init() bound its section with (the reference) */
+    bool bundle;             /* a step library bundle (bundle.h): no .so, pstate is the bundle */
 };
 
 typedef struct reg_list {
@@ -54,6 +57,12 @@ struct plugin_host {
     struct privsep *privsep; /* local processes; NULL: refused */
     struct isolation *iso;   /* step libraries out of process (isolation.h); NULL: none */
 };
+
+/* Load a plugin whose descriptor is in memory (`desc`, borrowed until its
+ * shutdown; `state` is what its init() finds in *state): a step library
+ * bundle. The same checks, refusals and options as plugin_host_load(). */
+int plugin_host_load_desc(plugin_host *h, const char *path, const opsc_plugin *desc, void *state,
+                          const plugin_load_opts *opts, plugin **out, char *err, size_t errlen);
 
 /* The one host of this process: the ABI's functions carry no context so
  * plugin authors need not thread one through; a daemon has one host. */

@@ -44,6 +44,7 @@ static void settle(sched *s)
         return;
     sched_state_save(s, -1);
     sched_perform(s);
+    sched_store_runs(s);
 }
 
 void sched_upsert(sched *s, const json_t *rec, int64_t anchor_ms)

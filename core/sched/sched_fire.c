@@ -1,6 +1,7 @@
 /* sched_fire.c - carrying out a tick's decisions through the executor, and following runs' states.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <opsc/errors.h>
@@ -40,10 +41,11 @@ static void active_del(sched_entry *e, const char *run_id)
     e->n_active--;
 }
 
-/* The executor is the authority on what is active; our list names them. */
+/* The executor is the authority on what is active; our list names them.
+ * Runs started but not yet stored count too: they are active once stored. */
 size_t sched_active_count(sched *s, sched_entry *e)
 {
-    return s->exec ? s->ops->active_for_schedule(s->exec, e->def.id) : e->n_active;
+    return (s->exec ? s->ops->active_for_schedule(s->exec, e->def.id) : e->n_active) + e->storing;
 }
 
 static bool terminal(const char *state)
@@ -164,23 +166,29 @@ static void cancel_active(sched *s, sched_entry *e)
     }
 }
 
-static void start_run(sched *s, sched_entry *e, const sched_action *a, const exec_run_spec *spec)
+static exec_run_spec spec_of(const sched_entry *e, int64_t planned_ms)
 {
-    if (!s->exec) {
-        refuse(s, e, spec, "no executor is running in this daemon: the fire cannot start a run");
-        return;
-    }
-    if (a->replace && e->n_active)
-        cancel_active(s, e);
-    sched_run_id run_id = "";
-    char err[512] = "";
-    int rc = s->ops->run_start(s->exec, spec, run_id, err, sizeof(err));
-    if (rc < 0) {
-        char why[SCHED_WHY_MAX];
-        snprintf(why, sizeof(why), "the run could not start: %.280s", *err ? err : opsc_strerror(rc));
-        refuse(s, e, spec, why);
-        return;
-    }
+    return (exec_run_spec){
+        .job_id = e->def.job_id,
+        .params = e->def.params,
+        .targets = e->def.targets,
+        .schedule_id = e->def.id,
+        .planned_at_ms = planned_ms,
+        .triggered_by = "scheduler",
+        .actor_role = e->def.saved_role,
+    };
+}
+
+static void refuse_start(sched *s, sched_entry *e, const exec_run_spec *spec, int rc,
+                         const char *err)
+{
+    char why[SCHED_WHY_MAX];
+    snprintf(why, sizeof(why), "the run could not start: %.280s", *err ? err : opsc_strerror(rc));
+    refuse(s, e, spec, why);
+}
+
+static void started(sched *s, sched_entry *e, const char *run_id, int64_t planned_ms)
+{
     /* The executor announces the run as queued while starting it; if it did
      * not (or it has ended already), its own count says whether to track it. */
     if (active_index(e, run_id) < 0 &&
@@ -190,10 +198,71 @@ static void start_run(sched *s, sched_entry *e, const sched_action *a, const exe
     e->error[0] = '\0';
     s->stats.fired++;
     /* The executor announces the run ("run.state"); the scheduler counts how late it came. */
-    int64_t late = clock_now_ms() - spec->planned_at_ms;
+    int64_t late = clock_now_ms() - planned_ms;
     s->stats.late_ms_sum += (uint64_t)(late > 0 ? late : 0);
     if (late > s->stats.late_ms_max)
         s->stats.late_ms_max = late;
+}
+
+/* A fire whose run waits for the slice's commit (sched_store_runs). */
+typedef struct storing {
+    sched *s;
+    sched_entry *e; /* alive: the commit comes within the same tick */
+    int64_t planned_ms;
+} storing;
+
+static void on_stored(void *ud, int status, const char *run_id, const json_t *run)
+{
+    (void)run;
+    storing *st = ud;
+    sched_entry *e = st->e;
+    e->storing--;
+    if (status < 0) {
+        exec_run_spec spec = spec_of(e, st->planned_ms);
+        refuse_start(st->s, e, &spec, status, "storing the run failed");
+    } else {
+        started(st->s, e, run_id, st->planned_ms);
+    }
+    free(st);
+}
+
+static void start_run(sched *s, sched_entry *e, const sched_action *a, const exec_run_spec *spec)
+{
+    if (!s->exec) {
+        refuse(s, e, spec, "no executor is running in this daemon: the fire cannot start a run");
+        return;
+    }
+    if (a->replace && (e->n_active || e->storing)) {
+        sched_store_runs(s); /* a run it replaces must exist to be cancelled */
+        cancel_active(s, e);
+    }
+    sched_run_id run_id = "";
+    char err[512] = "";
+    storing *st = s->ops->run_start_async && s->ops->flush ? malloc(sizeof(*st)) : NULL;
+    int rc;
+    if (st) {
+        *st = (storing){s, e, spec->planned_at_ms};
+        rc = s->ops->run_start_async(s->exec, spec, run_id, err, sizeof(err), on_stored, st);
+        if (rc == 0) {
+            e->storing++;
+            s->storing = true;
+            return;
+        }
+        free(st);
+    } else {
+        rc = s->ops->run_start(s->exec, spec, run_id, err, sizeof(err));
+    }
+    if (rc < 0)
+        refuse_start(s, e, spec, rc, err);
+    else
+        started(s, e, run_id, spec->planned_at_ms);
+}
+
+void sched_store_runs(sched *s)
+{
+    if (s->storing && s->exec)
+        s->ops->flush(s->exec);
+    s->storing = false;
 }
 
 void sched_perform(sched *s)
@@ -203,15 +272,7 @@ void sched_perform(sched *s)
     for (size_t i = 0; i < s->n_acts; i++) {
         sched_action *a = &s->acts[i];
         sched_entry *e = a->e;
-        exec_run_spec spec = {
-            .job_id = e->def.job_id,
-            .params = e->def.params,
-            .targets = e->def.targets,
-            .schedule_id = e->def.id,
-            .planned_at_ms = a->planned_ms,
-            .triggered_by = "scheduler",
-            .actor_role = e->def.saved_role,
-        };
+        exec_run_spec spec = spec_of(e, a->planned_ms);
         if (a->kind == SCHED_ACT_RUN)
             start_run(s, e, a, &spec);
         else if (a->kind == SCHED_ACT_MISS)

@@ -37,6 +37,7 @@ typedef struct sched_entry {
     size_t n_queue, cap_queue;
     sched_run_id last_run_id;
     size_t starting; /* runs planned in the current tick */
+    size_t storing;  /* runs started through run_start_async, not stored yet */
     bool dirty;      /* state to persist in this tick */
     bool drain;      /* a run ended: the queue may move */
 } sched_entry;
@@ -62,7 +63,9 @@ struct sched {
     sched_defaults dft;
     uint64_t (*mono_ms)(void);
     uv_timer_t timer;
-    uv_timer_t kick; /* a queue to drain on the next loop turn */
+    uv_timer_t kick;      /* a queue to drain on the next loop turn */
+    uv_check_t slice;     /* the next slice of a burst, right after this turn's I/O */
+    uv_idle_t slice_idle; /* keeps that turn's poll from blocking */
     int closing_handles;
     /* heap of armed entries by next_ms */
     sched_entry **heap;
@@ -81,6 +84,7 @@ struct sched {
     int64_t *scratch; /* due instants of one entry */
     size_t cap_scratch;
     bool in_tick;
+    bool storing; /* runs started this tick wait for sched_store_runs() */
     /* clocks */
     int64_t last_wall;
     uint64_t last_mono;
@@ -118,6 +122,8 @@ int sched_mark_dirty(sched *s, sched_entry *e);
 
 /* sched_fire.c: carrying out actions, run tracking. */
 void sched_perform(sched *s);
+/* Store the runs sched_perform() started (one commit), before the progress. */
+void sched_store_runs(sched *s);
 size_t sched_active_count(sched *s, sched_entry *e);
 void sched_on_run_state(const event *ev, void *ud);
 int sched_active_add(sched_entry *e, const char *run_id);

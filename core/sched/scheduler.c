@@ -46,7 +46,9 @@ int sched_new(sched **out, const sched_opts *o)
     s->mono_ms = o->mono_ms ? o->mono_ms : clock_mono_ms;
     uv_timer_init(s->loop, &s->timer);
     uv_timer_init(s->loop, &s->kick);
-    s->timer.data = s->kick.data = s;
+    uv_check_init(s->loop, &s->slice);
+    uv_idle_init(s->loop, &s->slice_idle);
+    s->timer.data = s->kick.data = s->slice.data = s->slice_idle.data = s;
     *out = s;
     return 0;
 }
@@ -103,6 +105,8 @@ void sched_stop(sched *s)
     s->stopping = true;
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->kick);
+    uv_check_stop(&s->slice);
+    uv_idle_stop(&s->slice_idle);
 }
 
 static void free_all(sched *s)
@@ -138,9 +142,11 @@ void sched_close(sched *s)
     if (s->sub_id > 0)
         events_unsubscribe(s->events, s->sub_id);
     s->sub_id = 0;
-    s->closing_handles = 2;
+    s->closing_handles = 4;
     uv_close((uv_handle_t *)&s->timer, on_closed);
     uv_close((uv_handle_t *)&s->kick, on_closed);
+    uv_close((uv_handle_t *)&s->slice, on_closed);
+    uv_close((uv_handle_t *)&s->slice_idle, on_closed);
 }
 
 /* ---- the wake ---------------------------------------------------------------------------------
@@ -188,10 +194,33 @@ static void observe_clocks(sched *s, int64_t wall, uint64_t mono)
     s->last_mono = mono;
 }
 
-/* Each entry's fires are decided and carried out before the next entry's,
- * so the first runs of a burst do not wait for the last ones' decisions. */
-static void fire_due(sched *s, int64_t now)
+/* The next slice runs after the I/O of this loop turn, which does not wait
+ * (the idle handle): a timer would give the CPU away between slices, and on
+ * a busy machine getting it back costs more than the slice. */
+static void on_slice(uv_check_t *h)
 {
+    sched *s = h->data;
+    uv_check_stop(&s->slice);
+    uv_idle_stop(&s->slice_idle);
+    sched_tick(s);
+}
+
+static void on_slice_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
+/* Fires one wake carries out at most: a burst (10,000 schedules at second 0)
+ * goes in slices, and the loop answers HTTP and ends runs between them. */
+#define SLICE_FIRES 256
+#define SLICE_NS    (5 * 1000000ull)
+
+/* Each entry's fires are decided and carried out before the next entry's,
+ * so the first runs of a burst do not wait for the last ones' decisions.
+ * True when due entries were left for the next slice. */
+static bool fire_due(sched *s, int64_t now)
+{
+    uint64_t t0 = uv_hrtime();
     for (size_t i = 0; i < s->n_drains; i++) {
         if (sched_plan_drain(s, s->drains[i]) < 0)
             log_error("sched", "out of memory starting a queued fire");
@@ -199,7 +228,9 @@ static void fire_due(sched *s, int64_t now)
     }
     s->n_drains = 0;
     sched_entry *e;
-    while ((e = sched_heap_top(s)) && e->next_ms <= now) {
+    for (size_t n = 0; (e = sched_heap_top(s)) && e->next_ms <= now; n++) {
+        if (n == SLICE_FIRES || uv_hrtime() - t0 > SLICE_NS)
+            return true;
         if (sched_plan_due(s, e, now) < 0)
             log_error("sched", "schedule %s: out of memory deciding its fires", e->def.id);
         e->next_ms = sched_compute_next(e);
@@ -209,6 +240,7 @@ static void fire_due(sched *s, int64_t now)
             sched_heap_fix(s, e); /* one sift instead of a removal and a push */
         sched_perform(s);
     }
+    return false;
 }
 
 void sched_tick(sched *s)
@@ -217,6 +249,7 @@ void sched_tick(sched *s)
         return;
     uint64_t cpu0 = thread_cpu_ns();
     int64_t now = clock_now_ms();
+    bool more = false;
     s->in_tick = true;
     s->stats.ticks++;
     observe_clocks(s, now, s->mono_ms());
@@ -224,14 +257,26 @@ void sched_tick(sched *s)
         sched_entry *top = sched_heap_top(s);
         bool due = (top && top->next_ms <= now) || s->rewind;
         s->rewind = false;
-        fire_due(s, now);
+        more = fire_due(s, now);
+        sched_store_runs(s); /* the slice's runs in one commit, before the mark */
         /* After the runs started, so that no fsync stands between a fire's
          * instant and its run; a crash before this commit is made good at
-         * the next start from the runs the executor committed (PERSISTENCE). */
-        sched_state_save(s, due ? now : -1);
+         * the next start from the runs the executor committed (PERSISTENCE).
+         * With fires left for the next slice, the mark stops before the
+         * earliest of them. */
+        int64_t through = due ? now : -1;
+        if (more && (top = sched_heap_top(s)) && top->next_ms <= now)
+            through = top->next_ms - 1;
+        sched_state_save(s, through);
     }
     s->in_tick = false;
-    sched_rearm(s);
+    if (more) {
+        uv_timer_stop(&s->timer);
+        uv_check_start(&s->slice, on_slice);
+        uv_idle_start(&s->slice_idle, on_slice_idle);
+    } else {
+        sched_rearm(s);
+    }
     s->stats.tick_ns += thread_cpu_ns() - cpu0;
 }
 

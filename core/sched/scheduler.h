@@ -81,6 +81,12 @@ typedef struct sched_exec_ops {
                              char run_id[UUID_STR_LEN]);
     int (*run_cancel)(exec *ex, const char *run_id, const char *by);
     size_t (*active_for_schedule)(exec *ex, const char *schedule_id);
+    /* Appended: runs of one slice of fires stored by one commit. When both
+     * are set, fires start through run_start_async and the scheduler calls
+     * flush before it commits its own progress (runs first: exactly once). */
+    int (*run_start_async)(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN],
+                           char *err, size_t errlen, exec_started_cb cb, void *ud);
+    void (*flush)(exec *ex);
 } sched_exec_ops;
 
 /* exec.h's functions as linked into this program (the executor's, or a

@@ -85,8 +85,9 @@ static core_settings settings;
 
 static const opsc_cfg_entry settings_map[] = {
     {"files_dir", OPSC_CFG_STRING, "", 0, -1, NULL, 0, offsetof(core_settings, files_dir),
-     "directory on the appliance that file.put, file.template and file.get may use (and "
-     "/api/v1/files serves), created 0700 at start; empty: <data_dir>/files"},
+     "directory on the appliance that file.put and file.template read (and /api/v1/files "
+     "serves; file.get keeps what it fetches with the run), created 0700 at start; empty: "
+     "<data_dir>/files"},
     {"http_allow_local", OPSC_CFG_BOOL, "false", 0, -1, NULL, 0,
      offsetof(core_settings, http_allow_local),
      "http.request may reach the appliance itself (loopback, its own addresses: the daemon's "

@@ -1,11 +1,12 @@
 /* core_file.c - file.put, file.get, file.template: files between the appliance and targets.
  *
- * Files on the appliance are confined to the library's files_dir: a job
- * names them by relative path, and "..", absolute paths and symlinks out of
- * the directory are refused, so a job cannot read the daemon's keys or write
- * over its configuration. Transfers go through the host (streamed and
- * checksum-verified by the transport); a put is skipped when the target's
- * SHA-256 already matches, which makes the steps idempotent.
+ * Files that put and template read are confined to the library's files_dir:
+ * a job names them by relative path, and "..", absolute paths and symlinks
+ * out of the directory are refused, so a job cannot read the daemon's keys.
+ * What get fetches is kept with the run, per target, under a plain file name
+ * (the host writes it: the step never names a path on the appliance). Transfers go through the host
+ * (streamed and checksum-verified by the transport); a put is skipped when the target's SHA-256
+ * already matches, which makes the steps idempotent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,29 +80,6 @@ static int inside_files_dir(const file_ctx *fc, const char *path)
     size_t bl = strlen(base);
     if (strncmp(real, base, bl) != 0 || (real[bl] != '/' && real[bl] != '\0'))
         return core_host->step_fail(fc->ctx, "%s leads outside files_dir", path);
-    return 0;
-}
-
-static int parent_inside_files_dir(const file_ctx *fc, char *path)
-{
-    char *slash = strrchr(path, '/');
-    *slash = '\0';
-    int rc = inside_files_dir(fc, path);
-    *slash = '/';
-    return rc;
-}
-
-static int mkdirs(char *path) /* of the parent of path; modifies path temporarily */
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int rc = mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -errno;
-        *p = '/';
-        if (rc < 0)
-            return rc;
-    }
     return 0;
 }
 
@@ -311,47 +289,49 @@ int core_file_template_run(opsc_step_ctx *ctx, void *lib_state)
     return rc;
 }
 
-/* dest, with the source's file name appended when dest ends with '/'. */
-static void get_destination(const char *src, const char *dest, char *out, size_t n)
+/* The name the run keeps the file under: dest, else the source's last segment. */
+static const char *get_name(const char *src, const char *dest)
 {
-    size_t dl = strlen(dest);
-    if (dl == 0 || dest[dl - 1] != '/') {
-        snprintf(out, n, "%s", dest);
-        return;
-    }
+    if (dest && *dest)
+        return dest;
     const char *base = src + strlen(src);
     while (base > src && base[-1] != '/' && base[-1] != '\\')
         base--;
-    snprintf(out, n, "%s%s", dest, base);
+    return base;
 }
 
+/* What the target sent is kept with the run, per target (opsc_host_api.step_fetch_file): the
+ * host writes and hashes it, so this works the same in and out of the daemon's process. */
 int core_file_get_run(opsc_step_ctx *ctx, void *lib_state)
 {
+    const opsc_host_api *h = core_host;
     file_ctx fc;
-    char rel[PATH_MAX], path[PATH_MAX], before[65] = "", hex[65];
-    uint64_t size;
     int rc = file_begin(&fc, ctx, lib_state);
     const char *src = stepkit_str(fc.params, "src");
-    if (rc == 0) {
-        get_destination(src, stepkit_str(fc.params, "dest"), rel, sizeof(rel));
-        rc = local_path(&fc, rel, path, sizeof(path));
-    }
-    if (rc == 0 && (rc = mkdirs(path)) < 0)
-        rc = core_host->step_fail(ctx, "cannot create the directory for %s: %s", rel,
-                                  opsc_strerror(rc));
+    const char *name = rc == 0 ? get_name(src, stepkit_str(fc.params, "dest")) : NULL;
+    opsc_step_file got = {.size = sizeof(got)};
+    if (rc == 0 && !OPSC_HOST_HAS(h, step_fetch_file))
+        rc = h->step_fail(ctx, "this OpsConductor cannot keep files with a run "
+                               "(step_fetch_file is missing): upgrade it");
+    else if (rc == 0 && strchr(name, '/'))
+        rc = h->step_fail(ctx,
+                          "dest '%s' must be a file name: the run keeps what file.get "
+                          "fetches per target, in no folder of its own",
+                          name);
+    else if (rc == 0 && (rc = h->step_fetch_file(ctx, src, name, &got)) == OPSC_EINVAL)
+        rc = h->step_fail(ctx,
+                          "'%s' cannot name a file of the run (use letters, digits, '.', "
+                          "'_' and '-', not starting with '.': set dest), or %s is not "
+                          "an absolute path",
+                          name, src);
+    else if (rc < 0 && rc != OPSC_ECANCELED)
+        rc = h->step_fail(ctx, "cannot fetch %s: %s", src, opsc_strerror(rc));
     if (rc == 0)
-        rc = parent_inside_files_dir(&fc, path);
-    if (rc == 0 && access(path, F_OK) == 0 && (rc = inside_files_dir(&fc, path)) == 0 &&
-        sha256_file(path, before, &size) < 0)
-        before[0] = '\0';
-    if (rc == 0 && (rc = core_host->step_get_file(ctx, src, path)) < 0)
-        rc = core_host->step_fail(ctx, "cannot fetch %s: %s", src, opsc_strerror(rc));
-    if (rc == 0 && (rc = sha256_file(path, hex, &size)) < 0)
-        rc = core_host->step_fail(ctx, "cannot read the fetched file: %s", opsc_strerror(rc));
+        rc = report(&fc, got.changed, got.sha256, got.bytes);
     if (rc == 0)
-        rc = report(&fc, strcmp(before, hex) != 0, hex, size);
+        rc = stepkit_output(h, ctx, "path", json_string(got.path));
     if (rc == 0)
-        rc = stepkit_output(core_host, ctx, "path", json_string(rel));
+        rc = stepkit_output(h, ctx, "name", json_string(name));
     json_decref(fc.params);
     return rc;
 }

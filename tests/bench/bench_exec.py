@@ -3,12 +3,17 @@
 throughput, memory per running target.
 
     tests/bench/bench_exec.py [--build DIR] runs [N] [CLIENTS]   N runs of a one-step job, local
+    tests/bench/bench_exec.py [--build DIR] [--base-daemon PATH] runrate [SECONDS] [CLIENTS]
+                              the same job POSTed by wrk (CLIENTS connections) for SECONDS, then
+                              until every run finished; with --base-daemon, that daemon too,
+                              alternating, in the same run
     tests/bench/bench_exec.py [--build DIR] ssh [TARGETS]         one job on TARGETS SSH targets
     tests/bench/bench_exec.py [--build DIR] logs [MB]             MB of stdout to an SSE client
     tests/bench/bench_exec.py [--build DIR] memory [TARGETS]      RSS per running target (SSH)
 
 Each starts its own daemon on loopback (and the sshd fixture for ssh and memory; run as root),
 prints its figures and stops everything. Not run by the test suite.
+BENCH_PERF=FILE records the (last) daemon with `perf record -g` while it is measured.
 """
 import argparse
 import json
@@ -39,7 +44,7 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, build, extra=""):
+    def __init__(self, build, extra="", daemon=None):
         self.dir = tempfile.mkdtemp(prefix="opsc-bench-exec-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -47,7 +52,7 @@ class Daemon:
         conf = pathlib.Path(self.dir) / "opsc.conf"
         conf.write_text(f"[server]\nlisten = 127.0.0.1:{self.port}\nshutdown_timeout = 2s\n"
                         f"[store]\ndata_dir = {self.dir}/data\n[log]\nlevel = warn\n" + extra)
-        cmd = [str(build / "core" / "opsconductord"), "-c", str(conf),
+        cmd = [str(daemon or build / "core" / "opsconductord"), "-c", str(conf),
                "-p", str(build / "plugins"), "-p", str(build / "steplibs")]
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
         env["OPSC_BOOTSTRAP_ADMIN_PASSWORD"] = PASSWORD
@@ -113,13 +118,83 @@ def machine():
 
 # ---- runs/s ------------------------------------------------------------------------------------
 
-def bench_runs(d, n, clients):
+def one_step_job(d):
     t = d.post("/api/v1/targets", {"name": "self", "transport": "local"})
     job = d.post("/api/v1/jobs", {"name": "one", "allow_concurrent": True,
                                   "targets": {"ids": [t["id"]]},
                                   "steps": [{"id": "s", "type": "core.shell.command",
                                              "params": {"command": "true"}}]})
     d.wait_run(d.post(f"/api/v1/jobs/{job['id']}/runs", {})["id"])  # warm up
+    return job
+
+
+def run_states(d, job_id):
+    """{run id: state} of every run of the job."""
+    out, cursor = {}, None
+    while True:
+        params = {"job": job_id, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = d.get("/api/v1/runs", **params)["items"]
+        out.update({r["id"]: r["state"] for r in page})
+        if len(page) < 500:
+            return out
+        cursor = page[-1]["id"]
+
+
+class Perf:
+    """perf record -g of the daemon while a figure is measured (BENCH_PERF=FILE)."""
+    def __init__(self, d):
+        out = os.environ.get("BENCH_PERF")
+        self.p = subprocess.Popen(["perf", "record", "--call-graph", "dwarf,16384", "-F", "400", "-o", out, "-p", str(d.proc.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
+            if out else None
+
+    def stop(self):
+        if self.p:
+            self.p.send_signal(2)
+            self.p.wait(60)
+
+
+def bench_runrate(d, secs, clients, label):
+    job = one_step_job(d)
+    before = len(run_states(d, job["id"]))
+    lua = pathlib.Path(d.dir) / "post.lua"
+    lua.write_text('wrk.method = "POST"\nwrk.body = "{}"\n'
+                   'wrk.headers["Content-Type"] = "application/json"\n'
+                   f'wrk.headers["Authorization"] = "Bearer {d.token}"\n')
+    perf = Perf(d)
+    cpu0 = d.cpu_s()
+    t0 = time.monotonic()
+    out = subprocess.run(["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{secs}s", "--latency",
+                          "-s", str(lua), f"{d.base}/api/v1/jobs/{job['id']}/runs"],
+                         capture_output=True, text=True, check=True).stdout
+    posted = time.monotonic() - t0
+    while True:  # runs start in order: wait for the newest to end, then check them all
+        newest = d.get("/api/v1/runs", job=job["id"], limit=1)["items"]
+        if newest and newest[0]["state"] not in TERMINAL:
+            time.sleep(0.01)
+            continue
+        states = run_states(d, job["id"])
+        if all(s in TERMINAL for s in states.values()):
+            break
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    perf.stop()
+    n = len(states) - before
+    cpu = d.cpu_s() - cpu0
+    bad = [ln.strip() for ln in out.splitlines() if "Non-2xx" in ln or "Socket errors" in ln]
+    lat = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()
+           if ln.strip().startswith(("50%", "99%"))}
+    print(f"  {label}: {n} runs POSTed in {posted:.1f} s ({n / posted:.0f}/s, 201 p50 "
+          f"{lat.get('50%')} p99 {lat.get('99%')}), all finished and persisted after "
+          f"{wall:.2f} s -> {n / wall:.0f} runs/s; daemon CPU {cpu * 1e6 / max(n, 1):.0f} µs/run"
+          f"{'; ' + ', '.join(bad) if bad else ''}; load {open('/proc/loadavg').read().split()[0]}")
+    return n / wall
+
+
+def bench_runs(d, n, clients):
+    job = one_step_job(d)
     ids, lock = [], threading.Lock()
     per_client = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
 
@@ -252,13 +327,17 @@ def bench_logs(d, mb):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build"))
-    ap.add_argument("what", choices=["runs", "ssh", "logs", "memory"])
+    ap.add_argument("--base-daemon", help="another opsconductord measured in the same run")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("what", choices=["runs", "runrate", "ssh", "logs", "memory"])
     ap.add_argument("n", nargs="?", type=int)
     ap.add_argument("clients", nargs="?", type=int, default=8)
     a = ap.parse_args()
     build = pathlib.Path(a.build).resolve()
     print(machine())
     extra = "[executor]\nlog_max_per_target = 4G\nlog_max_size = 0\n" if a.what == "logs" else ""
+    if a.what == "runrate":
+        return main_runrate(build, a)
     d = Daemon(build, extra)
     work = None
     try:
@@ -276,6 +355,36 @@ def main():
         if work:
             sshd.stop(work + "/sshd")
             shutil.rmtree(work, ignore_errors=True)
+
+
+def spawn_ceiling(n, clients):
+    """`sh -c true` n times, `clients` at once, by xargs: what starting the processes alone
+    allows on this machine in these minutes (each run starts one such process)."""
+    t0 = time.monotonic()
+    subprocess.run(["xargs", "-P", str(clients), "-I{}", "sh", "-c", "true"],
+                   input="\n".join(map(str, range(n))), text=True, check=True)
+    rate = n / (time.monotonic() - t0)
+    print(f"  ceiling: {n} x `sh -c true` by xargs -P {clients}: {rate:.0f}/s; "
+          f"load {open('/proc/loadavg').read().split()[0]}")
+    return rate
+
+
+def main_runrate(build, a):
+    secs, clients = a.n or 5, a.clients
+    daemons = [("this build", None)] + ([("base", a.base_daemon)] if a.base_daemon else [])
+    print(f"one-step runs (core.shell.command `true`, local), wrk -c{clients} for {secs} s, "
+          f"{a.rounds} round(s), a fresh daemon each")
+    best = {}
+    for r in range(a.rounds):
+        best["xargs"] = max(best.get("xargs", 0), spawn_ceiling(1000, clients))
+        for label, path in daemons:
+            d = Daemon(build, daemon=path)
+            try:
+                best[label] = max(best.get(label, 0), bench_runrate(d, secs, clients, label))
+            finally:
+                d.stop()
+    print("  best: " + ", ".join(f"{k} {v:.0f}/s ({v / best['xargs']:.2f}x xargs)"
+                                 for k, v in best.items() if k != "xargs"))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,24 @@ static int calls_run(opsc_step_ctx *ctx, void *state)
     return 0;
 }
 
+/* step_run_dir and step_fetch_file ("src" into "name"): outputs what they answered. */
+static int fetch_run(opsc_step_ctx *ctx, void *state)
+{
+    (void)state;
+    char json[1200];
+    const char *dir = host->step_run_dir(ctx);
+    opsc_step_file got = {.size = sizeof(got)};
+    int rc = host->step_fetch_file(ctx, host->step_param(ctx, "src"), host->step_param(ctx, "name"),
+                                   &got);
+    if (rc < 0)
+        return host->step_fail(ctx, "fetch: %d", rc);
+    snprintf(json, sizeof(json),
+             "{\"run_dir\": \"%s\", \"sha256\": \"%s\", \"path\": \"%s\", "
+             "\"bytes\": %llu}",
+             dir ? dir : "", got.sha256, got.path ? got.path : "", (unsigned long long)got.bytes);
+    return host->step_set_output(ctx, "got", json);
+}
+
 /* Sets output "key" (default n) to the JSON text "value": the outputs_schema says n is an
  * integer. Passes the call's error on, as a library should. */
 static int typed_run(opsc_step_ctx *ctx, void *state)
@@ -213,6 +231,13 @@ static const opsc_step_type calls = {
     .params_schema = P("\"n\":{\"type\":\"integer\"}"),
     .run = calls_run,
 };
+static const opsc_step_type fetching = {
+    .size = sizeof(opsc_step_type),
+    .name = "fetch",
+    .summary = "keep a file of the target with the run",
+    .params_schema = P("\"src\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"}"),
+    .run = fetch_run,
+};
 static const opsc_step_type typed = {
     .size = sizeof(opsc_step_type),
     .name = "typed",
@@ -231,9 +256,9 @@ static const opsc_step_type typed_decl = {
     .posix_template = "printf '{\"n\": %s}\\n' {{ params.value }}",
     .output_rule = OPSC_OUTPUT_JSON_LAST_LINE,
 };
-static const opsc_step_type *const types[] = {&probe,       &failing,    &waiting, &crashing,
-                                              &misbehaving, &forbidden,  &noop,    &calls,
-                                              &typed,       &typed_decl, NULL};
+static const opsc_step_type *const types[] = {&probe,       &failing,    &waiting,  &crashing,
+                                              &misbehaving, &forbidden,  &noop,     &calls,
+                                              &typed,       &typed_decl, &fetching, NULL};
 
 static const opsc_steplib lib = {
     .size = sizeof(opsc_steplib),

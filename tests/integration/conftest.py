@@ -205,19 +205,44 @@ class Daemon:
             pytest.fail(f"daemon {self.pid} did not exit within {deadline}s after {sig!r}:\n"
                         + self.stderr()[-4000:])
 
-    def wait_ready(self, deadline=READY_DEADLINE_S):
+    def wait_ready(self, deadline=READY_DEADLINE_S, port_taken_ok=False):
+        """Wait until ready; False (with port_taken_ok) when the port was taken meanwhile."""
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if not self.running():
+                if port_taken_ok and "address already in use" in self.stderr():
+                    return False
                 pytest.fail(f"daemon exited with {self.proc.returncode} before ready:\n"
                             + self.stderr()[-4000:])
             try:
-                if requests.get(self.url("/ready"), timeout=1).status_code == 200:
-                    return
+                # the port is ours: another worker's daemon may have got it first, and this one
+                # would then fail to bind after the other had answered
+                if (requests.get(self.url("/ready"), timeout=1).status_code == 200
+                        and listens_on(self.pid, self.port)):
+                    return True
             except requests.RequestException:
                 pass
             time.sleep(0.02)
         pytest.fail("daemon not ready within %ss:\n%s" % (deadline, self.stderr()[-4000:]))
+
+
+def listens_on(pid, port):
+    """True when process `pid` holds a listening TCP socket on `port` (any address)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    except OSError:  # the process is gone, or a descriptor closed while we looked
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port and f[9] in inodes:
+                return True
+    return False
 
 
 def read_all(sock):
@@ -358,11 +383,11 @@ def daemon_factory(tmp_path):
     counter = [0]
 
     def start(config=None, args=(), env=None, wait_ready=True, port=None, preexec_fn=None,
-              login=True):
+              login=True, retries=3):
         counter[0] += 1
         tmp = tmp_path / f"d{counter[0]}"
         tmp.mkdir()
-        port = port or free_port()
+        chosen, port = port, port or free_port()
         config_path = write_config(tmp, port, config)
         stderr_path = tmp / "stderr.log"
         with open(stderr_path, "wb") as err:
@@ -384,7 +409,9 @@ def daemon_factory(tmp_path):
         d.restart = restart
         started.append(d)
         if wait_ready:
-            d.wait_ready()
+            if not d.wait_ready(port_taken_ok=not chosen and retries > 0):
+                started.remove(d)  # a free port another test's process took first: another one
+                return start(config, args, env, wait_ready, None, preexec_fn, login, retries - 1)
             if login and d.admin_password:
                 d.login_admin()
         return d

@@ -195,7 +195,7 @@ def test_viewers_read_and_only_operators_write(d):
     assert viewer.get(d.url("/api/v1/files/seen.txt"), timeout=10).content == b"v"
     assert put(d, "v.txt", b"x" * 200_000, session=viewer).status_code == 403
     assert viewer.delete(d.url("/api/v1/files/seen.txt"), timeout=10).status_code == 403
-    assert sorted(os.listdir(files_dir(d))) == ["seen.txt"]
+    assert sorted(os.listdir(files_dir(d))) == [".seen.txt.sha256", "seen.txt"]  # and its digest
     check(put(d, "o.txt", b"o", session=operator), 201)
     assert operator.delete(d.url("/api/v1/files/o.txt"), timeout=10).status_code == 204
 

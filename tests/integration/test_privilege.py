@@ -205,9 +205,10 @@ def test_an_operator_with_a_local_target_cannot_read_the_daemons_keys_or_memory(
     got = check(mallory.post(d.url("/api/v1/jobs"), json={
         "name": "fetch", "targets": {"ids": [t["id"]]},
         "steps": [{"id": "get", "type": "core.file.get",
-                   "params": {"src": f"{d.data_dir}/jwt.key", "dest": "stolen/jwt.key"}}]}), 201)
+                   "params": {"src": f"{d.data_dir}/jwt.key", "dest": "jwt.key"}}]}), 201)
     run = wait(d, start(d, got["id"], session=mallory)["id"])
     assert run["state"] == "failed"
+    assert "cannot fetch" in run["targets"][0]["steps"][0]["error"], run
 
 
 def test_with_ambient_capabilities_the_daemon_keeps_only_the_one_to_listen_below_1024(ambient):
@@ -261,7 +262,7 @@ def test_local_steps_and_file_steps_act_as_the_local_steps_user(daemon, local_tm
         {"id": "put", "type": "core.file.put",
          "params": {"content": "hello\n", "dest": str(local_tmp / "put.txt")}},
         {"id": "get", "type": "core.file.get",
-         "params": {"src": str(secret), "dest": "fetched/secret"}}]})
+         "params": {"src": str(secret), "dest": "secret"}}]})
     run = wait(daemon, start(daemon, j["id"])["id"])
     assert log_text(daemon, run["id"]).startswith(f"{LOCAL_USER}\n{uid_of(LOCAL_USER)}\n")
     steps = {s["id"]: s for s in run["targets"][0]["steps"]}

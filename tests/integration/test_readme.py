@@ -17,8 +17,10 @@ Notifications and Discovery continue from there. Their example.com servers becom
 on loopback: an SMTP server with STARTTLS and AUTH (its private CA added to the channel),
 one HTTP receiver for the Slack, Teams and webhook URLs, and an sshd on port 22 of a
 loopback address of its own for the scan's ranges (and the rule's), which then onboards it."""
+import hashlib
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -105,7 +107,13 @@ def test_jobs_section_runs_as_written_on_two_ssh_machines(daemon, tmp_path):
         assert sum(1 for ln in lines if re.match(rf"{target} \| slow +\| tick \d$", ln)) == 9
         assert sum(1 for ln in lines if re.match(rf"{target} \* slow +\* succeeded", ln)) == 2
         assert f"  {target}  succeeded" in lines
-    assert len(re.findall(r"^run \S+ succeeded in ", out, re.M)) == 2
+    assert len(re.findall(r"^run \S+ succeeded in ", out, re.M)) == 3  # and os-release's
+    # Files: each target's /etc/os-release kept with the run, listed, one downloaded
+    release = pathlib.Path("/etc/os-release").read_bytes()
+    assert (tmp_path / "web-1.os-release").read_bytes() == release
+    digest = hashlib.sha256(release).hexdigest()
+    assert len(re.findall(rf"^web-[12] +os-release +{len(release)} +{digest} ", out, re.M)) == 2
+    assert (tmp_path / "copy.conf").read_text() == "server_tokens off;\n"
     # The parameter arrived as literal text (the run, as the SSE stream ends with it).
     assert out.count('"greeting":"hello-olga; rm -rf /"') == 2
     assert re.search(r"^\S+ +hello +cancelled +2 ", out, re.M)  # runs list state=cancelled

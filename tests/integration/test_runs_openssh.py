@@ -216,11 +216,13 @@ def test_cancel_leaves_no_remote_process_and_files_travel_intact(daemon_factory,
     r = run(d, [t["id"]],
             {"id": "put", "type": "core.file.put", "params": {"src": "blob.bin", "dest": remote}},
             {"id": "get", "type": "core.file.get",
-             "params": {"src": remote, "dest": "back/blob.bin"}}, timeout=120)
+             "params": {"src": remote, "dest": "blob.bin"}}, timeout=120)
     assert r["state"] == "succeeded", r
     digest = hashlib.sha256(blob).hexdigest()
     assert step(r, "worker", "put")["outputs"]["sha256"] == digest
-    assert hashlib.sha256((files / "back/blob.bin").read_bytes()).hexdigest() == digest
+    kept = d.data_dir / "runs" / r["id"] / "files" / t["id"] / "blob.bin"  # with the run
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == digest
+    assert step(r, "worker", "get")["outputs"]["sha256"] == digest
     os.unlink(remote)
     tag = str(600 + os.getpid() % 1000) + ".25"
     j = job(d, {"name": "long", "targets": {"ids": [t["id"]]},

@@ -28,6 +28,7 @@ void exec_recorder_free(exec *ex)
     }
     free(ex->runs);
     free(ex->active);
+    free(ex->started);
     free(ex);
 }
 
@@ -137,6 +138,36 @@ int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN
     if (ex->end_at_once)
         exec_recorder_end(ex, run_id, "succeeded");
     return 0;
+}
+
+/* Recorded (and stored) at once like exec_run_start; the callback waits for
+ * exec_flush(), as the executor's waits for its commit. */
+struct rec_started {
+    exec_started_cb cb;
+    void *ud;
+    char run_id[UUID_STR_LEN];
+};
+
+int exec_run_start_async(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
+                         size_t errlen, exec_started_cb cb, void *ud)
+{
+    if (grow((void **)&ex->started, &ex->cap_started, ex->n_started, sizeof(*ex->started)) < 0)
+        return OPSC_ENOMEM;
+    int rc = exec_run_start(ex, spec, run_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    struct rec_started *st = &ex->started[ex->n_started++];
+    st->cb = cb;
+    st->ud = ud;
+    memcpy(st->run_id, run_id, UUID_STR_LEN);
+    return 0;
+}
+
+void exec_flush(exec *ex)
+{
+    for (size_t i = 0; i < ex->n_started; i++) /* callbacks may start more: n is read anew */
+        ex->started[i].cb(ex->started[i].ud, 0, ex->started[i].run_id, NULL);
+    ex->n_started = 0;
 }
 
 int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reason,

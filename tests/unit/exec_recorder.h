@@ -44,6 +44,8 @@ struct exec {
     bool quiet;       /* keep no params/targets copies, publish nothing on start (benchmarks) */
     store *store;     /* when set, runs are committed there as the executor does ("runs":
                          id, schedule_id, planned_at, state), before the call returns */
+    struct rec_started *started; /* exec_run_start_async: callbacks exec_flush() calls */
+    size_t n_started, cap_started;
 };
 
 exec *exec_recorder_new(events *ev);

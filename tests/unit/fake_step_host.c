@@ -15,6 +15,8 @@
 
 #include <opsc/errors.h>
 
+#include "files.h"
+#include "runfiles.h"
 #include "template.h"
 #include "util.h"
 
@@ -129,6 +131,36 @@ static int f_get(opsc_step_ctx *ctx, const char *remote, const char *local)
 {
     (void)ctx;
     return copy_file(remote, local, 0600);
+}
+
+static const char *f_run_dir(opsc_step_ctx *ctx)
+{
+    return ctx->run_dir;
+}
+
+/* As the executor does: copy into the run's folder, then hash once into the sidecar. */
+static int f_fetch(opsc_step_ctx *ctx, const char *remote, const char *name, opsc_step_file *info)
+{
+    char path[512];
+    if (!ctx->run_dir || files_name_check(name, strlen(name)))
+        return OPSC_EINVAL;
+    snprintf(path, sizeof(path), "%s/%s", ctx->run_dir, name);
+    int rc = fs_mkdir_p(ctx->run_dir, 0700);
+    if (rc == 0)
+        rc = f_get(ctx, remote, path);
+    int dir = rc == 0 ? open(ctx->run_dir, O_RDONLY | O_DIRECTORY) : -1;
+    runfiles_digest d;
+    if (rc == 0)
+        rc = dir < 0 ? -errno : runfiles_digest_record(dir, name, &d, &info->changed);
+    if (dir >= 0)
+        close(dir);
+    if (rc == 0) {
+        memcpy(info->sha256, d.sha256, sizeof(info->sha256));
+        info->bytes = d.size;
+        snprintf(path, sizeof(path), "web-1/%s", name);
+        info->path = keep(ctx, strdup(path));
+    }
+    return rc;
 }
 
 /* ---- values --------------------------------------------------------------------------- */
@@ -249,6 +281,8 @@ static const plugin_step_ops fake_ops = {
     .cancelled = f_cancelled,
     .sleep = f_sleep,
     .render = f_render,
+    .run_dir = f_run_dir,
+    .fetch_file = f_fetch,
 };
 
 void fake_host_install(plugin_host *h)

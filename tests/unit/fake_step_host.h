@@ -30,6 +30,7 @@ struct opsc_step_ctx {
     char *out, *err; /* the last exec's output, owned until the next call */
     char **pool;     /* other strings handed to the step */
     size_t npool;
+    const char *run_dir; /* step_run_dir; NULL: none (step_fetch_file fails) */
 };
 
 /* Install the fake step API into the plugin host. */

@@ -37,7 +37,7 @@ int run_imperative(int lib, const char *step, opsc_step_ctx *ctx);
 /* Imperative step tests (test_steplibs_run.c). */
 void file_put_copies_once_and_refuses_paths_outside_files_dir(void **state);
 void file_template_renders_run_values_and_vars(void **state);
-void file_get_fetches_into_files_dir(void **state);
+void file_get_keeps_the_file_with_the_run(void **state);
 void http_request_reports_status_and_json_and_fails_on_unexpected_status(void **state);
 void wait_port_succeeds_when_open_and_times_out_when_closed(void **state);
 void wait_duration_sleeps_and_stops_on_cancel(void **state);

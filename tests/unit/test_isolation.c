@@ -21,6 +21,7 @@
 #include "fake_step_host.h"
 #include "isolation.h"
 #include "isolation_internal.h"
+#include "plugin_internal.h"
 #include "shproto.h"
 #include "util.h"
 
@@ -255,6 +256,131 @@ static void never_and_untrusted_keep_libraries_in_process(void **state)
     json_decref(iso);
 }
 
+/* Load `file` of the test plugins in a host of its own with the policy `mode`: its refusal. */
+static int refusal(const char *file, int mode, char *err, size_t errlen)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", TEST_PLUGIN_DIR, file);
+    plugin_host *h = NULL;
+    assert_int_equal(plugin_host_new(&h, &loop, NULL), 0);
+    iso_opts o = {.mode = mode, .stephost = STEPHOST, .memory_limit = 256 << 20};
+    assert_int_equal(plugin_host_set_isolation(h, &o), 0);
+    err[0] = '\0';
+    int rc = plugin_host_load_file(h, path, err, errlen);
+    plugin_host_free(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    plugin_host_current = host;
+    return rc;
+}
+
+static void out_of_process_a_library_is_refused_in_the_same_words(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"test-broken-steplib.so", "test-bad-major.so",
+                                        "test-no-entry.so", "test-uplib-badschema.upload"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char in[512], out[512];
+        int rc_in = refusal(files[i], ISO_NEVER, in, sizeof(in));
+        int rc_out = refusal(files[i], ISO_ALWAYS, out, sizeof(out));
+        assert_true(rc_in < 0);
+        assert_int_equal(rc_out, rc_in);
+        assert_string_equal(out, in);
+    }
+    char err[512];
+    assert_int_equal(refusal("test-marker-crash.upload", ISO_ALWAYS, err, sizeof(err)),
+                     OPSC_EPLUGIN);
+    assert_string_equal(err, "the step host crashed (SIGSEGV) while it loaded the library: in "
+                             "its constructors or init()");
+}
+
+/* iso_manifest_fetch() with a step host that is the shell script `body`. */
+static int fetch_with(const char *body, int64_t timeout_ms, char *err, size_t errlen)
+{
+    char dir[] = "/tmp/opsc-manifest-XXXXXX", path[64], script[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/host", dir);
+    int n = snprintf(script, sizeof(script), "#!/bin/sh\n%s\n", body);
+    assert_int_equal(fs_write_file(path, script, (size_t)n, 0755), 0);
+    plugin_host *h = NULL;
+    assert_int_equal(plugin_host_new(&h, &loop, NULL), 0);
+    iso_opts o = {.mode = ISO_ALWAYS, .stephost = path, .load_timeout_ms = timeout_ms};
+    assert_int_equal(plugin_host_set_isolation(h, &o), 0);
+    char *text = NULL;
+    size_t len = 0;
+    err[0] = '\0';
+    int rc = iso_manifest_fetch(h, "/nonexistent.so", &text, &len, err, errlen);
+    assert_true(rc == 0 || !text);
+    free(text);
+    plugin_host_free(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    plugin_host_current = host;
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
+static void the_manifest_is_bounded_in_size_and_time_and_a_crash_is_named(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(fetch_with("head -c 5000000 /dev/zero", 10000, err, sizeof(err)), OPSC_E2BIG);
+    assert_string_equal(err, "its manifest is larger than 4194304 bytes");
+    assert_int_equal(fetch_with("exec sleep 5", 200, err, sizeof(err)), OPSC_ETIMEDOUT);
+    assert_string_equal(err, "the step host did not finish loading it within 200 ms: its "
+                             "constructors or init() hang ([steplibs] host_load_timeout)");
+    assert_int_equal(fetch_with("kill -SEGV $$", 10000, err, sizeof(err)), OPSC_EPLUGIN);
+    assert_string_equal(err, "the step host crashed (SIGSEGV) while it loaded the library: in "
+                             "its constructors or init()");
+    assert_int_equal(fetch_with("echo '{}'; exit 3", 10000, err, sizeof(err)), OPSC_EPLUGIN);
+    assert_string_equal(err, "the step host exited (status 3) while it loaded the library");
+    assert_int_equal(fetch_with("echo '{\"manifest\": 1}'", 10000, err, sizeof(err)), 0);
+}
+
+static void a_hostile_manifest_is_refused_never_trusted(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "",
+        "[]",
+        "{\"manifest\": 2}",
+        "{\"manifest\": 1}",
+        "{\"manifest\": 1, \"error\": 7}",
+        "{\"manifest\": 1, \"plugin\": {\"name\": 1, \"kinds\": 2, \"abi_major\": 1, "
+        "\"abi_minor\": 0, \"init\": true}}",
+        "{\"manifest\": 1, \"plugin\": {\"name\": \"x\", \"kinds\": -1, \"abi_major\": 1, "
+        "\"abi_minor\": 0, \"init\": true}}",
+        "{\"manifest\": 1, \"plugin\": {\"name\": \"x\", \"kinds\": 2, \"abi_major\": 1, "
+        "\"abi_minor\": 0, \"init\": true}, \"init\": {\"rc\": \"0\", \"log\": []}}",
+        "{\"manifest\": 1, \"plugin\": {\"name\": \"x\", \"kinds\": 2, \"abi_major\": 1, "
+        "\"abi_minor\": 0, \"init\": true}, \"steplibs\": {}}",
+        "{\"manifest\": 1, \"plugin\": {\"name\": \"x\", \"kinds\": 2, \"abi_major\": 1, "
+        "\"abi_minor\": 0, \"init\": true}, \"steplibs\": [{\"name\": \"x\", \"version\": "
+        "\"1.0.0\", \"abi\": \"1.0\", \"steps\": [{\"name\": \"s\", \"executable\": \"x\"}]}]}",
+        "{\"manifest\": 1, \"plugin\": {\"name\": \"x\", \"kinds\": 2, \"abi_major\": 1, "
+        "\"abi_minor\": 0, \"init\": true}, \"steplibs\": [{\"name\": \"x\", \"version\": "
+        "\"1.0.0\", \"abi\": \"1.0\", \"steps\": [{\"name\": \"s\", \"imperative\": 1}]}]}",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        iso_manifest *m = NULL;
+        char err[512] = "";
+        assert_true(iso_manifest_parse(docs[i], strlen(docs[i]), &m, err, sizeof(err)) < 0);
+        assert_null(m);
+        assert_true(err[0] != '\0');
+    }
+    /* What a real host wrote of testexec: its descriptor and both forms of step. */
+    char *text = NULL, err[512] = "";
+    size_t len = 0;
+    assert_int_equal(iso_manifest_fetch(host, EXEC_STEPS_SO, &text, &len, err, sizeof(err)), 0);
+    iso_manifest *m = NULL;
+    assert_int_equal(iso_manifest_parse(text, len, &m, err, sizeof(err)), 0);
+    free(text);
+    const opsc_plugin *d = iso_manifest_plugin(m);
+    assert_string_equal(d->name, "steplib-testexec");
+    assert_int_equal(d->kinds, OPSC_KIND_STEPLIB);
+    assert_false(iso_manifest_wants_process(m));
+    iso_manifest_free(m);
+}
+
 static void frames_decode_whole_or_wait_and_refuse_garbage(void **state)
 {
     (void)state;
@@ -292,6 +418,9 @@ int main(void)
         cmocka_unit_test(five_crashes_quarantine_until_reenabled),
         cmocka_unit_test(a_host_that_breaks_the_protocol_is_killed),
         cmocka_unit_test(never_and_untrusted_keep_libraries_in_process),
+        cmocka_unit_test(out_of_process_a_library_is_refused_in_the_same_words),
+        cmocka_unit_test(a_hostile_manifest_is_refused_never_trusted),
+        cmocka_unit_test(the_manifest_is_bounded_in_size_and_time_and_a_crash_is_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

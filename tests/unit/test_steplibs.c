@@ -615,7 +615,7 @@ int main(void)
         cmocka_unit_test(steps_refuse_targets_of_another_family),
         cmocka_unit_test(file_put_copies_once_and_refuses_paths_outside_files_dir),
         cmocka_unit_test(file_template_renders_run_values_and_vars),
-        cmocka_unit_test(file_get_fetches_into_files_dir),
+        cmocka_unit_test(file_get_keeps_the_file_with_the_run),
         cmocka_unit_test(http_request_reports_status_and_json_and_fails_on_unexpected_status),
         cmocka_unit_test(wait_port_succeeds_when_open_and_times_out_when_closed),
         cmocka_unit_test(wait_duration_sleeps_and_stops_on_cancel),

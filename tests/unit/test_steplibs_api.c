@@ -420,6 +420,64 @@ static void installed_libraries_load_again_after_a_restart(void **state)
     expect_ok(upload(f, "test-uplib-2.0.0.upload"), "2.0.0"); /* still the same bytes */
 }
 
+/* ---- bundles --------------------------------------------------------------------------- */
+
+/* <dir>/<name>.tar.gz made by tar(1) from a manifest and one executable. */
+static void make_bundle(struct fx *f, const char *name, const char *manifest, char *path, size_t n)
+{
+    char src[256], file[300], cmd[1024];
+    snprintf(src, sizeof(src), "%s/src-%s", f->dir, name);
+    assert_int_equal(fs_mkdir_p(src, 0755), 0);
+    snprintf(file, sizeof(file), "%s/steplib.json", src);
+    assert_int_equal(fs_write_file(file, manifest, strlen(manifest), 0644), 0);
+    snprintf(file, sizeof(file), "%s/run.sh", src);
+    assert_int_equal(fs_write_file(file, "#!/bin/sh\n", 10, 0755), 0);
+    snprintf(path, n, "%s/%s.tar.gz", f->dir, name);
+    snprintf(cmd, sizeof(cmd), "tar -czf '%s' -C '%s' steplib.json run.sh", path, src);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void a_bundle_installs_unpacked_loads_again_after_a_restart_and_deletes(void **state)
+{
+    struct fx *f = *state;
+    char path[300], bad[300], dir[300];
+    make_bundle(f, "good",
+                "{\"name\": \"scripted\", \"version\": \"1.0.0\", \"abi\": \"1.2\", \"steps\": "
+                "[{\"name\": \"go\", \"executable\": \"run.sh\"}, {\"name\": \"say\", "
+                "\"posix_template\": \"echo hi\"}]}",
+                path, sizeof(path));
+    make_bundle(
+        f, "bad",
+        "{\"name\": \"scripted\", \"version\": \"1.1.0\", \"abi\": \"1.2\", \"steps\": "
+        "[{\"name\": \"go\", \"params_schema\": {\"type\": 3}, \"executable\": \"run.sh\"}]}",
+        bad, sizeof(bad));
+    expect_refused(upload(f, bad), OPSC_ESCHEMA, "refused", "scripted.go: params_schema");
+    assert_int_equal(files_in(f, ""), 0); /* neither the archive nor its folder stays */
+    struct up u = upload(f, path);
+    assert_int_equal(u.rc, 0);
+    assert_string_equal(u.name, "scripted");
+    install_lib lib;
+    assert_true(install_find(f->in, "scripted", "1.0.0", &lib));
+    assert_non_null(strstr(lib.path, ".tar.gz"));
+    snprintf(dir, sizeof(dir), "%.*s.d/run.sh", (int)(strlen(lib.path) - 7), lib.path);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0755);
+    assert_true(resolves(f, "scripted.go@1", "1.0.0"));
+    assert_true(upload(f, path).unchanged);
+
+    unlink(dir); /* the folder is made again from the archive at start */
+    restart(f, "", INSTALL_SIG_AUTO);
+    assert_true(resolves(f, "scripted.say", "1.0.0"));
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(files_in(f, INSTALL_INCOMING), 0);
+    json_t *jobs = NULL;
+    char err[256];
+    assert_int_equal(install_delete(f->in, "scripted", "1.0.0", &jobs, err, sizeof(err)), 0);
+    assert_false(resolves(f, "scripted.go", NULL));
+    assert_int_equal(files_in(f, "scripted-1.0.0-"), 1); /* the folder, until the next start */
+}
+
 /* ---- signatures ------------------------------------------------------------------------- */
 
 static void
@@ -528,6 +586,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             a_version_is_deleted_only_when_every_job_still_resolves_without_it, setup_open,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            a_bundle_installs_unpacked_loads_again_after_a_restart_and_deletes, setup_open,
             teardown),
         cmocka_unit_test_setup_teardown(installed_libraries_load_again_after_a_restart, setup_open,
                                         teardown),

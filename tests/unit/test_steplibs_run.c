@@ -134,27 +134,41 @@ void file_template_renders_run_values_and_vars(void **state)
     fake_ctx_free(ctx);
 }
 
-void file_get_fetches_into_files_dir(void **state)
+void file_get_keeps_the_file_with_the_run(void **state)
 {
     (void)state;
-    char remote[256], stored[512];
+    char remote[256], run_dir[256], stored[512];
     snprintf(remote, sizeof(remote), "%s/error.log", world.dir);
+    snprintf(run_dir, sizeof(run_dir), "%s/runs/r1/files/web-1", world.dir);
     assert_int_equal(fs_write_file(remote, "boom\n", 5, 0600), 0);
-    for (int round = 0; round < 2; round++) {
-        opsc_step_ctx *ctx =
-            ctx_for("linux", "{\"src\": \"%s\", \"dest\": \"fetched/web-1/\"}", remote);
+    for (int round = 0; round < 2; round++) { /* no dest: the source's name */
+        opsc_step_ctx *ctx = ctx_for("linux", "{\"src\": \"%s\"}", remote);
+        ctx->run_dir = run_dir;
         assert_int_equal(run_imperative(LIB_CORE, "file.get", ctx), 0);
-        assert_string_equal(out_str(ctx, "path"), "fetched/web-1/error.log");
+        assert_string_equal(out_str(ctx, "path"), "web-1/error.log");
+        assert_string_equal(out_str(ctx, "name"), "error.log");
+        assert_string_equal(out_str(ctx, "sha256"), /* sha256sum of "boom\n" */
+                            "8d7a531d714c4bd7121bf7d639c6191ff6495a4f1132c9ae3cdd672be0168954");
         assert_true(out_true(ctx, "changed") == (round == 0));
         assert_int_equal(json_integer_value(json_object_get(ctx->outputs, "size")), 5);
         fake_ctx_free(ctx);
     }
-    snprintf(stored, sizeof(stored), "%s/fetched/web-1/error.log", world.files_dir);
+    snprintf(stored, sizeof(stored), "%s/error.log", run_dir);
     char *text = slurp(stored);
     assert_string_equal(text, "boom\n");
     free(text);
-    opsc_step_ctx *ctx = ctx_for("linux", "{\"src\": \"%s\", \"dest\": \"/etc/x\"}", remote);
-    expect_failure(ctx, run_imperative(LIB_CORE, "file.get", ctx), "relative path");
+    snprintf(stored, sizeof(stored), "%s/.error.log.sha256", run_dir); /* hashed once, kept */
+    text = slurp(stored);
+    assert_non_null(
+        strstr(text, "8d7a531d714c4bd7121bf7d639c6191ff6495a4f1132c9ae3cdd672be0168954"));
+    free(text);
+    opsc_step_ctx *ctx = ctx_for("linux", "{\"src\": \"%s\", \"dest\": \"logs/x\"}", remote);
+    ctx->run_dir = run_dir;
+    expect_failure(ctx, run_imperative(LIB_CORE, "file.get", ctx), "must be a file name");
+    fake_ctx_free(ctx);
+    ctx = ctx_for("linux", "{\"src\": \"%s\", \"dest\": \"..\"}", remote);
+    ctx->run_dir = run_dir;
+    expect_failure(ctx, run_imperative(LIB_CORE, "file.get", ctx), "cannot name a file of the run");
     fake_ctx_free(ctx);
 }
 

@@ -290,6 +290,29 @@ typedef struct opsc_host_api {
      * processes killed (>= 0) or a negative code, and a message (borrowed). */
     int (*local_kill_recorded)(const char *handle,
                                void (*done)(void *ud, int killed, const char *msg), void *ud);
+    /* ---- files of the run (step worker; ABI 1.3: check with OPSC_HOST_HAS) -- */
+    /* A run keeps what its steps fetched beside its logs, per target, and
+     * the run-log retention removes it with them; GET /api/v1/runs/{id}/files
+     * lists it and serves it.
+     *
+     * The folder of this step's run and target on the appliance
+     * (<data dir>/runs/<run id>/files/<target id>), created 0700 on first
+     * use. Owned by the host until run() returns; NULL when it cannot be
+     * made (the reason is in the daemon's log). An out-of-process library
+     * gets the same path but may not write there itself: fetch into it with
+     * step_fetch_file(), which works alike in and out of process. */
+    const char *(*step_run_dir)(opsc_step_ctx *ctx);
+    /* Fetch `remote_path` (absolute, on the target) into the run's folder
+     * as `name` (one segment of [A-Za-z0-9._-], not starting with '.', at
+     * most 255 bytes; both borrowed until return), streamed and
+     * checksum-verified like step_get_file(), replacing a file of that name
+     * whole. The host computes the file's SHA-256 once, keeps it beside the
+     * file for the API, and fills `info` (may be NULL; set its `size`
+     * first). Errors: OPSC_EINVAL (a bad name or path), the transport's
+     * error, OPSC_ECANCELED, or -errno of the appliance's file system
+     * (-ENOSPC); nothing half-written stays under the name. */
+    int (*step_fetch_file)(opsc_step_ctx *ctx, const char *remote_path, const char *name,
+                           opsc_step_file *info);
 } opsc_host_api;
 
 #ifdef __cplusplus

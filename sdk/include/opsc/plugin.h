@@ -25,7 +25,11 @@
  * in GET /api/v1/plugins, when: a symbol is unresolved; the entry is
  * missing; the descriptor's abi_major differs from the host's or its
  * abi_minor is newer; the name is taken; init() fails. A refused plugin
- * never stops the daemon.
+ * never stops the daemon. A step library that runs out of process (an
+ * upload, by default) is loaded that way only by opsc-stephost, in its
+ * sandbox: init() runs there, once per upload, daemon start and host, and
+ * the daemon reads what it registered (the same checks and refusals). Its
+ * shutdown() is not called then.
  *
  * Lifetime. init() runs once on the loop thread at start (or when an admin
  * installs the plugin at run time). The plugin registers what it provides
@@ -55,7 +59,7 @@ extern "C" {
  * major and a minor no newer than its own. The minor grows when members are
  * appended to a table; the major only when something is removed or changed. */
 #define OPSC_ABI_MAJOR 1
-#define OPSC_ABI_MINOR 2
+#define OPSC_ABI_MINOR 3
 
 /* Kinds a plugin provides (bit set). Appended only. */
 #define OPSC_KIND_TRANSPORT (1u << 0)

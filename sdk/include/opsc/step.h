@@ -160,6 +160,17 @@ typedef struct opsc_step_exec_opts {
     bool sensitive;              /* the command line is not logged */
 } opsc_step_exec_opts;
 
+/* What opsc_host_api.step_fetch_file() stored (ABI 1.3). The caller sets
+ * `size` to sizeof(opsc_step_file); the host fills the members that fit. */
+typedef struct opsc_step_file {
+    size_t size;      /* sizeof(opsc_step_file) the plugin was built with */
+    char sha256[65];  /* the stored file's SHA-256, lower-case hex, NUL-terminated */
+    uint64_t bytes;   /* its size */
+    bool changed;     /* a file of that name was there before, with other content */
+    const char *path; /* "<target id>/<name>": where GET /api/v1/runs/{id}/files/ serves it;
+                         owned by the host until run() returns */
+} opsc_step_file;
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,2 @@
+read -r up _ </proc/uptime
+echo "OPSC_OUTPUT seconds=${up%.*}"
