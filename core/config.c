@@ -560,6 +560,16 @@ static const opsc_cfg_entry store_map[] = {
      "initial LMDB map size; it grows by itself when full"},
     {"max_map_size", OPSC_CFG_SIZE, "64G", 1 << 20, 1LL << 44, NULL, 0, STO(max_map_size),
      "the map never grows beyond this"},
+    {"backend", OPSC_CFG_ENUM, "lmdb", 0, -1, "lmdb|postgresql", 0, STO(backend),
+     "where the records live: the embedded LMDB store in data_dir, or a PostgreSQL database "
+     "that several daemons share (cluster mode, docs/cluster.md)"},
+    {"postgresql_url", OPSC_CFG_STRING, "", 0, -1, NULL, OPSC_CFG_SECRET, STO(postgresql_url),
+     "backend = postgresql: a libpq URL or connection string; keep the password out of it "
+     "(PGPASSWORD, PGPASSFILE or a client certificate)"},
+    {"lease_ttl", OPSC_CFG_DURATION, "15s", 1000, 600000, NULL, 0, STO(lease_ttl_ms),
+     "backend = postgresql: how long the leader's lease lasts unrenewed; nodes beat every fifth "
+     "of it, a leader steps down when two thirds passed without renewal, and a node silent for "
+     "this long is dead"},
     {NULL},
 };
 #undef STO

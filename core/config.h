@@ -90,7 +90,13 @@ struct store_cfg {
     const char *data_dir;
     int64_t map_size;
     int64_t max_map_size;
+    int backend;                /* enum store_backend */
+    const char *postgresql_url; /* secret: libpq URL or connection string */
+    int64_t lease_ttl_ms;       /* cluster mode: the leader lease (docs/cluster.md 2.2) */
 };
+
+/* [store] backend: where records live (docs/cluster.md). */
+enum store_backend { STORE_BACKEND_LMDB, STORE_BACKEND_POSTGRESQL };
 
 struct log_cfg {
     int level;  /* OPSC_LOG_* */

@@ -17,7 +17,7 @@ static const struct {
     const char *name, *doc;
 } section_docs[] = {
     {"server", "The REST API: where it listens and the limits that protect it."},
-    {"store", "The embedded LMDB store and the data directory."},
+    {"store", "The store: embedded LMDB in the data directory, or PostgreSQL (cluster mode)."},
     {"log", "The daemon's own log."},
     {"plugins", "Where plugins are found, and which ones are not loaded."},
     {"auth", "Logins, access and refresh tokens, and the limits on failed logins."},

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "cluster.h"
 #include "discovery.h"
 #include "files.h"
 #include "discovery_routes.h"
@@ -52,13 +53,36 @@ static int open_data_dir(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
+int core_store_open(const struct config *cfg, store **out, char *err, size_t errlen)
+{
+    bool pg = cfg->store.backend == STORE_BACKEND_POSTGRESQL;
+    store_opts opts = {
+        .map_size = cfg->store.map_size,
+        .max_map_size = cfg->store.max_map_size,
+        .postgresql_url = pg ? cfg->store.postgresql_url : NULL,
+    };
+    char origin[512];
+    bool no_url = pg && !*cfg->store.postgresql_url;
+    cfg_origin(cfg->file, "store", no_url ? "backend" : "postgresql_url", origin, sizeof(origin));
+    if (no_url) {
+        snprintf(err, errlen,
+                 "%s: [store] backend: postgresql needs [store] postgresql_url (or "
+                 "OPSC_STORE_POSTGRESQL_URL)",
+                 origin);
+        return OPSC_EINVAL;
+    }
+    int rc = store_open(out, cfg->store.data_dir, &opts, err, errlen);
+    if (rc < 0 && pg) { /* say where the URL came from, never what it is */
+        char why[768];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "%s: [store] postgresql_url: %s", origin, why);
+    }
+    return rc;
+}
+
 static int open_store(struct opsc_core *c, char *err, size_t errlen)
 {
-    store_opts opts = {
-        .map_size = c->cfg.store.map_size,
-        .max_map_size = c->cfg.store.max_map_size,
-    };
-    return store_open(&c->store, c->cfg.store.data_dir, &opts, err, errlen);
+    return core_store_open(&c->cfg, &c->store, err, errlen);
 }
 
 /* Records GET handlers send as stored: the hot ones of a read-heavy client. */
@@ -82,8 +106,10 @@ static int open_identity(struct opsc_core *c, char *err, size_t errlen)
 
 /* After the store and the executor it starts runs through, before the
  * HTTP server whose schedule routes use it. */
-static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
+int core_sched_open(struct opsc_core *c, bool start, char *err, size_t errlen)
 {
+    sched_close(c->sched);
+    c->sched = NULL;
     sched_opts o = {
         .loop = c->loop,
         .store = c->store,
@@ -93,7 +119,7 @@ static int open_scheduler(struct opsc_core *c, char *err, size_t errlen)
         .cfg = &c->cfg.scheduler,
     };
     int rc = sched_new(&c->sched, &o);
-    if (rc == 0)
+    if (rc == 0 && start)
         rc = sched_start(c->sched, err, errlen);
     return rc;
 }
@@ -183,6 +209,9 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
         .capture_limit = e->capture_limit,
         .on_run_persisted = notify_run_persisted,
         .on_run_persisted_ud = c->notify,
+        .on_run_new = cluster_on_run_new,
+        .on_run_new_ud = c,
+        .node_id = store_is_shared(c->store) ? c->node_id : NULL,
     };
     return exec_new(&c->exec, c, &o, err, errlen);
 }
@@ -284,6 +313,8 @@ static int start_http(struct opsc_core *c, char *err, size_t errlen)
         rc = api_discovery_register(c);
     if (rc == 0)
         rc = api_files_register(c);
+    if (rc == 0)
+        rc = api_cluster_register(c);
     if (rc == 0)
         open_web(c);
     if (rc == 0) {
@@ -394,6 +425,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = events_new(&c->events);
     if (rc == 0)
         rc = open_data_dir(c->cfg.store.data_dir, err, errlen);
+    if (rc == 0) /* before the executor: in a cluster its runs carry the node id */
+        rc = cluster_node_id_load(c->cfg.store.data_dir, c->node_id, err, errlen);
     if (rc == 0)
         rc = open_store(c, err, errlen);
     if (rc == 0)
@@ -417,12 +450,14 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = notify_new(&c->notify, c, err, errlen);
     if (rc == 0)
         rc = open_exec(c, err, errlen);
-    if (rc == 0)
-        rc = open_scheduler(c, err, errlen);
+    if (rc == 0) /* on a shared store it fires on the leader only: cluster.c starts it */
+        rc = core_sched_open(c, !store_is_shared(c->store), err, errlen);
     if (rc == 0)
         rc = open_discovery(c, err, errlen);
     if (rc == 0)
         rc = start_http(c, err, errlen);
+    if (rc == 0 && store_is_shared(c->store))
+        rc = cluster_start(&c->cluster, c);
     if (rc < 0)
         return rc;
     start_signals(c);
@@ -539,6 +574,7 @@ void core_stop(struct opsc_core *c)
         return;
     c->stopping = true;
     c->ready = false;
+    cluster_stop(c->cluster); /* another node may lead at once */
     if (c->sched)
         sched_stop(c->sched);     /* no run starts once stopping began */
     discovery_stop(c->discovery); /* scans are cancelled: they end within a second */
@@ -575,6 +611,7 @@ void core_free(struct opsc_core *c)
     uv_run(c->loop, UV_RUN_DEFAULT);
     if (c->http)
         http_server_free(c->http);
+    cluster_free(c->cluster);
     exec_free(c->exec);
     notify_free(c->notify);
     discovery_free(c->discovery);

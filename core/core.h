@@ -53,6 +53,11 @@ struct opsc_core {
     web_ui *web;           /* the web UI's files; NULL when not served */
     privsep *privsep;      /* the helper that starts local steps as the local-steps user */
     discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
+    char node_id[40];      /* this node's id in a cluster (<data_dir>/node_id) */
+    struct cluster *cluster; /* cluster mode (PostgreSQL store): heartbeat, lease; else NULL */
+    /* this node's schedules API committed a change (and gave it to its own
+     * scheduler) since the last heartbeat: cluster.c reloads only for others' */
+    bool schedules_changed_here;
     reccache *records;     /* records GET handlers send as stored (fleet_get_record) */
     char files_dir[4096];  /* what /api/v1/files serves: the core step library's files_dir */
     int64_t started_ms;    /* wall clock at start */
@@ -87,6 +92,16 @@ void core_tls_reload(struct opsc_core *c, const struct config *fresh);
 /* "8080, 8443 tls": the ports bound, for the ready line; warns when a
  * certificate is configured but no address is marked tls. */
 void core_tls_ports(const http_server *srv, const struct config *cfg, char *buf, size_t n);
+
+/* Open the store `cfg` describes: LMDB in [store] data_dir, or PostgreSQL
+ * ([store] backend, postgresql_url; errors name where the URL was set,
+ * never the URL). The daemon and its console commands both open it so. */
+int core_store_open(const struct config *cfg, store **out, char *err, size_t errlen);
+
+/* (Re)make the scheduler, closing the one there is, and start it when
+ * `start` (in cluster mode cluster.c starts it on the leader only; the API
+ * still updates a scheduler that is not started). */
+int core_sched_open(struct opsc_core *c, bool start, char *err, size_t errlen);
 
 /* Milliseconds since the daemon started (monotonic). */
 uint64_t core_uptime_ms(const struct opsc_core *c);

@@ -25,6 +25,16 @@ int api_notifications_register(struct opsc_core *c);
 /* /api/v1/steplibs: list, upload (admin), delete (admin) step libraries. */
 int api_steplibs_register(struct opsc_core *c);
 
+/* GET /api/v1/cluster (role viewer): on LMDB this node leading itself; on
+ * PostgreSQL the membership rows and the lease (core/cluster.h). */
+int api_cluster_register(struct opsc_core *c);
+/* "host:port" of this node's API: [server] public_url's authority, else the
+ * first listen address with the port bound. After the HTTP server starts. */
+void cluster_node_address(struct opsc_core *c, char *out, size_t n);
+/* This node's id: read from <data_dir>/node_id, or made (UUIDv7) and written
+ * there 0600 on the first start. 0, or a negative code with err set. */
+int cluster_node_id_load(const char *data_dir, char id[40], char *err, size_t errlen);
+
 /* The OpenAPI 3.0.3 document of every route of `srv` not flagged
  * HTTP_ROUTE_HIDDEN: paths, operations (summary, tag, path parameters,
  * request and response schemas from the route's text, the role it needs

@@ -138,7 +138,8 @@ static bool time_query(http_req *req, const char *name, int64_t *ms)
 
 static int list_runs(http_req *req)
 {
-    list_op l = {.f = {.state = http_req_query(req, "state")},
+    list_op l = {.f = {.state = http_req_query(req, "state"),
+                       .schedule_id = http_req_query(req, "schedule_id")},
                  .job_ref = http_req_query(req, "job"),
                  .target_ref = http_req_query(req, "target")};
     if (!rest_page(req, &l.limit, &l.cursor) || !time_query(req, "since", &l.f.since_ms) ||
@@ -331,7 +332,7 @@ static int retry_run(http_req *req)
 
 static const http_route routes[] = {
     {"GET", "/api/v1/runs", ROLE_VIEWER, list_runs, 0, "runs",
-     "List runs newest first (?job=, ?state=, ?target=, ?since=, ?until=)", NULL,
+     "List runs newest first (?job=, ?state=, ?target=, ?schedule_id=, ?since=, ?until=)", NULL,
      "{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":"
      "{\"type\":\"object\",\"properties\":{" RUN_PROPS "}}},\"next_cursor\":{\"type\":"
      "[\"string\",\"null\"]}}}"},

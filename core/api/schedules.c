@@ -122,7 +122,7 @@ static int apply(http_req *req, sched_op *op)
         field_error(req, &op->fe);
     } else if (rc < 0) {
         rest_error(req, rc, "schedule");
-    } else if (op->kind == OP_DELETE) {
+    } else if ((c->schedules_changed_here = true), op->kind == OP_DELETE) {
         sched_remove(c->sched, op->id);
         auth_set_object(req, op->id);
         http_respond_empty(req, 204);

@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "core.h"
 #include "store.h"
 #include "util.h"
 #include "vault.h"
@@ -19,8 +20,7 @@
 static int open_store(struct config *cfg, store **s)
 {
     char err[1024] = "";
-    store_opts o = {.map_size = cfg->store.map_size, .max_map_size = cfg->store.max_map_size};
-    int rc = store_open(s, cfg->store.data_dir, &o, err, sizeof(err));
+    int rc = core_store_open(cfg, s, err, sizeof(err));
     if (rc < 0)
         fprintf(stderr, "opsconductord: cannot open the store in %s: %s%s\n", cfg->store.data_dir,
                 err[0] ? err : opsc_strerror(rc),

@@ -94,6 +94,17 @@ typedef struct exec_opts {
      * notification service's outbox (notify_run_persisted). NULL: none. */
     int (*on_run_persisted)(void *ud, store_txn *txn, const json_t *run, const char *previous);
     void *on_run_persisted_ud;
+    /* Called inside the write transaction that creates a run (started, or
+     * recorded missed), with the header as stored; an error aborts the
+     * creation and is returned by exec_run_start / exec_run_record_missed.
+     * Cluster mode's exactly-once fires (docs/cluster.md 2.3). NULL: none. */
+    int (*on_run_new)(void *ud, store_txn *txn, const json_t *run);
+    void *on_run_new_ud;
+    /* Cluster mode: the runs this executor starts are marked as this node's
+     * (borrowed for the executor's life), and start-up recovery interrupts
+     * only this node's runs: other nodes' are still running. NULL: every
+     * unfinished run is this process's (one daemon per store). */
+    const char *node_id;
 } exec_opts;
 
 /* Create the executor: recovers runs left queued or running by a previous
@@ -169,5 +180,12 @@ typedef struct exec_counters {
 const exec_counters *exec_counters_get(const exec *ex);
 const char *exec_trigger_name(int trigger);
 const char *exec_state_name(int state); /* "queued" ... "missed" */
+
+/* Cluster mode, on the leader (docs/cluster.md 2.4, the reaper): runs that
+ * nodes not in `alive` (an array of node ids, borrowed) left queued or
+ * running are marked interrupted, the reason naming the node; nothing of
+ * them runs again anywhere. Needs exec_opts.node_id. The number of runs
+ * marked, or a negative code. */
+int exec_reap_nodes(exec *ex, const json_t *alive);
 
 #endif

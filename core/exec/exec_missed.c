@@ -41,6 +41,8 @@ static int missed_txn(store_txn *txn, void *ud)
     snprintf(key, sizeof(key), "%.40s/%s", m->spec->job_id, id);
     if (rc == 0)
         rc = store_kv_put(txn, "runs_by_job", key, strlen(key), id, strlen(id));
+    if (rc == 0 && m->ex->opts.on_run_new)
+        rc = m->ex->opts.on_run_new(m->ex->opts.on_run_new_ud, txn, rec);
     if (rc == 0 && m->ex->opts.on_run_persisted) /* its schedule.missed notice commits with it */
         rc = m->ex->opts.on_run_persisted(m->ex->opts.on_run_persisted_ud, txn, rec, NULL);
     json_decref(rec);

@@ -36,8 +36,11 @@ static int put_new_run(store_txn *txn, const ex_new_run *n)
     const char *job = json_string_value(json_object_get(r->hdr, "job_id"));
     if (rc == 0 && job)
         rc = index_put(txn, "runs_by_job", job, r->id);
+    const char *owner = r->ex->opts.node_id ? r->ex->opts.node_id : "";
     if (rc == 0 && !ex_terminal(r->state))
-        rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), "", 0);
+        rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), owner, strlen(owner));
+    if (rc == 0 && r->ex->opts.on_run_new)
+        rc = r->ex->opts.on_run_new(r->ex->opts.on_run_new_ud, txn, r->hdr);
     size_t i;
     json_t *t;
     json_array_foreach(n->targets, i, t)
@@ -223,11 +226,37 @@ void ex_flush(exec *ex)
 
 /* ---- start-up: what a previous process left running -------------------------------------- */
 
+typedef struct recover {
+    exec *ex;
+    size_t n;
+    json_t *orphans;
+    json_t *ids;         /* [run id, owner node or ""] */
+    const json_t *alive; /* reaping (cluster mode): the node ids alive; NULL at start-up */
+} recover;
+
+static bool owner_in(const json_t *ids, const void *val, size_t vlen)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (json_string_length(id) == vlen && !memcmp(json_string_value(id), val, vlen))
+            return true;
+    }
+    return false;
+}
+
+/* At start-up, the runs this process left: all of them, or in cluster mode
+ * those marked with this node's id (and unmarked ones, from before cluster
+ * mode). Reaping: those of other nodes that are no longer alive. */
 static int collect(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
 {
-    (void)val;
-    (void)vlen;
-    json_array_append_new(ud, json_stringn(key, klen));
+    recover *r = ud;
+    const char *me = r->ex->opts.node_id;
+    bool mine = !me || !vlen || (vlen == strlen(me) && !memcmp(val, me, vlen));
+    bool take = r->alive ? !mine && !owner_in(r->alive, val, vlen) : mine;
+    if (take)
+        json_array_append_new(r->ids, json_pack("[s%, s%]", key, klen, val, vlen));
     return 0;
 }
 
@@ -293,17 +322,26 @@ static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans
     return rc;
 }
 
-static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n, json_t *orphans)
+/* `dead`: the node that ran it stopped heartbeating (reaping); NULL: this
+ * process stopped (start-up). */
+static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead, size_t *n,
+                         json_t *orphans)
 {
     json_t *rec = NULL;
     int rc = store_get(txn, "runs", id, &rec);
     int st = rc == 0 ? ex_state_parse(json_string_value(json_object_get(rec, "state"))) : -1;
     if (rc == 0 && !ex_terminal(st)) {
-        char at[RFC3339_LEN], why[160];
+        char at[RFC3339_LEN], why[200];
         rfc3339_format(clock_now_ms(), at);
-        snprintf(why, sizeof(why),
-                 "the daemon stopped while the run was %s; it was not resumed at start-up",
-                 ex_state_name(st));
+        if (dead)
+            snprintf(why, sizeof(why),
+                     "node %s stopped heartbeating while the run was %s on it; it was not run "
+                     "again elsewhere",
+                     dead, ex_state_name(st));
+        else
+            snprintf(why, sizeof(why),
+                     "the daemon stopped while the run was %s; it was not resumed at start-up",
+                     ex_state_name(st));
         json_object_set_new(rec, "state", json_string("interrupted"));
         json_object_set_new(rec, "reason", json_string(why));
         json_object_set_new(rec, "finished_at", json_string(at));
@@ -322,25 +360,22 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, size_t *n, js
     return rc;
 }
 
-typedef struct recover {
-    exec *ex;
-    size_t n;
-    json_t *orphans;
-} recover;
-
 static int recover_txn(store_txn *txn, void *ud)
 {
     recover *r = ud;
     json_t *ids = json_array();
+    r->ids = ids;
     r->n = 0;
     json_array_clear(r->orphans); /* the function may run again (map growth) */
-    int rc = store_kv_scan(txn, "runs_active", NULL, 0, collect, ids);
+    int rc = store_kv_scan(txn, "runs_active", NULL, 0, collect, r);
     size_t i;
-    json_t *id;
-    json_array_foreach(ids, i, id)
+    json_t *pair;
+    json_array_foreach(ids, i, pair)
     {
+        const char *owner = json_string_value(json_array_get(pair, 1));
         if (rc == 0)
-            rc = interrupt_run(txn, r->ex, json_string_value(id), &r->n, r->orphans);
+            rc = interrupt_run(txn, r->ex, json_string_value(json_array_get(pair, 0)),
+                               r->alive ? owner : NULL, &r->n, r->orphans);
     }
     json_decref(ids);
     return rc;
@@ -348,7 +383,7 @@ static int recover_txn(store_txn *txn, void *ud)
 
 int ex_recover(exec *ex)
 {
-    recover r = {ex, 0, json_array()};
+    recover r = {ex, 0, json_array(), NULL, NULL};
     int rc = store_write(ex->store, recover_txn, &r);
     if (rc == 0)
         ex->orphans = r.orphans;
@@ -362,4 +397,21 @@ int ex_recover(exec *ex)
                  "marked interrupted",
                  r.n);
     return rc;
+}
+
+int exec_reap_nodes(exec *ex, const json_t *alive)
+{
+    if (!ex || !ex->opts.node_id || !json_is_array(alive))
+        return OPSC_EINVAL;
+    recover r = {ex, 0, json_array(), NULL, alive};
+    int rc = store_write(ex->store, recover_txn, &r);
+    json_decref(r.orphans); /* their processes were on the dead node's machine */
+    if (rc < 0) {
+        log_error("exec", "marking the runs of dead nodes interrupted failed: %s",
+                  opsc_strerror(rc));
+        return rc;
+    }
+    if (r.n)
+        log_warn("exec", "%zu run(s) of nodes that stopped heartbeating: marked interrupted", r.n);
+    return (int)r.n;
 }

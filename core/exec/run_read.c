@@ -96,7 +96,10 @@ static bool keep(const run_filter *f, json_t *rec)
 {
     const char *state = json_string_value(json_object_get(rec, "state"));
     const char *job = json_string_value(json_object_get(rec, "job_id"));
+    const char *sched = json_string_value(json_object_get(rec, "schedule_id"));
     if (f->state && (!state || strcmp(state, f->state) != 0))
+        return false;
+    if (f->schedule_id && (!sched || strcmp(sched, f->schedule_id) != 0))
         return false;
     return !f->job_id || (job && strcmp(job, f->job_id) == 0);
 }

@@ -35,6 +35,7 @@ typedef struct run_filter {
     const char *job_id;    /* NULL: any */
     const char *target_id; /* NULL: any */
     const char *state;     /* NULL: any */
+    const char *schedule_id; /* NULL: any; runs fired by that schedule */
     int64_t since_ms;      /* 0: any; runs created at or after */
     int64_t until_ms;      /* 0: any; runs created at or before */
 } run_filter;

@@ -172,6 +172,9 @@ int store_backup_from(store *s, const char *dest, char *err, size_t errlen)
         err[0] = '\0';
     if (!s || !dest || !*dest)
         return store_fail(OPSC_EINVAL, err, errlen, "backup needs a store and a destination");
+    if (s->pg)
+        return store_fail(OPSC_ENOTSUP, err, errlen,
+                          "the store is in PostgreSQL: back it up with pg_dump");
     return backup_into(s, dest, err, errlen);
 }
 

@@ -7,7 +7,8 @@
 
 int store_key_check(store_txn *t, const void *key, size_t klen)
 {
-    if (!key || klen == 0 || klen > (size_t)mdb_env_get_maxkeysize(t->s->env))
+    size_t max = t->s->pg ? STORE_PG_MAX_KEY : (size_t)mdb_env_get_maxkeysize(t->s->env);
+    if (!key || klen == 0 || klen > max)
         return OPSC_EINVAL;
     return 0;
 }
@@ -32,6 +33,8 @@ int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, c
     int rc = kv_prep(txn, db, false, key, klen, &dbi, &k);
     if (rc)
         return rc;
+    if (txn->pg)
+        return pg_kv_get(txn, dbi, key, klen, val, vlen);
     rc = mdb_get(txn->txn, dbi, &k, &v);
     if (rc)
         return store_mdb_err(txn, rc, "kv get");
@@ -50,6 +53,8 @@ int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, c
         return rc;
     if (!val && vlen)
         return OPSC_EINVAL;
+    if (txn->pg)
+        return pg_kv_put(txn, dbi, key, klen, val, vlen, false);
     return store_mdb_err(txn, mdb_put(txn->txn, dbi, &k, &v, 0), "kv put");
 }
 
@@ -60,6 +65,8 @@ int store_kv_del(store_txn *txn, const char *db, const void *key, size_t klen)
     int rc = kv_prep(txn, db, true, key, klen, &dbi, &k);
     if (rc)
         return rc;
+    if (txn->pg)
+        return pg_kv_del(txn, dbi, key, klen);
     return store_mdb_err(txn, mdb_del(txn->txn, dbi, &k, NULL), "kv delete");
 }
 
@@ -140,6 +147,8 @@ static bool in_prefix(const MDB_val *k, const store_walk *w)
 
 int store_walk_run(store_txn *t, MDB_dbi dbi, const store_walk *w, store_kv_scan_fn fn, void *ud)
 {
+    if (t->pg)
+        return pg_walk_run(t, dbi, w, fn, ud);
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, dbi, &c);
     if (rc)

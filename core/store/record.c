@@ -37,13 +37,20 @@ static int rec_load(const MDB_val *v, const char *db, json_t **out)
 }
 
 /* The stored record `id`, parsed. */
+/* The stored bytes of `id` on either backend: 0, OPSC_ENOENT or an error. */
+static int raw_get(store_txn *t, MDB_dbi dbi, const char *id, MDB_val *v, const char *what)
+{
+    MDB_val k = id_key(id);
+    if (t->pg)
+        return pg_kv_get(t, dbi, id, k.mv_size, (const void **)&v->mv_data, &v->mv_size);
+    return store_mdb_err(t, mdb_get(t->txn, dbi, &k, v), what);
+}
+
 static int rec_fetch(store_txn *t, MDB_dbi dbi, const char *db, const char *id, json_t **out)
 {
-    MDB_val k = id_key(id), v;
-    int rc = mdb_get(t->txn, dbi, &k, &v);
-    if (rc)
-        return store_mdb_err(t, rc, "reading a record");
-    return rec_load(&v, db, out);
+    MDB_val v;
+    int rc = raw_get(t, dbi, id, &v, "reading a record");
+    return rc ? rc : rec_load(&v, db, out);
 }
 
 static int rec_put(store_txn *t, MDB_dbi dbi, const char *id, const json_t *rec, unsigned int flags)
@@ -52,9 +59,10 @@ static int rec_put(store_txn *t, MDB_dbi dbi, const char *id, const json_t *rec,
     if (!text)
         return OPSC_ENOMEM;
     MDB_val k = id_key(id), v = {strlen(text), text};
-    int rc = mdb_put(t->txn, dbi, &k, &v, flags);
+    int rc = t->pg ? pg_kv_put(t, dbi, id, strlen(id), text, v.mv_size, flags & MDB_NOOVERWRITE)
+                   : store_mdb_err(t, mdb_put(t->txn, dbi, &k, &v, flags), "writing a record");
     free(text);
-    return store_mdb_err(t, rc, "writing a record");
+    return rc;
 }
 
 /* Set the bookkeeping fields; `created` NULL keeps what `rec` has. */
@@ -111,10 +119,10 @@ int store_create(store_txn *txn, const char *db, json_t *rec)
         return rc;
     }
     /* Refuse before touching `rec`, so a failed create leaves it as it was. */
-    MDB_val k = id_key(id), v;
-    rc = mdb_get(txn->txn, dbi, &k, &v);
-    if (rc != MDB_NOTFOUND)
-        return rc == 0 ? OPSC_EEXIST : store_mdb_err(txn, rc, "checking a new id");
+    MDB_val v;
+    rc = raw_get(txn, dbi, id, &v, "checking a new id");
+    if (rc != OPSC_ENOENT)
+        return rc == 0 ? OPSC_EEXIST : rc;
     char now[RFC3339_LEN];
     rfc3339_format(clock_now_ms(), now);
     json_t *created = json_string(now);
@@ -170,6 +178,8 @@ int store_delete(store_txn *txn, const char *db, const char *id, int64_t expect_
         if (version != expect_version)
             return OPSC_ECONFLICT;
     }
+    if (txn->pg)
+        return pg_kv_del(txn, dbi, id, strlen(id));
     MDB_val k = id_key(id);
     return store_mdb_err(txn, mdb_del(txn->txn, dbi, &k, NULL), "deleting a record");
 }

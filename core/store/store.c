@@ -220,6 +220,8 @@ typedef struct migrate_ctx {
 
 static int open_dbis(store_txn *t, unsigned int flags)
 {
+    if (t->s->pg)
+        return 0; /* the handles are the table's names (store_pg_open) */
     for (size_t i = 0; i < store_db_count; i++) {
         int rc = mdb_dbi_open(t->txn, store_dbs[i].name, flags | store_dbs[i].flags, &t->s->dbi[i]);
         if (rc == MDB_NOTFOUND && !(flags & MDB_CREATE)) {
@@ -389,14 +391,22 @@ int store_open_with(store **out, const char *dir, const store_opts *opts,
         return store_fail(OPSC_ENOMEM, err, errlen, "out of memory");
     s->max_map_size = max;
     migrate_ctx m = {.migs = migs, .n = nmigs, .err = err, .errlen = errlen};
+    const char *pg_url =
+        opts && opts->postgresql_url && *opts->postgresql_url ? opts->postgresql_url : NULL;
     rc = prepare_dir(s, err, errlen);
     if (rc == 0)
-        rc = open_env(s, map, err, errlen);
+        rc = pg_url ? store_pg_open(s, pg_url, err, errlen) : open_env(s, map, err, errlen);
     if (rc == 0)
         rc = s->read_only ? open_read_only(s, &m) : run_migrations(s, &m);
+    if (rc == 0 && s->pg)
+        rc = store_pg_migrated(s, err, errlen);
     if (rc) {
         store_close(s);
         return rc;
+    }
+    if (s->pg) {
+        *out = s;
+        return 0;
     }
     store_space_init(s);
     MDB_envinfo info;
@@ -416,6 +426,7 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    store_pg_close(s);
     if (s->env)
         mdb_env_close(s->env);
     if (s->lock_fd >= 0)
@@ -430,6 +441,8 @@ int store_stats_get(store *s, store_stats *st)
 {
     if (!s || !st)
         return OPSC_EINVAL;
+    if (s->pg)
+        return store_pg_stats(s, st);
     MDB_envinfo info;
     MDB_stat ms;
     int rc = mdb_env_info(s->env, &info);

@@ -44,6 +44,11 @@ typedef struct store_opts {
     int64_t map_size;     /* initial map size in bytes; 0: 64 MiB */
     int64_t max_map_size; /* growth stops here (OPSC_ENOSPC); 0: 64 GiB */
     bool read_only;       /* backup, inspection: no lock file, no migrations */
+    /* Cluster mode (docs/cluster.md): a libpq URL or connection string puts
+     * the records in that PostgreSQL database instead of LMDB; `dir` keeps
+     * the lock file. NULL or "": LMDB. Borrowed until store_open returns;
+     * a secret (it may hold a password): never logged. */
+    const char *postgresql_url;
 } store_opts;
 
 /* Open (creating if needed, 0700) the store in `dir`: takes an exclusive
@@ -61,6 +66,14 @@ typedef struct store_opts {
  * is OPSC_EPERM. LMDB must not open one environment twice in a process:
  * within the daemon, use its handle (store_backup_from()). */
 int store_open(store **out, const char *dir, const store_opts *opts, char *err, size_t errlen);
+/* On PostgreSQL (opts->postgresql_url): the same records, keys, orders and
+ * codes; a transaction is a database transaction on a pooled connection,
+ * run synchronously on the calling thread within the connection's
+ * timeouts (statement 5 s); writes are SERIALIZABLE and `fn` runs again
+ * after a serialization failure (OPSC_EBUSY after 10); a lost database is
+ * OPSC_EIO (or OPSC_ETIMEDOUT) and the next transaction reconnects.
+ * Read-only opens and store_backup_from() are OPSC_ENOTSUP (pg_dump);
+ * store_full() is false; store_stats_get() reports the database's size. */
 void store_close(store *s);
 
 /* Run `fn` in a write transaction and commit durably. `fn` returns 0 to
@@ -159,5 +172,45 @@ int store_stats_get(store *s, store_stats *st);
 int store_backup(const char *dir, const char *dest, char *err, size_t errlen);
 /* The same from the process that has the store open (e.g. the daemon). */
 int store_backup_from(store *s, const char *dest, char *err, size_t errlen);
+
+/* ---- cluster mode (PostgreSQL only; docs/cluster.md 2.1-2.3) ------------------------------
+ * Every time here is the database's clock. On LMDB these are OPSC_ENOTSUP. */
+typedef struct store_node {
+    const char *id;      /* UUID, kept in <data_dir>/node_id */
+    const char *address; /* "host:port" of its API */
+    const char *version;
+    int64_t started_ms; /* wall clock */
+} store_node;
+typedef struct store_lease {
+    bool leading;       /* this node holds the leader lease */
+    int64_t epoch;      /* its epoch (bumped on every change of holder) */
+    int64_t expires_ms; /* when it lapses unless renewed (database clock) */
+} store_lease;
+/* One heartbeat: register or refresh `me` (last_heartbeat = now()) and take
+ * or renew the leader lease for `lease_ms` when it is free, lapsed or
+ * already ours, in one statement on a connection of its own (never behind
+ * the pool). Safe on any thread, one call at a time. OPSC_EIO,
+ * OPSC_ECONNREFUSED, OPSC_ETIMEDOUT when the database is out of reach:
+ * *out then says nothing about the lease. */
+int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_lease *out);
+/* A digest of database `db`'s keys and values (32 hex digits; "" when
+ * empty), to see that another node changed them. Same connection and rule
+ * as store_cluster_beat. */
+int store_cluster_digest(store *s, const char *db, char out[33]);
+/* A graceful stop: this node's row and lease go, so another node leads at its next beat. */
+int store_cluster_leave(store *s, const char *node_id);
+/* {"nodes": [{"id","address","version","started_ms","heartbeat_ms","labels","alive"}],
+ *  "leader": {"node_id","epoch","expires_ms","live"} or null}, a node alive when its
+ * heartbeat is younger than `node_timeout_ms`. *out: new reference. */
+int store_cluster_view(store *s, int64_t node_timeout_ms, json_t **out);
+/* Inside a write transaction: record the fire of `schedule_id` planned at
+ * `planned_ms` as run `run_id` by leader `node_id` at `epoch`, so that each
+ * planned fire exists at most once across the cluster. OPSC_EEXIST: the
+ * fire exists already; OPSC_ESTATE: that lease is no longer held (fenced);
+ * either way the caller aborts its transaction. */
+int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const char *schedule_id,
+                       int64_t planned_ms, const char *run_id);
+/* True for a store on PostgreSQL. */
+bool store_is_shared(const store *s);
 
 #endif

@@ -41,6 +41,7 @@ struct store {
     pthread_rwlock_t resize_lock;
     bool full;                 /* the file system said ENOSPC (space.c) */
     uint64_t space_checked_ms; /* when room was last looked for */
+    struct pg_store *pg;       /* the PostgreSQL backend (pg_store.c); NULL: LMDB */
 };
 
 /* ---- space (space.c) ------------------------------------------------------ */
@@ -57,7 +58,8 @@ struct store_txn {
     store *s;
     MDB_txn *txn;
     bool write;
-    bool map_full; /* an operation hit MDB_MAP_FULL: store_write grows and retries */
+    bool map_full;     /* an operation hit MDB_MAP_FULL: store_write grows and retries */
+    struct pg_txn *pg; /* the PostgreSQL transaction (pg_store.c); NULL: LMDB */
 };
 
 /* Format a human message into err (errlen bytes) and return rc. */
@@ -100,5 +102,30 @@ int store_txn_begin(store *s, bool write, MDB_txn **txn);
 void store_txn_end_read(store *s, MDB_txn *txn);
 /* mdb_env_set_mapsize(env, 0) under the exclusive resize lock. */
 int store_adopt_map_size(store *s);
+
+/* ---- PostgreSQL (pg_store.c, pg_kv.c) ------------------------------------
+ * The same named databases as rows of one table (docs/cluster.md 1.1); a
+ * store opened on PostgreSQL has s->pg set and its dbi[i] = i + 1, so the
+ * name lookups above work unchanged and pg_db_name() maps back. The raw
+ * operations return OPSC codes (OPSC_ENOENT, OPSC_EIO...), already logged. */
+/* Connects, creates the table and takes the migration lock, which
+ * store_pg_migrated() releases once store.c has run the migrations; it
+ * then holds the one-daemon lock (OPSC_EBUSY when another daemon has it). */
+int store_pg_open(store *s, const char *url, char *err, size_t errlen);
+int store_pg_migrated(store *s, char *err, size_t errlen);
+void store_pg_close(store *s);
+int store_pg_write(store *s, store_txn_fn fn, void *ud);
+int store_pg_read(store *s, store_txn_fn fn, void *ud);
+int store_pg_stats(store *s, store_stats *st);
+int pg_kv_get(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const void **val,
+              size_t *vlen);
+/* `only_new`: OPSC_EEXIST when the key is there (MDB_NOOVERWRITE). */
+int pg_kv_put(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen,
+              bool only_new);
+int pg_kv_del(store_txn *t, MDB_dbi dbi, const void *key, size_t klen);
+int pg_walk_run(store_txn *t, MDB_dbi dbi, const store_walk *w, store_kv_scan_fn fn, void *ud);
+/* Keys longer than LMDB's limit are refused on both backends, so a store
+ * can move between them. */
+#define STORE_PG_MAX_KEY 511
 
 #endif

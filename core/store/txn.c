@@ -160,6 +160,8 @@ static int write_with(store *s, store_txn_fn fn, void *ud, bool essential)
 {
     if (!s || !fn)
         return OPSC_EINVAL;
+    if (s->pg)
+        return store_pg_write(s, fn, ud);
     if (s->read_only)
         return OPSC_EPERM;
     int rc = store_space_gate(s, essential);
@@ -189,6 +191,8 @@ int store_read(store *s, store_txn_fn fn, void *ud)
 {
     if (!s || !fn)
         return OPSC_EINVAL;
+    if (s->pg)
+        return store_pg_read(s, fn, ud);
     store_txn t = {.s = s};
     int rc = store_txn_begin(s, false, &t.txn);
     if (rc)

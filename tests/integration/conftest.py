@@ -18,6 +18,11 @@ daemon_factory(login=True) logs in as admin so that Daemon.http carries the
 admin's bearer token. Daemon.login(user, password) answers the login request,
 Daemon.session(token) is a new requests.Session with that bearer token, and
 Daemon.restart() stops the daemon and starts another on its data directory.
+
+Store backend: OPSC_TEST_STORE=postgresql runs every daemon of the session
+on a throw-away PostgreSQL server (fixtures/pgserver.py, started once per
+pytest worker), one database per data directory (so restart() finds its
+data again), unless the test's config sets [store] backend itself.
 """
 import atexit
 import os
@@ -275,7 +280,69 @@ def default_sections(tmp, port):
     }
 
 
-def write_config(tmp, port, config):
+PG_STORE = {"server": None, "databases": {}}  # OPSC_TEST_STORE=postgresql
+
+
+def pg_store_keys(data_dir):
+    """[store] keys putting the daemon of `data_dir` on the session's PostgreSQL server."""
+    pg = PG_STORE["server"]
+    dbs = PG_STORE["databases"]
+    if data_dir not in dbs:
+        dbs[data_dir] = pg.database()
+    return {"backend": "postgresql", "postgresql_url": pg.url(dbs[data_dir])}
+
+
+def store_bytes(data_dir):
+    """The stored bytes of the daemon of `data_dir`, by name: LMDB's *.mdb files, or on
+    PostgreSQL every key and value of its database (COPY ... binary: the raw bytes)."""
+    if PG_STORE["server"]:
+        name = PG_STORE["databases"][str(data_dir)]
+        return {"opsc_kv": PG_STORE["server"].copy_out("SELECT k, v FROM opsc_kv", name)}
+    return {p.name: p.read_bytes() for p in pathlib.Path(data_dir).glob("*.mdb")}
+
+
+# Tests that use LMDB's files themselves (mdb_load, backups of data.mdb): not for PostgreSQL.
+LMDB_ONLY = {
+    "test_auth_credentials.py::test_delete_refuses_a_credential_in_use_unless_forced",
+    "test_files.py::test_a_configured_files_dir_is_the_one_served_and_backed_up",
+    "test_files.py::test_upload_list_download_delete_round_trip_audited_and_backed_up",
+    "test_security_edges.py::test_a_full_disk_answers_507_keeps_reads_and_logins_and_ready_says_so",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("OPSC_TEST_STORE", "lmdb") == "lmdb":
+        return
+    for item in items:
+        if f"{pathlib.Path(item.fspath).name}::{item.name}" in LMDB_ONLY:
+            item.add_marker(pytest.mark.skip(reason="uses LMDB's files directly"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_backend():
+    want = os.environ.get("OPSC_TEST_STORE", "lmdb")
+    if want == "lmdb":
+        yield
+        return
+    assert want == "postgresql", f"OPSC_TEST_STORE={want}: lmdb or postgresql"
+    from fixtures import pgserver
+    PG_STORE["server"] = pgserver.PgServer().start()
+    yield
+    PG_STORE["server"].stop()
+    PG_STORE["server"] = None
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    """A throw-away PostgreSQL server for the tests of one module (fixtures/pgserver.py)."""
+    from fixtures import pgserver
+    assert pgserver.available(), "postgresql-15 is missing: run scripts/deps"
+    server = pgserver.PgServer().start()
+    yield server
+    server.stop()
+
+
+def write_config(tmp, port, config, data_dir=None):
     path = tmp / "opsconductor.conf"
     if isinstance(config, str):
         path.write_text(config)
@@ -283,6 +350,8 @@ def write_config(tmp, port, config):
     sections = default_sections(tmp, port)
     for section, keys in (config or {}).items():
         sections.setdefault(section, {}).update(keys)
+    if PG_STORE["server"] and "backend" not in sections["store"]:
+        sections["store"].update(pg_store_keys(data_dir or sections["store"]["data_dir"]))
     path.write_text(render_config(sections))
     return path
 
@@ -375,7 +444,10 @@ def local_tmp():
 @pytest.fixture
 def run_daemon(tmp_path):
     def run(args=(), config=None, env=None, timeout=10, preexec_fn=None, input=None):
-        config_path = write_config(tmp_path, free_port(), config)
+        args = list(args)
+        flag = next((a for a in ("-d", "--data-dir") if a in args[:-1]), None)
+        data_dir = str(args[args.index(flag) + 1]) if flag else None  # its database, on PostgreSQL
+        config_path = write_config(tmp_path, free_port(), config, data_dir)
         return subprocess.run(daemon_command(config_path, args), capture_output=True, text=True,
                               env=clean_env(env), timeout=timeout, preexec_fn=preexec_fn,
                               input=input, stdin=None if input is not None else subprocess.DEVNULL)

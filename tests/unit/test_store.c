@@ -16,6 +16,9 @@
 #include "log.h"
 #include "store_internal.h"
 #include "util.h"
+#ifdef OPSC_TEST_STORE_PG
+#include "pg_fixture.h"
+#endif
 
 /* ---- fixtures ------------------------------------------------------------ */
 
@@ -61,6 +64,10 @@ store *open_ok(const char *dir, int64_t map, int64_t max)
     store *s = NULL;
     char err[256] = "";
     store_opts o = {.map_size = map, .max_map_size = max};
+#ifdef OPSC_TEST_STORE_PG /* test_store_pg: the same tests on PostgreSQL */
+    o.postgresql_url = pg_fixture_url_for(dir);
+    assert_non_null(o.postgresql_url);
+#endif
     int rc = store_open(&s, dir, &o, err, sizeof(err));
     if (rc)
         fprintf(stderr, "store_open(%s): %s (%s)\n", dir, opsc_err_name(rc), err);
@@ -452,6 +459,7 @@ static const struct CMUnitTest open_tests[] = {
     TMP_TEST(new_store_gets_identity_from_migration_1),
 };
 
+#ifndef OPSC_TEST_STORE_PG
 int main(void)
 {
     int failed = cmocka_run_group_tests_name("store_open", open_tests, NULL, NULL);
@@ -461,3 +469,11 @@ int main(void)
                                       NULL, NULL);
     return failed ? 1 : 0;
 }
+#else
+int store_pg_main(void);
+int main(void)
+{
+    (void)open_tests; /* about LMDB's files and lock: not run on PostgreSQL */
+    return store_pg_main();
+}
+#endif

@@ -1,0 +1,231 @@
+/* cluster.c - cluster mode on the loop: heartbeats and the leader lease, the scheduler started
+ * on the leader and stopped when it steps down (cluster.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opsc/errors.h>
+
+#include "api.h"
+#include "build_config.h"
+#include "cluster.h"
+#include "core.h"
+#include "exec.h"
+#include "log.h"
+#include "scheduler.h"
+#include "store.h"
+#include "util.h"
+
+struct cluster {
+    struct opsc_core *core;
+    uv_timer_t timer;
+    bool stopped; /* cluster_stop(): no more beats */
+    bool left;
+    char address[300];
+    int64_t interval_ms, lease_ms;
+    /* the last beat's answer */
+    uint64_t sent_mono;
+    int rc;
+    store_lease got;
+    char digest[33];
+    json_t *view; /* the leader's view of the nodes (store_cluster_view), for the reaper */
+    /* loop state */
+    bool leading;
+    int64_t epoch;
+    uint64_t deadline_mono; /* step down at this instant unless renewed */
+    char loaded[33];        /* the schedules' digest the scheduler loaded */
+    size_t dead_seen;       /* dead nodes at the last reaping */
+    unsigned beats;
+    bool adopt; /* the beat in flight started after such a change */
+};
+
+/* One heartbeat, synchronously like every store call (docs/cluster.md
+ * 1.2): a few statements every lease_ttl / 5, bounded by the connections'
+ * statement_timeout. (It ran on libuv's thread pool at first: libpq's
+ * OpenSSL state on those threads, which outlive OpenSSL's cleanup at exit,
+ * was reported leaked in a third of the sanitizer runs.) */
+static void beat(cluster *cl)
+{
+    struct opsc_core *c = cl->core;
+    store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms};
+    cl->rc = store_cluster_beat(c->store, &me, cl->lease_ms, &cl->got);
+    cl->digest[0] = '\0';
+    if (cl->rc == 0 && cl->got.leading && store_cluster_digest(c->store, "schedules", cl->digest))
+        cl->digest[0] = '\0';
+    if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
+        cl->view = NULL;
+}
+
+static void step_down(cluster *cl, const char *why)
+{
+    if (!cl->leading)
+        return;
+    cl->leading = false;
+    cl->loaded[0] = '\0';
+    if (cl->core->sched)
+        sched_stop(cl->core->sched);
+    log_warn("cluster", "node %s stepped down as leader (epoch %lld): %s", cl->core->node_id,
+             (long long)cl->epoch, why);
+}
+
+/* A new term, or changed schedules while leading: a fresh scheduler loads
+ * them all, resuming each after what the store says was fired (as after a
+ * restart), so nothing fires twice and a gap is a misfire for the policy. */
+static void load_scheduler(cluster *cl, const char *why)
+{
+    char err[512] = "";
+    if (core_sched_open(cl->core, true, err, sizeof(err)) < 0) {
+        log_error("cluster", "starting the scheduler failed: %s", err);
+        return;
+    }
+    snprintf(cl->loaded, sizeof(cl->loaded), "%s", cl->digest);
+    log_info("cluster", "scheduler (re)started on the leader: %s", why);
+}
+
+static void leave(cluster *cl)
+{
+    if (cl->left)
+        return;
+    cl->left = true;
+    step_down(cl, "the daemon is stopping");
+    int rc = store_cluster_leave(cl->core->store, cl->core->node_id);
+    if (rc < 0)
+        log_warn("cluster", "leaving the cluster failed: %s (the lease lapses by itself)",
+                 opsc_strerror(rc));
+}
+
+/* The leader marks interrupted what dead nodes left running (exec_reap_nodes):
+ * when a node died since the last time, and every tenth beat while any is
+ * dead (a node may have started runs just before it died). */
+static void reap(cluster *cl, json_t *view)
+{
+    json_t *alive = json_array(), *n;
+    size_t i, dead = 0;
+    json_array_foreach(json_object_get(view, "nodes"), i, n)
+    {
+        if (json_is_true(json_object_get(n, "alive")))
+            json_array_append(alive, json_object_get(n, "id"));
+        else
+            dead++;
+    }
+    if (dead && cl->core->exec && (dead != cl->dead_seen || ++cl->beats % 10 == 0))
+        exec_reap_nodes(cl->core->exec, alive);
+    cl->dead_seen = dead;
+    json_decref(alive);
+}
+
+/* The answer of a beat: lead (a new term loads the scheduler), go on
+ * leading (reload when another node changed schedules), or step down. */
+static void beat_apply(cluster *cl)
+{
+    if (cl->rc < 0)
+        return; /* the deadline decides (on_timer): one lost beat is no reason to step down */
+    if (!cl->got.leading) {
+        step_down(cl, "another node holds the lease");
+        return;
+    }
+    cl->deadline_mono = cl->sent_mono + (uint64_t)(cl->lease_ms * 2 / 3);
+    if (clock_mono_ms() >= cl->deadline_mono) { /* the answer came too late to lead on */
+        step_down(cl, "the lease's renewal answered too late");
+        return;
+    }
+    if (!cl->leading || cl->got.epoch != cl->epoch) {
+        cl->leading = true;
+        cl->epoch = cl->got.epoch;
+        log_info("cluster", "node %s leads (epoch %lld)", cl->core->node_id, (long long)cl->epoch);
+        load_scheduler(cl, "new term");
+    } else if (cl->digest[0] && strcmp(cl->digest, cl->loaded)) {
+        if (cl->adopt) /* our own change, already in the scheduler */
+            snprintf(cl->loaded, sizeof(cl->loaded), "%s", cl->digest);
+        else
+            load_scheduler(cl, "schedules changed on another node");
+    }
+}
+
+static void beat_done(cluster *cl)
+{
+    json_t *view = cl->view;
+    cl->view = NULL;
+    beat_apply(cl);
+    if (view && cl->leading)
+        reap(cl, view);
+    json_decref(view);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    cluster *cl = t->data;
+    uint64_t now = clock_mono_ms();
+    if (cl->leading && now >= cl->deadline_mono)
+        step_down(cl, "the lease could not be renewed in time");
+    if (cl->stopped)
+        return;
+    cl->adopt = cl->core->schedules_changed_here;
+    cl->core->schedules_changed_here = false;
+    cl->sent_mono = now; /* the lease's end is measured from before the database saw it */
+    beat(cl);
+    beat_done(cl);
+}
+
+int cluster_start(cluster **out, struct opsc_core *c)
+{
+    cluster *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return OPSC_ENOMEM;
+    cl->core = c;
+    cl->lease_ms = c->cfg.store.lease_ttl_ms;
+    cl->interval_ms = cl->lease_ms / 5 > 100 ? cl->lease_ms / 5 : 100;
+    cluster_node_address(c, cl->address, sizeof(cl->address));
+    uv_timer_init(c->loop, &cl->timer);
+    cl->timer.data = cl;
+    uv_timer_start(&cl->timer, on_timer, 0, (uint64_t)cl->interval_ms);
+    log_info("cluster", "node %s (%s) joins: lease %lld ms, heartbeat every %lld ms", c->node_id,
+             cl->address, (long long)cl->lease_ms, (long long)cl->interval_ms);
+    *out = cl;
+    return 0;
+}
+
+void cluster_stop(cluster *cl)
+{
+    if (!cl || cl->stopped)
+        return;
+    cl->stopped = true;
+    uv_timer_stop(&cl->timer);
+    leave(cl);
+}
+
+void cluster_free(cluster *cl)
+{
+    free(cl); /* its timer was closed with every other handle (core_free) */
+}
+
+bool cluster_leading(const cluster *cl, int64_t *epoch)
+{
+    if (!cl || !cl->leading)
+        return false;
+    if (epoch)
+        *epoch = cl->epoch;
+    return true;
+}
+
+int cluster_on_run_new(void *ud, store_txn *txn, const json_t *run)
+{
+    struct opsc_core *c = ud;
+    const char *sid = json_string_value(json_object_get(run, "schedule_id"));
+    const char *planned = json_string_value(json_object_get(run, "planned_at"));
+    const char *id = json_string_value(json_object_get(run, "id"));
+    if (!c->cluster || !sid || !planned || !id)
+        return 0; /* not a fire, or not cluster mode */
+    int64_t ms = 0, epoch = 0;
+    if (rfc3339_parse(planned, &ms) < 0)
+        return OPSC_EINVAL;
+    if (!cluster_leading(c->cluster, &epoch))
+        return OPSC_ESTATE; /* stepped down since the scheduler decided */
+    int rc = store_cluster_fire(txn, c->node_id, epoch, sid, ms, id);
+    if (rc == OPSC_EEXIST)
+        log_info("cluster", "schedule %s: the fire planned at %s exists already", sid, planned);
+    else if (rc == OPSC_ESTATE)
+        log_warn("cluster", "schedule %s: fire at %s refused, epoch %lld no longer leads", sid,
+                 planned, (long long)epoch);
+    return rc;
+}
