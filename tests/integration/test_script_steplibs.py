@@ -189,6 +189,17 @@ def gone_within(marker, seconds):
     return True
 
 
+def start_hanging(d, j):
+    """A run of the hanging job, once its script's loop is running: its id."""
+    run_id = start(d, j["id"])["id"]
+    wait_step(d, run_id)
+    deadline = time.monotonic() + 10
+    while not processes_with("4322"):
+        assert time.monotonic() < deadline, "the script never started"
+        time.sleep(0.05)
+    return run_id
+
+
 def test_a_script_that_hangs_is_ended_with_everything_it_started_on_timeout_and_cancel(
         daemon_factory):
     d = daemon_factory(FAST)
@@ -201,22 +212,12 @@ def test_a_script_that_hangs_is_ended_with_everything_it_started_on_timeout_and_
     assert gone_within("4321", 3) and gone_within("4322", 3)
     j = job(d, {"name": "cancelled", "targets": {"ids": [t["id"]]},
                 "steps": [{"id": "x", "type": "hang.forever"}]})
-    run_id = start(d, j["id"])["id"]
-    wait_step(d, run_id)
-    deadline = time.monotonic() + 10
-    while not processes_with("4322"):
-        assert time.monotonic() < deadline, "the script never started"
-        time.sleep(0.05)
+    run_id = start_hanging(d, j)
     check(d.http.post(d.url(f"/api/v1/runs/{run_id}/cancel")), 202)
     assert wait(d, run_id)["state"] == "cancelled"
     assert gone_within("4321", 3) and gone_within("4322", 3)
     # A daemon killed outright leaves none of a script's processes behind either.
-    run_id = start(d, j["id"])["id"]
-    wait_step(d, run_id)
-    deadline = time.monotonic() + 10
-    while not processes_with("4322"):
-        assert time.monotonic() < deadline, "the script never started"
-        time.sleep(0.05)
+    run_id = start_hanging(d, j)
     d.send_signal(signal.SIGKILL)
     # reaped here: a large (sanitizer) process can take a moment to go after SIGKILL
     assert d.proc.wait(30) == -signal.SIGKILL
