@@ -142,11 +142,16 @@ struct http_conn {
     char client[48];
 };
 
+/* A route with its pattern cut into segments once, when it is added: matching
+ * a request then compares lengths and bytes, never rescans the pattern. */
 struct route_entry {
     const http_route *r;
     int method; /* enum http_method */
     uint16_t nsegs;
     bool has_params;
+    uint32_t params;                    /* bit i: segment i is a {parameter} */
+    uint16_t seg_at[HTTP_MAX_SEGMENTS]; /* offset in the pattern */
+    uint16_t seg_len[HTTP_MAX_SEGMENTS];
 };
 
 struct http_server {

@@ -1,4 +1,5 @@
 /* router.c - the route table: checking routes as they are added, matching paths to routes. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,7 @@ static bool is_param(const char *s, size_t n)
 /* "/a/{id}/b": segments well formed, {name} only as a whole segment. */
 static int check_pattern(const char *pattern, uint16_t *nsegs, bool *has_params)
 {
-    if (!pattern || pattern[0] != '/')
+    if (!pattern || pattern[0] != '/' || strlen(pattern) > UINT16_MAX)
         return OPSC_EINVAL;
     *nsegs = 0;
     *has_params = false;
@@ -108,6 +109,20 @@ static int check_route(http_server *srv, const http_route *r, uint16_t *nsegs, b
     return 0;
 }
 
+/* A checked pattern's segments: where each starts, its length, which are parameters. */
+static void index_segments(struct route_entry *e)
+{
+    const char *pattern = e->r->pattern, *p = pattern + 1;
+    for (uint16_t i = 0; i < e->nsegs; i++) {
+        size_t n = seg_len(p);
+        e->seg_at[i] = (uint16_t)(p - pattern);
+        e->seg_len[i] = (uint16_t)n;
+        if (is_param(p, n))
+            e->params |= 1u << i;
+        p += n + 1;
+    }
+}
+
 int http_add_routes(http_server *srv, const http_route *routes, size_t n)
 {
     if (srv->nroutes + n > srv->routes_cap) {
@@ -129,6 +144,7 @@ int http_add_routes(http_server *srv, const http_route *routes, size_t n)
             srv->nroutes = first; /* all or nothing */
             return rc;
         }
+        index_segments(&e);
         srv->routes[srv->nroutes++] = e;
     }
     return 0;
@@ -144,33 +160,29 @@ void http_foreach_route(http_server *srv, void (*fn)(const http_route *r, void *
  * difference decides between two matching patterns. */
 static bool match(const struct route_entry *e, http_req *req, uint32_t *score)
 {
-    const char *p = e->r->pattern + 1;
     *score = 0;
     for (uint32_t i = 0; i < req->nsegs; i++) {
-        size_t n = seg_len(p);
-        if (!is_param(p, n)) {
-            const char *seg = req_at(req, req->segs[i]);
-            if (strncmp(seg, p, n) != 0 || seg[n] != '\0')
-                return false;
-            *score |= 1u << (31 - i);
-        } else if (!*req_at(req, req->segs[i])) {
-            return false; /* a parameter is never empty */
+        const char *seg = req_at(req, req->segs[i]);
+        if (e->params & (1u << i)) {
+            if (!*seg)
+                return false; /* a parameter is never empty */
+            continue;
         }
-        p += n + 1;
+        size_t n = e->seg_len[i];
+        if (memcmp(seg, e->r->pattern + e->seg_at[i], n) != 0 || seg[n] != '\0')
+            return false;
+        *score |= 1u << (31 - i);
     }
     return true;
 }
 
 static void bind_params(const struct route_entry *e, http_req *req)
 {
-    const char *p = e->r->pattern + 1;
     req->nparams = 0;
-    for (uint32_t i = 0; i < req->nsegs && e->has_params; i++) {
-        size_t n = seg_len(p);
-        if (is_param(p, n) && req->nparams < HTTP_MAX_PARAMS)
-            req->params[req->nparams++] = (http_param){p + 1, (uint32_t)n - 2, req->segs[i]};
-        p += n + 1;
-    }
+    for (uint32_t i = 0; i < req->nsegs && e->has_params; i++)
+        if ((e->params & (1u << i)) && req->nparams < HTTP_MAX_PARAMS)
+            req->params[req->nparams++] = (http_param){
+                e->r->pattern + e->seg_at[i] + 1, (uint32_t)e->seg_len[i] - 2, req->segs[i]};
 }
 
 static void allow_list(uint64_t mask, char *out, size_t n)
