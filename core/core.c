@@ -396,6 +396,7 @@ static void init_handles(struct opsc_core *c)
     }
     uv_timer_init(c->loop, &c->stop_deadline);
     c->stop_deadline.data = c;
+    uv_timer_init(c->loop, &c->heap_trim);
 }
 
 static void start_signals(struct opsc_core *c)
@@ -462,6 +463,7 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         return rc;
     start_signals(c);
     notify_start(c->notify);
+    heap_trim_start(&c->heap_trim);
     c->ready = true;
     char ports[128];
     core_tls_ports(c->http, &c->cfg, ports, sizeof(ports));
@@ -496,6 +498,7 @@ static void close_services(void *ud)
     struct opsc_core *c = ud;
     uv_timer_stop(&c->stop_deadline);
     close_handle((uv_handle_t *)&c->stop_deadline);
+    close_handle((uv_handle_t *)&c->heap_trim);
     notify_close(c->notify); /* before the audit log it writes to, and the notifiers */
     fleet_close(c->fleet);
     plugin_host_set_quarantine_hook(c->plugins, NULL, NULL); /* the audit log goes now */

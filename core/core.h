@@ -67,6 +67,7 @@ struct opsc_core {
     int exit_code;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t stop_deadline;
+    uv_timer_t heap_trim;
 };
 
 /* Open everything `cfg` describes and start serving. `cfg` and `ps` (the
@@ -102,6 +103,10 @@ int core_store_open(const struct config *cfg, store **out, char *err, size_t err
  * `start` (in cluster mode cluster.c starts it on the leader only; the API
  * still updates a scheduler that is not started). */
 int core_sched_open(struct opsc_core *c, bool start, char *err, size_t errlen);
+
+/* heap_trim.c: from now on, now and then, hand the heap's free pages back to the kernel
+ * (`t` initialised on the loop; closed with the other handles). */
+void heap_trim_start(uv_timer_t *t);
 
 /* Milliseconds since the daemon started (monotonic). */
 uint64_t core_uptime_ms(const struct opsc_core *c);

@@ -10,6 +10,7 @@ throughput, memory per running target.
     tests/bench/bench_exec.py [--build DIR] ssh [TARGETS]         one job on TARGETS SSH targets
     tests/bench/bench_exec.py [--build DIR] logs [MB]             MB of stdout to an SSE client
     tests/bench/bench_exec.py [--build DIR] memory [TARGETS]      RSS per running target (SSH)
+    tests/bench/bench_exec.py [--build DIR] idle [TARGETS]        idle RSS with TARGETS targets
 
 Each starts its own daemon on loopback (and the sshd fixture for ssh and memory; run as root),
 prints its figures and stops everything. Not run by the test suite.
@@ -324,12 +325,28 @@ def bench_logs(d, mb):
           f"({wire / 1e6:.0f} MB on the wire, stored in the run log as it streamed)")
 
 
+def bench_idle(d, n):
+    """Idle RSS of a daemon with every bundled plugin and n SSH targets (never contacted)."""
+    started = d.rss_kb()
+    cred = d.post("/api/v1/credentials", {"name": "k", "type": "ssh_password",
+                                          "username": "root", "password": "idle-bench-pw"})
+    items = [{"name": f"node-{i:04}", "address": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+              "transport": "ssh", "credential_id": cred["id"], "labels": {"rack": f"r{i % 8}"}}
+             for i in range(n)]
+    d.post("/api/v1/targets/bulk", items, status=200)
+    d.get("/api/v1/targets", limit=min(n, 500))  # a page of the list, as a UI shows it
+    time.sleep(11)  # idle: the daemon hands free heap pages back every 10 s (core/heap_trim.c)
+    print(f"idle daemon, all bundled plugins: {started / 1024:.1f} MB RSS after start, "
+          f"{d.rss_kb() / 1024:.1f} MB with {n} targets "
+          f"(RssAnon {d.rss_kb('RssAnon') / 1024:.1f} MB, RssFile {d.rss_kb('RssFile') / 1024:.1f} MB)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--base-daemon", help="another opsconductord measured in the same run")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("what", choices=["runs", "runrate", "ssh", "logs", "memory"])
+    ap.add_argument("what", choices=["runs", "runrate", "ssh", "logs", "memory", "idle"])
     ap.add_argument("n", nargs="?", type=int)
     ap.add_argument("clients", nargs="?", type=int, default=8)
     a = ap.parse_args()
@@ -345,6 +362,8 @@ def main():
             bench_runs(d, a.n or 1000, a.clients)
         elif a.what == "logs":
             bench_logs(d, a.n or 200)
+        elif a.what == "idle":
+            bench_idle(d, a.n or 1000)
         else:
             work = tempfile.mkdtemp(prefix="opsc-bench-sshd-")
             os.chmod(work, 0o755)
