@@ -7,7 +7,8 @@ throughput, memory per running target.
                               the same job POSTed by wrk (CLIENTS connections) for SECONDS, then
                               until every run finished; with --base-daemon, that daemon too,
                               alternating, in the same run
-    tests/bench/bench_exec.py [--build DIR] ssh [TARGETS]         one job on TARGETS SSH targets
+    tests/bench/bench_exec.py [--build DIR] ssh [TARGETS]         one job on TARGETS SSH targets,
+                              against TARGETS plain `ssh ... true &` in the same run
     tests/bench/bench_exec.py [--build DIR] logs [MB]             MB of stdout to an SSE client
     tests/bench/bench_exec.py [--build DIR] memory [TARGETS]      RSS per running target (SSH)
     tests/bench/bench_exec.py [--build DIR] idle [TARGETS]        idle RSS with TARGETS targets
@@ -254,18 +255,35 @@ def ssh_fleet(d, facts, n):
     return d.post("/api/v1/groups", {"name": "bench", "selector": "fleet=bench"})
 
 
+def plain_ssh(facts, n):
+    """Wall time of n plain `ssh ... true &` at once (no ControlMaster): the baseline the
+    daemon's fan-out is compared with, measured in the same run."""
+    opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-o", "BatchMode=yes", "-i", facts["key_ed25519"], "-p", str(facts["port"])]
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(["ssh", *opts, f"{facts['user']}@127.0.0.1", "true"])
+             for _ in range(n)]
+    failed = sum(p.wait() != 0 for p in procs)
+    wall = time.monotonic() - t0
+    print(f"{n} plain `ssh ... true &` at once: {wall:.2f} s ({failed} failed)")
+    return wall
+
+
 def bench_ssh(d, facts, n):
     g = ssh_fleet(d, facts, n)
     job = d.post("/api/v1/jobs", {"name": "true", "targets": {"groups": [g["id"]]},
                                   "steps": [{"id": "s", "type": "core.shell.command",
                                              "params": {"command": "true"}}]})
+    plain = plain_ssh(facts, n)
     for label in ("cold (connects, learns host keys)", "warm (pooled connections)"):
         cpu0 = d.cpu_s()
         t0 = time.monotonic()
         run = d.wait_run(d.post(f"/api/v1/jobs/{job['id']}/runs", {})["id"])
         wall = time.monotonic() - t0
-        print(f"one job (`true`) on {n} SSH targets, {label}: {wall:.2f} s, "
-              f"state {run['state']} {run['counts']}, daemon CPU {d.cpu_s() - cpu0:.2f} s")
+        print(f"one job (`true`) on {n} SSH targets, {label}: {wall:.2f} s "
+              f"= {wall / plain:.2f}x plain ssh, state {run['state']} {run['counts']}, "
+              f"daemon CPU {d.cpu_s() - cpu0:.2f} s")
 
 
 def bench_memory(d, facts, n):
