@@ -10,7 +10,6 @@
 #include "local_internal.h"
 
 static void ex_maybe_free(opsc_exec *ex);
-static void flush_held(opsc_exec *ex);
 
 /* ---- ending --------------------------------------------------------------------------- */
 
@@ -47,11 +46,7 @@ static void ex_maybe_free(opsc_exec *ex)
         c->execs = ex->next;
     if (ex->next)
         ex->next->prev = ex->prev;
-    for (in_req *r = ex->held_head, *n; r; r = n) {
-        n = r->next;
-        memset(r->data, 0, r->len);
-        api->free(r);
-    }
+    tp_stdin_free(&ex->in);
     if (ex->proc)
         api->local_release(ex->proc);
     api->free(ex->become_user);
@@ -134,7 +129,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 local_exec_cancel(ex);
             }
             if (ex->marker.seen || ex->marker.gave_up)
-                flush_held(ex);
+                tp_stdin_release(&ex->in);
         } else {
             emit(&e, buf->base, (size_t)n);
         }
@@ -163,84 +158,17 @@ static void start_reading(opsc_exec *ex)
 
 /* ---- stdin -------------------------------------------------------------------------------- */
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void close_stdin_pipe(void *owner)
 {
-    (void)status;
-    opsc_exec *ex = req->data;
+    opsc_exec *ex = owner;
     close_handle((uv_handle_t *)&ex->p_in);
 }
 
-static void maybe_close_stdin(opsc_exec *ex)
+static void stdin_drained(void *owner)
 {
-    if (!ex->in_eof_req || ex->in_closed || ex->writes_pending || ex->held_head)
-        return;
-    ex->in_closed = true;
-    ex->shut.data = ex;
-    if (uv_shutdown(&ex->shut, (uv_stream_t *)&ex->p_in, on_shutdown) < 0)
-        close_handle((uv_handle_t *)&ex->p_in);
-}
-
-static void on_written(uv_write_t *w, int status)
-{
-    (void)status; /* EPIPE: the command stopped reading; its data is dropped */
-    in_req *r = w->data;
-    opsc_exec *ex = r->ex;
-    memset(r->data, 0, r->len);
-    ex->conn->p->api->free(r);
-    ex->writes_pending--;
-    if (ex->writes_pending == 0 && !ex->held_head && ex->in_was_full && !ex->done) {
-        ex->in_was_full = false;
-        if (ex->cb.on_stdin_drained)
-            ex->cb.on_stdin_drained(ex->ud);
-    }
-    maybe_close_stdin(ex);
-}
-
-static int send_req(opsc_exec *ex, in_req *r)
-{
-    uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
-    r->req.data = r;
-    int rc = uv_write(&r->req, (uv_stream_t *)&ex->p_in, &b, 1, on_written);
-    if (rc < 0) {
-        ex->conn->p->api->free(r);
-        return OPSC_EPIPE;
-    }
-    ex->writes_pending++;
-    return 0;
-}
-
-static void flush_held(opsc_exec *ex)
-{
-    ex->in_hold = false;
-    while (ex->held_head) {
-        in_req *r = ex->held_head;
-        ex->held_head = r->next;
-        if (!ex->held_head)
-            ex->held_tail = NULL;
-        send_req(ex, r);
-    }
-    maybe_close_stdin(ex);
-}
-
-static int queue_stdin(opsc_exec *ex, const char *data, size_t len, bool password)
-{
-    in_req *r = ex->conn->p->api->alloc(sizeof(*r) + len);
-    if (!r)
-        return OPSC_ENOMEM;
-    memset(r, 0, sizeof(*r));
-    r->ex = ex;
-    r->len = len;
-    r->password = password;
-    memcpy(r->data, data, len);
-    if (ex->in_hold && !password) {
-        if (ex->held_tail)
-            ex->held_tail->next = r;
-        else
-            ex->held_head = r;
-        ex->held_tail = r;
-        return 0;
-    }
-    return send_req(ex, r);
+    opsc_exec *ex = owner;
+    if (!ex->done && ex->cb.on_stdin_drained)
+        ex->cb.on_stdin_drained(ex->ud);
 }
 
 /* ---- stopping ----------------------------------------------------------------------------- */
@@ -392,8 +320,9 @@ static int exec_prepare(opsc_exec *ex, const opsc_exec_req *req, char **cmd)
         return OPSC_EINVAL;
     if (become && !(ex->become_user = api->strdup(become)))
         return OPSC_ENOMEM;
-    ex->in_hold = become != NULL;
-    ex->in_eof_req = !req->stdin_open;
+    tp_stdin_init(&ex->in, api, &ex->p_in, close_stdin_pipe, stdin_drained, ex);
+    ex->in.hold = become != NULL;
+    ex->in.eof = !req->stdin_open;
     return 0;
 }
 
@@ -437,18 +366,9 @@ int local_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, v
             ex_maybe_free(ex);
         return rc;
     }
-    if (req->become_password && ex->become_user) {
-        size_t n = strlen(req->become_password);
-        char *line = api->alloc(n + 1);
-        if (line) {
-            memcpy(line, req->become_password, n);
-            line[n] = '\n';
-            queue_stdin(ex, line, n + 1, true);
-            memset(line, 0, n + 1);
-            api->free(line);
-        }
-    }
-    maybe_close_stdin(ex);
+    if (req->become_password && ex->become_user)
+        tp_stdin_password(&ex->in, req->become_password);
+    tp_stdin_settle(&ex->in);
     if (req->timeout_ms)
         uv_timer_start(&ex->timer, timeout_cb, req->timeout_ms, 0);
     *out = ex;
@@ -457,15 +377,9 @@ int local_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, v
 
 int local_exec_write(opsc_exec *ex, const char *data, size_t len)
 {
-    if (ex->done || ex->in_eof_req)
+    if (ex->done)
         return OPSC_ESTATE;
-    if (len == 0) {
-        ex->in_eof_req = true;
-        maybe_close_stdin(ex);
-        return 0;
-    }
-    ex->in_was_full = true;
-    return queue_stdin(ex, data, len, false);
+    return tp_stdin_write(&ex->in, data, len);
 }
 
 void local_exec_pause(opsc_exec *ex)

@@ -10,6 +10,7 @@
 #include <opsc/plugin.h>
 
 #include "tp_shell.h"
+#include "tp_stdin.h"
 #include "tp_xfer.h"
 
 #define LOCAL_COMPONENT "transport-local"
@@ -42,28 +43,16 @@ struct opsc_conn {
     unsigned nexec;
 };
 
-typedef struct in_req {
-    uv_write_t req;
-    struct opsc_exec *ex;
-    struct in_req *next; /* held until sudo is done */
-    size_t len;
-    bool password;
-    char data[];
-} in_req;
-
 struct opsc_exec {
     struct opsc_exec *next, *prev;
     opsc_conn *conn;
     opsc_local_proc *proc; /* the host's; released when the exec is freed */
     uv_pipe_t p_in, p_out, p_err;
     uv_timer_t timer; /* timeout, then the SIGKILL after a stop */
-    uv_shutdown_t shut;
+    tp_stdin in;
     int open_handles;
-    bool exited, out_eof, err_eof, in_closed;
+    bool exited, out_eof, err_eof;
     bool paused, reading;
-    in_req *held_head, *held_tail;
-    unsigned writes_pending;
-    bool in_eof_req, in_was_full, in_hold;
     tp_marker marker;
     char *become_user, *become_pw;
     int stop_code, fail_code;

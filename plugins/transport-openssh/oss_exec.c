@@ -12,7 +12,6 @@
 
 static void maybe_free(opsc_exec *ex);
 static void maybe_finish(opsc_exec *ex);
-static void flush_held(opsc_exec *ex);
 static void force_close(opsc_exec *ex);
 static void stop_when_known(opsc_exec *ex);
 
@@ -88,11 +87,7 @@ static void maybe_free(opsc_exec *ex)
         c->execs = ex->next;
     if (ex->next)
         ex->next->prev = ex->prev;
-    for (oss_in *r = ex->held_head, *n; r; r = n) {
-        n = r->next;
-        memset(r->data, 0, r->len);
-        p->api->free(r);
-    }
+    tp_stdin_free(&ex->in);
     if (ex->killer)
         ex->killer->victim = NULL;
     if (ex->victim)
@@ -243,7 +238,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             tp_marker_feed(&ex->marker, buf->base, (size_t)n, emit_err, &e);
             sudo_check(ex);
             if (ex->marker.seen || ex->marker.gave_up)
-                flush_held(ex);
+                tp_stdin_release(&ex->in);
             started(ex);
             stop_when_known(ex);
         } else {
@@ -272,86 +267,19 @@ static void start_reading(opsc_exec *ex)
         uv_read_start((uv_stream_t *)&ex->p_err, alloc_cb, on_read);
 }
 
-/* ---- stdin -------------------------------------------------------------------------------------
- */
+/* ---- stdin -------------------------------------------------------------------------------- */
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void close_stdin_pipe(void *owner)
 {
-    (void)status;
-    opsc_exec *ex = req->data;
+    opsc_exec *ex = owner;
     close_handle(ex, (uv_handle_t *)&ex->p_in);
 }
 
-static void maybe_close_stdin(opsc_exec *ex)
+static void stdin_drained(void *owner)
 {
-    if (!ex->in_eof_req || ex->in_closed || ex->writes_pending || ex->held_head)
-        return;
-    ex->in_closed = true;
-    ex->shut.data = ex;
-    if (uv_shutdown(&ex->shut, (uv_stream_t *)&ex->p_in, on_shutdown) < 0)
-        close_handle(ex, (uv_handle_t *)&ex->p_in);
-}
-
-static void on_written(uv_write_t *w, int status)
-{
-    (void)status; /* EPIPE: the command stopped reading; its data is dropped */
-    oss_in *r = w->data;
-    opsc_exec *ex = r->ex;
-    memset(r->data, 0, r->len);
-    ex->conn->p->api->free(r);
-    ex->writes_pending--;
-    if (ex->writes_pending == 0 && !ex->held_head && ex->in_was_full && !ex->done) {
-        ex->in_was_full = false;
-        if (ex->cb.on_stdin_drained && !ex->internal)
-            ex->cb.on_stdin_drained(ex->ud);
-    }
-    maybe_close_stdin(ex);
-}
-
-static int send_req(opsc_exec *ex, oss_in *r)
-{
-    uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
-    r->req.data = r;
-    if (ex->in_closed || uv_write(&r->req, (uv_stream_t *)&ex->p_in, &b, 1, on_written) < 0) {
-        memset(r->data, 0, r->len);
-        ex->conn->p->api->free(r);
-        return OPSC_EPIPE;
-    }
-    ex->writes_pending++;
-    return 0;
-}
-
-static void flush_held(opsc_exec *ex)
-{
-    ex->in_hold = false;
-    while (ex->held_head) {
-        oss_in *r = ex->held_head;
-        ex->held_head = r->next;
-        if (!ex->held_head)
-            ex->held_tail = NULL;
-        send_req(ex, r);
-    }
-    maybe_close_stdin(ex);
-}
-
-static int queue_stdin(opsc_exec *ex, const char *data, size_t len, bool password)
-{
-    oss_in *r = ex->conn->p->api->alloc(sizeof(*r) + len);
-    if (!r)
-        return OPSC_ENOMEM;
-    memset(r, 0, sizeof(*r));
-    r->ex = ex;
-    r->len = len;
-    memcpy(r->data, data, len);
-    if (ex->in_hold && !password) {
-        if (ex->held_tail)
-            ex->held_tail->next = r;
-        else
-            ex->held_head = r;
-        ex->held_tail = r;
-        return 0;
-    }
-    return send_req(ex, r);
+    opsc_exec *ex = owner;
+    if (!ex->done && !ex->internal && ex->cb.on_stdin_drained)
+        ex->cb.on_stdin_drained(ex->ud);
 }
 
 /* ---- stopping ----------------------------------------------------------------------------------
@@ -364,10 +292,7 @@ static void force_close(opsc_exec *ex)
 {
     close_mux(ex);
     ex->mux.closed = true;
-    if (!ex->in_closed) {
-        ex->in_closed = true;
-        close_handle(ex, (uv_handle_t *)&ex->p_in);
-    }
+    tp_stdin_close_now(&ex->in);
     if (!ex->done && !uv_is_closing((uv_handle_t *)&ex->timer))
         uv_timer_start(&ex->timer, on_deadline, 5000, 0);
     maybe_finish(ex);
@@ -407,19 +332,9 @@ static void start_killer(opsc_exec *ex)
     }
     k->victim = ex;
     ex->killer = k;
-    if (ex->become_pw) {
-        size_t n = strlen(ex->become_pw);
-        char *line = p->api->alloc(n + 1);
-        if (line) {
-            memcpy(line, ex->become_pw, n);
-            line[n] = '\n';
-            queue_stdin(k, line, n + 1, true);
-            memset(line, 0, n + 1);
-            p->api->free(line);
-        }
-    }
-    k->in_eof_req = true;
-    maybe_close_stdin(k);
+    if (ex->become_pw)
+        tp_stdin_password(&k->in, ex->become_pw);
+    tp_stdin_end(&k->in);
 }
 
 /* Stop the remote process group: at once when its marker was seen, else as soon as it is (a
@@ -540,6 +455,7 @@ static int start_exec(opsc_conn *c, const char *command, bool internal, const op
         return OPSC_ENOMEM;
     ex->conn = c;
     ex->internal = internal;
+    tp_stdin_init(&ex->in, p->api, &ex->p_in, close_stdin_pipe, stdin_drained, ex);
     ex->mux.fd = -1;
     ex->mux.pass[0] = ex->mux.pass[1] = ex->mux.pass[2] = -1;
     memcpy(&ex->cb, cb, cb->size < sizeof(ex->cb) ? cb->size : sizeof(ex->cb));
@@ -607,20 +523,11 @@ int oss_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, voi
         ex->fail_code = OPSC_ENOMEM;
     if (pw && !(ex->become_pw = p->api->strdup(pw)))
         ex->fail_code = OPSC_ENOMEM;
-    ex->in_hold = become != NULL;
-    ex->in_eof_req = !req->stdin_open;
-    if (pw && ex->become_pw) {
-        size_t n = strlen(pw);
-        char *line = p->api->alloc(n + 1);
-        if (line) {
-            memcpy(line, pw, n);
-            line[n] = '\n';
-            queue_stdin(ex, line, n + 1, true);
-            memset(line, 0, n + 1);
-            p->api->free(line);
-        }
-    }
-    maybe_close_stdin(ex);
+    ex->in.hold = become != NULL;
+    ex->in.eof = !req->stdin_open;
+    if (pw && ex->become_pw)
+        tp_stdin_password(&ex->in, pw);
+    tp_stdin_settle(&ex->in);
     if (req->timeout_ms)
         uv_timer_start(&ex->timer, on_timeout, req->timeout_ms, 0);
     *out = ex;
@@ -629,15 +536,9 @@ int oss_exec(opsc_conn *c, const opsc_exec_req *req, const opsc_exec_cb *cb, voi
 
 int oss_exec_write(opsc_exec *ex, const char *data, size_t len)
 {
-    if (ex->done || ex->in_eof_req)
+    if (ex->done)
         return OPSC_ESTATE;
-    if (len == 0) {
-        ex->in_eof_req = true;
-        maybe_close_stdin(ex);
-        return 0;
-    }
-    ex->in_was_full = true;
-    return queue_stdin(ex, data, len, false);
+    return tp_stdin_write(&ex->in, data, len);
 }
 
 void oss_exec_pause(opsc_exec *ex)

@@ -21,6 +21,7 @@
 #include "oss_sshlog.h"
 #include "oss_tail.h"
 #include "tp_shell.h"
+#include "tp_stdin.h"
 #include "tp_xfer.h"
 
 #define OSS_COMPONENT "transport-openssh"
@@ -254,27 +255,16 @@ typedef struct oss_mux {
     char fail[256];
 } oss_mux;
 
-typedef struct oss_in {
-    uv_write_t req;
-    struct opsc_exec *ex;
-    struct oss_in *next; /* held until sudo is done */
-    size_t len;
-    char data[];
-} oss_in;
-
 struct opsc_exec {
     struct opsc_exec *next, *prev;
     opsc_conn *conn;
     oss_mux mux;
     uv_pipe_t p_in, p_out, p_err;
     uv_timer_t timer; /* timeout, then the cancel deadline */
-    uv_shutdown_t shut;
+    tp_stdin in;
     int handles;
-    bool in_open, out_eof, err_eof, in_closed;
+    bool in_open, out_eof, err_eof;
     bool paused;
-    oss_in *held_head, *held_tail;
-    unsigned writes_pending;
-    bool in_eof_req, in_was_full, in_hold;
     tp_marker marker;
     oss_tail tail;
     char *become_user, *become_pw;
