@@ -54,6 +54,8 @@ static void beat(cluster *cl)
         cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
         cl->view = NULL;
+    if (cl->rc == 0) /* alive: so are the claims of the runs it runs */
+        exec_renew_leases(c->exec, cl->lease_ms);
 }
 
 static void step_down(cluster *cl, const char *why)
@@ -149,6 +151,8 @@ static void beat_done(cluster *cl)
     beat_apply(cl);
     if (view && cl->leading)
         reap(cl, view);
+    if (cl->leading && cl->core->exec) /* claims whose node stopped renewing them */
+        exec_reap_leases(cl->core->exec);
     json_decref(view);
 }
 

@@ -267,9 +267,10 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     uv_check_init(ex->loop, &ex->flush);
     uv_idle_init(ex->loop, &ex->flush_idle);
     uv_timer_init(ex->loop, &ex->tick);
+    uv_timer_init(ex->loop, &ex->claim);
     uv_async_init(ex->loop, &ex->wake, ex_on_wake);
-    ex->flush.data = ex->flush_idle.data = ex->tick.data = ex->wake.data = ex;
-    ex->open_handles = 4;
+    ex->flush.data = ex->flush_idle.data = ex->tick.data = ex->wake.data = ex->claim.data = ex;
+    ex->open_handles = 5;
     uv_unref((uv_handle_t *)&ex->wake);
     int rc = ex_recover(ex);
     if (rc == 0)
@@ -281,6 +282,7 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
         uv_close((uv_handle_t *)&ex->flush_idle, on_handle_closed);
         uv_close((uv_handle_t *)&ex->tick, on_handle_closed);
         uv_close((uv_handle_t *)&ex->wake, on_handle_closed);
+        uv_close((uv_handle_t *)&ex->claim, on_handle_closed);
         *out = ex; /* the caller frees it after the loop closed the handles */
         return rc;
     }
@@ -292,6 +294,8 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     uv_unref((uv_handle_t *)&ex->tick);
     plugin_host_set_step_ops(ex->plugins, ex_step_ops());
     ex_kill_orphans(ex);
+    if (ex_queued(ex))
+        ex_queue_start(ex);
     *out = ex;
     return 0;
 }
@@ -366,6 +370,8 @@ void ex_maybe_closed(exec *ex)
         uv_close((uv_handle_t *)&ex->flush_idle, on_handle_closed);
         uv_close((uv_handle_t *)&ex->tick, on_handle_closed);
         uv_close((uv_handle_t *)&ex->wake, on_handle_closed);
+        uv_close((uv_handle_t *)&ex->claim, on_handle_closed);
+        ex_queue_close(ex);
         return;
     }
     if (ex->open_handles == 0 && ex->close_cb) {

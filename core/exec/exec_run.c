@@ -119,6 +119,7 @@ static void finish(ex_run *r)
     /* The reason of an abort was set when it began. */
     ex_run_set_state(r, state, reason);
     ex_pump(ex);
+    ex_claim_soon(ex); /* cluster mode: room for another queued run */
     ex_maybe_closed(ex);
 }
 

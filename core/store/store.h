@@ -210,6 +210,32 @@ int store_cluster_view(store *s, int64_t node_timeout_ms, json_t **out);
  * either way the caller aborts its transaction. */
 int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const char *schedule_id,
                        int64_t planned_ms, const char *run_id);
+
+/* ---- the run queue (PostgreSQL only; docs/cluster.md 2.4) ---------------------------------- */
+/* In the transaction that creates run `run_id` of `job_id` on `target_ids`
+ * (array of id strings): a queued row any node may claim, and a
+ * notification to the listening nodes at commit. `exclusive`: the job does
+ * not allow concurrent runs on a target, cluster-wide. */
+int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
+                   const json_t *target_ids, bool exclusive);
+/* Claim up to `max` queued runs (oldest first, FOR UPDATE SKIP LOCKED: two
+ * nodes never claim one run and never wait for each other) for `node_id`,
+ * leased for `lease_ms`. *ids: new array of run ids (maybe empty). */
+int store_runq_claim(store_txn *txn, const char *node_id, int max, int64_t lease_ms, json_t **ids);
+/* The run ended (or was interrupted): its row goes, the others are woken. */
+int store_runq_done(store_txn *txn, const char *run_id);
+/* The leader's reaper: claims whose lease lapsed. *lapsed: new array of
+ * [run id, node id, lease end (RFC 3339)]; the rows are marked so that the
+ * node can never renew them. */
+int store_runq_reap(store_txn *txn, json_t **lapsed);
+/* Renew every claim of `node_id` for `lease_ms`, on the heartbeat's connection. */
+int store_runq_renew(store *s, const char *node_id, int64_t lease_ms);
+/* (Re)open the listening connection (`reset`: drop the old one first) and
+ * LISTEN; its socket (to watch for reading), or a negative code. Loop only. */
+int store_runq_listen(store *s, bool reset);
+/* After the socket was readable: the notifications received (0: none), or
+ * OPSC_EIO when the connection broke (listen again). */
+int store_runq_notified(store *s);
 /* True for a store on PostgreSQL. */
 bool store_is_shared(const store *s);
 
