@@ -74,6 +74,10 @@ int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reas
  * OPSC_ENOENT for an unknown run, OPSC_ESTATE when it has already ended. */
 int exec_run_cancel(exec *ex, const char *run_id, const char *by);
 
+/* Whether run `run_id` is active in this executor (cluster mode: else it is
+ * queued, or runs on another node, or has ended). */
+bool exec_runs_here(exec *ex, const char *run_id);
+
 /* Runs of `schedule_id` that are queued or running (overlap policies). */
 size_t exec_active_for_schedule(exec *ex, const char *schedule_id);
 

@@ -184,6 +184,11 @@ static ex_run *find_active(exec *ex, const char *run_id)
     return NULL;
 }
 
+bool exec_runs_here(exec *ex, const char *run_id)
+{
+    return ex && find_active(ex, run_id);
+}
+
 int exec_run_cancel(exec *ex, const char *run_id, const char *by)
 {
     ex_run *r = find_active(ex, run_id);

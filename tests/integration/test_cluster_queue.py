@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from fixtures.runs import EventStream
 from test_schedules_e2e import wait_for
 
 LEASE_S = 3
@@ -153,3 +154,17 @@ def test_a_frozen_node_comes_back_and_its_late_results_are_discarded(pg, daemon_
     assert not [x for x in logs if "late-result" in x["text"]], logs
     quick = job(b, "true")  # and b works on
     assert ended(b, [start(b, quick)], 15)[0]["state"] == "succeeded"
+
+
+def test_a_client_of_one_node_follows_a_run_of_another_live(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    j = job(a, "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 0.5; done")
+    rid = on_node(a, j, a_id, {a_id: a, b_id: b})
+    seen = [(time.monotonic(), name, data) for _, name, data in EventStream(b, rid, timeout=30)]
+    ticks = [(t, d["text"].strip()) for t, n, d in seen
+             if n == "log" and d["text"].startswith("tick-")]
+    assert [x for _, x in ticks] == [f"tick-{i}" for i in range(1, 7)], seen
+    assert ticks[-1][0] - ticks[0][0] >= 1.5, ticks  # as they were written, not at the end
+    names = [n for _, n, _ in seen]
+    assert names[-1] == "end" and seen[-1][2]["state"] == "succeeded", seen[-3:]
+    assert [d for _, n, d in seen if n == "run"][0]["node_id"] == a_id
