@@ -5,6 +5,7 @@
 
 #include <opsc/errors.h>
 
+#include "cluster.h"
 #include "core.h"
 #include "events.h"
 #include "exec_internal.h"
@@ -211,7 +212,9 @@ static void on_tick(uv_timer_t *h)
         for (uint32_t i = 0; i < r->ntargets; i++)
             if (r->targets[i].cmd)
                 ex_cmd_flush_lines(r->targets[i].cmd, false);
-    if (clock_mono_ms() >= ex->next_sweep_mono && !ex->stopping) {
+    /* cluster mode: one node sweeps the shared logs, the leader */
+    bool sweeps = !ex_queued(ex) || cluster_leading(ex->core->cluster, NULL);
+    if (clock_mono_ms() >= ex->next_sweep_mono && !ex->stopping && sweeps) {
         ex->next_sweep_mono = clock_mono_ms() + (uint64_t)ex->opts.log_sweep_interval_ms;
         ex_log_sweep(ex);
     }

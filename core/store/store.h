@@ -236,6 +236,11 @@ int store_runq_listen(store *s, bool reset);
 /* After the socket was readable: the notifications received (0: none), or
  * OPSC_EIO when the connection broke (listen again). */
 int store_runq_notified(store *s);
+/* The leader's sweeping, on the heartbeat's connection: rows of nodes
+ * silent for `dead_ms` go (their runs were reaped long before), and fires
+ * recorded more than `fires_ms` ago (the scheduler resumes from each
+ * schedule's state, not from them). */
+int store_cluster_sweep(store *s, int64_t dead_ms, int64_t fires_ms);
 /* True for a store on PostgreSQL. */
 bool store_is_shared(const store *s);
 
