@@ -398,12 +398,13 @@ void exec_free(exec *ex)
     pthread_mutex_destroy(&ex->qmu);
     json_decref(ex->busy);
     json_decref(ex->orphans);
+    json_decref(ex->remote);
     free(ex);
 }
 
 size_t exec_active_for_schedule(exec *ex, const char *schedule_id)
 {
-    size_t n = 0;
+    size_t n = ex ? ex_remote_count(ex, schedule_id) : 0;
     for (ex_run *r = ex ? ex->head : NULL; r; r = r->next_run) {
         const char *s = json_string_value(json_object_get(r->hdr, "schedule_id"));
         if (s && schedule_id && strcmp(s, schedule_id) == 0)

@@ -260,6 +260,7 @@ struct exec {
     uv_poll_t *listen;    /* cluster mode: the socket LISTENing for queued runs */
     bool listen_broken;   /* reopen it at the next poll */
     int claim_rc;         /* the last claim's result, to log a change once */
+    json_t *remote;       /* run id -> schedule id: made here, queued or run elsewhere */
     uint64_t next_sweep_mono;
     int64_t log_total; /* bytes of logs kept; -1 until the first sweep counted */
     bool pumping, pump_again;
@@ -388,6 +389,11 @@ void ex_queue_start(exec *ex);
 void ex_claim_soon(exec *ex);
 /* Close the queue's handles (counted in open_handles). */
 void ex_queue_close(exec *ex);
+/* A run made here and queued: announced as queued on this node's bus and
+ * counted for its schedule until it ends, wherever it runs. */
+void ex_remote_add(exec *ex, const json_t *hdr);
+/* Runs of `schedule_id` made here that are queued or run on another node. */
+size_t ex_remote_count(const exec *ex, const char *schedule_id);
 
 /* ---- exec_imp.c ----------------------------------------------------------------------------- */
 int ex_workers_start(exec *ex, int n);

@@ -12,6 +12,11 @@
 #include "store.h"
 #include "util.h"
 
+bool ex_queued(const exec *ex)
+{
+    return ex->opts.node_id && store_is_shared(ex->store);
+}
+
 /* ---- a new run --------------------------------------------------------------------------- */
 
 typedef struct ex_new_run {
@@ -107,6 +112,7 @@ static void new_runs_done(exec *ex, ex_new_run *n, int rc)
             n->cb(n->ud, 0, r->id, run); /* run NULL: out of memory for the copy */
             json_decref(run);
             if (ex_queued(ex)) { /* whichever node claims it runs it, this one too */
+                ex_remote_add(ex, r->hdr);
                 ex_run_free(r);
                 ex_claim_soon(ex);
             } else {
@@ -140,11 +146,28 @@ static int put_target(store_txn *txn, ex_target *t)
     return rc;
 }
 
+/* Cluster mode: the other nodes learn of the change at commit (their
+ * schedulers count runs of their schedules that run elsewhere). */
+static int notify_state(store_txn *txn, exec *ex, const json_t *run, const char *previous)
+{
+    json_t *d = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s}", "run_id", json_object_get(run, "id"),
+                          "job_id", json_object_get(run, "job_id"), "schedule_id",
+                          json_object_get(run, "schedule_id"), "state",
+                          json_object_get(run, "state"), "previous", previous, "by",
+                          ex->opts.node_id);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    int rc = text ? store_notify(txn, "opsc_events", text) : OPSC_ENOMEM;
+    free(text);
+    return rc;
+}
+
 /* A state change commits with what it causes elsewhere (notifications). */
 static int persisted_hook(store_txn *txn, exec *ex, const json_t *run, const char *previous)
 {
-    if (!ex->opts.on_run_persisted)
-        return 0;
+    int rc = ex_queued(ex) ? notify_state(txn, ex, run, previous) : 0;
+    if (rc < 0 || !ex->opts.on_run_persisted)
+        return rc;
     return ex->opts.on_run_persisted(ex->opts.on_run_persisted_ud, txn, run, previous);
 }
 
@@ -170,11 +193,6 @@ typedef struct flush_set {
     const ex_new_run *fresh; /* NULL: only the changes */
     json_t *held;            /* cluster mode: run id -> whether this node still holds it */
 } flush_set;
-
-bool ex_queued(const exec *ex)
-{
-    return ex->opts.node_id && store_is_shared(ex->store);
-}
 
 /* Cluster mode: a run is written only while runs_active names this node.
  * A node cut off from the database longer than its lease (a partition, a

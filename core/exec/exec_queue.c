@@ -13,6 +13,7 @@
 #include <opsc/errors.h>
 
 #include "core.h"
+#include "events.h"
 #include "exec_internal.h"
 #include "log.h"
 #include "run_read.h"
@@ -123,6 +124,7 @@ static int rebuild(exec *ex, json_t *hdr, const json_t *ids, char *err, size_t e
     json_decref(r->hdr);
     r->hdr = json_incref(hdr);
     r->seq = (uint64_t)json_integer_value(json_object_get(hdr, "seq"));
+    json_object_del(ex->remote, r->id); /* counted as this node's own from now on */
     ex_run_add(ex, r);
     return 0;
 }
@@ -186,11 +188,103 @@ static void listen_drop(exec *ex)
     ex->listen = NULL;
 }
 
+/* ---- runs made here that run elsewhere: their states, for this node's scheduler ----------- */
+
+void ex_remote_add(exec *ex, const json_t *hdr)
+{
+    const char *id = json_string_value(json_object_get(hdr, "id"));
+    json_t *sid = json_object_get(hdr, "schedule_id");
+    if (json_is_string(sid) && (ex->remote || (ex->remote = json_object())))
+        json_object_set(ex->remote, id, sid);
+    json_t *d = json_pack("{s:s, s:O, s:O, s:s, s:s}", "run_id", id, "job_id",
+                          json_object_get(hdr, "job_id"), "schedule_id", sid ? sid : json_null(),
+                          "state", "queued", "previous", "queued");
+    if (d)
+        events_publish(ex->events, "run.state", id, d);
+    json_decref(d);
+}
+
+size_t ex_remote_count(const exec *ex, const char *schedule_id)
+{
+    size_t n = 0;
+    const char *id;
+    json_t *sid;
+    json_object_foreach(ex->remote, id, sid) n += schedule_id && json_is_string(sid) &&
+                                                  !strcmp(json_string_value(sid), schedule_id);
+    return n;
+}
+
+/* Another node changed a run's state: announced on this node's bus as its
+ * own executor would (the scheduler's overlap policies follow it). */
+static void on_state(exec *ex, const char *payload)
+{
+    json_t *d = json_loads(payload, 0, NULL);
+    const char *by = json_string_value(json_object_get(d, "by"));
+    const char *id = json_string_value(json_object_get(d, "run_id"));
+    const char *state = json_string_value(json_object_get(d, "state"));
+    if (id && state && by && strcmp(by, ex->opts.node_id) != 0) {
+        json_object_del(d, "by");
+        if (ex_terminal(ex_state_parse(state)))
+            json_object_del(ex->remote, id);
+        events_publish(ex->events, "run.state", id, d);
+    }
+    json_decref(d);
+}
+
+static void on_notify(void *ud, const char *channel, const char *payload)
+{
+    exec *ex = ud;
+    if (!strcmp(channel, "opsc_events"))
+        on_state(ex, payload);
+    else
+        ex_claim_soon(ex);
+}
+
+typedef struct prune {
+    json_t *remote, *gone;
+} prune;
+
+static int prune_txn(store_txn *txn, void *ud)
+{
+    prune *p = ud;
+    json_array_clear(p->gone);
+    const char *id;
+    json_t *sid;
+    json_object_foreach(p->remote, id, sid)
+    {
+        json_t *rec = NULL;
+        int rc = store_get(txn, "runs", id, &rec);
+        if (rc == OPSC_ENOENT ||
+            (rc == 0 &&
+             ex_terminal(ex_state_parse(json_string_value(json_object_get(rec, "state"))))))
+            json_array_append_new(p->gone, json_string(id));
+        json_decref(rec);
+        if (rc < 0 && rc != OPSC_ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+/* A notification lost (the listening connection broke) must not leave a
+ * run counted forever: what the store says has ended is dropped. */
+static void remote_prune(exec *ex)
+{
+    if (!json_object_size(ex->remote))
+        return;
+    prune p = {ex->remote, json_array()};
+    if (store_read(ex->store, prune_txn, &p) == 0) {
+        size_t i;
+        json_t *id;
+        json_array_foreach(p.gone, i, id) json_object_del(ex->remote, json_string_value(id));
+    }
+    json_decref(p.gone);
+}
+
 static void on_listen(uv_poll_t *h, int status, int revents)
 {
     (void)revents;
     exec *ex = h->data;
-    int n = status < 0 ? OPSC_EIO : store_runq_notified(ex->store);
+    int n = status < 0 ? OPSC_EIO : store_runq_notified(ex->store, on_notify, ex);
     if (n < 0) { /* the connection broke: the poll timer listens again */
         log_warn("exec", "the connection listening for queued runs broke: polling until it is "
                          "back");
@@ -198,8 +292,6 @@ static void on_listen(uv_poll_t *h, int status, int revents)
         ex->listen_broken = true;
         return;
     }
-    if (n > 0)
-        ex_claim_soon(ex);
 }
 
 static void listen_open(exec *ex, bool reset)
@@ -229,6 +321,7 @@ static void on_claim(uv_timer_t *h)
         listen_open(ex, true);
     uv_timer_start(&ex->claim, on_claim, POLL_MS, 0);
     claim_now(ex);
+    remote_prune(ex);
 }
 
 void ex_claim_soon(exec *ex)

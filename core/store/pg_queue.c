@@ -128,7 +128,7 @@ int store_runq_listen(store *s, bool reset)
         log_warn("exec", "listening for queued runs: %s (polling meanwhile)", err);
         return OPSC_ECONNREFUSED;
     }
-    PGresult *r = PQexec(c, "LISTEN opsc_runq");
+    PGresult *r = PQexec(c, "LISTEN opsc_runq; LISTEN opsc_events");
     int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : OPSC_EIO;
     PQclear(r);
     if (rc == 0 && PQsetnonblocking(c, 1) < 0)
@@ -136,7 +136,7 @@ int store_runq_listen(store *s, bool reset)
     return rc < 0 ? rc : PQsocket(c);
 }
 
-int store_runq_notified(store *s)
+int store_runq_notified(store *s, store_notify_fn fn, void *ud)
 {
     PGconn *c = s && s->pg ? pg_listening(s) : NULL;
     if (!c)
@@ -147,7 +147,20 @@ int store_runq_notified(store *s)
     PGnotify *nf;
     while ((nf = PQnotifies(c))) {
         n++;
+        fn(ud, nf->relname, nf->extra);
         PQfreemem(nf);
     }
     return n;
+}
+
+int store_notify(store_txn *txn, const char *channel, const char *payload)
+{
+    if (!txn || !txn->pg)
+        return OPSC_ENOTSUP;
+    const char *vals[] = {channel, payload};
+    PGresult *r = pg_run(txn, "notify", 2, vals, NULL, NULL);
+    if (!r)
+        return txn->pg->failed;
+    PQclear(r);
+    return 0;
 }

@@ -81,6 +81,7 @@ static const struct {
     {"rq_claim", PG_RQ_CLAIM_SQL, 3, {25, 23, 20}},
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
+    {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
 };
 
 /* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2). */

@@ -233,9 +233,14 @@ int store_runq_renew(store *s, const char *node_id, int64_t lease_ms);
 /* (Re)open the listening connection (`reset`: drop the old one first) and
  * LISTEN; its socket (to watch for reading), or a negative code. Loop only. */
 int store_runq_listen(store *s, bool reset);
-/* After the socket was readable: the notifications received (0: none), or
- * OPSC_EIO when the connection broke (listen again). */
-int store_runq_notified(store *s);
+/* After the socket was readable: `fn` for each notification received
+ * ("opsc_runq": a run was queued or room freed; "opsc_events": a run's state
+ * changed, the payload says how), and their number (0: none), or OPSC_EIO
+ * when the connection broke (listen again). */
+typedef void (*store_notify_fn)(void *ud, const char *channel, const char *payload);
+int store_runq_notified(store *s, store_notify_fn fn, void *ud);
+/* NOTIFY `channel` with `payload` (< 8000 bytes) when the transaction commits. */
+int store_notify(store_txn *txn, const char *channel, const char *payload);
 /* The leader's sweeping, on the heartbeat's connection: rows of nodes
  * silent for `dead_ms` go (their runs were reaped long before), and fires
  * recorded more than `fires_ms` ago (the scheduler resumes from each

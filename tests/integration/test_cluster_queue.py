@@ -168,3 +168,23 @@ def test_a_client_of_one_node_follows_a_run_of_another_live(pg, daemon_factory):
     names = [n for _, n, _ in seen]
     assert names[-1] == "end" and seen[-1][2]["state"] == "succeeded", seen[-3:]
     assert [d for _, n, d in seen if n == "run"][0]["node_id"] == a_id
+
+
+def test_overlap_forbid_holds_when_the_runs_go_to_other_nodes(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    j = job(a, "sleep 1.6")
+    r = b.http.post(b.url("/api/v1/schedules"), timeout=10,
+                    json={"job_id": j, "cron": "* * * * * *", "overlap_policy": "forbid"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    time.sleep(9)
+    assert b.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
+    items = a.get(f"/api/v1/runs?schedule_id={sid}&limit=100").json()["items"]
+    ran = ended(a, [x["id"] for x in items if x["state"] != "missed"], 15)
+    assert len(ran) >= 3, items
+    assert {x["state"] for x in ran} == {"succeeded"}, ran
+    spans = sorted((x["started_at"], x["finished_at"], x["node_id"]) for x in ran)
+    for (s1, f1, _), (s2, f2, _) in zip(spans, spans[1:]):
+        assert f1 <= s2, spans  # forbid: never two runs of the schedule at once, on any node
+    assert {x["state"] for x in items if x["state"] == "missed"}, items  # fires were refused
+    print(f"overlap forbid: {len(ran)} runs on nodes {sorted({n for _, _, n in spans})}")
