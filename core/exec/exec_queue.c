@@ -46,8 +46,8 @@ static int room(const exec *ex)
 
 typedef struct claim {
     exec *ex;
-    int max;
-    json_t *runs; /* [[header, [target ids]]] claimed, the header naming this node */
+    const json_t *ids; /* claimed */
+    json_t *runs;      /* [[header, [target ids]]], the header naming this node */
 } claim;
 
 static json_t *target_ids(const json_t *targets)
@@ -79,20 +79,19 @@ static int claim_one(store_txn *txn, exec *ex, const char *id, json_t *runs)
     return rc;
 }
 
+/* The claims taken, the runs named this node's in their records. */
 static int claim_txn(store_txn *txn, void *ud)
 {
     claim *c = ud;
     json_array_clear(c->runs); /* the function may run again */
-    json_t *ids = NULL;
-    int rc = store_runq_claim(txn, c->ex->opts.node_id, c->max, lease_ms(c->ex), &ids);
+    int rc = 0;
     size_t i;
     json_t *id;
-    json_array_foreach(ids, i, id)
+    json_array_foreach(c->ids, i, id)
     {
         if (rc == 0)
             rc = claim_one(txn, c->ex, json_string_value(id), c->runs);
     }
-    json_decref(ids);
     return rc;
 }
 
@@ -155,8 +154,13 @@ static void claim_now(exec *ex)
     int max = room(ex);
     if (ex->stopping || max <= 0)
         return;
-    claim c = {ex, max, json_array()};
-    int rc = store_write(ex->store, claim_txn, &c);
+    json_t *ids = NULL;
+    int rc = store_runq_claim(ex->store, ex->opts.node_id, max, lease_ms(ex), &ids);
+    claim c = {ex, ids, json_array()};
+    if (rc == 0 && json_array_size(ids) && (rc = store_write(ex->store, claim_txn, &c)) < 0 &&
+        store_runq_release(ex->store, ex->opts.node_id, ids) < 0)
+        log_error("exec", "giving back claimed runs failed: %s (the leader's reaper ends them)",
+                  opsc_strerror(rc));
     if (rc < 0 && rc != ex->claim_rc)
         log_warn("exec", "claiming queued runs failed: %s (trying again)", opsc_strerror(rc));
     else if (rc == 0 && ex->claim_rc < 0)
@@ -164,7 +168,8 @@ static void claim_now(exec *ex)
     ex->claim_rc = rc;
     if (rc == 0)
         start_claimed(ex, c.runs);
-    bool more = rc == 0 && (int)json_array_size(c.runs) == max;
+    bool more = rc == 0 && (int)json_array_size(ids) == max;
+    json_decref(ids);
     json_decref(c.runs);
     if (more) /* the queue may hold more than one claim took: go on if there is room */
         ex_claim_soon(ex);

@@ -43,7 +43,8 @@ PGconn *pg_listen_conn(store *s, bool reset, char *err, size_t errlen);
 /* That connection as it is (NULL: none yet). */
 PGconn *pg_listening(store *s);
 
-/* The run queue (docs/cluster.md 2.4), prepared on every pooled connection.
+/* The run queue (docs/cluster.md 2.4), prepared on every pooled connection
+ * (rq_claim runs on the beat's connection, store_runq_claim).
  * rq_add: $1 run, $2 job, $3 its target ids, $4 exclusive (the job does not
  * allow concurrent runs on a target); the notification is delivered at
  * commit. rq_claim: $1 node, $2 how many at most, $3 lease ms: the oldest
@@ -57,9 +58,9 @@ PGconn *pg_listening(store *s);
 #define PG_RQ_CLAIM_SQL                                                                            \
     "WITH c AS (SELECT q.run_id FROM opsc_runq q WHERE q.state = 'queued' AND NOT EXISTS "        \
     "(SELECT 1 FROM opsc_runq o WHERE o.state = 'claimed' AND o.targets && q.targets AND "        \
-    "(o.exclusive OR q.exclusive)) ORDER BY q.run_id LIMIT $2 FOR UPDATE SKIP LOCKED) "          \
+    "(o.exclusive OR q.exclusive)) ORDER BY q.run_id LIMIT $2::int FOR UPDATE SKIP LOCKED) "          \
     "UPDATE opsc_runq q SET state = 'claimed', node_id = $1, "                                    \
-    "lease_until = now() + $3 * interval '1 millisecond' FROM c WHERE q.run_id = c.run_id "       \
+    "lease_until = now() + $3::bigint * interval '1 millisecond' FROM c WHERE q.run_id = c.run_id "       \
     "RETURNING q.run_id"
 #define PG_RQ_DEL_SQL                                                                              \
     "WITH d AS (DELETE FROM opsc_runq WHERE run_id = $1 RETURNING 1) "                            \

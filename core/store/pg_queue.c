@@ -52,22 +52,80 @@ int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
     return 0;
 }
 
-int store_runq_claim(store_txn *txn, const char *node_id, int max, int64_t lease_ms, json_t **ids)
+/* A statement on the beat's connection (loop only, one at a time); the
+ * caller PQclear()s. NULL (logged) when it failed. */
+static PGresult *own_exec(PGconn *c, const char *sql, int n, const char *const *vals,
+                          ExecStatusType want)
 {
-    if (!txn || !txn->pg)
+    PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) == want)
+        return r;
+    log_warn("exec", "the run queue: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return NULL;
+}
+
+/* READ COMMITTED, not the store's SERIALIZABLE: SKIP LOCKED is meant for
+ * it, and a serializable claim reading the whole queue would conflict with
+ * every run another node creates meanwhile. The claims of all nodes take
+ * one advisory lock in turn, so each sees the ones committed before it
+ * (the exclusivity of targets holds) and none waits on another's rows. */
+int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, json_t **ids)
+{
+    if (!s || !s->pg)
         return OPSC_ENOTSUP;
-    char n[16], lease[24];
+    char err[512], n[16], lease[24];
+    PGconn *c = pg_beat_conn(s, err, sizeof(err));
+    if (!c)
+        return OPSC_ECONNREFUSED;
     snprintf(n, sizeof(n), "%d", max);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
     const char *vals[] = {node_id, n, lease};
-    PGresult *r = pg_run(txn, "rq_claim", 3, vals, NULL, NULL);
-    if (!r)
-        return txn->pg->failed;
-    *ids = json_array();
-    for (int i = 0; i < PQntuples(r); i++)
-        json_array_append_new(*ids, text_at(r, i, 0));
+    PGresult *r = own_exec(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK);
     PQclear(r);
+    if (!r)
+        return OPSC_EIO;
+    r = own_exec(c, "SELECT pg_advisory_xact_lock(7306086508437811570)", 0, NULL,
+                 PGRES_TUPLES_OK);
+    PQclear(r);
+    PGresult *q = r ? own_exec(c, PG_RQ_CLAIM_SQL, 3, vals, PGRES_TUPLES_OK) : NULL;
+    r = own_exec(c, q ? "COMMIT" : "ROLLBACK", 0, NULL, PGRES_COMMAND_OK);
+    PQclear(r);
+    if (!q || !r) {
+        PQclear(q);
+        return OPSC_EIO;
+    }
+    *ids = json_array();
+    for (int i = 0; i < PQntuples(q); i++)
+        json_array_append_new(*ids, json_string(PQgetvalue(q, i, 0)));
+    PQclear(q);
     return 0;
+}
+
+int store_runq_release(store *s, const char *node_id, const json_t *ids)
+{
+    if (!s || !s->pg)
+        return OPSC_ENOTSUP;
+    char err[512];
+    PGconn *c = pg_beat_conn(s, err, sizeof(err));
+    if (!c)
+        return OPSC_ECONNREFUSED;
+    int rc = 0;
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        const char *vals[] = {json_string_value(id), node_id};
+        PGresult *r = own_exec(c,
+                               "UPDATE opsc_runq SET state = 'queued', node_id = NULL, "
+                               "lease_until = NULL WHERE run_id = $1 AND node_id = $2 AND "
+                               "state = 'claimed'",
+                               2, vals, PGRES_COMMAND_OK);
+        if (!r)
+            rc = OPSC_EIO;
+        PQclear(r);
+    }
+    return rc;
 }
 
 int store_runq_done(store_txn *txn, const char *run_id)

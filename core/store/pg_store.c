@@ -78,7 +78,6 @@ static const struct {
     {"last", "SELECT k, v FROM opsc_kv WHERE db = $1 ORDER BY k DESC LIMIT $2", 2, {25, 23}},
     {"fire", PG_FIRE_SQL, 5, {25, 20, 25, 20, 25}}, /* pg_cluster.c */
     {"rq_add", PG_RQ_ADD_SQL, 4, {25, 25, 1009, 16}}, /* pg_queue.c */
-    {"rq_claim", PG_RQ_CLAIM_SQL, 3, {25, 23, 20}},
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},

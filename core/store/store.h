@@ -219,9 +219,12 @@ int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const
 int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
                    const json_t *target_ids, bool exclusive);
 /* Claim up to `max` queued runs (oldest first, FOR UPDATE SKIP LOCKED: two
- * nodes never claim one run and never wait for each other) for `node_id`,
- * leased for `lease_ms`. *ids: new array of run ids (maybe empty). */
-int store_runq_claim(store_txn *txn, const char *node_id, int max, int64_t lease_ms, json_t **ids);
+ * nodes never claim one run) for `node_id`, leased for `lease_ms`, in a
+ * transaction of its own on the heartbeat's connection (loop only).
+ * *ids: new array of run ids (maybe empty). */
+int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, json_t **ids);
+/* Give back claims of `node_id` it could not take up (array of run ids). */
+int store_runq_release(store *s, const char *node_id, const json_t *ids);
 /* The run ended (or was interrupted): its row goes, the others are woken. */
 int store_runq_done(store_txn *txn, const char *run_id);
 /* The leader's reaper: claims whose lease lapsed. *lapsed: new array of

@@ -170,14 +170,6 @@ static int rq_add_txn(store_txn *t, void *ud)
     return rc;
 }
 
-static int rq_claim_txn(store_txn *t, void *ud)
-{
-    rq_op *o = ud;
-    json_decref(o->out);
-    o->out = NULL;
-    return store_runq_claim(t, o->node, o->max, o->lease_ms, &o->out);
-}
-
 static int rq_reap_txn(store_txn *t, void *ud)
 {
     rq_op *o = ud;
@@ -201,7 +193,7 @@ static void rq_add(store *s, const char *run, const char *target, bool exclusive
 static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, char *first)
 {
     rq_op o = {.node = node, .max = max, .lease_ms = lease_ms};
-    assert_int_equal(store_write(s, rq_claim_txn, &o), 0);
+    assert_int_equal(store_runq_claim(s, node, max, lease_ms, &o.out), 0);
     size_t n = json_array_size(o.out);
     if (first)
         snprintf(first, 40, "%s", n ? json_string_value(json_array_get(o.out, 0)) : "");
