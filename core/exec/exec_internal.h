@@ -377,6 +377,9 @@ int ex_queue_new_run(exec *ex, ex_run *r, exec_started_cb cb, void *ud);
 
 /* Cluster mode: a run is written only by the node it runs on (runs_active names it). */
 bool ex_queued(const exec *ex);
+/* Cluster mode: cancel a run this node does not run: a queued one at once,
+ * one running on another node by telling that node. OPSC_ESTATE: ended. */
+int ex_cancel_elsewhere(exec *ex, const char *run_id, const char *why);
 /* Mark stored run `run_id` interrupted with `why` (it cannot run here). */
 int ex_interrupt_stored(exec *ex, const char *run_id, const char *why);
 

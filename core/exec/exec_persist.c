@@ -388,7 +388,7 @@ static void note_orphan(json_t *orphans, json_t *t, const char *run_id)
     json_object_del(t, "process");
 }
 
-static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans)
+static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans, int to)
 {
     json_t *targets = NULL;
     int rc = run_read_targets(txn, run_id, &targets);
@@ -402,10 +402,11 @@ static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans
         if (ex_terminal(st))
             continue;
         note_orphan(orphans, t, run_id);
-        json_object_set_new(t, "state", json_string("interrupted"));
+        json_object_set_new(t, "state", json_string(ex_state_name(to)));
         json_object_set_new(t, "error",
-                            json_string(st == EX_QUEUED ? "the daemon stopped before it started"
-                                                        : "the daemon stopped during this target"));
+                            json_string(to == EX_CANCELLED ? "cancelled before it started"
+                                        : st == EX_QUEUED  ? "the daemon stopped before it started"
+                                                           : "the daemon stopped during this target"));
         interrupt_steps(json_object_get(t, "steps"), st == EX_RUNNING);
         char key[64], *text = json_dumps(t, JSON_COMPACT);
         run_target_key(key, sizeof(key), run_id, (uint32_t)i);
@@ -419,8 +420,8 @@ static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans
 
 /* `dead`: the node that ran it stopped heartbeating (reaping); NULL: this
  * process stopped (start-up). `why`, when given, says it instead. */
-static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
-                         const char *reason, size_t *n, json_t *orphans)
+static int end_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                   const char *reason, size_t *n, json_t *orphans, int to)
 {
     json_t *rec = NULL;
     int rc = store_get(txn, "runs", id, &rec);
@@ -439,12 +440,12 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *d
             snprintf(why, sizeof(why),
                      "the daemon stopped while the run was %s; it was not resumed at start-up",
                      ex_state_name(st));
-        json_object_set_new(rec, "state", json_string("interrupted"));
+        json_object_set_new(rec, "state", json_string(ex_state_name(to)));
         json_object_set_new(rec, "reason", json_string(why));
         json_object_set_new(rec, "finished_at", json_string(at));
         rc = store_update(txn, "runs", rec, 0);
         if (rc == 0)
-            rc = interrupt_targets(txn, id, orphans);
+            rc = interrupt_targets(txn, id, orphans, to);
         if (rc == 0)
             rc = persisted_hook(txn, ex, rec, ex_state_name(st));
         (*n)++;
@@ -459,6 +460,12 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *d
     if (rc == 0 && ex_queued(ex))
         rc = store_runq_done(txn, id);
     return rc;
+}
+
+static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                         const char *reason, size_t *n, json_t *orphans)
+{
+    return end_run(txn, ex, id, dead, reason, n, orphans, EX_INTERRUPTED);
 }
 
 static int recover_txn(store_txn *txn, void *ud)
@@ -571,4 +578,45 @@ int ex_interrupt_stored(exec *ex, const char *run_id, const char *why)
 {
     lapse l = {ex, 0, run_id, why};
     return store_write(ex->store, lapse_txn, &l);
+}
+
+/* ---- cluster mode: cancelling a run this node does not run ----------------------------- */
+
+typedef struct cancel {
+    exec *ex;
+    const char *id, *why;
+} cancel;
+
+static int cancel_txn(store_txn *txn, void *ud)
+{
+    cancel *c = ud;
+    const char *me = c->ex->opts.node_id;
+    const void *v = NULL;
+    size_t vlen = 0, n = 0;
+    int rc = store_kv_get(txn, "runs_active", c->id, strlen(c->id), &v, &vlen);
+    if (rc == OPSC_ENOENT) { /* ended, or no such run */
+        json_t *rec = NULL;
+        rc = store_get(txn, "runs", c->id, &rec);
+        json_decref(rec);
+        return rc == 0 ? OPSC_ESTATE : rc;
+    }
+    if (rc < 0)
+        return rc;
+    if (vlen == 1 && !memcmp(v, EX_UNCLAIMED, 1)) /* queued: no node has started it */
+        return end_run(txn, c->ex, c->id, NULL, c->why, &n, NULL, EX_CANCELLED);
+    if (vlen == strlen(me) && !memcmp(v, me, vlen))
+        return OPSC_ESTATE; /* ours, not active: it is ending */
+    /* the node that runs it cancels it when the notification reaches it */
+    json_t *d = json_pack("{s:s, s:s, s:s}", "cancel", c->id, "reason", c->why, "by", me);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    rc = text ? store_notify(txn, "opsc_events", text) : OPSC_ENOMEM;
+    free(text);
+    return rc;
+}
+
+int ex_cancel_elsewhere(exec *ex, const char *run_id, const char *why)
+{
+    cancel c = {ex, run_id, why};
+    return store_write(ex->store, cancel_txn, &c);
 }

@@ -64,6 +64,10 @@ static int claim_one(store_txn *txn, exec *ex, const char *id, json_t *runs)
     const char *me = ex->opts.node_id;
     json_t *hdr = NULL, *targets = NULL;
     int rc = store_get(txn, "runs", id, &hdr);
+    if (rc == 0 && ex_terminal(ex_state_parse(json_string_value(json_object_get(hdr, "state"))))) {
+        json_decref(hdr); /* cancelled while it was being claimed */
+        return 0;
+    }
     if (rc == 0)
         rc = run_read_targets(txn, id, &targets);
     if (rc == 0) {
@@ -225,6 +229,18 @@ static void on_state(exec *ex, const char *payload)
 {
     json_t *d = json_loads(payload, 0, NULL);
     const char *by = json_string_value(json_object_get(d, "by"));
+    const char *cancel = json_string_value(json_object_get(d, "cancel"));
+    if (cancel) { /* asked on another node, for a run of ours */
+        const char *why = json_string_value(json_object_get(d, "reason"));
+        for (ex_run *r = ex->head; r; r = r->next_run)
+            if (!strcmp(r->id, cancel)) {
+                log_info("exec", "run %s %s (through node %s)", r->id, why, by ? by : "?");
+                ex_run_abort(r, EX_CANCELLED, why ? why : "cancelled");
+                break;
+            }
+        json_decref(d);
+        return;
+    }
     const char *id = json_string_value(json_object_get(d, "run_id"));
     const char *state = json_string_value(json_object_get(d, "state"));
     if (id && state && by && strcmp(by, ex->opts.node_id) != 0) {

@@ -192,12 +192,14 @@ bool exec_runs_here(exec *ex, const char *run_id)
 int exec_run_cancel(exec *ex, const char *run_id, const char *by)
 {
     ex_run *r = find_active(ex, run_id);
+    char why[160];
+    snprintf(why, sizeof(why), "cancelled by %s", by && *by ? by : "an operator");
+    if (!r && ex_queued(ex))
+        return ex_cancel_elsewhere(ex, run_id, why);
     if (!r) {
         int rc = run_exists(ex->store, run_id);
         return rc == 0 ? OPSC_ESTATE : rc;
     }
-    char why[160];
-    snprintf(why, sizeof(why), "cancelled by %s", by && *by ? by : "an operator");
     log_info("exec", "run %s %s", r->id, why);
     ex_run_abort(r, EX_CANCELLED, why);
     return 0;

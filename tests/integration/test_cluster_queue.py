@@ -188,3 +188,27 @@ def test_overlap_forbid_holds_when_the_runs_go_to_other_nodes(pg, daemon_factory
         assert f1 <= s2, spans  # forbid: never two runs of the schedule at once, on any node
     assert {x["state"] for x in items if x["state"] == "missed"}, items  # fires were refused
     print(f"overlap forbid: {len(ran)} runs on nodes {sorted({n for _, _, n in spans})}")
+
+
+def test_a_run_is_cancelled_through_any_node(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    sleeper = job(a, "sleep 30")
+    nodes = {a_id: a, b_id: b}
+    on_b = on_node(a, sleeper, b_id, nodes)
+    on_a = on_node(b, sleeper, a_id, nodes)
+    queued = start(a, sleeper)  # both nodes are full ([executor] max_parallel 1)
+    time.sleep(2)
+    assert run_of(b, queued)["state"] == "queued"
+    r = b.request("POST", f"/api/v1/runs/{queued}/cancel")
+    assert r.status_code == 202, r.text
+    run = run_of(a, queued)
+    assert run["state"] == "cancelled" and "cancelled by" in run["reason"], run
+    for rid, via in ((on_b, a), (on_a, b)):  # asked on the other node than the one running it
+        assert via.request("POST", f"/api/v1/runs/{rid}/cancel").status_code == 202
+    runs = ended(a, [on_b, on_a], 15)
+    assert [(x["state"], x["node_id"]) for x in runs] == [("cancelled", b_id), ("cancelled", a_id)]
+    assert all("cancelled by" in x["reason"] for x in runs), runs
+    time.sleep(2)
+    assert run_of(b, queued)["state"] == "cancelled"  # nobody ran it once there was room
+    assert "node_id" not in run_of(b, queued)
+    assert b.request("POST", f"/api/v1/runs/{queued}/cancel").status_code == 409
