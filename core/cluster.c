@@ -36,8 +36,20 @@ struct cluster {
     char loaded[33];        /* the schedules' digest the scheduler loaded */
     size_t dead_seen;       /* dead nodes at the last reaping */
     unsigned beats;
+    unsigned sweeps; /* beats led, for the sweeping */
     bool adopt; /* the beat in flight started after such a change */
 };
+
+#define SWEEP_BEATS  100                 /* the leader sweeps every this many beats */
+#define DEAD_ROWS_MS (3600 * 1000LL)      /* a dead node stays listed this long */
+#define FIRES_MS     (30 * 86400 * 1000LL) /* fires kept without a log retention */
+
+/* Fires are kept as long as the logs of runs (the run records stay). */
+static int64_t fires_kept(const struct opsc_core *c)
+{
+    int64_t keep = c->cfg.executor.log_retention_ms;
+    return keep > 0 ? keep : FIRES_MS;
+}
 
 /* One heartbeat, synchronously like every store call (docs/cluster.md
  * 1.2): a few statements every lease_ttl / 5, bounded by the connections'
@@ -54,6 +66,8 @@ static void beat(cluster *cl)
         cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
         cl->view = NULL;
+    if (cl->rc == 0) /* alive: so are the claims of the runs it runs */
+        exec_renew_leases(c->exec, cl->lease_ms);
 }
 
 static void step_down(cluster *cl, const char *why)
@@ -149,6 +163,10 @@ static void beat_done(cluster *cl)
     beat_apply(cl);
     if (view && cl->leading)
         reap(cl, view);
+    if (cl->leading && cl->core->exec) /* claims whose node stopped renewing them */
+        exec_reap_leases(cl->core->exec);
+    if (cl->leading && ++cl->sweeps % SWEEP_BEATS == 1)
+        store_cluster_sweep(cl->core->store, DEAD_ROWS_MS, fires_kept(cl->core));
     json_decref(view);
 }
 

@@ -318,7 +318,7 @@ static int retry_run(http_req *req)
     "[\"string\",\"null\"]},\"planned_at\":{\"type\":[\"string\",\"null\"]},\"started_at\":"       \
     "{\"type\":[\"string\",\"null\"]},\"finished_at\":{\"type\":[\"string\",\"null\"]},"           \
     "\"triggered_by\":{\"type\":\"string\"},\"retry_of\":{\"type\":\"string\"},\"reason\":"        \
-    "{\"type\":\"string\"},\"seq\":{\"type\":\"integer\"},\"created_at\":{\"type\":\"string\"},"   \
+    "{\"type\":\"string\"},\"node_id\":{\"type\":\"string\"},\"seq\":{\"type\":\"integer\"},\"created_at\":{\"type\":\"string\"},"   \
     "\"updated_at\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\"}"
 #define RUN_SCHEMA                                                                                 \
     "{\"type\":\"object\",\"properties\":{" RUN_PROPS ",\"targets\":{\"type\":\"array\","          \

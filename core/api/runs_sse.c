@@ -22,6 +22,7 @@
 #include "jobs_routes.h"
 #include "log.h"
 #include "rest.h"
+#include "store.h"
 #include "run_read.h"
 #include "util.h"
 
@@ -29,6 +30,7 @@
 #define QUEUE_HIGH   (4u << 20)   /* bytes queued to the client: pause catching up */
 #define QUEUE_DROP   (16u << 20)  /* live and this far behind: back to the store */
 #define KEEPALIVE_MS 15000
+#define FOLLOW_MS    250 /* cluster mode: how often the store is read for a run on another node */
 
 typedef struct sse_client {
     struct opsc_core *c;
@@ -37,6 +39,8 @@ typedef struct sse_client {
     int64_t sub;
     uint64_t last; /* seq of the last event sent */
     bool live;
+    char state[16];     /* following a run of another node: the state last sent */
+    unsigned quiet;     /* ... and polls since anything was sent (keep-alive) */
     uv_timer_t timer;
 } sse_client;
 
@@ -122,6 +126,44 @@ static void go_live(sse_client *cl, json_t *run)
     uv_timer_start(&cl->timer, catch_up, KEEPALIVE_MS, KEEPALIVE_MS);
 }
 
+/* Cluster mode: the run is queued or runs on another node, whose events
+ * never reach this node's bus. Its log records are in the shared store:
+ * read what is after the cursor every FOLLOW_MS, and send its state when
+ * it changed, until it ends or comes to run here (then live). */
+static bool elsewhere(const sse_client *cl)
+{
+    return store_is_shared(cl->c->store) && !exec_runs_here(cl->c->exec, cl->run_id);
+}
+
+static void follow(sse_client *cl, json_t *run, bool sent)
+{
+    const char *state = json_string_value(json_object_get(run, "state"));
+    if (!state || terminal(state)) {
+        go_live(cl, run); /* the run as it ended, then the end */
+        return;
+    }
+    if (!cl->state[0]) {
+        send_json(cl, 0, "run", run);
+        sent = true;
+    } else if (strcmp(cl->state, state)) {
+        json_t *d = json_pack("{s:s, s:s, s:s}", "run_id", cl->run_id, "state", state,
+                              "previous", cl->state);
+        send_json(cl, 0, "state", d);
+        json_decref(d);
+        sent = true;
+    }
+    snprintf(cl->state, sizeof(cl->state), "%s", state);
+    cl->quiet = sent ? 0 : cl->quiet + 1;
+    if (cl->quiet >= KEEPALIVE_MS / FOLLOW_MS) {
+        cl->quiet = 0;
+        if (http_sse_comment(cl->sse, "keep-alive") < 0) {
+            end_stream(cl);
+            return;
+        }
+    }
+    uv_timer_start(&cl->timer, catch_up, FOLLOW_MS, 0);
+}
+
 static void catch_up(uv_timer_t *t)
 {
     sse_client *cl = t->data;
@@ -151,6 +193,8 @@ static void catch_up(uv_timer_t *t)
         end_stream(cl);
     } else if (w.more) {
         uv_timer_start(&cl->timer, catch_up, queued > (int64_t)QUEUE_HIGH ? 50 : 0, 0);
+    } else if (elsewhere(cl)) {
+        follow(cl, w.run, json_array_size(w.items) > 0);
     } else {
         go_live(cl, w.run);
     }

@@ -5,6 +5,7 @@
 
 #include <opsc/errors.h>
 
+#include "cluster.h"
 #include "core.h"
 #include "events.h"
 #include "exec_internal.h"
@@ -211,7 +212,9 @@ static void on_tick(uv_timer_t *h)
         for (uint32_t i = 0; i < r->ntargets; i++)
             if (r->targets[i].cmd)
                 ex_cmd_flush_lines(r->targets[i].cmd, false);
-    if (clock_mono_ms() >= ex->next_sweep_mono && !ex->stopping) {
+    /* cluster mode: one node sweeps the shared logs, the leader */
+    bool sweeps = !ex_queued(ex) || cluster_leading(ex->core->cluster, NULL);
+    if (clock_mono_ms() >= ex->next_sweep_mono && !ex->stopping && sweeps) {
         ex->next_sweep_mono = clock_mono_ms() + (uint64_t)ex->opts.log_sweep_interval_ms;
         ex_log_sweep(ex);
     }
@@ -267,9 +270,10 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     uv_check_init(ex->loop, &ex->flush);
     uv_idle_init(ex->loop, &ex->flush_idle);
     uv_timer_init(ex->loop, &ex->tick);
+    uv_timer_init(ex->loop, &ex->claim);
     uv_async_init(ex->loop, &ex->wake, ex_on_wake);
-    ex->flush.data = ex->flush_idle.data = ex->tick.data = ex->wake.data = ex;
-    ex->open_handles = 4;
+    ex->flush.data = ex->flush_idle.data = ex->tick.data = ex->wake.data = ex->claim.data = ex;
+    ex->open_handles = 5;
     uv_unref((uv_handle_t *)&ex->wake);
     int rc = ex_recover(ex);
     if (rc == 0)
@@ -281,6 +285,7 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
         uv_close((uv_handle_t *)&ex->flush_idle, on_handle_closed);
         uv_close((uv_handle_t *)&ex->tick, on_handle_closed);
         uv_close((uv_handle_t *)&ex->wake, on_handle_closed);
+        uv_close((uv_handle_t *)&ex->claim, on_handle_closed);
         *out = ex; /* the caller frees it after the loop closed the handles */
         return rc;
     }
@@ -292,6 +297,8 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     uv_unref((uv_handle_t *)&ex->tick);
     plugin_host_set_step_ops(ex->plugins, ex_step_ops());
     ex_kill_orphans(ex);
+    if (ex_queued(ex))
+        ex_queue_start(ex);
     *out = ex;
     return 0;
 }
@@ -366,6 +373,8 @@ void ex_maybe_closed(exec *ex)
         uv_close((uv_handle_t *)&ex->flush_idle, on_handle_closed);
         uv_close((uv_handle_t *)&ex->tick, on_handle_closed);
         uv_close((uv_handle_t *)&ex->wake, on_handle_closed);
+        uv_close((uv_handle_t *)&ex->claim, on_handle_closed);
+        ex_queue_close(ex);
         return;
     }
     if (ex->open_handles == 0 && ex->close_cb) {
@@ -389,12 +398,13 @@ void exec_free(exec *ex)
     pthread_mutex_destroy(&ex->qmu);
     json_decref(ex->busy);
     json_decref(ex->orphans);
+    json_decref(ex->remote);
     free(ex);
 }
 
 size_t exec_active_for_schedule(exec *ex, const char *schedule_id)
 {
-    size_t n = 0;
+    size_t n = ex ? ex_remote_count(ex, schedule_id) : 0;
     for (ex_run *r = ex ? ex->head : NULL; r; r = r->next_run) {
         const char *s = json_string_value(json_object_get(r->hdr, "schedule_id"));
         if (s && schedule_id && strcmp(s, schedule_id) == 0)

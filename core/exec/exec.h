@@ -45,6 +45,8 @@ typedef struct exec_run_spec {
     bool dry_run;             /* render and validate only: nothing runs on targets */
     int actor_role;           /* EXEC_ROLE_* of who starts it, checked against [executor]
                                  local_targets for local targets; 0: the daemon itself */
+    const json_t *target_ids; /* borrowed; the run's targets as they are, in order, instead of
+                                 resolving `targets` (a queued run rebuilt where it is claimed) */
 } exec_run_spec;
 
 /* Roles as http.h numbers them (ROLE_VIEWER 1, ROLE_OPERATOR 2, ROLE_ADMIN 3). */
@@ -71,6 +73,10 @@ int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reas
 /* Cancel a queued or running run: remote processes are stopped for real.
  * OPSC_ENOENT for an unknown run, OPSC_ESTATE when it has already ended. */
 int exec_run_cancel(exec *ex, const char *run_id, const char *by);
+
+/* Whether run `run_id` is active in this executor (cluster mode: else it is
+ * queued, or runs on another node, or has ended). */
+bool exec_runs_here(exec *ex, const char *run_id);
 
 /* Runs of `schedule_id` that are queued or running (overlap policies). */
 size_t exec_active_for_schedule(exec *ex, const char *schedule_id);
@@ -180,6 +186,13 @@ typedef struct exec_counters {
 const exec_counters *exec_counters_get(const exec *ex);
 const char *exec_trigger_name(int trigger);
 const char *exec_state_name(int state); /* "queued" ... "missed" */
+
+/* Cluster mode, on the leader (docs/cluster.md 2.4): runs whose claim's
+ * lease lapsed (their node stopped renewing it) are marked interrupted, the
+ * reason naming the node. The number marked, or a negative code. */
+int exec_reap_leases(exec *ex);
+/* Cluster mode, with each heartbeat: renew the leases of the runs this node runs. */
+void exec_renew_leases(exec *ex, int64_t lease_ms);
 
 /* Cluster mode, on the leader (docs/cluster.md 2.4, the reaper): runs that
  * nodes not in `alive` (an array of node ids, borrowed) left queued or

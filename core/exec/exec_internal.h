@@ -222,6 +222,7 @@ struct ex_run {
     uint8_t abort;           /* cancel / timeout / shutdown of the whole run */
     bool dirty;
     bool listed;  /* in the executor's active list */
+    bool lost;    /* cluster mode: another node's reaper took it; its writes are discarded */
     uint64_t seq; /* event sequence of this run (SSE ids) */
     uint64_t log_bytes;
     uint8_t trigger;         /* enum exec_trigger */
@@ -255,6 +256,11 @@ struct exec {
     uv_check_t flush;     /* writes what changed at the end of the loop turn */
     uv_idle_t flush_idle; /* keeps the poll phase from blocking before that */
     uv_timer_t tick;      /* flushes stale partial lines; the log sweeper */
+    uv_timer_t claim;     /* cluster mode: claim queued runs now, or poll (exec_queue.c) */
+    uv_poll_t *listen;    /* cluster mode: the socket LISTENing for queued runs */
+    bool listen_broken;   /* reopen it at the next poll */
+    int claim_rc;         /* the last claim's result, to log a change once */
+    json_t *remote;       /* run id -> schedule id: made here, queued or run elsewhere */
     uint64_t next_sweep_mono;
     int64_t log_total; /* bytes of logs kept; -1 until the first sweep counted */
     bool pumping, pump_again;
@@ -368,6 +374,29 @@ void ex_kill_orphans(exec *ex);
 /* Store `r` with the next flush (this loop turn's end, or an earlier
  * ex_flush), then start it and call cb (exec_run_start_async's contract). */
 int ex_queue_new_run(exec *ex, ex_run *r, exec_started_cb cb, void *ud);
+
+/* Cluster mode: a run is written only by the node it runs on (runs_active names it). */
+bool ex_queued(const exec *ex);
+/* Cluster mode: cancel a run this node does not run: a queued one at once,
+ * one running on another node by telling that node. OPSC_ESTATE: ended. */
+int ex_cancel_elsewhere(exec *ex, const char *run_id, const char *why);
+/* Mark stored run `run_id` interrupted with `why` (it cannot run here). */
+int ex_interrupt_stored(exec *ex, const char *run_id, const char *why);
+
+/* ---- exec_queue.c (cluster mode: docs/cluster.md 2.4) --------------------------------------- */
+/* The owner runs_active names for a run queued and claimed by no node yet. */
+#define EX_UNCLAIMED "*"
+/* Start listening and polling (exec_new), when the store is shared. */
+void ex_queue_start(exec *ex);
+/* Claim at the start of the next loop turn (a run was queued, room was freed). */
+void ex_claim_soon(exec *ex);
+/* Close the queue's handles (counted in open_handles). */
+void ex_queue_close(exec *ex);
+/* A run made here and queued: announced as queued on this node's bus and
+ * counted for its schedule until it ends, wherever it runs. */
+void ex_remote_add(exec *ex, const json_t *hdr);
+/* Runs of `schedule_id` made here that are queued or run on another node. */
+size_t ex_remote_count(const exec *ex, const char *schedule_id);
 
 /* ---- exec_imp.c ----------------------------------------------------------------------------- */
 int ex_workers_start(exec *ex, int n);

@@ -12,11 +12,17 @@
 #include "store.h"
 #include "util.h"
 
+bool ex_queued(const exec *ex)
+{
+    return ex->opts.node_id && store_is_shared(ex->store);
+}
+
 /* ---- a new run --------------------------------------------------------------------------- */
 
 typedef struct ex_new_run {
     ex_run *r;
-    json_t *targets; /* records, index order */
+    json_t *targets;    /* records, index order */
+    json_t *target_ids; /* their ids, the same order */
     exec_started_cb cb;
     void *ud;
     struct ex_new_run *next;
@@ -36,9 +42,12 @@ static int put_new_run(store_txn *txn, const ex_new_run *n)
     const char *job = json_string_value(json_object_get(r->hdr, "job_id"));
     if (rc == 0 && job)
         rc = index_put(txn, "runs_by_job", job, r->id);
-    const char *owner = r->ex->opts.node_id ? r->ex->opts.node_id : "";
+    bool queued = ex_queued(r->ex);
+    const char *owner = queued ? EX_UNCLAIMED : r->ex->opts.node_id ? r->ex->opts.node_id : "";
     if (rc == 0 && !ex_terminal(r->state))
         rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), owner, strlen(owner));
+    if (rc == 0 && queued) /* any node may claim it (exec_queue.c) */
+        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent);
     if (rc == 0 && r->ex->opts.on_run_new)
         rc = r->ex->opts.on_run_new(r->ex->opts.on_run_new_ud, txn, r->hdr);
     size_t i;
@@ -63,16 +72,18 @@ static int put_new_run(store_txn *txn, const ex_new_run *n)
 int ex_queue_new_run(exec *ex, ex_run *r, exec_started_cb cb, void *ud)
 {
     ex_new_run *n = calloc(1, sizeof(*n));
-    json_t *recs = json_array();
+    json_t *recs = json_array(), *ids = json_array();
     for (uint32_t i = 0; recs && i < r->ntargets; i++)
-        if (json_array_append_new(recs, ex_target_record(&r->targets[i])) < 0)
+        if (json_array_append_new(recs, ex_target_record(&r->targets[i])) < 0 ||
+            json_array_append_new(ids, json_string(r->targets[i].id)) < 0)
             json_decref(recs), recs = NULL;
-    if (!n || !recs) {
+    if (!n || !recs || !ids) {
         free(n);
         json_decref(recs);
+        json_decref(ids);
         return OPSC_ENOMEM;
     }
-    *n = (ex_new_run){r, recs, cb, ud, NULL};
+    *n = (ex_new_run){r, recs, ids, cb, ud, NULL};
     if (ex->new_runs_tail)
         ex->new_runs_tail->next = n;
     else
@@ -100,12 +111,19 @@ static void new_runs_done(exec *ex, ex_new_run *n, int rc)
                 json_object_set(run, "targets", n->targets);
             n->cb(n->ud, 0, r->id, run); /* run NULL: out of memory for the copy */
             json_decref(run);
-            ex_run_add(ex, r);
+            if (ex_queued(ex)) { /* whichever node claims it runs it, this one too */
+                ex_remote_add(ex, r->hdr);
+                ex_run_free(r);
+                ex_claim_soon(ex);
+            } else {
+                ex_run_add(ex, r);
+            }
         } else {
             n->cb(n->ud, rc, r->id, NULL);
             ex_run_free(r);
         }
         json_decref(n->targets);
+        json_decref(n->target_ids);
         free(n);
         n = next;
     }
@@ -128,11 +146,28 @@ static int put_target(store_txn *txn, ex_target *t)
     return rc;
 }
 
+/* Cluster mode: the other nodes learn of the change at commit (their
+ * schedulers count runs of their schedules that run elsewhere). */
+static int notify_state(store_txn *txn, exec *ex, const json_t *run, const char *previous)
+{
+    json_t *d = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s}", "run_id", json_object_get(run, "id"),
+                          "job_id", json_object_get(run, "job_id"), "schedule_id",
+                          json_object_get(run, "schedule_id"), "state",
+                          json_object_get(run, "state"), "previous", previous, "by",
+                          ex->opts.node_id);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    int rc = text ? store_notify(txn, "opsc_events", text) : OPSC_ENOMEM;
+    free(text);
+    return rc;
+}
+
 /* A state change commits with what it causes elsewhere (notifications). */
 static int persisted_hook(store_txn *txn, exec *ex, const json_t *run, const char *previous)
 {
-    if (!ex->opts.on_run_persisted)
-        return 0;
+    int rc = ex_queued(ex) ? notify_state(txn, ex, run, previous) : 0;
+    if (rc < 0 || !ex->opts.on_run_persisted)
+        return rc;
     return ex->opts.on_run_persisted(ex->opts.on_run_persisted_ud, txn, run, previous);
 }
 
@@ -147,6 +182,8 @@ static int put_run(store_txn *txn, ex_run *r)
         rc = store_kv_del(txn, "runs_active", r->id, strlen(r->id));
         if (rc == OPSC_ENOENT)
             rc = 0;
+        if (rc == 0 && ex_queued(r->ex))
+            rc = store_runq_done(txn, r->id);
     }
     return rc;
 }
@@ -154,20 +191,73 @@ static int put_run(store_txn *txn, ex_run *r)
 typedef struct flush_set {
     exec *ex;
     const ex_new_run *fresh; /* NULL: only the changes */
+    json_t *held;            /* cluster mode: run id -> whether this node still holds it */
 } flush_set;
+
+/* Cluster mode: a run is written only while runs_active names this node.
+ * A node cut off from the database longer than its lease (a partition, a
+ * stalled process) finds its runs interrupted by the leader's reaper when
+ * it comes back: what it did meanwhile must not overwrite that. Asked once
+ * per run and transaction, in the transaction that writes. */
+static bool held(store_txn *txn, flush_set *f, const ex_run *r, int *rc)
+{
+    if (r->lost)
+        return false;
+    if (!ex_queued(f->ex))
+        return true;
+    json_t *known = json_object_get(f->held, r->id);
+    if (known)
+        return json_is_true(known);
+    const char *me = f->ex->opts.node_id;
+    const void *v = NULL;
+    size_t vlen = 0;
+    int g = store_kv_get(txn, "runs_active", r->id, strlen(r->id), &v, &vlen);
+    bool mine = g == 0 && vlen == strlen(me) && !memcmp(v, me, vlen);
+    if (g < 0 && g != OPSC_ENOENT)
+        *rc = g;
+    json_object_set_new(f->held, r->id, json_boolean(mine));
+    return mine;
+}
 
 static int flush_txn(store_txn *txn, void *ud)
 {
     flush_set *f = ud;
     exec *ex = f->ex;
     int rc = 0;
+    json_object_clear(f->held); /* the function may run again */
     for (const ex_new_run *n = f->fresh; n && rc == 0; n = n->next)
         rc = put_new_run(txn, n);
     for (ex_target *t = ex->dirty_targets; t && rc == 0; t = t->dirty_next)
-        rc = put_target(txn, t);
+        if (held(txn, f, t->run, &rc) && rc == 0)
+            rc = put_target(txn, t);
     for (ex_run *r = ex->dirty_runs; r && rc == 0; r = r->dirty_next)
-        rc = put_run(txn, r);
+        if (held(txn, f, r, &rc) && rc == 0)
+            rc = put_run(txn, r);
     return rc;
+}
+
+/* Runs the last flush found no longer this node's: their results so far
+ * were not written and will not be; what still runs of them is stopped. */
+static void drop_lost(exec *ex, json_t *held)
+{
+    const char *id;
+    json_t *v;
+    json_object_foreach(held, id, v)
+    {
+        if (json_is_true(v))
+            continue;
+        log_warn("exec",
+                 "run %s: this node no longer holds it (its lease lapsed and the leader's reaper "
+                 "ended it): its results are discarded",
+                 id);
+        for (ex_run *r = ex->head; r; r = r->next_run) {
+            if (strcmp(r->id, id) || r->lost)
+                continue;
+            r->lost = true; /* still running: stopped, and nothing of it is written */
+            ex_run_abort(r, EX_INTERRUPTED, "this node no longer holds the run");
+            break;
+        }
+    }
 }
 
 /* New runs and changes in one durable commit: one fsync per loop turn, however
@@ -184,7 +274,7 @@ void ex_flush(exec *ex)
         ex_maybe_closed(ex);
         return;
     }
-    flush_set all = {ex, fresh}, changes = {ex, NULL};
+    flush_set all = {ex, fresh, json_object()}, changes = {ex, NULL, all.held};
     int fresh_rc = store_write(ex->store, flush_txn, &all);
     int rc = !dirty                  ? 0
              : fresh_rc < 0 && fresh ? store_write(ex->store, flush_txn, &changes)
@@ -219,6 +309,9 @@ void ex_flush(exec *ex)
         ex_run_free(done);
         done = next;
     }
+    if (rc == 0) /* after the flush's lists are done with: the aborts mark runs anew */
+        drop_lost(ex, all.held);
+    json_decref(all.held);
     ex_flush_done(ex);
     new_runs_done(ex, fresh, fresh_rc); /* their starts ask for the next flush */
     ex_maybe_closed(ex);
@@ -253,6 +346,8 @@ static int collect(const void *key, size_t klen, const void *val, size_t vlen, v
 {
     recover *r = ud;
     const char *me = r->ex->opts.node_id;
+    if (me && vlen == 1 && !memcmp(val, EX_UNCLAIMED, 1))
+        return 0; /* queued: no node has it, any node may claim it */
     bool mine = !me || !vlen || (vlen == strlen(me) && !memcmp(val, me, vlen));
     bool take = r->alive ? !mine && !owner_in(r->alive, val, vlen) : mine;
     if (take)
@@ -293,7 +388,7 @@ static void note_orphan(json_t *orphans, json_t *t, const char *run_id)
     json_object_del(t, "process");
 }
 
-static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans)
+static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans, int to)
 {
     json_t *targets = NULL;
     int rc = run_read_targets(txn, run_id, &targets);
@@ -307,10 +402,11 @@ static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans
         if (ex_terminal(st))
             continue;
         note_orphan(orphans, t, run_id);
-        json_object_set_new(t, "state", json_string("interrupted"));
+        json_object_set_new(t, "state", json_string(ex_state_name(to)));
         json_object_set_new(t, "error",
-                            json_string(st == EX_QUEUED ? "the daemon stopped before it started"
-                                                        : "the daemon stopped during this target"));
+                            json_string(to == EX_CANCELLED ? "cancelled before it started"
+                                        : st == EX_QUEUED  ? "the daemon stopped before it started"
+                                                           : "the daemon stopped during this target"));
         interrupt_steps(json_object_get(t, "steps"), st == EX_RUNNING);
         char key[64], *text = json_dumps(t, JSON_COMPACT);
         run_target_key(key, sizeof(key), run_id, (uint32_t)i);
@@ -323,17 +419,19 @@ static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans
 }
 
 /* `dead`: the node that ran it stopped heartbeating (reaping); NULL: this
- * process stopped (start-up). */
-static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead, size_t *n,
-                         json_t *orphans)
+ * process stopped (start-up). `why`, when given, says it instead. */
+static int end_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                   const char *reason, size_t *n, json_t *orphans, int to)
 {
     json_t *rec = NULL;
     int rc = store_get(txn, "runs", id, &rec);
     int st = rc == 0 ? ex_state_parse(json_string_value(json_object_get(rec, "state"))) : -1;
     if (rc == 0 && !ex_terminal(st)) {
-        char at[RFC3339_LEN], why[200];
+        char at[RFC3339_LEN], why[300];
         rfc3339_format(clock_now_ms(), at);
-        if (dead)
+        if (reason)
+            snprintf(why, sizeof(why), "%s", reason);
+        else if (dead)
             snprintf(why, sizeof(why),
                      "node %s stopped heartbeating while the run was %s on it; it was not run "
                      "again elsewhere",
@@ -342,12 +440,12 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *d
             snprintf(why, sizeof(why),
                      "the daemon stopped while the run was %s; it was not resumed at start-up",
                      ex_state_name(st));
-        json_object_set_new(rec, "state", json_string("interrupted"));
+        json_object_set_new(rec, "state", json_string(ex_state_name(to)));
         json_object_set_new(rec, "reason", json_string(why));
         json_object_set_new(rec, "finished_at", json_string(at));
         rc = store_update(txn, "runs", rec, 0);
         if (rc == 0)
-            rc = interrupt_targets(txn, id, orphans);
+            rc = interrupt_targets(txn, id, orphans, to);
         if (rc == 0)
             rc = persisted_hook(txn, ex, rec, ex_state_name(st));
         (*n)++;
@@ -357,7 +455,17 @@ static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *d
         rc = 0;
     if (rc == 0)
         rc = store_kv_del(txn, "runs_active", id, strlen(id));
+    if (rc == OPSC_ENOENT)
+        rc = 0;
+    if (rc == 0 && ex_queued(ex))
+        rc = store_runq_done(txn, id);
     return rc;
+}
+
+static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                         const char *reason, size_t *n, json_t *orphans)
+{
+    return end_run(txn, ex, id, dead, reason, n, orphans, EX_INTERRUPTED);
 }
 
 static int recover_txn(store_txn *txn, void *ud)
@@ -375,7 +483,7 @@ static int recover_txn(store_txn *txn, void *ud)
         const char *owner = json_string_value(json_array_get(pair, 1));
         if (rc == 0)
             rc = interrupt_run(txn, r->ex, json_string_value(json_array_get(pair, 0)),
-                               r->alive ? owner : NULL, &r->n, r->orphans);
+                               r->alive ? owner : NULL, NULL, &r->n, r->orphans);
     }
     json_decref(ids);
     return rc;
@@ -414,4 +522,101 @@ int exec_reap_nodes(exec *ex, const json_t *alive)
     if (r.n)
         log_warn("exec", "%zu run(s) of nodes that stopped heartbeating: marked interrupted", r.n);
     return (int)r.n;
+}
+
+/* ---- cluster mode: claims whose lease lapsed, runs that cannot run here ---------------- */
+
+typedef struct lapse {
+    exec *ex;
+    size_t n;
+    const char *id, *why; /* one run (ex_interrupt_stored); NULL: the lapsed claims */
+} lapse;
+
+static int lapse_txn(store_txn *txn, void *ud)
+{
+    lapse *l = ud;
+    l->n = 0;
+    if (l->id)
+        return interrupt_run(txn, l->ex, l->id, NULL, l->why, &l->n, NULL);
+    json_t *lapsed = NULL;
+    int rc = store_runq_reap(txn, &lapsed);
+    size_t i;
+    json_t *row;
+    json_array_foreach(lapsed, i, row)
+    {
+        char why[300];
+        const char *node = json_string_value(json_array_get(row, 1));
+        snprintf(why, sizeof(why),
+                 "node %s stopped renewing its lease on the run (it ended at %s); it was not "
+                 "run again elsewhere",
+                 node, json_string_value(json_array_get(row, 2)));
+        if (rc == 0)
+            rc = interrupt_run(txn, l->ex, json_string_value(json_array_get(row, 0)), node, why,
+                               &l->n, NULL);
+    }
+    json_decref(lapsed);
+    return rc;
+}
+
+int exec_reap_leases(exec *ex)
+{
+    if (!ex || !ex_queued(ex))
+        return OPSC_EINVAL;
+    lapse l = {ex, 0, NULL, NULL};
+    int rc = store_write(ex->store, lapse_txn, &l);
+    if (rc < 0) {
+        log_error("exec", "reaping lapsed claims failed: %s", opsc_strerror(rc));
+        return rc;
+    }
+    if (l.n)
+        log_warn("exec", "%zu run(s) whose node stopped renewing its claim: marked interrupted",
+                 l.n);
+    return (int)l.n;
+}
+
+int ex_interrupt_stored(exec *ex, const char *run_id, const char *why)
+{
+    lapse l = {ex, 0, run_id, why};
+    return store_write(ex->store, lapse_txn, &l);
+}
+
+/* ---- cluster mode: cancelling a run this node does not run ----------------------------- */
+
+typedef struct cancel {
+    exec *ex;
+    const char *id, *why;
+} cancel;
+
+static int cancel_txn(store_txn *txn, void *ud)
+{
+    cancel *c = ud;
+    const char *me = c->ex->opts.node_id;
+    const void *v = NULL;
+    size_t vlen = 0, n = 0;
+    int rc = store_kv_get(txn, "runs_active", c->id, strlen(c->id), &v, &vlen);
+    if (rc == OPSC_ENOENT) { /* ended, or no such run */
+        json_t *rec = NULL;
+        rc = store_get(txn, "runs", c->id, &rec);
+        json_decref(rec);
+        return rc == 0 ? OPSC_ESTATE : rc;
+    }
+    if (rc < 0)
+        return rc;
+    if (vlen == 1 && !memcmp(v, EX_UNCLAIMED, 1)) /* queued: no node has started it */
+        return end_run(txn, c->ex, c->id, NULL, c->why, &n, NULL, EX_CANCELLED);
+    if (vlen == strlen(me) && !memcmp(v, me, vlen))
+        return OPSC_ESTATE; /* ours, not active: it is ending */
+    /* the node that runs it cancels it when the notification reaches it */
+    json_t *d = json_pack("{s:s, s:s, s:s}", "cancel", c->id, "reason", c->why, "by", me);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    rc = text ? store_notify(txn, "opsc_events", text) : OPSC_ENOMEM;
+    free(text);
+    return rc;
+}
+
+int ex_cancel_elsewhere(exec *ex, const char *run_id, const char *why)
+{
+    cancel c = {ex, run_id, why};
+    return store_write(ex->store, cancel_txn, &c);
 }

@@ -119,6 +119,7 @@ static void finish(ex_run *r)
     /* The reason of an abort was set when it began. */
     ex_run_set_state(r, state, reason);
     ex_pump(ex);
+    ex_claim_soon(ex); /* cluster mode: room for another queued run */
     ex_maybe_closed(ex);
 }
 
@@ -183,15 +184,22 @@ static ex_run *find_active(exec *ex, const char *run_id)
     return NULL;
 }
 
+bool exec_runs_here(exec *ex, const char *run_id)
+{
+    return ex && find_active(ex, run_id);
+}
+
 int exec_run_cancel(exec *ex, const char *run_id, const char *by)
 {
     ex_run *r = find_active(ex, run_id);
+    char why[160];
+    snprintf(why, sizeof(why), "cancelled by %s", by && *by ? by : "an operator");
+    if (!r && ex_queued(ex))
+        return ex_cancel_elsewhere(ex, run_id, why);
     if (!r) {
         int rc = run_exists(ex->store, run_id);
         return rc == 0 ? OPSC_ESTATE : rc;
     }
-    char why[160];
-    snprintf(why, sizeof(why), "cancelled by %s", by && *by ? by : "an operator");
     log_info("exec", "run %s %s", r->id, why);
     ex_run_abort(r, EX_CANCELLED, why);
     return 0;

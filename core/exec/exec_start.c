@@ -66,7 +66,10 @@ static int load_txn(store_txn *txn, void *ud)
         return rc;
     const json_t *spec = p->spec->targets ? p->spec->targets : json_object_get(p->job, "targets");
     fleet_resolved res = {0};
-    rc = fleet_resolve(txn, spec, &res, p->err, p->errlen);
+    if (p->spec->target_ids) /* the run exists: its targets are what it says */
+        res = (fleet_resolved){json_deep_copy(p->spec->target_ids), json_array()};
+    else
+        rc = fleet_resolve(txn, spec, &res, p->err, p->errlen);
     size_t i;
     json_t *id;
     p->targets = json_array();

@@ -236,3 +236,26 @@ int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const
     PQclear(r);
     return rc;
 }
+
+/* ---- the leader's sweeping ------------------------------------------------------------------- */
+
+int store_cluster_sweep(store *s, int64_t dead_ms, int64_t fires_ms)
+{
+    if (!s || !s->pg)
+        return OPSC_ENOTSUP;
+    static const char sql[] =
+        "WITH n AS (DELETE FROM opsc_nodes WHERE last_heartbeat < now() - $1::bigint * "
+        "interval '1 millisecond') DELETE FROM opsc_fires WHERE created_at < now() - "
+        "$2::bigint * interval '1 millisecond'";
+    char err[512], dead[24], fires[24];
+    PGconn *c = pg_beat_conn(s, err, sizeof(err));
+    if (!c)
+        return OPSC_ECONNREFUSED;
+    snprintf(dead, sizeof(dead), "%lld", (long long)dead_ms);
+    snprintf(fires, sizeof(fires), "%lld", (long long)fires_ms);
+    const char *vals[] = {dead, fires};
+    PGresult *r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : beat_failed(c, r, "sweeping");
+    PQclear(r);
+    return rc;
+}

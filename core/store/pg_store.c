@@ -31,6 +31,7 @@ struct pg_store {
     int open;           /* connections made, idle or in use */
     pg_conn *lock_conn; /* holds the migration lock while store.c migrates */
     PGconn *beat;       /* membership and lease (pg_cluster.c): never waits behind the pool */
+    PGconn *listen;     /* LISTEN opsc_runq (pg_queue.c): the loop watches its socket */
 };
 
 /* Our bounds first, then the user's URL, whose keys win (libpq applies the
@@ -45,7 +46,7 @@ static const char *const conn_keys[] = {
 static const struct {
     const char *name, *sql;
     int n;
-    Oid types[5];
+    Oid types[6];
 } statements[] = {
     {"get", "SELECT v FROM opsc_kv WHERE db = $1 AND k = $2", 2, {25, 17}},
     {"put",
@@ -76,6 +77,10 @@ static const struct {
      {25, 17, 23}},
     {"last", "SELECT k, v FROM opsc_kv WHERE db = $1 ORDER BY k DESC LIMIT $2", 2, {25, 23}},
     {"fire", PG_FIRE_SQL, 5, {25, 20, 25, 20, 25}}, /* pg_cluster.c */
+    {"rq_add", PG_RQ_ADD_SQL, 4, {25, 25, 1009, 16}}, /* pg_queue.c */
+    {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
+    {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
+    {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
 };
 
 /* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2). */
@@ -89,7 +94,11 @@ static const char create_sql[] =
     "epoch bigint NOT NULL, expires_at timestamptz NOT NULL);"
     "CREATE TABLE IF NOT EXISTS opsc_fires (schedule_id text NOT NULL, planned_ms bigint NOT NULL, "
     "run_id text NOT NULL, node_id text NOT NULL, epoch bigint NOT NULL, "
-    "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schedule_id, planned_ms))";
+    "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schedule_id, planned_ms));"
+    "CREATE TABLE IF NOT EXISTS opsc_runq (run_id text PRIMARY KEY, job_id text NOT NULL, "
+    "targets text[] NOT NULL, exclusive boolean NOT NULL, state text NOT NULL, node_id text, "
+    "lease_until timestamptz, created_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued'";
 
 const char *pg_db_name(MDB_dbi dbi)
 {
@@ -265,21 +274,40 @@ static void pool_put(struct pg_store *pg, pg_conn *pc)
     pthread_mutex_unlock(&pg->mu);
 }
 
-PGconn *pg_beat_conn(store *s, char *err, size_t errlen)
+/* A connection of its own, outside the pool, made or remade on demand. */
+static PGconn *own_conn(struct pg_store *pg, PGconn **slot, char *err, size_t errlen)
 {
-    struct pg_store *pg = s->pg;
-    if (pg->beat && PQstatus(pg->beat) == CONNECTION_OK)
-        return pg->beat;
-    if (pg->beat) {
-        PQfinish(pg->beat);
-        pg->beat = NULL;
+    if (*slot && PQstatus(*slot) == CONNECTION_OK)
+        return *slot;
+    if (*slot) {
+        PQfinish(*slot);
+        *slot = NULL;
     }
     pg_conn *pc = NULL;
     if (connect_one(pg, &pc, false, err, errlen))
         return NULL;
-    pg->beat = pc->c;
+    *slot = pc->c;
     free(pc);
-    return pg->beat;
+    return *slot;
+}
+
+PGconn *pg_beat_conn(store *s, char *err, size_t errlen)
+{
+    return own_conn(s->pg, &s->pg->beat, err, errlen);
+}
+
+PGconn *pg_listen_conn(store *s, bool reset, char *err, size_t errlen)
+{
+    if (reset && s->pg->listen) {
+        PQfinish(s->pg->listen);
+        s->pg->listen = NULL;
+    }
+    return own_conn(s->pg, &s->pg->listen, err, errlen);
+}
+
+PGconn *pg_listening(store *s)
+{
+    return s->pg->listen;
 }
 
 /* ---- transactions ---------------------------------------------------------------------------- */
@@ -450,6 +478,8 @@ void store_pg_close(store *s)
     }
     if (pg->beat)
         PQfinish(pg->beat);
+    if (pg->listen)
+        PQfinish(pg->listen);
     while (pg->idle) {
         pg_conn *pc = pg->idle;
         pg->idle = pc->next;

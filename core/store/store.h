@@ -210,6 +210,45 @@ int store_cluster_view(store *s, int64_t node_timeout_ms, json_t **out);
  * either way the caller aborts its transaction. */
 int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const char *schedule_id,
                        int64_t planned_ms, const char *run_id);
+
+/* ---- the run queue (PostgreSQL only; docs/cluster.md 2.4) ---------------------------------- */
+/* In the transaction that creates run `run_id` of `job_id` on `target_ids`
+ * (array of id strings): a queued row any node may claim, and a
+ * notification to the listening nodes at commit. `exclusive`: the job does
+ * not allow concurrent runs on a target, cluster-wide. */
+int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
+                   const json_t *target_ids, bool exclusive);
+/* Claim up to `max` queued runs (oldest first, FOR UPDATE SKIP LOCKED: two
+ * nodes never claim one run) for `node_id`, leased for `lease_ms`, in a
+ * transaction of its own on the heartbeat's connection (loop only).
+ * *ids: new array of run ids (maybe empty). */
+int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, json_t **ids);
+/* Give back claims of `node_id` it could not take up (array of run ids). */
+int store_runq_release(store *s, const char *node_id, const json_t *ids);
+/* The run ended (or was interrupted): its row goes, the others are woken. */
+int store_runq_done(store_txn *txn, const char *run_id);
+/* The leader's reaper: claims whose lease lapsed. *lapsed: new array of
+ * [run id, node id, lease end (RFC 3339)]; the rows are marked so that the
+ * node can never renew them. */
+int store_runq_reap(store_txn *txn, json_t **lapsed);
+/* Renew every claim of `node_id` for `lease_ms`, on the heartbeat's connection. */
+int store_runq_renew(store *s, const char *node_id, int64_t lease_ms);
+/* (Re)open the listening connection (`reset`: drop the old one first) and
+ * LISTEN; its socket (to watch for reading), or a negative code. Loop only. */
+int store_runq_listen(store *s, bool reset);
+/* After the socket was readable: `fn` for each notification received
+ * ("opsc_runq": a run was queued or room freed; "opsc_events": a run's state
+ * changed, the payload says how), and their number (0: none), or OPSC_EIO
+ * when the connection broke (listen again). */
+typedef void (*store_notify_fn)(void *ud, const char *channel, const char *payload);
+int store_runq_notified(store *s, store_notify_fn fn, void *ud);
+/* NOTIFY `channel` with `payload` (< 8000 bytes) when the transaction commits. */
+int store_notify(store_txn *txn, const char *channel, const char *payload);
+/* The leader's sweeping, on the heartbeat's connection: rows of nodes
+ * silent for `dead_ms` go (their runs were reaped long before), and fires
+ * recorded more than `fires_ms` ago (the scheduler resumes from each
+ * schedule's state, not from them). */
+int store_cluster_sweep(store *s, int64_t dead_ms, int64_t fires_ms);
 /* True for a store on PostgreSQL. */
 bool store_is_shared(const store *s);
 

@@ -3,6 +3,9 @@
 throughput, memory per running target.
 
     tests/bench/bench_exec.py [--build DIR] runs [N] [CLIENTS]   N runs of a one-step job, local
+    tests/bench/bench_exec.py [--build DIR] --store postgresql --nodes K runs [N] [CLIENTS]
+                              the same on K daemons sharing one throw-away PostgreSQL (cluster
+                              mode: the clients POST to the nodes in turn, every node claims runs)
     tests/bench/bench_exec.py [--build DIR] [--base-daemon PATH] runrate [SECONDS] [CLIENTS]
                               the same job POSTed by wrk (CLIENTS connections) for SECONDS, then
                               until every run finished; with --base-daemon, that daemon too,
@@ -46,7 +49,7 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, build, extra="", daemon=None):
+    def __init__(self, build, extra="", daemon=None, env_extra=None):
         self.dir = tempfile.mkdtemp(prefix="opsc-bench-exec-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -58,6 +61,7 @@ class Daemon:
                "-p", str(build / "plugins"), "-p", str(build / "steplibs")]
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPSC_")}
         env["OPSC_BOOTSTRAP_ADMIN_PASSWORD"] = PASSWORD
+        env.update(env_extra or {})
         self.log = open(pathlib.Path(self.dir) / "stderr.log", "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env,
                                      stdin=subprocess.DEVNULL)
@@ -195,21 +199,30 @@ def bench_runrate(d, secs, clients, label):
     return n / wall
 
 
-def bench_runs(d, n, clients):
+def bench_runs(d, n, clients, nodes=None):
+    nodes = nodes or [d]
     job = one_step_job(d)
-    ids, lock = [], threading.Lock()
+    ids, lock, refused = [], threading.Lock(), []
     per_client = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
 
-    def client(k):
-        s = d.session()
-        mine = [d.post(f"/api/v1/jobs/{job['id']}/runs", {}, session=s)["id"]
-                for _ in range(k)]
+    def client(i, k):
+        node = nodes[i % len(nodes)]
+        s = node.session()
+        mine, busy = [], 0
+        for _ in range(k):  # a cluster may answer 503 busy (serialization conflicts)
+            r = s.post(node.base + f"/api/v1/jobs/{job['id']}/runs", json={}, timeout=120)
+            if r.status_code == 503 and len(nodes) > 1:
+                busy += 1
+                continue
+            assert r.status_code == 201, r.text
+            mine.append(r.json()["id"])
         with lock:
             ids.extend(mine)
+            refused.append(busy)
 
-    cpu0 = d.cpu_s()
+    cpu0 = sum(x.cpu_s() for x in nodes)
     t0 = time.monotonic()
-    threads = [threading.Thread(target=client, args=(k,)) for k in per_client]
+    threads = [threading.Thread(target=client, args=(i, k)) for i, k in enumerate(per_client)]
     for th in threads:
         th.start()
     for th in threads:
@@ -235,11 +248,19 @@ def bench_runs(d, n, clients):
         s = d.get(f"/api/v1/runs/{rid}")["state"]
         states[s] = states.get(s, 0) + 1
     print(f"{n} runs of a one-step job (core.shell.command `true`, transport local), "
-          f"{clients} HTTP clients")
+          f"{clients} HTTP clients, {len(nodes)} node(s)")
     print(f"  all POSTed (each answered 201 after the run was stored): {posted:.2f} s "
           f"({n / posted:.0f} requests/s)")
     print(f"  all finished and persisted: {wall:.2f} s -> {n / wall:.0f} runs/s")
-    print(f"  daemon CPU: {d.cpu_s() - cpu0:.2f} s; sample of states: {states}")
+    print(f"  daemon CPU: {sum(x.cpu_s() for x in nodes) - cpu0:.2f} s; sample of states: "
+          f"{states}")
+    if len(nodes) > 1:
+        per = {}
+        for rid in ids[::max(1, len(ids) // 200)]:
+            node_id = d.get(f"/api/v1/runs/{rid}").get("node_id", "-")
+            per[node_id] = per.get(node_id, 0) + 1
+        print(f"  runs per node, of a sample of {sum(per.values())}: "
+              f"{sorted(per.values(), reverse=True)}; POSTs answered 503 busy: {sum(refused)}")
 
 
 # ---- SSH ------------------------------------------------------------------------------------------
@@ -364,6 +385,8 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--base-daemon", help="another opsconductord measured in the same run")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--store", choices=["lmdb", "postgresql"], default="lmdb")
+    ap.add_argument("--nodes", type=int, default=1)
     ap.add_argument("what", choices=["runs", "runrate", "ssh", "logs", "memory", "idle"])
     ap.add_argument("n", nargs="?", type=int)
     ap.add_argument("clients", nargs="?", type=int, default=8)
@@ -373,6 +396,8 @@ def main():
     extra = "[executor]\nlog_max_per_target = 4G\nlog_max_size = 0\n" if a.what == "logs" else ""
     if a.what == "runrate":
         return main_runrate(build, a)
+    if a.store == "postgresql":
+        return main_cluster(build, a)
     d = Daemon(build, extra)
     work = None
     try:
@@ -392,6 +417,26 @@ def main():
         if work:
             sshd.stop(work + "/sshd")
             shutil.rmtree(work, ignore_errors=True)
+
+
+def main_cluster(build, a):
+    """`runs` on --nodes daemons sharing one throw-away PostgreSQL."""
+    import base64
+    from fixtures import pgserver
+    assert a.what == "runs", "--store postgresql measures `runs` only"
+    pg = pgserver.PgServer().start()
+    nodes = []
+    try:
+        env = {"OPSC_STORE_BACKEND": "postgresql", "OPSC_STORE_POSTGRESQL_URL": pg.url(pg.database()),
+               "OPSC_AUTH_JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
+               "OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+        for _ in range(a.nodes):
+            nodes.append(Daemon(build, env_extra=env))
+        bench_runs(nodes[0], a.n or 1000, a.clients, nodes)
+    finally:
+        for d in nodes:
+            d.stop()
+        pg.stop()
 
 
 def spawn_ceiling(n, clients):

@@ -153,6 +153,101 @@ static void the_lease_fences_and_fires_exist_once(void **state)
     store_close(a);
 }
 
+typedef struct rq_op {
+    const char *run, *target, *node;
+    bool exclusive;
+    int max;
+    int64_t lease_ms;
+    json_t *out;
+} rq_op;
+
+static int rq_add_txn(store_txn *t, void *ud)
+{
+    rq_op *o = ud;
+    json_t *ids = json_pack("[s]", o->target);
+    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive);
+    json_decref(ids);
+    return rc;
+}
+
+static int rq_reap_txn(store_txn *t, void *ud)
+{
+    rq_op *o = ud;
+    json_decref(o->out);
+    o->out = NULL;
+    return store_runq_reap(t, &o->out);
+}
+
+static int rq_done_txn(store_txn *t, void *ud)
+{
+    return store_runq_done(t, ((rq_op *)ud)->run);
+}
+
+static void rq_add(store *s, const char *run, const char *target, bool exclusive)
+{
+    rq_op o = {.run = run, .target = target, .exclusive = exclusive};
+    assert_int_equal(store_write(s, rq_add_txn, &o), 0);
+}
+
+/* How many runs `node` claims (up to `max`); the first one's id in `first`. */
+static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, char *first)
+{
+    rq_op o = {.node = node, .max = max, .lease_ms = lease_ms};
+    assert_int_equal(store_runq_claim(s, node, max, lease_ms, &o.out), 0);
+    size_t n = json_array_size(o.out);
+    if (first)
+        snprintf(first, 40, "%s", n ? json_string_value(json_array_get(o.out, 0)) : "");
+    json_decref(o.out);
+    return n;
+}
+
+/* The run queue: a run is claimed once, oldest first; a run of a job
+ * without concurrent runs waits while another holds its target, on
+ * whichever node; a lapsed claim is reaped once, naming its node; the
+ * leader's sweep drops old fires and long-dead nodes. */
+static void the_run_queue_claims_once_and_reaps_lapsed_claims(void **state)
+{
+    store *a = open_ok(*state, 0, 0);
+    char first[40];
+    rq_add(a, "run-1", "t1", true);
+    rq_add(a, "run-2", "t2", false);
+    assert_int_equal(rq_claim(a, "node-a", 1, 60000, first), 1);
+    assert_string_equal(first, "run-1");
+    rq_add(a, "run-3", "t1", false); /* t1 is held by run-1, exclusive */
+    assert_int_equal(rq_claim(a, "node-b", 5, 60000, first), 1);
+    assert_string_equal(first, "run-2");
+    assert_int_equal(rq_claim(a, "node-b", 5, 60000, NULL), 0);
+    rq_op done = {.run = "run-1"};
+    assert_int_equal(store_write(a, rq_done_txn, &done), 0);
+    assert_int_equal(rq_claim(a, "node-b", 5, 1, first), 1); /* t1 free; a lease of 1 ms */
+    assert_string_equal(first, "run-3");
+    usleep(20000);
+    assert_int_equal(store_runq_renew(a, "node-a", 60000), 0); /* not its claims */
+    rq_op reap = {0};
+    assert_int_equal(store_write(a, rq_reap_txn, &reap), 0);
+    assert_int_equal(json_array_size(reap.out), 1);
+    assert_string_equal(json_string_value(json_array_get(json_array_get(reap.out, 0), 0)),
+                        "run-3");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(reap.out, 0), 1)),
+                        "node-b");
+    assert_int_equal(store_write(a, rq_reap_txn, &reap), 0);
+    assert_int_equal(json_array_size(reap.out), 0); /* once */
+    json_decref(reap.out);
+
+    beat(a, "node-a", 60000);
+    assert_int_equal(fire(a, "node-a", beat(a, "node-a", 60000).epoch, 5000), 0);
+    usleep(20000);
+    assert_int_equal(store_cluster_sweep(a, 3600000, 3600000), 0); /* young: kept */
+    assert_int_equal(fire(a, "node-a", beat(a, "node-a", 60000).epoch, 5000), OPSC_EEXIST);
+    assert_int_equal(store_cluster_sweep(a, 10, 10), 0);
+    assert_int_equal(fire(a, "node-a", beat(a, "node-a", 60000).epoch, 5000), 0);
+    json_t *v = NULL;
+    assert_int_equal(store_cluster_view(a, 60000, &v), 0);
+    assert_int_equal(json_array_size(json_object_get(v, "nodes")), 1); /* beat since */
+    json_decref(v);
+    store_close(a);
+}
+
 static void a_wrong_password_is_refused_without_showing_it(void **state)
 {
     char err[1024] = "";
@@ -250,6 +345,7 @@ static void scans_cross_pages_in_key_order(void **state)
 static const struct CMUnitTest pg_tests[] = {
     TMP_TEST(a_serialization_failure_runs_the_write_again),
     TMP_TEST(the_lease_fences_and_fires_exist_once),
+    TMP_TEST(the_run_queue_claims_once_and_reaps_lapsed_claims),
     TMP_TEST(a_wrong_password_is_refused_without_showing_it),
     TMP_TEST(scans_cross_pages_in_key_order),
 };

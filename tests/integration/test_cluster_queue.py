@@ -1,0 +1,214 @@
+"""test_cluster_queue.py - the distributed run queue (docs/cluster.md 2.4), real daemons on one
+throw-away PostgreSQL.
+
+Runs created through one node's API are claimed and executed by every node
+(the run record's node_id says which), each exactly once; a job that does
+not allow concurrent runs on a target keeps that cluster-wide; a node killed
+with -9 mid-run has its run ended interrupted by the leader's reaper, naming
+it, while the others go on; a node frozen (SIGSTOP) beyond its lease comes
+back to find its run interrupted and its late results discarded.
+"""
+import base64
+import os
+import signal
+import time
+
+import pytest
+
+from fixtures.runs import EventStream
+from test_schedules_e2e import wait_for
+
+LEASE_S = 3
+
+
+@pytest.fixture(scope="module")
+def pg(pg_server):
+    return pg_server
+
+
+def cluster(pg, daemon_factory, n, max_parallel=1):
+    db = pg.database()
+    config = {"store": {"backend": "postgresql", "postgresql_url": pg.url(db),
+                        "lease_ttl": f"{LEASE_S}s"},
+              "executor": {"max_parallel": max_parallel},
+              "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}}
+    env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    nodes = [daemon_factory(config=config, env=env) for _ in range(n)]
+    ids = [d.get("/api/v1/cluster").json()["node_id"] for d in nodes]
+    assert wait_for(lambda: len([x for x in nodes[0].get("/api/v1/cluster").json()["nodes"]
+                                 if x["state"] == "alive"]) == n, 5)
+    return db, nodes, ids
+
+
+def job(d, command, allow_concurrent=True, name=None):
+    r = d.http.post(d.url("/api/v1/targets"), timeout=10, json={
+        "name": name or "local-" + os.urandom(4).hex(), "address": "localhost",
+        "transport": "local", "os_family": "linux"})
+    assert r.status_code == 201, r.text
+    r = d.http.post(d.url("/api/v1/jobs"), timeout=10, json={
+        "name": "q-" + os.urandom(4).hex(), "targets": {"ids": [r.json()["id"]]},
+        "allow_concurrent": allow_concurrent,
+        "steps": [{"id": "s1", "name": "run", "type": "core.shell.command",
+                   "params": {"command": command}}]})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def start(d, job_id):
+    r = d.http.post(d.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
+    assert r.status_code in (200, 201, 202), r.text
+    return r.json()["id"]
+
+
+def run_of(d, rid):
+    return d.get(f"/api/v1/runs/{rid}").json()
+
+
+def ended(d, rids, timeout):
+    done = wait_for(lambda: all(run_of(d, r)["state"] not in ("queued", "running")
+                                for r in rids), timeout)
+    assert done, [run_of(d, r)["state"] for r in rids]
+    return [run_of(d, r) for r in rids]
+
+
+def test_runs_made_on_one_node_run_on_every_node_each_once(pg, daemon_factory):
+    db, (a, b, c), ids = cluster(pg, daemon_factory, 3)
+    j = job(a, "echo ran-{{ run.id }}; sleep 1")
+    rids = [start(a, j) for _ in range(9)]
+    runs = ended(b, rids, 40)
+    assert {r["state"] for r in runs} == {"succeeded"}, [(r["state"], r.get("reason")) for r in runs]
+    by = {r["id"]: r["node_id"] for r in runs}
+    assert set(by.values()) <= set(ids)
+    assert len(set(by.values())) >= 2, by  # more than the node that was asked
+    for rid in rids:  # every run executed, and exactly once
+        lines = [x["text"].strip() for x in c.get(f"/api/v1/runs/{rid}/log").json()["items"]
+                 if x["text"].startswith("ran-")]
+        assert lines == [f"ran-{rid}"], (rid, lines)
+    assert pg.psql("SELECT count(*) FROM opsc_runq", db=db) == "0"
+    print(f"queue: 9 runs made on one node ran on {len(set(by.values()))} nodes: "
+          f"{sorted(list(by.values()).count(n) for n in ids)}")
+
+
+def test_one_run_per_target_at_once_holds_across_nodes(pg, daemon_factory):
+    db, (a, b), ids = cluster(pg, daemon_factory, 2, max_parallel=4)
+    j = job(a, "sleep 0.7", allow_concurrent=False)
+    rids = [start(a if i % 2 else b, j) for i in range(4)]
+    runs = ended(a, rids, 30)
+    assert {r["state"] for r in runs} == {"succeeded"}
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs)
+    for (s1, f1), (s2, f2) in zip(spans, spans[1:]):
+        assert f1 <= s2, spans  # never two at once on the target, whichever node ran them
+
+
+def on_node(d, job_id, node, others):
+    """A run of job_id that node `node` claimed (runs claimed by others are cancelled there)."""
+    for _ in range(8):
+        rid = start(d, job_id)
+        assert wait_for(lambda: run_of(d, rid)["state"] == "running", 10)
+        got = run_of(d, rid)["node_id"]
+        if got == node:
+            return rid
+        other = others[got]
+        assert other.request("POST", f"/api/v1/runs/{rid}/cancel").status_code in (200, 202)
+    pytest.fail(f"no run landed on {node}")
+
+
+def test_a_node_killed_mid_run_has_its_run_interrupted_and_others_go_on(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    sleeper = job(a, "sleep 30")
+    rid = on_node(a, sleeper, b_id, {a_id: a, b_id: b})
+    b.send_signal(signal.SIGKILL)
+    b.proc.wait()
+    run = wait_for(lambda: (lambda r: r["state"] != "running" and r)(run_of(a, rid)),
+                   LEASE_S * 3)
+    assert run and run["state"] == "interrupted", run
+    assert b_id in run["reason"] and "not run again" in run["reason"], run["reason"]
+    assert run["targets"][0]["state"] == "interrupted"
+    quick = job(a, "true")
+    after = [start(a, quick) for _ in range(3)]
+    assert {r["state"] for r in ended(a, after, 15)} == {"succeeded"}
+    assert {r["node_id"] for r in ended(a, after, 1)} == {a_id}
+    assert run_of(a, rid)["state"] == "interrupted"  # never run again
+
+
+def test_a_frozen_node_comes_back_and_its_late_results_are_discarded(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    j = job(a, "sleep 4; echo late-result")
+    rid = on_node(a, j, b_id, {a_id: a, b_id: b})
+    b.send_signal(signal.SIGSTOP)  # its command goes on, its loop and beats stop
+    try:
+        run = wait_for(lambda: (lambda r: r["state"] != "running" and r)(run_of(a, rid)),
+                       LEASE_S * 4)
+        assert run and run["state"] == "interrupted", run
+        assert b_id in run["reason"], run["reason"]
+        time.sleep(max(0, 5 - LEASE_S))  # the command has ended meanwhile
+    finally:
+        b.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: "its results are discarded" in b.stderr(), 10), b.stderr()[-6000:].split("joins:")[-1]
+    time.sleep(1)
+    for d in (a, b):
+        run = run_of(d, rid)
+        assert run["state"] == "interrupted", run
+        assert b_id in run["reason"], run["reason"]
+    logs = a.get(f"/api/v1/runs/{rid}/log").json()["items"]
+    assert not [x for x in logs if "late-result" in x["text"]], logs
+    quick = job(b, "true")  # and b works on
+    assert ended(b, [start(b, quick)], 15)[0]["state"] == "succeeded"
+
+
+def test_a_client_of_one_node_follows_a_run_of_another_live(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    j = job(a, "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 0.5; done")
+    rid = on_node(a, j, a_id, {a_id: a, b_id: b})
+    seen = [(time.monotonic(), name, data) for _, name, data in EventStream(b, rid, timeout=30)]
+    ticks = [(t, d["text"].strip()) for t, n, d in seen
+             if n == "log" and d["text"].startswith("tick-")]
+    assert [x for _, x in ticks] == [f"tick-{i}" for i in range(1, 7)], seen
+    assert ticks[-1][0] - ticks[0][0] >= 1.5, ticks  # as they were written, not at the end
+    names = [n for _, n, _ in seen]
+    assert names[-1] == "end" and seen[-1][2]["state"] == "succeeded", seen[-3:]
+    assert [d for _, n, d in seen if n == "run"][0]["node_id"] == a_id
+
+
+def test_overlap_forbid_holds_when_the_runs_go_to_other_nodes(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    j = job(a, "sleep 1.6")
+    r = b.http.post(b.url("/api/v1/schedules"), timeout=10,
+                    json={"job_id": j, "cron": "* * * * * *", "overlap_policy": "forbid"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    time.sleep(9)
+    assert b.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
+    items = a.get(f"/api/v1/runs?schedule_id={sid}&limit=100").json()["items"]
+    ran = ended(a, [x["id"] for x in items if x["state"] != "missed"], 15)
+    assert len(ran) >= 3, items
+    assert {x["state"] for x in ran} == {"succeeded"}, ran
+    spans = sorted((x["started_at"], x["finished_at"], x["node_id"]) for x in ran)
+    for (s1, f1, _), (s2, f2, _) in zip(spans, spans[1:]):
+        assert f1 <= s2, spans  # forbid: never two runs of the schedule at once, on any node
+    assert {x["state"] for x in items if x["state"] == "missed"}, items  # fires were refused
+    print(f"overlap forbid: {len(ran)} runs on nodes {sorted({n for _, _, n in spans})}")
+
+
+def test_a_run_is_cancelled_through_any_node(pg, daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    sleeper = job(a, "sleep 30")
+    nodes = {a_id: a, b_id: b}
+    on_b = on_node(a, sleeper, b_id, nodes)
+    on_a = on_node(b, sleeper, a_id, nodes)
+    queued = start(a, sleeper)  # both nodes are full ([executor] max_parallel 1)
+    time.sleep(2)
+    assert run_of(b, queued)["state"] == "queued"
+    r = b.request("POST", f"/api/v1/runs/{queued}/cancel")
+    assert r.status_code == 202, r.text
+    run = run_of(a, queued)
+    assert run["state"] == "cancelled" and "cancelled by" in run["reason"], run
+    for rid, via in ((on_b, a), (on_a, b)):  # asked on the other node than the one running it
+        assert via.request("POST", f"/api/v1/runs/{rid}/cancel").status_code == 202
+    runs = ended(a, [on_b, on_a], 15)
+    assert [(x["state"], x["node_id"]) for x in runs] == [("cancelled", b_id), ("cancelled", a_id)]
+    assert all("cancelled by" in x["reason"] for x in runs), runs
+    time.sleep(2)
+    assert run_of(b, queued)["state"] == "cancelled"  # nobody ran it once there was room
+    assert "node_id" not in run_of(b, queued)
+    assert b.request("POST", f"/api/v1/runs/{queued}/cancel").status_code == 409
