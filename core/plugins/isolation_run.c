@@ -22,16 +22,7 @@ static iso_msg *next_msg(iso_call *c)
 {
     iso_lib *l = c->proc->lib;
     pthread_mutex_lock(&l->mu);
-    if (!c->head && !c->proc->dead) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->cv, &l->mu, &ts);
-    }
+    iso_proc_wait(c, TICK_MS);
     iso_msg *m = c->head;
     if (m) {
         c->head = m->next;
