@@ -80,6 +80,7 @@ struct iso_lib {
     uint64_t not_before; /* back-off: no new host before this (monotonic ms) */
     bool quarantined;
     bool untold; /* quarantined, and the hook has not heard of it yet */
+    bool retire; /* an override moved it into the daemon: stop the host once idle */
     char reason[320];
     pid_t last_pid;
     const bundle *bundle; /* a bundle's steps: a process per step (bundle_run), not a host */
@@ -94,7 +95,8 @@ struct isolation {
     char *user;         /* iso_opts.user, copied */
     pthread_mutex_t mu; /* the list */
     iso_lib *libs;
-    uv_async_t *wake; /* a reader thread quarantined a library: tell the hook on the loop */
+    json_t *overrides; /* step library name -> "process" | "in_process" (isolation.h) */
+    uv_async_t *wake;  /* a reader thread quarantined a library: tell the hook on the loop */
     iso_quarantine_fn hook;
     void *hook_ud;
 };

@@ -323,6 +323,10 @@ int iso_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx)
     if (p)
         iso_proc_release(p);
     l->users--;
+    if (l->retire && l->users == 0 && l->proc) { /* an admin moved it in process */
+        l->proc->ours = true;
+        iso_proc_kill(l->proc, SIGTERM, "was stopped: an admin moved the library in process");
+    }
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     return rc;
