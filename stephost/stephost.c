@@ -198,6 +198,12 @@ static void *step_main(void *arg)
 {
     hstep *s = arg;
     int rc = atomic_load(&s->cancelled) ? OPSC_ECANCELED : s->type->run(s, sh.lib_state);
+    /* This step reads no more: the main thread reads now, not after
+     * SH_READ_IDLE_MS, ready for the next "start" that "done" brings. */
+    pthread_mutex_lock(&sh.qmu);
+    sh.idle_since = 0;
+    pthread_cond_signal(&sh.rcv);
+    pthread_mutex_unlock(&sh.qmu);
     sh_send(s->id, json_pack("{s:s, s:i}", "op", "done", "rc", rc));
     pthread_mutex_lock(&sh.smu);
     hstep **pp = &sh.steps;
