@@ -194,9 +194,8 @@ static void step_free(hstep *s)
     free(s);
 }
 
-static void *step_main(void *arg)
+static void run_step(hstep *s)
 {
-    hstep *s = arg;
     int rc = atomic_load(&s->cancelled) ? OPSC_ECANCELED : s->type->run(s, sh.lib_state);
     /* This step reads no more: the main thread reads now, not after
      * SH_READ_IDLE_MS, ready for the next "start" that "done" brings. */
@@ -213,7 +212,65 @@ static void *step_main(void *arg)
         *pp = s->next;
     pthread_mutex_unlock(&sh.smu);
     step_free(s);
+}
+
+/* Step threads that ran a step wait for the next one, up to SH_IDLE_THREADS
+ * of them: a thread's start and end (clone, its stack's mappings, exit)
+ * cost more than a no-op step. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    hstep *queue; /* handed to an idle thread, not taken yet */
+    int idle;     /* threads waiting that no step was handed to */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+static hstep *next_step(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (pool.idle >= SH_IDLE_THREADS) {
+        pthread_mutex_unlock(&pool.mu);
+        return NULL;
+    }
+    pool.idle++;
+    while (!pool.queue)
+        pthread_cond_wait(&pool.cv, &pool.mu);
+    hstep *s = pool.queue;
+    pool.queue = s->queued;
+    pthread_mutex_unlock(&pool.mu);
+    return s;
+}
+
+static void *step_main(void *arg)
+{
+    for (hstep *s = arg; s; s = next_step())
+        run_step(s);
     return NULL;
+}
+
+/* On an idle step thread, or a new one. */
+static void dispatch(hstep *s)
+{
+    pthread_mutex_lock(&pool.mu);
+    bool handed = pool.idle > 0;
+    if (handed) {
+        pool.idle--;
+        s->queued = pool.queue;
+        pool.queue = s;
+        pthread_cond_signal(&pool.cv);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (handed)
+        return;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    if (pthread_create(&th, &attr, step_main, s) != 0) {
+        fprintf(stderr, "opsc-stephost: cannot start a step thread\n");
+        _exit(3);
+    }
+    pthread_attr_destroy(&attr);
 }
 
 static const opsc_step_type *find_type(const char *name)
@@ -243,16 +300,7 @@ static void start_step(uint32_t id, json_t *msg)
     s->next = sh.steps;
     sh.steps = s;
     pthread_mutex_unlock(&sh.smu);
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 1u << 20);
-    if (pthread_create(&th, &attr, step_main, s) != 0) {
-        fprintf(stderr, "opsc-stephost: cannot start a step thread\n");
-        _exit(3);
-    }
-    pthread_attr_destroy(&attr);
+    dispatch(s);
 }
 
 static void on_frame(const shp_frame *f)

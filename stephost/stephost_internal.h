@@ -16,6 +16,7 @@
 
 #define SH_MANIFEST_LOG_MAX 64 /* log lines of init() kept for the manifest */
 #define SH_READ_IDLE_MS     1  /* the main thread reads once no step did for this long */
+#define SH_IDLE_THREADS     4  /* step threads kept waiting for the next step */
 
 /* A frame waiting for a step's thread: a "ret" (json) or the bytes after it. */
 typedef struct hmsg {
@@ -37,6 +38,7 @@ struct opsc_step_ctx {
     char **pool;       /* strings handed to run(), freed when it returns */
     size_t npool, cappool;
     struct opsc_step_ctx *next;
+    struct opsc_step_ctx *queued; /* waiting for an idle step thread (stephost.c) */
 };
 typedef struct opsc_step_ctx hstep;
 
