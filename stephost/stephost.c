@@ -138,8 +138,10 @@ static void serve(void)
             let_go(false);
             continue;
         }
-        /* A step reads: look again soon, in case it stops without a word. */
-        uint64_t until = (idle ? sh.idle_since : now) + SH_READ_IDLE_MS;
+        /* A step reads: look again soon, in case it stops without a word
+         * (a step that ends says so at once; a "start" or a "cancel" beside
+         * a step that computes can wait that long). */
+        uint64_t until = idle ? sh.idle_since + SH_READ_IDLE_MS : now + SH_READ_LOOK_MS;
         struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
         pthread_cond_timedwait(&sh.rcv, &sh.qmu, &ts);
     }

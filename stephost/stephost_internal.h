@@ -15,7 +15,8 @@
 #include "shproto.h"
 
 #define SH_MANIFEST_LOG_MAX 64 /* log lines of init() kept for the manifest */
-#define SH_READ_IDLE_MS     1  /* the main thread reads once no step did for this long */
+#define SH_READ_IDLE_MS     1  /* the main thread reads once no step did for this long; */
+#define SH_READ_LOOK_MS     10 /* while a step reads, it looks again this often */
 #define SH_IDLE_THREADS     4  /* step threads kept waiting for the next step */
 
 /* A frame waiting for a step's thread: a "ret" (json) or the bytes after it. */

@@ -15,7 +15,8 @@
 
 #define ISO_CRASHES      5     /* this many crashes ... */
 #define ISO_CRASH_WINDOW 60000 /* ... in this many ms quarantine the library version */
-#define ISO_READ_IDLE_MS 1     /* the reader thread reads once no step did for this long */
+#define ISO_READ_IDLE_MS 1     /* the reader thread reads once no step did for this long; */
+#define ISO_READ_LOOK_MS 10    /* while a step reads, it looks again this often */
 
 /* A frame for a step in flight: a "call" or "done" (json), or the DATA after a call. */
 typedef struct iso_msg {

@@ -293,9 +293,11 @@ static void watch(iso_proc *p)
             let_go(p, false);
             continue;
         }
-        /* A step reads: look again soon, in case it stops without a word. */
+        /* A step reads: look again soon, in case it stops without a word.
+         * Not at once: what only this thread would read (a pong, the
+         * library's log, an end of stream nobody waits for) can wait. */
         wait_until(&p->rcv, &l->mu,
-                   idle ? p->idle_since + ISO_READ_IDLE_MS : now + ISO_READ_IDLE_MS);
+                   idle ? p->idle_since + ISO_READ_IDLE_MS : now + ISO_READ_LOOK_MS);
     }
     pthread_mutex_unlock(&l->mu);
 }
