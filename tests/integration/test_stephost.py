@@ -288,3 +288,17 @@ def test_in_process_under_always_waits_for_the_next_start(daemon_factory):
     d = d.restart()
     iso = probe_runs(d, local_target(d, "self2"))
     assert (iso["runs"], iso["restart_needed"], iso["pid"]) == ("in_process", False, None)
+
+
+def test_a_step_longer_than_three_heartbeats_keeps_its_host(daemon_factory):
+    # Whoever reads the socket on either end (a step waiting for an answer, or the reader
+    # threads), pings are answered while a step computes and while it waits on the daemon.
+    d = isolated(daemon_factory, steplibs={**ISOLATED["steplibs"], "host_heartbeat": "200ms"})
+    t = local_target(d, "self")
+    run = wait(d, run_steps(d, t,
+                            {"id": "busy", "type": "testexec.wait",
+                             "params": {"ms": 1500, "stubborn": True}},
+                            {"id": "asleep", "type": "testexec.wait", "params": {"ms": 1500}})["id"])
+    assert run["state"] == "succeeded", run
+    iso = host_of(d)
+    assert iso["crashes"] == 0 and iso["restarts"] == 0
