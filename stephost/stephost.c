@@ -147,12 +147,19 @@ static void serve(void)
     }
 }
 
-static hstep *find_step(uint32_t id)
+/* With smu held. */
+static hstep *listed(uint32_t id)
 {
-    pthread_mutex_lock(&sh.smu);
     hstep *s = sh.steps;
     while (s && s->id != id)
         s = s->next;
+    return s;
+}
+
+static hstep *find_step(uint32_t id)
+{
+    pthread_mutex_lock(&sh.smu);
+    hstep *s = listed(id);
     pthread_mutex_unlock(&sh.smu);
     return s;
 }
@@ -305,6 +312,16 @@ static void start_step(uint32_t id, json_t *msg)
     dispatch(s);
 }
 
+/* A cancel may cross the step's "done": under smu, the step is still listed or gone. */
+static void cancel_step(uint32_t id)
+{
+    pthread_mutex_lock(&sh.smu);
+    hstep *s = listed(id);
+    if (s)
+        atomic_store(&s->cancelled, true);
+    pthread_mutex_unlock(&sh.smu);
+}
+
 static void on_frame(const shp_frame *f)
 {
     if (f->type == SHP_HELLO)
@@ -325,8 +342,8 @@ static void on_frame(const shp_frame *f)
         sh_send(0, json_pack("{s:s}", "op", "pong"));
     } else if (strcmp(op, "start") == 0) {
         start_step(f->id, msg);
-    } else if (strcmp(op, "cancel") == 0 && s) {
-        atomic_store(&s->cancelled, true);
+    } else if (strcmp(op, "cancel") == 0) {
+        cancel_step(f->id);
     } else if (strcmp(op, "ret") == 0 && s) {
         deliver(s, msg, f);
         return;
