@@ -438,6 +438,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         plugin_host_set_privsep(c->plugins, c->privsep);
     if (rc == 0)
         rc = set_isolation(c);
+    if (rc == 0)
+        rc = api_steplibs_load_isolation(c);
     if (rc == 0) {
         plugin_host_load_dirs(c->plugins, c->cfg.plugins.dirs, c->cfg.plugins.disabled);
         plugin_host_check_sections(c->plugins);

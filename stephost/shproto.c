@@ -3,9 +3,11 @@
 #include "shproto.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <opsc/errors.h>
@@ -136,6 +138,30 @@ int shp_read(shp_reader *r, int fd, shp_frame *f)
         if (rc <= 0)
             return rc == 0 && r->len > r->off ? OPSC_EPROTO : rc;
     }
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int shp_poll(int fd, int ms, shp_spin *spin)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (spin && spin->skip > 0)
+        spin->skip--;
+    else if (spin) {
+        int64_t until = now_us() + SHP_SPIN_US;
+        do {
+            int n = poll(&pfd, 1, 0);
+            if (n != 0)
+                return n;
+        } while (now_us() < until);
+        spin->skip = SHP_SPIN_SKIP;
+    }
+    return poll(&pfd, 1, ms);
 }
 
 void shp_reader_free(shp_reader *r)

@@ -64,6 +64,8 @@
 #define SHP_HOST_FD        3
 #define SHP_MANIFEST_MAX   (4u << 20) /* bytes of a library's manifest */
 #define SHP_MANIFEST_TYPES 1024       /* step types one manifest may list */
+#define SHP_SPIN_US        50         /* shp_poll(): a step looks this long for its answer ... */
+#define SHP_SPIN_SKIP      16         /* ... unless it did in vain within this many waits */
 
 enum shp_type { SHP_HELLO = 1, SHP_JSON = 2, SHP_DATA = 3 };
 
@@ -103,6 +105,18 @@ int shp_fill(shp_reader *r, int fd);
 /* A frame that is already buffered, without reading: 1, 0 or OPSC_EPROTO. */
 int shp_next(shp_reader *r, shp_frame *f);
 void shp_reader_free(shp_reader *r);
+
+/* poll() `fd` for input up to `ms` (-1: no limit). With `spin` (a waiting
+ * step's), first look for it without sleeping for up to SHP_SPIN_US: an
+ * answer that comes within microseconds is then read without a context switch
+ * each way, which costs more than the wait on a virtual machine. Adaptive: a
+ * spin that found nothing (the peer was not running: a busy machine) turns
+ * spinning off for the next SHP_SPIN_SKIP waits, so it never takes the CPU
+ * the peer needs. poll()'s result. */
+typedef struct shp_spin {
+    int skip; /* waits left without spinning */
+} shp_spin;
+int shp_poll(int fd, int ms, shp_spin *spin);
 
 /* The payload of a HELLO or JSON frame as an object (new reference), or
  * NULL when it is not a JSON object or has no string "op" (HELLO needs

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <opsc/errors.h>
@@ -21,6 +22,7 @@ stephost sh = {
     .fd = SHP_HOST_FD,
     .wmu = PTHREAD_MUTEX_INITIALIZER,
     .smu = PTHREAD_MUTEX_INITIALIZER,
+    .qmu = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* Sanitizer builds: a crash of the library must end this process with its
@@ -55,25 +57,109 @@ void sh_msg_free(hmsg *m)
     free(m);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_frame(const shp_frame *f);
+
+/* With qmu held and the read side taken: the next frames from the daemon
+ * (a step: spinning first, shproto.h), each acted on, qmu dropped meanwhile. */
+static void read_some(hstep *step)
+{
+    pthread_mutex_unlock(&sh.qmu);
+    if (step) /* only a partial frame is ever left buffered: it needs more */
+        shp_poll(sh.fd, -1, &step->spin);
+    shp_frame f;
+    int rc = shp_read(&sh.rd, sh.fd, &f);
+    /* The daemon closed the socket (it stops, or gave up on us): steps still
+     * running have no one to answer them. _exit: no destructors of a library
+     * that may be in any state. */
+    if (rc <= 0)
+        _exit(rc == 0 ? 0 : 2);
+    do
+        on_frame(&f);
+    while ((rc = shp_next(&sh.rd, &f)) == 1);
+    if (rc < 0)
+        _exit(2);
+    pthread_mutex_lock(&sh.qmu);
+}
+
+/* With qmu held: give the read side back to the steps waiting behind it. */
+static void let_go(bool step)
+{
+    sh.reading = false;
+    if (step)
+        sh.idle_since = mono_ms();
+    pthread_mutex_lock(&sh.smu);
+    for (hstep *s = sh.steps; s; s = s->next)
+        if (s->waiting && !s->head)
+            pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&sh.smu);
+}
+
 hmsg *sh_wait(hstep *s)
 {
-    pthread_mutex_lock(&s->mu);
-    while (!s->head)
-        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_lock(&sh.qmu);
+    while (!s->head) {
+        if (!sh.reading) {
+            sh.reading = true;
+            read_some(s);
+            let_go(true);
+            continue;
+        }
+        s->waiting = true;
+        sh.waiters++;
+        pthread_cond_wait(&s->cv, &sh.qmu);
+        sh.waiters--;
+        s->waiting = false;
+    }
     hmsg *m = s->head;
     s->head = m->next;
     if (!s->head)
         s->tail = NULL;
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&sh.qmu);
     return m;
+}
+
+/* The main thread, for good: reads when no step has for SH_READ_IDLE_MS. */
+static void serve(void)
+{
+    pthread_mutex_lock(&sh.qmu);
+    for (;;) {
+        uint64_t now = mono_ms();
+        bool idle = !sh.reading && sh.waiters == 0;
+        if (idle && now >= sh.idle_since + SH_READ_IDLE_MS) {
+            sh.reading = true;
+            read_some(NULL);
+            let_go(false);
+            continue;
+        }
+        /* A step reads: look again soon, in case it stops without a word
+         * (a step that ends says so at once; a "start" or a "cancel" beside
+         * a step that computes can wait that long). */
+        uint64_t until = idle ? sh.idle_since + SH_READ_IDLE_MS : now + SH_READ_LOOK_MS;
+        struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
+        pthread_cond_timedwait(&sh.rcv, &sh.qmu, &ts);
+    }
+}
+
+/* With smu held. */
+static hstep *listed(uint32_t id)
+{
+    hstep *s = sh.steps;
+    while (s && s->id != id)
+        s = s->next;
+    return s;
 }
 
 static hstep *find_step(uint32_t id)
 {
     pthread_mutex_lock(&sh.smu);
-    hstep *s = sh.steps;
-    while (s && s->id != id)
-        s = s->next;
+    hstep *s = listed(id);
     pthread_mutex_unlock(&sh.smu);
     return s;
 }
@@ -91,14 +177,14 @@ static void deliver(hstep *s, json_t *json, const shp_frame *f)
         m->data[f->len] = '\0';
         m->len = f->len;
     }
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&sh.qmu);
     if (s->tail)
         s->tail->next = m;
     else
         s->head = m;
     s->tail = m;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&sh.qmu);
 }
 
 /* ---- steps ----------------------------------------------------------------------------------- */
@@ -113,15 +199,19 @@ static void step_free(hstep *s)
     for (size_t i = 0; i < s->npool; i++)
         free(s->pool[i]);
     free(s->pool);
-    pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
 }
 
-static void *step_main(void *arg)
+static void run_step(hstep *s)
 {
-    hstep *s = arg;
     int rc = atomic_load(&s->cancelled) ? OPSC_ECANCELED : s->type->run(s, sh.lib_state);
+    /* This step reads no more: the main thread reads now, not after
+     * SH_READ_IDLE_MS, ready for the next "start" that "done" brings. */
+    pthread_mutex_lock(&sh.qmu);
+    sh.idle_since = 0;
+    pthread_cond_signal(&sh.rcv);
+    pthread_mutex_unlock(&sh.qmu);
     sh_send(s->id, json_pack("{s:s, s:i}", "op", "done", "rc", rc));
     pthread_mutex_lock(&sh.smu);
     hstep **pp = &sh.steps;
@@ -131,7 +221,65 @@ static void *step_main(void *arg)
         *pp = s->next;
     pthread_mutex_unlock(&sh.smu);
     step_free(s);
+}
+
+/* Step threads that ran a step wait for the next one, up to SH_IDLE_THREADS
+ * of them: a thread's start and end (clone, its stack's mappings, exit)
+ * cost more than a no-op step. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    hstep *queue; /* handed to an idle thread, not taken yet */
+    int idle;     /* threads waiting that no step was handed to */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+static hstep *next_step(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (pool.idle >= SH_IDLE_THREADS) {
+        pthread_mutex_unlock(&pool.mu);
+        return NULL;
+    }
+    pool.idle++;
+    while (!pool.queue)
+        pthread_cond_wait(&pool.cv, &pool.mu);
+    hstep *s = pool.queue;
+    pool.queue = s->queued;
+    pthread_mutex_unlock(&pool.mu);
+    return s;
+}
+
+static void *step_main(void *arg)
+{
+    for (hstep *s = arg; s; s = next_step())
+        run_step(s);
     return NULL;
+}
+
+/* On an idle step thread, or a new one. */
+static void dispatch(hstep *s)
+{
+    pthread_mutex_lock(&pool.mu);
+    bool handed = pool.idle > 0;
+    if (handed) {
+        pool.idle--;
+        s->queued = pool.queue;
+        pool.queue = s;
+        pthread_cond_signal(&pool.cv);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (handed)
+        return;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    if (pthread_create(&th, &attr, step_main, s) != 0) {
+        fprintf(stderr, "opsc-stephost: cannot start a step thread\n");
+        _exit(3);
+    }
+    pthread_attr_destroy(&attr);
 }
 
 static const opsc_step_type *find_type(const char *name)
@@ -156,22 +304,22 @@ static void start_step(uint32_t id, json_t *msg)
     s->id = id;
     s->type = type;
     atomic_init(&s->cancelled, false);
-    pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_lock(&sh.smu);
     s->next = sh.steps;
     sh.steps = s;
     pthread_mutex_unlock(&sh.smu);
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 1u << 20);
-    if (pthread_create(&th, &attr, step_main, s) != 0) {
-        fprintf(stderr, "opsc-stephost: cannot start a step thread\n");
-        _exit(3);
-    }
-    pthread_attr_destroy(&attr);
+    dispatch(s);
+}
+
+/* A cancel may cross the step's "done": under smu, the step is still listed or gone. */
+static void cancel_step(uint32_t id)
+{
+    pthread_mutex_lock(&sh.smu);
+    hstep *s = listed(id);
+    if (s)
+        atomic_store(&s->cancelled, true);
+    pthread_mutex_unlock(&sh.smu);
 }
 
 static void on_frame(const shp_frame *f)
@@ -194,8 +342,8 @@ static void on_frame(const shp_frame *f)
         sh_send(0, json_pack("{s:s}", "op", "pong"));
     } else if (strcmp(op, "start") == 0) {
         start_step(f->id, msg);
-    } else if (strcmp(op, "cancel") == 0 && s) {
-        atomic_store(&s->cancelled, true);
+    } else if (strcmp(op, "cancel") == 0) {
+        cancel_step(f->id);
     } else if (strcmp(op, "ret") == 0 && s) {
         deliver(s, msg, f);
         return;
@@ -245,10 +393,10 @@ static void say_hello(int rc, const char *err, json_t *notes)
     json_decref(hello);
 }
 
-static bool version_agreed(shp_reader *r)
+static bool version_agreed(void)
 {
     shp_frame f;
-    if (shp_read(r, sh.fd, &f) != 1 || f.type != SHP_HELLO)
+    if (shp_read(&sh.rd, sh.fd, &f) != 1 || f.type != SHP_HELLO)
         return false;
     json_t *msg = shp_json(&f);
     bool ok = json_integer_value(json_object_get(msg, "version")) == SHP_VERSION;
@@ -304,14 +452,12 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = load(load_path, err, sizeof(err));
     say_hello(rc, err, notes);
-    shp_reader r = {0};
-    if (rc < 0 || !version_agreed(&r))
+    if (rc < 0 || !version_agreed())
         _exit(2);
-    shp_frame f;
-    while ((rc = shp_read(&r, sh.fd, &f)) == 1)
-        on_frame(&f);
-    /* The daemon closed the socket (it stops, or gave up on us): steps still
-     * running have no one to answer them. _exit: no destructors of a library
-     * that may be in any state. */
-    _exit(rc == 0 ? 0 : 2);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sh.rcv, &ca);
+    pthread_condattr_destroy(&ca);
+    serve();
 }

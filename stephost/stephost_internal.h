@@ -12,7 +12,12 @@
 #include <opsc/plugin.h>
 #include <opsc/step.h>
 
+#include "shproto.h"
+
 #define SH_MANIFEST_LOG_MAX 64 /* log lines of init() kept for the manifest */
+#define SH_READ_IDLE_MS     1  /* the main thread reads once no step did for this long; */
+#define SH_READ_LOOK_MS     10 /* while a step reads, it looks again this often */
+#define SH_IDLE_THREADS     4  /* step threads kept waiting for the next step */
 
 /* A frame waiting for a step's thread: a "ret" (json) or the bytes after it. */
 typedef struct hmsg {
@@ -27,12 +32,14 @@ struct opsc_step_ctx {
     uint32_t id;
     const opsc_step_type *type;
     atomic_bool cancelled;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    hmsg *head, *tail; /* frames for it, from the main thread */
+    pthread_cond_t cv; /* with sh.qmu */
+    bool waiting;      /* for a frame while another thread reads the socket */
+    shp_spin spin;
+    hmsg *head, *tail; /* frames for it, under sh.qmu */
     char **pool;       /* strings handed to run(), freed when it returns */
     size_t npool, cappool;
     struct opsc_step_ctx *next;
+    struct opsc_step_ctx *queued; /* waiting for an idle step thread (stephost.c) */
 };
 typedef struct opsc_step_ctx hstep;
 
@@ -41,6 +48,15 @@ typedef struct stephost {
     pthread_mutex_t wmu; /* one writer at a time */
     pthread_mutex_t smu; /* the steps list */
     hstep *steps;
+    /* Who reads fd (leader/follower, as the daemon's end does): a step waiting
+     * for an answer reads the socket itself; the main thread reads only when no
+     * step has for SH_READ_IDLE_MS (a "start", a "cancel", a "ping"). */
+    pthread_mutex_t qmu; /* the steps' queues and what follows (before smu) */
+    pthread_cond_t rcv;  /* the main thread's naps */
+    shp_reader rd;       /* whoever holds `reading` */
+    bool reading;
+    int waiters; /* steps waiting while another thread reads */
+    uint64_t idle_since;
     const opsc_steplib *lib;
     void *lib_state;
     void *dl;

@@ -212,6 +212,9 @@ const command opsctl_commands[] = {
      upload_opts, cmd_steplibs_upload, NULL, 1, 1},
     {"steplibs", "delete", "NAME VERSION", "Delete a version no job needs", NULL,
      cmd_steplibs_delete, NULL, 2, 2},
+    {"steplibs", "isolation", "NAME process|in_process|default",
+     "Where a library's imperative steps run (admins; in_process: the daemon's own libraries)",
+     NULL, cmd_steplibs_isolation, NULL, 2, 2},
 
     LIST(audit, "the audit log, newest first (filters: actor, action, outcome, object, since)"),
     CRUD_IN("notifications channels", channels, "NAME|ID", "notification channels", "a channel"),

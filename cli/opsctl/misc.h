@@ -22,6 +22,7 @@ int cmd_jobs_versions(opsctl *c, const command *cmd, args *a);
 int cmd_steplibs_upload(opsctl *c, const command *cmd, args *a);
 int cmd_steplibs_show(opsctl *c, const command *cmd, args *a);
 int cmd_steplibs_delete(opsctl *c, const command *cmd, args *a);
+int cmd_steplibs_isolation(opsctl *c, const command *cmd, args *a);
 
 int cmd_run(opsctl *c, const command *cmd, args *a);
 int cmd_runs_show(opsctl *c, const command *cmd, args *a);

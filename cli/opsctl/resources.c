@@ -87,6 +87,7 @@ static const column steplib_cols[] = {
     {"NAME", "name", COL_TEXT},
     {"LATEST", "latest", COL_TEXT},
     {"VERSIONS", "versions", COL_COUNT},
+    {"ISOLATION", "isolation", COL_TEXT},
     {"SUMMARY", "versions.0.summary", COL_TEXT},
     {NULL, NULL, 0},
 };

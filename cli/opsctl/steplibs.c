@@ -110,6 +110,7 @@ static const column version_cols[] = {
     {"BUNDLED", "bundled", COL_BOOL},
     {"STEPS", "steps", COL_COUNT},
     {"SIGNER", "signer.name", COL_TEXT},
+    {"RUNS", "isolation.runs", COL_TEXT},
     {"INSTALLED", "installed_at", COL_TIME},
     {"SUMMARY", "summary", COL_TEXT},
     {NULL, NULL, 0},
@@ -146,5 +147,29 @@ int cmd_steplibs_delete(opsctl *c, const command *cmd, args *a)
     int rc = api_call(c, "DELETE", path, NULL, NULL);
     if (rc == 0 && c->output == OUT_TABLE && !c->get)
         printf("deleted step library %s %s\n", a->argv[0], a->argv[1]);
+    return rc;
+}
+
+/* Where a library's imperative steps run, an admin's choice over the policy. */
+int cmd_steplibs_isolation(opsctl *c, const command *cmd, args *a)
+{
+    (void)cmd;
+    char *esc = url_escape(a->argv[0]), path[512];
+    snprintf(path, sizeof(path), "/api/v1/steplibs/%s/isolation", esc ? esc : "");
+    free(esc);
+    json_t *body = json_pack("{s:s}", "isolation", a->argv[1]), *lib = NULL;
+    int rc = api_call(c, "PUT", path, body, &lib);
+    json_decref(body);
+    json_t *iso = json_object_get(json_array_get(json_object_get(lib, "versions"), 0), "isolation");
+    if (rc == 0 && c->output == OUT_TABLE && !c->get)
+        printf("step library %s: isolation %s, runs %s%s\n", a->argv[0],
+               json_string_value(json_object_get(lib, "isolation")),
+               json_string_value(json_object_get(iso, "runs")),
+               json_is_true(json_object_get(iso, "restart_needed"))
+                   ? " until the daemon starts again"
+                   : "");
+    else if (rc == 0)
+        rc = print_result(c, lib, library_table, NULL);
+    json_decref(lib);
     return rc;
 }

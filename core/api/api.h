@@ -24,6 +24,9 @@ int api_notifications_register(struct opsc_core *c);
 
 /* /api/v1/steplibs: list, upload (admin), delete (admin) step libraries. */
 int api_steplibs_register(struct opsc_core *c);
+/* At start, after the isolation policy and before any plugin loads: the
+ * admins' per-library isolation overrides kept in the store. */
+int api_steplibs_load_isolation(struct opsc_core *c);
 
 /* GET /api/v1/cluster (role viewer): on LMDB this node leading itself; on
  * PostgreSQL the membership rows and the lease (core/cluster.h). */

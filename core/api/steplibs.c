@@ -17,8 +17,9 @@
 #include "install.h"
 #include "isolation.h"
 #include "jobs_routes.h"
+#include "log.h"
 #include "rest.h"
-#include "steptype.h"
+#include "store.h"
 #include "trust.h"
 
 static plugin_install *installs_of(http_req *req)
@@ -100,6 +101,9 @@ static json_t *version_json(plugin_host *h, const install_lib *lib)
         plugin_host_isolation_json(h, lib->desc->name, lib->desc->version, lib->path));
 }
 
+/* enum iso_override, as the API says it. */
+static const char *const override_names[] = {"default", "process", "in_process"};
+
 struct collect {
     plugin_host *h;
     const char *only; /* one library's name, or NULL */
@@ -122,8 +126,9 @@ static void collect_one(const install_lib *lib, void *ud)
     json_t *l = json_object_get(c->libs, name);
     if (!l) {
         const plugin_reg *latest = plugin_host_steplib(c->h, name, 0);
-        l = json_pack("{s:s, s:s, s:{}, s:[]}", "name", name, "latest",
-                      ((const opsc_steplib *)latest->desc)->version, "majors", "versions");
+        l = json_pack("{s:s, s:s, s:{}, s:[], s:s}", "name", name, "latest",
+                      ((const opsc_steplib *)latest->desc)->version, "majors", "versions",
+                      "isolation", override_names[plugin_host_isolation_override_of(c->h, name)]);
         json_object_set_new(c->libs, name, l);
     }
     char major[16];
@@ -357,6 +362,139 @@ static int enable_version(http_req *req)
     return HTTP_DONE;
 }
 
+/* ---- where it runs: an admin's override ------------------------------------------ */
+
+#define OVERRIDES_KEY "steplib_isolation" /* meta: {name: "process" | "in_process"} */
+
+struct override_write {
+    const char *name;
+    int ov;
+};
+
+static int write_override(store_txn *txn, void *ud)
+{
+    const struct override_write *w = ud;
+    const void *val;
+    size_t n;
+    int rc = store_kv_get(txn, "meta", OVERRIDES_KEY, strlen(OVERRIDES_KEY), &val, &n);
+    json_t *all = rc == 0 ? json_loadb(val, n, 0, NULL) : json_object();
+    if (rc < 0 && rc != OPSC_ENOENT) {
+        json_decref(all);
+        return rc;
+    }
+    if (!json_is_object(all)) {
+        json_decref(all);
+        return OPSC_ECORRUPT;
+    }
+    if (w->ov == ISO_OV_DEFAULT)
+        json_object_del(all, w->name);
+    else
+        json_object_set_new(all, w->name, json_string(override_names[w->ov]));
+    char *text = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = text ? store_kv_put(txn, "meta", OVERRIDES_KEY, strlen(OVERRIDES_KEY), text, strlen(text))
+              : OPSC_ENOMEM;
+    free(text);
+    json_decref(all);
+    return rc;
+}
+
+static int read_overrides(store_txn *txn, void *ud)
+{
+    json_t **out = ud;
+    const void *val;
+    size_t n;
+    int rc = store_kv_get(txn, "meta", OVERRIDES_KEY, strlen(OVERRIDES_KEY), &val, &n);
+    if (rc == 0)
+        *out = json_loadb(val, n, 0, NULL);
+    if (rc == 0 && !json_is_object(*out))
+        rc = OPSC_ECORRUPT;
+    return rc == OPSC_ENOENT ? 0 : rc;
+}
+
+int api_steplibs_load_isolation(struct opsc_core *c)
+{
+    json_t *all = NULL, *v;
+    const char *name;
+    int rc = store_read(c->store, read_overrides, &all);
+    json_object_foreach(all, name, v)
+    {
+        const char *mode = json_string_value(v);
+        int ov = mode && strcmp(mode, "process") == 0      ? ISO_OV_PROCESS
+                 : mode && strcmp(mode, "in_process") == 0 ? ISO_OV_IN_PROCESS
+                                                           : ISO_OV_DEFAULT;
+        if (rc == 0 && ov != ISO_OV_DEFAULT)
+            rc = plugin_host_isolation_override(c->plugins, name, ov);
+        if (rc == 0)
+            log_info("steplibs", "step library %s runs %s, as an admin chose", name,
+                     ov == ISO_OV_PROCESS ? "out of process" : "in process");
+    }
+    json_decref(all);
+    return rc;
+}
+
+struct may_run_here {
+    plugin_host *h;
+    const char *name;
+    char refused[160]; /* "name version": one that may not run in the daemon */
+};
+
+static void check_here(const install_lib *lib, void *ud)
+{
+    struct may_run_here *m = ud;
+    if (!m->refused[0] && strcmp(lib->desc->name, m->name) == 0 &&
+        !plugin_host_isolation_may_run_here(m->h, lib->path))
+        snprintf(m->refused, sizeof(m->refused), "%s %s", lib->desc->name, lib->desc->version);
+}
+
+static int parse_override(json_t *body)
+{
+    const char *v = json_string_value(json_object_get(body, "isolation"));
+    for (int i = ISO_OV_DEFAULT; v && json_object_size(body) == 1 && i <= ISO_OV_IN_PROCESS; i++)
+        if (strcmp(v, override_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int set_override(http_req *req)
+{
+    const char *name = http_req_param(req, "name");
+    int ov = parse_override(http_req_json(req));
+    auth_set_object(req, name);
+    if (ov < 0) {
+        http_respond_error(req, 400, "invalid",
+                           json_pack("{s:s, s:[s, s, s]}", "field", "isolation", "valid",
+                                     "default", "process", "in_process"),
+                           "expected {\"isolation\": \"process\" | \"in_process\" | "
+                           "\"default\"}");
+        return HTTP_DONE;
+    }
+    json_t *items = libraries(req, name);
+    bool found = json_array_size(items) > 0;
+    json_decref(items);
+    struct may_run_here m = {host_of(req), name, ""};
+    if (found && ov == ISO_OV_IN_PROCESS)
+        install_foreach(installs_of(req), check_here, &m);
+    struct override_write w = {name, ov};
+    int rc = !found || m.refused[0]
+                 ? 0
+                 : store_write(((struct opsc_core *)http_req_app(req))->store, write_override, &w);
+    if (rc == 0 && found && !m.refused[0])
+        rc = plugin_host_isolation_override(host_of(req), name, ov);
+    if (!found)
+        http_respond_error(req, 404, "not_found", NULL, "no step library '%s' is loaded", name);
+    else if (m.refused[0])
+        http_respond_error(req, 409, "isolation_refused", json_pack("{s:s}", "field", "isolation"),
+                           "%s is an upload or a bundle: its code never runs in the daemon "
+                           "(in_process only for the daemon's own libraries, or under "
+                           "[steplibs] isolation = never)",
+                           m.refused);
+    else if (rc < 0)
+        rest_error(req, rc, "the isolation of the step library");
+    else
+        get_steplib(req);
+    return HTTP_DONE;
+}
+
 /* ---- routes ---------------------------------------------------------------------- */
 
 #define SCHEMA_OBJ "{\"type\":[\"object\",\"null\"]}"
@@ -385,11 +523,20 @@ static int enable_version(http_req *req)
     "\"enum\":[\"process\",\"in_process\"]},\"pid\":{\"type\":[\"integer\",\"null\"]},"            \
     "\"restarts\":{\"type\":\"integer\"},\"crashes\":{\"type\":\"integer\",\"description\":"       \
     "\"in the last minute\"},\"quarantined\":{\"type\":\"boolean\"},\"reason\":{\"type\":["        \
-    "\"string\",\"null\"]}}}"
+    "\"string\",\"null\"]},\"override\":{\"type\":[\"string\",\"null\"],\"enum\":[\"process\","   \
+    "\"in_process\",null],\"description\":\"an admin's choice (PUT .../isolation)\"},"           \
+    "\"restart_needed\":{\"type\":\"boolean\",\"description\":\"in_process takes effect at the " \
+    "next start of the daemon\"}}}"
 #define LIBRARY_SCHEMA                                                                             \
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"latest\":{\"type\":"    \
     "\"string\"},\"majors\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}," \
-    "\"versions\":{\"type\":\"array\",\"items\":" VERSION_SCHEMA "}}}"
+    "\"isolation\":" OVERRIDE_ENUM ",\"versions\":{\"type\":\"array\",\"items\":" VERSION_SCHEMA  \
+    "}}}"
+#define OVERRIDE_ENUM                                                                              \
+    "{\"type\":\"string\",\"enum\":[\"default\",\"process\",\"in_process\"]}"
+#define OVERRIDE_SCHEMA                                                                            \
+    "{\"type\":\"object\",\"required\":[\"isolation\"],\"additionalProperties\":false,"            \
+    "\"properties\":{\"isolation\":" OVERRIDE_ENUM "}}"
 
 static const http_route routes[] = {
     {"GET", "/api/v1/steplibs", ROLE_VIEWER, list_steplibs, 0, "steplibs",
@@ -414,6 +561,13 @@ static const http_route routes[] = {
      "Re-enable a version quarantined after its step host crashed 5 times in 60 s (409 when it "
      "is not quarantined)",
      NULL, ISOLATION_SCHEMA},
+    {"PUT", "/api/v1/steplibs/{name}/isolation", ROLE_ADMIN, set_override, HTTP_ROUTE_JSON_BODY,
+     "steplibs",
+     "Where a step library's imperative steps run, all its versions, over [steplibs] isolation: "
+     "process (from the next step), in_process (the daemon's own libraries only, or any under "
+     "isolation = never: 409 otherwise; from the next step when the daemon has it loaded, else "
+     "from its next start) or default. Kept in the store",
+     OVERRIDE_SCHEMA, LIBRARY_SCHEMA},
 };
 
 int api_steplibs_register(struct opsc_core *c)

@@ -85,6 +85,7 @@ int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
     iso->user = strdup(o->user && *o->user ? o->user : "");
     iso->install_raw = strdup(o->install_dir ? o->install_dir : "");
     find_stephost(o->stephost, iso->stephost, sizeof(iso->stephost));
+    iso->overrides = json_object();
     pthread_mutex_init(&iso->mu, NULL);
     if (h->iso)
         iso_free(h->iso);
@@ -157,6 +158,92 @@ static iso_lib *lib_new(isolation *iso, const char *name, const char *version, c
     return l;
 }
 
+/* ---- an admin's override ---------------------------------------------------------------------- */
+
+static const char *const override_names[] = {"default", "process", "in_process"};
+
+static int override_of(isolation *iso, const char *name)
+{
+    if (!iso || !name)
+        return ISO_OV_DEFAULT;
+    pthread_mutex_lock(&iso->mu);
+    const char *v = json_string_value(json_object_get(iso->overrides, name));
+    pthread_mutex_unlock(&iso->mu);
+    return v && strcmp(v, "process") == 0      ? ISO_OV_PROCESS
+           : v && strcmp(v, "in_process") == 0 ? ISO_OV_IN_PROCESS
+                                               : ISO_OV_DEFAULT;
+}
+
+static bool may_run_here(isolation *iso, const char *path)
+{
+    size_t n = path ? strlen(path) : 0, s = strlen(BUNDLE_SUFFIX);
+    bool is_bundle = n > s && strcmp(path + n - s, BUNDLE_SUFFIX) == 0;
+    return !is_bundle && (!iso || iso->o.mode == ISO_NEVER || !installed_path(iso, path));
+}
+
+/* Do the steps of library `name` at `path` run in a host? `here`: the daemon
+ * loaded its code (not only its manifest). */
+static bool runs_in_host(isolation *iso, const char *name, const char *path, bool here)
+{
+    int ov = override_of(iso, name);
+    if (ov == ISO_OV_PROCESS)
+        return iso != NULL;
+    if (ov == ISO_OV_IN_PROCESS && may_run_here(iso, path))
+        return !here;
+    return !here || isolated_path(iso, path);
+}
+
+/* The plugin loaded from `path`: its code is in the daemon (not only its manifest)? */
+static bool loaded_here(plugin_host *h, const char *path)
+{
+    for (size_t i = 0; h && path && i < h->nplugins; i++)
+        if (h->plugins[i]->path && strcmp(h->plugins[i]->path, path) == 0 &&
+            h->plugins[i]->state == PLUGIN_LOADED)
+            return !h->plugins[i]->manifest;
+    return true;
+}
+
+int plugin_host_isolation_override(plugin_host *h, const char *name, int ov)
+{
+    isolation *iso = h ? h->iso : NULL;
+    if (!iso || !name || ov < ISO_OV_DEFAULT || ov > ISO_OV_IN_PROCESS)
+        return OPSC_EINVAL;
+    iso_lib *mine[64]; /* its versions that ran out of process: records live until iso_free */
+    size_t n = 0;
+    pthread_mutex_lock(&iso->mu);
+    int rc = ov == ISO_OV_DEFAULT
+                 ? (json_object_del(iso->overrides, name), 0)
+                 : json_object_set_new(iso->overrides, name, json_string(override_names[ov]));
+    for (iso_lib *l = iso->libs; l && n < sizeof(mine) / sizeof(mine[0]); l = l->next)
+        if (strcmp(l->name, name) == 0 && !l->bundle)
+            mine[n++] = l;
+    pthread_mutex_unlock(&iso->mu); /* may_run_here() takes it */
+    /* A host it leaves idle goes now; one with steps in flight once they end (iso_run). */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        iso_lib *l = mine[i];
+        bool retire = ov == ISO_OV_IN_PROCESS && may_run_here(iso, l->path) &&
+                      loaded_here(h, l->path);
+        pthread_mutex_lock(&l->mu);
+        l->retire = retire;
+        if (l->retire && l->users == 0 && l->proc) {
+            l->proc->ours = true;
+            iso_proc_kill(l->proc, SIGTERM, "was stopped: an admin moved the library in process");
+        }
+        pthread_mutex_unlock(&l->mu);
+    }
+    return rc < 0 ? OPSC_ENOMEM : 0;
+}
+
+int plugin_host_isolation_override_of(plugin_host *h, const char *name)
+{
+    return override_of(h ? h->iso : NULL, name);
+}
+
+bool plugin_host_isolation_may_run_here(plugin_host *h, const char *path)
+{
+    return may_run_here(h ? h->iso : NULL, path);
+}
+
 iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg)
 {
     isolation *iso = h ? h->iso : NULL;
@@ -164,7 +251,8 @@ iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg)
     const char *path = reg && reg->owner ? reg->owner->path : NULL;
     bool is_bundle =
         reg && bundle_is(reg->owner); /* whatever the policy: no code of it loads here */
-    if (!d || !iso || (!is_bundle && !isolated_path(iso, path)))
+    if (!d || !iso ||
+        (!is_bundle && !runs_in_host(iso, d->name, path, reg->owner && !reg->owner->manifest)))
         return NULL;
     pthread_mutex_lock(&iso->mu);
     iso_lib *l = find_lib(iso, d->name, d->version);
@@ -173,7 +261,21 @@ iso_lib *plugin_host_isolated(plugin_host *h, const plugin_reg *reg)
     if (l && is_bundle)
         l->bundle = reg->state;
     pthread_mutex_unlock(&iso->mu);
+    if (l) {
+        pthread_mutex_lock(&l->mu);
+        l->retire = false;
+        pthread_mutex_unlock(&l->mu);
+    }
     return l;
+}
+
+/* What an admin chose, and whether it waits for the next start. */
+static json_t *with_override(json_t *v, int ov, bool restart)
+{
+    json_object_set_new(v, "override",
+                        ov == ISO_OV_DEFAULT ? json_null() : json_string(override_names[ov]));
+    json_object_set_new(v, "restart_needed", json_boolean(restart));
+    return v;
 }
 
 json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char *version,
@@ -182,9 +284,14 @@ json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char 
     isolation *iso = h ? h->iso : NULL;
     size_t n = path ? strlen(path) : 0, s = strlen(BUNDLE_SUFFIX);
     bool is_bundle = n > s && strcmp(path + n - s, BUNDLE_SUFFIX) == 0;
-    if (!is_bundle && !isolated_path(iso, path))
-        return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "in_process", "pid", "restarts",
-                         0, "crashes", 0, "quarantined", false, "reason");
+    int ov = override_of(iso, name);
+    bool in_host = is_bundle || runs_in_host(iso, name, path, loaded_here(h, path));
+    bool restart = ov == ISO_OV_IN_PROCESS && in_host && may_run_here(iso, path);
+    if (!in_host)
+        return with_override(json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "in_process",
+                                       "pid", "restarts", 0, "crashes", 0, "quarantined", false,
+                                       "reason"),
+                             ov, false);
     iso_lib *l = NULL;
     if (iso) {
         pthread_mutex_lock(&iso->mu);
@@ -192,8 +299,9 @@ json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char 
         pthread_mutex_unlock(&iso->mu);
     }
     if (!l)
-        return json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "process", "pid", "restarts", 0,
-                         "crashes", 0, "quarantined", false, "reason");
+        return with_override(json_pack("{s:s, s:n, s:i, s:i, s:b, s:n}", "runs", "process", "pid",
+                                       "restarts", 0, "crashes", 0, "quarantined", false, "reason"),
+                             ov, restart);
     pthread_mutex_lock(&l->mu);
     uint64_t now = clock_mono_ms();
     int recent = 0;
@@ -205,7 +313,7 @@ json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char 
                   l->starts > 0 ? l->starts - 1 : 0, "crashes", recent, "quarantined",
                   l->quarantined, "reason", l->quarantined ? json_string(l->reason) : json_null());
     pthread_mutex_unlock(&l->mu);
-    return v;
+    return with_override(v, ov, restart);
 }
 
 int plugin_host_isolation_reenable(plugin_host *h, const char *name, const char *version)
@@ -277,6 +385,7 @@ void iso_free(isolation *iso)
     if (stuck) /* what is left behind still reads the policy */
         return;
     pthread_mutex_destroy(&iso->mu);
+    json_decref(iso->overrides);
     free(iso->install_dir);
     free(iso->install_raw);
     free(iso->user);

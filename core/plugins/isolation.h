@@ -110,12 +110,34 @@ int iso_run(iso_lib *lib, const opsc_step_type *type, opsc_step_ctx *ctx);
 
 /* Where the library `name` `version` at `path` runs (GET /api/v1/steplibs):
  * {"runs": "process" | "in_process", "pid": n | null, "restarts": n,
- *  "crashes": n (in the last minute), "quarantined": bool, "reason": text | null}. */
+ *  "crashes": n (in the last minute), "quarantined": bool, "reason": text | null,
+ *  "override": "process" | "in_process" | null, "restart_needed": bool}. */
 json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char *version,
                                    const char *path);
 /* Lift a quarantine: OPSC_ENOENT when that version never ran out of process,
  * OPSC_ESTATE when it is not quarantined. */
 int plugin_host_isolation_reenable(plugin_host *h, const char *name, const char *version);
+
+/* An admin's choice for one step library, all its versions (PUT
+ * /api/v1/steplibs/{name}/isolation), over the policy:
+ * - ISO_OV_PROCESS: its imperative steps run in a step host from the next
+ *   step on. A library the daemon loaded itself (one of its own, or any under
+ *   `never`) stays loaded for its declarations; from the next start it is
+ *   still loaded the same way (its name is known only once it is loaded).
+ * - ISO_OV_IN_PROCESS: only for a library of the daemon's own directories
+ *   (or any under `never`): an upload is never loaded in the daemon, and a
+ *   bundle has no code to load. In the daemon from the next step when the
+ *   daemon has it loaded, else from the next start (the JSON says
+ *   "restart_needed"); a host it leaves idle is stopped.
+ * Loop. The caller persists it (the store); it is set again at start, before
+ * any plugin loads. */
+enum iso_override { ISO_OV_DEFAULT, ISO_OV_PROCESS, ISO_OV_IN_PROCESS };
+int plugin_host_isolation_override(plugin_host *h, const char *name, int ov);
+int plugin_host_isolation_override_of(plugin_host *h, const char *name);
+/* May the library at `path` be forced in process (see above)? */
+bool plugin_host_isolation_may_run_here(plugin_host *h, const char *path);
+/* Loading: an in_process override names a step library this manifest lists. */
+bool iso_manifest_overridden(plugin_host *h, const iso_manifest *m);
 
 /* plugin_host_free(): kill every host and wait for their threads. */
 void iso_free(isolation *iso);

@@ -15,6 +15,8 @@
 
 #define ISO_CRASHES      5     /* this many crashes ... */
 #define ISO_CRASH_WINDOW 60000 /* ... in this many ms quarantine the library version */
+#define ISO_READ_IDLE_MS 1     /* the reader thread reads once no step did for this long; */
+#define ISO_READ_LOOK_MS 10    /* while a step reads, it looks again this often */
 
 /* A frame for a step in flight: a "call" or "done" (json), or the DATA after a call. */
 typedef struct iso_msg {
@@ -31,6 +33,8 @@ typedef struct iso_call {
     uint32_t id;
     iso_proc *proc;
     pthread_cond_t cv;
+    bool waiting; /* for a frame while another thread reads the socket */
+    shp_spin spin;
     iso_msg *head, *tail;
     struct iso_call *next;
 } iso_call;
@@ -41,7 +45,18 @@ struct iso_proc {
     pid_t pid;
     int fd;
     pthread_mutex_t wmu; /* one writer at a time on fd */
-    shp_reader rd;       /* the reader thread's (HELLO is read before it starts) */
+    /* Who reads fd (leader/follower): a step waiting for its next frame reads
+     * the socket itself, so a call's answer wakes the thread that needs it and
+     * not a reader thread that would wake it in turn. The reader thread reads
+     * only when no step has for ISO_READ_IDLE_MS, to hear a host that talks
+     * while its steps are busy (a cancel's "done", a pong, an end of stream). */
+    shp_reader rd;       /* whoever holds `reading` (HELLO is read before) */
+    bool reading;        /* a thread holds the socket's read side */
+    bool eof;            /* the stream ended or broke: the reader thread buries the host */
+    int waiters;         /* steps waiting for a frame while another thread reads */
+    uint64_t idle_since; /* when a step last let go of the read side */
+    uint64_t last_ping;
+    pthread_cond_t rcv; /* the reader thread: the read side or eof changed */
     int refs;            /* the reader + calls */
     bool dead;           /* the process is gone */
     bool ours;           /* we stopped it (daemon stopping, a step that would not stop) */
@@ -66,6 +81,7 @@ struct iso_lib {
     uint64_t not_before; /* back-off: no new host before this (monotonic ms) */
     bool quarantined;
     bool untold; /* quarantined, and the hook has not heard of it yet */
+    bool retire; /* an override moved it into the daemon: stop the host once idle */
     char reason[320];
     pid_t last_pid;
     const bundle *bundle; /* a bundle's steps: a process per step (bundle_run), not a host */
@@ -80,7 +96,8 @@ struct isolation {
     char *user;         /* iso_opts.user, copied */
     pthread_mutex_t mu; /* the list */
     iso_lib *libs;
-    uv_async_t *wake; /* a reader thread quarantined a library: tell the hook on the loop */
+    json_t *overrides; /* step library name -> "process" | "in_process" (isolation.h) */
+    uv_async_t *wake;  /* a reader thread quarantined a library: tell the hook on the loop */
     iso_quarantine_fn hook;
     void *hook_ud;
 };
@@ -90,6 +107,9 @@ struct isolation {
  * holds a reference (iso_proc_release). */
 iso_proc *iso_proc_get(iso_lib *l, char *why, size_t whylen);
 void iso_proc_release(iso_proc *p);
+/* With lib->mu held (dropped while it reads): wait up to `ms` for a frame of
+ * `c` in its queue, reading the socket itself when no other thread does. */
+void iso_proc_wait(iso_call *c, int ms);
 /* Any thread, lib->mu not held. */
 int iso_proc_send(iso_proc *p, uint32_t id, json_t *msg, const void *data, size_t len);
 /* With lib->mu held: stop the host (SIGTERM or SIGKILL), recording why when nothing else did. */

@@ -305,6 +305,14 @@ bool iso_manifest_wants_process(const iso_manifest *m)
     return m->wants_process;
 }
 
+bool iso_manifest_overridden(plugin_host *h, const iso_manifest *m)
+{
+    for (size_t i = 0; m && i < m->nlibs; i++)
+        if (plugin_host_isolation_override_of(h, bundle_name(m->libs[i])) == ISO_OV_IN_PROCESS)
+            return true;
+    return false;
+}
+
 void iso_manifest_free(iso_manifest *m)
 {
     if (!m)

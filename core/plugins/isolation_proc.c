@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <opsc/errors.h>
@@ -69,6 +70,7 @@ static void proc_free(iso_proc *p)
     close(p->fd);
     shp_reader_free(&p->rd);
     pthread_mutex_destroy(&p->wmu);
+    pthread_cond_destroy(&p->rcv);
     free(p);
 }
 
@@ -180,56 +182,131 @@ static bool dispatch(iso_proc *p, const shp_frame *f)
     return true;
 }
 
-/* Until the stream ends: frames to their steps, pings when it is quiet. */
-static void read_frames(iso_proc *p)
+/* ---- who reads ------------------------------------------------------------------------------ */
+
+/* With lib->mu held: wait on `cv` until `until` (monotonic ms) at the latest. */
+static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t until)
+{
+    struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* With lib->mu held and the read side taken: read what the host sends within
+ * `ms` (a step: spinning first, shproto.h) and hand each frame to its step,
+ * lib->mu dropped while it waits. An end of stream or a broken frame sets eof. */
+static void read_some(iso_proc *p, int ms, shp_spin *spin)
 {
     iso_lib *l = p->lib;
-    int64_t hb = l->iso->o.heartbeat_ms > 0 ? l->iso->o.heartbeat_ms : 5000;
-    for (;;) {
-        struct pollfd pfd = {p->fd, POLLIN, 0};
-        int n = poll(&pfd, 1, (int)hb);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0) {
-            pthread_mutex_lock(&l->mu);
-            bool silent = clock_mono_ms() - p->last_heard >= 3 * (uint64_t)hb;
-            if (silent)
-                iso_proc_kill(p, SIGKILL, "stopped answering its heartbeat");
-            pthread_mutex_unlock(&l->mu);
-            if (silent)
-                return;
-            /* A writer stuck on a host that reads nothing holds wmu: no
-             * ping then, and the silence is counted all the same. */
-            if (pthread_mutex_trylock(&p->wmu) == 0) {
-                json_t *ping = json_pack("{s:s}", "op", "ping");
-                shp_send_json(p->fd, SHP_JSON, 0, ping);
-                json_decref(ping);
-                pthread_mutex_unlock(&p->wmu);
-            }
+    pthread_mutex_unlock(&l->mu);
+    int n = shp_poll(p->fd, ms, spin);
+    int rc = n > 0 ? shp_fill(&p->rd, p->fd) : n < 0 && errno != EINTR ? -errno : 1;
+    pthread_mutex_lock(&l->mu);
+    if (rc <= 0) { /* it died, or closed it */
+        p->eof = true;
+        return;
+    }
+    if (n <= 0)
+        return;
+    shp_frame f;
+    p->last_heard = clock_mono_ms();
+    while ((rc = shp_next(&p->rd, &f)) == 1)
+        if (!dispatch(p, &f))
+            break;
+    if (rc != 0) {
+        iso_proc_kill(p, SIGKILL, "broke the step host protocol");
+        p->eof = true;
+    }
+}
+
+/* With lib->mu held: give the read side back; the steps waiting behind it
+ * compete for it, and an end of stream goes to the reader thread. */
+static void let_go(iso_proc *p, bool step)
+{
+    p->reading = false;
+    if (step)
+        p->idle_since = clock_mono_ms();
+    for (iso_call *c = p->calls; c; c = c->next)
+        if (c->waiting && !c->head)
+            pthread_cond_signal(&c->cv);
+    if (p->eof)
+        pthread_cond_signal(&p->rcv);
+}
+
+void iso_proc_wait(iso_call *c, int ms)
+{
+    iso_proc *p = c->proc;
+    uint64_t until = clock_mono_ms() + (uint64_t)ms;
+    while (!c->head && !p->dead) {
+        uint64_t now = clock_mono_ms();
+        if (now >= until)
+            return;
+        if (!p->reading && !p->eof) {
+            p->reading = true;
+            read_some(p, (int)(until - now), &c->spin);
+            let_go(p, true);
             continue;
         }
-        int rc = n > 0 ? shp_fill(&p->rd, p->fd) : -errno;
-        if (rc <= 0)
-            return; /* end of stream: it died, or closed it */
-        shp_frame f;
-        pthread_mutex_lock(&l->mu);
-        p->last_heard = clock_mono_ms();
-        while ((rc = shp_next(&p->rd, &f)) == 1)
-            if (!dispatch(p, &f))
-                break;
-        if (rc != 0)
-            iso_proc_kill(p, SIGKILL, "broke the step host protocol");
-        pthread_mutex_unlock(&l->mu);
-        if (rc != 0)
-            return;
+        c->waiting = true;
+        p->waiters++;
+        wait_until(&c->cv, &p->lib->mu, until);
+        p->waiters--;
+        c->waiting = false;
     }
+}
+
+static void ping(iso_proc *p)
+{
+    /* A writer stuck on a host that reads nothing holds wmu: no ping then,
+     * and the silence is counted all the same. */
+    if (pthread_mutex_trylock(&p->wmu) != 0)
+        return;
+    json_t *msg = json_pack("{s:s}", "op", "ping");
+    shp_send_json(p->fd, SHP_JSON, 0, msg);
+    json_decref(msg);
+    pthread_mutex_unlock(&p->wmu);
+}
+
+/* The reader thread, until the stream ends: reads when no step has for
+ * ISO_READ_IDLE_MS, pings a quiet host, kills a silent one. */
+static void watch(iso_proc *p)
+{
+    iso_lib *l = p->lib;
+    uint64_t hb = l->iso->o.heartbeat_ms > 0 ? (uint64_t)l->iso->o.heartbeat_ms : 5000;
+    pthread_mutex_lock(&l->mu);
+    while (!p->eof) {
+        uint64_t now = clock_mono_ms();
+        if (now - p->last_heard >= 3 * hb) {
+            iso_proc_kill(p, SIGKILL, "stopped answering its heartbeat");
+            break;
+        }
+        if (now - p->last_heard >= hb && now - p->last_ping >= hb) {
+            p->last_ping = now;
+            pthread_mutex_unlock(&l->mu);
+            ping(p);
+            pthread_mutex_lock(&l->mu);
+            continue;
+        }
+        bool idle = !p->reading && p->waiters == 0;
+        if (idle && now >= p->idle_since + ISO_READ_IDLE_MS) {
+            p->reading = true;
+            read_some(p, (int)hb, NULL);
+            let_go(p, false);
+            continue;
+        }
+        /* A step reads: look again soon, in case it stops without a word.
+         * Not at once: what only this thread would read (a pong, the
+         * library's log, an end of stream nobody waits for) can wait. */
+        wait_until(&p->rcv, &l->mu,
+                   idle ? p->idle_since + ISO_READ_IDLE_MS : now + ISO_READ_LOOK_MS);
+    }
+    pthread_mutex_unlock(&l->mu);
 }
 
 static void *reader_main(void *arg)
 {
     iso_proc *p = arg;
     iso_lib *l = p->lib;
-    read_frames(p);
+    watch(p);
     shutdown(p->fd, SHUT_RDWR);
     int status = 0;
     while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
@@ -337,6 +414,11 @@ static iso_proc *start(iso_lib *l, char *why, size_t whylen)
     p->next_id = 1;
     p->last_heard = clock_mono_ms();
     pthread_mutex_init(&p->wmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->rcv, &ca);
+    pthread_condattr_destroy(&ca);
     l->starts++;
     l->last_pid = pid;
     char bad[200] = "";

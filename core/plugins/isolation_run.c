@@ -22,16 +22,7 @@ static iso_msg *next_msg(iso_call *c)
 {
     iso_lib *l = c->proc->lib;
     pthread_mutex_lock(&l->mu);
-    if (!c->head && !c->proc->dead) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->cv, &l->mu, &ts);
-    }
+    iso_proc_wait(c, TICK_MS);
     iso_msg *m = c->head;
     if (m) {
         c->head = m->next;
@@ -332,6 +323,10 @@ int iso_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx)
     if (p)
         iso_proc_release(p);
     l->users--;
+    if (l->retire && l->users == 0 && l->proc) { /* an admin moved it in process */
+        l->proc->ours = true;
+        iso_proc_kill(l->proc, SIGTERM, "was stopped: an admin moved the library in process");
+    }
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     return rc;

@@ -319,6 +319,12 @@ static int load_manifest(plugin_host *h, const char *path, const char *disabled,
         log_warn("plugins", "%s: %s: loaded in the daemon", path, why);
         return 1;
     }
+    if (own && m && iso_manifest_overridden(h, m)) {
+        log_info("plugins", "%s: an admin set its step library to run in process: loaded in the daemon",
+                 path);
+        iso_manifest_free(m);
+        return 1;
+    }
     if (own && m && iso_manifest_wants_process(m)) {
         log_info("plugins",
                  "%s provides more than step libraries or binds config keys: loaded "
@@ -337,6 +343,7 @@ static int load_manifest(plugin_host *h, const char *path, const char *disabled,
     copy_descriptor(p, iso_manifest_plugin(m));
     p->desc = iso_manifest_plugin(m);
     p->pstate = m; /* its init() finds it in *state */
+    p->manifest = true;
     if (disable(p, disabled)) {
         iso_manifest_free(m);
         p->pstate = NULL;

@@ -30,6 +30,7 @@ struct plugin {
     void *pstate;
     opsc_cfg_entry *cfg_map; /* a copy of the table init() bound its section with (the reference) */
     bool bundle;             /* a step library bundle (bundle.h): no .so, pstate is the bundle */
+    bool manifest;           /* listed from its manifest (isolation.h): none of its code is here */
 };
 
 typedef struct reg_list {

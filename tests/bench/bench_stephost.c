@@ -4,6 +4,7 @@
  * API is the unit tests' fake step host, so the figures are the isolation's own, not the
  * executor's or a transport's.
  *   ninja -C build tests/bench/bench_stephost && build/tests/bench/bench_stephost [calls] [steps]
+ * (BENCH_STEPHOST=path: another opsc-stephost, to compare two builds side by side)
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
     }
     reg = plugin_host_steplib(host, "testexec", 1);
     iso_opts o = {.mode = ISO_ALWAYS,
-                  .stephost = STEPHOST,
+                  .stephost = getenv("BENCH_STEPHOST") ? getenv("BENCH_STEPHOST") : STEPHOST,
                   .memory_limit = 1 << 30,
                   .stop_grace_ms = 1000,
                   .heartbeat_ms = 5000};

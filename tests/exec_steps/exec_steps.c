@@ -138,14 +138,20 @@ static int noop_run(opsc_step_ctx *ctx, void *state)
     return 0;
 }
 
+/* Each answer must be this step's own (steps side by side in one host share its socket). */
 static int calls_run(opsc_step_ctx *ctx, void *state)
 {
     (void)state;
     const char *n = host->step_param(ctx, "n");
-    for (int i = n ? atoi(n) : 0; i > 0; i--)
-        if (!host->step_param(ctx, "n"))
-            return host->step_fail(ctx, "step_param failed");
-    return 0;
+    char mine[32];
+    snprintf(mine, sizeof(mine), "%s", n ? n : "0");
+    for (int i = atoi(mine); i > 0; i--) {
+        const char *again = host->step_param(ctx, "n");
+        if (!again || strcmp(again, mine) != 0)
+            return host->step_fail(ctx, "step_param answered %s, not %s", again ? again : "NULL",
+                                   mine);
+    }
+    return host->step_set_output(ctx, "n", mine);
 }
 
 /* step_run_dir and step_fetch_file ("src" into "name"): outputs what they answered. */

@@ -357,6 +357,12 @@ def test_steplib_uploads_signed_with_an_ed25519_key(daemon_factory, tmp_path):
     out = c.ok("steplibs", "upload", str(UPLIB), "--sign", str(priv))
     assert out == "installed step library uplib 1.0.0 (signed by publisher.pem)\n"
     assert c.ok("steplibs", "show", "uplib").splitlines()[1].split()[:2] == ["1.0.0", "no"]
+    # Where it runs: an upload never in the daemon; out of process it goes.
+    refused = c("steplibs", "isolation", "uplib", "in_process")
+    assert refused.returncode == 1 and "isolation_refused" in refused.stderr
+    assert c.ok("steplibs", "isolation", "uplib", "process") == \
+        "step library uplib: isolation process, runs process\n"
+    assert "uplib" in c.ok("steplibs", "list") and " process " in c.ok("steplibs", "list")
     assert "deleted step library uplib 1.0.0" in c.ok("steplibs", "delete", "uplib", "1.0.0")
 
 

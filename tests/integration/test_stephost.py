@@ -14,7 +14,7 @@ import pytest
 
 from conftest import RUN_DIR
 from fixtures.runs import check, job, local_target, shell_step, start, step, wait, wait_step
-from test_steplibs_api import UPLIB, upload
+from test_steplibs_api import UPLIB, error, token, upload
 
 TEST_STEPS = str(RUN_DIR / "tests" / "exec_steps")
 ISOLATED = {"steplibs": {"isolation": "always", "host_memory_limit": "256M",
@@ -206,3 +206,99 @@ def test_uploaded_libraries_run_out_of_process_by_default_and_bundled_ones_in(da
     doc = check(d.get("/api/v1/openapi.json"), 200)
     enable = doc["paths"]["/api/v1/steplibs/{name}/{version}/enable"]["post"]
     assert enable["x-required-role"] == "admin"
+
+
+def put_isolation(d, name, isolation, session=None):
+    return (session or d.http).put(d.url(f"/api/v1/steplibs/{name}/isolation"),
+                                   json={"isolation": isolation}, timeout=10)
+
+
+def probe_runs(d, t):
+    run = wait(d, run_steps(d, t, {"id": "p", "type": "testexec.probe"})["id"])
+    assert run["state"] == "succeeded", run
+    return host_of(d)
+
+
+def test_an_admin_moves_a_library_out_of_process_and_back_and_it_survives_a_restart(daemon_factory):
+    d = daemon_factory(args=("-p", TEST_STEPS))
+    t = local_target(d, "self")
+    assert probe_runs(d, t)["runs"] == "in_process"
+    r = put_isolation(d, "testexec", "process")
+    assert r.status_code == 200, r.text
+    lib = r.json()
+    assert lib["isolation"] == "process"
+    assert lib["versions"][0]["isolation"]["runs"] == "process"
+    assert lib["versions"][0]["isolation"]["override"] == "process"
+    # From the next step on: in a host of its own, not in the daemon.
+    iso = probe_runs(d, t)
+    assert iso["runs"] == "process" and isinstance(iso["pid"], int) and iso["pid"] != d.proc.pid
+    pid = iso["pid"]
+    # Back in process: the idle host goes, the next step runs in the daemon.
+    lib = check(put_isolation(d, "testexec", "in_process"), 200)
+    assert lib["isolation"] == "in_process"
+    iso = lib["versions"][0]["isolation"]
+    assert (iso["runs"], iso["override"], iso["restart_needed"]) == ("in_process", "in_process",
+                                                                     False)
+    deadline = time.monotonic() + 5
+    while not gone(pid):
+        assert time.monotonic() < deadline, "the idle host was not stopped"
+        time.sleep(0.05)
+    assert probe_runs(d, t)["pid"] is None
+    # Kept in the store: a restarted daemon runs it where the admin said.
+    check(put_isolation(d, "testexec", "process"), 200)
+    d = d.restart()
+    t = local_target(d, "self2")
+    iso = probe_runs(d, t)
+    assert (iso["runs"], iso["override"]) == ("process", "process") and iso["pid"] is not None
+    lib = check(put_isolation(d, "testexec", "default"), 200)
+    assert lib["isolation"] == "default" and lib["versions"][0]["isolation"]["override"] is None
+    assert probe_runs(d, t)["runs"] == "in_process"
+    audit = check(d.get("/api/v1/audit",
+                        params={"action": "PUT /api/v1/steplibs/{name}/isolation"}), 200)
+    assert [(e["object"], e["status"]) for e in audit["items"]] == [("testexec", 200)] * 4
+
+
+def test_an_upload_is_never_forced_in_process_and_bad_requests_are_named(daemon_factory):
+    d = daemon_factory(args=("-p", TEST_STEPS))
+    assert upload(d, UPLIB["1.0.0"]).status_code == 201
+    e = error(put_isolation(d, "uplib", "in_process"), 409, "isolation_refused", "uplib 1.0.0")
+    assert e["details"] == {"field": "isolation"}
+    assert host_of(d, "uplib")["override"] is None and host_of(d, "uplib")["runs"] == "process"
+    e = error(put_isolation(d, "testexec", "sideways"), 400, "invalid")
+    assert e["details"]["valid"] == ["default", "process", "in_process"]
+    error(d.http.put(d.url("/api/v1/steplibs/testexec/isolation"),
+                     json={"isolation": "process", "more": 1}, timeout=10), 400, "invalid")
+    error(put_isolation(d, "nosuchlib", "process"), 404, "not_found")
+    for role in ("operator", "viewer"):
+        error(put_isolation(d, "testexec", "process", session=token(d, role)), 403, "forbidden")
+    assert host_of(d)["override"] is None
+    doc = check(d.get("/api/v1/openapi.json"), 200)
+    put = doc["paths"]["/api/v1/steplibs/{name}/isolation"]["put"]
+    assert put["x-required-role"] == "admin"
+
+
+def test_in_process_under_always_waits_for_the_next_start(daemon_factory):
+    d = isolated(daemon_factory)
+    t = local_target(d, "self")
+    assert probe_runs(d, t)["runs"] == "process"
+    # Listed from its manifest: no code of it in the daemon until it starts again.
+    iso = check(put_isolation(d, "testexec", "in_process"), 200)["versions"][0]["isolation"]
+    assert (iso["runs"], iso["restart_needed"]) == ("process", True)
+    assert probe_runs(d, t)["runs"] == "process"
+    d = d.restart()
+    iso = probe_runs(d, local_target(d, "self2"))
+    assert (iso["runs"], iso["restart_needed"], iso["pid"]) == ("in_process", False, None)
+
+
+def test_a_step_longer_than_three_heartbeats_keeps_its_host(daemon_factory):
+    # Whoever reads the socket on either end (a step waiting for an answer, or the reader
+    # threads), pings are answered while a step computes and while it waits on the daemon.
+    d = isolated(daemon_factory, steplibs={**ISOLATED["steplibs"], "host_heartbeat": "200ms"})
+    t = local_target(d, "self")
+    run = wait(d, run_steps(d, t,
+                            {"id": "busy", "type": "testexec.wait",
+                             "params": {"ms": 1500, "stubborn": True}},
+                            {"id": "asleep", "type": "testexec.wait", "params": {"ms": 1500}})["id"])
+    assert run["state"] == "succeeded", run
+    iso = host_of(d)
+    assert iso["crashes"] == 0 and iso["restarts"] == 0

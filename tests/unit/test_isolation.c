@@ -114,6 +114,7 @@ static void a_crash_names_library_version_step_and_signal(void **state)
 }
 
 struct side {
+    const char *type;
     opsc_step_ctx *ctx;
     int rc;
 };
@@ -121,7 +122,7 @@ struct side {
 static void *side_main(void *arg)
 {
     struct side *s = arg;
-    s->rc = run("wait", s->ctx);
+    s->rc = run(s->type, s->ctx);
     return NULL;
 }
 
@@ -143,6 +144,7 @@ static void steps_run_side_by_side_in_one_host(void **state)
     struct side sides[3];
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
+        sides[i].type = "wait";
         sides[i].ctx = fake_ctx_new("{\"ms\": 1500, \"stubborn\": true}", "linux");
         assert_int_equal(pthread_create(&th[i], NULL, side_main, &sides[i]), 0);
     }
@@ -157,10 +159,32 @@ static void steps_run_side_by_side_in_one_host(void **state)
     }
 }
 
+/* Whichever thread reads the socket, each step's answers reach that step and no other. */
+static void steps_side_by_side_each_get_their_own_answers(void **state)
+{
+    (void)state;
+    struct side sides[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        char params[32];
+        snprintf(params, sizeof(params), "{\"n\": %d}", 300 + i);
+        sides[i].type = "calls";
+        sides[i].ctx = fake_ctx_new(params, "linux");
+        assert_int_equal(pthread_create(&th[i], NULL, side_main, &sides[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_string_equal(sides[i].ctx->failure, "");
+        assert_int_equal(sides[i].rc, 0);
+        assert_int_equal(json_integer_value(json_object_get(sides[i].ctx->outputs, "n")), 300 + i);
+        fake_ctx_free(sides[i].ctx);
+    }
+}
+
 static void a_host_that_stops_answering_is_killed(void **state)
 {
     (void)state;
-    struct side side = {fake_ctx_new("{\"ms\": 20000, \"stubborn\": true}", "linux"), 0};
+    struct side side = {"wait", fake_ctx_new("{\"ms\": 20000, \"stubborn\": true}", "linux"), 0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, side_main, &side), 0);
     uint64_t until = clock_mono_ms() + 10000;
@@ -414,6 +438,7 @@ int main(void)
         cmocka_unit_test(a_failure_keeps_the_steps_message),
         cmocka_unit_test(a_crash_names_library_version_step_and_signal),
         cmocka_unit_test(steps_run_side_by_side_in_one_host),
+        cmocka_unit_test(steps_side_by_side_each_get_their_own_answers),
         cmocka_unit_test(a_host_that_stops_answering_is_killed),
         cmocka_unit_test(five_crashes_quarantine_until_reenabled),
         cmocka_unit_test(a_host_that_breaks_the_protocol_is_killed),
