@@ -23,6 +23,7 @@
 #include "http.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "isolation.h"
 #include "privsep.h"
 #include "store.h"
 #include "util.h"
@@ -357,6 +358,13 @@ static int separate_privileges(struct cli *cli, struct config *cfg, privsep **ps
     for (size_t i = 0; i < nh; i++)
         hide[i] = hidden[i];
     privsep_opts o = {cfg->executor.spawner, cfg->executor.local_user, hide, nh, 0, privsep_log};
+    /* A daemon that drops from root cannot start step hosts as their own user afterwards: a
+     * second helper does (privsep_hosts.c). */
+    bool drops = geteuid() == 0 && cfg->server.user && *cfg->server.user;
+    if (drops && cfg->steplibs.isolation != ISO_NEVER) {
+        o.stephost = cfg->steplibs.stephost;
+        o.host_user = cfg->steplibs.host_user;
+    }
     if (privsep_start(ps, &o) < 0) {
         log_error("core", "cannot start: out of memory");
         return -1;

@@ -151,11 +151,13 @@ static int die(const char *what, const char *why)
     return 125;
 }
 
-/* Its folder becomes the step user's (the daemon, root, still reaches it). */
-static void give_scratch(const char *user, const char *scratch)
+/* Its folder (opened without following a link) becomes the step user's (the daemon, root, still
+ * reaches it). Never through its path: the daemon that named it may not be root, and a link
+ * there would give a root-owned folder away (spawner/spawner_host.c). */
+static void give_scratch(const char *user, int fd, const char *scratch)
 {
     struct passwd *pw = user && *user && geteuid() == 0 ? getpwnam(user) : NULL;
-    if (pw && pw->pw_uid != 0 && chown(scratch, pw->pw_uid, pw->pw_gid) < 0)
+    if (pw && pw->pw_uid != 0 && fchownat(fd, "", pw->pw_uid, pw->pw_gid, AT_EMPTY_PATH) < 0)
         fprintf(stderr, "opsc-stephost: chown %s: %s\n", scratch, strerror(errno));
 }
 
@@ -232,12 +234,12 @@ int sh_exec_step(const char *exe, const char *bundle, const char *scratch, const
 {
     if (!exe || !bundle || !scratch || exe[0] == '/' || strstr(exe, ".."))
         return die("usage", "--exec RELATIVE-PATH --bundle DIR --scratch DIR");
-    int b = open(bundle, O_PATH | O_DIRECTORY), s = open(scratch, O_PATH | O_DIRECTORY);
+    int b = open(bundle, O_PATH | O_DIRECTORY), s = open(scratch, O_PATH | O_DIRECTORY | O_NOFOLLOW);
     if (b < 0 || s < 0)
         return die(b < 0 ? bundle : scratch, strerror(errno));
     if (b != BUNDLE_FD && (dup2(b, BUNDLE_FD) < 0 || close(b) < 0))
         return die("dup2", strerror(errno));
-    give_scratch(user, scratch);
+    give_scratch(user, s, scratch);
     char err[512] = "";
     json_t *notes = json_array();
     int rc = confine(user, BUNDLE_FD, s, notes, err, sizeof(err));
