@@ -13,6 +13,7 @@ import os
 import pytest
 
 from fixtures.runs import local_target, wait, wait_step, step
+from test_script_steplibs import sandbox_probe
 from test_privilege import DAEMON_USER, owned_data_dir, uid_of
 from test_stephost import ISOLATED, TEST_STEPS, cancel_and_see_the_host_killed, host_of, host_pid, \
     misbehave, run_steps
@@ -81,3 +82,11 @@ def test_a_missing_host_user_is_named_when_the_daemon_dropped(daemon_factory):
         "the step host of testexec 1.0.0 did not start: the step host user 'no-such-user' does "
         "not exist (scripts/deps creates it)")
     assert "step hosts cannot start: the step host user 'no-such-user' does not exist" in d.stderr()
+
+
+def test_a_script_step_runs_as_the_host_user_in_its_own_folder(daemon_factory):
+    d = dropped_isolated(daemon_factory)
+    out = sandbox_probe(d)
+    assert out["uid"] == uid_of(HOST_USER)
+    assert out["master_key"] == "refused" and out["data_dir"] == "refused"
+    assert out["write_own"] == "allowed" and out["read_bundle"] == "allowed"
