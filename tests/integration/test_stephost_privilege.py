@@ -9,14 +9,15 @@ user's process itself: the helper does).
 
 The steps are testexec.* (tests/exec_steps/exec_steps.c)."""
 import os
+import time
 
 import pytest
 
 from fixtures.runs import local_target, wait, wait_step, step
 from test_script_steplibs import sandbox_probe
 from test_privilege import DAEMON_USER, owned_data_dir, uid_of
-from test_stephost import ISOLATED, TEST_STEPS, cancel_and_see_the_host_killed, host_of, host_pid, \
-    misbehave, run_steps
+from test_stephost import ISOLATED, TEST_STEPS, cancel_and_see_the_host_killed, gone, host_of, \
+    host_pid, misbehave, run_steps
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the daemon must start as root")
 
@@ -90,3 +91,16 @@ def test_a_script_step_runs_as_the_host_user_in_its_own_folder(daemon_factory):
     assert out["uid"] == uid_of(HOST_USER)
     assert out["master_key"] == "refused" and out["data_dir"] == "refused"
     assert out["write_own"] == "allowed" and out["read_bundle"] == "allowed"
+
+
+def test_kill_9_of_the_daemon_leaves_no_step_host(daemon_factory):
+    d = dropped_isolated(daemon_factory)
+    run_steps(d, local_target(d, "self"), misbehave("spin"))
+    pid = host_pid(d)
+    assert uids(pid) == [uid_of(HOST_USER)] * 4
+    d.proc.kill()
+    d.proc.wait()
+    deadline = time.monotonic() + 5
+    while not gone(pid):  # its socket and its helper's closed: it ended, or was killed
+        assert time.monotonic() < deadline, "the step host outlived the daemon"
+        time.sleep(0.05)
