@@ -351,13 +351,17 @@ int main(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--user") == 0)
             user = argv[i + 1];
-        else if (strcmp(argv[i], "--stephost") == 0 && argv[i + 1][0] == '/')
+        else if (strcmp(argv[i], "--stephost") == 0)
             s.stephost = argv[i + 1];
         else if (strcmp(argv[i], "--hide") == 0 && nhide < MAX_HIDE && argv[i + 1][0] == '/')
             hide[nhide++] = argv[i + 1];
     }
     int type = 0;
     socklen_t tl = sizeof(type);
+    if (s.stephost && s.stephost[0] != '/') { /* never fall back to starting anything */
+        fprintf(stderr, "opsc-spawner: --stephost needs an absolute path\n");
+        return 2;
+    }
     if (!user || getsockopt(s.sock, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
         type != SOCK_SEQPACKET) {
         fprintf(stderr, "opsc-spawner: started by opsconductord only (a socket as fd 3)\n");
