@@ -151,14 +151,23 @@ static int die(const char *what, const char *why)
     return 125;
 }
 
-/* Its folder (opened without following a link) becomes the step user's (the daemon, root, still
- * reaches it). Never through its path: the daemon that named it may not be root, and a link
- * there would give a root-owned folder away (spawner/spawner_host.c). */
+/* Its folder (opened without following a link: never through its path, which a daemon that is
+ * not root named, spawner/spawner_host.c) is given to the step's user. A daemon running as root
+ * reaches everything: the folder becomes the user's. One that dropped to its own user keeps it,
+ * to put and get files there and remove it, and shares it with the step by group (setgid: what
+ * the step makes there stays in that group). */
 static void give_scratch(const char *user, int fd, const char *scratch)
 {
     struct passwd *pw = user && *user && geteuid() == 0 ? getpwnam(user) : NULL;
-    if (pw && pw->pw_uid != 0 && fchownat(fd, "", pw->pw_uid, pw->pw_gid, AT_EMPTY_PATH) < 0)
-        fprintf(stderr, "opsc-stephost: chown %s: %s\n", scratch, strerror(errno));
+    struct stat st;
+    if (!pw || pw->pw_uid == 0 || fstat(fd, &st) < 0)
+        return;
+    bool shared = st.st_uid != 0;
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    if (fchownat(fd, "", shared ? st.st_uid : pw->pw_uid, pw->pw_gid, AT_EMPTY_PATH) < 0 ||
+        (shared && chmod(self, 02770) < 0))
+        fprintf(stderr, "opsc-stephost: giving %s to %s: %s\n", scratch, user, strerror(errno));
 }
 
 static int confine(const char *user, int bundle, int scratch, json_t *notes, char *err,

@@ -240,6 +240,7 @@ try new_session "setsid -w true"
 try daemon_env "cat /proc/$(opsc_param daemon_pid)/environ"
 opsc_set_output env "$(opsc_json_string "$(env | sort | tr '\n' ' ')")"
 opsc_set_output uid "$(id -u)"
+opsc_set_output pwd "$(opsc_json_string "$PWD")"
 opsc_succeed
 """
 
@@ -264,6 +265,7 @@ def test_the_sandbox_keeps_a_script_to_its_bundle_and_its_own_folder(examples, d
     d = daemon_factory(FAST)
     out = sandbox_probe(d)
     env, uid = out.pop("env"), out.pop("uid")
+    assert not os.path.exists(out.pop("pwd"))  # its folder went with it
     assert out == {"master_key": "refused", "data_dir": "refused", "etc_shadow": "refused",
                    "write_tmp": "refused", "write_own": "allowed", "read_bundle": "allowed",
                    "connect": "refused", "new_session": "refused", "daemon_env": "refused"}

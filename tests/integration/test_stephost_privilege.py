@@ -91,6 +91,8 @@ def test_a_script_step_runs_as_the_host_user_in_its_own_folder(daemon_factory):
     assert out["uid"] == uid_of(HOST_USER)
     assert out["master_key"] == "refused" and out["data_dir"] == "refused"
     assert out["write_own"] == "allowed" and out["read_bundle"] == "allowed"
+    # The daemon kept its folder, shared by group, so that it could remove it.
+    assert not os.path.exists(out["pwd"])
 
 
 def test_kill_9_of_the_daemon_leaves_no_step_host(daemon_factory):
