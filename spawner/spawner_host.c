@@ -13,11 +13,11 @@
  *   with their values (the scratch folder only a step's own in /tmp: the
  *   host gives it to its user); it appends `--user NAME` itself, and refuses a
  *   request that names a user or passes an environment;
- * - run as root, it execs the step host as root, as a daemon running as
- *   root does, so that the host opens its library (which its user may not
- *   read: the daemon's data directory) and drops to the user itself before it
- *   loads anything (stephost/sandbox.c); without root (capabilities only) it
- *   switches the user first.
+ * - it execs the step host with its own privileges (root, or the daemon's
+ *   user with ambient CAP_SETUID + CAP_SETGID), as a daemon running as root
+ *   does, so that the host opens its library (which its user may not read:
+ *   the daemon's data directory) and switches to the user itself, its
+ *   capabilities gone, before it loads anything (stephost/sandbox.c).
  * Everything else (process groups, signals, reaping, killing everything when
  * the daemon goes) is the local-steps helper's, unchanged. */
 #include <stdlib.h>

@@ -143,13 +143,11 @@ static bool wants_host_fd(const spawner *s, const char **argv)
     return s->stephost && strcmp(argv[1], "--library") == 0;
 }
 
-/* The user switch: a step host started by a root helper switches itself, once it has opened its
- * library (spawner_host.c). */
+/* The user switch: a step host switches itself, once it has opened its library
+ * (spawner_host.c). */
 static int become_user(const spawner *s)
 {
-    if (s->stephost && geteuid() == 0)
-        return 0;
-    return sp_drop_to(&s->user);
+    return s->stephost ? 0 : sp_drop_to(&s->user);
 }
 
 /* In the forked child: a new session, the user's credentials, the three

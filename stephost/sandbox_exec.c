@@ -7,6 +7,7 @@
  * process stays as the program's parent (supervise()) so that the group ends with the daemon. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/sched.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -158,11 +159,14 @@ static int die(const char *what, const char *why)
  * the step makes there stays in that group). */
 static void give_scratch(const char *user, int fd, const char *scratch)
 {
-    struct passwd *pw = user && *user && geteuid() == 0 ? getpwnam(user) : NULL;
+    struct passwd *pw = user && *user && sh_may_switch() ? getpwnam(user) : NULL;
     struct stat st;
     if (!pw || pw->pw_uid == 0 || fstat(fd, &st) < 0)
         return;
     bool shared = st.st_uid != 0;
+    /* Not root: its owner may give it to a group it is in (sh_switch_user() clears them). */
+    if (shared && geteuid() != 0)
+        setgroups(1, &pw->pw_gid);
     char self[64];
     snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
     if (fchownat(fd, "", shared ? st.st_uid : pw->pw_uid, pw->pw_gid, AT_EMPTY_PATH) < 0 ||

@@ -47,8 +47,9 @@ typedef struct privsep_opts {
     /* The helper's log lines and the client's own (level OPSC_LOG_*); NULL:
      * standard error. Called on the loop thread (or in privsep_start). */
     void (*log)(int level, const char *text);
-    /* Step hosts (privsep_hosts.c): a daemon started as root also starts a
-     * helper that starts opsc-stephost (`stephost`, resolved as
+    /* Step hosts (privsep_hosts.c): a daemon about to drop the right to
+     * switch users (root, or CAP_SETUID + CAP_SETGID) also starts a helper
+     * that starts opsc-stephost (`stephost`, resolved as
      * privsep_find_stephost() does) as `host_user`, and nothing else. NULL:
      * none. */
     const char *stephost;
@@ -89,8 +90,8 @@ int privsep_kill_recorded(privsep *ps, const char *handle,
  * thread. */
 typedef struct privsep_hosts privsep_hosts;
 
-/* The step hosts' helper of `ps`, or NULL when there is none (the daemon was
- * not started as root, or no host user was named). */
+/* The step hosts' helper of `ps`, or NULL when there is none (the daemon could
+ * not switch users at start, or no host user was named). */
 privsep_hosts *privsep_hosts_of(const privsep *ps);
 /* 0 when step hosts start through it, else OPSC_EPERM and why (the user does not exist, the
  * helper died). */

@@ -15,8 +15,8 @@ void privsep_find_program(const char *configured, const char *rel, const char *i
  * with our end in *fd (blocking, close-on-exec) and its pid, or -errno. */
 int privsep_fork_helper(const char *path, const char *const *argv, int *fd, pid_t *pid);
 
-/* privsep_hosts.c: the step hosts' helper, started when o->host_user is set and the daemon
- * runs as root (before its drop), with the local helper's `path`; NULL otherwise. */
+/* privsep_hosts.c: the step hosts' helper, started when o->host_user is set (the daemon is
+ * about to drop the right to switch users), with the local helper's `path`; NULL otherwise. */
 privsep_hosts *privsep_hosts_start(const privsep_opts *o, const char *path);
 /* Close its socket (the helper kills what it started) and free it once no thread waits on it. */
 void privsep_hosts_close(privsep_hosts *h);

@@ -9,13 +9,14 @@ user's process itself: the helper does).
 
 The steps are testexec.* (tests/exec_steps/exec_steps.c)."""
 import os
+import shutil
 import time
 
 import pytest
 
 from fixtures.runs import local_target, wait, wait_step, step
 from test_script_steplibs import sandbox_probe
-from test_privilege import DAEMON_USER, owned_data_dir, uid_of
+from test_privilege import DAEMON_USER, owned_data_dir, start_ambient, uid_of
 from test_stephost import ISOLATED, TEST_STEPS, cancel_and_see_the_host_killed, gone, host_of, \
     host_pid, misbehave, run_steps
 
@@ -106,3 +107,31 @@ def test_kill_9_of_the_daemon_leaves_no_step_host(daemon_factory):
     while not gone(pid):  # its socket and its helper's closed: it ended, or was killed
         assert time.monotonic() < deadline, "the step host outlived the daemon"
         time.sleep(0.05)
+
+
+@pytest.fixture
+def ambient_isolated():
+    """The daemon as the packaged unit starts it: the opsconductor user with ambient CAP_SETUID
+    and CAP_SETGID, which it gives up once its helpers run."""
+    d, base = start_ambient({"steplibs": ISOLATED["steplibs"]}, ("-p", TEST_STEPS))
+    yield d
+    assert d.stop() == 0
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_packaged_units_daemon_starts_its_hosts_as_the_host_user(ambient_isolated):
+    d = ambient_isolated
+    key = os.path.join(d.data_dir, "master.key")
+    run = wait(d, run_steps(d, local_target(d, "self"),
+                            {"id": "who", "type": "testexec.forbidden",
+                             "params": {"call": "ids", "path": key}})["id"])
+    assert run["state"] == "succeeded", run
+    out = step(run, "self", "who")["outputs"]
+    assert out["ids"] == [uid_of(HOST_USER)] * 2 and out["open"] == "Permission denied"
+    assert int(status_of(host_of(d)["pid"])["CapEff"], 16) == 0
+
+
+def test_the_packaged_units_daemon_runs_a_script_step_as_the_host_user(ambient_isolated):
+    out = sandbox_probe(ambient_isolated)
+    assert out["uid"] == uid_of(HOST_USER) and out["master_key"] == "refused"
+    assert out["write_own"] == "allowed" and not os.path.exists(out["pwd"])
