@@ -60,7 +60,7 @@ static privsep_hosts *hosts_helper(plugin_host *h, const isolation *iso)
     if (!hosts) {
         log_warn("steplibs",
                  "step hosts run as the daemon's own user (uid %u), not as %s: start the daemon "
-                 "as root with [server] user for that",
+                 "as root with [server] user, or with CAP_SETUID and CAP_SETGID, for that",
                  (unsigned)geteuid(), iso->user);
         return NULL;
     }
