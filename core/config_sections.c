@@ -190,8 +190,9 @@ static const opsc_cfg_entry steplibs_map[] = {
      "a library that runs out of process is loaded by a step host to read what it declares; "
      "one whose constructors or init() take longer is refused"},
     {"host_user", OPSC_CFG_STRING, "opsconductor-steplib", 0, -1, NULL, 0, STL(host_user),
-     "a step host started by a daemon running as root runs as this user (scripts/deps creates "
-     "it); a daemon running as another user starts its hosts as itself"},
+     "step hosts run as this user (scripts/deps creates it) when the daemon can switch users "
+     "at start (root, or CAP_SETUID and CAP_SETGID), also once it gave that up (through "
+     "opsc-spawner); a daemon that never could starts its hosts as itself"},
     {"stephost", OPSC_CFG_STRING, "", 0, -1, NULL, 0, STL(stephost),
      "path of opsc-stephost; empty: next to the daemon's executable, else the installed one"},
     {NULL},

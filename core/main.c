@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@
 #include "http.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "isolation.h"
 #include "privsep.h"
 #include "store.h"
 #include "util.h"
@@ -341,6 +344,16 @@ static void make_data_dir(const struct config *cfg)
         log_warn("core", "cannot give %s to %s: %s", dir, user, strerror(errno));
 }
 
+/* Not root, but CAP_SETUID and CAP_SETGID (systemd's AmbientCapabilities=)? */
+static bool can_switch_users(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    unsigned need = (1u << CAP_SETUID) | (1u << CAP_SETGID);
+    return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & need) == need;
+}
+
 /* The helper for local steps starts before any key is read or the store
  * opened; then the daemon gives up what it does not need. */
 static int separate_privileges(struct cli *cli, struct config *cfg, privsep **ps)
@@ -357,6 +370,14 @@ static int separate_privileges(struct cli *cli, struct config *cfg, privsep **ps
     for (size_t i = 0; i < nh; i++)
         hide[i] = hidden[i];
     privsep_opts o = {cfg->executor.spawner, cfg->executor.local_user, hide, nh, 0, privsep_log};
+    /* A daemon that drops from root, or gives up its capabilities to switch users (the packaged
+     * unit's), cannot start step hosts as their own user afterwards: a second helper does
+     * (privsep_hosts.c). */
+    bool drops = geteuid() == 0 ? cfg->server.user && *cfg->server.user : can_switch_users();
+    if (drops && cfg->steplibs.isolation != ISO_NEVER) {
+        o.stephost = cfg->steplibs.stephost;
+        o.host_user = cfg->steplibs.host_user;
+    }
     if (privsep_start(ps, &o) < 0) {
         log_error("core", "cannot start: out of memory");
         return -1;

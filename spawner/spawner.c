@@ -2,7 +2,8 @@
  * local-steps user, and its loop.
  *
  * Usage (by opsconductord only): opsc-spawner --user NAME [--hide PATH]...
- * with the daemon's socket as fd 3. It refuses to run anything as root, as
+ * with the daemon's socket as fd 3; or, to start step hosts and nothing
+ * else, opsc-spawner --stephost PATH --user NAME (spawner_host.c). It refuses to run anything as root, as
  * its own user (the daemon's) or without being able to switch; the HELLO it
  * sends first says which, so the daemon can refuse local steps with the
  * reason. When it can (root), it also gives itself, and so every local
@@ -60,6 +61,10 @@ void sp_log(spawner *s, int level, const char *fmt, ...)
 static int lookup_user(spawner *s, const char *name, char *why, size_t n)
 {
     struct passwd *pw = getpwnam(name);
+    if (!pw && s->stephost) {
+        snprintf(why, n, "the step host user '%s' does not exist (scripts/deps creates it)", name);
+        return -1;
+    }
     if (!pw) {
         snprintf(why, n,
                  "the local-steps user '%s' does not exist (create it: useradd --system "
@@ -346,11 +351,17 @@ int main(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--user") == 0)
             user = argv[i + 1];
+        else if (strcmp(argv[i], "--stephost") == 0)
+            s.stephost = argv[i + 1];
         else if (strcmp(argv[i], "--hide") == 0 && nhide < MAX_HIDE && argv[i + 1][0] == '/')
             hide[nhide++] = argv[i + 1];
     }
     int type = 0;
     socklen_t tl = sizeof(type);
+    if (s.stephost && s.stephost[0] != '/') { /* never fall back to starting anything */
+        fprintf(stderr, "opsc-spawner: --stephost needs an absolute path\n");
+        return 2;
+    }
     if (!user || getsockopt(s.sock, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
         type != SOCK_SEQPACKET) {
         fprintf(stderr, "opsc-spawner: started by opsconductord only (a socket as fd 3)\n");

@@ -45,6 +45,9 @@ typedef struct spawner {
     pid_t self;
     sp_user user;
     bool can_switch;
+    /* Step host mode (--stephost PATH): this helper starts that program only,
+     * with its arguments checked and the user fixed (spawner_host.c). */
+    const char *stephost;
     char boot_id[SP_BOOT_ID];
     sp_proc *procs;
     size_t nprocs, cap;
@@ -67,6 +70,11 @@ void sp_status_ready(spawner *s, sp_proc *p);
 void sp_orphan(spawner *s, const sp_msg *m);
 /* The daemon is gone: kill every group started and every descendant, then return. */
 void sp_kill_everything(spawner *s);
+
+/* spawner_host.c, step host mode: the argv to run for an SP_SPAWN's `vec`
+ * (argc strings), or NULL when it is not a step host start this helper may
+ * make. Freed by the caller (the strings stay borrowed). */
+const char **sp_stephost_argv(const spawner *s, const char **vec, uint32_t argc, uint32_t envc);
 
 /* In a child: become `u` for good (groups, gid, uid, no capability left),
  * checked; -1 with errno otherwise. */

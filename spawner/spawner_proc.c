@@ -133,11 +133,29 @@ int sp_drop_to(const sp_user *u)
     return 0;
 }
 
+/* In step host mode: the step host's protocol socket, for --library (the third descriptor sent;
+ * its stderr stays ours). stephost/shproto.h's SHP_HOST_FD. */
+#define HOST_FD 3
+
+/* Does this step host start take its socket as HOST_FD? */
+static bool wants_host_fd(const spawner *s, const char **argv)
+{
+    return s->stephost && strcmp(argv[1], "--library") == 0;
+}
+
+/* The user switch: a step host switches itself, once it has opened its library
+ * (spawner_host.c). */
+static int become_user(const spawner *s)
+{
+    return s->stephost ? 0 : sp_drop_to(&s->user);
+}
+
 /* In the forked child: a new session, the user's credentials, the three
  * descriptors, nothing else open, default signals, then exec. */
 static void child(const spawner *s, int status, int fds[3], const char **argv, char **envp,
                   const char *cwd)
 {
+    bool host_fd = wants_host_fd(s, argv);
     sigset_t none;
     sigemptyset(&none);
     for (int sig = 1; sig < NSIG; sig++)
@@ -145,10 +163,12 @@ static void child(const spawner *s, int status, int fds[3], const char **argv, c
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (setsid() < 0)
         child_fail(status, errno);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < (host_fd ? 2 : 3); i++)
         if (dup2(fds[i], i) < 0)
             child_fail(status, errno);
-    if (sp_drop_to(&s->user) < 0)
+    if (host_fd && dup2(fds[2], HOST_FD) < 0)
+        child_fail(status, errno);
+    if (become_user(s) < 0)
         child_fail(status, errno);
     /* Cleared by the switch of user above: set it after. It kills the
      * leader if the spawner dies without getting to kill its group. */
@@ -160,8 +180,9 @@ static void child(const spawner *s, int status, int fds[3], const char **argv, c
     if (chdir(cwd && *cwd ? cwd : s->user.home) < 0 && chdir("/") < 0)
         child_fail(status, errno);
     umask(022);
-    if (syscall(436 /* close_range */, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        for (int fd = 3; fd < 1024; fd++)
+    int first = host_fd ? HOST_FD + 1 : 3;
+    if (syscall(436 /* close_range */, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        for (int fd = first; fd < 1024; fd++)
             if (fd != status)
                 close(fd);
     execve(argv[0], (char *const *)argv, envp);
@@ -216,17 +237,20 @@ void sp_spawn(spawner *s, const sp_msg *m, int fds[3])
     int st[2] = {-1, -1};
     sp_proc *p = NULL;
     const char *cwd = NULL;
+    const char **argv = vec;
     if (!why && vec) {
         sp_spawn_strings(m, vec);
         cwd = vec[m->argc + m->envc];
         envp = build_env(s, vec + m->argc, m->envc);
+        if (s->stephost && !(argv = sp_stephost_argv(s, vec, m->argc, m->envc)))
+            why = "not a step host start", err = EPERM;
         vec[m->argc] = NULL; /* argv ends where env began */
     }
     if (!why && (!vec || !envp || pipe2(st, O_CLOEXEC) < 0 || !(p = add(s, m->id))))
         why = "cannot prepare the process", err = errno ? errno : ENOMEM;
     pid_t pid = why ? -1 : fork();
     if (pid == 0)
-        child(s, st[1], fds, vec, envp, cwd);
+        child(s, st[1], fds, argv, envp, cwd);
     if (!why && pid < 0) {
         why = "fork", err = errno;
         s->nprocs--; /* the record just added */
@@ -245,6 +269,8 @@ void sp_spawn(spawner *s, const sp_msg *m, int fds[3])
         close(fds[i]);
     if (envp)
         free_env(envp, m->envc);
+    if (argv != vec)
+        free(argv);
     free(vec);
 }
 

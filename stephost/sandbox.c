@@ -277,11 +277,24 @@ static bool sanitized(void)
     return false;
 }
 
-/* Started as root (by a daemon running as root): become `user`. 1 when it
- * did, 0 when there was nothing to switch from, or -errno. */
+bool sh_may_switch(void)
+{
+    if (geteuid() == 0)
+        return true;
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    unsigned need = (1u << CAP_SETUID) | (1u << CAP_SETGID);
+    return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & need) == need;
+}
+
+/* Started as root (by a daemon running as root), or with CAP_SETUID and
+ * CAP_SETGID (by the step hosts' opsc-spawner of a daemon that gave them up):
+ * become `user`, every capability gone. 1 when it did, 0 when there was
+ * nothing to switch from, or -errno. */
 int sh_switch_user(const char *user, json_t *notes, char *err, size_t errlen)
 {
-    if (!user || !*user || geteuid() != 0) {
+    if (!user || !*user || !sh_may_switch()) {
         json_array_append_new(notes, json_sprintf("uid %u (the daemon's)", (unsigned)geteuid()));
         return 0;
     }
@@ -292,8 +305,13 @@ int sh_switch_user(const char *user, json_t *notes, char *err, size_t errlen)
                     : "does not exist (scripts/deps creates it)");
         return -ENOENT;
     }
+    /* From another user than root the capabilities survive the switch: they go (this thread's;
+     * a sanitizer's own thread keeps them, so no setuid(0) then: glibc aborts when its threads
+     * disagree) before the check that there is no way back. */
+    bool was_root = geteuid() == 0;
     if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
-        setuid(0) == 0) {
+        (sh_drop_capabilities(NULL), was_root && setuid(0) == 0) || sh_may_switch() ||
+        geteuid() != pw->pw_uid) {
         snprintf(err, errlen, "cannot become the step host user '%s': %s", user, strerror(errno));
         return -EPERM;
     }

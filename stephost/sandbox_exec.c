@@ -7,6 +7,7 @@
  * process stays as the program's parent (supervise()) so that the group ends with the daemon. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/sched.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -151,12 +152,26 @@ static int die(const char *what, const char *why)
     return 125;
 }
 
-/* Its folder becomes the step user's (the daemon, root, still reaches it). */
-static void give_scratch(const char *user, const char *scratch)
+/* Its folder (opened without following a link: never through its path, which a daemon that is
+ * not root named, spawner/spawner_host.c) is given to the step's user. A daemon running as root
+ * reaches everything: the folder becomes the user's. One that dropped to its own user keeps it,
+ * to put and get files there and remove it, and shares it with the step by group (setgid: what
+ * the step makes there stays in that group). */
+static void give_scratch(const char *user, int fd, const char *scratch)
 {
-    struct passwd *pw = user && *user && geteuid() == 0 ? getpwnam(user) : NULL;
-    if (pw && pw->pw_uid != 0 && chown(scratch, pw->pw_uid, pw->pw_gid) < 0)
-        fprintf(stderr, "opsc-stephost: chown %s: %s\n", scratch, strerror(errno));
+    struct passwd *pw = user && *user && sh_may_switch() ? getpwnam(user) : NULL;
+    struct stat st;
+    if (!pw || pw->pw_uid == 0 || fstat(fd, &st) < 0)
+        return;
+    bool shared = st.st_uid != 0;
+    /* Not root: its owner may give it to a group it is in (sh_switch_user() clears them). */
+    if (shared && geteuid() != 0)
+        setgroups(1, &pw->pw_gid);
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+    if (fchownat(fd, "", shared ? st.st_uid : pw->pw_uid, pw->pw_gid, AT_EMPTY_PATH) < 0 ||
+        (shared && chmod(self, 02770) < 0))
+        fprintf(stderr, "opsc-stephost: giving %s to %s: %s\n", scratch, user, strerror(errno));
 }
 
 static int confine(const char *user, int bundle, int scratch, json_t *notes, char *err,
@@ -232,12 +247,12 @@ int sh_exec_step(const char *exe, const char *bundle, const char *scratch, const
 {
     if (!exe || !bundle || !scratch || exe[0] == '/' || strstr(exe, ".."))
         return die("usage", "--exec RELATIVE-PATH --bundle DIR --scratch DIR");
-    int b = open(bundle, O_PATH | O_DIRECTORY), s = open(scratch, O_PATH | O_DIRECTORY);
+    int b = open(bundle, O_PATH | O_DIRECTORY), s = open(scratch, O_PATH | O_DIRECTORY | O_NOFOLLOW);
     if (b < 0 || s < 0)
         return die(b < 0 ? bundle : scratch, strerror(errno));
     if (b != BUNDLE_FD && (dup2(b, BUNDLE_FD) < 0 || close(b) < 0))
         return die("dup2", strerror(errno));
-    give_scratch(user, scratch);
+    give_scratch(user, s, scratch);
     char err[512] = "";
     json_t *notes = json_array();
     int rc = confine(user, BUNDLE_FD, s, notes, err, sizeof(err));

@@ -108,6 +108,8 @@ void sh_drop_bounding_set(void);
 void sh_drop_capabilities(json_t *notes);
 void sh_limit(int resource, uint64_t value);
 /* Started as root: become `user` (1), nothing to switch from (0), or -errno with err. */
+/* Root, or CAP_SETUID and CAP_SETGID: it can switch to the step host user. */
+bool sh_may_switch(void);
 int sh_switch_user(const char *user, json_t *notes, char *err, size_t errlen);
 
 /* sandbox_exec.c: --exec: confine this process for a bundle's step executable

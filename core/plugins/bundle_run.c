@@ -25,7 +25,8 @@
 #define STDIN_BACKLOG (8u << 20)  /* answers waiting for a step that does not read */
 
 typedef struct proc {
-    pid_t pid;
+    const isolation *iso;
+    iso_child child;
     int in, out, err; /* our ends: its stdin, stdout, stderr */
     bp_reader rd, erd;
     size_t err_seen;
@@ -35,7 +36,7 @@ typedef struct proc {
 
 /* ---- starting it ----------------------------------------------------------------------------- */
 
-static int spawn(iso_lib *l, const char *exe, brun *r, proc *p)
+static int spawn(iso_lib *l, const char *exe, brun *r, proc *p, char *why, size_t whylen)
 {
     int in[2], out[2], err[2];
     if (pipe2(in, O_CLOEXEC) < 0)
@@ -46,33 +47,9 @@ static int spawn(iso_lib *l, const char *exe, brun *r, proc *p)
         close(in[1]);
         return e;
     }
-    char limit[32];
-    snprintf(limit, sizeof(limit), "%lld", (long long)l->iso->o.memory_limit);
-    char *const argv[] = {l->iso->stephost, "--exec",         (char *)exe, "--bundle",
-                          (char *)r->dir,   "--scratch",      r->scratch,  "--user",
-                          l->iso->user,     "--memory-limit", limit,       NULL};
-    char *const env[] = {NULL}; /* stephost gives the step its own, never the daemon's */
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawnattr_init(&at);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    /* Its own process group, so that everything it starts ends with it; and
-     * none of the worker thread's blocked signals. */
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    int rc = -posix_spawn(&p->pid, l->iso->stephost, &fa, &at, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    const char *args[] = {"--exec", exe, "--bundle", r->dir, "--scratch", r->scratch, NULL};
+    const int stdio[3] = {in[0], out[1], err[1]};
+    int rc = iso_spawn(l->iso, args, stdio, -1, &p->child, why, whylen);
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -203,7 +180,7 @@ static bool read_stdout(brun *r, proc *p)
 
 static bool reaped(proc *p)
 {
-    if (!p->exited && waitpid(p->pid, &p->status, WNOHANG) == p->pid)
+    if (!p->exited && iso_child_wait(p->iso, &p->child, false, &p->status))
         p->exited = true;
     return p->exited;
 }
@@ -216,7 +193,7 @@ static bool escalate(iso_lib *l, proc *p, uint64_t *since)
     if (!*since)
         *since = now;
     if (now - *since >= grace)
-        kill(-p->pid, now - *since < 2 * grace ? SIGTERM : SIGKILL);
+        iso_child_signal(l->iso, &p->child, now - *since < 2 * grace ? SIGTERM : SIGKILL);
     return now - *since >= 3 * grace;
 }
 
@@ -260,10 +237,10 @@ static void describe_end(brun *r, proc *p, iso_lib *l)
 
 static void finish(brun *r, proc *p)
 {
-    kill(-p->pid, SIGKILL); /* whatever it left running */
+    iso_child_signal(p->iso, &p->child, SIGKILL); /* whatever it left running */
     if (!p->exited)
-        while (waitpid(p->pid, &p->status, 0) < 0 && errno == EINTR)
-            ;
+        iso_child_wait(p->iso, &p->child, true, &p->status);
+    iso_child_release(p->iso, &p->child);
     drain_stderr(r, p, true);
     if (p->in >= 0)
         close(p->in);
@@ -291,12 +268,13 @@ static int make_dirs(brun *r, char *why, size_t n)
 int bundle_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx)
 {
     brun r = {.api = plugin_host_api(), .ctx = ctx, .dir = bundle_dir(l->bundle)};
-    proc p = {.in = -1, .out = -1, .err = -1};
+    proc p = {.iso = l->iso, .in = -1, .out = -1, .err = -1};
     char why[400] = "";
     int rc = make_dirs(&r, why, sizeof(why));
-    if (rc == 0 && (rc = spawn(l, bundle_step_exec(l->bundle, type), &r, &p)) < 0)
-        snprintf(why, sizeof(why), "the step host %.200s did not start: %s", l->iso->stephost,
-                 strerror(-rc));
+    char bad[300] = "";
+    if (rc == 0 && (rc = spawn(l, bundle_step_exec(l->bundle, type), &r, &p, bad, sizeof(bad))) < 0)
+        snprintf(why, sizeof(why), "the step host %.150s did not start: %.200s",
+                 l->iso->stephost, bad[0] ? bad : strerror(-rc));
     if (rc == 0) {
         brun_send(&r, run_message(&r, l, type));
         converse(&r, l, &p);

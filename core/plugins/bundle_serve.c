@@ -185,8 +185,10 @@ static int open_local(brun *r, const char *path, bool write, const char **why)
     int fd = open_beneath(root, rel, write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0644);
     if (fd == -EXDEV || fd == -ELOOP)
         *why = "the local path leaves its folder or goes through a link";
-    struct stat st; /* the step's file, even when the daemon (root) wrote it */
-    if (fd >= 0 && write && stat(r->scratch, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)
+    struct stat st; /* the step's file, even when the daemon (root) wrote it; a daemon that is
+                       not root shares its folder with the step by group (sandbox_exec.c) */
+    if (fd >= 0 && write && geteuid() == 0 && stat(r->scratch, &st) == 0 &&
+        fchown(fd, st.st_uid, st.st_gid) < 0)
         log_warn("steplibs", "cannot give %s to the step's user: %s", path, strerror(errno));
     return fd == -EXDEV || fd == -ELOOP ? OPSC_EACCES : fd;
 }

@@ -13,29 +13,9 @@
 #include "build_config.h"
 #include "isolation_internal.h"
 #include "log.h"
+#include "privsep.h"
 #include "plugin_internal.h"
 #include "util.h"
-
-/* As privsep_client.c finds opsc-spawner (which the transport tests build
- * without the daemon's util): beside the daemon in a build tree
- * (<build>/core/opsconductord, <build>/stephost/), else where it is installed. */
-static void find_stephost(const char *configured, char *out, size_t n)
-{
-    if (configured && *configured) {
-        snprintf(out, n, "%s", configured);
-        return;
-    }
-    char exe[PATH_MAX - 64];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    char *slash = len > 0 ? memrchr(exe, '/', (size_t)len) : NULL;
-    if (slash) {
-        *slash = '\0';
-        snprintf(out, n, "%s/../stephost/opsc-stephost", exe);
-        if (access(out, X_OK) == 0)
-            return;
-    }
-    snprintf(out, n, "%s", OPSC_STEPHOST_PATH);
-}
 
 /* Loop: quarantines the reader threads noted. */
 static void on_wake(uv_async_t *a)
@@ -63,6 +43,34 @@ void plugin_host_set_quarantine_hook(plugin_host *h, iso_quarantine_fn fn, void 
     h->iso->hook_ud = ud;
 }
 
+/* Who starts the hosts, said once: a daemon running as root starts them
+ * itself (each drops to the host user on its own); one that dropped from
+ * root to its own user, through the step hosts' helper; any other, itself,
+ * and they run as its own user. */
+static privsep_hosts *hosts_helper(plugin_host *h, const isolation *iso)
+{
+    privsep_hosts *hosts = privsep_hosts_of(h->privsep);
+    char why[640];
+    if (iso->o.mode == ISO_NEVER)
+        return NULL;
+    if (geteuid() == 0) {
+        log_info("steplibs", "step hosts start as root and become %s themselves", iso->user);
+        return NULL;
+    }
+    if (!hosts) {
+        log_warn("steplibs",
+                 "step hosts run as the daemon's own user (uid %u), not as %s: start the daemon "
+                 "as root with [server] user, or with CAP_SETUID and CAP_SETGID, for that",
+                 (unsigned)geteuid(), iso->user);
+        return NULL;
+    }
+    if (privsep_hosts_available(hosts, why, sizeof(why)) < 0)
+        log_error("steplibs", "step hosts cannot start: %s", why);
+    else
+        log_info("steplibs", "%s", why);
+    return hosts;
+}
+
 static void free_handle(uv_handle_t *h)
 {
     free(h);
@@ -84,7 +92,8 @@ int plugin_host_set_isolation(plugin_host *h, const iso_opts *o)
     iso->o.install_dir = iso->o.stephost = iso->o.user = NULL;
     iso->user = strdup(o->user && *o->user ? o->user : "");
     iso->install_raw = strdup(o->install_dir ? o->install_dir : "");
-    find_stephost(o->stephost, iso->stephost, sizeof(iso->stephost));
+    privsep_find_stephost(o->stephost, iso->stephost, sizeof(iso->stephost));
+    iso->hosts = hosts_helper(h, iso);
     iso->overrides = json_object();
     pthread_mutex_init(&iso->mu, NULL);
     if (h->iso)
@@ -309,7 +318,7 @@ json_t *plugin_host_isolation_json(plugin_host *h, const char *name, const char 
         recent += now - l->crash_ms[i] <= ISO_CRASH_WINDOW;
     json_t *v =
         json_pack("{s:s, s:o, s:i, s:i, s:b, s:o}", "runs", "process", "pid",
-                  l->proc && !l->proc->dead ? json_integer(l->proc->pid) : json_null(), "restarts",
+                  l->proc && !l->proc->dead ? json_integer(l->proc->child.pid) : json_null(), "restarts",
                   l->starts > 0 ? l->starts - 1 : 0, "crashes", recent, "quarantined",
                   l->quarantined, "reason", l->quarantined ? json_string(l->reason) : json_null());
     pthread_mutex_unlock(&l->mu);

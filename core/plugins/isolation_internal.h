@@ -11,6 +11,7 @@
 
 #include "bundle.h"
 #include "isolation.h"
+#include "privsep.h"
 #include "shproto.h"
 
 #define ISO_CRASHES      5     /* this many crashes ... */
@@ -28,6 +29,15 @@ typedef struct iso_msg {
 
 typedef struct iso_proc iso_proc;
 
+/* An opsc-stephost process: started by the daemon itself (sid 0), or through
+ * the step hosts' helper (privsep_hosts.c: sid is its number there) when the
+ * daemon dropped from root to its own user and cannot start, signal or reap
+ * a process of the host user itself. */
+typedef struct iso_child {
+    pid_t pid;
+    uint64_t sid;
+} iso_child;
+
 /* One step in flight in a host. */
 typedef struct iso_call {
     uint32_t id;
@@ -42,7 +52,7 @@ typedef struct iso_call {
 /* One opsc-stephost process. Freed when its reader is done and no call uses it. */
 struct iso_proc {
     iso_lib *lib;
-    pid_t pid;
+    iso_child child;
     int fd;
     pthread_mutex_t wmu; /* one writer at a time on fd */
     /* Who reads fd (leader/follower): a step waiting for its next frame reads
@@ -94,6 +104,7 @@ struct isolation {
     char *install_dir; /* resolved, with a trailing '/'; NULL until the folder exists */
     char stephost[PATH_MAX];
     char *user;         /* iso_opts.user, copied */
+    privsep_hosts *hosts; /* hosts start through the step hosts' helper, or NULL: directly */
     pthread_mutex_t mu; /* the list */
     iso_lib *libs;
     json_t *overrides; /* step library name -> "process" | "in_process" (isolation.h) */
@@ -117,11 +128,20 @@ void iso_proc_kill(iso_proc *p, int sig, const char *why);
 void iso_msg_free(iso_msg *m);
 /* bundle_run.c: one step of the bundle `l->bundle`, on the worker that runs it. */
 int bundle_run(iso_lib *l, const opsc_step_type *type, opsc_step_ctx *ctx);
-/* Start opsc-stephost `mode` `path` (--library, --manifest) sandboxed as the
- * policy says, an empty environment, `fd` as its `as_fd` and /dev/null as its
- * other standard streams: 0 with *pid, or -errno. Any thread. */
-int iso_spawn(const isolation *iso, const char *mode, const char *path, int fd, int as_fd,
-              pid_t *pid);
+/* Start opsc-stephost with `args` (its mode, path and options, NULL-ended;
+ * the program, --user and --memory-limit are added) sandboxed as the policy
+ * says, an empty environment, in a process group of its own, `stdio` as its
+ * standard streams (-1: /dev/null; for stderr, the daemon's own) and for
+ * --library `host` as its SHP_HOST_FD (else -1): 0 with *c, or a negative
+ * code with why in err. Any thread. */
+int iso_spawn(const isolation *iso, const char *const *args, const int stdio[3], int host,
+              iso_child *c, char *err, size_t errlen);
+/* Signal its process group. */
+void iso_child_signal(const isolation *iso, const iso_child *c, int sig);
+/* True with its waitpid() status once it ended; `block`: wait for that. */
+bool iso_child_wait(const isolation *iso, const iso_child *c, bool block, int *status);
+/* It ended and was waited for: forget it (the helper kills its group if not). */
+void iso_child_release(const isolation *iso, iso_child *c);
 /* A signal's name ("SIGSEGV"). */
 const char *iso_signame(int sig);
 

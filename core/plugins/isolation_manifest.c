@@ -74,23 +74,21 @@ static int read_doc(int fd, uint64_t until, char **text, size_t *len)
 }
 
 /* Its exit status by `until`, killing it then. */
-static int reap(pid_t pid, uint64_t until, bool kill_now)
+static int reap(const isolation *iso, iso_child *c, uint64_t until, bool kill_now)
 {
     int status = 0;
     if (kill_now)
-        kill(pid, SIGKILL);
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid || (r < 0 && errno != EINTR))
-            return status;
+        iso_child_signal(iso, c, SIGKILL);
+    while (!iso_child_wait(iso, c, false, &status)) {
         if (clock_mono_ms() >= until) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            return status;
+            iso_child_signal(iso, c, SIGKILL);
+            iso_child_wait(iso, c, true, &status);
+            break;
         }
         usleep(1000);
     }
+    iso_child_release(iso, c);
+    return status;
 }
 
 int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *len, char *err,
@@ -105,19 +103,22 @@ int iso_manifest_fetch(plugin_host *h, const char *path, char **text, size_t *le
                  iso ? strerror(errno) : "no policy");
         return OPSC_ESTATE;
     }
-    pid_t pid;
-    int rc = iso_spawn(iso, "--manifest", path, fds[1], 1, &pid);
+    iso_child child;
+    const char *args[] = {"--manifest", path, NULL};
+    const int stdio[3] = {-1, fds[1], -1};
+    char why[400];
+    int rc = iso_spawn(iso, args, stdio, -1, &child, why, sizeof(why));
     close(fds[1]);
     if (rc < 0) {
         close(fds[0]);
-        snprintf(err, errlen, "the step host %s did not start: %s", iso->stephost, strerror(-rc));
+        snprintf(err, errlen, "the step host %s did not start: %s", iso->stephost, why);
         return OPSC_ESTATE;
     }
     int64_t limit = iso->o.load_timeout_ms > 0 ? iso->o.load_timeout_ms : LOAD_TIMEOUT_MS;
     uint64_t until = clock_mono_ms() + (uint64_t)limit;
     rc = read_doc(fds[0], until, text, len);
     close(fds[0]);
-    int status = reap(pid, until, rc < 0);
+    int status = reap(iso, &child, until, rc < 0);
     if (rc == OPSC_ETIMEDOUT)
         snprintf(err, errlen,
                  "the step host did not finish loading it within %lld ms: its constructors or "

@@ -62,7 +62,7 @@ void iso_proc_kill(iso_proc *p, int sig, const char *why)
         return;
     if (why && !p->why[0])
         snprintf(p->why, sizeof(p->why), "%s", why);
-    kill(p->pid, sig);
+    iso_child_signal(p->lib->iso, &p->child, sig);
 }
 
 static void proc_free(iso_proc *p)
@@ -309,8 +309,8 @@ static void *reader_main(void *arg)
     watch(p);
     shutdown(p->fd, SHUT_RDWR);
     int status = 0;
-    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    iso_child_wait(l->iso, &p->child, true, &status);
+    iso_child_release(l->iso, &p->child);
     pthread_mutex_lock(&l->mu);
     describe_end(p, status);
     p->dead = true;
@@ -331,25 +331,111 @@ static void *reader_main(void *arg)
 
 /* ---- starting one ---------------------------------------------------------------------------- */
 
-int iso_spawn(const isolation *iso, const char *mode, const char *path, int fd, int as_fd,
-              pid_t *pid)
+/* The program, its arguments and the policy's: the user, the memory limit. */
+static void host_argv(const isolation *iso, const char *const *args, const char **argv,
+                      char limit[32])
 {
-    char limit[32];
-    snprintf(limit, sizeof(limit), "%lld", (long long)iso->o.memory_limit);
-    char *const argv[] = {(char *)iso->stephost, (char *)mode, (char *)path, "--user", iso->user,
-                          "--memory-limit",      limit,        NULL};
+    size_t n = 0;
+    argv[n++] = iso->stephost;
+    for (size_t i = 0; args[i] && n < 10; i++)
+        argv[n++] = args[i];
+    snprintf(limit, 32, "%lld", (long long)iso->o.memory_limit);
+    argv[n++] = "--memory-limit";
+    argv[n++] = limit;
+    if (!iso->hosts) { /* the helper names the user itself */
+        argv[n++] = "--user";
+        argv[n++] = iso->user;
+    }
+    argv[n] = NULL;
+}
+
+static int spawn_direct(const isolation *iso, const char **argv, const int stdio[3], int host,
+                        pid_t *pid)
+{
     char *const env[] = {NULL}; /* never the daemon's: it may hold the master key */
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, as_fd);
-    if (as_fd != 0)
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (as_fd != 1)
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, as_fd > 2 ? as_fd + 1 : 3);
-    int rc = posix_spawn(pid, iso->stephost, &fa, NULL, argv, env);
+    for (int i = 0; i < 3; i++)
+        if (stdio[i] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, stdio[i], i);
+        else if (i < 2)
+            posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
+    if (host >= 0)
+        posix_spawn_file_actions_adddup2(&fa, host, SHP_HOST_FD);
+    posix_spawn_file_actions_addclosefrom_np(&fa, host >= 0 ? SHP_HOST_FD + 1 : 3);
+    posix_spawnattr_init(&at);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    /* Its own process group, so that everything it starts ends with it; and
+     * none of the calling thread's blocked signals. */
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    int rc = posix_spawn(pid, iso->stephost, &fa, &at, (char *const *)argv, env);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
     return -rc;
+}
+
+/* Through the helper: it takes three descriptors, the third the host's socket for --library. */
+static int spawn_helper(const isolation *iso, const char **argv, const int stdio[3], int host,
+                        iso_child *c, char *err, size_t errlen)
+{
+    int null = -1;
+    if ((stdio[0] < 0 || stdio[1] < 0) && (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "/dev/null: %s", strerror(errno));
+        return -errno;
+    }
+    int fds[3] = {stdio[0] >= 0 ? stdio[0] : null, stdio[1] >= 0 ? stdio[1] : null,
+                  host >= 0 ? host : stdio[2] >= 0 ? stdio[2] : STDERR_FILENO};
+    int rc = privsep_host_spawn(iso->hosts, argv, fds, &c->sid, &c->pid, err, errlen);
+    if (null >= 0)
+        close(null);
+    return rc;
+}
+
+int iso_spawn(const isolation *iso, const char *const *args, const int stdio[3], int host,
+              iso_child *c, char *err, size_t errlen)
+{
+    const char *argv[16];
+    char limit[32];
+    host_argv(iso, args, argv, limit);
+    *c = (iso_child){-1, 0};
+    if (iso->hosts)
+        return spawn_helper(iso, argv, stdio, host, c, err, errlen);
+    int rc = spawn_direct(iso, argv, stdio, host, &c->pid);
+    if (rc < 0)
+        snprintf(err, errlen, "%s", strerror(-rc));
+    return rc;
+}
+
+void iso_child_signal(const isolation *iso, const iso_child *c, int sig)
+{
+    if (c->sid)
+        privsep_host_signal(iso->hosts, c->sid, sig);
+    else if (c->pid > 1)
+        kill(-c->pid, sig);
+}
+
+bool iso_child_wait(const isolation *iso, const iso_child *c, bool block, int *status)
+{
+    if (c->sid)
+        return privsep_host_wait(iso->hosts, c->sid, block ? -1 : 0, status) == 1;
+    pid_t r;
+    while ((r = waitpid(c->pid, status, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+        ;
+    return r == c->pid || r < 0;
+}
+
+void iso_child_release(const isolation *iso, iso_child *c)
+{
+    if (c->sid)
+        privsep_host_release(iso->hosts, c->sid);
+    c->sid = 0;
 }
 
 /* The host's HELLO: 0, or why it cannot serve. */
@@ -389,6 +475,15 @@ static int hello(iso_proc *p, char *why, size_t whylen)
     return rc == 0 ? 0 : OPSC_EIO;
 }
 
+/* A host that never served: killed and waited for. */
+static void bury(iso_proc *p)
+{
+    int status;
+    iso_child_signal(p->lib->iso, &p->child, SIGKILL);
+    iso_child_wait(p->lib->iso, &p->child, true, &status);
+    iso_child_release(p->lib->iso, &p->child);
+}
+
 static iso_proc *start(iso_lib *l, char *why, size_t whylen)
 {
     int sv[2];
@@ -397,18 +492,20 @@ static iso_proc *start(iso_lib *l, char *why, size_t whylen)
         return NULL;
     }
     iso_proc *p = calloc(1, sizeof(*p));
-    pid_t pid = -1;
-    int rc = p ? iso_spawn(l->iso, "--library", l->path, sv[1], SHP_HOST_FD, &pid) : OPSC_ENOMEM;
+    const char *args[] = {"--library", l->path, NULL};
+    const int stdio[3] = {-1, -1, -1};
+    char bad[200] = "out of memory";
+    int rc = p ? iso_spawn(l->iso, args, stdio, sv[1], &p->child, bad, sizeof(bad)) : OPSC_ENOMEM;
     close(sv[1]);
     if (rc < 0) {
-        snprintf(why, whylen, "the step host %s did not start: %s", l->iso->stephost,
-                 strerror(-rc));
+        snprintf(why, whylen, "the step host of %s %s did not start: %s", l->name, l->version,
+                 bad);
         close(sv[0]);
         free(p);
         return NULL;
     }
+    pid_t pid = p->child.pid;
     p->lib = l;
-    p->pid = pid;
     p->fd = sv[0];
     p->refs = 1; /* the caller's */
     p->next_id = 1;
@@ -421,10 +518,9 @@ static iso_proc *start(iso_lib *l, char *why, size_t whylen)
     pthread_condattr_destroy(&ca);
     l->starts++;
     l->last_pid = pid;
-    char bad[200] = "";
+    bad[0] = '\0';
     if (hello(p, bad, sizeof(bad)) < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        bury(p);
         snprintf(why, whylen, "the step host of %s %s %s", l->name, l->version, bad);
         count_crash(l, bad);
         proc_free(p);
@@ -437,8 +533,7 @@ static iso_proc *start(iso_lib *l, char *why, size_t whylen)
         l->readers--;
         p->refs -= 2;
         p->ours = true;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        bury(p);
         snprintf(why, whylen, "cannot start a thread for the step host");
         iso_proc_release(p);
         return NULL;

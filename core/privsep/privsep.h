@@ -30,6 +30,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include <opsc/host.h>
@@ -45,6 +47,13 @@ typedef struct privsep_opts {
     /* The helper's log lines and the client's own (level OPSC_LOG_*); NULL:
      * standard error. Called on the loop thread (or in privsep_start). */
     void (*log)(int level, const char *text);
+    /* Step hosts (privsep_hosts.c): a daemon about to drop the right to
+     * switch users (root, or CAP_SETUID + CAP_SETGID) also starts a helper
+     * that starts opsc-stephost (`stephost`, resolved as
+     * privsep_find_stephost() does) as `host_user`, and nothing else. NULL:
+     * none. */
+    const char *stephost;
+    const char *host_user;
 } privsep_opts;
 
 /* Start the helper and read its HELLO. Never fails the daemon: *out is set
@@ -69,6 +78,38 @@ int privsep_signal(opsc_local_proc *p, int sig);
 void privsep_release(opsc_local_proc *p);
 int privsep_kill_recorded(privsep *ps, const char *handle,
                           void (*done)(void *ud, int killed, const char *msg), void *ud);
+
+/* ---- step hosts (privsep_hosts.c) ----
+ *
+ * A daemon that drops from root to its own user can no longer start a step
+ * host as [steplibs] host_user: a second opsc-spawner, in step host mode
+ * (spawner/spawner_host.c), does, and reports its exit; signals go through
+ * it too (the daemon may not signal another user's process). Unlike the
+ * local-steps client these calls block and may be made on any thread: a
+ * step host starts and is waited for on executor workers and on its reader
+ * thread. */
+typedef struct privsep_hosts privsep_hosts;
+
+/* The step hosts' helper of `ps`, or NULL when there is none (the daemon could
+ * not switch users at start, or no host user was named). */
+privsep_hosts *privsep_hosts_of(const privsep *ps);
+/* 0 when step hosts start through it, else OPSC_EPERM and why (the user does not exist, the
+ * helper died). */
+int privsep_hosts_available(const privsep_hosts *h, char *why, size_t whylen);
+/* opsc-stephost: `configured`, else beside the daemon in a build tree, else installed. */
+void privsep_find_stephost(const char *configured, char *out, size_t n);
+/* Start `argv` (argv[0] the step host, see spawner_host.c for what the helper accepts) with
+ * `fds` as its stdin, stdout and stderr (for --library the third is its socket, fd 3): 0 with
+ * the helper's number of it in *id and its pid, or a negative code and why. Blocks until the
+ * helper answers. */
+int privsep_host_spawn(privsep_hosts *h, const char *const *argv, const int fds[3],
+                       uint64_t *id, pid_t *pid, char *err, size_t errlen);
+int privsep_host_signal(privsep_hosts *h, uint64_t id, int sig);
+/* Wait up to `ms` (-1: for ever) for it to end: 1 with its waitpid() status, 0 when it has not.
+ * A helper that died reports it killed (SIGKILL): it killed everything it started. */
+int privsep_host_wait(privsep_hosts *h, uint64_t id, int ms, int *status);
+/* Forget it (the helper kills its group if it still runs). */
+void privsep_host_release(privsep_hosts *h, uint64_t id);
 
 /* The daemon's own drop, after privsep_start(): when running as root and
  * `user` is set, switch to it (groups, gid, uid); then clear every

@@ -19,6 +19,7 @@
 #include <opsc/errors.h>
 
 #include "build_config.h"
+#include "privsep_internal.h"
 #include "spawn_proto.h"
 
 #define BUCKETS 256
@@ -65,6 +66,7 @@ struct privsep {
     int busy;              /* callbacks running */
     orphan_req *orphans;
     unsigned char *rbuf;
+    privsep_hosts *hosts; /* the step hosts' helper, or NULL */
 };
 
 static void say(privsep *ps, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -83,7 +85,8 @@ static void say(privsep *ps, int level, const char *fmt, ...)
 
 /* ---- starting the helper ------------------------------------------------------------------ */
 
-static void find_spawner(const char *configured, char *out, size_t n)
+void privsep_find_program(const char *configured, const char *rel, const char *installed,
+                          char *out, size_t n)
 {
     if (configured && *configured) {
         snprintf(out, n, "%s", configured);
@@ -91,31 +94,18 @@ static void find_spawner(const char *configured, char *out, size_t n)
     }
     char exe[PATH_MAX - 64];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0'; /* a build tree: <build>/core/opsconductord, <build>/spawner/ */
-            snprintf(out, n, "%s/../spawner/opsc-spawner", exe);
-            if (access(out, X_OK) == 0)
-                return;
-        }
+    char *slash = len > 0 ? memrchr(exe, '/', (size_t)len) : NULL;
+    if (slash) { /* a build tree: <build>/core/opsconductord, <build>/spawner/ ... */
+        *slash = '\0';
+        snprintf(out, n, "%s/../%s", exe, rel);
+        if (access(out, X_OK) == 0)
+            return;
     }
-    snprintf(out, n, "%s", OPSC_SPAWNER_PATH);
+    snprintf(out, n, "%s", installed);
 }
 
-static void exec_helper(const char *path, int sock, const privsep_opts *o)
+static void exec_helper(const char *path, int sock, const char *const *argv)
 {
-    const char *argv[8 + 2 * 16];
-    size_t a = 0;
-    argv[a++] = path;
-    argv[a++] = "--user";
-    argv[a++] = o->local_user && *o->local_user ? o->local_user : "opsconductor-local";
-    for (size_t i = 0; i < o->nhide && i < 16; i++) {
-        argv[a++] = "--hide";
-        argv[a++] = o->hide[i];
-    }
-    argv[a] = NULL;
     if (sock != 3 && dup2(sock, 3) < 0)
         _exit(127);
     fcntl(3, F_SETFD, 0);
@@ -126,6 +116,29 @@ static void exec_helper(const char *path, int sock, const privsep_opts *o)
     char *const env[] = {NULL}; /* never the daemon's environment: it may hold the master key */
     execve(path, (char *const *)argv, env);
     _exit(127);
+}
+
+int privsep_fork_helper(const char *path, const char *const *argv, int *fd, pid_t *pid)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    int size = (int)SP_MAX_PACKET;
+    for (int i = 0; i < 2; i++) {
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
+    *pid = fork();
+    if (*pid == 0)
+        exec_helper(path, sv[1], argv);
+    close(sv[1]);
+    if (*pid < 0) {
+        int rc = -errno;
+        close(sv[0]);
+        return rc;
+    }
+    *fd = sv[0];
+    return 0;
 }
 
 static void read_hello(privsep *ps, int timeout_ms, const char *path)
@@ -171,26 +184,28 @@ int privsep_start(privsep **out, const privsep_opts *o)
     ps->log = o->log;
     ps->next_id = 1;
     char path[PATH_MAX];
-    find_spawner(o->spawner, path, sizeof(path));
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        snprintf(ps->why, sizeof(ps->why), "local steps are refused: socketpair: %s",
-                 strerror(errno));
+    privsep_find_program(o->spawner, "spawner/opsc-spawner", OPSC_SPAWNER_PATH, path, sizeof(path));
+    const char *argv[8 + 2 * 16];
+    size_t a = 0;
+    argv[a++] = path;
+    argv[a++] = "--user";
+    argv[a++] = o->local_user && *o->local_user ? o->local_user : "opsconductor-local";
+    for (size_t i = 0; i < o->nhide && i < 16; i++) {
+        argv[a++] = "--hide";
+        argv[a++] = o->hide[i];
+    }
+    argv[a] = NULL;
+    int rc = privsep_fork_helper(path, argv, &ps->fd, &ps->pid);
+    if (rc < 0) {
+        snprintf(ps->why, sizeof(ps->why), "local steps are refused: cannot start the helper: %s",
+                 strerror(-rc));
+        ps->hosts = privsep_hosts_start(o, path);
         *out = ps;
         return 0;
     }
-    int size = (int)SP_MAX_PACKET;
-    for (int i = 0; i < 2; i++) {
-        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-    }
-    ps->pid = fork();
-    if (ps->pid == 0)
-        exec_helper(path, sv[1], o);
-    close(sv[1]);
-    ps->fd = sv[0];
     read_hello(ps, o->hello_timeout_ms > 0 ? o->hello_timeout_ms : 10000, path);
     fcntl(ps->fd, F_SETFL, fcntl(ps->fd, F_GETFL) | O_NONBLOCK);
+    ps->hosts = privsep_hosts_start(o, path);
     *out = ps;
     return 0;
 }
@@ -203,6 +218,11 @@ int privsep_available(const privsep *ps, char *why, size_t whylen)
         snprintf(why, whylen, "%s",
                  ps && ps->why[0] ? ps->why : "local steps are refused: no local process helper");
     return OPSC_EPERM;
+}
+
+privsep_hosts *privsep_hosts_of(const privsep *ps)
+{
+    return ps ? ps->hosts : NULL;
 }
 
 const char *privsep_summary(const privsep *ps)
@@ -609,6 +629,7 @@ static void free_all(privsep *ps)
         ps->orphans = r->next;
         free(r);
     }
+    privsep_hosts_close(ps->hosts);
     if (ps->fd >= 0)
         close(ps->fd); /* the helper sees end of file: it kills what it started and exits */
     if (ps->pid > 0)

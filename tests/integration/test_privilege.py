@@ -116,11 +116,11 @@ def dropped(daemon_factory):
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def ambient():
-    """A daemon started as the opsconductor user with CAP_SETUID, CAP_SETGID and
+def start_ambient(config=None, args=()):
+    """(daemon, base): a daemon started as the opsconductor user with CAP_SETUID, CAP_SETGID and
     CAP_NET_BIND_SERVICE as ambient capabilities, as the packaged unit starts it
-    (AmbientCapabilities=), on a port below 1024; its files where that user can read them."""
+    (AmbientCapabilities=), on a port below 1024; its files where that user can read them. Its
+    config: `config` over the base one; `args` after the plugin directories."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="opsc-amb-", dir="/tmp"))
     base.chmod(0o755)
     data = base / "data"
@@ -131,7 +131,7 @@ def ambient():
     conf = base / "opsconductor.conf"
     conf.write_text(render_config({"server": {"listen": f"127.0.0.1:{port}"},
                                    "store": {"data_dir": str(data)},
-                                   "executor": {"local_targets": "operator"}}))
+                                   "executor": {"local_targets": "operator"}, **(config or {})}))
     os.chown(conf, 0, pw.pw_gid)  # as the package installs it: root:opsconductor 0640
     conf.chmod(0o640)
     cmd = ["setpriv", f"--reuid={DAEMON_USER}", f"--regid={DAEMON_USER}", "--init-groups",
@@ -140,6 +140,7 @@ def ambient():
            "-c", str(conf)]
     for p in plugin_dirs():
         cmd += ["-p", p]
+    cmd += list(args)
     err = base / "stderr.log"
     with open(err, "wb") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=f, stdin=subprocess.DEVNULL,
@@ -148,6 +149,12 @@ def ambient():
     d.admin_password = ADMIN_PASSWORD
     d.wait_ready()
     d.login_admin()
+    return d, base
+
+
+@pytest.fixture
+def ambient():
+    d, base = start_ambient()
     yield d
     assert d.stop() == 0
     shutil.rmtree(base, ignore_errors=True)

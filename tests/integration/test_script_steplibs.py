@@ -240,12 +240,13 @@ try new_session "setsid -w true"
 try daemon_env "cat /proc/$(opsc_param daemon_pid)/environ"
 opsc_set_output env "$(opsc_json_string "$(env | sort | tr '\n' ' ')")"
 opsc_set_output uid "$(id -u)"
+opsc_set_output pwd "$(opsc_json_string "$PWD")"
 opsc_succeed
 """
 
 
-def test_the_sandbox_keeps_a_script_to_its_bundle_and_its_own_folder(examples, daemon_factory):
-    d = daemon_factory(FAST)
+def sandbox_probe(d):
+    """Upload a bundle whose step tries what its sandbox should refuse, run it: its outputs."""
     helper = (EXAMPLES / "shell-steplib" / "opsc-step.sh").read_text()
     manifest = {"name": "probe", "version": "1.0.0", "abi": "1.0",
                 "steps": [{"name": "sandbox", "executable": "probe.sh",
@@ -257,8 +258,14 @@ def test_the_sandbox_keeps_a_script_to_its_bundle_and_its_own_folder(examples, d
                   {"id": "p", "type": "probe.sandbox",
                    "params": {"data_dir": str(d.data_dir), "port": d.port, "daemon_pid": d.pid}})
     assert run["state"] == "succeeded", (run["targets"], log_text(d, run["id"]))
-    out = step(run, "self", "p")["outputs"]
+    return step(run, "self", "p")["outputs"]
+
+
+def test_the_sandbox_keeps_a_script_to_its_bundle_and_its_own_folder(examples, daemon_factory):
+    d = daemon_factory(FAST)
+    out = sandbox_probe(d)
     env, uid = out.pop("env"), out.pop("uid")
+    assert not os.path.exists(out.pop("pwd"))  # its folder went with it
     assert out == {"master_key": "refused", "data_dir": "refused", "etc_shadow": "refused",
                    "write_tmp": "refused", "write_own": "allowed", "read_bundle": "allowed",
                    "connect": "refused", "new_session": "refused", "daemon_env": "refused"}

@@ -56,6 +56,18 @@ def gone(pid):
     return False
 
 
+def cancel_and_see_the_host_killed(d, run, pid):
+    """Cancel `run`, whose step spins in the host `pid`: cancelled at once, the host killed."""
+    t0 = time.monotonic()
+    check(d.http.post(d.url(f"/api/v1/runs/{run['id']}/cancel")), 202)
+    run = wait(d, run["id"])
+    assert run["state"] == "cancelled" and time.monotonic() - t0 < 4
+    deadline = time.monotonic() + 5
+    while not gone(pid):
+        assert time.monotonic() < deadline, "the spinning host was not killed"
+        time.sleep(0.05)
+
+
 def test_each_misbehaviour_fails_its_step_alone_while_the_daemon_serves(daemon_factory):
     d = isolated(daemon_factory)
     t = local_target(d, "self")
@@ -119,15 +131,7 @@ def test_a_step_that_ignores_its_cancel_takes_its_host_down_and_the_next_step_ru
     t = local_target(d, "self")
     run = run_steps(d, t, misbehave("spin"))
     wait_step(d, run["id"])
-    pid = host_pid(d)
-    t0 = time.monotonic()
-    check(d.http.post(d.url(f"/api/v1/runs/{run['id']}/cancel")), 202)
-    run = wait(d, run["id"])
-    assert run["state"] == "cancelled" and time.monotonic() - t0 < 4
-    deadline = time.monotonic() + 5
-    while not gone(pid):
-        assert time.monotonic() < deadline, "the spinning host was not killed"
-        time.sleep(0.05)
+    cancel_and_see_the_host_killed(d, run, host_pid(d))
     # A timeout goes the same way, and an escalation we asked for is no crash.
     run = wait(d, run_steps(d, t, misbehave("spin", timeout_s=1))["id"])
     assert step(run, "self", "bad")["state"] == "timed_out"

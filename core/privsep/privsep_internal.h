@@ -1,0 +1,24 @@
+/* privsep_internal.h - what the two clients of opsc-spawner (local steps, step hosts) share. */
+#ifndef OPSC_PRIVSEP_INTERNAL_H
+#define OPSC_PRIVSEP_INTERNAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "privsep.h"
+
+/* A helper program: `configured`, else in a build tree beside the daemon (<build>/core/) at
+ * <build>/`rel`, else `installed`. */
+void privsep_find_program(const char *configured, const char *rel, const char *installed,
+                          char *out, size_t n);
+/* Fork and exec the helper at `path` with `argv` and a SOCK_SEQPACKET socket as its fd 3: 0
+ * with our end in *fd (blocking, close-on-exec) and its pid, or -errno. */
+int privsep_fork_helper(const char *path, const char *const *argv, int *fd, pid_t *pid);
+
+/* privsep_hosts.c: the step hosts' helper, started when o->host_user is set (the daemon is
+ * about to drop the right to switch users), with the local helper's `path`; NULL otherwise. */
+privsep_hosts *privsep_hosts_start(const privsep_opts *o, const char *path);
+/* Close its socket (the helper kills what it started) and free it once no thread waits on it. */
+void privsep_hosts_close(privsep_hosts *h);
+
+#endif
