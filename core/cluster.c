@@ -10,8 +10,10 @@
 #include "build_config.h"
 #include "cluster.h"
 #include "core.h"
+#include "discovery.h"
 #include "exec.h"
 #include "log.h"
+#include "notify.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -165,6 +167,7 @@ static void beat_done(cluster *cl)
         reap(cl, view);
     if (cl->leading && cl->core->exec) /* claims whose node stopped renewing them */
         exec_reap_leases(cl->core->exec);
+    notify_leading(cl->core->notify, cl->leading);
     if (cl->leading && ++cl->sweeps % SWEEP_BEATS == 1)
         store_cluster_sweep(cl->core->store, DEAD_ROWS_MS, fires_kept(cl->core));
     json_decref(view);
