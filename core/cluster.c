@@ -110,7 +110,8 @@ static void leave(cluster *cl)
                  opsc_strerror(rc));
 }
 
-/* The leader marks interrupted what dead nodes left running (exec_reap_nodes):
+/* The leader marks interrupted what dead nodes left running (exec_reap_nodes,
+ * and their discovery scans):
  * when a node died since the last time, and every tenth beat while any is
  * dead (a node may have started runs just before it died). */
 static void reap(cluster *cl, json_t *view)
@@ -124,8 +125,11 @@ static void reap(cluster *cl, json_t *view)
         else
             dead++;
     }
-    if (dead && cl->core->exec && (dead != cl->dead_seen || ++cl->beats % 10 == 0))
-        exec_reap_nodes(cl->core->exec, alive);
+    if (dead && (dead != cl->dead_seen || ++cl->beats % 10 == 0)) {
+        if (cl->core->exec)
+            exec_reap_nodes(cl->core->exec, alive);
+        discovery_reap_nodes(cl->core->discovery, alive);
+    }
     cl->dead_seen = dead;
     json_decref(alive);
 }

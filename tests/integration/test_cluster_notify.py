@@ -9,12 +9,11 @@ what was pending (the dead leader's attempts again: at least once), then whateve
 import base64
 import collections
 import os
-import signal
 
 from fixtures.notify import channel, deliveries, rule, wait_deliveries
 from fixtures.receiver import Answer, Receiver
 from test_cluster_failover import LEASE_S, leader_of, pg  # noqa: F401 (pg: a fixture)
-from test_cluster_queue import ended, job, start
+from test_cluster_queue import ended, job, kill9, start
 from test_schedules_e2e import wait_for
 
 
@@ -73,8 +72,7 @@ def test_the_next_leader_sends_what_the_killed_one_left_pending(pg, daemon_facto
         ended(b, rids, 30)
         rx.wait_for(len(rids), timeout=20)
         assert [x["state"] for x in deliveries(b)] == ["pending"] * len(rids)
-        a.send_signal(signal.SIGKILL)
-        a.proc.wait()
+        kill9(a)
         rx.script([])  # 200 from now on
         assert wait_for(lambda: leader_of(b) == b_id, LEASE_S + 5)
         done = wait_deliveries(b, len(rids), states=("delivered",))

@@ -34,6 +34,8 @@ def cluster(pg, daemon_factory, n, max_parallel=1):
               "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}}
     env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
     nodes = [daemon_factory(config=config, env=env) for _ in range(n)]
+    for d in nodes:  # what another node needs to join
+        d.join = dict(config=config, env=env)
     ids = [d.get("/api/v1/cluster").json()["node_id"] for d in nodes]
     assert wait_for(lambda: len([x for x in nodes[0].get("/api/v1/cluster").json()["nodes"]
                                  if x["state"] == "alive"]) == n, 5)
@@ -100,6 +102,11 @@ def test_one_run_per_target_at_once_holds_across_nodes(pg, daemon_factory):
         assert f1 <= s2, spans  # never two at once on the target, whichever node ran them
 
 
+def kill9(d):
+    d.send_signal(signal.SIGKILL)
+    d.proc.wait()
+
+
 def on_node(d, job_id, node, others):
     """A run of job_id that node `node` claimed (runs claimed by others are cancelled there)."""
     for _ in range(8):
@@ -117,8 +124,7 @@ def test_a_node_killed_mid_run_has_its_run_interrupted_and_others_go_on(pg, daem
     db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
     sleeper = job(a, "sleep 30")
     rid = on_node(a, sleeper, b_id, {a_id: a, b_id: b})
-    b.send_signal(signal.SIGKILL)
-    b.proc.wait()
+    kill9(b)
     run = wait_for(lambda: (lambda r: r["state"] != "running" and r)(run_of(a, rid)),
                    LEASE_S * 3)
     assert run and run["state"] == "interrupted", run
