@@ -254,8 +254,9 @@ def test_three_nodes_two_hundred_targets_limits_hold_cluster_wide(pg, daemon_fac
     busy = []
 
     def start_retrying(d, job_id):
-        # Known gap (docs/cluster.md 5): a run's creation can lose its row locks to a node
-        # claiming a 200-target run and answer 409 busy; the client retries, counted.
+        # Known gap (docs/cluster.md, status): runs of one job created at once through
+        # several nodes can lose 10 serialization conflicts in a row and answer 409 busy;
+        # the client retries, counted.
         for _ in range(5):
             r = d.http.post(d.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
             if r.status_code != 409:
