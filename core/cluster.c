@@ -10,8 +10,10 @@
 #include "build_config.h"
 #include "cluster.h"
 #include "core.h"
+#include "discovery.h"
 #include "exec.h"
 #include "log.h"
+#include "notify.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
@@ -108,7 +110,8 @@ static void leave(cluster *cl)
                  opsc_strerror(rc));
 }
 
-/* The leader marks interrupted what dead nodes left running (exec_reap_nodes):
+/* The leader marks interrupted what dead nodes left running (exec_reap_nodes,
+ * and their discovery scans):
  * when a node died since the last time, and every tenth beat while any is
  * dead (a node may have started runs just before it died). */
 static void reap(cluster *cl, json_t *view)
@@ -122,8 +125,11 @@ static void reap(cluster *cl, json_t *view)
         else
             dead++;
     }
-    if (dead && cl->core->exec && (dead != cl->dead_seen || ++cl->beats % 10 == 0))
-        exec_reap_nodes(cl->core->exec, alive);
+    if (dead && (dead != cl->dead_seen || ++cl->beats % 10 == 0)) {
+        if (cl->core->exec)
+            exec_reap_nodes(cl->core->exec, alive);
+        discovery_reap_nodes(cl->core->discovery, alive);
+    }
     cl->dead_seen = dead;
     json_decref(alive);
 }
@@ -165,6 +171,7 @@ static void beat_done(cluster *cl)
         reap(cl, view);
     if (cl->leading && cl->core->exec) /* claims whose node stopped renewing them */
         exec_reap_leases(cl->core->exec);
+    notify_leading(cl->core->notify, cl->leading);
     if (cl->leading && ++cl->sweeps % SWEEP_BEATS == 1)
         store_cluster_sweep(cl->core->store, DEAD_ROWS_MS, fires_kept(cl->core));
     json_decref(view);

@@ -213,6 +213,7 @@ static json_t *same(json_t *rec)
 static void rules_changed(notify *n)
 {
     notify_rules_reload(n);
+    notify_rules_announce(n);
 }
 
 typedef struct users_of {

@@ -65,6 +65,9 @@ void discovery_stop(discovery *d);
  * (its scanner called done) and every handle is closed. */
 void discovery_close(discovery *d, void (*cb)(void *ud), void *ud);
 void discovery_free(discovery *d);
+/* Cluster mode, the leader: scans left unfinished by nodes not in `alive`
+ * (array of node ids) are marked failed, the error naming the node. */
+int discovery_reap_nodes(discovery *d, const json_t *alive);
 
 /* ---- scans ------------------------------------------------------------------------------ */
 

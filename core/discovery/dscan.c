@@ -429,8 +429,9 @@ static int start_txn(store_txn *txn, void *ud)
     dscan *s = ud;
     json_t *rec = json_deep_copy(s->rec);
     int rc = rec ? store_create(txn, "discovery_scans", rec) : OPSC_ENOMEM;
-    if (rc == 0)
-        rc = store_kv_put(txn, "discovery_scans_active", s->id, strlen(s->id), "", 0);
+    if (rc == 0) /* names its node: a restart or the leader's reaper ends only its own */
+        rc = store_kv_put(txn, "discovery_scans_active", s->id, strlen(s->id),
+                          s->d->core->node_id, strlen(s->d->core->node_id));
     if (rc == 0) {
         json_decref(s->rec);
         s->rec = json_incref(rec);
@@ -603,47 +604,110 @@ void discovery_scan_start(discovery *d, const json_t *body, const char *requeste
     }
 }
 
-/* ---- start-up ------------------------------------------------------------------------------- */
+/* ---- start-up, and the scans of dead nodes ----------------------------------------------- */
 
-static int recover_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+/* Which unfinished scans to end: a node's own at its start (an entry
+ * without a node is from before cluster mode: the one daemon's), or those
+ * of nodes not in `alive` for the leader's reaper. */
+typedef struct orphans {
+    const char *self;    /* at start: this node (NULL with `all`: one daemon, every scan) */
+    bool all;
+    const json_t *alive; /* reaping: the live nodes' ids */
+    json_t *found;       /* [[scan id, node id], ...] */
+} orphans;
+
+static bool listed(const json_t *ids, const char *id, size_t len)
 {
-    (void)val, (void)vlen;
-    char id[40];
-    snprintf(id, sizeof(id), "%.*s", (int)(klen < 39 ? klen : 39), (const char *)key);
-    json_array_append_new(ud, json_string(id));
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        if (json_string_length(v) == len && memcmp(json_string_value(v), id, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int orphan_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud)
+{
+    orphans *o = ud;
+    const char *node = val;
+    bool mine = o->all || vlen == 0 ||
+                (o->self && strlen(o->self) == vlen && !memcmp(node, o->self, vlen));
+    if (o->self ? !mine : vlen == 0 || listed(o->alive, node, vlen))
+        return 0;
+    json_array_append_new(o->found, json_pack("[s#, s#]", key, klen, node, vlen));
     return 0;
 }
 
-static int recover_txn(store_txn *txn, void *ud)
+static int end_orphan(store_txn *txn, const char *id, const char *why, const char *now)
 {
-    json_t *ids = json_array();
-    int rc = store_kv_scan(txn, "discovery_scans_active", NULL, 0, recover_one, ids);
-    char now[32];
-    dsc_now(now);
-    for (size_t i = 0; rc == 0 && i < json_array_size(ids); i++) {
-        const char *id = json_string_value(json_array_get(ids, i));
-        json_t *rec = NULL;
-        if (store_get(txn, "discovery_scans", id, &rec) == 0) {
-            json_object_set_new(rec, "state", json_string("failed"));
-            json_object_set_new(rec, "finished_at", json_string(now));
-            json_object_set_new(rec, "error",
-                                json_string("interrupted: the daemon stopped while the scan ran"));
-            rc = store_update(txn, "discovery_scans", rec, 0);
-        }
-        json_decref(rec);
-        if (rc == 0)
-            rc = store_kv_del(txn, "discovery_scans_active", id, strlen(id));
+    json_t *rec = NULL;
+    int rc = 0;
+    if (store_get(txn, "discovery_scans", id, &rec) == 0) {
+        json_object_set_new(rec, "state", json_string("failed"));
+        json_object_set_new(rec, "finished_at", json_string(now));
+        json_object_set_new(rec, "error", json_string(why));
+        rc = store_update(txn, "discovery_scans", rec, 0);
     }
-    *(size_t *)ud = json_array_size(ids);
-    json_decref(ids);
+    json_decref(rec);
+    if (rc == 0)
+        rc = store_kv_del(txn, "discovery_scans_active", id, strlen(id));
+    return rc == OPSC_ENOENT ? 0 : rc;
+}
+
+static int orphans_txn(store_txn *txn, void *ud)
+{
+    orphans *o = ud;
+    json_array_clear(o->found);
+    int rc = store_kv_scan(txn, "discovery_scans_active", NULL, 0, orphan_one, o);
+    char now[32], why[200];
+    dsc_now(now);
+    size_t i;
+    json_t *f;
+    json_array_foreach(o->found, i, f)
+    {
+        const char *node = json_string_value(json_array_get(f, 1));
+        if (o->self)
+            snprintf(why, sizeof(why), "interrupted: the daemon stopped while the scan ran");
+        else
+            snprintf(why, sizeof(why),
+                     "interrupted: node %s stopped while the scan ran (its heartbeat lapsed)",
+                     node);
+        if (rc == 0)
+            rc = end_orphan(txn, json_string_value(json_array_get(f, 0)), why, now);
+    }
     return rc;
 }
 
 int dscan_recover(discovery *d)
 {
-    size_t n = 0;
-    int rc = store_write(d->core->store, recover_txn, &n);
-    if (rc == 0 && n)
-        log_warn("discovery", "%zu scans were running when the daemon stopped: marked failed", n);
+    /* On LMDB the one daemon owns every scan, whatever node id a restored
+     * data directory gave it. */
+    orphans o = {d->core->node_id, !store_is_shared(d->core->store), NULL, json_array()};
+    int rc = o.found ? store_write(d->core->store, orphans_txn, &o) : OPSC_ENOMEM;
+    if (rc == 0 && json_array_size(o.found))
+        log_warn("discovery", "%zu scans were running when the daemon stopped: marked failed",
+                 json_array_size(o.found));
+    json_decref(o.found);
+    return rc;
+}
+
+int discovery_reap_nodes(discovery *d, const json_t *alive)
+{
+    if (!d)
+        return 0;
+    orphans o = {NULL, false, alive, json_array()};
+    int rc = o.found ? store_write(d->core->store, orphans_txn, &o) : OPSC_ENOMEM;
+    size_t i;
+    json_t *f;
+    json_array_foreach(o.found, i, f)
+    {
+        if (rc == 0)
+            log_warn("discovery", "scan %s was running on node %s, which died: marked failed",
+                     json_string_value(json_array_get(f, 0)),
+                     json_string_value(json_array_get(f, 1)));
+    }
+    json_decref(o.found);
     return rc;
 }

@@ -224,7 +224,9 @@ size_t ex_remote_count(const exec *ex, const char *schedule_id)
 }
 
 /* Another node changed a run's state: announced on this node's bus as its
- * own executor would (the scheduler's overlap policies follow it). */
+ * own executor would (the scheduler's overlap policies follow it). A
+ * payload with "bus" is another service's announcement (store_announce):
+ * published on this node's bus under that type. */
 static void on_state(exec *ex, const char *payload)
 {
     json_t *d = json_loads(payload, 0, NULL);
@@ -238,6 +240,12 @@ static void on_state(exec *ex, const char *payload)
                 ex_run_abort(r, EX_CANCELLED, why ? why : "cancelled");
                 break;
             }
+        json_decref(d);
+        return;
+    }
+    const char *bus = json_string_value(json_object_get(d, "bus"));
+    if (bus && by && strcmp(by, ex->opts.node_id) != 0) { /* another service's news */
+        events_publish(ex->events, bus, NULL, d);
         json_decref(d);
         return;
     }

@@ -318,7 +318,8 @@ int notify_new(notify **out, struct opsc_core *c, char *err, size_t errlen)
 
 static const char *const bus_types[] = {
     "run.state",   "schedule.missed",      "target.unreachable",      "steplib.installed",
-    "user.locked", "discovery.host_found", "discovery.host_vanished", "discovery.host_changed"};
+    "user.locked", "discovery.host_found", "discovery.host_vanished", "discovery.host_changed",
+    "notify.outbox", "notify.rules"};
 
 void notify_start(notify *n)
 {

@@ -50,6 +50,9 @@ void notify_start(notify *n);
  * pending, close the handles. The loop must run once more before
  * notify_free(). */
 void notify_close(notify *n);
+/* Cluster mode, after each heartbeat: whether this node leads. Only the
+ * leader sends the outbox; a new term sends what is due at once. */
+void notify_leading(notify *n, bool leading);
 void notify_free(notify *n);
 
 /* The executor's persist hook (exec_opts.on_run_persisted): called inside the
@@ -80,6 +83,8 @@ int notify_rule_check(store_txn *txn, const json_t *rec, const char **field, cha
                       size_t errlen);
 /* Reload the rule cache after a committed change of rules. */
 int notify_rules_reload(notify *n);
+/* And have the other nodes of a cluster reload theirs (no-op on LMDB). */
+void notify_rules_announce(notify *n);
 
 /* The API's view of a delivery (internal bookkeeping left out). New reference. */
 json_t *notify_delivery_public(json_t *rec);

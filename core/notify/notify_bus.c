@@ -8,6 +8,7 @@
 #include <opsc/errors.h>
 
 #include "events.h"
+#include "log.h"
 #include "notify_internal.h"
 #include "util.h"
 
@@ -21,6 +22,15 @@ void nt_on_event(const struct event *ev, void *ud)
     notify *n = ud;
     if (n->closed)
         return;
+    if (strcmp(ev->type, "notify.outbox") == 0) { /* another node wrote deliveries */
+        nt_wake_at(n, clock_now_ms());
+        return;
+    }
+    if (strcmp(ev->type, "notify.rules") == 0) { /* or changed rules */
+        if (notify_rules_reload(n) < 0)
+            log_warn("notify", "reloading the rules another node changed failed");
+        return;
+    }
     if (strcmp(ev->type, "run.state") == 0) {
         const char *state = str(ev->data, "state");
         if (state && strcmp(state, "running") == 0 && n->any_long_running && ev->subject) {

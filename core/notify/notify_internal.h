@@ -154,6 +154,8 @@ struct notify {
     uv_timer_t wake;
     int64_t wake_at; /* ms of the armed wake-up, 0 none */
     bool pumping, pump_again;
+    bool led;           /* cluster: the last beat found this node leading (notify_leading) */
+    unsigned beats_led;
     nt_attempt *inflight;
     size_t ninflight;
     nt_limiter *limiters;
@@ -163,7 +165,7 @@ struct notify {
     /* long-running watches */
     nt_watch *watches;
     uv_timer_t lr_timer;
-    int64_t bus_subs[8];
+    int64_t bus_subs[10];
     int open_handles;
     notify_stats stats;
     json_t *by_type; /* "type/outcome" -> count, for /metrics */

@@ -7,6 +7,7 @@
 
 #include <opsc/errors.h>
 
+#include "core.h"
 #include "notify_internal.h"
 #include "util.h"
 
@@ -86,10 +87,21 @@ static int create(notify *n, store_txn *txn, const nrule *r, const json_t *ch, n
     /* A test is sent at once by the request that made it, never from the queue. */
     if (rc == 0 && !test)
         rc = store_kv_put(txn, "outbox_due", key, strlen(key), "", 0);
+    if (rc == 0 && !test && store_is_shared(n->store)) /* wakes the leader's sender */
+        rc = store_announce(txn, "notify.outbox", n->core->node_id);
     json_decref(rec);
     if (rc == 0)
         n->stats.created++;
     return rc;
+}
+
+/* In a cluster the leader may be sending a delivery that is due, unseen
+ * in this node's `busy`, and its result would overwrite a merge: only one
+ * due later (a window's gathering delivery) takes more notices. */
+static bool sent_elsewhere(const notify *n, const json_t *rec)
+{
+    return store_is_shared(n->store) &&
+           json_integer_value(json_object_get(rec, "due_ms")) <= clock_now_ms();
 }
 
 /* Fold notice `no` into delivery `did` when it has not been tried yet. */
@@ -102,7 +114,8 @@ static int merge(notify *n, store_txn *txn, const char *did, const notice *no, b
         return 0;
     const char *state = str(rec, "state");
     if (rc < 0 || !state || strcmp(state, "pending") != 0 ||
-        json_array_size(json_object_get(rec, "attempts")) > 0 || json_object_get(n->busy, did)) {
+        json_array_size(json_object_get(rec, "attempts")) > 0 || json_object_get(n->busy, did) ||
+        sent_elsewhere(n, rec)) {
         json_decref(rec);
         return rc;
     }

@@ -5,6 +5,7 @@
 
 #include <opsc/errors.h>
 
+#include "core.h"
 #include "jsonschema.h"
 #include "log.h"
 #include "notify_data.h"
@@ -210,6 +211,25 @@ int notify_rules_reload(notify *n)
         n->events |= n->rules[i].events;
     n->any_long_running = n->events & (1u << EV_RUN_LONG_RUNNING);
     return 0;
+}
+
+static int announce_txn(store_txn *txn, void *ud)
+{
+    notify *n = ud;
+    return store_announce(txn, "notify.rules", n->core->node_id);
+}
+
+/* After the change committed, in a transaction of its own: a node that
+ * misses it (its listening connection broke) keeps its old rules until the
+ * next change or its restart. */
+void notify_rules_announce(notify *n)
+{
+    if (!store_is_shared(n->store))
+        return;
+    int rc = store_write(n->store, announce_txn, n);
+    if (rc < 0)
+        log_warn("notify", "telling the other nodes that rules changed failed: %s",
+                 opsc_strerror(rc));
 }
 
 const nrule *nt_rule_find(const notify *n, const char *id)

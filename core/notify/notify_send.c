@@ -6,13 +6,15 @@
 
 #include <opsc/errors.h>
 
+#include "cluster.h"
 #include "core.h"
 #include "log.h"
 #include "notify_internal.h"
 #include "plugin_host.h"
 #include "util.h"
 
-#define ATTEMPTS_KEPT 50 /* attempts a delivery lists (the first and the newest) */
+#define ATTEMPTS_KEPT     50 /* attempts a delivery lists (the first and the newest) */
+#define LEADER_PASS_BEATS 5  /* the leader's fallback pass, every this many heartbeats */
 
 enum { R_DELIVERED, R_RETRY, R_GAVE_UP };
 
@@ -23,6 +25,15 @@ static const char *str(const json_t *o, const char *k)
 
 /* ---- waking ---------------------------------------------------------------------------------- */
 
+/* On a shared store only the leader sends (docs/cluster.md 2.6): every node
+ * writes deliveries in its events' transactions, the leader's passes take
+ * them from the one due index, so each goes out once and a channel's rate
+ * limit holds cluster-wide. */
+static bool sending(const notify *n)
+{
+    return !store_is_shared(n->store) || cluster_leading(n->core->cluster, NULL);
+}
+
 static void on_wake(uv_timer_t *t)
 {
     notify *n = t->data;
@@ -32,7 +43,7 @@ static void on_wake(uv_timer_t *t)
 
 void nt_wake_at(notify *n, int64_t due_ms)
 {
-    if (n->closed || n->paused || (n->wake_at && n->wake_at <= due_ms))
+    if (n->closed || n->paused || !sending(n) || (n->wake_at && n->wake_at <= due_ms))
         return;
     int64_t wait = due_ms - clock_now_ms();
     n->wake_at = due_ms;
@@ -483,7 +494,7 @@ static void pass_once(notify *n)
 
 void nt_pump(notify *n)
 {
-    if (n->closed || n->paused)
+    if (n->closed || n->paused || !sending(n))
         return;
     if (n->pumping) {
         n->pump_again = true;
@@ -495,6 +506,28 @@ void nt_pump(notify *n)
         pass_once(n);
     } while (n->pump_again && !n->closed);
     n->pumping = false;
+}
+
+/* A term begins: what is due now, whichever node wrote it or was sending it
+ * when it died, goes out (at least once). While it lasts, a pass every few
+ * beats catches an announcement lost with the listening connection. A node
+ * that stepped down sends nothing new; its attempts in flight end and are
+ * recorded. */
+void notify_leading(notify *n, bool leading)
+{
+    if (!n || n->closed)
+        return;
+    if (!leading) {
+        uv_timer_stop(&n->wake);
+        n->wake_at = 0;
+        n->led = false;
+        return;
+    }
+    if (!n->led || ++n->beats_led % LEADER_PASS_BEATS == 0)
+        nt_wake_at(n, clock_now_ms());
+    if (!n->led)
+        log_info("notify", "sending the cluster's notifications from this node (the leader)");
+    n->led = true;
 }
 
 /* ---- time limits and closing --------------------------------------------------------------- */

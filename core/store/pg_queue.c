@@ -222,3 +222,13 @@ int store_notify(store_txn *txn, const char *channel, const char *payload)
     PQclear(r);
     return 0;
 }
+
+int store_announce(store_txn *txn, const char *type, const char *node_id)
+{
+    json_t *d = json_pack("{s:s, s:s}", "bus", type, "by", node_id);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    int rc = text ? store_notify(txn, "opsc_events", text) : OPSC_ENOMEM;
+    free(text);
+    json_decref(d);
+    return rc;
+}

@@ -244,6 +244,9 @@ typedef void (*store_notify_fn)(void *ud, const char *channel, const char *paylo
 int store_runq_notified(store *s, store_notify_fn fn, void *ud);
 /* NOTIFY `channel` with `payload` (< 8000 bytes) when the transaction commits. */
 int store_notify(store_txn *txn, const char *channel, const char *payload);
+/* The same for the bus of every other node: at commit, they publish an event
+ * of `type` (the executor's listener relays it; docs/cluster.md 2.6). */
+int store_announce(store_txn *txn, const char *type, const char *node_id);
 /* The leader's sweeping, on the heartbeat's connection: rows of nodes
  * silent for `dead_ms` go (their runs were reaped long before), and fires
  * recorded more than `fires_ms` ago (the scheduler resumes from each

@@ -5,7 +5,8 @@ throughput, memory per running target.
     tests/bench/bench_exec.py [--build DIR] runs [N] [CLIENTS]   N runs of a one-step job, local
     tests/bench/bench_exec.py [--build DIR] --store postgresql --nodes K runs [N] [CLIENTS]
                               the same on K daemons sharing one throw-away PostgreSQL (cluster
-                              mode: the clients POST to the nodes in turn, every node claims runs)
+                              mode: the clients POST to the nodes in turn, every node claims runs);
+                              --nodes 0: LMDB on one node, then PostgreSQL on 1, 2, 3 nodes
     tests/bench/bench_exec.py [--build DIR] [--base-daemon PATH] runrate [SECONDS] [CLIENTS]
                               the same job POSTed by wrk (CLIENTS connections) for SECONDS, then
                               until every run finished; with --base-daemon, that daemon too,
@@ -209,9 +210,9 @@ def bench_runs(d, n, clients, nodes=None):
         node = nodes[i % len(nodes)]
         s = node.session()
         mine, busy = [], 0
-        for _ in range(k):  # a cluster may answer 503 busy (serialization conflicts)
+        for _ in range(k):  # a cluster may answer 503 or 409 busy (conflicts, lock timeouts)
             r = s.post(node.base + f"/api/v1/jobs/{job['id']}/runs", json={}, timeout=120)
-            if r.status_code == 503 and len(nodes) > 1:
+            if r.status_code in (409, 503) and len(nodes) > 1 and '"busy"' in r.text:
                 busy += 1
                 continue
             assert r.status_code == 201, r.text
@@ -251,7 +252,7 @@ def bench_runs(d, n, clients, nodes=None):
           f"{clients} HTTP clients, {len(nodes)} node(s)")
     print(f"  all POSTed (each answered 201 after the run was stored): {posted:.2f} s "
           f"({n / posted:.0f} requests/s)")
-    print(f"  all finished and persisted: {wall:.2f} s -> {n / wall:.0f} runs/s")
+    print(f"  all finished and persisted: {wall:.2f} s -> {len(ids) / wall:.0f} runs/s")
     print(f"  daemon CPU: {sum(x.cpu_s() for x in nodes) - cpu0:.2f} s; sample of states: "
           f"{states}")
     if len(nodes) > 1:
@@ -260,7 +261,8 @@ def bench_runs(d, n, clients, nodes=None):
             node_id = d.get(f"/api/v1/runs/{rid}").get("node_id", "-")
             per[node_id] = per.get(node_id, 0) + 1
         print(f"  runs per node, of a sample of {sum(per.values())}: "
-              f"{sorted(per.values(), reverse=True)}; POSTs answered 503 busy: {sum(refused)}")
+              f"{sorted(per.values(), reverse=True)}; POSTs answered busy: {sum(refused)}")
+    return len(ids) / wall
 
 
 # ---- SSH ------------------------------------------------------------------------------------------
@@ -386,7 +388,7 @@ def main():
     ap.add_argument("--base-daemon", help="another opsconductord measured in the same run")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--store", choices=["lmdb", "postgresql"], default="lmdb")
-    ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--nodes", type=int, default=1, help="0: LMDB and 1, 2, 3 nodes, one run")
     ap.add_argument("what", choices=["runs", "runrate", "ssh", "logs", "memory", "idle"])
     ap.add_argument("n", nargs="?", type=int)
     ap.add_argument("clients", nargs="?", type=int, default=8)
@@ -419,24 +421,54 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
 
-def main_cluster(build, a):
-    """`runs` on --nodes daemons sharing one throw-away PostgreSQL."""
+def pg_cluster(build, k, lease_ttl=None):
+    """A throw-away PostgreSQL and `k` daemons sharing one database on it: (pg, nodes)."""
     import base64
     from fixtures import pgserver
-    assert a.what == "runs", "--store postgresql measures `runs` only"
     pg = pgserver.PgServer().start()
+    env = {"OPSC_STORE_BACKEND": "postgresql", "OPSC_STORE_POSTGRESQL_URL": pg.url(pg.database()),
+           "OPSC_AUTH_JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
+           "OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    if lease_ttl:
+        env["OPSC_STORE_LEASE_TTL"] = lease_ttl
     nodes = []
     try:
-        env = {"OPSC_STORE_BACKEND": "postgresql", "OPSC_STORE_POSTGRESQL_URL": pg.url(pg.database()),
-               "OPSC_AUTH_JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
-               "OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
-        for _ in range(a.nodes):
+        for _ in range(k):
             nodes.append(Daemon(build, env_extra=env))
-        bench_runs(nodes[0], a.n or 1000, a.clients, nodes)
-    finally:
+    except BaseException:
         for d in nodes:
             d.stop()
         pg.stop()
+        raise
+    pg.node_env = env  # what another node needs to join
+    return pg, nodes
+
+
+def main_cluster(build, a):
+    """`runs` on --nodes daemons sharing one throw-away PostgreSQL; with --nodes 0, LMDB on one
+    node then PostgreSQL on 1, 2 and 3 nodes in this one run, and a table of the figures."""
+    assert a.what == "runs", "--store postgresql measures `runs` only"
+    rates = []
+    for k in [a.nodes] if a.nodes else ["lmdb", 1, 2, 3]:
+        if k == "lmdb":
+            d = Daemon(build)
+            try:
+                rates.append(("LMDB, 1 node", bench_runs(d, a.n or 1000, a.clients)))
+            finally:
+                d.stop()
+            continue
+        pg, nodes = pg_cluster(build, k)
+        try:
+            rates.append((f"PostgreSQL, {k} node(s)",
+                          bench_runs(nodes[0], a.n or 1000, a.clients, nodes)))
+        finally:
+            for d in nodes:
+                d.stop()
+            pg.stop()
+    if len(rates) > 1:
+        print("summary (runs created and completed per second):")
+        for label, rate in rates:
+            print(f"  {label:24} {rate:6.0f} runs/s")
 
 
 def spawn_ceiling(n, clients):

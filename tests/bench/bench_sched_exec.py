@@ -2,6 +2,8 @@
 """bench_sched_exec.py - schedules firing through the real executor: lateness and API latency.
 
     tests/bench/bench_sched_exec.py [--build DIR] [--daemon PATH] spread|burst [SCHEDULES] [MINUTES]
+    tests/bench/bench_sched_exec.py [--build DIR] --nodes K spread|burst [SCHEDULES] [MINUTES]
+                                    the same on K daemons sharing a throw-away PostgreSQL
 
 Starts a daemon (bench_exec.Daemon), one local target, a one-step job (`true`, allow_concurrent)
 and SCHEDULES schedules (default 10,000) firing every minute: "H * * * * *" (spread over the
@@ -23,7 +25,7 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_exec import Daemon, TERMINAL, machine  # noqa: E402
+from bench_exec import Daemon, TERMINAL, machine, pg_cluster  # noqa: E402
 
 
 def ts(text):
@@ -97,13 +99,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(pathlib.Path(__file__).resolve().parents[2] / "build"))
     ap.add_argument("--daemon", help="another opsconductord (e.g. main's) with this build's plugins")
+    ap.add_argument("--nodes", type=int, default=0,
+                    help="cluster mode: this many daemons on one throw-away PostgreSQL")
     ap.add_argument("mode", choices=["spread", "burst"])
     ap.add_argument("schedules", nargs="?", type=int, default=10000)
     ap.add_argument("minutes", nargs="?", type=int, default=2)
     a = ap.parse_args()
     cron = "H * * * * *" if a.mode == "spread" else "0 * * * * *"
     print(machine())
-    d = Daemon(pathlib.Path(a.build).resolve(), daemon=a.daemon)
+    build = pathlib.Path(a.build).resolve()
+    pg = None
+    if a.nodes:  # the schedules fire on the leader, the runs run on every node
+        pg, nodes = pg_cluster(build, a.nodes)
+        print(f"{a.nodes} node(s) on one PostgreSQL")
+    else:
+        nodes = [Daemon(build, daemon=a.daemon)]
+    d = nodes[0]
     try:
         t0 = time.monotonic()
         target, job, ids = setup(d, a.schedules, cron)
@@ -116,9 +127,9 @@ def main():
         cpu0 = None
         while time.time() < end + 5:  # the last minute's runs are created by then
             if cpu0 is None and time.time() >= start:
-                cpu0 = d.cpu_s()
+                cpu0 = sum(x.cpu_s() for x in nodes)
             time.sleep(0.5)
-        cpu = d.cpu_s() - (cpu0 or 0)
+        cpu = sum(x.cpu_s() for x in nodes) - (cpu0 or 0)
         prober.stop.set()
         prober.join()
         deadline = time.monotonic() + 120
@@ -148,7 +159,10 @@ def main():
               f"max {max(burst, default=float('nan')):.1f} ms")
         print(f"  load average now: {open('/proc/loadavg').read().split()[0]}")
     finally:
-        d.stop()
+        for x in nodes:
+            x.stop()
+        if pg:
+            pg.stop()
 
 
 if __name__ == "__main__":

@@ -310,7 +310,16 @@ LMDB_ONLY = {
 }
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long test (a minute or so) that "
+                            "OPSC_TEST_SKIP_SLOW=1 skips when the suite's time budget needs it")
+
+
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("OPSC_TEST_SKIP_SLOW"):
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(pytest.mark.skip(reason="slow, and OPSC_TEST_SKIP_SLOW is set"))
     if os.environ.get("OPSC_TEST_STORE", "lmdb") == "lmdb":
         return
     for item in items:

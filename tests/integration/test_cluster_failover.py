@@ -35,15 +35,17 @@ def leader_of(d):
     return (d.get("/api/v1/cluster").json()["leader"] or {}).get("node_id")
 
 
-def two_nodes(pg, daemon_factory):
-    """Node a, leading, then node b on the same database; their view as b gives it."""
+def two_nodes(pg, daemon_factory, url_of_first=lambda url: url):
+    """Node a, leading, then node b on the same database; their view as b gives it.
+    `url_of_first`: the database URL node a is given (a proxy's)."""
     db = pg.database()
     config = {"store": {"backend": "postgresql", "postgresql_url": pg.url(db),
                         "lease_ttl": f"{LEASE_S}s"},
               "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()},
               "scheduler": {"misfire_threshold": "1500ms"}}
     env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
-    a = daemon_factory(config=config, env=env)
+    first = dict(config, store=dict(config["store"], postgresql_url=url_of_first(pg.url(db))))
+    a = daemon_factory(config=first, env=env)
     a_id = a.get("/api/v1/cluster").json()["node_id"]
     assert wait_for(lambda: leader_of(a) == a_id, 5), a.get("/api/v1/cluster").text
     b = daemon_factory(config=config, env=env)

@@ -26,14 +26,16 @@ def pg(pg_server):
     return pg_server
 
 
-def cluster(pg, daemon_factory, n, max_parallel=1):
+def cluster(pg, daemon_factory, n, max_parallel=1, lease_s=LEASE_S):
     db = pg.database()
     config = {"store": {"backend": "postgresql", "postgresql_url": pg.url(db),
-                        "lease_ttl": f"{LEASE_S}s"},
+                        "lease_ttl": f"{lease_s}s"},
               "executor": {"max_parallel": max_parallel},
               "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}}
     env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
     nodes = [daemon_factory(config=config, env=env) for _ in range(n)]
+    for d in nodes:  # what another node needs to join
+        d.join = dict(config=config, env=env)
     ids = [d.get("/api/v1/cluster").json()["node_id"] for d in nodes]
     assert wait_for(lambda: len([x for x in nodes[0].get("/api/v1/cluster").json()["nodes"]
                                  if x["state"] == "alive"]) == n, 5)
@@ -100,10 +102,18 @@ def test_one_run_per_target_at_once_holds_across_nodes(pg, daemon_factory):
         assert f1 <= s2, spans  # never two at once on the target, whichever node ran them
 
 
+def kill9(d):
+    d.send_signal(signal.SIGKILL)
+    d.proc.wait()
+
+
 def on_node(d, job_id, node, others):
-    """A run of job_id that node `node` claimed (runs claimed by others are cancelled there)."""
+    """A run of job_id that node `node` claimed (runs claimed by others are cancelled there).
+    Made through another node when there is one: the node answering the POST is the slower
+    to claim (under ASan, a run made on the wanted node went to the idle one 8 times in a row)."""
+    poster = next((x for i, x in others.items() if i != node), d)
     for _ in range(8):
-        rid = start(d, job_id)
+        rid = start(poster, job_id)
         assert wait_for(lambda: run_of(d, rid)["state"] == "running", 10)
         got = run_of(d, rid)["node_id"]
         if got == node:
@@ -117,8 +127,7 @@ def test_a_node_killed_mid_run_has_its_run_interrupted_and_others_go_on(pg, daem
     db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
     sleeper = job(a, "sleep 30")
     rid = on_node(a, sleeper, b_id, {a_id: a, b_id: b})
-    b.send_signal(signal.SIGKILL)
-    b.proc.wait()
+    kill9(b)
     run = wait_for(lambda: (lambda r: r["state"] != "running" and r)(run_of(a, rid)),
                    LEASE_S * 3)
     assert run and run["state"] == "interrupted", run
@@ -212,3 +221,68 @@ def test_a_run_is_cancelled_through_any_node(pg, daemon_factory):
     assert run_of(b, queued)["state"] == "cancelled"  # nobody ran it once there was room
     assert "node_id" not in run_of(b, queued)
     assert b.request("POST", f"/api/v1/runs/{queued}/cancel").status_code == 409
+
+
+def most_at_once(spans):
+    """The largest number of [start, end) spans open at one instant."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans],
+                   key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.slow
+def test_three_nodes_two_hundred_targets_limits_hold_cluster_wide(pg, daemon_factory):
+    # A 10 s lease: at load 13 on 2 cores under ASan a node busy with 200 targets once
+    # missed a 3 s one, and the leader rightly reaped its run (not what this test is about).
+    db, nodes, ids = cluster(pg, daemon_factory, 3, max_parallel=64, lease_s=10)
+    a = nodes[0]
+    targets = []
+    for i in range(200):
+        r = a.http.post(a.url("/api/v1/targets"), timeout=10, json={
+            "name": f"t{i:03d}-{os.urandom(3).hex()}", "address": "localhost",
+            "transport": "local", "os_family": "linux"})
+        assert r.status_code == 201, r.text
+        targets.append(r.json()["id"])
+    r = a.http.post(a.url("/api/v1/jobs"), timeout=10, json={
+        "name": "wide-" + os.urandom(4).hex(), "targets": {"ids": targets},
+        "allow_concurrent": False, "max_parallel": 40,
+        "steps": [{"id": "s1", "name": "nap", "type": "core.shell.command",
+                   "params": {"command": "sleep 0.2"}}]})
+    assert r.status_code == 201, r.text
+    started = time.monotonic()
+    busy = []
+
+    def start_retrying(d, job_id):
+        # Known gap (docs/cluster.md, status): runs of one job created at once through
+        # several nodes can lose 10 serialization conflicts in a row and answer 409 busy;
+        # the client retries, counted.
+        for _ in range(5):
+            r = d.http.post(d.url(f"/api/v1/jobs/{job_id}/runs"), json={}, timeout=10)
+            if r.status_code != 409:
+                assert r.status_code in (200, 201, 202), r.text
+                return r.json()["id"]
+            busy.append(r.json()["error"]["code"])
+            time.sleep(0.5)
+        pytest.fail(f"409 five times: {busy}")
+    rids = [start_retrying(nodes[i % 3], r.json()["id"]) for i in range(6)]
+    runs = ended(a, rids, 120)
+    took = time.monotonic() - started
+    assert {x["state"] for x in runs} == {"succeeded"}, [x.get("reason") for x in runs]
+    assert len({x["node_id"] for x in runs}) >= 2, [x["node_id"] for x in runs]
+    # allow_concurrent = false: one run at a time on each target, whichever node runs it
+    by_target = {}
+    for x in runs:
+        for t in x["targets"]:
+            by_target.setdefault(t["target_id"], []).append((t["started_at"], t["finished_at"]))
+    assert len(by_target) == 200
+    assert max(most_at_once(spans) for spans in by_target.values()) == 1
+    for x in runs:  # and within a run, the job's max_parallel
+        assert len(x["targets"]) == 200
+        spans = [(t["started_at"], t["finished_at"]) for t in x["targets"]]
+        assert 1 < most_at_once(spans) <= 40, most_at_once(spans)
+    print(f"3 nodes x 200 targets: 6 exclusive runs in {took:.1f} s on "
+          f"{len({x['node_id'] for x in runs})} nodes; {len(busy)} creations answered 409 busy")
