@@ -54,7 +54,10 @@ static privsep_hosts *hosts_helper(plugin_host *h, const isolation *iso)
     if (iso->o.mode == ISO_NEVER)
         return NULL;
     if (geteuid() == 0) {
-        log_info("steplibs", "step hosts start as root and become %s themselves", iso->user);
+        if (iso->user && *iso->user)
+            log_info("steplibs", "step hosts start as root and become %s themselves", iso->user);
+        else
+            log_warn("steplibs", "step hosts run as root: no [steplibs] host_user is set");
         return NULL;
     }
     if (!hosts) {
