@@ -511,11 +511,7 @@ static iso_proc *start(iso_lib *l, char *why, size_t whylen)
     p->next_id = 1;
     p->last_heard = clock_mono_ms();
     pthread_mutex_init(&p->wmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->rcv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&p->rcv);
     l->starts++;
     l->last_pid = pid;
     bad[0] = '\0';

@@ -52,11 +52,7 @@ static iso_call *call_new(iso_proc *p)
     iso_call *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&c->cv);
     c->proc = p;
     c->id = p->next_id++;
     if (p->next_id == 0)

@@ -27,6 +27,15 @@ void clock_set_source(int64_t (*fn)(void))
     clock_source = fn;
 }
 
+void cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 uint64_t clock_mono_ms(void)
 {
     struct timespec ts;

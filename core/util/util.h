@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -33,6 +34,9 @@ int64_t clock_now_ms(void);
 void clock_set_source(int64_t (*fn)(void));
 /* Monotonic milliseconds (timeouts, latency). */
 uint64_t clock_mono_ms(void);
+/* A condition variable whose timed waits count on the monotonic clock (a wall-clock jump
+ * neither cuts nor stretches them); deadlines come from clock_gettime(CLOCK_MONOTONIC). */
+void cond_init_monotonic(pthread_cond_t *cv);
 /* RFC 3339 UTC with milliseconds: "2026-11-27T22:44:22.123Z" (25 bytes + NUL). */
 #define RFC3339_LEN 32
 void rfc3339_format(int64_t unix_ms, char out[RFC3339_LEN]);
