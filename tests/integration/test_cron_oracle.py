@@ -43,19 +43,41 @@ def _tool():
     return path
 
 
+class Tool:
+    """cron_next -b: one process answers every question of the module."""
+
+    def __init__(self, path):
+        self.proc = subprocess.Popen([path, "-b"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def ask(self, expr, zone, start, count):
+        self.proc.stdin.write(f"{expr}\t{zone}\t{start}\t{count}\n")
+        self.proc.stdin.flush()
+        lines = []
+        for line in self.proc.stdout:
+            if line == "end\n":
+                return lines
+            assert not line.startswith("error:"), f"{expr!r} in {zone}: {line}"
+            lines.append(line)
+        raise AssertionError(f"cron_next ended (exit {self.proc.wait()}) on {expr!r} in {zone}")
+
+    def close(self):
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=30) == 0
+
+
 @pytest.fixture(scope="module")
 def tool():
-    return _tool()
+    t = Tool(_tool())
+    yield t
+    t.close()
 
 
 def ours(tool, expr, zone, start, count):
     """Our next() instants after `start` (Unix seconds)."""
-    out = subprocess.run([tool, "--", expr, zone, str(start), str(count)], check=True,
-                         capture_output=True, text=True).stdout.split("\n")
-    return [int(line.split()[0]) for line in out if line and line != "none"]
+    return [int(line.split()[0]) for line in tool.ask(expr, zone, start, count)
+            if line != "none\n"]
 
-
-# ---- random expressions: text and value set built together -------------------
 
 def field(rng, lo, hi, names=None, allow_star=True):
     """A random cron field: (text, set of values, starts with '*')."""
