@@ -277,6 +277,10 @@ def default_sections(tmp, port):
         "server": {"listen": f"127.0.0.1:{port}", "shutdown_timeout": "5s"},
         "store": {"data_dir": str(tmp / "data")},
         "log": {"level": "info"},
+        # yescrypt's default cost (64 MiB, ~0.3 s a hash here) made hashing the bootstrap
+        # admin's password and logging in half of each test daemon's CPU; the cost is tested
+        # in the unit tests, behaviour here does not depend on it.
+        "auth": {"password_cost": "1"},
     }
 
 

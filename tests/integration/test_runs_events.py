@@ -18,8 +18,8 @@ def lines_of(events):
 
 def test_a_client_sees_the_log_and_state_changes_live_then_the_end(daemon):
     j = counting_job(daemon)
+    viewer = user_session(daemon, "vic", "viewer")  # before the start: the stream must be live
     run = start(daemon, j["id"])
-    viewer = user_session(daemon, "vic", "viewer")
     events = list(EventStream(daemon, run["id"], session=viewer))
     names = [e for _, e, _ in events]
     assert names[-1] == "end" and events[-1][2]["state"] == "succeeded"
