@@ -405,7 +405,8 @@ void accepted_templates_never_let_a_value_run_as_code(void **state)
         free(script);
         tpl_free(t);
     }
-    assert_true(accepted > 100 && executed > 50);
+    /* 1,500 iterations accept over 100 templates and run over 50 */
+    assert_true(accepted > iterations / 15 && executed > iterations / 30);
     json_decref(ctx);
     rmdir(dir);
 }
