@@ -6,6 +6,8 @@
  * read-modify-write is as safe as under LMDB's single writer even with
  * several daemons on one database; a serialization failure runs `fn` again,
  * which store.h already allows (LMDB runs it again after growing the map).
+ * store_write_snapshot() writes at REPEATABLE READ: conflicts on keys both
+ * write, not on index pages both read (store.h says when that is enough).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@ static const struct {
     Oid types[6];
 } statements[] = {
     {"get", "SELECT v FROM opsc_kv WHERE db = $1 AND k = $2", 2, {25, 17}},
+    {"get_lock", "SELECT v FROM opsc_kv WHERE db = $1 AND k = $2 FOR SHARE", 2, {25, 17}},
     {"put",
      "INSERT INTO opsc_kv (db, k, v) VALUES ($1, $2, $3) ON CONFLICT (db, k) DO UPDATE SET v = "
      "EXCLUDED.v",
@@ -321,12 +324,19 @@ static int get_logged(struct pg_store *pg, pg_conn **pc)
     return rc;
 }
 
+/* A transaction's kind, and how it begins. */
+typedef enum { TXN_READ, TXN_WRITE, TXN_SNAPSHOT } txn_kind;
+static const char *const begin_sql[] = {
+    [TXN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    [TXN_WRITE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
+    [TXN_SNAPSHOT] = "BEGIN ISOLATION LEVEL REPEATABLE READ", /* store_write_snapshot */
+};
+
 /* BEGIN on a pooled connection; a connection that broke while idle (the
  * server restarted) is replaced once, since nothing has run on it yet. */
-static int begin(struct pg_store *pg, struct pg_txn *p, bool write)
+static int begin(struct pg_store *pg, struct pg_txn *p, txn_kind kind)
 {
-    const char *sql = write ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
-                            : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const char *sql = begin_sql[kind];
     for (int tries = 0;; tries++) {
         int rc = get_logged(pg, &p->conn);
         if (rc)
@@ -355,11 +365,12 @@ static void txn_end(struct pg_store *pg, struct pg_txn *p)
 }
 
 /* One attempt. OPSC_EAGAIN: a serialization failure, run it again. */
-static int run_once(store *s, bool write, store_txn_fn fn, void *ud)
+static int run_once(store *s, txn_kind kind, store_txn_fn fn, void *ud)
 {
     struct pg_txn p = {0};
+    bool write = kind != TXN_READ;
     store_txn t = {.s = s, .write = write, .pg = &p};
-    int rc = begin(s->pg, &p, write);
+    int rc = begin(s->pg, &p, kind);
     if (rc == 0) {
         rc = fn(&t, ud);
         if (p.failed) /* fn may have carried on past a backend error */
@@ -375,10 +386,10 @@ static int run_once(store *s, bool write, store_txn_fn fn, void *ud)
     return rc;
 }
 
-int store_pg_write(store *s, store_txn_fn fn, void *ud)
+int store_pg_write(store *s, store_txn_fn fn, void *ud, bool snapshot)
 {
     for (int tries = 1;; tries++) {
-        int rc = run_once(s, true, fn, ud);
+        int rc = run_once(s, snapshot ? TXN_SNAPSHOT : TXN_WRITE, fn, ud);
         if (rc != OPSC_EAGAIN)
             return rc;
         if (tries == WRITE_TRIES) {
@@ -394,7 +405,7 @@ int store_pg_write(store *s, store_txn_fn fn, void *ud)
 
 int store_pg_read(store *s, store_txn_fn fn, void *ud)
 {
-    return run_once(s, false, fn, ud);
+    return run_once(s, TXN_READ, fn, ud);
 }
 
 /* ---- open, close, statistics ----------------------------------------------------------------- */

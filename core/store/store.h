@@ -69,7 +69,8 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *err, 
 /* On PostgreSQL (opts->postgresql_url): the same records, keys, orders and
  * codes; a transaction is a database transaction on a pooled connection,
  * run synchronously on the calling thread within the connection's
- * timeouts (statement 5 s); writes are SERIALIZABLE and `fn` runs again
+ * timeouts (statement 5 s); writes are SERIALIZABLE (store_write_snapshot:
+ * REPEATABLE READ) and `fn` runs again
  * after a serialization failure (OPSC_EBUSY after 10); a lost database is
  * OPSC_EIO (or OPSC_ETIMEDOUT) and the next transaction reconnects.
  * Read-only opens and store_backup_from() are OPSC_ENOTSUP (pg_dump);
@@ -86,6 +87,18 @@ int store_write(store *s, store_txn_fn fn, void *ud);
  * store's reserve gave back. Every other write fails at once with
  * OPSC_ENOSPC while the store is full (space.c). */
 int store_write_essential(store *s, store_txn_fn fn, void *ud);
+/* A write whose function decides only on keys it also writes (records
+ * created under fresh ids, a read-modify-write of one record) or reads
+ * with store_kv_get_locked(): the executor's runs, the audit trail. On
+ * LMDB this is store_write(). On PostgreSQL it runs at REPEATABLE READ
+ * instead of SERIALIZABLE: two transactions writing one key still conflict
+ * (`fn` runs again, as for store_write), but its reads take no predicate
+ * locks, so a decision on a key it neither writes nor locks is not
+ * protected against a concurrent writer of that key. Why it exists:
+ * SERIALIZABLE locks what it reads by index page, and time-ordered ids put
+ * every new and recent run on the same few pages, so run writes of
+ * different nodes conflicted without sharing one key (docs/cluster.md 1.2). */
+int store_write_snapshot(store *s, store_txn_fn fn, void *ud);
 /* True from the first ENOSPC of the data directory's file system until
  * there is room again (checked at most once a second, on a write). */
 bool store_full(const store *s);
@@ -120,6 +133,12 @@ int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, c
 int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, const void *val,
                  size_t vlen);
 int store_kv_del(store_txn *txn, const char *db, const void *key, size_t klen);
+/* store_kv_get, and the key stays as read until the transaction ends: a
+ * concurrent transaction changing or deleting it waits for this one, and
+ * this one fails (runs again) if one did since it began (PostgreSQL: FOR
+ * SHARE; LMDB has one writer). For decisions in store_write_snapshot(). */
+int store_kv_get_locked(store_txn *txn, const char *db, const void *key, size_t klen,
+                        const void **val, size_t *vlen);
 
 /* Secondary index: `index_db` maps a key (e.g. a unique name) to a record id.
  * store_index_put fails with OPSC_EEXIST if the key maps to another id (and

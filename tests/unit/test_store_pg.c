@@ -85,6 +85,88 @@ static void a_serialization_failure_runs_the_write_again(void **state)
     store_close(s);
 }
 
+/* A second daemon's store on the test's database. */
+static store *open_other(void **state)
+{
+    char other[512], err[512] = "";
+    snprintf(other, sizeof(other), "%s/other", (const char *)*state);
+    store_opts o = {.postgresql_url = pg_fixture_url_for(*state)};
+    store *b = NULL;
+    assert_int_equal(store_open(&b, other, &o, err, sizeof(err)), 0);
+    return b;
+}
+
+/* Two nodes creating runs at once: different keys, but under UUIDv7 ids
+ * the same index page. */
+typedef struct page_race {
+    store *other; /* the second node, on the same database */
+    int runs;
+    bool snapshot; /* both write with store_write_snapshot, else store_write */
+} page_race;
+
+static int create_run(store_txn *t, void *ud)
+{
+    json_t *rec = json_pack("{s:s}", "id", (const char *)ud);
+    int rc = store_create(t, "runs", rec);
+    json_decref(rec);
+    return rc;
+}
+
+/* Reads the page of a fresh id (store_create's check), then the other
+ * node creates its run there and commits, then this one writes its own. */
+static int create_raced(store_txn *t, void *ud)
+{
+    page_race *p = ud;
+    const void *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_kv_get(t, "runs", "01a2-run-a", 10, &v, &n), OPSC_ENOENT);
+    if (p->runs++ == 0)
+        assert_int_equal((p->snapshot ? store_write_snapshot : store_write)(p->other, create_run,
+                                                                            "01a2-run-b"),
+                         0);
+    return create_run(t, "01a2-run-a");
+}
+
+static int delete_run(store_txn *t, void *ud)
+{
+    return store_delete(t, "runs", ud, 0);
+}
+
+static int held_then_raced(store_txn *t, void *ud)
+{
+    page_race *p = ud;
+    const void *v = NULL;
+    size_t n = 0;
+    int rc = store_kv_get_locked(t, "runs", "01a2-run-b", 10, &v, &n);
+    if (rc == 0 && p->runs++ == 0) /* the other waits for this lock, then gives up */
+        assert_int_equal(store_write(p->other, delete_run, "01a2-run-b"), OPSC_EBUSY);
+    return rc;
+}
+
+/* SERIALIZABLE locks what it reads by index page: two run creations that
+ * share no key conflict, and one runs again (the 409 "busy" of concurrent
+ * run creation on three nodes, when that happened ten times in a row). A
+ * snapshot write conflicts only on keys both write; its locked read holds
+ * the key against a concurrent delete. */
+static void run_writes_conflict_on_keys_not_pages_when_snapshot(void **state)
+{
+    store *a = open_ok(*state, 0, 0);
+    page_race p = {.other = open_other(state)};
+    assert_int_equal(store_write(a, create_raced, &p), 0);
+    assert_int_equal(p.runs, 2); /* the page conflict */
+    assert_int_equal(store_write(a, delete_run, "01a2-run-a"), 0);
+    assert_int_equal(store_write(a, delete_run, "01a2-run-b"), 0);
+    p.runs = 0;
+    p.snapshot = true;
+    assert_int_equal(store_write_snapshot(a, create_raced, &p), 0);
+    assert_int_equal(p.runs, 1);
+    p.runs = 0;
+    assert_int_equal(store_write_snapshot(a, held_then_raced, &p), 0);
+    assert_int_equal(p.runs, 1);
+    store_close(p.other);
+    store_close(a);
+}
+
 typedef struct fire_try {
     const char *node, *schedule, *run;
     int64_t epoch, planned;
@@ -115,11 +197,7 @@ static store_lease beat(store *s, const char *id, int64_t lease_ms)
 static void the_lease_fences_and_fires_exist_once(void **state)
 {
     store *a = open_ok(*state, 0, 0);
-    char other[512], err[512] = "";
-    snprintf(other, sizeof(other), "%s/other", (const char *)*state);
-    store_opts o = {.postgresql_url = pg_fixture_url_for(*state)};
-    store *b = NULL;
-    assert_int_equal(store_open(&b, other, &o, err, sizeof(err)), 0); /* both open it */
+    store *b = open_other(state); /* both open it */
     store_lease la = beat(a, "node-a", 60000), lb = beat(b, "node-b", 60000);
     assert_true(la.leading);
     assert_false(lb.leading);
@@ -344,6 +422,7 @@ static void scans_cross_pages_in_key_order(void **state)
 
 static const struct CMUnitTest pg_tests[] = {
     TMP_TEST(a_serialization_failure_runs_the_write_again),
+    TMP_TEST(run_writes_conflict_on_keys_not_pages_when_snapshot),
     TMP_TEST(the_lease_fences_and_fires_exist_once),
     TMP_TEST(the_run_queue_claims_once_and_reaps_lapsed_claims),
     TMP_TEST(a_wrong_password_is_refused_without_showing_it),
