@@ -31,11 +31,13 @@ struct cluster {
     store_lease got;
     char digest[33];
     json_t *view; /* the leader's view of the nodes (store_cluster_view), for the reaper */
+    json_t *versions_now; /* store_cluster_versions, this beat */
     /* loop state */
     bool leading;
     int64_t epoch;
     uint64_t deadline_mono; /* step down at this instant unless renewed */
     char loaded[33];        /* the schedules' digest the scheduler loaded */
+    json_t *versions;       /* the versions of what this node caches, as last reloaded */
     size_t dead_seen;       /* dead nodes at the last reaping */
     unsigned beats;
     unsigned sweeps; /* beats led, for the sweeping */
@@ -68,6 +70,8 @@ static void beat(cluster *cl)
         cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
         cl->view = NULL;
+    if (cl->rc == 0 && store_cluster_versions(c->store, &cl->versions_now))
+        cl->versions_now = NULL;
     if (cl->rc == 0) /* alive: so are the claims of the runs it runs */
         exec_renew_leases(c->exec, cl->lease_ms);
 }
@@ -162,8 +166,52 @@ static void beat_apply(cluster *cl)
     }
 }
 
+/* ---- what every node caches ------------------------------------------------------------------ */
+
+static int reload_rules(struct opsc_core *c)
+{
+    return c->notify ? notify_rules_reload(c->notify) : 0;
+}
+
+static int reload_profiles(struct opsc_core *c)
+{
+    return discovery_profiles_reload(c->discovery);
+}
+
+/* Changed in a transaction that bumped their version (store_version_bump):
+ * the NOTIFY that announces a change is the fast path, this is the one a
+ * broken listening connection cannot lose. The first beat reloads all. */
+static const struct {
+    const char *name;
+    int (*reload)(struct opsc_core *c);
+} cached[] = {{"notify_rules", reload_rules}, {"discovery_profiles", reload_profiles}};
+
+static void reload_changed(cluster *cl, json_t *now)
+{
+    if (!now)
+        return;
+    for (size_t i = 0; i < sizeof(cached) / sizeof(cached[0]); i++) {
+        json_t *was = cl->versions ? json_object_get(cl->versions, cached[i].name) : NULL;
+        json_t *is = json_object_get(now, cached[i].name);
+        if (!is || json_equal(was, is))
+            continue;
+        if (cl->versions)
+            log_info("cluster", "%s changed (version %lld): reloaded", cached[i].name,
+                     (long long)json_integer_value(is));
+        int rc = cached[i].reload(cl->core);
+        if (rc < 0) { /* not as seen: tried again next beat */
+            log_warn("cluster", "reloading %s failed: %s", cached[i].name, opsc_strerror(rc));
+            json_object_del(now, cached[i].name);
+        }
+    }
+    json_decref(cl->versions);
+    cl->versions = now;
+}
+
 static void beat_done(cluster *cl)
 {
+    reload_changed(cl, cl->versions_now);
+    cl->versions_now = NULL;
     json_t *view = cl->view;
     cl->view = NULL;
     beat_apply(cl);
@@ -221,6 +269,8 @@ void cluster_stop(cluster *cl)
 
 void cluster_free(cluster *cl)
 {
+    if (cl)
+        json_decref(cl->versions);
     free(cl); /* its timer was closed with every other handle (core_free) */
 }
 

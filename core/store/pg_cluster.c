@@ -96,8 +96,8 @@ int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_l
     return rc;
 }
 
-/* One statement on the beat connection with one text parameter. NULL
- * (logged) when it failed; else the caller PQclear()s. */
+/* One statement on the beat connection with one text parameter (or none:
+ * NULL). NULL (logged) when it failed; else the caller PQclear()s. */
 static PGresult *beat_exec(store *s, const char *sql, const char *param, ExecStatusType want,
                            const char *what, int *rc)
 {
@@ -107,7 +107,7 @@ static PGresult *beat_exec(store *s, const char *sql, const char *param, ExecSta
         *rc = OPSC_ECONNREFUSED;
         return NULL;
     }
-    PGresult *r = PQexecParams(c, sql, 1, NULL, &param, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
     if (PQresultStatus(r) == want)
         return r;
     *rc = beat_failed(c, r, what);
@@ -235,6 +235,30 @@ int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const
         rc = OPSC_EEXIST;
     PQclear(r);
     return rc;
+}
+
+/* ---- versions of what nodes cache ----------------------------------------------------------- */
+
+int store_version_bump(store_txn *txn, const char *name)
+{
+    return txn && txn->pg ? pg_run1(txn, "bump", name) : 0;
+}
+
+int store_cluster_versions(store *s, json_t **out)
+{
+    if (!s || !s->pg)
+        return OPSC_ENOTSUP;
+    int rc = 0;
+    PGresult *r = beat_exec(s, "SELECT name, n FROM opsc_versions", NULL, PGRES_TUPLES_OK,
+                            "reading the versions", &rc);
+    if (!r)
+        return rc;
+    *out = json_object();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_object_set_new(*out, PQgetvalue(r, i, 0),
+                            json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+    PQclear(r);
+    return 0;
 }
 
 /* ---- the leader's sweeping ------------------------------------------------------------------- */

@@ -27,6 +27,9 @@ struct pg_txn {
  * (t->pg->failed says why, already logged); else the caller PQclear()s. */
 PGresult *pg_run(store_txn *t, const char *name, int n, const char *const *vals, const int *lens,
                  const int *fmts);
+/* Prepared statement `name` with one text parameter, its result unread: 0
+ * or the transaction's error (logged). */
+int pg_run1(store_txn *t, const char *name, const char *param);
 /* Keep `r` until the transaction ends (store_kv_get's pointers into it). */
 int pg_keep(store_txn *t, PGresult *r);
 /* The named database behind a fake dbi (i + 1). */

@@ -130,13 +130,7 @@ int store_runq_release(store *s, const char *node_id, const json_t *ids)
 
 int store_runq_done(store_txn *txn, const char *run_id)
 {
-    if (!txn || !txn->pg)
-        return OPSC_ENOTSUP;
-    PGresult *r = pg_run(txn, "rq_del", 1, &run_id, NULL, NULL);
-    if (!r)
-        return txn->pg->failed;
-    PQclear(r);
-    return 0;
+    return txn && txn->pg ? pg_run1(txn, "rq_del", run_id) : OPSC_ENOTSUP;
 }
 
 int store_runq_reap(store_txn *txn, json_t **lapsed)

@@ -84,6 +84,11 @@ static const struct {
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
+    {"bump",
+     "INSERT INTO opsc_versions AS v (name, n) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
+     "n = v.n + 1",
+     1,
+     {25}}, /* pg_cluster.c */
 };
 
 /* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2). */
@@ -101,7 +106,8 @@ static const char create_sql[] =
     "CREATE TABLE IF NOT EXISTS opsc_runq (run_id text PRIMARY KEY, job_id text NOT NULL, "
     "targets text[] NOT NULL, exclusive boolean NOT NULL, state text NOT NULL, node_id text, "
     "lease_until timestamptz, created_at timestamptz NOT NULL DEFAULT now());"
-    "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued'";
+    "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued';"
+    "CREATE TABLE IF NOT EXISTS opsc_versions (name text PRIMARY KEY, n bigint NOT NULL)";
 
 const char *pg_db_name(MDB_dbi dbi)
 {
@@ -159,6 +165,15 @@ PGresult *pg_run(store_txn *t, const char *name, int n, const char *const *vals,
     fail_result(p, r, name);
     PQclear(r);
     return NULL;
+}
+
+int pg_run1(store_txn *t, const char *name, const char *param)
+{
+    PGresult *r = pg_run(t, name, 1, &param, NULL, NULL);
+    if (!r)
+        return t->pg->failed;
+    PQclear(r);
+    return 0;
 }
 
 int pg_keep(store_txn *t, PGresult *r)

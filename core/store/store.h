@@ -229,6 +229,16 @@ int store_cluster_view(store *s, int64_t node_timeout_ms, json_t **out);
  * either way the caller aborts its transaction. */
 int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const char *schedule_id,
                        int64_t planned_ms, const char *run_id);
+/* Inside a write transaction: count a change of `name`, something every
+ * node keeps in memory ("notify_rules", "discovery_profiles"). Every node
+ * compares the counts on its heartbeat (store_cluster_versions) and
+ * reloads what another node changed, so a lost NOTIFY costs a few beats,
+ * and a crash between a write and its announcement nothing. 0 on LMDB
+ * (one daemon: nothing to tell). */
+int store_version_bump(store_txn *txn, const char *name);
+/* {name: count} of every name ever bumped. Same connection and rule as
+ * store_cluster_beat. *out: new reference. */
+int store_cluster_versions(store *s, json_t **out);
 
 /* ---- the run queue (PostgreSQL only; docs/cluster.md 2.4) ---------------------------------- */
 /* In the transaction that creates run `run_id` of `job_id` on `target_ids`
