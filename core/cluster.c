@@ -24,6 +24,7 @@ struct cluster {
     bool stopped; /* cluster_stop(): no more beats */
     bool left;
     char address[300];
+    char *labels; /* [cluster] labels as JSON text, for the beat */
     int64_t interval_ms, lease_ms;
     /* the last beat's answer */
     uint64_t sent_mono;
@@ -63,7 +64,7 @@ static int64_t fires_kept(const struct opsc_core *c)
 static void beat(cluster *cl)
 {
     struct opsc_core *c = cl->core;
-    store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms};
+    store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms, cl->labels};
     cl->rc = store_cluster_beat(c->store, &me, cl->lease_ms, &cl->got);
     cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_digest(c->store, "schedules", cl->digest))
@@ -249,6 +250,7 @@ int cluster_start(cluster **out, struct opsc_core *c)
     cl->lease_ms = c->cfg.store.lease_ttl_ms;
     cl->interval_ms = cl->lease_ms / 5 > 100 ? cl->lease_ms / 5 : 100;
     cluster_node_address(c, cl->address, sizeof(cl->address));
+    cl->labels = c->node_labels ? json_dumps(c->node_labels, JSON_COMPACT) : NULL;
     uv_timer_init(c->loop, &cl->timer);
     cl->timer.data = cl;
     uv_timer_start(&cl->timer, on_timer, 0, (uint64_t)cl->interval_ms);
@@ -269,8 +271,10 @@ void cluster_stop(cluster *cl)
 
 void cluster_free(cluster *cl)
 {
-    if (cl)
+    if (cl) {
         json_decref(cl->versions);
+        free(cl->labels);
+    }
     free(cl); /* its timer was closed with every other handle (core_free) */
 }
 

@@ -47,7 +47,7 @@ static int put_new_run(store_txn *txn, const ex_new_run *n)
     if (rc == 0 && !ex_terminal(r->state))
         rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), owner, strlen(owner));
     if (rc == 0 && queued) /* any node may claim it (exec_queue.c) */
-        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent);
+        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent, r->route);
     if (rc == 0 && r->ex->opts.on_run_new)
         rc = r->ex->opts.on_run_new(r->ex->opts.on_run_new_ud, txn, r->hdr);
     size_t i;

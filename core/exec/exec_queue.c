@@ -161,7 +161,7 @@ static void claim_now(exec *ex)
     if (ex->stopping || max <= 0)
         return;
     json_t *ids = NULL;
-    int rc = store_runq_claim(ex->store, ex->opts.node_id, max, lease_ms(ex), &ids);
+    int rc = store_runq_claim(ex->store, ex->opts.node_id, ex->opts.labels, max, lease_ms(ex), &ids);
     claim c = {ex, ids, json_array()};
     if (rc == 0 && json_array_size(ids) && (rc = store_write_snapshot(ex->store, claim_txn, &c)) < 0 &&
         store_runq_release(ex->store, ex->opts.node_id, ids) < 0)

@@ -22,10 +22,11 @@
  * only when the holder changes: a renewal keeps it, so a write fenced with
  * it fails after any takeover, even one that came back to this node. */
 static const char beat_sql[] =
-    "WITH me AS (INSERT INTO opsc_nodes AS n (id, address, version, started_at, last_heartbeat) "
-    "VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0), now()) ON CONFLICT (id) DO UPDATE "
-    "SET address = EXCLUDED.address, version = EXCLUDED.version, "
-    "started_at = EXCLUDED.started_at, last_heartbeat = now() RETURNING id) "
+"WITH me AS (INSERT INTO opsc_nodes AS n (id, address, version, started_at, last_heartbeat, "
+    "labels) VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0), now(), $6::jsonb) "
+    "ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, version = EXCLUDED.version, "
+    "started_at = EXCLUDED.started_at, last_heartbeat = now(), labels = EXCLUDED.labels "
+    "RETURNING id) "
     "INSERT INTO opsc_lease AS l (name, holder, epoch, expires_at) "
     "SELECT 'leader', id, 1, now() + $5::bigint * interval '1 millisecond' FROM me "
     "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, "
@@ -80,8 +81,9 @@ int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_l
     char started[24], lease[24];
     snprintf(started, sizeof(started), "%lld", (long long)me->started_ms);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-    const char *vals[] = {me->id, me->address, me->version, started, lease};
-    PGresult *r = PQexecParams(c, beat_sql, 5, NULL, vals, NULL, NULL, 0);
+    const char *vals[] = {me->id, me->address, me->version, started, lease,
+                          me->labels ? me->labels : "{}"};
+    PGresult *r = PQexecParams(c, beat_sql, 6, NULL, vals, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = beat_failed(c, r, "heartbeat");

@@ -80,7 +80,7 @@ static const struct {
      {25, 17, 23}},
     {"last", "SELECT k, v FROM opsc_kv WHERE db = $1 ORDER BY k DESC LIMIT $2", 2, {25, 23}},
     {"fire", PG_FIRE_SQL, 5, {25, 20, 25, 20, 25}}, /* pg_cluster.c */
-    {"rq_add", PG_RQ_ADD_SQL, 4, {25, 25, 1009, 16}}, /* pg_queue.c */
+    {"rq_add", PG_RQ_ADD_SQL, 5, {25, 25, 1009, 16, 3802}}, /* pg_queue.c */
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
@@ -107,6 +107,7 @@ static const char create_sql[] =
     "targets text[] NOT NULL, exclusive boolean NOT NULL, state text NOT NULL, node_id text, "
     "lease_until timestamptz, created_at timestamptz NOT NULL DEFAULT now());"
     "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued';"
+    "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS route jsonb NOT NULL DEFAULT '{}';"
     "CREATE TABLE IF NOT EXISTS opsc_versions (name text PRIMARY KEY, n bigint NOT NULL)";
 
 const char *pg_db_name(MDB_dbi dbi)

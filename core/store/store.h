@@ -199,6 +199,7 @@ typedef struct store_node {
     const char *address; /* "host:port" of its API */
     const char *version;
     int64_t started_ms; /* wall clock */
+    const char *labels; /* JSON object text; NULL: {} */
 } store_node;
 typedef struct store_lease {
     bool leading;       /* this node holds the leader lease */
@@ -244,14 +245,17 @@ int store_cluster_versions(store *s, json_t **out);
 /* In the transaction that creates run `run_id` of `job_id` on `target_ids`
  * (array of id strings): a queued row any node may claim, and a
  * notification to the listening nodes at commit. `exclusive`: the job does
- * not allow concurrent runs on a target, cluster-wide. */
+ * not allow concurrent runs on a target, cluster-wide. `route` ({key:
+ * value}; NULL: none): only a node whose labels have each is to claim it. */
 int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
-                   const json_t *target_ids, bool exclusive);
+                   const json_t *target_ids, bool exclusive, const json_t *route);
 /* Claim up to `max` queued runs (oldest first, FOR UPDATE SKIP LOCKED: two
- * nodes never claim one run) for `node_id`, leased for `lease_ms`, in a
- * transaction of its own on the heartbeat's connection (loop only).
- * *ids: new array of run ids (maybe empty). */
-int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, json_t **ids);
+ * nodes never claim one run) for `node_id`, whose labels (an object; NULL:
+ * none) contain each run's route, leased for `lease_ms`, in a transaction
+ * of its own on the heartbeat's connection (loop only). *ids: new array of
+ * run ids (maybe empty). */
+int store_runq_claim(store *s, const char *node_id, const json_t *labels, int max,
+                     int64_t lease_ms, json_t **ids);
 /* Give back claims of `node_id` it could not take up (array of run ids). */
 int store_runq_release(store *s, const char *node_id, const json_t *ids);
 /* The run ended (or was interrupted): its row goes, the others are woken. */

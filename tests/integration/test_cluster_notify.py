@@ -8,28 +8,22 @@ what was pending (the dead leader's attempts again: at least once), then whateve
 A node whose listening connection broke while a rule changed applies the change within a few
 heartbeats.
 """
-import base64
 import collections
-import os
 import time
 
 from fixtures.notify import channel, deliveries, rule, wait_deliveries
 from fixtures.runs import check
 from fixtures.receiver import Answer, Receiver
 from test_cluster_failover import LEASE_S, leader_of, pg  # noqa: F401 (pg: a fixture)
-from test_cluster_queue import ended, job, kill9, start
+from test_cluster_queue import ended, job, kill9, node_config, start
 from test_schedules_e2e import wait_for
 
 
 def two_nodes(pg, daemon_factory):
     """Nodes a (leading) and b; their ids."""
     db = pg.database()
-    config = {"store": {"backend": "postgresql", "postgresql_url": pg.url(db),
-                        "lease_ttl": f"{LEASE_S}s"},
-              "notifications": {"retry_schedule": "0,300ms,300ms,300ms"},
-              "executor": {"max_parallel": 1},
-              "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}}
-    env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    config, env = node_config(pg, db,
+                              notifications={"retry_schedule": "0,300ms,300ms,300ms"})
     a = daemon_factory(config=config, env=env)
     a_id = a.get("/api/v1/cluster").json()["node_id"]
     assert wait_for(lambda: leader_of(a) == a_id, 5)

@@ -31,13 +31,18 @@ def pg(pg_server):
     return pg_server
 
 
-def cluster(pg, daemon_factory, n, max_parallel=1, lease_s=LEASE_S):
-    db = pg.database()
+def node_config(pg, db, max_parallel=1, lease_s=LEASE_S, **sections):
+    """The config and environment of every node of a cluster on database db."""
     config = {"store": {"backend": "postgresql", "postgresql_url": pg.url(db),
                         "lease_ttl": f"{lease_s}s"},
               "executor": {"max_parallel": max_parallel},
-              "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}}
-    env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+              "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}, **sections}
+    return config, {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+
+
+def cluster(pg, daemon_factory, n, max_parallel=1, lease_s=LEASE_S):
+    db = pg.database()
+    config, env = node_config(pg, db, max_parallel, lease_s)
     nodes = [daemon_factory(config=config, env=env) for _ in range(n)]
     for d in nodes:  # what another node needs to join
         d.join = dict(config=config, env=env)
@@ -318,3 +323,58 @@ def test_three_nodes_two_hundred_targets_limits_hold_cluster_wide(pg, daemon_fac
         assert 1 < most_at_once(spans) <= 40, most_at_once(spans)
     print(f"3 nodes x 200 targets: 6 exclusive runs in {took:.1f} s on "
           f"{len({x['node_id'] for x in runs})} nodes")
+
+
+def test_runs_are_routed_to_nodes_by_labels_and_targets_of_two_places_refused(pg,
+                                                                               daemon_factory):
+    db = pg.database()
+    config, env = node_config(pg, db, 4, cluster={"route_by": "dc"})
+    eu = daemon_factory(config=config, env=dict(env, OPSC_CLUSTER_LABELS="dc=eu, rack=3"))
+    us = daemon_factory(config=config, env=dict(env, OPSC_CLUSTER_LABELS="dc=us"))
+    ids = {d.get("/api/v1/cluster").json()["node_id"]: d for d in (eu, us)}
+    assert wait_for(lambda: len(eu.get("/api/v1/cluster").json()["nodes"]) == 2, 5)
+    labels = {n["id"]: n["labels"] for n in us.get("/api/v1/cluster").json()["nodes"]}
+    assert sorted(labels.values(), key=len) == [{"dc": "us"}, {"dc": "eu", "rack": "3"}]
+    eu_id, us_id = [i for i, d in ids.items() if d is eu][0], [i for i, d in ids.items()
+                                                                  if d is us][0]
+    assert labels[eu_id] == {"dc": "eu", "rack": "3"}
+
+    def target(name, labels):
+        r = eu.http.post(eu.url("/api/v1/targets"), timeout=10, json={
+            "name": f"{name}-{os.urandom(3).hex()}", "address": "localhost", "labels": labels,
+            "transport": "local", "os_family": "linux"})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def job_on(*targets):
+        r = eu.http.post(eu.url("/api/v1/jobs"), timeout=10, json={
+            "name": "routed-" + os.urandom(4).hex(), "targets": {"ids": [t["id"] for t in targets]},
+            "steps": [{"id": "s1", "name": "nap", "type": "core.shell.command",
+                       "params": {"command": "sleep 0.3"}}]})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+    t_eu, t_us, t_any = target("eu", {"dc": "eu"}), target("us", {"dc": "us"}), target("any", {})
+    j_eu, j_us = job_on(t_eu, t_any), job_on(t_us)
+    rids = {start(eu if i % 2 else us, j): j for i in range(8) for j in (j_eu, j_us)}
+    runs = ended(eu, list(rids), 60)
+    assert {r["state"] for r in runs} == {"succeeded"}
+    # whichever node they were made on, each ran where its targets' dc is
+    assert {r["node_id"] for r in runs if rids[r["id"]] == j_eu} == {eu_id}
+    assert {r["node_id"] for r in runs if rids[r["id"]] == j_us} == {us_id}
+
+    mixed = job_on(t_eu, t_us)
+    for d in (eu, us):
+        r = d.http.post(d.url(f"/api/v1/jobs/{mixed}/runs"), json={}, timeout=10)
+        assert r.status_code == 409, r.text
+        e = r.json()["error"]
+        assert e["code"] == "route_conflict", e
+        assert t_eu["name"] in e["message"] and t_us["name"] in e["message"], e["message"]
+        assert e["details"]["route_by"] == ["dc"]
+        assert sorted((t["name"], t["labels"]["dc"]) for t in e["details"]["targets"]) == \
+            sorted([(t_eu["name"], "eu"), (t_us["name"], "us")])
+    assert run_count(eu, mixed) == 0  # nothing was made of it
+    assert pg.psql("SELECT count(*) FROM opsc_runq", db=db) == "0"
+
+
+def run_count(d, job_id):
+    return len(d.get("/api/v1/runs", params={"job": job_id}).json()["items"])

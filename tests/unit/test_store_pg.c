@@ -237,13 +237,14 @@ typedef struct rq_op {
     int max;
     int64_t lease_ms;
     json_t *out;
+    json_t *route, *labels; /* borrowed */
 } rq_op;
 
 static int rq_add_txn(store_txn *t, void *ud)
 {
     rq_op *o = ud;
     json_t *ids = json_pack("[s]", o->target);
-    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive);
+    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive, o->route);
     json_decref(ids);
     return rc;
 }
@@ -267,11 +268,12 @@ static void rq_add(store *s, const char *run, const char *target, bool exclusive
     assert_int_equal(store_write(s, rq_add_txn, &o), 0);
 }
 
-/* How many runs `node` claims (up to `max`); the first one's id in `first`. */
-static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, char *first)
+/* How many runs `node` with `labels` claims (up to `max`); the first one's id in `first`. */
+static size_t rq_claim_labelled(store *s, const char *node, json_t *labels, int max,
+                                int64_t lease_ms, char *first)
 {
-    rq_op o = {.node = node, .max = max, .lease_ms = lease_ms};
-    assert_int_equal(store_runq_claim(s, node, max, lease_ms, &o.out), 0);
+    rq_op o = {.node = node, .max = max, .lease_ms = lease_ms, .labels = labels};
+    assert_int_equal(store_runq_claim(s, node, o.labels, max, lease_ms, &o.out), 0);
     size_t n = json_array_size(o.out);
     if (first)
         snprintf(first, 40, "%s", n ? json_string_value(json_array_get(o.out, 0)) : "");
@@ -279,10 +281,16 @@ static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, ch
     return n;
 }
 
+static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, char *first)
+{
+    return rq_claim_labelled(s, node, NULL, max, lease_ms, first);
+}
+
 /* The run queue: a run is claimed once, oldest first; a run of a job
  * without concurrent runs waits while another holds its target, on
- * whichever node; a lapsed claim is reaped once, naming its node; the
- * leader's sweep drops old fires and long-dead nodes. */
+ * whichever node; a lapsed claim is reaped once, naming its node; a routed
+ * run only by a node with its labels; the leader's sweep drops old fires
+ * and long-dead nodes. */
 static void the_run_queue_claims_once_and_reaps_lapsed_claims(void **state)
 {
     store *a = open_ok(*state, 0, 0);
@@ -311,6 +319,19 @@ static void the_run_queue_claims_once_and_reaps_lapsed_claims(void **state)
     assert_int_equal(store_write(a, rq_reap_txn, &reap), 0);
     assert_int_equal(json_array_size(reap.out), 0); /* once */
     json_decref(reap.out);
+
+    /* routed by labels: only a node whose labels contain the run's route claims it */
+    json_t *eu = json_pack("{s:s}", "dc", "eu"), *us = json_pack("{s:s}", "dc", "us");
+    json_t *eu3 = json_pack("{s:s, s:s}", "rack", "3", "dc", "eu");
+    rq_op routed = {.run = "run-4", .target = "t4", .route = eu};
+    assert_int_equal(store_write(a, rq_add_txn, &routed), 0);
+    assert_int_equal(rq_claim(a, "node-c", 5, 60000, NULL), 0); /* no labels */
+    assert_int_equal(rq_claim_labelled(a, "node-c", us, 5, 60000, NULL), 0);
+    assert_int_equal(rq_claim_labelled(a, "node-c", eu3, 5, 60000, first), 1);
+    assert_string_equal(first, "run-4");
+    json_decref(eu);
+    json_decref(us);
+    json_decref(eu3);
 
     beat(a, "node-a", 60000);
     assert_int_equal(fire(a, "node-a", beat(a, "node-a", 60000).epoch, 5000), 0);
