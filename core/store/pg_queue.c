@@ -74,13 +74,13 @@ static PGresult *own_exec(PGconn *c, const char *sql, int n, const char *const *
     return NULL;
 }
 
+static int claim_in_turn(PGconn *c, const char *const *vals, json_t **ids);
+
 /* READ COMMITTED, not the store's SERIALIZABLE: SKIP LOCKED is meant for
  * it, and a serializable claim reading the whole queue would conflict with
  * every run another node creates meanwhile. The claims of all nodes take
  * one advisory lock in turn, so each sees the ones committed before it
  * (the exclusivity of targets holds) and none waits on another's rows. */
-static int claim_in_turn(PGconn *c, const char *const *vals, json_t **ids);
-
 int store_runq_claim(store *s, const char *node_id, const json_t *labels, int max,
                      int64_t lease_ms, json_t **ids)
 {
