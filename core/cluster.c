@@ -24,6 +24,7 @@ struct cluster {
     bool stopped; /* cluster_stop(): no more beats */
     bool left;
     char address[300];
+    char *labels; /* [cluster] labels as JSON text, for the beat */
     int64_t interval_ms, lease_ms;
     /* the last beat's answer */
     uint64_t sent_mono;
@@ -31,11 +32,13 @@ struct cluster {
     store_lease got;
     char digest[33];
     json_t *view; /* the leader's view of the nodes (store_cluster_view), for the reaper */
+    json_t *versions_now; /* store_cluster_versions, this beat */
     /* loop state */
     bool leading;
     int64_t epoch;
     uint64_t deadline_mono; /* step down at this instant unless renewed */
     char loaded[33];        /* the schedules' digest the scheduler loaded */
+    json_t *versions;       /* the versions of what this node caches, as last reloaded */
     size_t dead_seen;       /* dead nodes at the last reaping */
     unsigned beats;
     unsigned sweeps; /* beats led, for the sweeping */
@@ -61,13 +64,15 @@ static int64_t fires_kept(const struct opsc_core *c)
 static void beat(cluster *cl)
 {
     struct opsc_core *c = cl->core;
-    store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms};
+    store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms, cl->labels};
     cl->rc = store_cluster_beat(c->store, &me, cl->lease_ms, &cl->got);
     cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_digest(c->store, "schedules", cl->digest))
         cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
         cl->view = NULL;
+    if (cl->rc == 0 && store_cluster_versions(c->store, &cl->versions_now))
+        cl->versions_now = NULL;
     if (cl->rc == 0) /* alive: so are the claims of the runs it runs */
         exec_renew_leases(c->exec, cl->lease_ms);
 }
@@ -162,8 +167,52 @@ static void beat_apply(cluster *cl)
     }
 }
 
+/* ---- what every node caches ------------------------------------------------------------------ */
+
+static int reload_rules(struct opsc_core *c)
+{
+    return c->notify ? notify_rules_reload(c->notify) : 0;
+}
+
+static int reload_profiles(struct opsc_core *c)
+{
+    return discovery_profiles_reload(c->discovery);
+}
+
+/* Changed in a transaction that bumped their version (store_version_bump):
+ * the NOTIFY that announces a change is the fast path, this is the one a
+ * broken listening connection cannot lose. The first beat reloads all. */
+static const struct {
+    const char *name;
+    int (*reload)(struct opsc_core *c);
+} cached[] = {{"notify_rules", reload_rules}, {"discovery_profiles", reload_profiles}};
+
+static void reload_changed(cluster *cl, json_t *now)
+{
+    if (!now)
+        return;
+    for (size_t i = 0; i < sizeof(cached) / sizeof(cached[0]); i++) {
+        json_t *was = cl->versions ? json_object_get(cl->versions, cached[i].name) : NULL;
+        json_t *is = json_object_get(now, cached[i].name);
+        if (!is || json_equal(was, is))
+            continue;
+        if (cl->versions)
+            log_info("cluster", "%s changed (version %lld): reloaded", cached[i].name,
+                     (long long)json_integer_value(is));
+        int rc = cached[i].reload(cl->core);
+        if (rc < 0) { /* not as seen: tried again next beat */
+            log_warn("cluster", "reloading %s failed: %s", cached[i].name, opsc_strerror(rc));
+            json_object_del(now, cached[i].name);
+        }
+    }
+    json_decref(cl->versions);
+    cl->versions = now;
+}
+
 static void beat_done(cluster *cl)
 {
+    reload_changed(cl, cl->versions_now);
+    cl->versions_now = NULL;
     json_t *view = cl->view;
     cl->view = NULL;
     beat_apply(cl);
@@ -201,6 +250,7 @@ int cluster_start(cluster **out, struct opsc_core *c)
     cl->lease_ms = c->cfg.store.lease_ttl_ms;
     cl->interval_ms = cl->lease_ms / 5 > 100 ? cl->lease_ms / 5 : 100;
     cluster_node_address(c, cl->address, sizeof(cl->address));
+    cl->labels = c->node_labels ? json_dumps(c->node_labels, JSON_COMPACT) : NULL;
     uv_timer_init(c->loop, &cl->timer);
     cl->timer.data = cl;
     uv_timer_start(&cl->timer, on_timer, 0, (uint64_t)cl->interval_ms);
@@ -221,6 +271,10 @@ void cluster_stop(cluster *cl)
 
 void cluster_free(cluster *cl)
 {
+    if (cl) {
+        json_decref(cl->versions);
+        free(cl->labels);
+    }
     free(cl); /* its timer was closed with every other handle (core_free) */
 }
 

@@ -202,10 +202,17 @@ struct discovery_cfg {
     int64_t scan_retention;     /* finished scans kept; the oldest go */
 };
 
+/* [cluster]: this node among the others (docs/cluster.md 2.4, labels). */
+struct cluster_cfg {
+    const char *labels;   /* "dc=eu,rack=3": this node's labels */
+    const char *route_by; /* "dc,...": label keys that route runs to nodes */
+};
+
 struct config {
     cfg_file *file;
     struct server_cfg server;
     struct store_cfg store;
+    struct cluster_cfg cluster;
     struct log_cfg log;
     struct plugins_cfg plugins;
     struct auth_cfg auth;

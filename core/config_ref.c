@@ -18,6 +18,8 @@ static const struct {
 } section_docs[] = {
     {"server", "The REST API: where it listens and the limits that protect it."},
     {"store", "The store: embedded LMDB in the data directory, or PostgreSQL (cluster mode)."},
+    {"cluster", "Cluster mode (backend = postgresql): this node's labels, and the label keys "
+                "that route runs to nodes."},
     {"log", "The daemon's own log."},
     {"plugins", "Where plugins are found, and which ones are not loaded."},
     {"auth", "Logins, access and refresh tokens, and the limits on failed logins."},

@@ -80,6 +80,19 @@ static const opsc_cfg_entry store_map[] = {
 };
 #undef STO
 
+#define CLU(field) offsetof(struct cluster_cfg, field)
+static const opsc_cfg_entry cluster_map[] = {
+    {"labels", OPSC_CFG_STRING, "", 0, -1, NULL, 0, CLU(labels),
+     "backend = postgresql: this node's labels, ','-separated key=value pairs (dc=eu,rack=3), "
+     "as targets' labels are written; GET /api/v1/cluster shows them"},
+    {"route_by", OPSC_CFG_STRING, "", 0, -1, NULL, 0, CLU(route_by),
+     "backend = postgresql: ','-separated label keys (dc) that route runs: a run made on this "
+     "node is claimed only by a node whose labels have its targets' value of each key; targets "
+     "that need different nodes are refused (409); give every node the same"},
+    {NULL},
+};
+#undef CLU
+
 #define LOG(field) offsetof(struct log_cfg, field)
 static const opsc_cfg_entry log_map[] = {
     {"level", OPSC_CFG_ENUM, "info", 0, -1, "error|warn|info|debug", OPSC_CFG_RELOAD, LOG(level),
@@ -299,6 +312,7 @@ static const struct section {
 } sections[] = {
     {"server", server_map, offsetof(struct config, server)},
     {"store", store_map, offsetof(struct config, store)},
+    {"cluster", cluster_map, offsetof(struct config, cluster)},
     {"log", log_map, offsetof(struct config, log)},
     {"plugins", plugins_map, offsetof(struct config, plugins)},
     {"auth", auth_map, offsetof(struct config, auth)},

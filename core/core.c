@@ -212,6 +212,8 @@ static int open_exec(struct opsc_core *c, char *err, size_t errlen)
         .on_run_new = cluster_on_run_new,
         .on_run_new_ud = c,
         .node_id = store_is_shared(c->store) ? c->node_id : NULL,
+        .labels = c->node_labels,
+        .route_by = c->route_by,
     };
     return exec_new(&c->exec, c, &o, err, errlen);
 }
@@ -428,6 +430,8 @@ int core_start(struct opsc_core *c, uv_loop_t *loop, struct config *cfg, const c
         rc = open_data_dir(c->cfg.store.data_dir, err, errlen);
     if (rc == 0) /* before the executor: in a cluster its runs carry the node id */
         rc = cluster_node_id_load(c->cfg.store.data_dir, c->node_id, err, errlen);
+    if (rc == 0) /* ... and are routed by labels */
+        rc = cluster_labels_load(c, err, errlen);
     if (rc == 0)
         rc = open_store(c, err, errlen);
     if (rc == 0)
@@ -618,6 +622,8 @@ void core_free(struct opsc_core *c)
         http_server_free(c->http);
     cluster_free(c->cluster);
     exec_free(c->exec);
+    json_decref(c->node_labels);
+    json_decref(c->route_by);
     notify_free(c->notify);
     discovery_free(c->discovery);
     pool_free(c->pool);

@@ -55,6 +55,8 @@ struct opsc_core {
     discovery *discovery;  /* network scans, the host inventory, profiles, onboarding */
     char node_id[40];      /* this node's id in a cluster (<data_dir>/node_id) */
     struct cluster *cluster; /* cluster mode (PostgreSQL store): heartbeat, lease; else NULL */
+    struct json_t *node_labels; /* [cluster] labels: {"dc": "eu"} */
+    struct json_t *route_by;    /* [cluster] route_by: ["dc"] */
     /* this node's schedules API committed a change (and gave it to its own
      * scheduler) since the last heartbeat: cluster.c reloads only for others' */
     bool schedules_changed_here;

@@ -37,6 +37,10 @@ void cluster_node_address(struct opsc_core *c, char *out, size_t n);
 /* This node's id: read from <data_dir>/node_id, or made (UUIDv7) and written
  * there 0600 on the first start. 0, or a negative code with err set. */
 int cluster_node_id_load(const char *data_dir, char id[40], char *err, size_t errlen);
+/* [cluster] labels and route_by, checked like targets' labels, into
+ * c->node_labels (object) and c->route_by (array of keys). 0, or
+ * OPSC_ESCHEMA with err naming the file, line and key. */
+int cluster_labels_load(struct opsc_core *c, char *err, size_t errlen);
 
 /* The OpenAPI 3.0.3 document of every route of `srv` not flagged
  * HTTP_ROUTE_HIDDEN: paths, operations (summary, tag, path parameters,

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "rest.h"
+#include "selector.h"
 #include "store.h"
 #include "util.h"
 
@@ -55,6 +56,81 @@ int cluster_node_id_load(const char *data_dir, char id[40], char *err, size_t er
     return rc;
 }
 
+/* ---- labels -------------------------------------------------------------------------------- */
+
+/* The next ','-separated item of *s, trimmed, into buf ("" at the end). */
+static bool next_item(const char **s, char *buf, size_t n, char *err, size_t errlen)
+{
+    const char *p = *s + strspn(*s, " \t");
+    size_t len = strcspn(p, ",");
+    *s = p[len] ? p + len + 1 : p + len;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (len >= n) {
+        snprintf(err, errlen, "'%.40s...' is too long", p);
+        return false;
+    }
+    snprintf(buf, n, "%.*s", (int)len, p);
+    return true;
+}
+
+/* "dc=eu, rack=3" -> {"dc": "eu", "rack": "3"}. */
+static int parse_labels(const char *text, json_t *out, char *err, size_t errlen)
+{
+    char item[300];
+    while (*text) {
+        if (!next_item(&text, item, sizeof(item), err, errlen))
+            return OPSC_ESCHEMA;
+        char *eq = strchr(item, '=');
+        if (!*item)
+            continue;
+        if (!eq || eq == item) {
+            snprintf(err, errlen, "'%s' is not key=value", item);
+            return OPSC_ESCHEMA;
+        }
+        *eq = '\0';
+        if (json_object_get(out, item)) {
+            snprintf(err, errlen, "label '%s' is given twice", item);
+            return OPSC_ESCHEMA;
+        }
+        json_object_set_new(out, item, json_string(eq + 1));
+    }
+    return labels_check(out, err, errlen);
+}
+
+/* "dc, rack" -> ["dc", "rack"]. */
+static int parse_keys(const char *text, json_t *out, char *err, size_t errlen)
+{
+    char item[300];
+    while (*text) {
+        if (!next_item(&text, item, sizeof(item), err, errlen) ||
+            (*item && !label_key_valid(item, err, errlen)))
+            return OPSC_ESCHEMA;
+        if (*item)
+            json_array_append_new(out, json_string(item));
+    }
+    return 0;
+}
+
+int cluster_labels_load(struct opsc_core *c, char *err, size_t errlen)
+{
+    const struct cluster_cfg *k = &c->cfg.cluster;
+    char why[400] = "", origin[300];
+    c->node_labels = json_object();
+    c->route_by = json_array();
+    const char *key = "labels";
+    int rc = parse_labels(k->labels ? k->labels : "", c->node_labels, why, sizeof(why));
+    if (rc == 0) {
+        key = "route_by";
+        rc = parse_keys(k->route_by ? k->route_by : "", c->route_by, why, sizeof(why));
+    }
+    if (rc < 0) {
+        cfg_origin(c->cfg.file, "cluster", key, origin, sizeof(origin));
+        snprintf(err, errlen, "%s: [cluster] %s: %s", origin, key, why);
+    }
+    return rc;
+}
+
 /* "host:port" of this node's API: the authority of [server] public_url when
  * set (what others can reach), else the first listen address's host with
  * the port actually bound (port 0 in tests). */
@@ -83,9 +159,9 @@ static json_t *this_node(struct opsc_core *c, const char *address)
     char started[RFC3339_LEN], now[RFC3339_LEN];
     rfc3339_format(c->started_ms, started);
     rfc3339_format(clock_now_ms(), now);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}, s:s}", "id", c->node_id, "address", address,
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "id", c->node_id, "address", address,
                      "version", OPSC_VERSION, "started_at", started, "last_heartbeat", now,
-                     "labels", "state", "alive");
+                     "labels", c->node_labels, "state", "alive");
 }
 
 /* On LMDB the cluster is this process: one node, leading itself with no

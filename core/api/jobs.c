@@ -391,6 +391,8 @@ static int run_with(http_req *req, json_t *body)
         .actor_role = auth_principal_of(req) ? auth_principal_of(req)->role : ROLE_VIEWER,
     };
     char err[1024] = "", run_id[UUID_STR_LEN];
+    json_t *refusal = NULL;
+    spec.refusal = &refusal;
     if (spec.dry_run) {
         json_t *out = NULL;
         int rc = exec_dry_run(c->exec, &spec, &out, err, sizeof(err));
@@ -404,7 +406,10 @@ static int run_with(http_req *req, json_t *body)
     int rc = exec_run_start_async(c->exec, &spec, run_id, err, sizeof(err), run_stored, req);
     if (rc < 0) {
         http_req_unref(req);
-        runs_respond_error(req, rc, err);
+        if (refusal) /* cluster mode: its targets' labels route it to different nodes */
+            http_respond_error(req, 409, "route_conflict", refusal, "%s", err);
+        else
+            runs_respond_error(req, rc, err);
         return HTTP_DONE;
     }
     return HTTP_ASYNC;

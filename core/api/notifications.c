@@ -54,6 +54,8 @@ static int write_txn(store_txn *txn, void *ud)
                        : store_create(txn, w->res->db, w->rec);
     if (rc == 0)
         rc = name_index(txn, w->res, w->before, w->rec);
+    if (rc == 0 && w->res->version)
+        rc = store_version_bump(txn, w->res->version);
     return rc;
 }
 
@@ -172,6 +174,8 @@ static int delete_txn(store_txn *txn, void *ud)
         rc = store_index_del(txn, d->res->by_name, json_string_value(json_object_get(rec, "name")));
     if (rc == OPSC_ENOENT && rec) /* an index entry already gone is no reason to refuse */
         rc = 0;
+    if (rc == 0 && d->res->version)
+        rc = store_version_bump(txn, d->res->version);
     json_decref(rec);
     return rc;
 }
@@ -255,7 +259,7 @@ static const nres channels = {"notify_channels",
 static const nres rules = {
     "notify_rules",    "notify_rules_by_name", "rule", "/api/v1/notifications/rules",
     notify_rule_build, notify_rule_check,      NULL,   same,
-    rules_changed};
+    rules_changed,     "notify_rules"};
 
 #define NRES_HANDLERS(name, res)                                                                   \
     static int list_##name(http_req *req)                                                          \

@@ -20,6 +20,10 @@ typedef struct nres {
     int (*in_use)(store_txn *txn, const char *id, json_t **users);
     json_t *(*view)(json_t *rec); /* the API's copy (new reference) */
     void (*changed)(notify *n);   /* after a committed write; may be NULL */
+    /* What every node caches of these records: its version is bumped in
+     * each write's transaction (store_version_bump; other nodes reload on
+     * their heartbeat). NULL: nothing cached. */
+    const char *version;
 } nres;
 
 int nres_list(http_req *req, const nres *r);

@@ -87,7 +87,7 @@ int audit_flush(audit *a)
         return 0;
     json_t *events = a->pending;
     a->pending = json_array();
-    int rc = store_write(a->store, write_events, events);
+    int rc = store_write_snapshot(a->store, write_events, events); /* new records only */
     if (rc < 0 && rc != OPSC_ENOSPC) /* a full disk is logged once, by the store */
         log_error("audit", "%zu audit records could not be written: %s", json_array_size(events),
                   opsc_strerror(rc));

@@ -238,6 +238,11 @@ int discovery_new(discovery **out, struct opsc_core *core, char *err, size_t err
     return rc;
 }
 
+int discovery_profiles_reload(discovery *d)
+{
+    return d && d->sched && !d->stopping ? dprof_sched_reload(d->sched) : 0;
+}
+
 static void maybe_closed(discovery *d)
 {
     if (!d->closed_cb || d->running || d->handles_open || d->sched)

@@ -68,6 +68,9 @@ void discovery_free(discovery *d);
 /* Cluster mode, the leader: scans left unfinished by nodes not in `alive`
  * (array of node ids) are marked failed, the error naming the node. */
 int discovery_reap_nodes(discovery *d, const json_t *alive);
+/* Cluster mode: another node changed profiles; their schedules are read
+ * again (a profile whose cron and timezone stayed keeps its next fire). */
+int discovery_profiles_reload(discovery *d);
 
 /* ---- scans ------------------------------------------------------------------------------ */
 

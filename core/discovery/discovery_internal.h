@@ -207,6 +207,8 @@ int donboard_run(discovery *d, json_t *host_ids, const donboard_opts *o, discove
 int dprof_sched_new(discovery *d, dprof_sched **out);
 /* Re-read one profile (created, updated, deleted) and re-arm. */
 void dprof_sched_update(dprof_sched *s, const char *id);
+/* Re-read every profile (discovery_profiles_reload). */
+int dprof_sched_reload(dprof_sched *s);
 /* The next fire of a profile (unix s), or -1. */
 int64_t dprof_sched_next(dprof_sched *s, const char *id);
 void dprof_sched_stop(dprof_sched *s);

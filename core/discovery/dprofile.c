@@ -185,6 +185,8 @@ static int put_txn(store_txn *txn, void *ud)
         rc = store_index_put(txn, "discovery_profiles_by_name", name, u->p->id);
     if (rc == 0 && old && strcmp(old, name) != 0)
         rc = store_index_del(txn, "discovery_profiles_by_name", old);
+    if (rc == 0) /* the other nodes' schedulers reload (cluster.c) */
+        rc = store_version_bump(txn, "discovery_profiles");
     return rc;
 }
 
@@ -286,6 +288,8 @@ static int del_txn(store_txn *txn, void *ud)
         store_kv_del(txn, "discovery_profile_state", u->id, strlen(u->id));
     if (rc == 0)
         rc = dhost_profile_forget(txn, u->id);
+    if (rc == 0)
+        rc = store_version_bump(txn, "discovery_profiles");
     json_decref(rec);
     return rc;
 }

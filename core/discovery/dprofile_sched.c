@@ -1,11 +1,17 @@
 /* dprofile_sched.c - firing profiles on their cron schedules (the scheduler's engine and DST
- * rule): one timer for the earliest, a fire that finds the last scan still running is skipped. */
+ * rule): one timer for the earliest, a fire that finds the last scan still running is skipped.
+ *
+ * Cluster mode: every node keeps the schedules (reloaded when another node
+ * changes a profile), only the leader fires, and each planned instant once:
+ * its fire is a row of opsc_fires, fenced by the leader's epoch like a
+ * schedule's (docs/cluster.md 2.6). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <opsc/errors.h>
 
+#include "cluster.h"
 #include "core.h"
 #include "cron.h"
 #include "discovery_internal.h"
@@ -16,6 +22,7 @@
 
 typedef struct entry {
     char id[40];
+    char spec[160]; /* "cron|timezone": a reload keeps `next` while this stays */
     cron_t cron;
     const tz_t *tz;
     int64_t next; /* unix s; CRON_NONE when it will not fire again */
@@ -53,6 +60,8 @@ static int add(dprof_sched *s, const json_t *rec)
     if (!json_is_true(json_object_get(rec, "enabled")) || !dprof_schedule(rec, &e.cron, &e.tz))
         return 0;
     snprintf(e.id, sizeof(e.id), "%s", json_string_value(json_object_get(rec, "id")));
+    snprintf(e.spec, sizeof(e.spec), "%s|%s", json_string_value(json_object_get(rec, "cron")),
+             json_string_value(json_object_get(rec, "timezone")) ?: "");
     e.next = cron_next(&e.cron, e.tz, now_s());
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
@@ -85,10 +94,48 @@ static bool scan_running(discovery *d, const char *pid)
     return false;
 }
 
-static void fire(dprof_sched *s, entry *e)
+typedef struct fire_claim {
+    const char *node, *profile;
+    int64_t epoch, planned_ms;
+} fire_claim;
+
+static int claim_txn(store_txn *txn, void *ud)
+{
+    fire_claim *f = ud;
+    char key[64];
+    snprintf(key, sizeof(key), "discovery_profile:%s", f->profile);
+    return store_cluster_fire(txn, f->node, f->epoch, key, f->planned_ms, f->profile);
+}
+
+/* One daemon fires; in a cluster the leader, once per planned instant (a
+ * leader that stepped down or overlapped with the next one for a moment
+ * finds the fire taken or its epoch fenced). The scan starts after the
+ * fire's commit: a leader dying in between loses that one scan. */
+static bool fire_is_mine(dprof_sched *s, const entry *e, int64_t planned)
+{
+    struct opsc_core *c = s->d->core;
+    int64_t epoch = 0;
+    if (!c->cluster)
+        return true;
+    if (!cluster_leading(c->cluster, &epoch))
+        return false;
+    fire_claim f = {c->node_id, e->id, epoch, planned * 1000};
+    int rc = store_write(c->store, claim_txn, &f);
+    if (rc == OPSC_EEXIST)
+        log_info("discovery", "profile %s: the scan planned at %lld was fired already", e->id,
+                 (long long)planned);
+    else if (rc < 0)
+        log_warn("discovery", "profile %s: the scheduled scan is not started: %s", e->id,
+                 opsc_strerror(rc));
+    return rc == 0;
+}
+
+static void fire(dprof_sched *s, entry *e, int64_t planned)
 {
     discovery *d = s->d;
     json_t *rec = NULL;
+    if (!fire_is_mine(s, e, planned))
+        return;
     if (scan_running(d, e->id)) {
         log_warn("discovery", "profile %s: its last scan is still running: this fire is skipped",
                  e->id);
@@ -112,8 +159,9 @@ static void on_timer(uv_timer_t *t)
         entry *e = &s->v[i];
         if (e->next == CRON_NONE || e->next > now)
             continue;
+        int64_t planned = e->next;
         e->next = cron_next(&e->cron, e->tz, now);
-        fire(s, e);
+        fire(s, e, planned);
     }
     arm(s);
 }
@@ -159,6 +207,29 @@ void dprof_sched_update(dprof_sched *s, const char *id)
         add(s, rec);
     json_decref(rec);
     arm(s);
+}
+
+int dprof_sched_reload(dprof_sched *s)
+{
+    entry *old = s->v;
+    size_t nold = s->n, cap = s->cap;
+    s->v = NULL;
+    s->n = s->cap = 0;
+    int rc = store_read(s->d->core->store, load_txn, s);
+    if (rc < 0) { /* keep what it had */
+        free(s->v);
+        s->v = old;
+        s->n = nold;
+        s->cap = cap;
+        return rc;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t j = 0; j < nold; j++)
+            if (!strcmp(s->v[i].id, old[j].id) && !strcmp(s->v[i].spec, old[j].spec))
+                s->v[i].next = old[j].next;
+    free(old);
+    arm(s);
+    return 0;
 }
 
 int64_t dprof_sched_next(dprof_sched *s, const char *id)

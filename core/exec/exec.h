@@ -47,6 +47,8 @@ typedef struct exec_run_spec {
                                  local_targets for local targets; 0: the daemon itself */
     const json_t *target_ids; /* borrowed; the run's targets as they are, in order, instead of
                                  resolving `targets` (a queued run rebuilt where it is claimed) */
+    json_t **refusal;         /* where the details of a refusal go (a new reference: targets
+                                 whose labels route to different nodes); NULL: not wanted */
 } exec_run_spec;
 
 /* Roles as http.h numbers them (ROLE_VIEWER 1, ROLE_OPERATOR 2, ROLE_ADMIN 3). */
@@ -111,6 +113,12 @@ typedef struct exec_opts {
      * only this node's runs: other nodes' are still running. NULL: every
      * unfinished run is this process's (one daemon per store). */
     const char *node_id;
+    /* Cluster mode, borrowed: this node's labels (an object) and the label
+     * keys that route runs (an array; empty: none). A run made here is
+     * claimed only by a node whose labels have, for each key, the value
+     * its targets have; targets that disagree are refused (docs/cluster.md
+     * 2.4). NULL: no labels, no routing. */
+    const json_t *labels, *route_by;
 } exec_opts;
 
 /* Create the executor: recovers runs left queued or running by a previous

@@ -212,6 +212,7 @@ struct ex_run {
     size_t nredact;
     ex_target *targets;
     uint32_t ntargets;
+    json_t *route; /* cluster mode: {key: value} a claiming node's labels must have */
     uint32_t next;   /* first target not started */
     uint32_t active; /* started, not ended */
     uint32_t ended;

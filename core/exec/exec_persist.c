@@ -47,7 +47,7 @@ static int put_new_run(store_txn *txn, const ex_new_run *n)
     if (rc == 0 && !ex_terminal(r->state))
         rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), owner, strlen(owner));
     if (rc == 0 && queued) /* any node may claim it (exec_queue.c) */
-        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent);
+        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent, r->route);
     if (rc == 0 && r->ex->opts.on_run_new)
         rc = r->ex->opts.on_run_new(r->ex->opts.on_run_new_ud, txn, r->hdr);
     size_t i;
@@ -198,7 +198,9 @@ typedef struct flush_set {
  * A node cut off from the database longer than its lease (a partition, a
  * stalled process) finds its runs interrupted by the leader's reaper when
  * it comes back: what it did meanwhile must not overwrite that. Asked once
- * per run and transaction, in the transaction that writes. */
+ * per run and transaction, in the transaction that writes, and locked: the
+ * flush is a snapshot write (store_write_snapshot), so a reaper ending the
+ * run meanwhile must wait for it, or make it run again. */
 static bool held(store_txn *txn, flush_set *f, const ex_run *r, int *rc)
 {
     if (r->lost)
@@ -211,7 +213,7 @@ static bool held(store_txn *txn, flush_set *f, const ex_run *r, int *rc)
     const char *me = f->ex->opts.node_id;
     const void *v = NULL;
     size_t vlen = 0;
-    int g = store_kv_get(txn, "runs_active", r->id, strlen(r->id), &v, &vlen);
+    int g = store_kv_get_locked(txn, "runs_active", r->id, strlen(r->id), &v, &vlen);
     bool mine = g == 0 && vlen == strlen(me) && !memcmp(v, me, vlen);
     if (g < 0 && g != OPSC_ENOENT)
         *rc = g;
@@ -263,7 +265,10 @@ static void drop_lost(exec *ex, json_t *held)
 /* New runs and changes in one durable commit: one fsync per loop turn, however
  * many runs were created or changed in it. A failed commit fails the new runs
  * and the changes are tried again alone (a new run must not take the state
- * of the running ones down with it). */
+ * of the running ones down with it). A snapshot write: what it decides on
+ * is what it writes (new ids, this node's runs, each run's record read and
+ * written back), or locked (held()), and on PostgreSQL the runs of several
+ * nodes' flushes share index pages, not keys. */
 void ex_flush(exec *ex)
 {
     ex_new_run *fresh = ex->new_runs;
@@ -275,9 +280,9 @@ void ex_flush(exec *ex)
         return;
     }
     flush_set all = {ex, fresh, json_object()}, changes = {ex, NULL, all.held};
-    int fresh_rc = store_write(ex->store, flush_txn, &all);
+    int fresh_rc = store_write_snapshot(ex->store, flush_txn, &all);
     int rc = !dirty                  ? 0
-             : fresh_rc < 0 && fresh ? store_write(ex->store, flush_txn, &changes)
+             : fresh_rc < 0 && fresh ? store_write_snapshot(ex->store, flush_txn, &changes)
                                      : fresh_rc;
     if (fresh_rc < 0 && fresh_rc != OPSC_ENOSPC)
         log_error("exec", "storing new runs failed: %s", opsc_strerror(fresh_rc));

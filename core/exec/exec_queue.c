@@ -83,7 +83,9 @@ static int claim_one(store_txn *txn, exec *ex, const char *id, json_t *runs)
     return rc;
 }
 
-/* The claims taken, the runs named this node's in their records. */
+/* The claims taken, the runs named this node's in their records: a
+ * snapshot write, each run's record read and written back (a cancel
+ * racing with it makes one of the two run again). */
 static int claim_txn(store_txn *txn, void *ud)
 {
     claim *c = ud;
@@ -159,9 +161,9 @@ static void claim_now(exec *ex)
     if (ex->stopping || max <= 0)
         return;
     json_t *ids = NULL;
-    int rc = store_runq_claim(ex->store, ex->opts.node_id, max, lease_ms(ex), &ids);
+    int rc = store_runq_claim(ex->store, ex->opts.node_id, ex->opts.labels, max, lease_ms(ex), &ids);
     claim c = {ex, ids, json_array()};
-    if (rc == 0 && json_array_size(ids) && (rc = store_write(ex->store, claim_txn, &c)) < 0 &&
+    if (rc == 0 && json_array_size(ids) && (rc = store_write_snapshot(ex->store, claim_txn, &c)) < 0 &&
         store_runq_release(ex->store, ex->opts.node_id, ids) < 0)
         log_error("exec", "giving back claimed runs failed: %s (the leader's reaper ends them)",
                   opsc_strerror(rc));

@@ -212,6 +212,7 @@ void ex_run_free(ex_run *r)
     for (uint32_t i = 0; i < r->ntargets; i++)
         ex_target_free(&r->targets[i]);
     free(r->targets);
+    json_decref(r->route);
     ex_timer_stop(&r->timer);
     for (size_t i = 0; i < r->nredact; i++) {
         secure_zero(r->redact[i], strlen(r->redact[i]));

@@ -265,6 +265,76 @@ int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run
     return 0;
 }
 
+/* ---- cluster mode: routing by labels ---------------------------------------------------- */
+
+/* Each target's values of the routed keys (null: it has none): what the
+ * refusal shows. */
+static json_t *route_refusal(const ex_run *r, const json_t *keys)
+{
+    json_t *targets = json_array();
+    for (uint32_t t = 0; t < r->ntargets; t++) {
+        json_t *labels = json_object_get(r->targets[t].rec, "labels"), *vals = json_object();
+        size_t i;
+        json_t *key;
+        json_array_foreach(keys, i, key)
+        {
+            json_t *v = json_object_get(labels, json_string_value(key));
+            json_object_set(vals, json_string_value(key), v ? v : json_null());
+        }
+        json_array_append_new(targets, json_pack("{s:s, s:O?, s:o}", "id", r->targets[t].id,
+                                                 "name", json_object_get(r->targets[t].rec, "name"),
+                                                 "labels", vals));
+    }
+    return json_pack("{s:O, s:o}", "route_by", keys, "targets", targets);
+}
+
+static const char *target_name(const ex_target *t)
+{
+    const char *name = json_string_value(json_object_get(t->rec, "name"));
+    return name ? name : t->id;
+}
+
+/* [cluster] route_by: the value of each routed key the run's targets carry,
+ * which the node that claims it must carry too (a target without the key
+ * leaves it free). Targets that disagree need different nodes: refused,
+ * their values in *spec->refusal. */
+static int route_of(exec *ex, ex_run *r, const exec_run_spec *spec, char *err, size_t errlen)
+{
+    const json_t *keys = ex->opts.route_by;
+    if (!ex_queued(ex) || json_array_size(keys) == 0)
+        return 0;
+    json_t *route = json_object();
+    size_t i;
+    json_t *key;
+    json_array_foreach(keys, i, key)
+    {
+        const char *k = json_string_value(key);
+        const ex_target *first = NULL;
+        for (uint32_t t = 0; t < r->ntargets; t++) {
+            json_t *v = json_object_get(json_object_get(r->targets[t].rec, "labels"), k);
+            json_t *have = json_object_get(route, k);
+            if (!json_is_string(v))
+                continue;
+            if (!have) {
+                json_object_set(route, k, v);
+                first = &r->targets[t];
+            } else if (!json_equal(have, v)) {
+                snprintf(err, errlen,
+                         "the run's targets need different nodes ([cluster] route_by): target "
+                         "'%s' has %s=%s, target '%s' has %s=%s",
+                         target_name(first), k, json_string_value(have),
+                         target_name(&r->targets[t]), k, json_string_value(v));
+                if (spec->refusal)
+                    *spec->refusal = route_refusal(r, keys);
+                json_decref(route);
+                return OPSC_ESTATE;
+            }
+        }
+    }
+    r->route = route;
+    return 0;
+}
+
 int ex_start_run_async(exec *ex, const exec_run_spec *spec, const char *retry_of,
                        char run_id[UUID_STR_LEN], char *err, size_t errlen, exec_started_cb cb,
                        void *ud)
@@ -275,6 +345,8 @@ int ex_start_run_async(exec *ex, const exec_run_spec *spec, const char *retry_of
     }
     ex_run *r = NULL;
     int rc = ex_prepare(ex, spec, retry_of, &r, err, errlen);
+    if (rc == 0 && (rc = route_of(ex, r, spec, err, errlen)) < 0)
+        ex_run_free(r);
     if (rc == 0)
         memcpy(run_id, r->id, UUID_STR_LEN);
     if (rc == 0 && (rc = ex_queue_new_run(ex, r, cb, ud)) < 0) {

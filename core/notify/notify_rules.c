@@ -219,9 +219,10 @@ static int announce_txn(store_txn *txn, void *ud)
     return store_announce(txn, "notify.rules", n->core->node_id);
 }
 
-/* After the change committed, in a transaction of its own: a node that
- * misses it (its listening connection broke) keeps its old rules until the
- * next change or its restart. */
+/* After the change committed, in a transaction of its own: the fast path.
+ * A node that misses it (its listening connection broke) reloads at its
+ * next heartbeat, which compares the rules' version the write bumped
+ * (cluster.c). */
 void notify_rules_announce(notify *n)
 {
     if (!store_is_shared(n->store))

@@ -25,8 +25,8 @@ static int kv_prep(store_txn *t, const char *db, bool write, const void *key, si
     return rc;
 }
 
-int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, const void **val,
-                 size_t *vlen)
+static int kv_get(store_txn *txn, const char *db, const void *key, size_t klen, const void **val,
+                  size_t *vlen, bool lock)
 {
     MDB_dbi dbi;
     MDB_val k, v;
@@ -34,13 +34,25 @@ int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, c
     if (rc)
         return rc;
     if (txn->pg)
-        return pg_kv_get(txn, dbi, key, klen, val, vlen);
+        return pg_kv_get(txn, dbi, key, klen, val, vlen, lock);
     rc = mdb_get(txn->txn, dbi, &k, &v);
     if (rc)
         return store_mdb_err(txn, rc, "kv get");
     *val = v.mv_data;
     *vlen = v.mv_size;
     return 0;
+}
+
+int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, const void **val,
+                 size_t *vlen)
+{
+    return kv_get(txn, db, key, klen, val, vlen, false);
+}
+
+int store_kv_get_locked(store_txn *txn, const char *db, const void *key, size_t klen,
+                        const void **val, size_t *vlen)
+{
+    return kv_get(txn, db, key, klen, val, vlen, true);
 }
 
 int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, const void *val,

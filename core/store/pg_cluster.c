@@ -22,10 +22,11 @@
  * only when the holder changes: a renewal keeps it, so a write fenced with
  * it fails after any takeover, even one that came back to this node. */
 static const char beat_sql[] =
-    "WITH me AS (INSERT INTO opsc_nodes AS n (id, address, version, started_at, last_heartbeat) "
-    "VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0), now()) ON CONFLICT (id) DO UPDATE "
-    "SET address = EXCLUDED.address, version = EXCLUDED.version, "
-    "started_at = EXCLUDED.started_at, last_heartbeat = now() RETURNING id) "
+"WITH me AS (INSERT INTO opsc_nodes AS n (id, address, version, started_at, last_heartbeat, "
+    "labels) VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0), now(), $6::jsonb) "
+    "ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, version = EXCLUDED.version, "
+    "started_at = EXCLUDED.started_at, last_heartbeat = now(), labels = EXCLUDED.labels "
+    "RETURNING id) "
     "INSERT INTO opsc_lease AS l (name, holder, epoch, expires_at) "
     "SELECT 'leader', id, 1, now() + $5::bigint * interval '1 millisecond' FROM me "
     "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, "
@@ -80,8 +81,9 @@ int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_l
     char started[24], lease[24];
     snprintf(started, sizeof(started), "%lld", (long long)me->started_ms);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-    const char *vals[] = {me->id, me->address, me->version, started, lease};
-    PGresult *r = PQexecParams(c, beat_sql, 5, NULL, vals, NULL, NULL, 0);
+    const char *vals[] = {me->id, me->address, me->version, started, lease,
+                          me->labels ? me->labels : "{}"};
+    PGresult *r = PQexecParams(c, beat_sql, 6, NULL, vals, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = beat_failed(c, r, "heartbeat");
@@ -96,8 +98,8 @@ int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_l
     return rc;
 }
 
-/* One statement on the beat connection with one text parameter. NULL
- * (logged) when it failed; else the caller PQclear()s. */
+/* One statement on the beat connection with one text parameter (or none:
+ * NULL). NULL (logged) when it failed; else the caller PQclear()s. */
 static PGresult *beat_exec(store *s, const char *sql, const char *param, ExecStatusType want,
                            const char *what, int *rc)
 {
@@ -107,7 +109,7 @@ static PGresult *beat_exec(store *s, const char *sql, const char *param, ExecSta
         *rc = OPSC_ECONNREFUSED;
         return NULL;
     }
-    PGresult *r = PQexecParams(c, sql, 1, NULL, &param, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
     if (PQresultStatus(r) == want)
         return r;
     *rc = beat_failed(c, r, what);
@@ -235,6 +237,30 @@ int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const
         rc = OPSC_EEXIST;
     PQclear(r);
     return rc;
+}
+
+/* ---- versions of what nodes cache ----------------------------------------------------------- */
+
+int store_version_bump(store_txn *txn, const char *name)
+{
+    return txn && txn->pg ? pg_run1(txn, "bump", name) : 0;
+}
+
+int store_cluster_versions(store *s, json_t **out)
+{
+    if (!s || !s->pg)
+        return OPSC_ENOTSUP;
+    int rc = 0;
+    PGresult *r = beat_exec(s, "SELECT name, n FROM opsc_versions", NULL, PGRES_TUPLES_OK,
+                            "reading the versions", &rc);
+    if (!r)
+        return rc;
+    *out = json_object();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_object_set_new(*out, PQgetvalue(r, i, 0),
+                            json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+    PQclear(r);
+    return 0;
 }
 
 /* ---- the leader's sweeping ------------------------------------------------------------------- */

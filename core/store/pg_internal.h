@@ -27,6 +27,9 @@ struct pg_txn {
  * (t->pg->failed says why, already logged); else the caller PQclear()s. */
 PGresult *pg_run(store_txn *t, const char *name, int n, const char *const *vals, const int *lens,
                  const int *fmts);
+/* Prepared statement `name` with one text parameter, its result unread: 0
+ * or the transaction's error (logged). */
+int pg_run1(store_txn *t, const char *name, const char *param);
 /* Keep `r` until the transaction ends (store_kv_get's pointers into it). */
 int pg_keep(store_txn *t, PGresult *r);
 /* The named database behind a fake dbi (i + 1). */
@@ -46,19 +49,21 @@ PGconn *pg_listening(store *s);
 /* The run queue (docs/cluster.md 2.4), prepared on every pooled connection
  * (rq_claim runs on the beat's connection, store_runq_claim).
  * rq_add: $1 run, $2 job, $3 its target ids, $4 exclusive (the job does not
- * allow concurrent runs on a target); the notification is delivered at
- * commit. rq_claim: $1 node, $2 how many at most, $3 lease ms: the oldest
- * queued runs none of whose targets an exclusive claimed run holds (nor,
- * for an exclusive run, any claimed run). rq_del: the run ended (its
+ * allow concurrent runs on a target), $5 its route ({label: value}); the
+ * notification is delivered at commit. rq_claim: $1 node, $2 how many at
+ * most, $3 lease ms, $4 the node's labels: the oldest queued runs whose
+ * route the labels contain and none of whose targets an exclusive claimed
+ * run holds (nor, for an exclusive run, any claimed run). rq_del: the run ended (its
  * targets and the node's room are free: wake the others). rq_reap: the
  * claims whose lease lapsed, taken from their node. */
 #define PG_RQ_ADD_SQL                                                                              \
-    "WITH i AS (INSERT INTO opsc_runq (run_id, job_id, targets, exclusive, state) "                \
-    "VALUES ($1, $2, $3, $4, 'queued') RETURNING 1) SELECT pg_notify('opsc_runq', '') FROM i"
+    "WITH i AS (INSERT INTO opsc_runq (run_id, job_id, targets, exclusive, state, route) "         \
+    "VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING 1) SELECT pg_notify('opsc_runq', '') FROM i"
 #define PG_RQ_CLAIM_SQL                                                                            \
     "WITH c AS (SELECT q.run_id FROM opsc_runq q WHERE q.state = 'queued' AND NOT EXISTS "        \
     "(SELECT 1 FROM opsc_runq o WHERE o.state = 'claimed' AND o.targets && q.targets AND "        \
-    "(o.exclusive OR q.exclusive)) ORDER BY q.run_id LIMIT $2::int FOR UPDATE SKIP LOCKED) "          \
+    "(o.exclusive OR q.exclusive)) AND $4::jsonb @> q.route "                                      \
+    "ORDER BY q.run_id LIMIT $2::int FOR UPDATE SKIP LOCKED) "                                      \
     "UPDATE opsc_runq q SET state = 'claimed', node_id = $1, "                                    \
     "lease_until = now() + $3::bigint * interval '1 millisecond' FROM c WHERE q.run_id = c.run_id "       \
     "RETURNING q.run_id"

@@ -10,11 +10,11 @@
 #define MAX_PAGE   1024 /* pages double up to this */
 
 int pg_kv_get(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const void **val,
-              size_t *vlen)
+              size_t *vlen, bool lock)
 {
     const char *vals[] = {pg_db_name(dbi), key};
     const int lens[] = {0, (int)klen}, fmts[] = {0, 1};
-    PGresult *r = pg_run(t, "get", 2, vals, lens, fmts);
+    PGresult *r = pg_run(t, lock ? "get_lock" : "get", 2, vals, lens, fmts);
     if (!r)
         return t->pg->failed;
     if (PQntuples(r) == 0) {

@@ -20,8 +20,14 @@ static json_t *text_at(PGresult *r, int row, int col)
     return json_stringn(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
 }
 
+/* An object as jsonb text; NULL is {}. The caller frees. */
+static char *jsonb_text(const json_t *o)
+{
+    return o ? json_dumps(o, JSON_COMPACT) : strdup("{}");
+}
+
 int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
-                   const json_t *target_ids, bool exclusive)
+                   const json_t *target_ids, bool exclusive, const json_t *route)
 {
     if (!txn || !txn->pg)
         return OPSC_ENOTSUP;
@@ -43,11 +49,14 @@ int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
         len += (size_t)snprintf(arr + len, cap - len, "%s\"%s\"", i ? "," : "", s);
     }
     snprintf(arr + len, cap - len, "}");
-    const char *vals[] = {run_id, job_id, arr, exclusive ? "t" : "f"};
-    PGresult *r = pg_run(txn, "rq_add", 4, vals, NULL, NULL);
+    char *rt = jsonb_text(route);
+    const char *vals[] = {run_id, job_id, arr, exclusive ? "t" : "f", rt};
+    PGresult *r = rt ? pg_run(txn, "rq_add", 5, vals, NULL, NULL) : NULL;
+    int rc = rt ? txn->pg->failed : OPSC_ENOMEM;
     free(arr);
+    free(rt);
     if (!r)
-        return txn->pg->failed;
+        return rc;
     PQclear(r);
     return 0;
 }
@@ -65,12 +74,15 @@ static PGresult *own_exec(PGconn *c, const char *sql, int n, const char *const *
     return NULL;
 }
 
+static int claim_in_turn(PGconn *c, const char *const *vals, json_t **ids);
+
 /* READ COMMITTED, not the store's SERIALIZABLE: SKIP LOCKED is meant for
  * it, and a serializable claim reading the whole queue would conflict with
  * every run another node creates meanwhile. The claims of all nodes take
  * one advisory lock in turn, so each sees the ones committed before it
  * (the exclusivity of targets holds) and none waits on another's rows. */
-int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, json_t **ids)
+int store_runq_claim(store *s, const char *node_id, const json_t *labels, int max,
+                     int64_t lease_ms, json_t **ids)
 {
     if (!s || !s->pg)
         return OPSC_ENOTSUP;
@@ -80,7 +92,18 @@ int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, j
         return OPSC_ECONNREFUSED;
     snprintf(n, sizeof(n), "%d", max);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-    const char *vals[] = {node_id, n, lease};
+    char *lb = jsonb_text(labels);
+    if (!lb)
+        return OPSC_ENOMEM;
+    const char *vals[] = {node_id, n, lease, lb};
+    int rc = claim_in_turn(c, vals, ids);
+    free(lb);
+    return rc;
+}
+
+/* The claim's transaction, under the advisory lock every node's claim takes. */
+static int claim_in_turn(PGconn *c, const char *const *vals, json_t **ids)
+{
     PGresult *r = own_exec(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK);
     PQclear(r);
     if (!r)
@@ -88,7 +111,7 @@ int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, j
     r = own_exec(c, "SELECT pg_advisory_xact_lock(7306086508437811570)", 0, NULL,
                  PGRES_TUPLES_OK);
     PQclear(r);
-    PGresult *q = r ? own_exec(c, PG_RQ_CLAIM_SQL, 3, vals, PGRES_TUPLES_OK) : NULL;
+    PGresult *q = r ? own_exec(c, PG_RQ_CLAIM_SQL, 4, vals, PGRES_TUPLES_OK) : NULL;
     r = own_exec(c, q ? "COMMIT" : "ROLLBACK", 0, NULL, PGRES_COMMAND_OK);
     PQclear(r);
     if (!q || !r) {
@@ -130,13 +153,7 @@ int store_runq_release(store *s, const char *node_id, const json_t *ids)
 
 int store_runq_done(store_txn *txn, const char *run_id)
 {
-    if (!txn || !txn->pg)
-        return OPSC_ENOTSUP;
-    PGresult *r = pg_run(txn, "rq_del", 1, &run_id, NULL, NULL);
-    if (!r)
-        return txn->pg->failed;
-    PQclear(r);
-    return 0;
+    return txn && txn->pg ? pg_run1(txn, "rq_del", run_id) : OPSC_ENOTSUP;
 }
 
 int store_runq_reap(store_txn *txn, json_t **lapsed)

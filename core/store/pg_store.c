@@ -6,6 +6,8 @@
  * read-modify-write is as safe as under LMDB's single writer even with
  * several daemons on one database; a serialization failure runs `fn` again,
  * which store.h already allows (LMDB runs it again after growing the map).
+ * store_write_snapshot() writes at REPEATABLE READ: conflicts on keys both
+ * write, not on index pages both read (store.h says when that is enough).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@ static const struct {
     Oid types[6];
 } statements[] = {
     {"get", "SELECT v FROM opsc_kv WHERE db = $1 AND k = $2", 2, {25, 17}},
+    {"get_lock", "SELECT v FROM opsc_kv WHERE db = $1 AND k = $2 FOR SHARE", 2, {25, 17}},
     {"put",
      "INSERT INTO opsc_kv (db, k, v) VALUES ($1, $2, $3) ON CONFLICT (db, k) DO UPDATE SET v = "
      "EXCLUDED.v",
@@ -77,10 +80,15 @@ static const struct {
      {25, 17, 23}},
     {"last", "SELECT k, v FROM opsc_kv WHERE db = $1 ORDER BY k DESC LIMIT $2", 2, {25, 23}},
     {"fire", PG_FIRE_SQL, 5, {25, 20, 25, 20, 25}}, /* pg_cluster.c */
-    {"rq_add", PG_RQ_ADD_SQL, 4, {25, 25, 1009, 16}}, /* pg_queue.c */
+    {"rq_add", PG_RQ_ADD_SQL, 5, {25, 25, 1009, 16, 3802}}, /* pg_queue.c */
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
+    {"bump",
+     "INSERT INTO opsc_versions AS v (name, n) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
+     "n = v.n + 1",
+     1,
+     {25}}, /* pg_cluster.c */
 };
 
 /* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2). */
@@ -98,7 +106,9 @@ static const char create_sql[] =
     "CREATE TABLE IF NOT EXISTS opsc_runq (run_id text PRIMARY KEY, job_id text NOT NULL, "
     "targets text[] NOT NULL, exclusive boolean NOT NULL, state text NOT NULL, node_id text, "
     "lease_until timestamptz, created_at timestamptz NOT NULL DEFAULT now());"
-    "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued'";
+    "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued';"
+    "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS route jsonb NOT NULL DEFAULT '{}';"
+    "CREATE TABLE IF NOT EXISTS opsc_versions (name text PRIMARY KEY, n bigint NOT NULL)";
 
 const char *pg_db_name(MDB_dbi dbi)
 {
@@ -156,6 +166,15 @@ PGresult *pg_run(store_txn *t, const char *name, int n, const char *const *vals,
     fail_result(p, r, name);
     PQclear(r);
     return NULL;
+}
+
+int pg_run1(store_txn *t, const char *name, const char *param)
+{
+    PGresult *r = pg_run(t, name, 1, &param, NULL, NULL);
+    if (!r)
+        return t->pg->failed;
+    PQclear(r);
+    return 0;
 }
 
 int pg_keep(store_txn *t, PGresult *r)
@@ -321,12 +340,19 @@ static int get_logged(struct pg_store *pg, pg_conn **pc)
     return rc;
 }
 
+/* A transaction's kind, and how it begins. */
+typedef enum { TXN_READ, TXN_WRITE, TXN_SNAPSHOT } txn_kind;
+static const char *const begin_sql[] = {
+    [TXN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    [TXN_WRITE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
+    [TXN_SNAPSHOT] = "BEGIN ISOLATION LEVEL REPEATABLE READ", /* store_write_snapshot */
+};
+
 /* BEGIN on a pooled connection; a connection that broke while idle (the
  * server restarted) is replaced once, since nothing has run on it yet. */
-static int begin(struct pg_store *pg, struct pg_txn *p, bool write)
+static int begin(struct pg_store *pg, struct pg_txn *p, txn_kind kind)
 {
-    const char *sql = write ? "BEGIN ISOLATION LEVEL SERIALIZABLE"
-                            : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const char *sql = begin_sql[kind];
     for (int tries = 0;; tries++) {
         int rc = get_logged(pg, &p->conn);
         if (rc)
@@ -355,11 +381,12 @@ static void txn_end(struct pg_store *pg, struct pg_txn *p)
 }
 
 /* One attempt. OPSC_EAGAIN: a serialization failure, run it again. */
-static int run_once(store *s, bool write, store_txn_fn fn, void *ud)
+static int run_once(store *s, txn_kind kind, store_txn_fn fn, void *ud)
 {
     struct pg_txn p = {0};
+    bool write = kind != TXN_READ;
     store_txn t = {.s = s, .write = write, .pg = &p};
-    int rc = begin(s->pg, &p, write);
+    int rc = begin(s->pg, &p, kind);
     if (rc == 0) {
         rc = fn(&t, ud);
         if (p.failed) /* fn may have carried on past a backend error */
@@ -375,10 +402,10 @@ static int run_once(store *s, bool write, store_txn_fn fn, void *ud)
     return rc;
 }
 
-int store_pg_write(store *s, store_txn_fn fn, void *ud)
+int store_pg_write(store *s, store_txn_fn fn, void *ud, bool snapshot)
 {
     for (int tries = 1;; tries++) {
-        int rc = run_once(s, true, fn, ud);
+        int rc = run_once(s, snapshot ? TXN_SNAPSHOT : TXN_WRITE, fn, ud);
         if (rc != OPSC_EAGAIN)
             return rc;
         if (tries == WRITE_TRIES) {
@@ -394,7 +421,7 @@ int store_pg_write(store *s, store_txn_fn fn, void *ud)
 
 int store_pg_read(store *s, store_txn_fn fn, void *ud)
 {
-    return run_once(s, false, fn, ud);
+    return run_once(s, TXN_READ, fn, ud);
 }
 
 /* ---- open, close, statistics ----------------------------------------------------------------- */

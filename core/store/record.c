@@ -42,7 +42,7 @@ static int raw_get(store_txn *t, MDB_dbi dbi, const char *id, MDB_val *v, const 
 {
     MDB_val k = id_key(id);
     if (t->pg)
-        return pg_kv_get(t, dbi, id, k.mv_size, (const void **)&v->mv_data, &v->mv_size);
+        return pg_kv_get(t, dbi, id, k.mv_size, (const void **)&v->mv_data, &v->mv_size, false);
     return store_mdb_err(t, mdb_get(t->txn, dbi, &k, v), what);
 }
 

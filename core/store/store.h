@@ -69,7 +69,8 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *err, 
 /* On PostgreSQL (opts->postgresql_url): the same records, keys, orders and
  * codes; a transaction is a database transaction on a pooled connection,
  * run synchronously on the calling thread within the connection's
- * timeouts (statement 5 s); writes are SERIALIZABLE and `fn` runs again
+ * timeouts (statement 5 s); writes are SERIALIZABLE (store_write_snapshot:
+ * REPEATABLE READ) and `fn` runs again
  * after a serialization failure (OPSC_EBUSY after 10); a lost database is
  * OPSC_EIO (or OPSC_ETIMEDOUT) and the next transaction reconnects.
  * Read-only opens and store_backup_from() are OPSC_ENOTSUP (pg_dump);
@@ -86,6 +87,18 @@ int store_write(store *s, store_txn_fn fn, void *ud);
  * store's reserve gave back. Every other write fails at once with
  * OPSC_ENOSPC while the store is full (space.c). */
 int store_write_essential(store *s, store_txn_fn fn, void *ud);
+/* A write whose function decides only on keys it also writes (records
+ * created under fresh ids, a read-modify-write of one record) or reads
+ * with store_kv_get_locked(): the executor's runs, the audit trail. On
+ * LMDB this is store_write(). On PostgreSQL it runs at REPEATABLE READ
+ * instead of SERIALIZABLE: two transactions writing one key still conflict
+ * (`fn` runs again, as for store_write), but its reads take no predicate
+ * locks, so a decision on a key it neither writes nor locks is not
+ * protected against a concurrent writer of that key. Why it exists:
+ * SERIALIZABLE locks what it reads by index page, and time-ordered ids put
+ * every new and recent run on the same few pages, so run writes of
+ * different nodes conflicted without sharing one key (docs/cluster.md 1.2). */
+int store_write_snapshot(store *s, store_txn_fn fn, void *ud);
 /* True from the first ENOSPC of the data directory's file system until
  * there is room again (checked at most once a second, on a write). */
 bool store_full(const store *s);
@@ -120,6 +133,12 @@ int store_kv_get(store_txn *txn, const char *db, const void *key, size_t klen, c
 int store_kv_put(store_txn *txn, const char *db, const void *key, size_t klen, const void *val,
                  size_t vlen);
 int store_kv_del(store_txn *txn, const char *db, const void *key, size_t klen);
+/* store_kv_get, and the key stays as read until the transaction ends: a
+ * concurrent transaction changing or deleting it waits for this one, and
+ * this one fails (runs again) if one did since it began (PostgreSQL: FOR
+ * SHARE; LMDB has one writer). For decisions in store_write_snapshot(). */
+int store_kv_get_locked(store_txn *txn, const char *db, const void *key, size_t klen,
+                        const void **val, size_t *vlen);
 
 /* Secondary index: `index_db` maps a key (e.g. a unique name) to a record id.
  * store_index_put fails with OPSC_EEXIST if the key maps to another id (and
@@ -180,6 +199,7 @@ typedef struct store_node {
     const char *address; /* "host:port" of its API */
     const char *version;
     int64_t started_ms; /* wall clock */
+    const char *labels; /* JSON object text; NULL: {} */
 } store_node;
 typedef struct store_lease {
     bool leading;       /* this node holds the leader lease */
@@ -210,19 +230,32 @@ int store_cluster_view(store *s, int64_t node_timeout_ms, json_t **out);
  * either way the caller aborts its transaction. */
 int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const char *schedule_id,
                        int64_t planned_ms, const char *run_id);
+/* Inside a write transaction: count a change of `name`, something every
+ * node keeps in memory ("notify_rules", "discovery_profiles"). Every node
+ * compares the counts on its heartbeat (store_cluster_versions) and
+ * reloads what another node changed, so a lost NOTIFY costs a few beats,
+ * and a crash between a write and its announcement nothing. 0 on LMDB
+ * (one daemon: nothing to tell). */
+int store_version_bump(store_txn *txn, const char *name);
+/* {name: count} of every name ever bumped. Same connection and rule as
+ * store_cluster_beat. *out: new reference. */
+int store_cluster_versions(store *s, json_t **out);
 
 /* ---- the run queue (PostgreSQL only; docs/cluster.md 2.4) ---------------------------------- */
 /* In the transaction that creates run `run_id` of `job_id` on `target_ids`
  * (array of id strings): a queued row any node may claim, and a
  * notification to the listening nodes at commit. `exclusive`: the job does
- * not allow concurrent runs on a target, cluster-wide. */
+ * not allow concurrent runs on a target, cluster-wide. `route` ({key:
+ * value}; NULL: none): only a node whose labels have each is to claim it. */
 int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
-                   const json_t *target_ids, bool exclusive);
+                   const json_t *target_ids, bool exclusive, const json_t *route);
 /* Claim up to `max` queued runs (oldest first, FOR UPDATE SKIP LOCKED: two
- * nodes never claim one run) for `node_id`, leased for `lease_ms`, in a
- * transaction of its own on the heartbeat's connection (loop only).
- * *ids: new array of run ids (maybe empty). */
-int store_runq_claim(store *s, const char *node_id, int max, int64_t lease_ms, json_t **ids);
+ * nodes never claim one run) for `node_id`, whose labels (an object; NULL:
+ * none) contain each run's route, leased for `lease_ms`, in a transaction
+ * of its own on the heartbeat's connection (loop only). *ids: new array of
+ * run ids (maybe empty). */
+int store_runq_claim(store *s, const char *node_id, const json_t *labels, int max,
+                     int64_t lease_ms, json_t **ids);
 /* Give back claims of `node_id` it could not take up (array of run ids). */
 int store_runq_release(store *s, const char *node_id, const json_t *ids);
 /* The run ended (or was interrupted): its row goes, the others are woken. */

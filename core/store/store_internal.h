@@ -114,11 +114,13 @@ int store_adopt_map_size(store *s);
 int store_pg_open(store *s, const char *url, char *err, size_t errlen);
 int store_pg_migrated(store *s, char *err, size_t errlen);
 void store_pg_close(store *s);
-int store_pg_write(store *s, store_txn_fn fn, void *ud);
+/* `snapshot`: REPEATABLE READ (store_write_snapshot), else SERIALIZABLE. */
+int store_pg_write(store *s, store_txn_fn fn, void *ud, bool snapshot);
 int store_pg_read(store *s, store_txn_fn fn, void *ud);
 int store_pg_stats(store *s, store_stats *st);
+/* `lock`: FOR SHARE (store_kv_get_locked). */
 int pg_kv_get(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const void **val,
-              size_t *vlen);
+              size_t *vlen, bool lock);
 /* `only_new`: OPSC_EEXIST when the key is there (MDB_NOOVERWRITE). */
 int pg_kv_put(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen,
               bool only_new);

@@ -156,12 +156,12 @@ static int write_growing(store *s, store_txn_fn fn, void *ud)
     }
 }
 
-static int write_with(store *s, store_txn_fn fn, void *ud, bool essential)
+static int write_with(store *s, store_txn_fn fn, void *ud, bool essential, bool snapshot)
 {
     if (!s || !fn)
         return OPSC_EINVAL;
     if (s->pg)
-        return store_pg_write(s, fn, ud);
+        return store_pg_write(s, fn, ud, snapshot);
     if (s->read_only)
         return OPSC_EPERM;
     int rc = store_space_gate(s, essential);
@@ -179,12 +179,17 @@ static int write_with(store *s, store_txn_fn fn, void *ud, bool essential)
 
 int store_write(store *s, store_txn_fn fn, void *ud)
 {
-    return write_with(s, fn, ud, false);
+    return write_with(s, fn, ud, false, false);
+}
+
+int store_write_snapshot(store *s, store_txn_fn fn, void *ud)
+{
+    return write_with(s, fn, ud, false, true);
 }
 
 int store_write_essential(store *s, store_txn_fn fn, void *ud)
 {
-    return write_with(s, fn, ud, true);
+    return write_with(s, fn, ud, true, false);
 }
 
 int store_read(store *s, store_txn_fn fn, void *ud)

@@ -93,6 +93,20 @@ def test_the_address_is_public_urls_authority_when_set(daemon_factory):
     assert c["leader"]["address"] == "ops.example.org:8443"
 
 
+def test_labels_are_shown_and_bad_ones_stop_the_start_naming_file_line_and_key(daemon_factory,
+                                                                             run_daemon):
+    d = daemon_factory(config={"cluster": {"labels": "dc=eu, rack=3", "route_by": "dc"}})
+    assert d.get("/api/v1/cluster").json()["nodes"][0]["labels"] == {"dc": "eu", "rack": "3"}
+    for labels, why in (("dc", "not key=value"), ("dc=eu,dc=us", "twice"),
+                        ("Bad Key=x", "Bad Key")):
+        p = run_daemon(config={"cluster": {"labels": labels}})
+        assert p.returncode != 0
+        assert "opsconductor.conf:" in p.stderr and "[cluster] labels" in p.stderr, p.stderr
+        assert why in p.stderr, p.stderr
+    p = run_daemon(config={"cluster": {"route_by": "dc,Bad Key"}})
+    assert p.returncode != 0 and "[cluster] route_by" in p.stderr, p.stderr
+
+
 def test_a_damaged_node_id_file_stops_the_start_naming_it(run_daemon, tmp_path):
     data = tmp_path / "data"
     data.mkdir(mode=0o700)

@@ -85,6 +85,88 @@ static void a_serialization_failure_runs_the_write_again(void **state)
     store_close(s);
 }
 
+/* A second daemon's store on the test's database. */
+static store *open_other(void **state)
+{
+    char other[512], err[512] = "";
+    snprintf(other, sizeof(other), "%s/other", (const char *)*state);
+    store_opts o = {.postgresql_url = pg_fixture_url_for(*state)};
+    store *b = NULL;
+    assert_int_equal(store_open(&b, other, &o, err, sizeof(err)), 0);
+    return b;
+}
+
+/* Two nodes creating runs at once: different keys, but under UUIDv7 ids
+ * the same index page. */
+typedef struct page_race {
+    store *other; /* the second node, on the same database */
+    int runs;
+    bool snapshot; /* both write with store_write_snapshot, else store_write */
+} page_race;
+
+static int create_run(store_txn *t, void *ud)
+{
+    json_t *rec = json_pack("{s:s}", "id", (const char *)ud);
+    int rc = store_create(t, "runs", rec);
+    json_decref(rec);
+    return rc;
+}
+
+/* Reads the page of a fresh id (store_create's check), then the other
+ * node creates its run there and commits, then this one writes its own. */
+static int create_raced(store_txn *t, void *ud)
+{
+    page_race *p = ud;
+    const void *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_kv_get(t, "runs", "01a2-run-a", 10, &v, &n), OPSC_ENOENT);
+    if (p->runs++ == 0)
+        assert_int_equal((p->snapshot ? store_write_snapshot : store_write)(p->other, create_run,
+                                                                            "01a2-run-b"),
+                         0);
+    return create_run(t, "01a2-run-a");
+}
+
+static int delete_run(store_txn *t, void *ud)
+{
+    return store_delete(t, "runs", ud, 0);
+}
+
+static int held_then_raced(store_txn *t, void *ud)
+{
+    page_race *p = ud;
+    const void *v = NULL;
+    size_t n = 0;
+    int rc = store_kv_get_locked(t, "runs", "01a2-run-b", 10, &v, &n);
+    if (rc == 0 && p->runs++ == 0) /* the other waits for this lock, then gives up */
+        assert_int_equal(store_write(p->other, delete_run, "01a2-run-b"), OPSC_EBUSY);
+    return rc;
+}
+
+/* SERIALIZABLE locks what it reads by index page: two run creations that
+ * share no key conflict, and one runs again (the 409 "busy" of concurrent
+ * run creation on three nodes, when that happened ten times in a row). A
+ * snapshot write conflicts only on keys both write; its locked read holds
+ * the key against a concurrent delete. */
+static void run_writes_conflict_on_keys_not_pages_when_snapshot(void **state)
+{
+    store *a = open_ok(*state, 0, 0);
+    page_race p = {.other = open_other(state)};
+    assert_int_equal(store_write(a, create_raced, &p), 0);
+    assert_int_equal(p.runs, 2); /* the page conflict */
+    assert_int_equal(store_write(a, delete_run, "01a2-run-a"), 0);
+    assert_int_equal(store_write(a, delete_run, "01a2-run-b"), 0);
+    p.runs = 0;
+    p.snapshot = true;
+    assert_int_equal(store_write_snapshot(a, create_raced, &p), 0);
+    assert_int_equal(p.runs, 1);
+    p.runs = 0;
+    assert_int_equal(store_write_snapshot(a, held_then_raced, &p), 0);
+    assert_int_equal(p.runs, 1);
+    store_close(p.other);
+    store_close(a);
+}
+
 typedef struct fire_try {
     const char *node, *schedule, *run;
     int64_t epoch, planned;
@@ -115,11 +197,7 @@ static store_lease beat(store *s, const char *id, int64_t lease_ms)
 static void the_lease_fences_and_fires_exist_once(void **state)
 {
     store *a = open_ok(*state, 0, 0);
-    char other[512], err[512] = "";
-    snprintf(other, sizeof(other), "%s/other", (const char *)*state);
-    store_opts o = {.postgresql_url = pg_fixture_url_for(*state)};
-    store *b = NULL;
-    assert_int_equal(store_open(&b, other, &o, err, sizeof(err)), 0); /* both open it */
+    store *b = open_other(state); /* both open it */
     store_lease la = beat(a, "node-a", 60000), lb = beat(b, "node-b", 60000);
     assert_true(la.leading);
     assert_false(lb.leading);
@@ -159,13 +237,14 @@ typedef struct rq_op {
     int max;
     int64_t lease_ms;
     json_t *out;
+    json_t *route, *labels; /* borrowed */
 } rq_op;
 
 static int rq_add_txn(store_txn *t, void *ud)
 {
     rq_op *o = ud;
     json_t *ids = json_pack("[s]", o->target);
-    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive);
+    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive, o->route);
     json_decref(ids);
     return rc;
 }
@@ -189,11 +268,12 @@ static void rq_add(store *s, const char *run, const char *target, bool exclusive
     assert_int_equal(store_write(s, rq_add_txn, &o), 0);
 }
 
-/* How many runs `node` claims (up to `max`); the first one's id in `first`. */
-static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, char *first)
+/* How many runs `node` with `labels` claims (up to `max`); the first one's id in `first`. */
+static size_t rq_claim_labelled(store *s, const char *node, json_t *labels, int max,
+                                int64_t lease_ms, char *first)
 {
-    rq_op o = {.node = node, .max = max, .lease_ms = lease_ms};
-    assert_int_equal(store_runq_claim(s, node, max, lease_ms, &o.out), 0);
+    rq_op o = {.node = node, .max = max, .lease_ms = lease_ms, .labels = labels};
+    assert_int_equal(store_runq_claim(s, node, o.labels, max, lease_ms, &o.out), 0);
     size_t n = json_array_size(o.out);
     if (first)
         snprintf(first, 40, "%s", n ? json_string_value(json_array_get(o.out, 0)) : "");
@@ -201,10 +281,16 @@ static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, ch
     return n;
 }
 
+static size_t rq_claim(store *s, const char *node, int max, int64_t lease_ms, char *first)
+{
+    return rq_claim_labelled(s, node, NULL, max, lease_ms, first);
+}
+
 /* The run queue: a run is claimed once, oldest first; a run of a job
  * without concurrent runs waits while another holds its target, on
- * whichever node; a lapsed claim is reaped once, naming its node; the
- * leader's sweep drops old fires and long-dead nodes. */
+ * whichever node; a lapsed claim is reaped once, naming its node; a routed
+ * run only by a node with its labels; the leader's sweep drops old fires
+ * and long-dead nodes. */
 static void the_run_queue_claims_once_and_reaps_lapsed_claims(void **state)
 {
     store *a = open_ok(*state, 0, 0);
@@ -233,6 +319,19 @@ static void the_run_queue_claims_once_and_reaps_lapsed_claims(void **state)
     assert_int_equal(store_write(a, rq_reap_txn, &reap), 0);
     assert_int_equal(json_array_size(reap.out), 0); /* once */
     json_decref(reap.out);
+
+    /* routed by labels: only a node whose labels contain the run's route claims it */
+    json_t *eu = json_pack("{s:s}", "dc", "eu"), *us = json_pack("{s:s}", "dc", "us");
+    json_t *eu3 = json_pack("{s:s, s:s}", "rack", "3", "dc", "eu");
+    rq_op routed = {.run = "run-4", .target = "t4", .route = eu};
+    assert_int_equal(store_write(a, rq_add_txn, &routed), 0);
+    assert_int_equal(rq_claim(a, "node-c", 5, 60000, NULL), 0); /* no labels */
+    assert_int_equal(rq_claim_labelled(a, "node-c", us, 5, 60000, NULL), 0);
+    assert_int_equal(rq_claim_labelled(a, "node-c", eu3, 5, 60000, first), 1);
+    assert_string_equal(first, "run-4");
+    json_decref(eu);
+    json_decref(us);
+    json_decref(eu3);
 
     beat(a, "node-a", 60000);
     assert_int_equal(fire(a, "node-a", beat(a, "node-a", 60000).epoch, 5000), 0);
@@ -344,6 +443,7 @@ static void scans_cross_pages_in_key_order(void **state)
 
 static const struct CMUnitTest pg_tests[] = {
     TMP_TEST(a_serialization_failure_runs_the_write_again),
+    TMP_TEST(run_writes_conflict_on_keys_not_pages_when_snapshot),
     TMP_TEST(the_lease_fences_and_fires_exist_once),
     TMP_TEST(the_run_queue_claims_once_and_reaps_lapsed_claims),
     TMP_TEST(a_wrong_password_is_refused_without_showing_it),
