@@ -48,6 +48,9 @@ void ex_timer_start(exec *ex, uv_timer_t **slot, uint64_t ms, uv_timer_cb cb, vo
         uv_timer_init(ex->loop, *slot);
     }
     (*slot)->data = data;
+    /* Timeouts count from now: the loop's cached time can be a long turn (a commit, loading
+     * plugins before the loop runs) behind, and a 1 s step timeout then fired at once. */
+    uv_update_time(ex->loop);
     uv_timer_start(*slot, cb, ms, 0);
 }
 

@@ -22,7 +22,7 @@
  * only when the holder changes: a renewal keeps it, so a write fenced with
  * it fails after any takeover, even one that came back to this node. */
 static const char beat_sql[] =
-"WITH me AS (INSERT INTO opsc_nodes AS n (id, address, version, started_at, last_heartbeat, "
+    "WITH me AS (INSERT INTO opsc_nodes AS n (id, address, version, started_at, last_heartbeat, "
     "labels) VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0), now(), $6::jsonb) "
     "ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, version = EXCLUDED.version, "
     "started_at = EXCLUDED.started_at, last_heartbeat = now(), labels = EXCLUDED.labels "
