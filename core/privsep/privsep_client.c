@@ -141,20 +141,27 @@ int privsep_fork_helper(const char *path, const char *const *argv, int *fd, pid_
     return 0;
 }
 
-static void read_hello(privsep *ps, int timeout_ms, const char *path)
+int privsep_read_hello(int fd, void *rbuf, int timeout_ms, const char *path, sp_msg *m,
+                       const char **reason)
 {
-    struct pollfd pfd = {ps->fd, POLLIN, 0};
+    struct pollfd pfd = {fd, POLLIN, 0};
     int rc;
     while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
         ;
-    ssize_t n = rc > 0 ? recv(ps->fd, ps->rbuf, SP_MAX_PACKET, 0) : -1;
+    ssize_t n = rc > 0 ? recv(fd, rbuf, SP_MAX_PACKET, 0) : -1;
+    if (n > 0 && sp_decode(rbuf, (size_t)n, m) == 0 && m->type == SP_HELLO)
+        return 0;
+    *reason = rc == 0 ? "no answer" : access(path, X_OK) < 0 ? strerror(errno) : "it exited";
+    return -1;
+}
+
+static void read_hello(privsep *ps, int timeout_ms, const char *path)
+{
     sp_msg m;
-    if (n <= 0 || sp_decode(ps->rbuf, (size_t)n, &m) < 0 || m.type != SP_HELLO) {
+    const char *reason;
+    if (privsep_read_hello(ps->fd, ps->rbuf, timeout_ms, path, &m, &reason)) {
         snprintf(ps->why, sizeof(ps->why),
-                 "local steps are refused: the helper %.300s did not start (%s)", path,
-                 rc == 0                  ? "no answer"
-                 : access(path, X_OK) < 0 ? strerror(errno)
-                                          : "it exited");
+                 "local steps are refused: the helper %.300s did not start (%s)", path, reason);
         return;
     }
     ps->ok = m.u32 != 0;

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -67,15 +66,11 @@ void privsep_find_stephost(const char *configured, char *out, size_t n)
 
 static void read_hello(privsep_hosts *h, const char *path)
 {
-    struct pollfd pfd = {h->fd, POLLIN, 0};
-    int rc;
-    while ((rc = poll(&pfd, 1, HELLO_MS)) < 0 && errno == EINTR)
-        ;
-    ssize_t n = rc > 0 ? recv(h->fd, h->rbuf, SP_MAX_PACKET, 0) : -1;
     sp_msg m;
-    if (n <= 0 || sp_decode(h->rbuf, (size_t)n, &m) < 0 || m.type != SP_HELLO) {
+    const char *reason;
+    if (privsep_read_hello(h->fd, h->rbuf, HELLO_MS, path, &m, &reason)) {
         snprintf(h->why, sizeof(h->why), "the step hosts' helper %.300s did not start (%s)", path,
-                 rc == 0 ? "no answer" : "it exited");
+                 reason);
         return;
     }
     h->ok = m.u32 != 0;

@@ -14,6 +14,12 @@ void privsep_find_program(const char *configured, const char *rel, const char *i
 /* Fork and exec the helper at `path` with `argv` and a SOCK_SEQPACKET socket as its fd 3: 0
  * with our end in *fd (blocking, close-on-exec) and its pid, or -errno. */
 int privsep_fork_helper(const char *path, const char *const *argv, int *fd, pid_t *pid);
+/* Wait up to `timeout_ms` for the HELLO of the helper at `path` on `fd` and decode it into *m
+ * (its strings point into `rbuf`, SP_MAX_PACKET bytes): 0, or -1 with *reason saying why the
+ * helper did not start ("no answer", why it cannot be run, "it exited"; static strings). */
+struct sp_msg;
+int privsep_read_hello(int fd, void *rbuf, int timeout_ms, const char *path, struct sp_msg *m,
+                       const char **reason);
 
 /* privsep_hosts.c: the step hosts' helper, started when o->host_user is set (the daemon is
  * about to drop the right to switch users), with the local helper's `path`; NULL otherwise. */
