@@ -297,12 +297,14 @@ def test_in_process_under_always_waits_for_the_next_start(daemon_factory):
 def test_a_step_longer_than_three_heartbeats_keeps_its_host(daemon_factory):
     # Whoever reads the socket on either end (a step waiting for an answer, or the reader
     # threads), pings are answered while a step computes and while it waits on the daemon.
-    d = isolated(daemon_factory, steplibs={**ISOLATED["steplibs"], "host_heartbeat": "200ms"})
+    # 500 ms beats (a host is killed after 1.5 s without an answer): with 200 ms ones a loaded
+    # 2-core machine under the sanitizers once stalled past three of them.
+    d = isolated(daemon_factory, steplibs={**ISOLATED["steplibs"], "host_heartbeat": "500ms"})
     t = local_target(d, "self")
     run = wait(d, run_steps(d, t,
                             {"id": "busy", "type": "testexec.wait",
-                             "params": {"ms": 1500, "stubborn": True}},
-                            {"id": "asleep", "type": "testexec.wait", "params": {"ms": 1500}})["id"])
+                             "params": {"ms": 2500, "stubborn": True}},
+                            {"id": "asleep", "type": "testexec.wait", "params": {"ms": 2500}})["id"])
     assert run["state"] == "succeeded", run
     iso = host_of(d)
     assert iso["crashes"] == 0 and iso["restarts"] == 0
