@@ -213,7 +213,9 @@ void bh_output_100mb_streams_with_flat_memory(th_plugin *p, opsc_conn *conn)
 
 void bh_put_and_get_with_mode_and_checksum(th_plugin *p, opsc_conn *conn)
 {
-    const char *local = "/tmp/opsc-put-small.txt";
+    /* per process: the transport suites run at the same time */
+    char local[64];
+    snprintf(local, sizeof(local), "/tmp/opsc-put-small-%d.txt", (int)getpid());
     FILE *f = fopen(local, "w");
     fputs("hello transport\n", f);
     fclose(f);

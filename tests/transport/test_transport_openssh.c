@@ -693,15 +693,19 @@ static void big_put_and_get_with_checksums(void **state)
     (void)state;
     const char *env = getenv("OPSC_OPENSSH_BIG_FILE");
     unsigned long long size = env ? strtoull(env, NULL, 10) : 128ULL << 20;
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "head -c %llu /dev/urandom > /tmp/opsc-oss-big.bin", size);
+    /* per process: another suite on the machine may run this test at the same time */
+    char local[64], remote[64], back[64], cmd[160];
+    snprintf(local, sizeof(local), "/tmp/opsc-oss-big-%d.bin", (int)getpid());
+    snprintf(remote, sizeof(remote), "/tmp/opsc-oss-big-%d.remote", (int)getpid());
+    snprintf(back, sizeof(back), "/tmp/opsc-oss-big-%d.back", (int)getpid());
+    snprintf(cmd, sizeof(cmd), "head -c %llu /dev/urandom > %s", size, local);
     if (system(cmd) != 0)
         fail();
     opsc_conn *conn = connect_ok();
     long rss0 = th_rss_kb();
     th_xfer x;
     uint64_t t0 = uv_hrtime();
-    int rc = th_put(&plug, conn, "/tmp/opsc-oss-big.bin", "/tmp/opsc-oss-big.remote", -1, &x);
+    int rc = th_put(&plug, conn, local, remote, -1, &x);
     if (rc)
         fprintf(stderr, "put: %s\n", x.error);
     assert_int_equal(rc, 0);
@@ -710,8 +714,7 @@ static void big_put_and_get_with_checksums(void **state)
     char sha[65];
     snprintf(sha, sizeof(sha), "%s", x.sha256);
     t0 = uv_hrtime();
-    assert_int_equal(th_get(&plug, conn, "/tmp/opsc-oss-big.remote", "/tmp/opsc-oss-big.back", &x),
-                     0);
+    assert_int_equal(th_get(&plug, conn, remote, back, &x), 0);
     double get_s = (double)(uv_hrtime() - t0) / 1e9;
     assert_string_equal(x.sha256, sha);
     fprintf(stderr, "%llu MiB: put %.1f MB/s, get %.1f MB/s, RSS grew %ld kB\n", size >> 20,
@@ -719,9 +722,9 @@ static void big_put_and_get_with_checksums(void **state)
 #ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed blocks resident */
     assert_true(th_rss_kb() - rss0 < 32 * 1024);
 #endif
-    unlink("/tmp/opsc-oss-big.remote");
-    unlink("/tmp/opsc-oss-big.back");
-    unlink("/tmp/opsc-oss-big.bin");
+    unlink(remote);
+    unlink(back);
+    unlink(local);
     th_close(&plug, conn);
 }
 
