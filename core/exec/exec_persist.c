@@ -483,7 +483,7 @@ static void set_all(json_t *o, json_t *fields)
 
 /* Each target as before its first attempt: queued, its steps too. The log
  * it wrote stays, and the next attempt's lines follow it. */
-static int reset_targets(store_txn *txn, const char *run_id)
+static int reset_targets(store_txn *txn, const char *run_id, json_t *orphans)
 {
     json_t *targets = NULL;
     int rc = run_read_targets(txn, run_id, &targets);
@@ -493,7 +493,7 @@ static int reset_targets(store_txn *txn, const char *run_id)
     {
         if (rc < 0)
             break;
-        json_object_del(t, "process");
+        note_orphan(orphans, t, run_id); /* the old attempt's command, if this is its machine */
         set_all(t, json_pack("{s:s, s:n, s:n, s:n}", "state", "queued", "error",
                                         "started_at", "finished_at"));
         json_array_foreach(json_object_get(t, "steps"), k, s)
@@ -506,11 +506,13 @@ static int reset_targets(store_txn *txn, const char *run_id)
     return rc;
 }
 
-/* A reaper took the run from `dead`: every step of its job being
- * idempotent, it is queued again for any node to claim, at most
- * EX_MAX_ATTEMPTS claims in all, and the record says so ("requeued"). 0:
- * not requeued (it must end instead), or its attempts so far. */
-static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dead)
+/* The run was taken from node `dead` (a reaper's, or that node starting
+ * again): every step of its job being idempotent, it is queued again for
+ * any node to claim, at most EX_MAX_ATTEMPTS claims in all, and the record
+ * says so ("requeued"). 0: not requeued (it must end instead), or its
+ * attempts so far. */
+static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                       json_t *orphans)
 {
     int attempts = store_runq_requeue(txn, id, EX_MAX_ATTEMPTS);
     if (attempts <= 0)
@@ -538,7 +540,7 @@ static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dea
     json_object_del(rec, "node_id");
     rc = store_update(txn, "runs", rec, 0);
     if (rc == 0)
-        rc = reset_targets(txn, id);
+        rc = reset_targets(txn, id, orphans);
     if (rc == 0)
         rc = store_kv_put(txn, "runs_active", id, strlen(id), EX_UNCLAIMED, 1);
     if (rc == 0)
@@ -549,15 +551,22 @@ static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dea
     return rc < 0 ? rc : attempts;
 }
 
-/* `dead`, when given, is a node a reaper took the run from: a run that
- * may run again is queued again instead. */
-static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
-                         const char *reason, size_t *n, json_t *orphans)
+/* `from`, when given, is the node the run was taken from: a run that may
+ * run again is queued again instead of ending (end_run's `dead`, NULL when
+ * that node is this process starting again). */
+static int take_run(store_txn *txn, exec *ex, const char *id, const char *from, const char *dead,
+                    const char *reason, size_t *n, json_t *orphans)
 {
-    int rc = dead && ex_queued(ex) ? requeue_run(txn, ex, id, dead) : 0;
+    int rc = from && ex_queued(ex) ? requeue_run(txn, ex, id, from, orphans) : 0;
     if (rc != 0)
         return rc < 0 ? rc : 0;
     return end_run(txn, ex, id, dead, reason, n, orphans, EX_INTERRUPTED);
+}
+
+static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                         const char *reason, size_t *n, json_t *orphans)
+{
+    return take_run(txn, ex, id, dead, dead, reason, n, orphans);
 }
 
 static int recover_txn(store_txn *txn, void *ud)
@@ -573,9 +582,10 @@ static int recover_txn(store_txn *txn, void *ud)
     json_array_foreach(ids, i, pair)
     {
         const char *owner = json_string_value(json_array_get(pair, 1));
+        const char *from = r->alive ? owner : r->ex->opts.node_id; /* a dead node, or this one */
         if (rc == 0)
-            rc = interrupt_run(txn, r->ex, json_string_value(json_array_get(pair, 0)),
-                               r->alive ? owner : NULL, NULL, &r->n, r->orphans);
+            rc = take_run(txn, r->ex, json_string_value(json_array_get(pair, 0)), from,
+                          r->alive ? owner : NULL, NULL, &r->n, r->orphans);
     }
     json_decref(ids);
     return rc;

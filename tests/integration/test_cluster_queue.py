@@ -213,6 +213,23 @@ def test_a_node_killed_mid_run_of_idempotent_steps_has_it_run_again_elsewhere(pg
     assert pg.psql("SELECT count(*) FROM opsc_runq", db=db) == "0"
 
 
+def test_a_node_restarted_mid_run_of_idempotent_steps_queues_it_again_at_start(pg,
+                                                                             daemon_factory):
+    # A 10 s lease: the run must be queued again by b's start, well before a reaper could.
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2, lease_s=10)
+    again = job(a, "echo attempt-{{ run.id }}; sleep 3", idempotent=True)
+    rid = on_node(a, again, b_id, {a_id: a, b_id: b})
+    kill9(b)
+    killed = time.monotonic()
+    b = b.restart()
+    run = wait_for(lambda: (lambda r: r["state"] not in ("queued", "running") and r)(
+        run_of(a, rid)), 20)
+    assert run and run["state"] == "succeeded" and run["attempt"] == 2, run
+    [requeued] = run["requeued"]
+    assert requeued["node_id"] == b_id and "queued again" in requeued["reason"], requeued
+    assert time.monotonic() - killed < 10 + 3, "requeued by a reaper, not by the start"
+
+
 def test_a_frozen_node_comes_back_and_its_late_results_are_discarded(pg, daemon_factory):
     db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
     j = job(a, "sleep 4; echo late-result")
