@@ -428,7 +428,7 @@ static int run_with(http_req *req, json_t *body)
     "\"string\"},\"type\":{\"type\":\"string\"},\"params\":{\"type\":\"object\"},\"timeout_s\":"   \
     "{\"type\":\"integer\"},\"retries\":{\"type\":\"integer\"},\"retry_delay_s\":{\"type\":"       \
     "\"integer\"},\"on_failure\":{\"type\":\"string\",\"enum\":[\"stop\",\"continue\"]},"          \
-    "\"when\":{\"type\":\"string\"}}}"
+    "\"when\":{\"type\":\"string\"},\"idempotent\":{\"type\":\"boolean\"}}}"
 #define TARGETS_SCHEMA                                                                             \
     "{\"type\":\"object\",\"properties\":{\"ids\":{\"type\":\"array\",\"items\":{\"type\":"        \
     "\"string\"}},\"groups\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"selector\":"   \

@@ -387,6 +387,8 @@ int ex_interrupt_stored(exec *ex, const char *run_id, const char *why);
 /* ---- exec_queue.c (cluster mode: docs/cluster.md 2.4) --------------------------------------- */
 /* The owner runs_active names for a run queued and claimed by no node yet. */
 #define EX_UNCLAIMED "*"
+/* Claims of an idempotent run in all: a reaper queues it again fewer times (exec_persist.c). */
+#define EX_MAX_ATTEMPTS 3
 /* Start listening and polling (exec_new), when the store is shared. */
 void ex_queue_start(exec *ex);
 /* Claim at the start of the next loop turn (a run was queued, room was freed). */

@@ -47,7 +47,8 @@ static int put_new_run(store_txn *txn, const ex_new_run *n)
     if (rc == 0 && !ex_terminal(r->state))
         rc = store_kv_put(txn, "runs_active", r->id, strlen(r->id), owner, strlen(owner));
     if (rc == 0 && queued) /* any node may claim it (exec_queue.c) */
-        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent, r->route);
+        rc = store_runq_add(txn, r->id, job, n->target_ids, !r->plan->allow_concurrent,
+                            job_plan_idempotent(r->plan), r->route);
     if (rc == 0 && r->ex->opts.on_run_new)
         rc = r->ex->opts.on_run_new(r->ex->opts.on_run_new_ud, txn, r->hdr);
     size_t i;
@@ -393,6 +394,16 @@ static void note_orphan(json_t *orphans, json_t *t, const char *run_id)
     json_object_del(t, "process");
 }
 
+static int put_target_rec(store_txn *txn, const char *run_id, size_t i, const json_t *t)
+{
+    char key[64], *text = json_dumps(t, JSON_COMPACT);
+    run_target_key(key, sizeof(key), run_id, (uint32_t)i);
+    int rc = text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text))
+                  : OPSC_ENOMEM;
+    free(text);
+    return rc;
+}
+
 static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans, int to)
 {
     json_t *targets = NULL;
@@ -413,11 +424,7 @@ static int interrupt_targets(store_txn *txn, const char *run_id, json_t *orphans
                                         : st == EX_QUEUED  ? "the daemon stopped before it started"
                                                            : "the daemon stopped during this target"));
         interrupt_steps(json_object_get(t, "steps"), st == EX_RUNNING);
-        char key[64], *text = json_dumps(t, JSON_COMPACT);
-        run_target_key(key, sizeof(key), run_id, (uint32_t)i);
-        rc = text ? store_kv_put(txn, "run_targets", key, strlen(key), text, strlen(text))
-                  : OPSC_ENOMEM;
-        free(text);
+        rc = put_target_rec(txn, run_id, i, t);
     }
     json_decref(targets);
     return rc;
@@ -467,10 +474,99 @@ static int end_run(store_txn *txn, exec *ex, const char *id, const char *dead,
     return rc;
 }
 
+static void set_all(json_t *o, json_t *fields)
+{
+    if (fields)
+        json_object_update(o, fields);
+    json_decref(fields);
+}
+
+/* Each target as before its first attempt: queued, its steps too. The log
+ * it wrote stays, and the next attempt's lines follow it. */
+static int reset_targets(store_txn *txn, const char *run_id, json_t *orphans)
+{
+    json_t *targets = NULL;
+    int rc = run_read_targets(txn, run_id, &targets);
+    size_t i, k;
+    json_t *t, *s;
+    json_array_foreach(targets, i, t)
+    {
+        if (rc < 0)
+            break;
+        note_orphan(orphans, t, run_id); /* the old attempt's command, if this is its machine */
+        set_all(t, json_pack("{s:s, s:n, s:n, s:n}", "state", "queued", "error",
+                                        "started_at", "finished_at"));
+        json_array_foreach(json_object_get(t, "steps"), k, s)
+            set_all(s, json_pack("{s:s, s:n, s:n, s:n, s:n, s:n, s:i}", "state",
+                                            "queued", "outputs", "error", "started_at",
+                                            "finished_at", "exit_code", "attempts", 0));
+        rc = put_target_rec(txn, run_id, i, t);
+    }
+    json_decref(targets);
+    return rc;
+}
+
+/* The run was taken from node `dead` (a reaper's, or that node starting
+ * again): every step of its job being idempotent, it is queued again for
+ * any node to claim, at most EX_MAX_ATTEMPTS claims in all, and the record
+ * says so ("requeued"). 0: not requeued (it must end instead), or its
+ * attempts so far. */
+static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+                       json_t *orphans)
+{
+    int attempts = store_runq_requeue(txn, id, EX_MAX_ATTEMPTS);
+    if (attempts <= 0)
+        return attempts;
+    json_t *rec = NULL;
+    int rc = store_get(txn, "runs", id, &rec);
+    int st = rc == 0 ? ex_state_parse(json_string_value(json_object_get(rec, "state"))) : -1;
+    if (rc < 0 || ex_terminal(st)) { /* ended meanwhile: end_run drops its queue row */
+        json_decref(rec);
+        return rc == OPSC_ENOENT ? 0 : rc;
+    }
+    char at[RFC3339_LEN], why[300];
+    rfc3339_format(clock_now_ms(), at);
+    snprintf(why, sizeof(why),
+             "node %s stopped while the run was %s on it; every step is idempotent: queued again "
+             "(%d of at most %d attempts made)",
+             dead, ex_state_name(st), attempts, EX_MAX_ATTEMPTS);
+    json_t *past = json_object_get(rec, "requeued");
+    if (!json_is_array(past))
+        json_object_set_new(rec, "requeued", past = json_array());
+    json_array_append_new(past, json_pack("{s:s, s:s, s:i, s:s}", "node_id", dead, "at", at,
+                                          "attempt", attempts, "reason", why));
+    json_object_set_new(rec, "state", json_string("queued"));
+    json_object_set_new(rec, "started_at", json_null());
+    json_object_del(rec, "node_id");
+    rc = store_update(txn, "runs", rec, 0);
+    if (rc == 0)
+        rc = reset_targets(txn, id, orphans);
+    if (rc == 0)
+        rc = store_kv_put(txn, "runs_active", id, strlen(id), EX_UNCLAIMED, 1);
+    if (rc == 0)
+        rc = persisted_hook(txn, ex, rec, ex_state_name(st));
+    if (rc == 0)
+        log_warn("exec", "run %s: %s", id, why);
+    json_decref(rec);
+    return rc < 0 ? rc : attempts;
+}
+
+/* `from`, when given, is the node the run was taken from: a run that may
+ * run again is queued again instead of ending (end_run's `dead`, NULL when
+ * that node is this process starting again). */
+static int take_run(store_txn *txn, exec *ex, const char *id, const char *from, const char *dead,
+                    const char *reason, size_t *n, json_t *orphans)
+{
+    int rc = from && ex_queued(ex) ? requeue_run(txn, ex, id, from, orphans) : 0;
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    return end_run(txn, ex, id, dead, reason, n, orphans, EX_INTERRUPTED);
+}
+
 static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
                          const char *reason, size_t *n, json_t *orphans)
 {
-    return end_run(txn, ex, id, dead, reason, n, orphans, EX_INTERRUPTED);
+    return take_run(txn, ex, id, dead, dead, reason, n, orphans);
 }
 
 static int recover_txn(store_txn *txn, void *ud)
@@ -486,9 +582,10 @@ static int recover_txn(store_txn *txn, void *ud)
     json_array_foreach(ids, i, pair)
     {
         const char *owner = json_string_value(json_array_get(pair, 1));
+        const char *from = r->alive ? owner : r->ex->opts.node_id; /* a dead node, or this one */
         if (rc == 0)
-            rc = interrupt_run(txn, r->ex, json_string_value(json_array_get(pair, 0)),
-                               r->alive ? owner : NULL, NULL, &r->n, r->orphans);
+            rc = take_run(txn, r->ex, json_string_value(json_array_get(pair, 0)), from,
+                          r->alive ? owner : NULL, NULL, &r->n, r->orphans);
     }
     json_decref(ids);
     return rc;

@@ -48,6 +48,7 @@ typedef struct claim {
     exec *ex;
     const json_t *ids; /* claimed */
     json_t *runs;      /* [[header, [target ids]]], the header naming this node */
+    json_t *back;      /* ids to give back: an earlier attempt of the run still ends here */
 } claim;
 
 static json_t *target_ids(const json_t *targets)
@@ -59,10 +60,15 @@ static json_t *target_ids(const json_t *targets)
     return ids;
 }
 
-static int claim_one(store_txn *txn, exec *ex, const char *id, json_t *runs)
+static int claim_one(store_txn *txn, claim *c, const char *id)
 {
+    exec *ex = c->ex;
     const char *me = ex->opts.node_id;
     json_t *hdr = NULL, *targets = NULL;
+    if (exec_runs_here(ex, id)) { /* reaped and queued again while this node was cut off: */
+        json_array_append_new(c->back, json_string(id)); /* naming it would let that write */
+        return 0;
+    }
     int rc = store_get(txn, "runs", id, &hdr);
     if (rc == 0 && ex_terminal(ex_state_parse(json_string_value(json_object_get(hdr, "state"))))) {
         json_decref(hdr); /* cancelled while it was being claimed */
@@ -72,12 +78,14 @@ static int claim_one(store_txn *txn, exec *ex, const char *id, json_t *runs)
         rc = run_read_targets(txn, id, &targets);
     if (rc == 0) {
         json_object_set_new(hdr, "node_id", json_string(me));
+        json_object_set_new(hdr, "attempt",
+                            json_integer(json_integer_value(json_object_get(hdr, "attempt")) + 1));
         rc = store_update(txn, "runs", hdr, 0);
     }
     if (rc == 0)
         rc = store_kv_put(txn, "runs_active", id, strlen(id), me, strlen(me));
     if (rc == 0)
-        json_array_append_new(runs, json_pack("[O, o]", hdr, target_ids(targets)));
+        json_array_append_new(c->runs, json_pack("[O, o]", hdr, target_ids(targets)));
     json_decref(hdr);
     json_decref(targets);
     return rc;
@@ -90,13 +98,14 @@ static int claim_txn(store_txn *txn, void *ud)
 {
     claim *c = ud;
     json_array_clear(c->runs); /* the function may run again */
+    json_array_clear(c->back);
     int rc = 0;
     size_t i;
     json_t *id;
     json_array_foreach(c->ids, i, id)
     {
         if (rc == 0)
-            rc = claim_one(txn, c->ex, json_string_value(id), c->runs);
+            rc = claim_one(txn, c, json_string_value(id));
     }
     return rc;
 }
@@ -129,6 +138,7 @@ static int rebuild(exec *ex, json_t *hdr, const json_t *ids, char *err, size_t e
     json_decref(r->hdr);
     r->hdr = json_incref(hdr);
     r->seq = (uint64_t)json_integer_value(json_object_get(hdr, "seq"));
+    r->log_bytes = (uint64_t)json_integer_value(json_object_get(hdr, "log_bytes")); /* earlier attempts' */
     json_object_del(ex->remote, r->id); /* counted as this node's own from now on */
     ex_run_add(ex, r);
     return 0;
@@ -162,11 +172,13 @@ static void claim_now(exec *ex)
         return;
     json_t *ids = NULL;
     int rc = store_runq_claim(ex->store, ex->opts.node_id, ex->opts.labels, max, lease_ms(ex), &ids);
-    claim c = {ex, ids, json_array()};
+    claim c = {ex, ids, json_array(), json_array()};
     if (rc == 0 && json_array_size(ids) && (rc = store_write_snapshot(ex->store, claim_txn, &c)) < 0 &&
         store_runq_release(ex->store, ex->opts.node_id, ids) < 0)
         log_error("exec", "giving back claimed runs failed: %s (the leader's reaper ends them)",
                   opsc_strerror(rc));
+    if (rc == 0 && json_array_size(c.back))
+        store_runq_release(ex->store, ex->opts.node_id, c.back);
     if (rc < 0 && rc != ex->claim_rc)
         log_warn("exec", "claiming queued runs failed: %s (trying again)", opsc_strerror(rc));
     else if (rc == 0 && ex->claim_rc < 0)
@@ -177,6 +189,7 @@ static void claim_now(exec *ex)
     bool more = rc == 0 && (int)json_array_size(ids) == max;
     json_decref(ids);
     json_decref(c.runs);
+    json_decref(c.back);
     if (more) /* the queue may hold more than one claim took: go on if there is room */
         ex_claim_soon(ex);
 }

@@ -130,6 +130,7 @@ typedef struct job_step {
     int retries;
     int64_t retry_delay_ms;
     bool continue_on_failure;
+    bool idempotent; /* cluster mode: may run again after its node died (docs/cluster.md 2.4) */
     tpl *when; /* NULL: always */
     const char *when_text;
 } job_step;
@@ -154,6 +155,9 @@ typedef struct job_plan {
  * or no longer accepts the parameters. `rec` is copied. */
 int job_plan_compile(plugin_host *h, const json_t *rec, job_plan **out, json_t **errors);
 void job_plan_free(job_plan *p);
+/* Every step is declared idempotent: a run of it may run again from its
+ * start after its node died (cluster mode, docs/cluster.md 2.4). */
+bool job_plan_idempotent(const job_plan *p);
 
 /* Validate run parameters `given` (NULL: none) against the plan, adding
  * defaults: *out is a new object. OPSC_ESCHEMA with *errors. */

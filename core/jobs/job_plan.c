@@ -39,6 +39,7 @@ static int compile_step(plugin_host *h, job_plan *p, size_t i, const json_t *kno
     s->retry_delay_ms = json_integer_value(json_object_get(js, "retry_delay_s")) * 1000;
     const char *of = json_string_value(json_object_get(js, "on_failure"));
     s->continue_on_failure = of && strcmp(of, "continue") == 0;
+    s->idempotent = json_is_true(json_object_get(js, "idempotent"));
     s->deferred = json_array();
     job_templated_paths(s->params, "", s->deferred);
     s->st = s->type ? plugin_host_steptype(h, s->type, &s->lib, err, sizeof(err)) : NULL;
@@ -113,6 +114,14 @@ int job_plan_compile(plugin_host *h, const json_t *rec, job_plan **out, json_t *
     *errors = NULL;
     *out = p;
     return 0;
+}
+
+bool job_plan_idempotent(const job_plan *p)
+{
+    for (size_t i = 0; i < p->nsteps; i++)
+        if (!p->steps[i].idempotent)
+            return false;
+    return p->nsteps > 0;
 }
 
 int job_plan_params(const job_plan *p, const json_t *given, json_t **out, json_t **errors)

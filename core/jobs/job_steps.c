@@ -367,9 +367,9 @@ static void step_int(json_t *s, const char *key, json_int_t min, json_int_t max,
 
 static void step_fields(json_t *s, const char *base, const char *id, json_t *errors)
 {
-    static const char *const known[] = {"id",        "name",    "type",          "params",
-                                        "timeout_s", "retries", "retry_delay_s", "on_failure",
-                                        "when",      NULL};
+    static const char *const known[] = {"id",        "name",       "type",          "params",
+                                        "timeout_s", "retries",    "retry_delay_s", "on_failure",
+                                        "when",      "idempotent", NULL};
     const char *k;
     json_t *v;
     json_object_foreach(s, k, v)
@@ -386,6 +386,11 @@ static void step_fields(json_t *s, const char *base, const char *id, json_t *err
     step_int(s, "timeout_s", 0, 7LL * 86400, 0, base, id, errors);
     step_int(s, "retries", 0, 100, 0, base, id, errors);
     step_int(s, "retry_delay_s", 0, 3600, 5, base, id, errors);
+    json_t *idem = json_object_get(s, "idempotent");
+    if (!idem || json_is_null(idem))
+        json_object_set_new(s, "idempotent", json_false());
+    else if (!json_is_boolean(idem))
+        job_err_add(errors, base, id, "idempotent", 0, 0, "idempotent must be true or false");
     json_t *of = json_object_get(s, "on_failure");
     if (!of || json_is_null(of))
         json_object_set_new(s, "on_failure", json_string("stop"));

@@ -49,22 +49,26 @@ PGconn *pg_listening(store *s);
 /* The run queue (docs/cluster.md 2.4), prepared on every pooled connection
  * (rq_claim runs on the beat's connection, store_runq_claim).
  * rq_add: $1 run, $2 job, $3 its target ids, $4 exclusive (the job does not
- * allow concurrent runs on a target), $5 its route ({label: value}); the
- * notification is delivered at commit. rq_claim: $1 node, $2 how many at
- * most, $3 lease ms, $4 the node's labels: the oldest queued runs whose
- * route the labels contain and none of whose targets an exclusive claimed
- * run holds (nor, for an exclusive run, any claimed run). rq_del: the run ended (its
+ * allow concurrent runs on a target), $5 its route ({label: value}), $6
+ * idempotent (every step may run again); the notification is delivered at
+ * commit. rq_claim: $1 node, $2 how many at most, $3 lease ms, $4 the node's
+ * labels: the oldest queued runs whose route the labels contain and none of
+ * whose targets an exclusive claimed run holds (nor, for an exclusive run,
+ * any claimed run); each claim counts an attempt. rq_del: the run ended (its
  * targets and the node's room are free: wake the others). rq_reap: the
- * claims whose lease lapsed, taken from their node. */
+ * claims whose lease lapsed, taken from their node. rq_requeue: $1 run, $2
+ * attempts at most: an idempotent run taken from its node queued again
+ * while it has attempts left; its attempts so far, no row otherwise. */
 #define PG_RQ_ADD_SQL                                                                              \
-    "WITH i AS (INSERT INTO opsc_runq (run_id, job_id, targets, exclusive, state, route) "         \
-    "VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING 1) SELECT pg_notify('opsc_runq', '') FROM i"
+    "WITH i AS (INSERT INTO opsc_runq (run_id, job_id, targets, exclusive, state, route, "         \
+    "idempotent) VALUES ($1, $2, $3, $4, 'queued', $5, $6) RETURNING 1) "                          \
+    "SELECT pg_notify('opsc_runq', '') FROM i"
 #define PG_RQ_CLAIM_SQL                                                                            \
     "WITH c AS (SELECT q.run_id FROM opsc_runq q WHERE q.state = 'queued' AND NOT EXISTS "        \
     "(SELECT 1 FROM opsc_runq o WHERE o.state = 'claimed' AND o.targets && q.targets AND "        \
     "(o.exclusive OR q.exclusive)) AND $4::jsonb @> q.route "                                      \
     "ORDER BY q.run_id LIMIT $2::int FOR UPDATE SKIP LOCKED) "                                      \
-    "UPDATE opsc_runq q SET state = 'claimed', node_id = $1, "                                    \
+    "UPDATE opsc_runq q SET state = 'claimed', node_id = $1, attempts = q.attempts + 1, "          \
     "lease_until = now() + $3::bigint * interval '1 millisecond' FROM c WHERE q.run_id = c.run_id "       \
     "RETURNING q.run_id"
 #define PG_RQ_DEL_SQL                                                                              \
@@ -74,6 +78,10 @@ PGconn *pg_listening(store *s);
     "UPDATE opsc_runq SET state = 'lapsed' WHERE state = 'claimed' AND lease_until < now() "      \
     "RETURNING run_id, node_id, to_char(lease_until AT TIME ZONE 'UTC', "                         \
     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define PG_RQ_REQUEUE_SQL                                                                          \
+    "WITH u AS (UPDATE opsc_runq SET state = 'queued', node_id = NULL, lease_until = NULL "        \
+    "WHERE run_id = $1 AND state <> 'queued' AND idempotent AND attempts < $2 RETURNING attempts) "  \
+    "SELECT attempts::text, pg_notify('opsc_runq', '') FROM u"
 
 /* Exactly-once fires (docs/cluster.md 2.3), prepared on every pooled
  * connection: $1 node, $2 epoch, $3 schedule, $4 planned ms, $5 run id.

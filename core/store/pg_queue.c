@@ -27,7 +27,7 @@ static char *jsonb_text(const json_t *o)
 }
 
 int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
-                   const json_t *target_ids, bool exclusive, const json_t *route)
+                   const json_t *target_ids, bool exclusive, bool idempotent, const json_t *route)
 {
     if (!txn || !txn->pg)
         return OPSC_ENOTSUP;
@@ -50,8 +50,8 @@ int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
     }
     snprintf(arr + len, cap - len, "}");
     char *rt = jsonb_text(route);
-    const char *vals[] = {run_id, job_id, arr, exclusive ? "t" : "f", rt};
-    PGresult *r = rt ? pg_run(txn, "rq_add", 5, vals, NULL, NULL) : NULL;
+    const char *vals[] = {run_id, job_id, arr, exclusive ? "t" : "f", rt, idempotent ? "t" : "f"};
+    PGresult *r = rt ? pg_run(txn, "rq_add", 6, vals, NULL, NULL) : NULL;
     int rc = rt ? txn->pg->failed : OPSC_ENOMEM;
     free(arr);
     free(rt);
@@ -141,8 +141,8 @@ int store_runq_release(store *s, const char *node_id, const json_t *ids)
         const char *vals[] = {json_string_value(id), node_id};
         PGresult *r = own_exec(c,
                                "UPDATE opsc_runq SET state = 'queued', node_id = NULL, "
-                               "lease_until = NULL WHERE run_id = $1 AND node_id = $2 AND "
-                               "state = 'claimed'",
+                               "lease_until = NULL, attempts = attempts - 1 WHERE run_id = $1 "
+                               "AND node_id = $2 AND state = 'claimed'",
                                2, vals, PGRES_COMMAND_OK);
         if (!r)
             rc = OPSC_EIO;
@@ -169,6 +169,21 @@ int store_runq_reap(store_txn *txn, json_t **lapsed)
                                                  text_at(r, i, 2)));
     PQclear(r);
     return 0;
+}
+
+int store_runq_requeue(store_txn *txn, const char *run_id, int max_attempts)
+{
+    if (!txn || !txn->pg)
+        return OPSC_ENOTSUP;
+    char max[16];
+    snprintf(max, sizeof(max), "%d", max_attempts);
+    const char *vals[] = {run_id, max};
+    PGresult *r = pg_run(txn, "rq_requeue", 2, vals, NULL, NULL);
+    if (!r)
+        return txn->pg->failed;
+    int n = PQntuples(r) ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return n;
 }
 
 /* On the beat's connection, with the heartbeat: the node is alive, so are its claims. */

@@ -80,9 +80,10 @@ static const struct {
      {25, 17, 23}},
     {"last", "SELECT k, v FROM opsc_kv WHERE db = $1 ORDER BY k DESC LIMIT $2", 2, {25, 23}},
     {"fire", PG_FIRE_SQL, 5, {25, 20, 25, 20, 25}}, /* pg_cluster.c */
-    {"rq_add", PG_RQ_ADD_SQL, 5, {25, 25, 1009, 16, 3802}}, /* pg_queue.c */
+    {"rq_add", PG_RQ_ADD_SQL, 6, {25, 25, 1009, 16, 3802, 16}}, /* pg_queue.c */
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
+    {"rq_requeue", PG_RQ_REQUEUE_SQL, 2, {25, 23}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
     {"bump",
      "INSERT INTO opsc_versions AS v (name, n) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
@@ -108,6 +109,8 @@ static const char create_sql[] =
     "lease_until timestamptz, created_at timestamptz NOT NULL DEFAULT now());"
     "CREATE INDEX IF NOT EXISTS opsc_runq_queued ON opsc_runq (run_id) WHERE state = 'queued';"
     "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS route jsonb NOT NULL DEFAULT '{}';"
+    "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS idempotent boolean NOT NULL DEFAULT false;"
+    "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS attempts int NOT NULL DEFAULT 0;"
     "CREATE TABLE IF NOT EXISTS opsc_versions (name text PRIMARY KEY, n bigint NOT NULL)";
 
 const char *pg_db_name(MDB_dbi dbi)

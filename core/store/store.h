@@ -245,10 +245,12 @@ int store_cluster_versions(store *s, json_t **out);
 /* In the transaction that creates run `run_id` of `job_id` on `target_ids`
  * (array of id strings): a queued row any node may claim, and a
  * notification to the listening nodes at commit. `exclusive`: the job does
- * not allow concurrent runs on a target, cluster-wide. `route` ({key:
- * value}; NULL: none): only a node whose labels have each is to claim it. */
+ * not allow concurrent runs on a target, cluster-wide. `idempotent`: every
+ * step of it may run again, so a reaper may queue it again (store_runq_requeue).
+ * `route` ({key: value}; NULL: none): only a node whose labels have each is
+ * to claim it. */
 int store_runq_add(store_txn *txn, const char *run_id, const char *job_id,
-                   const json_t *target_ids, bool exclusive, const json_t *route);
+                   const json_t *target_ids, bool exclusive, bool idempotent, const json_t *route);
 /* Claim up to `max` queued runs (oldest first, FOR UPDATE SKIP LOCKED: two
  * nodes never claim one run) for `node_id`, whose labels (an object; NULL:
  * none) contain each run's route, leased for `lease_ms`, in a transaction
@@ -264,6 +266,10 @@ int store_runq_done(store_txn *txn, const char *run_id);
  * [run id, node id, lease end (RFC 3339)]; the rows are marked so that the
  * node can never renew them. */
 int store_runq_reap(store_txn *txn, json_t **lapsed);
+/* A reaper took the run from its node: queued again (and the nodes woken at
+ * commit) if it is idempotent and was claimed fewer than `max_attempts`
+ * times. The attempts so far (> 0) when it was, 0 when it must end instead. */
+int store_runq_requeue(store_txn *txn, const char *run_id, int max_attempts);
 /* Renew every claim of `node_id` for `lease_ms`, on the heartbeat's connection. */
 int store_runq_renew(store *s, const char *node_id, int64_t lease_ms);
 /* (Re)open the listening connection (`reset`: drop the old one first) and

@@ -52,7 +52,7 @@ def cluster(pg, daemon_factory, n, max_parallel=1, lease_s=LEASE_S):
     return db, nodes, ids
 
 
-def job(d, command, allow_concurrent=True, name=None):
+def job(d, command, allow_concurrent=True, name=None, idempotent=False):
     r = d.http.post(d.url("/api/v1/targets"), timeout=10, json={
         "name": name or "local-" + os.urandom(4).hex(), "address": "localhost",
         "transport": "local", "os_family": "linux"})
@@ -61,7 +61,7 @@ def job(d, command, allow_concurrent=True, name=None):
         "name": "q-" + os.urandom(4).hex(), "targets": {"ids": [r.json()["id"]]},
         "allow_concurrent": allow_concurrent,
         "steps": [{"id": "s1", "name": "run", "type": "core.shell.command",
-                   "params": {"command": command}}]})
+                   "params": {"command": command}, "idempotent": idempotent}]})
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -189,6 +189,45 @@ def test_a_node_killed_mid_run_has_its_run_interrupted_and_others_go_on(pg, daem
     assert {r["state"] for r in ended(a, after, 15)} == {"succeeded"}
     assert {r["node_id"] for r in ended(a, after, 1)} == {a_id}
     assert run_of(a, rid)["state"] == "interrupted"  # never run again
+
+
+def test_a_node_killed_mid_run_of_idempotent_steps_has_it_run_again_elsewhere(pg,
+                                                                           daemon_factory):
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2)
+    again = job(a, "echo attempt-on-{{ run.id }}; sleep 4", idempotent=True)
+    assert a.get(f"/api/v1/jobs/{again}").json()["steps"][0]["idempotent"] is True
+    rid = on_node(a, again, b_id, {a_id: a, b_id: b})
+    assert run_of(a, rid)["attempt"] == 1
+    kill9(b)
+    run = wait_for(lambda: (lambda r: r["state"] not in ("queued", "running") and r)(
+        run_of(a, rid)), LEASE_S * 3 + 10)
+    assert run and run["state"] == "succeeded", run
+    assert run["node_id"] == a_id and run["attempt"] == 2, run
+    [requeued] = run["requeued"]
+    assert requeued["node_id"] == b_id and requeued["attempt"] == 1, requeued
+    assert "idempotent" in requeued["reason"] and "queued again" in requeued["reason"], requeued
+    assert run["targets"][0]["state"] == "succeeded"
+    lines = [x["text"] for x in a.get(f"/api/v1/runs/{rid}/log").json()["items"]
+             if x["text"].startswith("attempt-on-")]
+    assert len(lines) == 2, lines  # both attempts' logs kept, in order
+    assert pg.psql("SELECT count(*) FROM opsc_runq", db=db) == "0"
+
+
+def test_a_node_restarted_mid_run_of_idempotent_steps_queues_it_again_at_start(pg,
+                                                                             daemon_factory):
+    # A 10 s lease: the run must be queued again by b's start, well before a reaper could.
+    db, (a, b), (a_id, b_id) = cluster(pg, daemon_factory, 2, lease_s=10)
+    again = job(a, "echo attempt-{{ run.id }}; sleep 3", idempotent=True)
+    rid = on_node(a, again, b_id, {a_id: a, b_id: b})
+    kill9(b)
+    killed = time.monotonic()
+    b = b.restart()
+    run = wait_for(lambda: (lambda r: r["state"] not in ("queued", "running") and r)(
+        run_of(a, rid)), 20)
+    assert run and run["state"] == "succeeded" and run["attempt"] == 2, run
+    [requeued] = run["requeued"]
+    assert requeued["node_id"] == b_id and "queued again" in requeued["reason"], requeued
+    assert time.monotonic() - killed < 10 + 3, "requeued by a reaper, not by the start"
 
 
 def test_a_frozen_node_comes_back_and_its_late_results_are_discarded(pg, daemon_factory):

@@ -42,6 +42,7 @@ def test_validation_errors_name_step_field_and_position(daemon):
         {"id": "c", "type": "linux.nosuch"},
         shell_step("d", "true", when="steps.later.outputs.x == 1"),
         shell_step("later", "echo \"{{ params.service }}\""),
+        shell_step("again", "true", idempotent="yes"),
     ])
     e = job(daemon, body, status=400)["error"]
     assert e["code"] == "invalid_job"
@@ -54,6 +55,7 @@ def test_validation_errors_name_step_field_and_position(daemon):
         "nosuch" in errors[("c", "type")]["message"]
     assert "'later' is not an earlier step" in errors[("d", "when")]["message"]
     assert errors[("later", "params.command")]["position"] == "1:7"  # inside quotes
+    assert "idempotent must be true or false" in errors[("again", "idempotent")]["message"]
     assert e["message"].startswith("step 'a' params.command 1:9")
     e = job(daemon, deploy_body(targets={"selector": "env in (prod"}), status=400)["error"]
     assert e["details"]["errors"][0]["field"] == "targets"

@@ -233,7 +233,7 @@ static void the_lease_fences_and_fires_exist_once(void **state)
 
 typedef struct rq_op {
     const char *run, *target, *node;
-    bool exclusive;
+    bool exclusive, idempotent;
     int max;
     int64_t lease_ms;
     json_t *out;
@@ -244,7 +244,7 @@ static int rq_add_txn(store_txn *t, void *ud)
 {
     rq_op *o = ud;
     json_t *ids = json_pack("[s]", o->target);
-    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive, o->route);
+    int rc = store_runq_add(t, o->run, "job-1", ids, o->exclusive, o->idempotent, o->route);
     json_decref(ids);
     return rc;
 }
@@ -255,6 +255,21 @@ static int rq_reap_txn(store_txn *t, void *ud)
     json_decref(o->out);
     o->out = NULL;
     return store_runq_reap(t, &o->out);
+}
+
+static int rq_requeue_txn(store_txn *t, void *ud)
+{
+    rq_op *o = ud;
+    o->max = store_runq_requeue(t, o->run, 3);
+    return o->max < 0 ? o->max : 0;
+}
+
+/* What a reaper's requeue of `run` answers: its attempts so far, or 0. */
+static int rq_requeue(store *s, const char *run)
+{
+    rq_op o = {.run = run};
+    assert_int_equal(store_write(s, rq_requeue_txn, &o), 0);
+    return o.max;
 }
 
 static int rq_done_txn(store_txn *t, void *ud)
@@ -332,6 +347,17 @@ static void the_run_queue_claims_once_and_reaps_lapsed_claims(void **state)
     json_decref(eu);
     json_decref(us);
     json_decref(eu3);
+
+    /* a reaped idempotent run is queued again, three claims in all; an ordinary one never */
+    assert_int_equal(rq_requeue(a, "run-3"), 0);
+    rq_op idem = {.run = "run-5", .target = "t5", .idempotent = true};
+    assert_int_equal(store_write(a, rq_add_txn, &idem), 0);
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        assert_int_equal(rq_claim(a, "node-d", 5, 60000, first), 1);
+        assert_string_equal(first, "run-5");
+        assert_int_equal(rq_requeue(a, "run-5"), attempt < 3 ? attempt : 0);
+    }
+    assert_int_equal(rq_claim(a, "node-d", 5, 60000, NULL), 0);
 
     beat(a, "node-a", 60000);
     assert_int_equal(fire(a, "node-a", beat(a, "node-a", 60000).epoch, 5000), 0);

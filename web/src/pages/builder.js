@@ -40,6 +40,7 @@ function toBody(job, types) {
     for (const k of ['timeout_s', 'retries', 'retry_delay_s']) if (numOrSkip(s[k]) !== undefined) out[k] = numOrSkip(s[k]);
     out.on_failure = s.on_failure || 'stop';
     if (s.when) out.when = s.when;
+    if (s.idempotent) out.idempotent = true; // dropped, a save would end its requeueing
     return out;
   });
   const parameters = job.parameters.map((p) => {

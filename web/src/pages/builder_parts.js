@@ -151,6 +151,7 @@ export function StepEditor({ step, index, job, types, errors, onChange, canEdit 
       <${Input} label="Retries" type="number" min="0" value=${step.retries ?? ''} onInput=${set('retries')} readOnly=${!canEdit} error=${err.retries} />
       <${Input} label="Back-off (s)" type="number" min="0" value=${step.retry_delay_s ?? ''} onInput=${set('retry_delay_s')} readOnly=${!canEdit} error=${err.retry_delay_s} help="delay before a retry" />
       <${Select} label="On failure" value=${step.on_failure || 'stop'} onChange=${set('on_failure')} disabled=${!canEdit} options=${[{ value: 'stop', label: 'stop the target' }, { value: 'continue', label: 'continue' }]} error=${err.on_failure} />
+      <label class="pick"><input type="checkbox" disabled=${!canEdit} checked=${!!step.idempotent} onChange=${(e) => set('idempotent')(e.target.checked)} /> Idempotent <span class="muted">(cluster: run again elsewhere if its node dies)</span></label>
     </div>
     <${Field} label="Run when" error=${err.when} help="a condition, e.g. {{ steps.check.outputs.matched }}; empty: always">
       ${(a) => html`<${RefInput} id=${a.id} describedBy=${a['aria-describedby']} invalid=${!!err.when} value=${step.when || ''} onInput=${set('when')} ctx=${ctx} readOnly=${!canEdit} />`}

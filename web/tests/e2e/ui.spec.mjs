@@ -128,6 +128,7 @@ test('build a three-step job by drag and drop, with reordering and an output ref
 
   await page.locator('li.step-card[data-step="check"] .step-main').click();
   await shot(page, 'builder-three-steps');
+  await page.getByLabel('Idempotent').check();
   await page.getByRole('button', { name: 'Save', exact: true }).click();
   await expect(page.getByText(/Job hello-e2e saved \(version 1\)/)).toBeVisible();
   await expect(page).toHaveURL(/\/jobs\/[0-9a-f-]{36}$/);
@@ -135,6 +136,7 @@ test('build a three-step job by drag and drop, with reordering and an output ref
   const job = await api(admin, 'GET', '/jobs/' + ids.job);
   expect(job.steps.map((s) => s.id)).toEqual(['greet', 'check', 'ticks']);
   expect(job.steps[1].params.value).toBe('{{ steps.greet.outputs.stdout }}');
+  expect(job.steps.map((s) => s.idempotent)).toEqual([false, true, false]);
 });
 
 test("the API's 400 lands on the field it names", async () => {
@@ -147,6 +149,8 @@ test("the API's 400 lands on the field it names", async () => {
   await page.getByRole('combobox', { name: 'Command' }).fill('for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done');
   await page.getByRole('button', { name: 'Save', exact: true }).click();
   await expect(page.getByText('Job hello-e2e saved (version 2)')).toBeVisible();
+  const job = await api(admin, 'GET', '/jobs/' + ids.job);
+  expect(job.steps[1].idempotent).toBe(true); // kept by a save that did not touch it
 });
 
 test('dry run shows the commands rendered per target', async () => {
