@@ -10,6 +10,7 @@
 typedef struct pg_conn {
     PGconn *c;
     struct pg_conn *next; /* in the idle list */
+    uint64_t since;       /* clock_mono_ms when taken from the pool */
 } pg_conn;
 
 /* One store transaction on one connection. The first backend error is
@@ -39,6 +40,9 @@ const char *pg_db_name(MDB_dbi dbi);
  * demand; NULL with err set when the database cannot be reached. One
  * caller at a time (the daemon's one beat in flight). */
 PGconn *pg_beat_conn(store *s, char *err, size_t errlen);
+/* A statement on the beat connection failed: one that broke after waiting (a database that
+ * does not answer) makes the store fail at once for a while rather than wait again. */
+void pg_beat_failed(store *s);
 
 /* The connection that LISTENs for the run queue (pg_queue.c), made on
  * demand, closed first when `reset` (its LISTEN was lost). Loop only. */

@@ -98,6 +98,8 @@ int store_runq_claim(store *s, const char *node_id, const json_t *labels, int ma
     const char *vals[] = {node_id, n, lease, lb};
     int rc = claim_in_turn(c, vals, ids);
     free(lb);
+    if (rc)
+        pg_beat_failed(s);
     return rc;
 }
 
@@ -148,6 +150,8 @@ int store_runq_release(store *s, const char *node_id, const json_t *ids)
             rc = OPSC_EIO;
         PQclear(r);
     }
+    if (rc)
+        pg_beat_failed(s);
     return rc;
 }
 
@@ -201,9 +205,11 @@ int store_runq_renew(store *s, const char *node_id, int64_t lease_ms)
     const char *vals[] = {node_id, lease};
     PGresult *r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
     int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : OPSC_EIO;
-    if (rc)
+    if (rc) {
         log_warn("exec", "renewing the leases of this node's runs failed: %s",
                  PQresultErrorMessage(r));
+        pg_beat_failed(s);
+    }
     PQclear(r);
     return rc;
 }
