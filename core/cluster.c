@@ -236,8 +236,10 @@ static void beat_done(cluster *cl)
     beat_apply(cl);
     if (view && cl->leading)
         reap(cl, view);
-    if (cl->leading && cl->core->exec) /* claims whose node stopped renewing them */
+    if (cl->leading && cl->core->exec) { /* claims whose node stopped renewing them */
         exec_reap_leases(cl->core->exec);
+        exec_mark_unrouted(cl->core->exec, cl->lease_ms);
+    }
     notify_leading(cl->core->notify, cl->leading);
     if (cl->leading && ++cl->sweeps % SWEEP_BEATS == 1)
         store_cluster_sweep(cl->core->store, DEAD_ROWS_MS, fires_kept(cl->core));

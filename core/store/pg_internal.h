@@ -82,6 +82,11 @@ PGconn *pg_listening(store *s);
     "UPDATE opsc_runq SET state = 'lapsed' WHERE state = 'claimed' AND lease_until < now() "      \
     "RETURNING run_id, node_id, to_char(lease_until AT TIME ZONE 'UTC', "                         \
     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* rq_unrouted: $1 ms: queued runs whose route no node heartbeating within it carries. */
+#define PG_RQ_UNROUTED_SQL                                                                         \
+    "SELECT q.run_id, q.route::text FROM opsc_runq q WHERE q.state = 'queued' AND "               \
+    "q.route <> '{}' AND NOT EXISTS (SELECT 1 FROM opsc_nodes n WHERE n.labels @> q.route AND "   \
+    "n.last_heartbeat > now() - $1::bigint * interval '1 millisecond') ORDER BY q.run_id LIMIT 100"
 #define PG_RQ_REQUEUE_SQL                                                                          \
     "WITH u AS (UPDATE opsc_runq SET state = 'queued', node_id = NULL, lease_until = NULL "        \
     "WHERE run_id = $1 AND state <> 'queued' AND idempotent AND attempts < $2 RETURNING attempts) "  \

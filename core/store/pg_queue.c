@@ -175,6 +175,24 @@ int store_runq_reap(store_txn *txn, json_t **lapsed)
     return 0;
 }
 
+int store_runq_unrouted(store_txn *txn, int64_t alive_ms, json_t **rows)
+{
+    if (!txn || !txn->pg)
+        return OPSC_ENOTSUP;
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%lld", (long long)alive_ms);
+    const char *vals[] = {ms};
+    PGresult *r = pg_run(txn, "rq_unrouted", 1, vals, NULL, NULL);
+    if (!r)
+        return txn->pg->failed;
+    *rows = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(*rows, json_pack("[o, o]", text_at(r, i, 0),
+                                               json_loads(PQgetvalue(r, i, 1), 0, NULL)));
+    PQclear(r);
+    return 0;
+}
+
 int store_runq_requeue(store_txn *txn, const char *run_id, int max_attempts)
 {
     if (!txn || !txn->pg)

@@ -94,6 +94,7 @@ static const struct {
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
     {"rq_requeue", PG_RQ_REQUEUE_SQL, 2, {25, 23}},
+    {"rq_unrouted", PG_RQ_UNROUTED_SQL, 1, {20}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
     {"bump",
      "INSERT INTO opsc_versions AS v (name, n) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
