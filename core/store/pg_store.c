@@ -9,6 +9,7 @@
  * store_write_snapshot() writes at REPEATABLE READ: conflicts on keys both
  * write, not on index pages both read (store.h says when that is enough).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,10 @@
 #define POOL_MAX       8            /* the loop's transactions plus worker-thread reads */
 #define WRITE_TRIES    10           /* serialization failures before a write gives up */
 #define MIGRATION_LOCK "1869640547" /* 'opsc': one node migrates at a time */
-/* A failed attempt that waited this long met a database that does not answer (a partition,
- * a firewall dropping packets); a refused or reset connection fails at once. The store then
+/* A failed attempt that waited this long and timed out met a database that does not answer
+ * (a partition, a firewall dropping packets); a refused or reset connection fails at once,
+ * and one the server closed (a process frozen past idle_in_transaction_session_timeout)
+ * waited but did not time out. The store then
  * fails at once for QUIET_MS (the connect timeout) instead of waiting again: the loop would
  * otherwise wait out tcp_user_timeout or connect_timeout statement after statement and reach
  * its leader deadline only after its lease had ended (docs/cluster.md 5). */
@@ -236,11 +239,20 @@ static int prepare_all(PGconn *c, char *err, size_t errlen)
     return 0;
 }
 
-/* An attempt that began at `since` failed: if it waited, do not wait again for a while. */
-static void note_failure(struct pg_store *pg, uint64_t since)
+/* libpq's words for connect_timeout, and the system's for tcp_user_timeout (ETIMEDOUT):
+ * libpq takes them from the same locale as strerror() here. */
+static bool timed_out(PGconn *c)
+{
+    const char *msg = c ? PQerrorMessage(c) : "";
+    return strstr(msg, "timeout expired") || strstr(msg, strerror(ETIMEDOUT));
+}
+
+/* An attempt on `c` that began at `since` failed: if it waited for an answer that never
+ * came, do not wait again for a while. */
+static void note_failure(struct pg_store *pg, PGconn *c, uint64_t since)
 {
     uint64_t now = clock_mono_ms();
-    if (now - since < SILENT_MS)
+    if (now - since < SILENT_MS || !timed_out(c))
         return;
     pthread_mutex_lock(&pg->mu);
     bool first = !pg->silent;
@@ -299,7 +311,7 @@ static int connect_one(struct pg_store *pg, pg_conn **out, bool prepare, char *e
         return store_fail(OPSC_ENOMEM, err, errlen, "out of memory");
     pc->c = PQconnectdbParams(conn_keys, vals, 1);
     if (!pc->c || PQstatus(pc->c) != CONNECTION_OK) {
-        note_failure(pg, since);
+        note_failure(pg, pc->c, since);
         /* libpq's message names host and port, never the password */
         rc = store_fail(OPSC_ECONNREFUSED, err, errlen, "cannot connect to PostgreSQL (%s): %s",
                         pg->shown, pc->c ? PQerrorMessage(pc->c) : "out of memory");
@@ -352,7 +364,7 @@ static void pool_put(struct pg_store *pg, pg_conn *pc)
 {
     bool broken = PQstatus(pc->c) != CONNECTION_OK;
     if (broken) {
-        note_failure(pg, pc->since);
+        note_failure(pg, pc->c, pc->since);
         PQfinish(pc->c);
         free(pc);
     }
@@ -397,7 +409,7 @@ PGconn *pg_beat_conn(store *s, char *err, size_t errlen)
 void pg_beat_failed(store *s)
 {
     if (s->pg->beat && PQstatus(s->pg->beat) != CONNECTION_OK)
-        note_failure(s->pg, s->pg->beat_since);
+        note_failure(s->pg, s->pg->beat, s->pg->beat_since);
 }
 
 PGconn *pg_listen_conn(store *s, bool reset, char *err, size_t errlen)
