@@ -21,6 +21,7 @@
 struct cluster {
     struct opsc_core *core;
     uv_timer_t timer;
+    uv_timer_t deadline_timer; /* steps a leader down when its lease was not renewed */
     bool stopped; /* cluster_stop(): no more beats */
     bool left;
     char address[300];
@@ -139,21 +140,38 @@ static void reap(cluster *cl, json_t *view)
     json_decref(alive);
 }
 
+/* A timer of its own rather than the beat's: beats come every lease_ttl / 5 and the loop
+ * may wait up to a connection's timeout in any store call, so a check on the next beat can
+ * come after the lease has ended (docs/cluster.md 5). */
+static void on_deadline(uv_timer_t *t)
+{
+    cluster *cl = t->data;
+    uint64_t now = clock_mono_ms();
+    if (!cl->leading)
+        return;
+    if (now >= cl->deadline_mono)
+        step_down(cl, "the lease could not be renewed in time");
+    else /* early: the loop's cached time was behind when the timer was set */
+        uv_timer_start(t, on_deadline, cl->deadline_mono - now, 0);
+}
+
 /* The answer of a beat: lead (a new term loads the scheduler), go on
  * leading (reload when another node changed schedules), or step down. */
 static void beat_apply(cluster *cl)
 {
     if (cl->rc < 0)
-        return; /* the deadline decides (on_timer): one lost beat is no reason to step down */
+        return; /* one lost beat is no reason to step down: the deadline's timer decides */
     if (!cl->got.leading) {
         step_down(cl, "another node holds the lease");
         return;
     }
     cl->deadline_mono = cl->sent_mono + (uint64_t)(cl->lease_ms * 2 / 3);
-    if (clock_mono_ms() >= cl->deadline_mono) { /* the answer came too late to lead on */
+    uint64_t now = clock_mono_ms();
+    if (now >= cl->deadline_mono) { /* the answer came too late to lead on */
         step_down(cl, "the lease's renewal answered too late");
         return;
     }
+    uv_timer_start(&cl->deadline_timer, on_deadline, cl->deadline_mono - now, 0);
     if (!cl->leading || cl->got.epoch != cl->epoch) {
         cl->leading = true;
         cl->epoch = cl->got.epoch;
@@ -218,8 +236,10 @@ static void beat_done(cluster *cl)
     beat_apply(cl);
     if (view && cl->leading)
         reap(cl, view);
-    if (cl->leading && cl->core->exec) /* claims whose node stopped renewing them */
+    if (cl->leading && cl->core->exec) { /* claims whose node stopped renewing them */
         exec_reap_leases(cl->core->exec);
+        exec_mark_unrouted(cl->core->exec, cl->lease_ms);
+    }
     notify_leading(cl->core->notify, cl->leading);
     if (cl->leading && ++cl->sweeps % SWEEP_BEATS == 1)
         store_cluster_sweep(cl->core->store, DEAD_ROWS_MS, fires_kept(cl->core));
@@ -254,6 +274,8 @@ int cluster_start(cluster **out, struct opsc_core *c)
     uv_timer_init(c->loop, &cl->timer);
     cl->timer.data = cl;
     uv_timer_start(&cl->timer, on_timer, 0, (uint64_t)cl->interval_ms);
+    uv_timer_init(c->loop, &cl->deadline_timer);
+    cl->deadline_timer.data = cl;
     log_info("cluster", "node %s (%s) joins: lease %lld ms, heartbeat every %lld ms", c->node_id,
              cl->address, (long long)cl->lease_ms, (long long)cl->interval_ms);
     *out = cl;
@@ -266,6 +288,7 @@ void cluster_stop(cluster *cl)
         return;
     cl->stopped = true;
     uv_timer_stop(&cl->timer);
+    uv_timer_stop(&cl->deadline_timer);
     leave(cl);
 }
 
@@ -275,12 +298,13 @@ void cluster_free(cluster *cl)
         json_decref(cl->versions);
         free(cl->labels);
     }
-    free(cl); /* its timer was closed with every other handle (core_free) */
+    free(cl); /* its timers were closed with every other handle (core_free) */
 }
 
 bool cluster_leading(const cluster *cl, int64_t *epoch)
 {
-    if (!cl || !cl->leading)
+    /* past the deadline it leads no more, even before its timer could run (a blocked loop) */
+    if (!cl || !cl->leading || clock_mono_ms() >= cl->deadline_mono)
         return false;
     if (epoch)
         *epoch = cl->epoch;

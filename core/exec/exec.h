@@ -199,6 +199,10 @@ const char *exec_state_name(int state); /* "queued" ... "missed" */
  * lease lapsed (their node stopped renewing it) are marked interrupted, the
  * reason naming the node. The number marked, or a negative code. */
 int exec_reap_leases(exec *ex);
+/* The leader: a queued run whose route no node alive within `alive_ms` carries says so in
+ * its record ("waiting": {reason, since, route}), logged once per run; the claim that
+ * takes it removes the field. The number of runs newly marked, or a negative code. */
+int exec_mark_unrouted(exec *ex, int64_t alive_ms);
 /* Cluster mode, with each heartbeat: renew the leases of the runs this node runs. */
 void exec_renew_leases(exec *ex, int64_t lease_ms);
 

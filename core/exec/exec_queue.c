@@ -78,6 +78,7 @@ static int claim_one(store_txn *txn, claim *c, const char *id)
         rc = run_read_targets(txn, id, &targets);
     if (rc == 0) {
         json_object_set_new(hdr, "node_id", json_string(me));
+        json_object_del(hdr, "waiting"); /* for a node with its route's labels: this one */
         json_object_set_new(hdr, "attempt",
                             json_integer(json_integer_value(json_object_get(hdr, "attempt")) + 1));
         rc = store_update(txn, "runs", hdr, 0);
@@ -392,4 +393,88 @@ void exec_renew_leases(exec *ex, int64_t ms)
 {
     if (ex && ex_queued(ex))
         store_runq_renew(ex->store, ex->opts.node_id, ms);
+}
+
+/* ---- runs that no live node can take -------------------------------------------------------- */
+
+typedef struct unrouted {
+    int64_t alive_ms;
+    json_t *marked; /* [[run id, reason]] newly marked, logged after the commit */
+} unrouted;
+
+/* "no live node has labels dc=eu,rack=3" */
+static void waiting_reason(const json_t *route, char *out, size_t n)
+{
+    size_t len = (size_t)snprintf(out, n, "no live node has labels ");
+    const char *k;
+    json_t *v;
+    const char *sep = "";
+    json_object_foreach((json_t *)route, k, v)
+    {
+        if (len < n)
+            len += (size_t)snprintf(out + len, n - len, "%s%s=%s", sep, k, json_string_value(v));
+        sep = ",";
+    }
+}
+
+static int mark_one(store_txn *txn, unrouted *u, const char *id, const json_t *route)
+{
+    json_t *rec = NULL;
+    int rc = store_get(txn, "runs", id, &rec);
+    if (rc < 0)
+        return rc == OPSC_ENOENT ? 0 : rc;
+    if (json_object_get(rec, "waiting") ||
+        ex_state_parse(json_string_value(json_object_get(rec, "state"))) != EX_QUEUED) {
+        json_decref(rec); /* said already (by this leader or the one before) */
+        return 0;
+    }
+    char why[512], since[RFC3339_LEN];
+    waiting_reason(route, why, sizeof(why));
+    rfc3339_format(clock_now_ms(), since);
+    json_object_set_new(rec, "waiting", json_pack("{s:s, s:s, s:O}", "reason", why, "since",
+                                                  since, "route", route));
+    rc = store_update(txn, "runs", rec, 0);
+    if (rc == 0)
+        json_array_append_new(u->marked, json_pack("[s, s]", id, why));
+    json_decref(rec);
+    return rc;
+}
+
+static int unrouted_txn(store_txn *txn, void *ud)
+{
+    unrouted *u = ud;
+    json_array_clear(u->marked); /* the function may run again */
+    json_t *rows = NULL;
+    int rc = store_runq_unrouted(txn, u->alive_ms, &rows);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        if (rc == 0)
+            rc = mark_one(txn, u, json_string_value(json_array_get(row, 0)),
+                          json_array_get(row, 1));
+    }
+    json_decref(rows);
+    return rc;
+}
+
+int exec_mark_unrouted(exec *ex, int64_t alive_ms)
+{
+    if (!ex || !ex_queued(ex))
+        return OPSC_EINVAL;
+    unrouted u = {alive_ms, json_array()};
+    int rc = store_write_snapshot(ex->store, unrouted_txn, &u);
+    size_t i;
+    json_t *m;
+    json_array_foreach(u.marked, i, m)
+    {
+        if (rc == 0)
+            log_warn("exec", "run %s waits in the queue: %s", json_string_value(json_array_get(m, 0)),
+                     json_string_value(json_array_get(m, 1)));
+    }
+    if (rc < 0)
+        log_error("exec", "looking for runs no live node can take failed: %s", opsc_strerror(rc));
+    int n = (int)json_array_size(u.marked);
+    json_decref(u.marked);
+    return rc < 0 ? rc : n;
 }

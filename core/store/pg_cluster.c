@@ -59,8 +59,10 @@ bool store_is_shared(const store *s)
 
 /* A failed statement on the beat connection: logged once per change of
  * message would be nicer; a failed beat is rare and worth a line. */
-static int beat_failed(PGconn *c, PGresult *r, const char *what)
+static int beat_failed(store *s, PGconn *c, PGresult *r, const char *what)
 {
+    if (s)
+        pg_beat_failed(s);
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     log_warn("cluster", "%s failed: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
     if (!st)
@@ -86,7 +88,7 @@ int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_l
     PGresult *r = PQexecParams(c, beat_sql, 6, NULL, vals, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = beat_failed(c, r, "heartbeat");
+        rc = beat_failed(s, c, r, "heartbeat");
     } else {
         *out = (store_lease){.leading = PQntuples(r) == 1};
         if (out->leading) {
@@ -112,7 +114,7 @@ static PGresult *beat_exec(store *s, const char *sql, const char *param, ExecSta
     PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
     if (PQresultStatus(r) == want)
         return r;
-    *rc = beat_failed(c, r, what);
+    *rc = beat_failed(s, c, r, what);
     PQclear(r);
     return NULL;
 }
@@ -167,7 +169,7 @@ static int view_txn(store_txn *t, void *ud)
     const char *vals[] = {timeout};
     PGresult *r = PQexecParams(c, nodes_sql, 1, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = beat_failed(c, r, "listing the nodes");
+        int rc = beat_failed(NULL, c, r, "listing the nodes");
         PQclear(r);
         return rc;
     }
@@ -177,7 +179,7 @@ static int view_txn(store_txn *t, void *ud)
     PQclear(r);
     r = PQexec(c, leader_sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = beat_failed(c, r, "reading the lease");
+        int rc = beat_failed(NULL, c, r, "reading the lease");
         PQclear(r);
         json_decref(nodes);
         return rc;
@@ -281,7 +283,7 @@ int store_cluster_sweep(store *s, int64_t dead_ms, int64_t fires_ms)
     snprintf(fires, sizeof(fires), "%lld", (long long)fires_ms);
     const char *vals[] = {dead, fires};
     PGresult *r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : beat_failed(c, r, "sweeping");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : beat_failed(s, c, r, "sweeping");
     PQclear(r);
     return rc;
 }

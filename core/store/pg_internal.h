@@ -10,6 +10,7 @@
 typedef struct pg_conn {
     PGconn *c;
     struct pg_conn *next; /* in the idle list */
+    uint64_t since;       /* clock_mono_ms when taken from the pool */
 } pg_conn;
 
 /* One store transaction on one connection. The first backend error is
@@ -39,6 +40,9 @@ const char *pg_db_name(MDB_dbi dbi);
  * demand; NULL with err set when the database cannot be reached. One
  * caller at a time (the daemon's one beat in flight). */
 PGconn *pg_beat_conn(store *s, char *err, size_t errlen);
+/* A statement on the beat connection failed: one that broke after waiting (a database that
+ * does not answer) makes the store fail at once for a while rather than wait again. */
+void pg_beat_failed(store *s);
 
 /* The connection that LISTENs for the run queue (pg_queue.c), made on
  * demand, closed first when `reset` (its LISTEN was lost). Loop only. */
@@ -78,6 +82,11 @@ PGconn *pg_listening(store *s);
     "UPDATE opsc_runq SET state = 'lapsed' WHERE state = 'claimed' AND lease_until < now() "      \
     "RETURNING run_id, node_id, to_char(lease_until AT TIME ZONE 'UTC', "                         \
     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* rq_unrouted: $1 ms: queued runs whose route no node heartbeating within it carries. */
+#define PG_RQ_UNROUTED_SQL                                                                         \
+    "SELECT q.run_id, q.route::text FROM opsc_runq q WHERE q.state = 'queued' AND "               \
+    "q.route <> '{}' AND NOT EXISTS (SELECT 1 FROM opsc_nodes n WHERE n.labels @> q.route AND "   \
+    "n.last_heartbeat > now() - $1::bigint * interval '1 millisecond') ORDER BY q.run_id LIMIT 100"
 #define PG_RQ_REQUEUE_SQL                                                                          \
     "WITH u AS (UPDATE opsc_runq SET state = 'queued', node_id = NULL, lease_until = NULL "        \
     "WHERE run_id = $1 AND state <> 'queued' AND idempotent AND attempts < $2 RETURNING attempts) "  \

@@ -98,6 +98,8 @@ int store_runq_claim(store *s, const char *node_id, const json_t *labels, int ma
     const char *vals[] = {node_id, n, lease, lb};
     int rc = claim_in_turn(c, vals, ids);
     free(lb);
+    if (rc)
+        pg_beat_failed(s);
     return rc;
 }
 
@@ -148,6 +150,8 @@ int store_runq_release(store *s, const char *node_id, const json_t *ids)
             rc = OPSC_EIO;
         PQclear(r);
     }
+    if (rc)
+        pg_beat_failed(s);
     return rc;
 }
 
@@ -167,6 +171,24 @@ int store_runq_reap(store_txn *txn, json_t **lapsed)
     for (int i = 0; i < PQntuples(r); i++)
         json_array_append_new(*lapsed, json_pack("[o, o, o]", text_at(r, i, 0), text_at(r, i, 1),
                                                  text_at(r, i, 2)));
+    PQclear(r);
+    return 0;
+}
+
+int store_runq_unrouted(store_txn *txn, int64_t alive_ms, json_t **rows)
+{
+    if (!txn || !txn->pg)
+        return OPSC_ENOTSUP;
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%lld", (long long)alive_ms);
+    const char *vals[] = {ms};
+    PGresult *r = pg_run(txn, "rq_unrouted", 1, vals, NULL, NULL);
+    if (!r)
+        return txn->pg->failed;
+    *rows = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(*rows, json_pack("[o, o]", text_at(r, i, 0),
+                                               json_loads(PQgetvalue(r, i, 1), 0, NULL)));
     PQclear(r);
     return 0;
 }
@@ -201,9 +223,11 @@ int store_runq_renew(store *s, const char *node_id, int64_t lease_ms)
     const char *vals[] = {node_id, lease};
     PGresult *r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
     int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : OPSC_EIO;
-    if (rc)
+    if (rc) {
         log_warn("exec", "renewing the leases of this node's runs failed: %s",
                  PQresultErrorMessage(r));
+        pg_beat_failed(s);
+    }
     PQclear(r);
     return rc;
 }

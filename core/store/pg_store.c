@@ -9,6 +9,7 @@
  * store_write_snapshot() writes at REPEATABLE READ: conflicts on keys both
  * write, not on index pages both read (store.h says when that is enough).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,15 @@
 #define POOL_MAX       8            /* the loop's transactions plus worker-thread reads */
 #define WRITE_TRIES    10           /* serialization failures before a write gives up */
 #define MIGRATION_LOCK "1869640547" /* 'opsc': one node migrates at a time */
+/* A failed attempt that waited this long and timed out met a database that does not answer
+ * (a partition, a firewall dropping packets); a refused or reset connection fails at once,
+ * and one the server closed (a process frozen past idle_in_transaction_session_timeout)
+ * waited but did not time out. The store then
+ * fails at once for QUIET_MS (the connect timeout) instead of waiting again: the loop would
+ * otherwise wait out tcp_user_timeout or connect_timeout statement after statement and reach
+ * its leader deadline only after its lease had ended (docs/cluster.md 5). */
+#define SILENT_MS 1000
+#define QUIET_MS  5000
 
 struct pg_store {
     char *url;       /* secret (it may hold a password): never logged */
@@ -34,6 +44,9 @@ struct pg_store {
     pg_conn *lock_conn; /* holds the migration lock while store.c migrates */
     PGconn *beat;       /* membership and lease (pg_cluster.c): never waits behind the pool */
     PGconn *listen;     /* LISTEN opsc_runq (pg_queue.c): the loop watches its socket */
+    uint64_t beat_since, listen_since; /* when the own connections were last handed out */
+    uint64_t quiet_until; /* clock_mono_ms: fail at once before it (under mu) */
+    bool silent;          /* the database did not answer since the last connect */
 };
 
 /* Our bounds first, then the user's URL, whose keys win (libpq applies the
@@ -84,6 +97,7 @@ static const struct {
     {"rq_del", PG_RQ_DEL_SQL, 1, {25}},
     {"rq_reap", PG_RQ_REAP_SQL, 0, {0}},
     {"rq_requeue", PG_RQ_REQUEUE_SQL, 2, {25, 23}},
+    {"rq_unrouted", PG_RQ_UNROUTED_SQL, 1, {20}},
     {"notify", "SELECT pg_notify($1, $2)", 2, {25, 25}},
     {"bump",
      "INSERT INTO opsc_versions AS v (name, n) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
@@ -225,9 +239,70 @@ static int prepare_all(PGconn *c, char *err, size_t errlen)
     return 0;
 }
 
+/* libpq's words for connect_timeout, and the system's for tcp_user_timeout (ETIMEDOUT):
+ * libpq takes them from the same locale as strerror() here. */
+static bool timed_out(PGconn *c)
+{
+    const char *msg = c ? PQerrorMessage(c) : "";
+    return strstr(msg, "timeout expired") || strstr(msg, strerror(ETIMEDOUT));
+}
+
+/* An attempt on `c` that began at `since` failed: if it waited for an answer that never
+ * came, do not wait again for a while. */
+static void note_failure(struct pg_store *pg, PGconn *c, uint64_t since)
+{
+    uint64_t now = clock_mono_ms();
+    if (now - since < SILENT_MS || !timed_out(c))
+        return;
+    pthread_mutex_lock(&pg->mu);
+    bool first = !pg->silent;
+    pg->silent = true;
+    pg->quiet_until = now + QUIET_MS;
+    pthread_mutex_unlock(&pg->mu);
+    if (first)
+        log_warn("store",
+                 "PostgreSQL (%s) did not answer for %llu ms: statements fail at once, "
+                 "trying again every %d ms",
+                 pg->shown, (unsigned long long)(now - since), QUIET_MS);
+}
+
+/* The milliseconds left before the store tries the database again; 0: try now. */
+static uint64_t quiet_left(struct pg_store *pg)
+{
+    pthread_mutex_lock(&pg->mu);
+    uint64_t until = pg->quiet_until;
+    pthread_mutex_unlock(&pg->mu);
+    uint64_t now = clock_mono_ms();
+    return now >= until ? 0 : until - now;
+}
+
+static int quiet(struct pg_store *pg, char *err, size_t errlen)
+{
+    uint64_t left = quiet_left(pg);
+    if (!left)
+        return 0;
+    return store_fail(OPSC_ECONNREFUSED, err, errlen,
+                      "PostgreSQL (%s) did not answer: not tried again for %llu ms", pg->shown,
+                      (unsigned long long)left);
+}
+
+static void answered(struct pg_store *pg)
+{
+    pthread_mutex_lock(&pg->mu);
+    bool was = pg->silent;
+    pg->silent = false;
+    pthread_mutex_unlock(&pg->mu);
+    if (was)
+        log_info("store", "PostgreSQL (%s) answers again", pg->shown);
+}
+
 /* `prepare`: false for the first connection, which creates the table first. */
 static int connect_one(struct pg_store *pg, pg_conn **out, bool prepare, char *err, size_t errlen)
 {
+    int rc = quiet(pg, err, errlen);
+    if (rc)
+        return rc;
+    uint64_t since = clock_mono_ms();
     /* gssencmode: no Kerberos probe on every connect unless the URL asks for it */
     const char *vals[] = {"5",       "5000",       "10",    "opsconductord",
                           "disable", CONN_OPTIONS, pg->url, NULL};
@@ -235,8 +310,8 @@ static int connect_one(struct pg_store *pg, pg_conn **out, bool prepare, char *e
     if (!pc)
         return store_fail(OPSC_ENOMEM, err, errlen, "out of memory");
     pc->c = PQconnectdbParams(conn_keys, vals, 1);
-    int rc = 0;
     if (!pc->c || PQstatus(pc->c) != CONNECTION_OK) {
+        note_failure(pg, pc->c, since);
         /* libpq's message names host and port, never the password */
         rc = store_fail(OPSC_ECONNREFUSED, err, errlen, "cannot connect to PostgreSQL (%s): %s",
                         pg->shown, pc->c ? PQerrorMessage(pc->c) : "out of memory");
@@ -248,12 +323,16 @@ static int connect_one(struct pg_store *pg, pg_conn **out, bool prepare, char *e
         free(pc);
         return rc;
     }
+    answered(pg);
     *out = pc;
     return 0;
 }
 
 static int pool_get(struct pg_store *pg, pg_conn **out, char *err, size_t errlen)
 {
+    int rc = quiet(pg, err, errlen); /* an idle connection would wait as long */
+    if (rc)
+        return rc;
     pthread_mutex_lock(&pg->mu);
     while (!pg->idle && pg->open >= POOL_MAX)
         pthread_cond_wait(&pg->cv, &pg->mu);
@@ -264,10 +343,13 @@ static int pool_get(struct pg_store *pg, pg_conn **out, char *err, size_t errlen
         pg->open++;
     pthread_mutex_unlock(&pg->mu);
     if (pc) {
+        pc->since = clock_mono_ms();
         *out = pc;
         return 0;
     }
-    int rc = connect_one(pg, out, true, err, errlen);
+    rc = connect_one(pg, out, true, err, errlen);
+    if (rc == 0)
+        (*out)->since = clock_mono_ms();
     if (rc) {
         pthread_mutex_lock(&pg->mu);
         pg->open--;
@@ -282,6 +364,7 @@ static void pool_put(struct pg_store *pg, pg_conn *pc)
 {
     bool broken = PQstatus(pc->c) != CONNECTION_OK;
     if (broken) {
+        note_failure(pg, pc->c, pc->since);
         PQfinish(pc->c);
         free(pc);
     }
@@ -296,15 +379,20 @@ static void pool_put(struct pg_store *pg, pg_conn *pc)
     pthread_mutex_unlock(&pg->mu);
 }
 
-/* A connection of its own, outside the pool, made or remade on demand. */
-static PGconn *own_conn(struct pg_store *pg, PGconn **slot, char *err, size_t errlen)
+/* A connection of its own, outside the pool, made or remade on demand; `since`: when it
+ * was last handed out (its statements follow at once: pg_beat_failed). */
+static PGconn *own_conn(struct pg_store *pg, PGconn **slot, uint64_t *since, char *err,
+                        size_t errlen)
 {
-    if (*slot && PQstatus(*slot) == CONNECTION_OK)
-        return *slot;
-    if (*slot) {
+    if (*slot && PQstatus(*slot) != CONNECTION_OK) {
         PQfinish(*slot);
         *slot = NULL;
     }
+    if (quiet(pg, err, errlen))
+        return NULL;
+    *since = clock_mono_ms();
+    if (*slot)
+        return *slot;
     pg_conn *pc = NULL;
     if (connect_one(pg, &pc, false, err, errlen))
         return NULL;
@@ -315,7 +403,13 @@ static PGconn *own_conn(struct pg_store *pg, PGconn **slot, char *err, size_t er
 
 PGconn *pg_beat_conn(store *s, char *err, size_t errlen)
 {
-    return own_conn(s->pg, &s->pg->beat, err, errlen);
+    return own_conn(s->pg, &s->pg->beat, &s->pg->beat_since, err, errlen);
+}
+
+void pg_beat_failed(store *s)
+{
+    if (s->pg->beat && PQstatus(s->pg->beat) != CONNECTION_OK)
+        note_failure(s->pg, s->pg->beat, s->pg->beat_since);
 }
 
 PGconn *pg_listen_conn(store *s, bool reset, char *err, size_t errlen)
@@ -324,7 +418,7 @@ PGconn *pg_listen_conn(store *s, bool reset, char *err, size_t errlen)
         PQfinish(s->pg->listen);
         s->pg->listen = NULL;
     }
-    return own_conn(s->pg, &s->pg->listen, err, errlen);
+    return own_conn(s->pg, &s->pg->listen, &s->pg->listen_since, err, errlen);
 }
 
 PGconn *pg_listening(store *s)
@@ -336,6 +430,8 @@ PGconn *pg_listening(store *s)
 
 static int get_logged(struct pg_store *pg, pg_conn **pc)
 {
+    if (quiet_left(pg))
+        return OPSC_ECONNREFUSED; /* said once, when it went quiet (note_failure) */
     char err[512];
     int rc = pool_get(pg, pc, err, sizeof(err));
     if (rc)

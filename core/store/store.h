@@ -266,6 +266,9 @@ int store_runq_done(store_txn *txn, const char *run_id);
  * [run id, node id, lease end (RFC 3339)]; the rows are marked so that the
  * node can never renew them. */
 int store_runq_reap(store_txn *txn, json_t **lapsed);
+/* The leader's look at the queue: queued runs whose route no node heartbeating within
+ * `alive_ms` carries in its labels. *rows: new array of [run id, route object], 100 at most. */
+int store_runq_unrouted(store_txn *txn, int64_t alive_ms, json_t **rows);
 /* A reaper took the run from its node: queued again (and the nodes woken at
  * commit) if it is idempotent and was claimed fewer than `max_attempts`
  * times. The attempts so far (> 0) when it was, 0 when it must end instead. */

@@ -233,7 +233,7 @@ def listens_on(pid, port):
                   if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
     except OSError:  # the process is gone, or a descriptor closed while we looked
         return False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):  # its network namespace
         try:
             lines = open(table).read().splitlines()[1:]
         except OSError:

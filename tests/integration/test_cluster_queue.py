@@ -417,3 +417,40 @@ def test_runs_are_routed_to_nodes_by_labels_and_targets_of_two_places_refused(pg
 
 def run_count(d, job_id):
     return len(d.get("/api/v1/runs", params={"job": job_id}).json()["items"])
+
+
+def test_a_run_no_live_node_can_take_says_why_until_a_node_with_its_labels_joins(pg,
+                                                                                 daemon_factory):
+    db = pg.database()
+    config, env = node_config(pg, db, 4, cluster={"route_by": "dc"})
+    us = daemon_factory(config=config, env=dict(env, OPSC_CLUSTER_LABELS="dc=us"))
+
+    def job_on(dc):
+        r = us.http.post(us.url("/api/v1/targets"), timeout=10, json={
+            "name": f"{dc}-{os.urandom(3).hex()}", "address": "localhost", "labels": {"dc": dc},
+            "transport": "local", "os_family": "linux"})
+        assert r.status_code == 201, r.text
+        r = us.http.post(us.url("/api/v1/jobs"), timeout=10, json={
+            "name": "routed-" + os.urandom(4).hex(), "targets": {"ids": [r.json()["id"]]},
+            "steps": [{"id": "s1", "name": "run", "type": "core.shell.command",
+                       "params": {"command": "true"}}]})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+    stuck, fine = start(us, job_on("eu")), start(us, job_on("us"))
+    assert wait_for(lambda: "waiting" in run_of(us, stuck), 10), run_of(us, stuck)
+    run = run_of(us, stuck)
+    assert run["state"] == "queued" and "node_id" not in run
+    waiting = run["waiting"]
+    assert waiting["reason"] == "no live node has labels dc=eu" and waiting["route"] == {"dc": "eu"}
+    assert waiting["since"] >= run["created_at"]
+    done = ended(us, [fine], 20)[0]
+    assert done["state"] == "succeeded" and "waiting" not in done  # one the node could take
+    time.sleep(2 * LEASE_S / 5 + 0.5)  # more beats of the leader: said once
+    assert us.stderr().count(f"run {stuck} waits in the queue: no live node has labels dc=eu") == 1
+    assert run_of(us, stuck)["waiting"] == waiting
+
+    eu = daemon_factory(config=config, env=dict(env, OPSC_CLUSTER_LABELS="dc=eu"))
+    eu_id = eu.get("/api/v1/cluster").json()["node_id"]
+    run = ended(us, [stuck], 20)[0]
+    assert (run["state"], run["node_id"]) == ("succeeded", eu_id)
+    assert "waiting" not in run and "waiting" not in run_of(eu, stuck)
