@@ -16,7 +16,7 @@ from datetime import datetime
 
 import pytest
 
-from fixtures import netns, pgserver
+from fixtures import netfilter_ns, pgserver
 from test_cluster_failover import each_fire_once, every_second
 from test_cluster_queue import ended, job, start
 from test_schedules_e2e import wait_for
@@ -26,10 +26,10 @@ LEASE_S = 15  # the default: a leader steps down at 10 s unrenewed, statements e
 
 @pytest.fixture
 def ns():
-    why = netns.missing()
+    why = netfilter_ns.missing()
     if why:
         pytest.skip(why)
-    n = netns.NetNs()
+    n = netfilter_ns.NetNs()
     yield n
     n.close()
 
