@@ -34,4 +34,9 @@ void bh_put_and_get_with_mode_and_checksum(th_plugin *p, opsc_conn *conn);
 void bh_close_cancels_running_commands(th_plugin *p, opsc_conn *conn);
 void bh_sudo_without_a_password_prompt_keeps_stdin_clean(th_plugin *p, opsc_conn *conn);
 
+/* `size` random bytes (generated, not sparse) put and got back, streamed both ways with
+ * SHA-256 on both ends and flat memory (RSS checked without ASan, whose quarantine keeps
+ * freed blocks resident); the rates are printed. */
+void bh_big_put_and_get(th_plugin *p, opsc_conn *conn, unsigned long long size);
+
 #endif
