@@ -31,19 +31,19 @@ struct cluster {
     uint64_t sent_mono;
     int rc;
     store_lease got;
-    char digest[33];
+    int64_t sched_version; /* the count of schedule changes (store_version_bump); -1 unread */
     json_t *view; /* the leader's view of the nodes (store_cluster_view), for the reaper */
     json_t *versions_now; /* store_cluster_versions, this beat */
     /* loop state */
     bool leading;
     int64_t epoch;
     uint64_t deadline_mono; /* step down at this instant unless renewed */
-    char loaded[33];        /* the schedules' digest the scheduler loaded */
+    int64_t sched_loaded;   /* sched_version when the scheduler loaded; -1 none */
+    unsigned own_changes;   /* this node's since then, already in its scheduler */
     json_t *versions;       /* the versions of what this node caches, as last reloaded */
     size_t dead_seen;       /* dead nodes at the last reaping */
     unsigned beats;
     unsigned sweeps; /* beats led, for the sweeping */
-    bool adopt; /* the beat in flight started after such a change */
 };
 
 #define SWEEP_BEATS  100                 /* the leader sweeps every this many beats */
@@ -67,13 +67,12 @@ static void beat(cluster *cl)
     struct opsc_core *c = cl->core;
     store_node me = {c->node_id, cl->address, OPSC_VERSION, c->started_ms, cl->labels};
     cl->rc = store_cluster_beat(c->store, &me, cl->lease_ms, &cl->got);
-    cl->digest[0] = '\0';
-    if (cl->rc == 0 && cl->got.leading && store_cluster_digest(c->store, "schedules", cl->digest))
-        cl->digest[0] = '\0';
     if (cl->rc == 0 && cl->got.leading && store_cluster_view(c->store, cl->lease_ms, &cl->view))
         cl->view = NULL;
     if (cl->rc == 0 && store_cluster_versions(c->store, &cl->versions_now))
         cl->versions_now = NULL;
+    cl->sched_version = !cl->versions_now ? -1
+                        : json_integer_value(json_object_get(cl->versions_now, "schedules"));
     if (cl->rc == 0) /* alive: so are the claims of the runs it runs */
         exec_renew_leases(c->exec, cl->lease_ms);
 }
@@ -83,7 +82,7 @@ static void step_down(cluster *cl, const char *why)
     if (!cl->leading)
         return;
     cl->leading = false;
-    cl->loaded[0] = '\0';
+    cl->sched_loaded = -1;
     if (cl->core->sched)
         sched_stop(cl->core->sched);
     log_warn("cluster", "node %s stepped down as leader (epoch %lld): %s", cl->core->node_id,
@@ -100,7 +99,8 @@ static void load_scheduler(cluster *cl, const char *why)
         log_error("cluster", "starting the scheduler failed: %s", err);
         return;
     }
-    snprintf(cl->loaded, sizeof(cl->loaded), "%s", cl->digest);
+    cl->sched_loaded = cl->sched_version;
+    cl->own_changes = 0;
     log_info("cluster", "scheduler (re)started on the leader: %s", why);
 }
 
@@ -177,11 +177,13 @@ static void beat_apply(cluster *cl)
         cl->epoch = cl->got.epoch;
         log_info("cluster", "node %s leads (epoch %lld)", cl->core->node_id, (long long)cl->epoch);
         load_scheduler(cl, "new term");
-    } else if (cl->digest[0] && strcmp(cl->digest, cl->loaded)) {
-        if (cl->adopt) /* our own change, already in the scheduler */
-            snprintf(cl->loaded, sizeof(cl->loaded), "%s", cl->digest);
-        else
+    } else if (cl->sched_version >= 0 && cl->sched_version != cl->sched_loaded) {
+        if (cl->sched_loaded >= 0 && cl->sched_version - cl->sched_loaded == cl->own_changes) {
+            cl->sched_loaded = cl->sched_version; /* all ours, already in the scheduler */
+            cl->own_changes = 0;
+        } else {
             load_scheduler(cl, "schedules changed on another node");
+        }
     }
 }
 
@@ -254,8 +256,8 @@ static void on_timer(uv_timer_t *t)
         step_down(cl, "the lease could not be renewed in time");
     if (cl->stopped)
         return;
-    cl->adopt = cl->core->schedules_changed_here;
-    cl->core->schedules_changed_here = false;
+    cl->own_changes += cl->core->schedules_changed_here; /* a beat is one call: none between */
+    cl->core->schedules_changed_here = 0;
     cl->sent_mono = now; /* the lease's end is measured from before the database saw it */
     beat(cl);
     beat_done(cl);
@@ -267,6 +269,7 @@ int cluster_start(cluster **out, struct opsc_core *c)
     if (!cl)
         return OPSC_ENOMEM;
     cl->core = c;
+    cl->sched_loaded = -1;
     cl->lease_ms = c->cfg.store.lease_ttl_ms;
     cl->interval_ms = cl->lease_ms / 5 > 100 ? cl->lease_ms / 5 : 100;
     cluster_node_address(c, cl->address, sizeof(cl->address));

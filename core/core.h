@@ -57,9 +57,9 @@ struct opsc_core {
     struct cluster *cluster; /* cluster mode (PostgreSQL store): heartbeat, lease; else NULL */
     struct json_t *node_labels; /* [cluster] labels: {"dc": "eu"} */
     struct json_t *route_by;    /* [cluster] route_by: ["dc"] */
-    /* this node's schedules API committed a change (and gave it to its own
+    /* changes this node's schedules API committed (and gave to its own
      * scheduler) since the last heartbeat: cluster.c reloads only for others' */
-    bool schedules_changed_here;
+    unsigned schedules_changed_here;
     reccache *records;     /* records GET handlers send as stored (fleet_get_record) */
     char files_dir[4096];  /* what /api/v1/files serves: the core step library's files_dir */
     int64_t started_ms;    /* wall clock at start */

@@ -72,9 +72,8 @@ static int check_job(store_txn *txn, json_t *before, json_t *after, sched_field_
     return rc;
 }
 
-static int write_txn(store_txn *txn, void *ud)
+static int write_change(store_txn *txn, sched_op *op)
 {
-    sched_op *op = ud;
     json_t *before = NULL, *after = NULL;
     json_decref(op->rec);
     op->rec = NULL;
@@ -110,6 +109,13 @@ static int write_txn(store_txn *txn, void *ud)
     return rc;
 }
 
+/* The change, counted for the cluster's leader (cluster.c reloads its scheduler). */
+static int write_txn(store_txn *txn, void *ud)
+{
+    int rc = write_change(txn, ud);
+    return rc == 0 ? store_version_bump(txn, "schedules") : rc;
+}
+
 /* Run the write, tell the scheduler, answer. */
 static int apply(http_req *req, sched_op *op)
 {
@@ -122,7 +128,7 @@ static int apply(http_req *req, sched_op *op)
         field_error(req, &op->fe);
     } else if (rc < 0) {
         rest_error(req, rc, "schedule");
-    } else if ((c->schedules_changed_here = true), op->kind == OP_DELETE) {
+    } else if (c->schedules_changed_here++, op->kind == OP_DELETE) {
         sched_remove(c->sched, op->id);
         auth_set_object(req, op->id);
         http_respond_empty(req, 204);

@@ -38,10 +38,6 @@ static const char beat_sql[] =
 static const char leave_sql[] =
     "WITH l AS (DELETE FROM opsc_lease WHERE holder = $1) DELETE FROM opsc_nodes WHERE id = $1";
 
-/* Changes to a database's records, seen without reading them on the loop. */
-static const char digest_sql[] =
-    "SELECT coalesce(md5(string_agg(md5(v), '' ORDER BY k)), '') FROM opsc_kv WHERE db = $1";
-
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 static const char nodes_sql[] = "SELECT id, address, version, labels::text, " MS(
     "started_at") ", " MS("last_heartbeat") ", "
@@ -125,20 +121,6 @@ int store_cluster_leave(store *s, const char *node_id)
         return OPSC_ENOTSUP;
     int rc = 0;
     PQclear(beat_exec(s, leave_sql, node_id, PGRES_COMMAND_OK, "leaving the cluster", &rc));
-    return rc;
-}
-
-int store_cluster_digest(store *s, const char *db, char out[33])
-{
-    if (!s || !s->pg)
-        return OPSC_ENOTSUP;
-    int rc = 0;
-    PGresult *r = beat_exec(s, digest_sql, db, PGRES_TUPLES_OK, "reading a digest", &rc);
-    if (r && PQntuples(r) == 1)
-        snprintf(out, 33, "%s", PQgetvalue(r, 0, 0));
-    else if (r)
-        rc = OPSC_EPROTO;
-    PQclear(r);
     return rc;
 }
 

@@ -213,10 +213,6 @@ typedef struct store_lease {
  * OPSC_ECONNREFUSED, OPSC_ETIMEDOUT when the database is out of reach:
  * *out then says nothing about the lease. */
 int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_lease *out);
-/* A digest of database `db`'s keys and values (32 hex digits; "" when
- * empty), to see that another node changed them. Same connection and rule
- * as store_cluster_beat. */
-int store_cluster_digest(store *s, const char *db, char out[33]);
 /* A graceful stop: this node's row and lease go, so another node leads at its next beat. */
 int store_cluster_leave(store *s, const char *node_id);
 /* {"nodes": [{"id","address","version","started_ms","heartbeat_ms","labels","alive"}],
@@ -231,7 +227,8 @@ int store_cluster_view(store *s, int64_t node_timeout_ms, json_t **out);
 int store_cluster_fire(store_txn *txn, const char *node_id, int64_t epoch, const char *schedule_id,
                        int64_t planned_ms, const char *run_id);
 /* Inside a write transaction: count a change of `name`, something every
- * node keeps in memory ("notify_rules", "discovery_profiles"). Every node
+ * node keeps in memory ("notify_rules", "discovery_profiles"; "schedules",
+ * which only the leader reloads). Every node
  * compares the counts on its heartbeat (store_cluster_versions) and
  * reloads what another node changed, so a lost NOTIFY costs a few beats,
  * and a crash between a write and its announcement nothing. 0 on LMDB
