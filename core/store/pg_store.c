@@ -106,7 +106,9 @@ static const struct {
      {25}}, /* pg_cluster.c */
 };
 
-/* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2). */
+/* The records, then the cluster's typed tables (docs/cluster.md 1.1, 2).
+ * TABLES_VERSION: bumped with every change here. */
+#define TABLES_VERSION "4"
 static const char create_sql[] =
     "CREATE TABLE IF NOT EXISTS opsc_kv (db text NOT NULL, k bytea NOT NULL, v bytea NOT NULL, "
     "PRIMARY KEY (db, k));"
@@ -125,7 +127,9 @@ static const char create_sql[] =
     "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS route jsonb NOT NULL DEFAULT '{}';"
     "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS idempotent boolean NOT NULL DEFAULT false;"
     "ALTER TABLE opsc_runq ADD COLUMN IF NOT EXISTS attempts int NOT NULL DEFAULT 0;"
-    "CREATE TABLE IF NOT EXISTS opsc_versions (name text PRIMARY KEY, n bigint NOT NULL)";
+    "CREATE TABLE IF NOT EXISTS opsc_versions (name text PRIMARY KEY, n bigint NOT NULL);"
+    "INSERT INTO opsc_versions (name, n) VALUES ('tables', " TABLES_VERSION ") ON CONFLICT (name) "
+    "DO UPDATE SET n = greatest(opsc_versions.n, EXCLUDED.n)";
 
 const char *pg_db_name(MDB_dbi dbi)
 {
@@ -545,6 +549,33 @@ static void describe(struct pg_store *pg)
     PQconninfoFree(opts);
 }
 
+/* The tables are as create_sql makes them already: then it is not run. Its
+ * statements lock their tables even when they change nothing (ALTER TABLE ...
+ * ADD COLUMN IF NOT EXISTS takes ACCESS EXCLUSIVE after CREATE INDEX's SHARE),
+ * and a node starting beside busy ones deadlocked with their transactions.
+ * No table yet is an error here, and means "not current". */
+static bool tables_current(struct pg_store *pg)
+{
+    PGresult *r = PQexec(pg->lock_conn->c, "SELECT n >= " TABLES_VERSION
+                                           " FROM opsc_versions WHERE name = 'tables'");
+    bool current = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                   !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    return current;
+}
+
+/* Under the migration lock; a deadlock with the other nodes' transactions
+ * (a database made by an older version, whose tables change) is tried again. */
+static int create_tables(struct pg_store *pg)
+{
+    struct pg_txn p = {.conn = pg->lock_conn};
+    int rc = 0;
+    for (int attempt = 0; attempt < 5 && !tables_current(pg); attempt++)
+        if ((rc = simple(&p, create_sql)) != OPSC_EAGAIN)
+            break;
+    return rc;
+}
+
 int store_pg_open(store *s, const char *url, char *err, size_t errlen)
 {
     if (s->read_only)
@@ -573,7 +604,7 @@ int store_pg_open(store *s, const char *url, char *err, size_t errlen)
     if (rc == 0)
         rc = simple(&p, "RESET statement_timeout");
     if (rc == 0)
-        rc = simple(&p, create_sql);
+        rc = create_tables(pg);
     if (rc)
         return store_fail(rc, err, errlen, "cannot prepare the store in PostgreSQL (%s): %s",
                           pg->shown, PQerrorMessage(pg->lock_conn->c));

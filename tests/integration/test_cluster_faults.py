@@ -11,6 +11,7 @@ steps down; nothing was fired twice.
 import base64
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -127,3 +128,30 @@ def test_a_leader_cut_from_the_database_is_replaced_and_nothing_fires_twice(pg, 
         print(f"partition: node a led {took:.1f} s after the cut; fires per node: {fired}")
     finally:
         proxy.close()
+
+
+def test_a_node_starts_while_another_holds_a_write_lock_on_the_queue(pg, daemon_factory):
+    """A node joining a busy cluster does not take table locks for tables that are as it
+    wants them: it once ran ALTER TABLE ... ADD COLUMN IF NOT EXISTS (ACCESS EXCLUSIVE) at
+    every start, and deadlocked with the writing nodes' transactions."""
+    db = pg.database()
+    config = {"store": {"backend": "postgresql", "postgresql_url": pg.url(db),
+                        "lease_ttl": f"{LEASE_S}s"},
+              "auth": {"jwt_secret": base64.b64encode(os.urandom(32)).decode()}}
+    env = {"OPSC_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    daemon_factory(config=config, env=env)
+    holder = subprocess.Popen(pg._as + ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                        "-d", pg.url(db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PGPASSWORD=pg.password))
+    try:  # a transaction of a writing node, as it stands between two statements
+        holder.stdin.write("BEGIN; LOCK TABLE opsc_runq IN ROW EXCLUSIVE MODE; SELECT 'held';\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "held"
+        b = daemon_factory(config=config, env=env)
+        nodes = b.get("/api/v1/cluster").json()["nodes"]
+        assert [n["state"] for n in nodes] == ["alive", "alive"], nodes
+    finally:
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(10)
