@@ -22,6 +22,8 @@ struct cluster {
     struct opsc_core *core;
     uv_timer_t timer;
     uv_timer_t deadline_timer; /* steps a leader down when its lease was not renewed */
+    uv_timer_t probe_timer;    /* a connection made without waiting while the store is silent */
+    uint64_t probe_began;
     bool stopped; /* cluster_stop(): no more beats */
     bool left;
     char address[300];
@@ -248,6 +250,35 @@ static void beat_done(cluster *cl)
     json_decref(view);
 }
 
+/* ---- a database that does not answer --------------------------------------------------------- */
+
+#define PROBE_TICK_MS    50
+#define PROBE_GIVE_UP_MS 5000 /* as long as a connect may wait (connect_timeout) */
+
+/* While the store is silent (a statement waited its whole timeout: a partition) every store
+ * call fails at once, and the loop looks for the database with a connection it never waits
+ * for: no call waits 5 s every few seconds for a database that does not answer, and the
+ * node is back as soon as it answers (docs/cluster.md 1.2). */
+static void on_probe(uv_timer_t *t)
+{
+    cluster *cl = t->data;
+    int rc = store_cluster_probe(cl->core->store);
+    if (rc == 0 && clock_mono_ms() - cl->probe_began < PROBE_GIVE_UP_MS)
+        return;
+    uv_timer_stop(t);
+    store_cluster_probe_stop(cl->core->store); /* failed or too slow: the next beat tries again */
+    if (rc == 1)
+        log_info("cluster", "node %s reached PostgreSQL again", cl->core->node_id);
+}
+
+static void probe_if_silent(cluster *cl)
+{
+    if (uv_is_active((uv_handle_t *)&cl->probe_timer) || !store_cluster_silent(cl->core->store))
+        return;
+    cl->probe_began = clock_mono_ms();
+    uv_timer_start(&cl->probe_timer, on_probe, 0, PROBE_TICK_MS);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     cluster *cl = t->data;
@@ -261,6 +292,7 @@ static void on_timer(uv_timer_t *t)
     cl->sent_mono = now; /* the lease's end is measured from before the database saw it */
     beat(cl);
     beat_done(cl);
+    probe_if_silent(cl);
 }
 
 int cluster_start(cluster **out, struct opsc_core *c)
@@ -279,6 +311,9 @@ int cluster_start(cluster **out, struct opsc_core *c)
     uv_timer_start(&cl->timer, on_timer, 0, (uint64_t)cl->interval_ms);
     uv_timer_init(c->loop, &cl->deadline_timer);
     cl->deadline_timer.data = cl;
+    uv_timer_init(c->loop, &cl->probe_timer);
+    cl->probe_timer.data = cl;
+    store_cluster_probes(c->store);
     log_info("cluster", "node %s (%s) joins: lease %lld ms, heartbeat every %lld ms", c->node_id,
              cl->address, (long long)cl->lease_ms, (long long)cl->interval_ms);
     *out = cl;
@@ -292,6 +327,8 @@ void cluster_stop(cluster *cl)
     cl->stopped = true;
     uv_timer_stop(&cl->timer);
     uv_timer_stop(&cl->deadline_timer);
+    uv_timer_stop(&cl->probe_timer);
+    store_cluster_probe_stop(cl->core->store);
     leave(cl);
 }
 

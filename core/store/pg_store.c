@@ -10,6 +10,7 @@
  * write, not on index pages both read (store.h says when that is enough).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,9 @@ struct pg_store {
     uint64_t beat_since, listen_since; /* when the own connections were last handed out */
     uint64_t quiet_until; /* clock_mono_ms: fail at once before it (under mu) */
     bool silent;          /* the database did not answer since the last connect */
+    bool probed;          /* the loop probes (store_cluster_probes): silent until one connects */
+    PGconn *probe;        /* that probe's connection, being made without waiting */
+    bool probe_writes;    /* it waits to write (else to read) */
 };
 
 /* Our bounds first, then the user's URL, whose keys win (libpq applies the
@@ -259,11 +263,16 @@ static void note_failure(struct pg_store *pg, PGconn *c, uint64_t since)
     if (now - since < SILENT_MS || !timed_out(c))
         return;
     pthread_mutex_lock(&pg->mu);
-    bool first = !pg->silent;
+    bool first = !pg->silent, probed = pg->probed;
     pg->silent = true;
     pg->quiet_until = now + QUIET_MS;
     pthread_mutex_unlock(&pg->mu);
-    if (first)
+    if (first && probed)
+        log_warn("store",
+                 "PostgreSQL (%s) did not answer for %llu ms: statements fail at once until "
+                 "a connection tried without waiting is made",
+                 pg->shown, (unsigned long long)(now - since));
+    else if (first)
         log_warn("store",
                  "PostgreSQL (%s) did not answer for %llu ms: statements fail at once, "
                  "trying again every %d ms",
@@ -282,6 +291,13 @@ static uint64_t quiet_left(struct pg_store *pg)
 
 static int quiet(struct pg_store *pg, char *err, size_t errlen)
 {
+    pthread_mutex_lock(&pg->mu);
+    bool probed_silence = pg->probed && pg->silent;
+    pthread_mutex_unlock(&pg->mu);
+    if (probed_silence)
+        return store_fail(OPSC_ECONNREFUSED, err, errlen,
+                          "PostgreSQL (%s) did not answer: not tried again until it does",
+                          pg->shown);
     uint64_t left = quiet_left(pg);
     if (!left)
         return 0;
@@ -295,9 +311,19 @@ static void answered(struct pg_store *pg)
     pthread_mutex_lock(&pg->mu);
     bool was = pg->silent;
     pg->silent = false;
+    pg->quiet_until = 0;
     pthread_mutex_unlock(&pg->mu);
     if (was)
         log_info("store", "PostgreSQL (%s) answers again", pg->shown);
+}
+
+/* The values of conn_keys: our bounds, then the URL. gssencmode: no Kerberos probe on
+ * every connect unless the URL asks for it. */
+static const char **conn_vals(struct pg_store *pg, const char **vals)
+{
+    const char *ours[] = {"5", "5000", "10", "opsconductord", "disable", CONN_OPTIONS, pg->url, NULL};
+    memcpy(vals, ours, sizeof(ours));
+    return vals;
 }
 
 /* `prepare`: false for the first connection, which creates the table first. */
@@ -307,13 +333,11 @@ static int connect_one(struct pg_store *pg, pg_conn **out, bool prepare, char *e
     if (rc)
         return rc;
     uint64_t since = clock_mono_ms();
-    /* gssencmode: no Kerberos probe on every connect unless the URL asks for it */
-    const char *vals[] = {"5",       "5000",       "10",    "opsconductord",
-                          "disable", CONN_OPTIONS, pg->url, NULL};
     pg_conn *pc = calloc(1, sizeof(*pc));
     if (!pc)
         return store_fail(OPSC_ENOMEM, err, errlen, "out of memory");
-    pc->c = PQconnectdbParams(conn_keys, vals, 1);
+    const char *vals[sizeof(conn_keys) / sizeof(conn_keys[0])];
+    pc->c = PQconnectdbParams(conn_keys, conn_vals(pg, vals), 1);
     if (!pc->c || PQstatus(pc->c) != CONNECTION_OK) {
         note_failure(pg, pc->c, since);
         /* libpq's message names host and port, never the password */
@@ -428,6 +452,79 @@ PGconn *pg_listen_conn(store *s, bool reset, char *err, size_t errlen)
 PGconn *pg_listening(store *s)
 {
     return s->pg->listen;
+}
+
+/* ---- probing a database that did not answer, without waiting ------------------------------- */
+
+void store_cluster_probes(store *s)
+{
+    if (s && s->pg) {
+        pthread_mutex_lock(&s->pg->mu);
+        s->pg->probed = true;
+        pthread_mutex_unlock(&s->pg->mu);
+    }
+}
+
+bool store_cluster_silent(store *s)
+{
+    if (!s || !s->pg)
+        return false;
+    pthread_mutex_lock(&s->pg->mu);
+    bool silent = s->pg->silent;
+    pthread_mutex_unlock(&s->pg->mu);
+    return silent;
+}
+
+void store_cluster_probe_stop(store *s)
+{
+    if (s && s->pg && s->pg->probe) {
+        PQfinish(s->pg->probe);
+        s->pg->probe = NULL;
+    }
+}
+
+/* One step of libpq's non-blocking connect, when its socket is ready for it. */
+static int probe_step(struct pg_store *pg)
+{
+    struct pollfd fd = {PQsocket(pg->probe), pg->probe_writes ? POLLOUT : POLLIN, 0};
+    if (fd.fd < 0)
+        return OPSC_ECONNREFUSED;
+    if (poll(&fd, 1, 0) == 0)
+        return 0;
+    switch (PQconnectPoll(pg->probe)) {
+    case PGRES_POLLING_OK:
+        return 1;
+    case PGRES_POLLING_READING:
+        pg->probe_writes = false;
+        return 0;
+    case PGRES_POLLING_WRITING:
+        pg->probe_writes = true;
+        return 0;
+    default:
+        return OPSC_ECONNREFUSED;
+    }
+}
+
+int store_cluster_probe(store *s)
+{
+    struct pg_store *pg = s && s->pg ? s->pg : NULL;
+    if (!pg)
+        return OPSC_ENOTSUP;
+    if (!pg->probe) {
+        const char *vals[sizeof(conn_keys) / sizeof(conn_keys[0])];
+        pg->probe = PQconnectStartParams(conn_keys, conn_vals(pg, vals), 1);
+        pg->probe_writes = true; /* libpq's first wait is for the connect */
+        if (!pg->probe || PQstatus(pg->probe) == CONNECTION_BAD) {
+            store_cluster_probe_stop(s);
+            return OPSC_ECONNREFUSED;
+        }
+    }
+    int rc = probe_step(pg);
+    if (rc != 0)
+        store_cluster_probe_stop(s);
+    if (rc == 1)
+        answered(pg);
+    return rc;
 }
 
 /* ---- transactions ---------------------------------------------------------------------------- */
@@ -637,6 +734,8 @@ void store_pg_close(store *s)
         PQfinish(pg->beat);
     if (pg->listen)
         PQfinish(pg->listen);
+    if (pg->probe)
+        PQfinish(pg->probe);
     while (pg->idle) {
         pg_conn *pc = pg->idle;
         pg->idle = pc->next;

@@ -213,6 +213,19 @@ typedef struct store_lease {
  * OPSC_ECONNREFUSED, OPSC_ETIMEDOUT when the database is out of reach:
  * *out then says nothing about the lease. */
 int store_cluster_beat(store *s, const store_node *me, int64_t lease_ms, store_lease *out);
+/* A statement that waited its whole timeout makes the store silent: every
+ * call then fails at once (OPSC_ECONNREFUSED) instead of waiting again.
+ * After store_cluster_probes() (the loop says it will probe), silence lasts
+ * until a probe connects; without, a call tries again after 5 s (and may
+ * wait 5 s). store_cluster_probe() starts or advances a connection made
+ * without ever waiting (libpq's non-blocking connect; call it every few tens
+ * of ms while silent): 1 it connected (the store answers again), 0 in
+ * progress, < 0 it failed (the next call starts another). Loop thread;
+ * nothing, false or OPSC_ENOTSUP on LMDB. */
+void store_cluster_probes(store *s);
+bool store_cluster_silent(store *s);
+int store_cluster_probe(store *s);
+void store_cluster_probe_stop(store *s);
 /* A graceful stop: this node's row and lease go, so another node leads at its next beat. */
 int store_cluster_leave(store *s, const char *node_id);
 /* {"nodes": [{"id","address","version","started_ms","heartbeat_ms","labels","alive"}],
