@@ -310,6 +310,12 @@ static int retry_run(http_req *req)
     "{\"type\":\"object\",\"properties\":{\"target_id\":{\"type\":\"string\"},\"name\":{\"type\":" \
     "\"string\"},\"state\":{\"type\":\"string\"},\"error\":{\"type\":[\"string\",\"null\"]},"      \
     "\"steps\":{\"type\":\"array\",\"items\":" STEP_RUN_SCHEMA "}}}"
+/* Cluster mode: a run whose node was lost and that was queued again (docs/cluster.md 2.4). */
+#define REQUEUED_SCHEMA                                                                            \
+    "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"node_id\":{\"type\":"    \
+    "\"string\"},\"at\":{\"type\":\"string\"},\"attempt\":{\"type\":\"integer\"},\"reason\":"      \
+    "{\"type\":\"string\"},\"by\":{\"type\":\"string\"},\"cause\":{\"type\":\"string\",\"enum\":"  \
+    "[\"restart\",\"dead\",\"lease\"]}}}}"
 #define RUN_PROPS                                                                                  \
     "\"id\":{\"type\":\"string\"},\"job_id\":{\"type\":\"string\"},\"job_name\":{\"type\":"        \
     "\"string\"},\"job_version\":{\"type\":\"integer\"},\"state\":{\"type\":\"string\",\"enum\":"  \
@@ -318,7 +324,9 @@ static int retry_run(http_req *req)
     "[\"string\",\"null\"]},\"planned_at\":{\"type\":[\"string\",\"null\"]},\"started_at\":"       \
     "{\"type\":[\"string\",\"null\"]},\"finished_at\":{\"type\":[\"string\",\"null\"]},"           \
     "\"triggered_by\":{\"type\":\"string\"},\"retry_of\":{\"type\":\"string\"},\"reason\":"        \
-    "{\"type\":\"string\"},\"node_id\":{\"type\":\"string\"},\"seq\":{\"type\":\"integer\"},\"created_at\":{\"type\":\"string\"},"   \
+    "{\"type\":\"string\"},\"node_id\":{\"type\":\"string\"},\"attempt\":{\"type\":\"integer\"},"  \
+    "\"requeued\":" REQUEUED_SCHEMA ",\"seq\":{\"type\":\"integer\"},\"created_at\":{\"type\":"    \
+    "\"string\"},"                                                                                 \
     "\"updated_at\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\"}"
 #define RUN_SCHEMA                                                                                 \
     "{\"type\":\"object\",\"properties\":{" RUN_PROPS ",\"targets\":{\"type\":\"array\","          \

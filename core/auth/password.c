@@ -10,6 +10,7 @@
 
 #include <opsc/errors.h>
 
+#include "threadpool.h"
 #include "util.h"
 
 int password_hash(const char *password, unsigned cost, char out[PASSWORD_HASH_MAX])
@@ -143,7 +144,6 @@ int password_policy_check(const char *password, int min_score, const char *const
 /* ---- hashing queue ---------------------------------------------------------- */
 
 typedef struct hq_job {
-    uv_work_t req;
     hash_queue *q;
     void (*work)(void *ud);
     void (*after)(void *ud, int status);
@@ -173,20 +173,19 @@ int hash_queue_new(hash_queue **out, uv_loop_t *loop, unsigned max_running, unsi
     return 0;
 }
 
-static void job_run(uv_work_t *req)
+static void job_run(void *ud)
 {
-    hq_job *j = req->data;
+    hq_job *j = ud;
     j->work(j->ud);
 }
 
-static void job_done(uv_work_t *req, int status);
+static void job_done(void *ud, int status);
 
 static int job_start(hash_queue *q, hq_job *j)
 {
-    j->req.data = j;
-    int rc = uv_queue_work(q->loop, &j->req, job_run, job_done);
+    int rc = threadpool_queue(q->loop, job_run, job_done, j);
     if (rc < 0)
-        return OPSC_EIO;
+        return rc;
     q->running++;
     return 0;
 }
@@ -206,12 +205,12 @@ static void start_waiting(hash_queue *q)
     }
 }
 
-static void job_done(uv_work_t *req, int status)
+static void job_done(void *ud, int status)
 {
-    hq_job *j = req->data;
+    hq_job *j = ud;
     hash_queue *q = j->q;
     q->running--;
-    j->after(j->ud, status == UV_ECANCELED ? OPSC_ECANCELED : 0);
+    j->after(j->ud, status);
     free(j);
     if (q->closing) {
         if (q->running == 0)

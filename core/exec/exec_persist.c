@@ -506,12 +506,16 @@ static int reset_targets(store_txn *txn, const char *run_id, json_t *orphans)
     return rc;
 }
 
-/* The run was taken from node `dead` (a reaper's, or that node starting
- * again): every step of its job being idempotent, it is queued again for
- * any node to claim, at most EX_MAX_ATTEMPTS claims in all, and the record
- * says so ("requeued"). 0: not requeued (it must end instead), or its
- * attempts so far. */
-static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dead,
+/* Why a run is taken from its node, as its "requeued" entries say ("cause"), beside the node
+ * that took it ("by"): that node starting again, or the leader's reapers. */
+typedef enum { TAKEN_AT_START, TAKEN_DEAD_NODE, TAKEN_LAPSED_CLAIM } taken;
+static const char *const taken_cause[] = {"restart", "dead", "lease"};
+
+/* The run was taken from node `dead`: every step of its job being
+ * idempotent, it is queued again for any node to claim, at most
+ * EX_MAX_ATTEMPTS claims in all, and the record says so ("requeued").
+ * 0: not requeued (it must end instead), or its attempts so far. */
+static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dead, taken why_taken,
                        json_t *orphans)
 {
     int attempts = store_runq_requeue(txn, id, EX_MAX_ATTEMPTS);
@@ -527,14 +531,16 @@ static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dea
     char at[RFC3339_LEN], why[300];
     rfc3339_format(clock_now_ms(), at);
     snprintf(why, sizeof(why),
-             "node %s stopped while the run was %s on it; every step is idempotent: queued again "
+             "node %s %s while the run was %s on it; every step is idempotent: queued again "
              "(%d of at most %d attempts made)",
-             dead, ex_state_name(st), attempts, EX_MAX_ATTEMPTS);
+             dead, why_taken == TAKEN_AT_START ? "started again" : "stopped", ex_state_name(st),
+             attempts, EX_MAX_ATTEMPTS);
     json_t *past = json_object_get(rec, "requeued");
     if (!json_is_array(past))
         json_object_set_new(rec, "requeued", past = json_array());
-    json_array_append_new(past, json_pack("{s:s, s:s, s:i, s:s}", "node_id", dead, "at", at,
-                                          "attempt", attempts, "reason", why));
+    json_array_append_new(past, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "node_id", dead, "at",
+                                          at, "attempt", attempts, "reason", why, "by",
+                                          ex->opts.node_id, "cause", taken_cause[why_taken]));
     json_object_set_new(rec, "state", json_string("queued"));
     json_object_set_new(rec, "started_at", json_null());
     json_object_del(rec, "node_id");
@@ -551,13 +557,13 @@ static int requeue_run(store_txn *txn, exec *ex, const char *id, const char *dea
     return rc < 0 ? rc : attempts;
 }
 
-/* `from`, when given, is the node the run was taken from: a run that may
- * run again is queued again instead of ending (end_run's `dead`, NULL when
- * that node is this process starting again). */
-static int take_run(store_txn *txn, exec *ex, const char *id, const char *from, const char *dead,
-                    const char *reason, size_t *n, json_t *orphans)
+/* `from`, when given, is the node the run was taken from, for `why_taken`: a
+ * run that may run again is queued again instead of ending (end_run's
+ * `dead`, NULL when that node is this process starting again). */
+static int take_run(store_txn *txn, exec *ex, const char *id, const char *from, taken why_taken,
+                    const char *dead, const char *reason, size_t *n, json_t *orphans)
 {
-    int rc = from && ex_queued(ex) ? requeue_run(txn, ex, id, from, orphans) : 0;
+    int rc = from && ex_queued(ex) ? requeue_run(txn, ex, id, from, why_taken, orphans) : 0;
     if (rc != 0)
         return rc < 0 ? rc : 0;
     return end_run(txn, ex, id, dead, reason, n, orphans, EX_INTERRUPTED);
@@ -566,7 +572,7 @@ static int take_run(store_txn *txn, exec *ex, const char *id, const char *from, 
 static int interrupt_run(store_txn *txn, exec *ex, const char *id, const char *dead,
                          const char *reason, size_t *n, json_t *orphans)
 {
-    return take_run(txn, ex, id, dead, dead, reason, n, orphans);
+    return take_run(txn, ex, id, dead, TAKEN_LAPSED_CLAIM, dead, reason, n, orphans);
 }
 
 static int recover_txn(store_txn *txn, void *ud)
@@ -585,7 +591,8 @@ static int recover_txn(store_txn *txn, void *ud)
         const char *from = r->alive ? owner : r->ex->opts.node_id; /* a dead node, or this one */
         if (rc == 0)
             rc = take_run(txn, r->ex, json_string_value(json_array_get(pair, 0)), from,
-                          r->alive ? owner : NULL, NULL, &r->n, r->orphans);
+                          r->alive ? TAKEN_DEAD_NODE : TAKEN_AT_START, r->alive ? owner : NULL,
+                          NULL, &r->n, r->orphans);
     }
     json_decref(ids);
     return rc;

@@ -11,6 +11,7 @@
 #include "plugin_internal.h"
 #include "privsep.h"
 #include "steptype.h"
+#include "threadpool.h"
 #include "util.h"
 
 /* ---- memory, logging, time ------------------------------------------- */
@@ -74,43 +75,11 @@ static int64_t api_now_ms(void)
 
 /* ---- worker threads ------------------------------------------------------ */
 
-struct work {
-    uv_work_t req;
-    void (*work)(void *ud);
-    void (*after)(void *ud, int status);
-    void *ud;
-};
-
-static void work_run(uv_work_t *req)
-{
-    struct work *w = req->data;
-    w->work(w->ud);
-}
-
-static void work_after(uv_work_t *req, int status)
-{
-    struct work *w = req->data;
-    w->after(w->ud, status == UV_ECANCELED ? OPSC_ECANCELED : 0);
-    free(w);
-}
-
 static int api_queue_work(void (*fn)(void *ud), void (*after)(void *ud, int status), void *ud)
 {
     if (!plugin_host_current || !fn || !after)
         return OPSC_EINVAL;
-    struct work *w = calloc(1, sizeof(*w));
-    if (!w)
-        return OPSC_ENOMEM;
-    w->req.data = w;
-    w->work = fn;
-    w->after = after;
-    w->ud = ud;
-    int rc = uv_queue_work(plugin_host_current->loop, &w->req, work_run, work_after);
-    if (rc) {
-        free(w);
-        return OPSC_EIO;
-    }
-    return 0;
+    return threadpool_queue(plugin_host_current->loop, fn, after, ud);
 }
 
 /* ---- config ---------------------------------------------------------------- */

@@ -7,18 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include <opsc/errors.h>
 
 #include "install_internal.h"
 #include "isolation.h"
 #include "log.h"
 #include "plugin_internal.h"
+#include "threadpool.h"
 #include "util.h"
 
 typedef struct upload {
-    uv_work_t req;
     plugin_install *in;
     const uint8_t *data; /* borrowed from the request */
     size_t len;
@@ -114,8 +112,9 @@ static int check_signature(upload *u)
     return 0;
 }
 
-static void check_and_write_on_worker(upload *u)
+static void check_and_write(void *ud)
 {
+    upload *u = ud;
     install_sha256_hex(u->data, u->len, u->sha256);
     if (strcmp(u->sha256, u->claimed) != 0) {
         fail(u, OPSC_EINVAL, "checksum_mismatch",
@@ -146,14 +145,6 @@ static void check_and_write_on_worker(upload *u)
         u->incoming[0] = '\0';
         fail(u, rc, "internal", "writing into %s: %s", u->in->dir, opsc_strerror(rc));
     }
-}
-
-static void check_and_write(uv_work_t *req)
-{
-    check_and_write_on_worker(req->data);
-    /* OpenSSL keeps per-thread state that it frees when a thread exits;
-     * worker threads never do (see sshkey_validate()). */
-    OPENSSL_thread_stop();
 }
 
 static json_t *new_record(upload *u, const plugin *p, const char *file)
@@ -256,9 +247,9 @@ static void load_uploaded(upload *u, install_result *res)
 /* A library that runs out of process is read by a step host, in its
  * sandbox, on a worker: after every check that refuses it without running
  * any of its code (conflict, signature), and never in the daemon. */
-static void fetch_manifest(uv_work_t *req)
+static void fetch_manifest(void *ud)
 {
-    upload *u = req->data;
+    upload *u = ud;
     char why[512];
     int rc =
         iso_manifest_fetch(u->in->h, u->incoming, &u->manifest, &u->manifest_len, why, sizeof(why));
@@ -274,18 +265,18 @@ static bool needs_manifest(upload *u)
            !plugin_host_loaded_path(in->h, u->elf.name, u->elf.version);
 }
 
-static void after_upload(uv_work_t *req, int status)
+static void after_upload(void *ud, int status)
 {
-    upload *u = req->data;
+    upload *u = ud;
     plugin_install *in = u->in;
     if (status == 0 && needs_manifest(u)) {
         u->fetched = true;
-        if (uv_queue_work(in->loop, &u->req, fetch_manifest, after_upload) == 0)
+        if (threadpool_queue(in->loop, fetch_manifest, after_upload, u) == 0)
             return;
         fail(u, OPSC_ENOMEM, "internal", "cannot start reading the library's manifest");
     }
     install_result res = {0};
-    if (in->closing || status == UV_ECANCELED)
+    if (in->closing || status == OPSC_ECANCELED)
         fail(u, OPSC_ESTATE, "unavailable", "the daemon is stopping");
     else if (u->rc == 0)
         load_uploaded(u, &res);
@@ -319,7 +310,6 @@ int install_upload(plugin_install *in, const install_request *rq, install_done_f
     upload *u = calloc(1, sizeof(*u));
     if (!u)
         return OPSC_ENOMEM;
-    u->req.data = u;
     u->in = in;
     u->data = rq->data;
     u->len = rq->len;
@@ -336,7 +326,7 @@ int install_upload(plugin_install *in, const install_request *rq, install_done_f
     u->done = done;
     u->ud = ud;
     if (!u->actor || !u->warnings ||
-        uv_queue_work(in->loop, &u->req, check_and_write, after_upload) < 0) {
+        threadpool_queue(in->loop, check_and_write, after_upload, u) < 0) {
         json_decref(u->warnings);
         free(u->actor);
         free(u);

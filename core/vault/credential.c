@@ -382,7 +382,6 @@ static int check_certificate(const char *pem, json_t *meta, char *err, size_t er
     EVP_PKEY_free(k);
     BIO_free(b1);
     BIO_free(b2);
-    OPENSSL_thread_stop(); /* this thread's OpenSSL state: see sshkey_validate() */
     return rc;
 }
 

@@ -2,7 +2,6 @@
 #include "sshkey.h"
 
 #include <libssh/libssh.h>
-#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +136,7 @@ static int describe(ssh_key key, sshkey_info *info, char *err, size_t errlen)
     return rc;
 }
 
-static int validate(const char *text, const char *passphrase, sshkey_info *info, char *err,
+int sshkey_validate(const char *text, const char *passphrase, sshkey_info *info, char *err,
                     size_t errlen)
 {
     memset(info, 0, sizeof(*info));
@@ -164,17 +163,6 @@ static int validate(const char *text, const char *passphrase, sshkey_info *info,
     }
     rc = describe(key, info, err, errlen);
     ssh_key_free(key);
-    return rc;
-}
-
-int sshkey_validate(const char *text, const char *passphrase, sshkey_info *info, char *err,
-                    size_t errlen)
-{
-    int rc = validate(text, passphrase, info, err, errlen);
-    /* libssh's OpenSSL calls leave per-thread state (the error queue) that
-     * OpenSSL frees when a thread exits; worker threads never do, so free
-     * it now (OpenSSL sets it up again on next use). */
-    OPENSSL_thread_stop();
     return rc;
 }
 
@@ -231,6 +219,5 @@ int sshkey_cert_check(const char *line, const sshkey_info *info, char *err, size
     }
     free(cblob);
     free(pblob);
-    OPENSSL_thread_stop(); /* see sshkey_validate() */
     return rc;
 }
