@@ -402,18 +402,27 @@ void exec_free(exec *ex)
     json_decref(ex->busy);
     json_decref(ex->orphans);
     json_decref(ex->remote);
+    json_decref(ex->by_schedule);
     free(ex);
+}
+
+void ex_count_schedule(exec *ex, const json_t *schedule_id, int delta)
+{
+    const char *sid = json_string_value(schedule_id);
+    if (!sid || (!ex->by_schedule && !(ex->by_schedule = json_object())))
+        return;
+    json_int_t n = json_integer_value(json_object_get(ex->by_schedule, sid)) + delta;
+    if (n > 0)
+        json_object_set_new(ex->by_schedule, sid, json_integer(n));
+    else
+        json_object_del(ex->by_schedule, sid);
 }
 
 size_t exec_active_for_schedule(exec *ex, const char *schedule_id)
 {
-    size_t n = ex ? ex_remote_count(ex, schedule_id) : 0;
-    for (ex_run *r = ex ? ex->head : NULL; r; r = r->next_run) {
-        const char *s = json_string_value(json_object_get(r->hdr, "schedule_id"));
-        if (s && schedule_id && strcmp(s, schedule_id) == 0)
-            n++;
-    }
-    return n;
+    if (!ex || !schedule_id)
+        return 0;
+    return (size_t)json_integer_value(json_object_get(ex->by_schedule, schedule_id));
 }
 
 void exec_stats_get(const exec *ex, exec_stats *st)

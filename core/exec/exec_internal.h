@@ -262,6 +262,8 @@ struct exec {
     bool listen_broken;   /* reopen it at the next poll */
     int claim_rc;         /* the last claim's result, to log a change once */
     json_t *remote;       /* run id -> schedule id: made here, queued or run elsewhere */
+    json_t *by_schedule;  /* schedule id -> runs of it active here or in `remote`: the
+                             scheduler asks at every fire, a walk of the runs grows with them */
     uint64_t next_sweep_mono;
     int64_t log_total; /* bytes of logs kept; -1 until the first sweep counted */
     bool pumping, pump_again;
@@ -294,6 +296,10 @@ void ex_flush_done(exec *ex);
 void ex_want_flush(exec *ex);
 /* The target ended: its slot in the limits is free. */
 void ex_target_released(ex_target *t);
+
+/* Runs of the schedule (a JSON string; anything else counts nothing) that
+ * are active here or made here and queued elsewhere: `delta` more. */
+void ex_count_schedule(exec *ex, const json_t *schedule_id, int delta);
 
 /* ---- exec_run.c ------------------------------------------------------------------------------ */
 void ex_run_add(exec *ex, ex_run *r);
@@ -398,8 +404,8 @@ void ex_queue_close(exec *ex);
 /* A run made here and queued: announced as queued on this node's bus and
  * counted for its schedule until it ends, wherever it runs. */
 void ex_remote_add(exec *ex, const json_t *hdr);
-/* Runs of `schedule_id` made here that are queued or run on another node. */
-size_t ex_remote_count(const exec *ex, const char *schedule_id);
+/* The run made here left `remote` (it ended, or this node claimed it). */
+void ex_remote_del(exec *ex, const char *run_id);
 
 /* ---- exec_imp.c ----------------------------------------------------------------------------- */
 int ex_workers_start(exec *ex, int n);

@@ -140,7 +140,7 @@ static int rebuild(exec *ex, json_t *hdr, const json_t *ids, char *err, size_t e
     r->hdr = json_incref(hdr);
     r->seq = (uint64_t)json_integer_value(json_object_get(hdr, "seq"));
     r->log_bytes = (uint64_t)json_integer_value(json_object_get(hdr, "log_bytes")); /* earlier attempts' */
-    json_object_del(ex->remote, r->id); /* counted as this node's own from now on */
+    ex_remote_del(ex, r->id); /* counted as this node's own from now on */
     ex_run_add(ex, r);
     return 0;
 }
@@ -219,8 +219,9 @@ void ex_remote_add(exec *ex, const json_t *hdr)
 {
     const char *id = json_string_value(json_object_get(hdr, "id"));
     json_t *sid = json_object_get(hdr, "schedule_id");
-    if (json_is_string(sid) && (ex->remote || (ex->remote = json_object())))
-        json_object_set(ex->remote, id, sid);
+    if (json_is_string(sid) && (ex->remote || (ex->remote = json_object())) &&
+        !json_object_get(ex->remote, id) && json_object_set(ex->remote, id, sid) == 0)
+        ex_count_schedule(ex, sid, 1);
     json_t *d = json_pack("{s:s, s:O, s:O, s:s, s:s}", "run_id", id, "job_id",
                           json_object_get(hdr, "job_id"), "schedule_id", sid ? sid : json_null(),
                           "state", "queued", "previous", "queued");
@@ -229,14 +230,13 @@ void ex_remote_add(exec *ex, const json_t *hdr)
     json_decref(d);
 }
 
-size_t ex_remote_count(const exec *ex, const char *schedule_id)
+void ex_remote_del(exec *ex, const char *run_id)
 {
-    size_t n = 0;
-    const char *id;
-    json_t *sid;
-    json_object_foreach(ex->remote, id, sid) n += schedule_id && json_is_string(sid) &&
-                                                  !strcmp(json_string_value(sid), schedule_id);
-    return n;
+    json_t *sid = json_object_get(ex->remote, run_id);
+    if (!sid)
+        return;
+    ex_count_schedule(ex, sid, -1);
+    json_object_del(ex->remote, run_id);
 }
 
 /* Another node changed a run's state: announced on this node's bus as its
@@ -270,7 +270,7 @@ static void on_state(exec *ex, const char *payload)
     if (id && state && by && strcmp(by, ex->opts.node_id) != 0) {
         json_object_del(d, "by");
         if (ex_terminal(ex_state_parse(state)))
-            json_object_del(ex->remote, id);
+            ex_remote_del(ex, id);
         events_publish(ex->events, "run.state", id, d);
     }
     json_decref(d);
@@ -320,7 +320,7 @@ static void remote_prune(exec *ex)
     if (store_read(ex->store, prune_txn, &p) == 0) {
         size_t i;
         json_t *id;
-        json_array_foreach(p.gone, i, id) json_object_del(ex->remote, json_string_value(id));
+        json_array_foreach(p.gone, i, id) ex_remote_del(ex, json_string_value(id));
     }
     json_decref(p.gone);
 }

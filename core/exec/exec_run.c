@@ -63,6 +63,7 @@ void ex_run_add(exec *ex, ex_run *r)
     ex->tail = r;
     r->listed = true;
     ex->nruns++;
+    ex_count_schedule(ex, json_object_get(r->hdr, "schedule_id"), 1);
     ex->stat_started++;
     ex_count_run_started(r);
     int b = r->plan->batch_size;
@@ -89,6 +90,7 @@ static void unlink_run(exec *ex, ex_run *r)
         ex->tail = r->prev;
     r->listed = false;
     ex->nruns--;
+    ex_count_schedule(ex, json_object_get(r->hdr, "schedule_id"), -1);
 }
 
 static void counts(ex_run *r)

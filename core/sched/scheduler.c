@@ -267,7 +267,11 @@ void sched_tick(sched *s)
         int64_t through = due ? now : -1;
         if (more && (top = sched_heap_top(s)) && top->next_ms <= now)
             through = top->next_ms - 1;
-        sched_state_save(s, through);
+        /* Between the slices of a burst only the mark would change, and the
+         * runs committed stand for it after a crash: its fsync would stand
+         * between the remaining fires and their runs. The last slice writes it. */
+        if (!more || s->n_dirty)
+            sched_state_save(s, through);
     }
     s->in_tick = false;
     if (more) {

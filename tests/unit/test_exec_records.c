@@ -1,5 +1,5 @@
 /* test_exec_records.c - the executor's records: runs a stopped daemon left running marked
- * interrupted, missed fires, log windows in sequence order, log retention. */
+ * interrupted, missed fires, active runs by schedule, log windows in sequence order, log retention. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,6 +85,44 @@ static void missed_fires_are_recorded_and_announced(void **state)
     assert_int_equal(exec_active_for_schedule(x->ex, "sched-1"), 0);
 }
 
+static void start_fired(exec_fx *x, const char *job, const char *schedule_id, char run[UUID_STR_LEN])
+{
+    char err[256] = "";
+    exec_run_spec spec = {.job_id = job,
+                          .schedule_id = schedule_id,
+                          .planned_at_ms = 1000,
+                          .triggered_by = "scheduler"};
+    assert_int_equal(exec_run_start(x->ex, &spec, run, err, sizeof(err)), 0);
+}
+
+/* The scheduler's overlap policies ask at every fire how many runs of the
+ * schedule are active: counted as runs start and end, by schedule. */
+static void active_runs_are_counted_by_schedule(void **state)
+{
+    exec_fx *x = *state;
+    char t[40], job[40], a1[UUID_STR_LEN], a2[UUID_STR_LEN], b[UUID_STR_LEN];
+    xfx_target(x, "self", NULL, t);
+    xfx_job(x, job,
+            "{\"name\": \"c\", \"allow_concurrent\": true, \"targets\": {\"ids\": [\"%s\"]}, "
+            "\"steps\": [" XSH("s", "sleep 30") "]}",
+            t);
+    start_fired(x, job, "sched-a", a1);
+    start_fired(x, job, "sched-a", a2);
+    start_fired(x, job, "sched-b", b);
+    assert_int_equal(exec_active_for_schedule(x->ex, "sched-a"), 2);
+    assert_int_equal(exec_active_for_schedule(x->ex, "sched-b"), 1);
+    assert_int_equal(exec_active_for_schedule(x->ex, "sched-c"), 0);
+    assert_int_equal(exec_run_cancel(x->ex, a1, "tester"), 0);
+    json_decref(xfx_wait(x, a1, 10000));
+    assert_int_equal(exec_active_for_schedule(x->ex, "sched-a"), 1);
+    assert_int_equal(exec_run_cancel(x->ex, a2, "tester"), 0);
+    assert_int_equal(exec_run_cancel(x->ex, b, "tester"), 0);
+    json_decref(xfx_wait(x, a2, 10000));
+    json_decref(xfx_wait(x, b, 10000));
+    assert_int_equal(exec_active_for_schedule(x->ex, "sched-a"), 0);
+    assert_int_equal(exec_active_for_schedule(x->ex, "sched-b"), 0);
+}
+
 struct win {
     const char *id;
     json_t *items;
@@ -168,6 +206,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(runs_left_running_are_interrupted_at_start, xfx_setup,
                                         xfx_teardown),
         cmocka_unit_test_setup_teardown(missed_fires_are_recorded_and_announced, xfx_setup,
+                                        xfx_teardown),
+        cmocka_unit_test_setup_teardown(active_runs_are_counted_by_schedule, xfx_setup,
                                         xfx_teardown),
         cmocka_unit_test_setup_teardown(log_windows_come_in_sequence_order_across_targets,
                                         xfx_setup, xfx_teardown),
