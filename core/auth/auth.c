@@ -277,8 +277,10 @@ int auth_open(auth **out, const auth_deps *deps, char *err, size_t errlen)
         rc = store_read(a->store, check_empty, &empty);
     if (rc == 0 && empty)
         rc = bootstrap_admin(a, err, errlen);
-    if (rc == 0 && a->plugins)
+    if (rc == 0 && a->plugins) {
         plugin_host_set_local_verify(a->plugins, auth_local_verify, a);
+        a->verifies_for_plugins = true;
+    }
     if (rc < 0) {
         if (!*err)
             snprintf(err, errlen, "auth: %s", opsc_strerror(rc));
@@ -294,7 +296,8 @@ void auth_maybe_free(auth *a)
 {
     if (!a->closing || !a->timer_closed || a->jobs > 0)
         return;
-    if (a->plugins)
+    /* only then: after a failed open the core frees the plugin host before this runs */
+    if (a->verifies_for_plugins)
         plugin_host_set_local_verify(a->plugins, NULL, NULL);
     ratelimit_free(a->by_user);
     ratelimit_free(a->by_address);

@@ -62,6 +62,7 @@ struct auth {
     void (*on_closed)(void *ud);
     void *on_closed_ud;
     bool timer_closed;
+    bool verifies_for_plugins; /* plugin_host_set_local_verify(a) was done: undone at free */
 };
 
 /* Expired refresh tokens and revoked access tokens are swept hourly. */
