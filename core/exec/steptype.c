@@ -153,7 +153,7 @@ static int check_form(steptype *st, char *err, size_t errlen)
 }
 
 static int steptype_compile(steptype *st, const opsc_steplib *lib, const opsc_step_type *t,
-                            char *err, size_t errlen)
+                            bool shell_check, char *err, size_t errlen)
 {
     memset(st, 0, sizeof(*st));
     st->desc = t;
@@ -174,7 +174,7 @@ static int steptype_compile(steptype *st, const opsc_steplib *lib, const opsc_st
     if (!t->run && st->linux_ok &&
         ((rc = compile_template(st, t->posix_template, TPL_POSIX, "posix_template", &st->posix, err,
                                 errlen)) < 0 ||
-         (rc = steptype_check_posix(st, err, errlen)) < 0))
+         (shell_check && (rc = steptype_check_posix(st, err, errlen)) < 0)))
         return rc;
     if (!t->run && st->windows_ok &&
         (rc = compile_template(st, t->powershell_template, TPL_POWERSHELL, "powershell_template",
@@ -191,7 +191,8 @@ static void steptype_clear(steptype *st)
     tpl_free(st->powershell);
 }
 
-int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t errlen)
+static int compile_lib(steplib **out, const opsc_steplib *lib, bool shell_check, char *err,
+                       size_t errlen)
 {
     *out = NULL;
     if (!lib || lib->size < sizeof(opsc_steplib) || !name_ok(lib->name, false) || !lib->version ||
@@ -213,7 +214,7 @@ int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t er
     l->desc = lib;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = steptype_compile(&l->types[i], lib, lib->types[i], err, errlen);
+        rc = steptype_compile(&l->types[i], lib, lib->types[i], shell_check, err, errlen);
         l->ntypes = i + 1;
         for (size_t k = 0; k < i && rc == 0; k++)
             if (strcmp(l->types[k].name, l->types[i].name) == 0) {
@@ -227,6 +228,16 @@ int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t er
     }
     *out = l;
     return 0;
+}
+
+int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t errlen)
+{
+    return compile_lib(out, lib, true, err, errlen);
+}
+
+int steplib_compile_bundled(steplib **out, const opsc_steplib *lib, char *err, size_t errlen)
+{
+    return compile_lib(out, lib, false, err, errlen);
 }
 
 void steplib_free(steplib *l)

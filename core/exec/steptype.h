@@ -42,6 +42,10 @@ typedef struct steplib {
  * descriptor), OPSC_ESCHEMA (a schema), OPSC_ESYNTAX (a template), with the
  * step type and field in err. Free with steplib_free(). */
 int steplib_compile(steplib **out, const opsc_steplib *lib, char *err, size_t errlen);
+/* The same without the `sh -n` of each posix template (steptype_check_posix): for the step
+ * libraries built with the daemon (plugin_steplib_bundled()), whose templates the unit tests
+ * parse instead; the check is a fork and an exec a template, 18 at each start. */
+int steplib_compile_bundled(steplib **out, const opsc_steplib *lib, char *err, size_t errlen);
 void steplib_free(steplib *l);
 
 /* steptype_shcheck.c: render st's compiled posix template with sample values and have

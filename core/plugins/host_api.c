@@ -7,9 +7,11 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "isolation.h"
 #include "log.h"
 #include "plugin_internal.h"
 #include "privsep.h"
+#include "steplib_bundled.h"
 #include "steptype.h"
 #include "threadpool.h"
 #include "util.h"
@@ -208,6 +210,14 @@ static int steplib_duplicate(const opsc_steplib *lib)
     return 0;
 }
 
+/* One of the daemon's own step libraries (steplib_bundled.c), never an upload or a bundle. */
+static bool registering_bundled(plugin_host *h, const opsc_steplib *lib)
+{
+    const plugin *p = h ? h->initialising : NULL;
+    return p && !p->bundle && !plugin_host_uploaded(h, p->path) &&
+           steplib_bundled(p->path, p->name, lib->name);
+}
+
 static int api_register_steplib(const opsc_steplib *lib, void *state)
 {
     plugin_host *h = plugin_host_current;
@@ -228,7 +238,9 @@ static int api_register_steplib(const opsc_steplib *lib, void *state)
     steplib *compiled = NULL;
     char err[1024];
     if (lib) {
-        int rc = steplib_compile(&compiled, lib, err, sizeof(err));
+        int rc = registering_bundled(h, lib)
+                     ? steplib_compile_bundled(&compiled, lib, err, sizeof(err))
+                     : steplib_compile(&compiled, lib, err, sizeof(err));
         if (rc < 0) {
             plugin_host_note_refusal(h, rc, "step library %s %s: %s", lib->name ? lib->name : "?",
                                      lib->version, err);

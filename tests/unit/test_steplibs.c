@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "steplib_bundled.h"
 #include "steplib_test.h"
 #include "util.h"
 
@@ -62,7 +63,8 @@ static int setup_world(void **state)
             fail_msg("%s: %s", path, err);
         world.reg[i] = plugin_host_steplib(host, lib_names[i], 1);
         assert_non_null(world.reg[i]);
-        if (steplib_compile(&world.lib[i], world.reg[i]->desc, err, sizeof(err)) != 0)
+        /* As the daemon compiles its own: every_bundled_posix_template_parses_in_sh asks sh. */
+        if (steplib_compile_bundled(&world.lib[i], world.reg[i]->desc, err, sizeof(err)) != 0)
             fail_msg("%s does not compile: %s", lib_names[i], err);
     }
     return 0;
@@ -588,6 +590,75 @@ static void refusals_are_taken_apart_for_api_clients(void **state)
     assert_null(steptype_error_details(NULL));
 }
 
+/* The daemon skips the load-time `sh -n` for its own libraries (steplib_compile_bundled): this
+ * is that check, on every posix template of every bundled library, here instead. */
+static void every_bundled_posix_template_parses_in_sh(void **state)
+{
+    (void)state;
+    int checked = 0;
+    for (int lib = 0; lib < LIB_COUNT; lib++) {
+        for (size_t i = 0; i < world.lib[lib]->ntypes; i++) {
+            const steptype *st = &world.lib[lib]->types[i];
+            char err[512] = "";
+            if (!st->posix)
+                continue;
+            if (steptype_check_posix(st, err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 18);
+}
+
+static void touch(const char *path)
+{
+    assert_int_equal(fs_write_file(path, "", 0, 0644), 0);
+}
+
+/* Only the daemon's own file of a bundled library, in its own directory, is trusted so. */
+static void only_the_bundled_libraries_in_their_own_directories_skip_the_shell_check(void **state)
+{
+    (void)state;
+    char inst[128], build[128], other[128], path[256], target[256];
+    snprintf(inst, sizeof(inst), "%s/installed", world.dir);
+    snprintf(build, sizeof(build), "%s/build-steplibs", world.dir);
+    snprintf(other, sizeof(other), "%s/other", world.dir);
+    assert_int_equal(mkdir(inst, 0700), 0);
+    assert_int_equal(mkdir(build, 0700), 0);
+    snprintf(path, sizeof(path), "%s/linux", build);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(mkdir(other, 0700), 0);
+
+    snprintf(path, sizeof(path), "%s/steplib-core.so", inst);
+    touch(path);
+    assert_true(steplib_bundled_in(path, "steplib-core", "core", inst, build));
+    assert_false(steplib_bundled_in(path, "steplib-corex", "core", inst, build));
+    assert_false(steplib_bundled_in(path, "steplib-core", "linux", inst, build));
+    assert_false(steplib_bundled_in(path, "steplib-core", "core", other, build));
+    snprintf(path, sizeof(path), "%s/steplib-linux.so", build); /* flat: not a build tree */
+    touch(path);
+    assert_false(steplib_bundled_in(path, "steplib-linux", "linux", inst, build));
+    snprintf(path, sizeof(path), "%s/linux/steplib-linux.so", build);
+    touch(path);
+    assert_true(steplib_bundled_in(path, "steplib-linux", "linux", inst, build));
+    assert_false(steplib_bundled_in(path, "steplib-linux", "linux", inst, NULL));
+    /* A third party's library: another name, or the bundled name elsewhere or linked in. */
+    snprintf(path, sizeof(path), "%s/mylib.so", inst);
+    touch(path);
+    assert_false(steplib_bundled_in(path, "mylib", "mylib", inst, build));
+    assert_false(steplib_bundled_in(path, "steplib-core", "core", inst, build));
+    snprintf(path, sizeof(path), "%s/steplib-windows.so", other);
+    touch(path);
+    assert_false(steplib_bundled_in(path, "steplib-windows", "windows", inst, build));
+    snprintf(target, sizeof(target), "%s/steplib-windows.so", inst);
+    assert_int_equal(symlink(path, target), 0);
+    assert_false(steplib_bundled_in(target, "steplib-windows", "windows", inst, build));
+    /* This test program is no daemon beside a build's step libraries. */
+    snprintf(path, sizeof(path), "%s/core/steplib-core.so",
+             env_or("OPSC_STEPLIB_BUILD_DIR", "steplibs"));
+    assert_false(steplib_bundled(path, "steplib-core", "core"));
+}
+
 static void steps_refuse_targets_of_another_family(void **state)
 {
     (void)state;
@@ -613,6 +684,8 @@ int main(void)
         cmocka_unit_test(broken_step_types_are_refused_with_the_field_and_position),
         cmocka_unit_test(refusals_are_taken_apart_for_api_clients),
         cmocka_unit_test(steps_refuse_targets_of_another_family),
+        cmocka_unit_test(every_bundled_posix_template_parses_in_sh),
+        cmocka_unit_test(only_the_bundled_libraries_in_their_own_directories_skip_the_shell_check),
         cmocka_unit_test(file_put_copies_once_and_refuses_paths_outside_files_dir),
         cmocka_unit_test(file_template_renders_run_values_and_vars),
         cmocka_unit_test(file_get_keeps_the_file_with_the_run),
