@@ -32,7 +32,8 @@ def test_changed_keys_vanished_hosts_and_auto_onboarding(daemon, lab):
     a, b, c = lab.addr(0, 1), lab.addr(0, 2), lab.addr(0, 3)
     for x in (a, b, c):
         lab.ssh(x)
-    spec = {"ranges": [lab.addr(0, 0) + "/29"], "ports": [22], "rate": 1000, "timeout_ms": 500}
+    # timeout_ms covers the SSH key exchange: 500 ms was too short once, under ASan at -n 4
+    spec = {"ranges": [lab.addr(0, 0) + "/29"], "ports": [22], "rate": 1000, "timeout_ms": 3000}
     p = check(daemon.http.post(daemon.url(PROFILES), json={
         "name": "lab", "spec": spec, "vanish_after": 2}), 201)
     first = run(daemon, p["id"])
