@@ -60,7 +60,6 @@ int core_store_open(const struct config *cfg, store **out, char *err, size_t err
         .map_size = cfg->store.map_size,
         .max_map_size = cfg->store.max_map_size,
         .postgresql_url = pg ? cfg->store.postgresql_url : NULL,
-        .lease_ms = cfg->store.lease_ttl_ms,
     };
     char origin[512];
     bool no_url = pg && !*cfg->store.postgresql_url;

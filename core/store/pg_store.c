@@ -48,7 +48,6 @@ struct pg_store {
     uint64_t beat_since, listen_since; /* when the own connections were last handed out */
     uint64_t quiet_until; /* clock_mono_ms: fail at once before it (under mu) */
     bool silent;          /* the database did not answer since the last connect */
-    char options[200];    /* CONN_OPTIONS, with the idle-in-transaction bound of the lease */
     bool probed;          /* the loop probes (store_cluster_probes): silent until one connects */
     PGconn *probe;        /* that probe's connection, being made without waiting */
     bool probe_writes;    /* it waits to write (else to read) */
@@ -60,7 +59,7 @@ static const char *const conn_keys[] = {
     "connect_timeout", "tcp_user_timeout", "keepalives_idle", "application_name",
     "gssencmode",      "options",          "dbname",          NULL};
 #define CONN_OPTIONS                                                                               \
-    "-c statement_timeout=5000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=%lld " \
+    "-c statement_timeout=5000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000 " \
     "-c client_min_messages=warning"
 
 static const struct {
@@ -322,7 +321,7 @@ static void answered(struct pg_store *pg)
  * every connect unless the URL asks for it. */
 static const char **conn_vals(struct pg_store *pg, const char **vals)
 {
-    const char *ours[] = {"5", "5000", "10", "opsconductord", "disable", pg->options, pg->url, NULL};
+    const char *ours[] = {"5", "5000", "10", "opsconductord", "disable", CONN_OPTIONS, pg->url, NULL};
     memcpy(vals, ours, sizeof(ours));
     return vals;
 }
@@ -674,7 +673,7 @@ static int create_tables(struct pg_store *pg)
     return rc;
 }
 
-int store_pg_open(store *s, const char *url, int64_t lease_ms, char *err, size_t errlen)
+int store_pg_open(store *s, const char *url, char *err, size_t errlen)
 {
     if (s->read_only)
         return store_fail(OPSC_ENOTSUP, err, errlen,
@@ -686,9 +685,6 @@ int store_pg_open(store *s, const char *url, int64_t lease_ms, char *err, size_t
     }
     pthread_mutex_init(&pg->mu, NULL);
     pthread_cond_init(&pg->cv, NULL);
-    int64_t idle = (lease_ms > 0 ? lease_ms : 15000) * 3 / 5;
-    snprintf(pg->options, sizeof(pg->options), CONN_OPTIONS,
-             (long long)(idle < 1000 ? 1000 : idle > 10000 ? 10000 : idle));
     describe(pg);
     s->pg = pg;
     for (size_t i = 0; i < store_db_count; i++)

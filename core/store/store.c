@@ -395,8 +395,7 @@ int store_open_with(store **out, const char *dir, const store_opts *opts,
         opts && opts->postgresql_url && *opts->postgresql_url ? opts->postgresql_url : NULL;
     rc = prepare_dir(s, err, errlen);
     if (rc == 0)
-        rc = pg_url ? store_pg_open(s, pg_url, opts ? opts->lease_ms : 0, err, errlen)
-                    : open_env(s, map, err, errlen);
+        rc = pg_url ? store_pg_open(s, pg_url, err, errlen) : open_env(s, map, err, errlen);
     if (rc == 0)
         rc = s->read_only ? open_read_only(s, &m) : run_migrations(s, &m);
     if (rc == 0 && s->pg)

@@ -49,11 +49,6 @@ typedef struct store_opts {
      * the lock file. NULL or "": LMDB. Borrowed until store_open returns;
      * a secret (it may hold a password): never logged. */
     const char *postgresql_url;
-    /* The cluster's leader lease ([store] lease_ttl; 0: 15 s). A session
-     * idle inside a transaction for 0.6 of it is ended by PostgreSQL, so the
-     * row locks of a node frozen mid-transaction are gone before another
-     * node can take its lease and fire (10 s at most). */
-    int64_t lease_ms;
 } store_opts;
 
 /* Open (creating if needed, 0700) the store in `dir`: takes an exclusive

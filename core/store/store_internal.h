@@ -111,7 +111,7 @@ int store_adopt_map_size(store *s);
 /* Connects, creates the table and takes the migration lock, which
  * store_pg_migrated() releases once store.c has run the migrations; it
  * then holds the one-daemon lock (OPSC_EBUSY when another daemon has it). */
-int store_pg_open(store *s, const char *url, int64_t lease_ms, char *err, size_t errlen);
+int store_pg_open(store *s, const char *url, char *err, size_t errlen);
 int store_pg_migrated(store *s, char *err, size_t errlen);
 void store_pg_close(store *s);
 /* `snapshot`: REPEATABLE READ (store_write_snapshot), else SERIALIZABLE. */
