@@ -145,7 +145,8 @@ static void steps_run_side_by_side_in_one_host(void **state)
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
         sides[i].type = "wait";
-        sides[i].ctx = fake_ctx_new("{\"ms\": 1500, \"stubborn\": true}", "linux");
+        /* long enough that the first is still running when a loaded machine starts the third */
+        sides[i].ctx = fake_ctx_new("{\"ms\": 4000, \"stubborn\": true}", "linux");
         assert_int_equal(pthread_create(&th[i], NULL, side_main, &sides[i]), 0);
     }
     uint64_t until = clock_mono_ms() + 10000;
