@@ -166,6 +166,9 @@ void sched_retry_run(sched *s);
 int64_t sched_retry_wait(sched *s);
 /* The oldest planned instant waiting, or -1: the handled-through mark stays before it. */
 int64_t sched_retry_oldest(const sched *s);
+/* Forget the fires of `e` waiting (it changed, was paused or deleted): with `why`, each becomes
+ * a missed-run action for sched_perform(). */
+void sched_retry_forget(sched *s, sched_entry *e, const char *why);
 /* Forget every waiting fire (the scheduler stops), each logged with `why`. */
 void sched_retry_drop_all(sched *s, const char *why);
 

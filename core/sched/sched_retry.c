@@ -201,6 +201,21 @@ int64_t sched_retry_oldest(const sched *s)
     return s->n_retries ? s->retries[0].planned_ms : -1;
 }
 
+void sched_retry_forget(sched *s, sched_entry *e, const char *why)
+{
+    for (size_t i = 0; i < s->n_retries;) {
+        if (strcmp(s->retries[i].sid, e->def.id) != 0) {
+            i++;
+            continue;
+        }
+        if (why && sched_add_action(s, e, SCHED_ACT_MISS, s->retries[i].planned_ms,
+                                    "error: %s while this fire waited to be tried again (%.200s)",
+                                    why, s->retries[i].why) < 0)
+            log_error("sched", "schedule %s: out of memory recording a dropped fire", e->def.id);
+        drop(s, i);
+    }
+}
+
 void sched_retry_drop_all(sched *s, const char *why)
 {
     for (size_t i = 0; i < s->n_retries; i++) {

@@ -184,6 +184,24 @@ static void a_fire_still_waiting_at_a_restart_is_a_misfire_for_the_next(void **s
     sfx_free(f);
 }
 
+static void pausing_records_a_waiting_fire_missed(void **state)
+{
+    (void)state;
+    sfx *f = sfx_new("2025-05-05T10:00:00.100Z", NULL, true);
+    const char *id = every_second(f, "");
+    fail_commits(f, (int[]){OPSC_EBUSY}, 1);
+    sfx_step(f, 900);
+    sfx_change(f, id, "{\"enabled\": false}");
+    assert_int_equal(exec_recorder_missed(f->ex, id), 1);
+    const rec_run *m = exec_recorder_nth(f->ex, id, true, 0);
+    assert_int_equal(m->planned_ms, sfx_at("2025-05-05T10:00:01Z"));
+    assert_contains(m->reason, "the schedule was paused while this fire waited to be tried again");
+    walk(f, 2000);
+    assert_int_equal(exec_recorder_started(f->ex, id), 0);
+    assert_int_equal(exec_recorder_missed(f->ex, id), 1);
+    sfx_free(f);
+}
+
 const struct CMUnitTest sched_retry_tests[] = {
     cmocka_unit_test(a_fire_whose_run_and_missed_record_failed_is_fired_later_in_order),
     cmocka_unit_test(a_failure_that_would_fail_again_is_missed_at_once),
@@ -191,5 +209,6 @@ const struct CMUnitTest sched_retry_tests[] = {
     cmocka_unit_test(a_duplicate_in_a_shared_commit_fails_none_of_the_others),
     cmocka_unit_test(a_fire_tried_past_its_grace_is_recorded_missed),
     cmocka_unit_test(a_fire_still_waiting_at_a_restart_is_a_misfire_for_the_next),
+    cmocka_unit_test(pausing_records_a_waiting_fire_missed),
 };
 const size_t sched_retry_test_count = sizeof(sched_retry_tests) / sizeof(sched_retry_tests[0]);
