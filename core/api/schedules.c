@@ -450,6 +450,14 @@ static void collect(strbuf *out, void *ud)
                    "Fires recorded missed (misfire or overlap policy).", (double)st.missed);
     metrics_single(out, "opsc_scheduler_errors_total", "counter",
                    "Fires that could not start a run.", (double)st.errors);
+    metrics_single(out, "opsc_scheduler_retrying", "gauge",
+                   "Fires whose run could not be stored yet, waiting to be tried again.",
+                   (double)st.retrying);
+    metrics_single(out, "opsc_scheduler_retried_total", "counter",
+                   "Fires started on a later try.", (double)st.retried);
+    metrics_single(out, "opsc_scheduler_lost_total", "counter",
+                   "Fires neither started nor recorded missed (the store failed both).",
+                   (double)st.lost);
     metrics_single(out, "opsc_scheduler_clock_jumps_total", "counter",
                    "Wall-clock jumps seen (steps, suspends).", (double)st.jumps);
     metrics_single(out, "opsc_scheduler_lateness_seconds_sum", "counter",

@@ -73,9 +73,12 @@ void sched_upsert(sched *s, const json_t *rec, int64_t anchor_ms)
         e->last_ms = anchor_ms;
         if (e->n_queue)
             drop_queue(s, e, "the schedule changed");
+        sched_retry_forget(s, e, "the schedule changed");
     }
     if (e->n_queue && (!e->valid || !e->def.enabled))
         drop_queue(s, e, "the schedule was paused");
+    if (!e->valid || !e->def.enabled)
+        sched_retry_forget(s, e, "the schedule was paused");
     if (fresh && sched_map_put(s, e) < 0) {
         log_error("sched", "schedule %s: out of memory: it will fire after a restart", id);
         sched_entry_free(e);
@@ -101,6 +104,7 @@ void sched_remove(sched *s, const char *id)
             s->drains[i--] = s->drains[--s->n_drains];
     if (e->n_queue)
         drop_queue(s, e, "the schedule was deleted");
+    sched_retry_forget(s, e, "the schedule was deleted");
     for (size_t i = 0; i < s->n_dirty; i++) /* its state is gone with the record */
         if (s->dirty[i] == e)
             s->dirty[i--] = s->dirty[--s->n_dirty];

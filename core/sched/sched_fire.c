@@ -118,11 +118,12 @@ static void publish(sched *s, const char *type, sched_entry *e, const char *run_
     json_decref(d);
 }
 
-static void record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
+int sched_record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
 {
     sched_run_id run_id = "";
+    int rc = 0;
     if (s->exec) {
-        int rc = s->ops->run_record_missed(s->exec, spec, why, run_id);
+        rc = s->ops->run_record_missed(s->exec, spec, why, run_id);
         if (rc < 0) {
             log_error("sched", "schedule %s: recording a missed run failed: %s", e->def.id,
                       opsc_strerror(rc));
@@ -133,21 +134,28 @@ static void record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, c
              (long long)spec->planned_at_ms, why);
     s->stats.missed++;
     publish(s, "schedule.missed", e, run_id, spec->planned_at_ms, "reason", json_string(why));
+    return rc;
 }
 
-/* A fire that cannot start: visible in the status, the log, an event, and
- * (when there is an executor to record it) a missed run. */
-static void refuse(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
+/* A fire that did not start: in the status, the log and an event. */
+static void report(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
 {
     snprintf(e->error, sizeof(e->error), "%s", why);
     log_error("sched", "schedule %s: the fire at %lld did not start: %s", e->def.id,
               (long long)spec->planned_at_ms, why);
     s->stats.errors++;
     publish(s, "schedule.error", e, NULL, spec->planned_at_ms, "error", json_string(why));
+}
+
+/* A fire that cannot start: reported, and (when there is an executor to
+ * record it) a missed run. */
+static void refuse(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
+{
+    report(s, e, spec, why);
     if (s->exec) {
         char reason[SCHED_WHY_MAX + 32];
         snprintf(reason, sizeof(reason), "error: %s", why);
-        record_missed(s, e, spec, reason);
+        sched_record_missed(s, e, spec, reason);
     }
 }
 
@@ -166,7 +174,7 @@ static void cancel_active(sched *s, sched_entry *e)
     }
 }
 
-static exec_run_spec spec_of(const sched_entry *e, int64_t planned_ms)
+exec_run_spec sched_spec_of(const sched_entry *e, int64_t planned_ms)
 {
     return (exec_run_spec){
         .job_id = e->def.job_id,
@@ -179,15 +187,46 @@ static exec_run_spec spec_of(const sched_entry *e, int64_t planned_ms)
     };
 }
 
-static void refuse_start(sched *s, sched_entry *e, const exec_run_spec *spec, int rc,
-                         const char *err)
+void sched_refuse_start(sched *s, sched_entry *e, const exec_run_spec *spec, int rc,
+                        const char *err)
 {
     char why[SCHED_WHY_MAX];
     snprintf(why, sizeof(why), "the run could not start: %.280s", *err ? err : opsc_strerror(rc));
     refuse(s, e, spec, why);
 }
 
-static void started(sched *s, sched_entry *e, const char *run_id, int64_t planned_ms)
+/* A run that was not stored. A duplicate is another leader's fire: dropped. A failure that
+ * passes by itself is tried again (sched_retry.c), and so is a duplicate when the commit held
+ * other fires too (it failed them all; alone, each finds out whether it is the one). Anything
+ * else is a missed fire at once. */
+static void not_stored(sched *s, sched_entry *e, const exec_run_spec *spec, int rc,
+                       const char *err, bool shared)
+{
+    char at[RFC3339_LEN], why[SCHED_WHY_MAX];
+    bool dup = rc == OPSC_EEXIST;
+    if (dup && !shared) {
+        rfc3339_format(spec->planned_at_ms, at);
+        log_info("sched", "schedule %s: the fire at %s exists already (another leader stored it)",
+                 e->def.id, at);
+        return;
+    }
+    if (!dup && !sched_transient(rc)) {
+        sched_refuse_start(s, e, spec, rc, err);
+        return;
+    }
+    snprintf(why, sizeof(why), "%.280s", *err ? err : opsc_strerror(rc));
+    if (sched_retry_keep(s, e, spec->planned_at_ms, rc, why, dup) < 0) {
+        sched_refuse_start(s, e, spec, rc, err); /* too many wait already */
+        return;
+    }
+    if (!dup) {
+        snprintf(why, sizeof(why), "the run could not start: %.200s; trying again",
+                 *err ? err : opsc_strerror(rc));
+        report(s, e, spec, why);
+    }
+}
+
+void sched_started(sched *s, sched_entry *e, const char *run_id, int64_t planned_ms)
 {
     /* The executor announces the run as queued while starting it; if it did
      * not (or it has ended already), its own count says whether to track it. */
@@ -218,10 +257,12 @@ static void on_stored(void *ud, int status, const char *run_id, const json_t *ru
     sched_entry *e = st->e;
     e->storing--;
     if (status < 0) {
-        exec_run_spec spec = spec_of(e, st->planned_ms);
-        refuse_start(st->s, e, &spec, status, "storing the run failed");
+        exec_run_spec spec = sched_spec_of(e, st->planned_ms);
+        char err[128];
+        snprintf(err, sizeof(err), "storing the run failed: %s", opsc_strerror(status));
+        not_stored(st->s, e, &spec, status, err, true);
     } else {
-        started(st->s, e, run_id, st->planned_ms);
+        sched_started(st->s, e, run_id, st->planned_ms);
     }
     free(st);
 }
@@ -253,9 +294,9 @@ static void start_run(sched *s, sched_entry *e, const sched_action *a, const exe
         rc = s->ops->run_start(s->exec, spec, run_id, err, sizeof(err));
     }
     if (rc < 0)
-        refuse_start(s, e, spec, rc, err);
+        not_stored(s, e, spec, rc, err, false);
     else
-        started(s, e, run_id, spec->planned_at_ms);
+        sched_started(s, e, run_id, spec->planned_at_ms);
 }
 
 void sched_store_runs(sched *s)
@@ -272,11 +313,11 @@ void sched_perform(sched *s)
     for (size_t i = 0; i < s->n_acts; i++) {
         sched_action *a = &s->acts[i];
         sched_entry *e = a->e;
-        exec_run_spec spec = spec_of(e, a->planned_ms);
+        exec_run_spec spec = sched_spec_of(e, a->planned_ms);
         if (a->kind == SCHED_ACT_RUN)
             start_run(s, e, a, &spec);
         else if (a->kind == SCHED_ACT_MISS)
-            record_missed(s, e, &spec, a->why);
+            sched_record_missed(s, e, &spec, a->why);
         else
             refuse(s, e, &spec, a->why);
         e->starting = 0;

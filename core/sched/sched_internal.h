@@ -42,6 +42,18 @@ typedef struct sched_entry {
     bool drain;      /* a run ended: the queue may move */
 } sched_entry;
 
+/* A fire whose run could not be stored for a passing reason, to try again (sched_retry.c). By
+ * id: the schedule may be deleted or changed meanwhile. */
+typedef struct sched_retry {
+    char sid[40];
+    int64_t planned_ms;
+    uint64_t due_mono; /* the next try (s->mono_ms) */
+    int64_t delay_ms;  /* the backoff that led there */
+    unsigned tries;
+    int rc;                  /* the last failure */
+    char why[SCHED_WHY_MAX]; /* its text */
+} sched_retry;
+
 enum sched_act_kind { SCHED_ACT_RUN, SCHED_ACT_MISS, SCHED_ACT_ERROR };
 
 /* What a tick decided for one fire, carried out after the state commit. */
@@ -83,6 +95,8 @@ struct sched {
     size_t n_drains, cap_drains;
     int64_t *scratch; /* due instants of one entry */
     size_t cap_scratch;
+    sched_retry *retries; /* by planned instant */
+    size_t n_retries, cap_retries;
     bool in_tick;
     bool storing; /* runs started this tick wait for sched_store_runs() */
     /* clocks */
@@ -129,6 +143,34 @@ void sched_on_run_state(const event *ev, void *ud);
 int sched_active_add(sched_entry *e, const char *run_id);
 /* A run of `e` ended: start its next queued fire on the next loop turn. */
 void sched_want_drain(sched *s, sched_entry *e);
+
+/* sched_fire.c, for the retries: what a fire of `e` at `planned_ms` asks the executor; a run
+ * stored; a start that failed for good (an error and a missed run); a missed run recorded and
+ * announced (its result: when it failed, the fire is in no record). */
+exec_run_spec sched_spec_of(const sched_entry *e, int64_t planned_ms);
+void sched_started(sched *s, sched_entry *e, const char *run_id, int64_t planned_ms);
+void sched_refuse_start(sched *s, sched_entry *e, const exec_run_spec *spec, int rc,
+                        const char *err);
+int sched_record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why);
+
+/* sched_retry.c: fires to try again. Whether a store's failure passes by itself. */
+bool sched_transient(int rc);
+/* Keep the fire of `e` at `planned_ms` that failed with `rc` (`why`), tried next in 0.5 s, or
+ * on the next wake when `at_once` (its commit was shared: another fire may have failed it);
+ * OPSC_ENOSPC when the list is full. */
+int sched_retry_keep(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why,
+                     bool at_once);
+/* Try the fires whose time came, oldest first (each schedule's in order). */
+void sched_retry_run(sched *s);
+/* Milliseconds until the next try is due (0: now), or -1 when none waits. */
+int64_t sched_retry_wait(sched *s);
+/* The oldest planned instant waiting, or -1: the handled-through mark stays before it. */
+int64_t sched_retry_oldest(const sched *s);
+/* Forget the fires of `e` waiting (it changed, was paused or deleted): with `why`, each becomes
+ * a missed-run action for sched_perform(). */
+void sched_retry_forget(sched *s, sched_entry *e, const char *why);
+/* Forget every waiting fire (the scheduler stops), each logged with `why`. */
+void sched_retry_drop_all(sched *s, const char *why);
 
 /* sched_state.c: persistence of last_ms and the queue. */
 int sched_state_load(sched *s, char *err, size_t errlen);

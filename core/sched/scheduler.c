@@ -76,6 +76,9 @@ void sched_rearm(sched *s)
         int64_t d = top->next_ms - clock_now_ms();
         delay = d < 0 ? 0 : d < delay ? d : delay;
     }
+    int64_t retry = sched_retry_wait(s);
+    if (retry >= 0 && retry < delay)
+        delay = retry;
     uv_update_time(s->loop);
     uv_timer_start(&s->timer, on_timer, (uint64_t)delay, 0);
 }
@@ -103,6 +106,7 @@ int sched_start(sched *s, char *err, size_t errlen)
 void sched_stop(sched *s)
 {
     s->stopping = true;
+    sched_retry_drop_all(s, "the scheduler stopped (a step-down, a reload or the daemon's stop)");
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->kick);
     uv_check_stop(&s->slice);
@@ -123,6 +127,7 @@ static void free_all(sched *s)
     free(s->acts);
     free(s->dirty);
     free(s->drains);
+    free(s->retries);
     free(s->scratch);
     free(s);
 }
@@ -257,6 +262,7 @@ void sched_tick(sched *s)
         sched_entry *top = sched_heap_top(s);
         bool due = (top && top->next_ms <= now) || s->rewind;
         s->rewind = false;
+        sched_retry_run(s); /* older instants first */
         more = fire_due(s, now);
         sched_store_runs(s); /* the slice's runs in one commit, before the mark */
         /* After the runs started, so that no fsync stands between a fire's
@@ -267,6 +273,11 @@ void sched_tick(sched *s)
         int64_t through = due ? now : -1;
         if (more && (top = sched_heap_top(s)) && top->next_ms <= now)
             through = top->next_ms - 1;
+        /* Nor past a fire still to be tried again: if this scheduler stops before it is stored
+         * (a step-down, a crash), the next one decides it as a misfire, not as handled. */
+        int64_t waiting = sched_retry_oldest(s);
+        if (through >= 0 && waiting >= 0 && waiting <= through)
+            through = waiting - 1;
         /* Between the slices of a burst only the mark would change, and the
          * runs committed stand for it after a crash: its fsync would stand
          * between the remaining fires and their runs. The last slice writes it. */
@@ -295,4 +306,5 @@ void sched_get_stats(sched *s, sched_stats *st)
     *st = s->stats;
     st->schedules = s->count;
     st->armed = s->heap_n;
+    st->retrying = s->n_retries;
 }

@@ -32,6 +32,20 @@
  * "schedule.error" {schedule_id, planned_at, error}, recorded as a missed
  * run when an executor exists, and shown as status.last_error.
  *
+ * RETRIES: a fire whose run could not be stored for a reason that passes by
+ * itself (a lock or statement timeout, a broken connection, a database that
+ * did not answer: sched_transient) is reported the same way ("trying
+ * again"), recorded nowhere yet, and tried again, alone, after 0.5 s, 1 s,
+ * 2 s ... (at most 16 s apart), each schedule's instants in order, on the
+ * scheduler's timer, until it is stored, found a duplicate (another
+ * leader's: dropped), or later than the schedule's grace period: then it is
+ * recorded missed, and if even that fails, logged as lost. At most 256 wait;
+ * past that a fire is refused at once. The handled-through mark stays before
+ * the oldest fire waiting, so a scheduler that stops (a step-down, a crash:
+ * the list is not kept) leaves it to the next one's misfire policy, unless a
+ * later fire of the same schedule was stored (its run is the schedule's
+ * progress then).
+ *
  * PERSISTENCE: database "schedule_state" holds, per schedule, the instant
  * its count of fires starts after (its anchor: creation, resume, a change of
  * cron, zone, start_at or end_at) and its queued fires; and one mark, "every
@@ -157,9 +171,13 @@ typedef struct sched_stats {
     uint64_t late_ms_sum; /* lateness of those runs: planned instant to start */
     int64_t late_ms_max;
     uint64_t missed;  /* fires recorded missed */
-    uint64_t errors;  /* fires that could not start */
+    uint64_t errors;  /* fires that could not start (at once, or at all) */
     uint64_t jumps;   /* wall-clock jumps seen */
     uint64_t tick_ns; /* thread CPU time spent in sched_tick */
+    /* Appended: fires whose run could not be stored for a passing reason (sched_retry.c). */
+    size_t retrying;  /* waiting for their next try */
+    uint64_t retried; /* started on a later try */
+    uint64_t lost;    /* given up and not even recorded missed: in no record */
 } sched_stats;
 void sched_get_stats(sched *s, sched_stats *st);
 

@@ -190,6 +190,40 @@ def test_a_frozen_leader_is_fenced_and_steps_down_when_it_wakes(pg, daemon_facto
     each_fire_once(pg, db, sid, runs())
 
 
+def test_a_fire_held_up_by_a_row_lock_is_tried_again_not_lost(pg, daemon_factory):
+    """The frozen-leader hole made reproducible: another connection's transaction (a node frozen
+    inside its flush) holds the opsc_fires key of a coming instant for 6 s. The leader's fire
+    waits for it (lock_timeout 2 s) and fails, and so would its missed record (2 s more): the
+    instant was in no record. Now it is tried again once the lock is gone: a run."""
+    db = pg.database()
+    # a 15 s lease: each try waits up to lock_timeout on the loop, and a 3 s lease steps down
+    # a leader whose loop stood still 2 s
+    config, env = node_config(pg, db, lease_s=15, scheduler={"misfire_threshold": "1500ms"})
+    a = daemon_factory(config=config, env=env)
+    a_id = a.get("/api/v1/cluster").json()["node_id"]
+    assert wait_for(lambda: leader_of(a) == a_id, 5)
+    sid, runs = every_second(a)
+    assert wait_for(lambda: len(runs()) >= 2, 10), runs()
+    held_ms = (int(time.time()) + 3) * 1000
+    hold = threading.Thread(target=pg.psql, kwargs=dict(db=db, sql=(
+        f"BEGIN; INSERT INTO opsc_fires (schedule_id, planned_ms, run_id, node_id, epoch) "
+        f"VALUES ('{sid}', {held_ms}, 'held', 'frozen', 0); "
+        f"SELECT pg_sleep({held_ms / 1000 + 6 - time.time():.3f}); ROLLBACK;")))
+    hold.start()
+    held_at = datetime.fromtimestamp(held_ms / 1000).astimezone().isoformat()
+    try:
+        def held_run():
+            return [r for r in runs() if datetime.fromisoformat(r["planned_at"].replace(
+                "Z", "+00:00")).timestamp() * 1000 == held_ms]
+        assert wait_for(lambda: held_run(), 20), (held_at, a.stderr()[-3000:])
+        assert [r["state"] for r in held_run()] != ["missed"], held_run()
+        assert "did not start on try" in a.stderr() and " on try " in a.stderr()
+    finally:
+        hold.join()
+    assert a.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
+    each_fire_once(pg, db, sid, runs())
+
+
 @pytest.mark.slow
 def test_five_minutes_of_100_schedules_with_the_leader_killed_every_minute(pg, daemon_factory):
     """Issue 19's failover test: 3 nodes, 100 schedules firing every 2 s, kill -9 of whoever

@@ -113,13 +113,24 @@ static int persist(exec *ex, const rec_run *r)
     return ex->store ? store_write(ex->store, persist_txn, (void *)r) : 0;
 }
 
-int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
-                   size_t errlen)
+/* The next code of a list of planned failures (0 when it is empty). */
+static int next_fail(int *codes, size_t *n)
 {
-    if (ex->fail_start) {
-        snprintf(err, errlen, "job %s: no such job (recorder)", spec->job_id);
-        return ex->fail_start;
-    }
+    if (!*n)
+        return 0;
+    int rc = codes[0];
+    memmove(codes, codes + 1, --*n * sizeof(*codes));
+    return rc;
+}
+
+static int refused(exec *ex, const exec_run_spec *spec, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "job %s: no such job (recorder)", spec->job_id);
+    return ex->fail_start;
+}
+
+static int start_stored(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN])
+{
     rec_run *r = new_run(ex, spec, false);
     if (!r || grow((void **)&ex->active, &ex->cap_active, ex->n_active, sizeof(size_t)) < 0)
         return OPSC_ENOMEM;
@@ -140,11 +151,25 @@ int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN
     return 0;
 }
 
+int exec_run_start(exec *ex, const exec_run_spec *spec, char run_id[UUID_STR_LEN], char *err,
+                   size_t errlen)
+{
+    if (ex->fail_start)
+        return refused(ex, spec, err, errlen);
+    int failed = next_fail(ex->commit_fails, &ex->n_commit_fails);
+    if (failed) {
+        snprintf(err, errlen, "storing the run failed: %s (recorder)", opsc_strerror(failed));
+        return failed;
+    }
+    return start_stored(ex, spec, run_id);
+}
+
 /* Recorded (and stored) at once like exec_run_start; the callback waits for
  * exec_flush(), as the executor's waits for its commit. */
 struct rec_started {
     exec_started_cb cb;
     void *ud;
+    int status;
     char run_id[UUID_STR_LEN];
 };
 
@@ -153,12 +178,16 @@ int exec_run_start_async(exec *ex, const exec_run_spec *spec, char run_id[UUID_S
 {
     if (grow((void **)&ex->started, &ex->cap_started, ex->n_started, sizeof(*ex->started)) < 0)
         return OPSC_ENOMEM;
-    int rc = exec_run_start(ex, spec, run_id, err, errlen);
+    if (ex->fail_start)
+        return refused(ex, spec, err, errlen);
+    int failed = next_fail(ex->commit_fails, &ex->n_commit_fails);
+    int rc = failed ? uuid7_new(run_id) : start_stored(ex, spec, run_id); /* a lost commit's id */
     if (rc < 0)
         return rc;
     struct rec_started *st = &ex->started[ex->n_started++];
     st->cb = cb;
     st->ud = ud;
+    st->status = failed;
     memcpy(st->run_id, run_id, UUID_STR_LEN);
     return 0;
 }
@@ -166,13 +195,17 @@ int exec_run_start_async(exec *ex, const exec_run_spec *spec, char run_id[UUID_S
 void exec_flush(exec *ex)
 {
     for (size_t i = 0; i < ex->n_started; i++) /* callbacks may start more: n is read anew */
-        ex->started[i].cb(ex->started[i].ud, 0, ex->started[i].run_id, NULL);
+        ex->started[i].cb(ex->started[i].ud, ex->started[i].status, ex->started[i].run_id, NULL);
     ex->n_started = 0;
 }
 
 int exec_run_record_missed(exec *ex, const exec_run_spec *spec, const char *reason,
                            char run_id[UUID_STR_LEN])
 {
+    run_id[0] = '\0';
+    int failed = next_fail(ex->missed_fails, &ex->n_missed_fails);
+    if (failed)
+        return failed;
     rec_run *r = new_run(ex, spec, true);
     if (!r || !(r->reason = strdup(reason)))
         return OPSC_ENOMEM;

@@ -40,6 +40,13 @@ struct exec {
     size_t n_active, cap_active;
     size_t cancels;
     int fail_start;   /* exec_run_start() answers this (with a message) when non-zero */
+    /* The next starts' commits fail with these codes, in order (0: stored), as a
+     * database does: nothing of the run is recorded, and exec_run_start_async's
+     * callback gets the code at exec_flush(). */
+    int commit_fails[16];
+    size_t n_commit_fails;
+    int missed_fails[16]; /* the same for exec_run_record_missed() */
+    size_t n_missed_fails;
     bool end_at_once; /* runs succeed as soon as they start */
     bool quiet;       /* keep no params/targets copies, publish nothing on start (benchmarks) */
     store *store;     /* when set, runs are committed there as the executor does ("runs":

@@ -557,6 +557,8 @@ int main(void)
                                       sched_overlap_test_count, NULL, NULL);
     failed += _cmocka_run_group_tests("scheduler_records", sched_record_tests,
                                       sched_record_test_count, NULL, NULL);
+    failed += _cmocka_run_group_tests("scheduler_retry", sched_retry_tests, sched_retry_test_count,
+                                      NULL, NULL);
     failed +=
         _cmocka_run_group_tests("scheduler_api", sched_api_tests, sched_api_test_count, NULL, NULL);
     return failed ? 1 : 0;

@@ -21,6 +21,8 @@ extern const struct CMUnitTest sched_overlap_tests[]; /* test_scheduler_overlap.
 extern const size_t sched_overlap_test_count;
 extern const struct CMUnitTest sched_record_tests[]; /* test_scheduler_records.c */
 extern const size_t sched_record_test_count;
+extern const struct CMUnitTest sched_retry_tests[]; /* test_scheduler_retry.c */
+extern const size_t sched_retry_test_count;
 extern const struct CMUnitTest sched_api_tests[]; /* test_scheduler_api.c */
 extern const size_t sched_api_test_count;
 
