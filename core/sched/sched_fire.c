@@ -118,22 +118,36 @@ static void publish(sched *s, const char *type, sched_entry *e, const char *run_
     json_decref(d);
 }
 
+void sched_missed_announce(sched *s, sched_entry *e, int64_t planned_ms, const char *run_id,
+                           const char *why)
+{
+    log_info("sched", "schedule %s missed its fire at %lld: %s", e->def.id, (long long)planned_ms,
+             why);
+    s->stats.missed++;
+    publish(s, "schedule.missed", e, run_id, planned_ms, "reason", json_string(why));
+}
+
+/* A missed record the store could not take for a passing reason (a row lock a frozen leader
+ * holds, a database away) is kept and tried again: lost, the instant would be in no record. */
 int sched_record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why)
 {
     sched_run_id run_id = "";
     int rc = 0;
     if (s->exec) {
         rc = s->ops->run_record_missed(s->exec, spec, why, run_id);
+        if (rc < 0 && sched_transient(rc) &&
+            sched_retry_keep_missed(s, e, spec->planned_at_ms, rc, why) == 0) {
+            log_warn("sched", "schedule %s: recording a missed run failed: %s; trying again",
+                     e->def.id, opsc_strerror(rc));
+            return 0;
+        }
         if (rc < 0) {
             log_error("sched", "schedule %s: recording a missed run failed: %s", e->def.id,
                       opsc_strerror(rc));
             run_id[0] = '\0';
         }
     }
-    log_info("sched", "schedule %s missed its fire at %lld: %s", e->def.id,
-             (long long)spec->planned_at_ms, why);
-    s->stats.missed++;
-    publish(s, "schedule.missed", e, run_id, spec->planned_at_ms, "reason", json_string(why));
+    sched_missed_announce(s, e, spec->planned_at_ms, run_id, why);
     return rc;
 }
 

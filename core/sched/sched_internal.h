@@ -51,7 +51,8 @@ typedef struct sched_retry {
     int64_t delay_ms;  /* the backoff that led there */
     unsigned tries;
     int rc;                  /* the last failure */
-    char why[SCHED_WHY_MAX]; /* its text */
+    char why[SCHED_WHY_MAX]; /* its text; for a missed record, the reason to record */
+    bool missed;             /* a missed record to store, not a run */
 } sched_retry;
 
 enum sched_act_kind { SCHED_ACT_RUN, SCHED_ACT_MISS, SCHED_ACT_ERROR };
@@ -146,12 +147,16 @@ void sched_want_drain(sched *s, sched_entry *e);
 
 /* sched_fire.c, for the retries: what a fire of `e` at `planned_ms` asks the executor; a run
  * stored; a start that failed for good (an error and a missed run); a missed run recorded and
- * announced (its result: when it failed, the fire is in no record). */
+ * announced, or kept to try again when its store failed for a passing reason (its result: 0
+ * then; < 0 when the fire is in no record). */
 exec_run_spec sched_spec_of(const sched_entry *e, int64_t planned_ms);
 void sched_started(sched *s, sched_entry *e, const char *run_id, int64_t planned_ms);
 void sched_refuse_start(sched *s, sched_entry *e, const exec_run_spec *spec, int rc,
                         const char *err);
 int sched_record_missed(sched *s, sched_entry *e, const exec_run_spec *spec, const char *why);
+/* The log line, the count and the event of a missed run stored as `run_id` ("" when none). */
+void sched_missed_announce(sched *s, sched_entry *e, int64_t planned_ms, const char *run_id,
+                           const char *why);
 
 /* sched_retry.c: fires to try again. Whether a store's failure passes by itself. */
 bool sched_transient(int rc);
@@ -160,6 +165,9 @@ bool sched_transient(int rc);
  * OPSC_ENOSPC when the list is full. */
 int sched_retry_keep(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why,
                      bool at_once);
+/* Keep the missed record of `e` at `planned_ms` (reason `why`) whose store failed with the
+ * passing `rc`, tried again until stored or 10 minutes late; OPSC_ENOSPC when the list is full. */
+int sched_retry_keep_missed(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why);
 /* Try the fires whose time came, oldest first (each schedule's in order). */
 void sched_retry_run(sched *s);
 /* Milliseconds until the next try is due (0: now), or -1 when none waits. */

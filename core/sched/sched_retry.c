@@ -21,6 +21,7 @@
 #define RETRY_MAX      256
 #define RETRY_FIRST_MS 500
 #define RETRY_CAP_MS   16000
+#define MISSED_KEEP_MS (10 * 60 * 1000)
 
 /* The store's codes for what passes by itself: broken or refused connections (EIO, EPIPE,
  * ECONNRESET, ECONNREFUSED: also "did not answer"), statement_timeout (ETIMEDOUT),
@@ -43,13 +44,13 @@ static void text_at(int64_t ms, char out[RFC3339_LEN])
     rfc3339_format(ms, out);
 }
 
-int sched_retry_keep(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why,
-                     bool at_once)
+/* A new entry at its place by planned instant (tried, and committed, in order), or NULL. */
+static sched_retry *insert(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why)
 {
     if (s->n_retries == RETRY_MAX ||
         sched_grow((void **)&s->retries, &s->cap_retries, s->n_retries, sizeof(*s->retries)) < 0)
-        return OPSC_ENOSPC;
-    size_t i = s->n_retries; /* by planned instant: tried, and committed, in order */
+        return NULL;
+    size_t i = s->n_retries;
     while (i > 0 && s->retries[i - 1].planned_ms > planned_ms)
         i--;
     memmove(&s->retries[i + 1], &s->retries[i], (s->n_retries - i) * sizeof(*s->retries));
@@ -58,11 +59,31 @@ int sched_retry_keep(sched *s, sched_entry *e, int64_t planned_ms, int rc, const
     memset(r, 0, sizeof(*r));
     snprintf(r->sid, sizeof(r->sid), "%s", e->def.id);
     r->planned_ms = planned_ms;
-    r->delay_ms = at_once ? 0 : RETRY_FIRST_MS;
-    r->due_mono = s->mono_ms() + (uint64_t)r->delay_ms;
     r->tries = 1;
     r->rc = rc;
     snprintf(r->why, sizeof(r->why), "%s", why);
+    return r;
+}
+
+int sched_retry_keep(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why,
+                     bool at_once)
+{
+    sched_retry *r = insert(s, e, planned_ms, rc, why);
+    if (!r)
+        return OPSC_ENOSPC;
+    r->delay_ms = at_once ? 0 : RETRY_FIRST_MS;
+    r->due_mono = s->mono_ms() + (uint64_t)r->delay_ms;
+    return 0;
+}
+
+int sched_retry_keep_missed(sched *s, sched_entry *e, int64_t planned_ms, int rc, const char *why)
+{
+    sched_retry *r = insert(s, e, planned_ms, rc, why);
+    if (!r)
+        return OPSC_ENOSPC;
+    r->missed = true;
+    r->delay_ms = RETRY_FIRST_MS;
+    r->due_mono = s->mono_ms() + (uint64_t)r->delay_ms;
     return 0;
 }
 
@@ -72,33 +93,70 @@ static void drop(sched *s, size_t i)
     s->n_retries--;
 }
 
-/* An earlier instant of the same schedule still waits: this one waits behind it. */
+/* An earlier fire of the same schedule still waits to start: this one waits behind it. (Not
+ * behind a missed record: nothing runs for it, and the runs' order is what matters.) */
 static bool behind(const sched *s, size_t i)
 {
     for (size_t j = 0; j < i; j++)
-        if (strcmp(s->retries[j].sid, s->retries[i].sid) == 0)
+        if (!s->retries[j].missed && strcmp(s->retries[j].sid, s->retries[i].sid) == 0)
             return true;
     return false;
 }
 
-static void give_up(sched *s, sched_entry *e, const sched_retry *r, int64_t now)
+enum outcome { SETTLED, FAILED };
+
+static enum outcome lost(sched *s, sched_entry *e, const sched_retry *r, int rc)
 {
-    char why[SCHED_WHY_MAX], at[RFC3339_LEN];
+    char at[RFC3339_LEN];
+    text_at(r->planned_ms, at);
+    s->stats.lost++;
+    log_error("sched",
+              "schedule %s: the fire at %s is lost: %s; recording it missed failed too: %s",
+              e->def.id, at, r->why, opsc_strerror(rc));
+    return SETTLED;
+}
+
+/* The next try after `delay`, but not after the deadline (a last try there); true when the
+ * deadline has passed. */
+static bool back_off(sched *s, sched_retry *r, int64_t deadline, int64_t now);
+
+/* Store the missed record `r` stands for. A failure that passes keeps it (10 minutes at most:
+ * a leader cut off that long has stepped down, and its list is dropped anyway). */
+static enum outcome try_missed(sched *s, sched_entry *e, sched_retry *r)
+{
+    exec_run_spec spec = sched_spec_of(e, r->planned_ms);
+    sched_run_id run_id = "";
+    r->tries++;
+    int rc = s->ops->run_record_missed(s->exec, &spec, r->why, run_id);
+    if (rc == 0) {
+        sched_missed_announce(s, e, r->planned_ms, run_id, r->why);
+        return SETTLED;
+    }
+    if (rc == OPSC_EEXIST || rc == OPSC_ESTATE)
+        return SETTLED; /* recorded by another leader, or no longer this node's to record */
+    if (!sched_transient(rc) || back_off(s, r, r->planned_ms + MISSED_KEEP_MS, clock_now_ms()))
+        return lost(s, e, r, rc);
+    log_warn("sched", "schedule %s: recording the missed fire at %lld failed on try %u (%s): "
+             "next in %lld ms", e->def.id, (long long)r->planned_ms, r->tries,
+             opsc_strerror(rc), (long long)(r->due_mono - s->mono_ms()));
+    return FAILED;
+}
+
+/* Past the grace period the fire becomes a missed record, tried like one. */
+static enum outcome give_up(sched *s, sched_entry *e, sched_retry *r, int64_t now)
+{
+    char why[SCHED_WHY_MAX];
     snprintf(why, sizeof(why),
              "error: the run could not start after %u tries in %lld s, past the grace period "
              "of %lld s: %.200s",
              r->tries, (long long)((now - r->planned_ms) / 1000),
              (long long)(e->def.grace_ms / 1000), r->why);
     snprintf(e->error, sizeof(e->error), "%.255s", why + strlen("error: "));
-    exec_run_spec spec = sched_spec_of(e, r->planned_ms);
-    int rc = sched_record_missed(s, e, &spec, why);
-    if (rc == 0)
-        return;
-    text_at(r->planned_ms, at);
-    s->stats.lost++;
-    log_error("sched",
-              "schedule %s: the fire at %s is lost: %s; recording it missed failed too: %s",
-              e->def.id, at, why, opsc_strerror(rc));
+    snprintf(r->why, sizeof(r->why), "%s", why);
+    r->missed = true;
+    r->tries = 0;
+    r->delay_ms = 0;
+    return try_missed(s, e, r);
 }
 
 /* The next try after `delay`, but not after the deadline (a last try there); true when the
@@ -115,8 +173,6 @@ static bool back_off(sched *s, sched_retry *r, int64_t deadline, int64_t now)
     return false;
 }
 
-enum outcome { SETTLED, FAILED };
-
 static enum outcome try_again(sched *s, sched_retry *r)
 {
     sched_entry *e = sched_map_get(s, r->sid);
@@ -127,11 +183,11 @@ static enum outcome try_again(sched *s, sched_retry *r)
                  r->sid, at, e ? "paused or no longer valid" : "deleted");
         return SETTLED;
     }
+    if (r->missed)
+        return try_missed(s, e, r);
     int64_t deadline = r->planned_ms + e->def.grace_ms;
-    if (clock_now_ms() > deadline) {
-        give_up(s, e, r, clock_now_ms());
-        return SETTLED;
-    }
+    if (clock_now_ms() > deadline)
+        return give_up(s, e, r, clock_now_ms());
     exec_run_spec spec = sched_spec_of(e, r->planned_ms);
     sched_run_id run_id = "";
     char err[512] = "";
@@ -159,10 +215,8 @@ static enum outcome try_again(sched *s, sched_retry *r)
     }
     r->rc = rc;
     snprintf(r->why, sizeof(r->why), "%.300s", *err ? err : opsc_strerror(rc));
-    if (back_off(s, r, deadline, clock_now_ms())) {
-        give_up(s, e, r, clock_now_ms());
-        return SETTLED;
-    }
+    if (back_off(s, r, deadline, clock_now_ms()))
+        return give_up(s, e, r, clock_now_ms());
     log_warn("sched", "schedule %s: the fire at %s did not start on try %u (%s): next in %lld ms",
              e->def.id, at, r->tries, r->why, (long long)(r->due_mono - s->mono_ms()));
     return FAILED;
@@ -208,9 +262,15 @@ void sched_retry_forget(sched *s, sched_entry *e, const char *why)
             i++;
             continue;
         }
-        if (why && sched_add_action(s, e, SCHED_ACT_MISS, s->retries[i].planned_ms,
-                                    "error: %s while this fire waited to be tried again (%.200s)",
-                                    why, s->retries[i].why) < 0)
+        const sched_retry *r = &s->retries[i];
+        int rc = 0;
+        if (why && r->missed) /* already a missed record: its reason stands */
+            rc = sched_add_action(s, e, SCHED_ACT_MISS, r->planned_ms, "%s", r->why);
+        else if (why)
+            rc = sched_add_action(s, e, SCHED_ACT_MISS, r->planned_ms,
+                                  "error: %s while this fire waited to be tried again (%.200s)",
+                                  why, r->why);
+        if (rc < 0)
             log_error("sched", "schedule %s: out of memory recording a dropped fire", e->def.id);
         drop(s, i);
     }

@@ -39,7 +39,10 @@
  * 2 s ... (at most 16 s apart), each schedule's instants in order, on the
  * scheduler's timer, until it is stored, found a duplicate (another
  * leader's: dropped), or later than the schedule's grace period: then it is
- * recorded missed, and if even that fails, logged as lost. At most 256 wait;
+ * recorded missed. A missed record that fails for a passing reason (this one,
+ * or any other: a new leader's catch-up waits on the same locks) is kept and
+ * tried again the same way for up to 10 minutes, and only then logged as
+ * lost. At most 256 wait;
  * past that a fire is refused at once. The handled-through mark stays before
  * the oldest fire waiting, so a scheduler that stops (a step-down, a crash:
  * the list is not kept) leaves it to the next one's misfire policy, unless a

@@ -160,6 +160,62 @@ static void a_fire_tried_past_its_grace_is_recorded_missed(void **state)
     sfx_free(f);
 }
 
+/* A missed record fails like a run (the same lock, the same database away): lost, the instant
+ * would be in no record, a hole in the history. */
+static void a_missed_record_that_failed_for_a_passing_reason_is_stored_later(void **state)
+{
+    (void)state;
+    sfx *f = sfx_new("2025-05-05T10:00:00.100Z", NULL, true);
+    f->ex->end_at_once = true;
+    const char *id = every_second(f, "");
+    fail_commits(f, (int[]){OPSC_ESCHEMA}, 1); /* 10:00:01 cannot run: a missed record */
+    f->ex->missed_fails[0] = f->ex->missed_fails[1] = OPSC_EBUSY;
+    f->ex->n_missed_fails = 2;
+    sfx_step(f, 900);
+    assert_int_equal(exec_recorder_missed(f->ex, id), 0);
+    walk(f, 2500);
+    assert_int_equal(exec_recorder_missed(f->ex, id), 1);
+    const rec_run *m = exec_recorder_nth(f->ex, id, true, 0);
+    assert_int_equal(m->planned_ms, sfx_at("2025-05-05T10:00:01Z"));
+    assert_contains(m->reason, "validation failed");
+    /* the runs after it did not wait behind a record */
+    assert_int_equal(exec_recorder_nth(f->ex, id, false, 0)->planned_ms,
+                     sfx_at("2025-05-05T10:00:02Z"));
+    sched_stats st;
+    sched_get_stats(f->s, &st);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.missed, 1);
+    sfx_free(f);
+}
+
+static void a_fire_past_its_grace_whose_missed_record_fails_is_recorded_later(void **state)
+{
+    (void)state;
+    sfx *f = sfx_new("2025-05-05T10:00:00.100Z", NULL, true);
+    f->ex->end_at_once = true;
+    const char *id = sfx_add(f, "{\"job_id\": \"j\", \"cron\": \"0 * * * * *\", "
+                                "\"misfire_grace_s\": 1}"); /* 10:01:00 */
+    int busy[16];
+    for (size_t i = 0; i < 16; i++)
+        busy[i] = OPSC_EBUSY;
+    fail_commits(f, busy, 16);
+    memcpy(f->ex->missed_fails, busy, 4 * sizeof(*busy)); /* a frozen node's lock, held on */
+    f->ex->n_missed_fails = 4;
+    sfx_step(f, 59900);
+    walk(f, 4000);
+    assert_int_equal(exec_recorder_missed(f->ex, id), 0);
+    walk(f, 16000);
+    assert_int_equal(exec_recorder_started(f->ex, id), 0);
+    assert_int_equal(exec_recorder_missed(f->ex, id), 1);
+    const rec_run *m = exec_recorder_nth(f->ex, id, true, 0);
+    assert_int_equal(m->planned_ms, sfx_at("2025-05-05T10:01:00Z"));
+    assert_contains(m->reason, "past the grace period of 1 s");
+    sched_stats st;
+    sched_get_stats(f->s, &st);
+    assert_int_equal(st.lost, 0);
+    sfx_free(f);
+}
+
 /* The handled-through mark stays before a fire still waiting, so a scheduler that starts anew
  * (a restart, another leader) decides it as a misfire. */
 static void a_fire_still_waiting_at_a_restart_is_a_misfire_for_the_next(void **state)
@@ -208,6 +264,8 @@ const struct CMUnitTest sched_retry_tests[] = {
     cmocka_unit_test(a_duplicate_found_on_retry_is_dropped),
     cmocka_unit_test(a_duplicate_in_a_shared_commit_fails_none_of_the_others),
     cmocka_unit_test(a_fire_tried_past_its_grace_is_recorded_missed),
+    cmocka_unit_test(a_missed_record_that_failed_for_a_passing_reason_is_stored_later),
+    cmocka_unit_test(a_fire_past_its_grace_whose_missed_record_fails_is_recorded_later),
     cmocka_unit_test(a_fire_still_waiting_at_a_restart_is_a_misfire_for_the_next),
     cmocka_unit_test(pausing_records_a_waiting_fire_missed),
 };
