@@ -241,6 +241,8 @@ static void defaults(exec_opts *o)
         o->capture_limit = 1 << 20;
     if (o->abandon_grace_ms <= 0)
         o->abandon_grace_ms = 5000;
+    if (o->plan_cache_max <= 0)
+        o->plan_cache_max = 256;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -398,6 +400,7 @@ void exec_free(exec *ex)
         ex->head = r->next_run;
         ex_run_free(r);
     }
+    ex_plans_free(ex);
     pthread_mutex_destroy(&ex->qmu);
     json_decref(ex->busy);
     json_decref(ex->orphans);
@@ -436,4 +439,7 @@ void exec_stats_get(const exec *ex, exec_stats *st)
             st->targets_queued += r->targets[i].state == EX_QUEUED;
     st->runs_started = ex->stat_started;
     st->runs_finished = ex->stat_finished;
+    st->plans_cached = ex_plans_count(ex);
+    st->plans_compiled = ex->plans_compiled;
+    st->plans_reused = ex->plans_reused;
 }

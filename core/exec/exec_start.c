@@ -227,7 +227,7 @@ int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run
     json_t *errors = NULL, *params = NULL;
     *err = '\0';
     int rc = store_read(ex->store, load_txn, &p);
-    if (rc == 0 && (rc = job_plan_compile(ex->plugins, p.job, &plan, &errors)) < 0 && errors)
+    if (rc == 0 && (rc = ex_plan_get(ex, p.job, &plan, &errors)) < 0 && errors)
         job_err_summary(errors, err, errlen);
     if (rc == 0 && (rc = job_plan_params(plan, spec->params, &params, &errors)) < 0 && errors)
         job_err_summary(errors, err, errlen);
