@@ -11,7 +11,10 @@
 #include "exec_internal.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "reccache.h"
 #include "util.h"
+
+#define EX_RECORD_CACHE 128 /* job records kept parsed (direct-mapped by id) */
 
 static const char *const state_names[] = {"queued",      "running",   "succeeded",
                                           "failed",      "cancelled", "timed_out",
@@ -269,6 +272,8 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     ex->pool = c->pool;
     ex->opts = o ? *o : (exec_opts){0};
     ex->log_total = -1;
+    if (reccache_new(&ex->records, EX_RECORD_CACHE) < 0)
+        ex->records = NULL; /* slower, not wrong */
     ex_metrics_init(ex);
     defaults(&ex->opts);
     pthread_mutex_init(&ex->qmu, NULL);
@@ -401,6 +406,7 @@ void exec_free(exec *ex)
         ex_run_free(r);
     }
     ex_plans_free(ex);
+    reccache_free(ex->records);
     pthread_mutex_destroy(&ex->qmu);
     json_decref(ex->busy);
     json_decref(ex->orphans);

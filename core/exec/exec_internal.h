@@ -279,7 +279,8 @@ struct exec {
     ex_req *reqs, *reqs_tail;
     ex_imp *finished; /* imperative steps whose run() returned */
     uint64_t stat_started, stat_finished;
-    struct ex_plans *plans; /* compiled plans of recent job versions (exec_plans.c); lazily */
+    struct ex_plans *plans;   /* compiled plans of recent job versions (exec_plans.c); lazily */
+    struct reccache *records; /* parsed job records (exec_start.c); NULL: parsed each time */
     uint64_t plans_compiled, plans_reused;
     exec_counters counters;
 };
