@@ -14,7 +14,10 @@
 #include "reccache.h"
 #include "util.h"
 
-#define EX_RECORD_CACHE 128 /* job records kept parsed (direct-mapped by id) */
+/* Job records kept parsed (direct-mapped by id), each at most
+ * EX_RECORD_CACHED_MAX bytes as stored: 2 MiB and their parsed forms. */
+#define EX_RECORD_CACHE      64
+#define EX_RECORD_CACHED_MAX (32 << 10)
 
 static const char *const state_names[] = {"queued",      "running",   "succeeded",
                                           "failed",      "cancelled", "timed_out",
@@ -274,6 +277,8 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     ex->log_total = -1;
     if (reccache_new(&ex->records, EX_RECORD_CACHE) < 0)
         ex->records = NULL; /* slower, not wrong */
+    else
+        reccache_set_max(ex->records, EX_RECORD_CACHED_MAX);
     ex_metrics_init(ex);
     defaults(&ex->opts);
     pthread_mutex_init(&ex->qmu, NULL);
