@@ -178,6 +178,7 @@ static int delete_job(http_req *req)
         rest_error(req, rc, "job");
         return HTTP_DONE;
     }
+    exec_job_forget(core_of(req)->exec, d.id);
     auth_set_object(req, d.id);
     http_respond_empty(req, 204);
     return HTTP_DONE;

@@ -17,6 +17,8 @@ typedef struct rc_entry {
 struct reccache {
     rc_entry *slots;
     size_t n;
+    size_t max_len;      /* 0: any */
+    rc_entry *transient; /* holds a record over max_len until the next call */
 };
 
 int reccache_new(reccache **out, size_t slots)
@@ -36,6 +38,11 @@ static void clear(rc_entry *e)
     free(e->raw);
     json_decref(e->rec);
     memset(e, 0, sizeof(*e));
+}
+
+void reccache_set_max(reccache *c, size_t len)
+{
+    c->max_len = len;
 }
 
 void reccache_free(reccache *c)
@@ -69,6 +76,10 @@ int reccache_get_raw(reccache *c, store_txn *txn, const char *db, const char *id
                      const char **raw_out, size_t *len_out)
 {
     size_t idlen = strlen(id);
+    if (c->transient) {
+        clear(c->transient);
+        c->transient = NULL;
+    }
     if (idlen == 0 || idlen >= sizeof(c->slots[0].id))
         return OPSC_EINVAL;
     const void *val;
@@ -98,6 +109,8 @@ int reccache_get_raw(reccache *c, store_txn *txn, const char *db, const char *id
     memcpy(raw, val, len);
     *e = (rc_entry){.db = db, .raw = raw, .len = len, .rec = rec};
     memcpy(e->id, id, idlen + 1);
+    if (c->max_len && len > c->max_len)
+        c->transient = e;
     *out = rec;
     *raw_out = raw;
     *len_out = len;

@@ -22,6 +22,9 @@ typedef struct reccache reccache;
 
 int reccache_new(reccache **out, size_t slots);
 void reccache_free(reccache *c);
+/* Keep no record longer than `len` bytes as stored (0: no limit): such a
+ * record is still answered, and dropped at the next call. */
+void reccache_set_max(reccache *c, size_t len);
 
 /* The record `id` of `db` (a static string) as stored now. *out is borrowed
  * until the next call on the cache. OPSC_ENOENT when there is none. */

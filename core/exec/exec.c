@@ -11,7 +11,13 @@
 #include "exec_internal.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "reccache.h"
 #include "util.h"
+
+/* Job records kept parsed (direct-mapped by id), each at most
+ * EX_RECORD_CACHED_MAX bytes as stored: 2 MiB and their parsed forms. */
+#define EX_RECORD_CACHE      64
+#define EX_RECORD_CACHED_MAX (32 << 10)
 
 static const char *const state_names[] = {"queued",      "running",   "succeeded",
                                           "failed",      "cancelled", "timed_out",
@@ -241,6 +247,8 @@ static void defaults(exec_opts *o)
         o->capture_limit = 1 << 20;
     if (o->abandon_grace_ms <= 0)
         o->abandon_grace_ms = 5000;
+    if (o->plan_cache_max <= 0)
+        o->plan_cache_max = 256;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -267,6 +275,10 @@ int exec_new(exec **out, struct opsc_core *c, const exec_opts *o, char *err, siz
     ex->pool = c->pool;
     ex->opts = o ? *o : (exec_opts){0};
     ex->log_total = -1;
+    if (reccache_new(&ex->records, EX_RECORD_CACHE) < 0)
+        ex->records = NULL; /* slower, not wrong */
+    else
+        reccache_set_max(ex->records, EX_RECORD_CACHED_MAX);
     ex_metrics_init(ex);
     defaults(&ex->opts);
     pthread_mutex_init(&ex->qmu, NULL);
@@ -398,6 +410,8 @@ void exec_free(exec *ex)
         ex->head = r->next_run;
         ex_run_free(r);
     }
+    ex_plans_free(ex);
+    reccache_free(ex->records);
     pthread_mutex_destroy(&ex->qmu);
     json_decref(ex->busy);
     json_decref(ex->orphans);
@@ -436,4 +450,7 @@ void exec_stats_get(const exec *ex, exec_stats *st)
             st->targets_queued += r->targets[i].state == EX_QUEUED;
     st->runs_started = ex->stat_started;
     st->runs_finished = ex->stat_finished;
+    st->plans_cached = ex_plans_count(ex);
+    st->plans_compiled = ex->plans_compiled;
+    st->plans_reused = ex->plans_reused;
 }

@@ -119,6 +119,7 @@ typedef struct exec_opts {
      * its targets have; targets that disagree are refused (docs/cluster.md
      * 2.4). NULL: no labels, no routing. */
     const json_t *labels, *route_by;
+    int plan_cache_max; /* compiled job plans kept, one per job (exec_plans.c); 0: 256 */
 } exec_opts;
 
 /* Create the executor: recovers runs left queued or running by a previous
@@ -134,6 +135,11 @@ void exec_stop(exec *ex);
  * `cb` runs when no run, lease or handle remains. Then exec_free(). */
 void exec_close(exec *ex, int64_t deadline_ms, void (*cb)(void *ud), void *ud);
 void exec_free(exec *ex);
+
+/* The job is deleted: drop what the executor keeps of it (its compiled
+ * plan). Correctness does not depend on it (a plan is served only for the
+ * record it was compiled from); memory does. */
+void exec_job_forget(exec *ex, const char *job_id);
 
 /* Dry run: validate and render as exec_run_start() would, without creating
  * a run. *out: {"dry_run": true, "job_id", "job_version", "params",
@@ -172,6 +178,8 @@ typedef struct exec_stats {
     size_t workers_busy;
     size_t targets_queued; /* of active runs, not started yet */
     uint64_t runs_started, runs_finished;
+    size_t plans_cached;                   /* compiled job plans kept now */
+    uint64_t plans_compiled, plans_reused; /* since start, for runs and dry runs */
 } exec_stats;
 void exec_stats_get(const exec *ex, exec_stats *st);
 

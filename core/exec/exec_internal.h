@@ -279,6 +279,9 @@ struct exec {
     ex_req *reqs, *reqs_tail;
     ex_imp *finished; /* imperative steps whose run() returned */
     uint64_t stat_started, stat_finished;
+    struct ex_plans *plans;   /* compiled plans of recent job versions (exec_plans.c); lazily */
+    struct reccache *records; /* parsed job records (exec_start.c); NULL: parsed each time */
+    uint64_t plans_compiled, plans_reused;
     exec_counters counters;
 };
 
@@ -426,6 +429,15 @@ const struct plugin_step_ops *ex_step_ops(void);
 void ex_req_serve(exec *ex, ex_req *q);
 void ex_req_complete(ex_req *q, int rc);
 void ex_imp_free(ex_imp *imp);
+
+/* ---- exec_plans.c ---------------------------------------------------------------------------- */
+typedef struct ex_plans ex_plans;
+/* The plan of the job version `rec` (a new reference: job_plan_free() it):
+ * the one compiled before when the record and the loaded step libraries are
+ * the same, else compiled now (job_plan_compile, *errors on failure). */
+int ex_plan_get(exec *ex, const json_t *rec, job_plan **out, json_t **errors);
+void ex_plans_free(exec *ex);
+size_t ex_plans_count(const exec *ex);
 
 /* ---- exec_start.c ---------------------------------------------------------------------------- */
 /* Everything that can be checked before a run, up to the run ready to store. */

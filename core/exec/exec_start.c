@@ -12,6 +12,7 @@
 #include "fleet.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "reccache.h"
 #include "run_read.h"
 #include "steptype.h"
 #include "util.h"
@@ -45,11 +46,59 @@ static json_t *snapshot(const json_t *t)
     return s;
 }
 
+/* The job's current record (a new reference, read-only: shared with the
+ * executor's record cache, which parses it again only when its stored bytes
+ * changed; a schedule fires the same job over and over). */
+static int job_current(exec *ex, store_txn *txn, const char *ref, json_t **out)
+{
+    if (!ex->records || !uuid_valid(ref))
+        return job_get(txn, ref, out);
+    int rc = reccache_get(ex->records, txn, "jobs", ref, out);
+    if (rc == OPSC_ENOENT) /* a name that looks like an id */
+        return job_get(txn, ref, out);
+    if (rc == 0)
+        json_incref(*out);
+    return rc;
+}
+
+/* The targets as they are now: snapshots of the enabled ones, ids of the
+ * disabled ones. Each record is read and parsed once. */
+static void split_targets(prep *p, const json_t *records)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+    {
+        if (json_is_false(json_object_get(rec, "enabled")))
+            json_array_append(p->disabled, json_object_get(rec, "id"));
+        else
+            json_array_append_new(p->targets, snapshot(rec));
+    }
+}
+
+/* A run that exists already (rebuilt where it is claimed): its targets are
+ * what it says, in its order. */
+static int run_targets(prep *p, store_txn *txn)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(p->spec->target_ids, i, id)
+    {
+        json_t *rec = NULL;
+        int rc = store_get(txn, "targets", json_string_value(id), &rec);
+        if (rc < 0)
+            return rc;
+        json_array_append_new(p->targets, snapshot(rec));
+        json_decref(rec);
+    }
+    return 0;
+}
+
 static int load_txn(store_txn *txn, void *ud)
 {
     prep *p = ud;
     json_t *cur = NULL;
-    int rc = job_get(txn, p->spec->job_id, &cur);
+    int rc = job_current(p->ex, txn, p->spec->job_id, &cur);
     if (rc == OPSC_ENOENT)
         snprintf(p->err, p->errlen, "no job '%s'", p->spec->job_id);
     int64_t want = p->spec->job_version;
@@ -65,23 +114,15 @@ static int load_txn(store_txn *txn, void *ud)
     if (rc < 0)
         return rc;
     const json_t *spec = p->spec->targets ? p->spec->targets : json_object_get(p->job, "targets");
-    fleet_resolved res = {0};
-    if (p->spec->target_ids) /* the run exists: its targets are what it says */
-        res = (fleet_resolved){json_deep_copy(p->spec->target_ids), json_array()};
-    else
-        rc = fleet_resolve(txn, spec, &res, p->err, p->errlen);
-    size_t i;
-    json_t *id;
     p->targets = json_array();
-    json_array_foreach(res.ids, i, id)
-    {
-        json_t *rec = NULL;
-        if (rc == 0 && (rc = store_get(txn, "targets", json_string_value(id), &rec)) == 0)
-            json_array_append_new(p->targets, snapshot(rec));
-        json_decref(rec);
-    }
-    p->disabled = res.disabled ? json_incref(res.disabled) : json_array();
-    fleet_resolved_clear(&res);
+    p->disabled = json_array();
+    if (p->spec->target_ids)
+        return run_targets(p, txn);
+    json_t *records = NULL;
+    rc = fleet_resolve_records(txn, spec, &records, p->err, p->errlen);
+    if (rc == 0)
+        split_targets(p, records);
+    json_decref(records);
     return rc;
 }
 
@@ -227,7 +268,7 @@ int ex_prepare(exec *ex, const exec_run_spec *spec, const char *retry_of, ex_run
     json_t *errors = NULL, *params = NULL;
     *err = '\0';
     int rc = store_read(ex->store, load_txn, &p);
-    if (rc == 0 && (rc = job_plan_compile(ex->plugins, p.job, &plan, &errors)) < 0 && errors)
+    if (rc == 0 && (rc = ex_plan_get(ex, p.job, &plan, &errors)) < 0 && errors)
         job_err_summary(errors, err, errlen);
     if (rc == 0 && (rc = job_plan_params(plan, spec->params, &params, &errors)) < 0 && errors)
         job_err_summary(errors, err, errlen);

@@ -136,6 +136,7 @@ typedef struct job_step {
 } job_step;
 
 typedef struct job_plan {
+    int refs;    /* runs and the executor's plan cache share it (one thread: the loop) */
     json_t *rec; /* the job version's record (owned) */
     const char *job_id;
     int64_t version;
@@ -154,6 +155,9 @@ typedef struct job_plan {
  * the parameter schema. OPSC_ESCHEMA with *errors when a step type is gone
  * or no longer accepts the parameters. `rec` is copied. */
 int job_plan_compile(plugin_host *h, const json_t *rec, job_plan **out, json_t **errors);
+/* One more holder of the plan, which is read-only once compiled; each
+ * holder calls job_plan_free() once. */
+job_plan *job_plan_ref(job_plan *p);
 void job_plan_free(job_plan *p);
 /* Every step is declared idempotent: a run of it may run again from its
  * start after its node died (cluster mode, docs/cluster.md 2.4). */

@@ -9,9 +9,15 @@
 #include "plugin_host.h"
 #include "steptype.h"
 
+job_plan *job_plan_ref(job_plan *p)
+{
+    p->refs++;
+    return p;
+}
+
 void job_plan_free(job_plan *p)
 {
-    if (!p)
+    if (!p || --p->refs > 0)
         return;
     for (size_t i = 0; i < p->nsteps; i++) {
         tpl_free(p->steps[i].when);
@@ -86,10 +92,13 @@ int job_plan_compile(plugin_host *h, const json_t *rec, job_plan **out, json_t *
     json_t *known = json_object();
     if (!p || !known || !*errors || !(p->rec = json_deep_copy(rec)) ||
         !(p->secret_params = json_array())) {
+        if (p)
+            p->refs = 1;
         json_decref(known);
         job_plan_free(p);
         return OPSC_ENOMEM;
     }
+    p->refs = 1;
     p->job_id = json_string_value(json_object_get(p->rec, "id"));
     p->version = json_integer_value(json_object_get(p->rec, "version"));
     p->max_parallel = (int)json_integer_value(json_object_get(p->rec, "max_parallel"));

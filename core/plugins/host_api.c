@@ -164,6 +164,7 @@ static int register_entry(enum plugin_reg_kind kind, const void *desc, const cha
         return OPSC_EEXIST;
     }
     plugin_reg r = {desc, state, h->initialising, compiled};
+    h->generation++;
     return reg_append(&h->regs[kind], &r);
 }
 
@@ -178,6 +179,7 @@ int plugin_host_register(enum plugin_reg_kind kind, const void *desc, const char
 
 void plugin_host_unregister_owner(plugin_host *h, plugin *p)
 {
+    h->generation++;
     for (int k = 0; k < REG__COUNT; k++) {
         reg_list *l = &h->regs[k];
         size_t o = 0;

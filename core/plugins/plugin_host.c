@@ -411,6 +411,11 @@ void plugin_host_forget(plugin_host *h, plugin *p)
     forget(h, p);
 }
 
+uint64_t plugin_host_generation(const plugin_host *h)
+{
+    return h ? h->generation : 0;
+}
+
 int plugin_host_retire(plugin_host *h, plugin *p)
 {
     if (p->state != PLUGIN_LOADED)
@@ -433,6 +438,7 @@ int plugin_host_retire(plugin_host *h, plugin *p)
         l->n = o;
     }
     p->state = PLUGIN_RETIRED;
+    h->generation++;
     log_info("plugins",
              "removed %s %s (%s): nothing new resolves to it; it stays mapped until "
              "the daemon stops",

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <opsc/plugin.h>
 
@@ -121,6 +122,10 @@ const steptype *plugin_host_steptype(plugin_host *h, const char *ref, const plug
  * reference still resolve once that version is deleted? */
 const steptype *plugin_host_steptype_except(plugin_host *h, const char *ref, const plugin *except,
                                             const plugin_reg **lib_out, char *err, size_t errlen);
+
+/* Changes whenever a registration is added or taken out (load, install,
+ * delete): what resolved a step type before may resolve differently now. */
+uint64_t plugin_host_generation(const plugin_host *h);
 
 /* Compare "a.b.c" semantic versions numerically (<0, 0, >0). */
 int plugin_semver_cmp(const char *a, const char *b);

@@ -45,6 +45,7 @@ struct plugin_host {
     size_t nplugins, cap;
     reg_list regs[REG__COUNT];
     reg_list retired;     /* registrations of retired plugins: alive until the host is freed */
+    uint64_t generation;  /* counts changes of the registries (plugin_host_generation) */
     plugin *initialising; /* registration is allowed only while set */
     int reg_rc;           /* the first registration refused during init(), and why: */
     char reg_error[512];  /* they go into the plugin's refusal reason */

@@ -98,7 +98,9 @@ def runs_of(d, job_id):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(pathlib.Path(__file__).resolve().parents[2] / "build"))
-    ap.add_argument("--daemon", help="another opsconductord (e.g. main's) with this build's plugins")
+    ap.add_argument("--daemon", help="another opsconductord (e.g. main's) with this build's plugins; "
+                    "in a build tree's layout (DIR/core/opsconductord next to "
+                    "DIR/spawner/opsc-spawner), or its local steps are refused and every run fails")
     ap.add_argument("--nodes", type=int, default=0,
                     help="cluster mode: this many daemons on one throw-away PostgreSQL")
     ap.add_argument("mode", choices=["spread", "burst"])

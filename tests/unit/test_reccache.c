@@ -48,6 +48,17 @@ static int put_txn(store_txn *txn, void *ud)
     return rc == 0 ? store_update(txn, "users", rec, 0) : store_create(txn, "users", rec);
 }
 
+/* A store in a new directory (each test's own). */
+static store *open_store(void)
+{
+    store *s = NULL;
+    char err[256];
+    strcpy(dir, "/tmp/opsc-test-reccache-XXXXXX"); /* an earlier test's mkdtemp filled it in */
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(store_open(&s, dir, NULL, err, sizeof(err)), 0);
+    return s;
+}
+
 static void finish(store *s, reccache *c, json_t *rec)
 {
     json_decref(rec);
@@ -61,10 +72,7 @@ static void finish(store *s, reccache *c, json_t *rec)
 static void records_are_reparsed_exactly_when_their_bytes_change(void **state)
 {
     (void)state;
-    store *s = NULL;
-    char err[256];
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(store_open(&s, dir, NULL, err, sizeof(err)), 0);
+    store *s = open_store();
     reccache *c;
     assert_int_equal(reccache_new(&c, 4), 0);
     json_t *rec = json_pack("{s:s, s:s, s:b}", "id", "0190a6e4-7a2b-7c3d-8e4f-001122334455", "role",
@@ -87,6 +95,39 @@ static void records_are_reparsed_exactly_when_their_bytes_change(void **state)
     finish(s, c, rec);
 }
 
+/* A record longer than the limit is answered but not kept: parsed again at each call. */
+static void records_over_the_limit_are_not_kept(void **state)
+{
+    (void)state;
+    store *s = open_store();
+    reccache *c;
+    assert_int_equal(reccache_new(&c, 4), 0);
+    reccache_set_max(c, 300); /* the small record as stored, with its bookkeeping, fits */
+    json_t *rec = json_pack("{s:s, s:s}", "id", "0190a6e4-7a2b-7c3d-8e4f-001122334455", "role",
+                            "operator");
+    assert_int_equal(store_write(s, put_txn, rec), 0);
+    struct get g = {c, "0190a6e4-7a2b-7c3d-8e4f-001122334455", NULL, -1};
+    assert_int_equal(store_read(s, get_txn, &g), 0);
+    json_t *small = json_incref(g.rec); /* alive: a new parse cannot reuse its address */
+    assert_int_equal(store_read(s, get_txn, &g), 0);
+    assert_ptr_equal(g.rec, small);
+    char big[400];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    json_object_set_new(rec, "role", json_string(big));
+    assert_int_equal(store_write(s, put_txn, rec), 0);
+    assert_int_equal(store_read(s, get_txn, &g), 0);
+    assert_int_equal(g.rc, 0);
+    json_t *first = json_incref(g.rec);
+    assert_string_equal(json_string_value(json_object_get(first, "role")), big);
+    assert_int_equal(store_read(s, get_txn, &g), 0);
+    assert_ptr_not_equal(g.rec, first);
+    assert_string_equal(json_string_value(json_object_get(g.rec, "role")), big);
+    json_decref(first);
+    json_decref(small);
+    finish(s, c, rec);
+}
+
 static void assert_raw_is_encoding(const struct get *g)
 {
     char *enc = json_dumps(g->rec, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -101,11 +142,7 @@ static void assert_raw_is_encoding(const struct get *g)
 static void raw_bytes_are_the_records_compact_encoding(void **state)
 {
     (void)state;
-    store *s = NULL;
-    char err[256];
-    strcpy(dir, "/tmp/opsc-test-reccache-XXXXXX"); /* the other test's mkdtemp filled it in */
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(store_open(&s, dir, NULL, err, sizeof(err)), 0);
+    store *s = open_store();
     reccache *c;
     assert_int_equal(reccache_new(&c, 4), 0);
     json_t *rec = json_pack("{s:s, s:s, s:f, s:{s:[i,s,n,b]}, s:s}", "id",
@@ -134,6 +171,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(records_are_reparsed_exactly_when_their_bytes_change),
         cmocka_unit_test(raw_bytes_are_the_records_compact_encoding),
+        cmocka_unit_test(records_over_the_limit_are_not_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
