@@ -134,17 +134,29 @@ static void a_duplicate_in_a_shared_commit_fails_none_of_the_others(void **state
     sfx_free(f);
 }
 
+/* A schedule at second 0 of each minute (10:01:00 first) with `grace_s` of misfire grace,
+ * whose next 16 commits and next `missed` missed records fail with EBUSY (a row lock). */
+static const char *at_minute_busy(sfx *f, int grace_s, size_t missed)
+{
+    char body[128];
+    snprintf(body, sizeof(body),
+             "{\"job_id\": \"j\", \"cron\": \"0 * * * * *\", \"misfire_grace_s\": %d}", grace_s);
+    const char *id = sfx_add(f, body);
+    int busy[16];
+    for (size_t i = 0; i < 16; i++)
+        busy[i] = OPSC_EBUSY;
+    fail_commits(f, busy, 16);
+    memcpy(f->ex->missed_fails, busy, missed * sizeof(*busy));
+    f->ex->n_missed_fails = missed;
+    return id;
+}
+
 static void a_fire_tried_past_its_grace_is_recorded_missed(void **state)
 {
     (void)state;
     sfx *f = sfx_new("2025-05-05T10:00:00.100Z", NULL, true);
     f->ex->end_at_once = true;
-    const char *id = sfx_add(f, "{\"job_id\": \"j\", \"cron\": \"0 * * * * *\", "
-                                "\"misfire_grace_s\": 3}"); /* 10:01:00 */
-    int busy[16];
-    for (size_t i = 0; i < 16; i++)
-        busy[i] = OPSC_EBUSY;
-    fail_commits(f, busy, 16);
+    const char *id = at_minute_busy(f, 3, 0);
     sfx_step(f, 59900);
     walk(f, 5000);
     assert_int_equal(exec_recorder_started(f->ex, id), 0);
@@ -193,14 +205,7 @@ static void a_fire_past_its_grace_whose_missed_record_fails_is_recorded_later(vo
     (void)state;
     sfx *f = sfx_new("2025-05-05T10:00:00.100Z", NULL, true);
     f->ex->end_at_once = true;
-    const char *id = sfx_add(f, "{\"job_id\": \"j\", \"cron\": \"0 * * * * *\", "
-                                "\"misfire_grace_s\": 1}"); /* 10:01:00 */
-    int busy[16];
-    for (size_t i = 0; i < 16; i++)
-        busy[i] = OPSC_EBUSY;
-    fail_commits(f, busy, 16);
-    memcpy(f->ex->missed_fails, busy, 4 * sizeof(*busy)); /* a frozen node's lock, held on */
-    f->ex->n_missed_fails = 4;
+    const char *id = at_minute_busy(f, 1, 4); /* a frozen node's lock, held on */
     sfx_step(f, 59900);
     walk(f, 4000);
     assert_int_equal(exec_recorder_missed(f->ex, id), 0);
