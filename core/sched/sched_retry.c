@@ -178,7 +178,8 @@ static enum outcome try_again(sched *s, sched_retry *r)
     sched_entry *e = sched_map_get(s, r->sid);
     char at[RFC3339_LEN];
     text_at(r->planned_ms, at);
-    if (!e || !e->valid || !e->def.enabled) {
+    /* A missed record is still written for a paused schedule: the instant was due. */
+    if (!e || (!r->missed && (!e->valid || !e->def.enabled))) {
         log_warn("sched", "schedule %s: its fire at %s is not tried again: the schedule is %s",
                  r->sid, at, e ? "paused or no longer valid" : "deleted");
         return SETTLED;

@@ -72,8 +72,11 @@ def test_a_profiles_scans_fire_on_the_leader_once_per_instant_and_go_on_after_it
         # one scan per planned instant (every 2 s), not one per node
         slots = [int(started_s(s) // 2) for s in got]
         assert len(slots) == len(set(slots)), [s["started_at"] for s in got]
-        fires = pg.psql("SELECT count(*) FROM opsc_fires WHERE schedule_id = "
-                        f"'discovery_profile:{pid}'", db=db)
-        assert int(fires) in (len(got), len(got) + 1), (fires, len(got))  # +1: a killed between
+        fires = int(pg.psql("SELECT count(*) FROM opsc_fires WHERE schedule_id = "
+                            f"'discovery_profile:{pid}'", db=db))
+        # a fire whose profile's last scan still ran (a loaded machine) is skipped, logged;
+        # +1: a killed between its fire and its scan, +1: a fire after `got` was read
+        skipped = (a.stderr() + b.stderr()).count(f"profile {pid}: its last scan is still running")
+        assert len(got) <= fires - skipped <= len(got) + 2, (fires, skipped, len(got))
         print(f"profile every 2 s: {len(before)} scans on the leader, "
               f"{len(got) - len(before)} on the next one after the kill, none twice")

@@ -45,7 +45,7 @@ def test_a_database_restart_leaves_a_leader_and_every_fire_once(pg, daemon_facto
     assert b.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
     time.sleep(1)
     items = runs()
-    each_fire_once(pg, db, sid, items)
+    each_fire_once(pg, db, sid, items, (a, b))
     print(f"database restart: a leader {led:.1f} s after pg_ctl restart returned; "
           f"{len(items)} fires, each once")
 
@@ -122,7 +122,7 @@ def test_a_leader_cut_from_the_database_is_replaced_and_nothing_fires_twice(pg, 
         assert a.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
         time.sleep(1)
         items = runs()
-        each_fire_once(pg, db, sid, items)
+        each_fire_once(pg, db, sid, items, (a, b))
         fired = pg.psql(f"SELECT node_id, count(*) FROM opsc_fires WHERE schedule_id = '{sid}' "
                         f"GROUP BY node_id ORDER BY 1", db=db)
         print(f"partition: node a led {took:.1f} s after the cut; fires per node: {fired}")

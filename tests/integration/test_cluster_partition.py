@@ -128,7 +128,7 @@ def test_a_leader_whose_packets_are_dropped_steps_down_in_time_and_claims_nothin
     assert a.request("POST", f"/api/v1/schedules/{sid}/pause").status_code == 200
     time.sleep(1.5)
     items = runs()
-    each_fire_once(pg, db, sid, items)
+    each_fire_once(pg, db, sid, items, (a, b))
     # while cut b claimed nothing: every run of the schedule made after the cut ran on a,
     # each run once (one claim: attempt 1, nothing requeued)
     for r in ended(a, [r["id"] for r in items] + during + more, 30):

@@ -263,6 +263,27 @@ static void pausing_records_a_waiting_fire_missed(void **state)
     sfx_free(f);
 }
 
+/* ... and when that record fails for a passing reason too, it is still written later, though
+ * the schedule is paused by then (the instant was due while it ran). */
+static void a_paused_schedules_failed_missed_record_is_written_later(void **state)
+{
+    (void)state;
+    sfx *f = sfx_new("2025-05-05T10:00:00.100Z", NULL, true);
+    const char *id = every_second(f, "");
+    fail_commits(f, (int[]){OPSC_EBUSY}, 1);
+    f->ex->missed_fails[0] = OPSC_EBUSY;
+    f->ex->n_missed_fails = 1;
+    sfx_step(f, 900);
+    sfx_change(f, id, "{\"enabled\": false}");
+    assert_int_equal(exec_recorder_missed(f->ex, id), 0);
+    walk(f, 2000);
+    assert_int_equal(exec_recorder_started(f->ex, id), 0);
+    assert_int_equal(exec_recorder_missed(f->ex, id), 1);
+    assert_contains(exec_recorder_nth(f->ex, id, true, 0)->reason,
+                    "the schedule was paused while this fire waited to be tried again");
+    sfx_free(f);
+}
+
 const struct CMUnitTest sched_retry_tests[] = {
     cmocka_unit_test(a_fire_whose_run_and_missed_record_failed_is_fired_later_in_order),
     cmocka_unit_test(a_failure_that_would_fail_again_is_missed_at_once),
@@ -273,5 +294,6 @@ const struct CMUnitTest sched_retry_tests[] = {
     cmocka_unit_test(a_fire_past_its_grace_whose_missed_record_fails_is_recorded_later),
     cmocka_unit_test(a_fire_still_waiting_at_a_restart_is_a_misfire_for_the_next),
     cmocka_unit_test(pausing_records_a_waiting_fire_missed),
+    cmocka_unit_test(a_paused_schedules_failed_missed_record_is_written_later),
 };
 const size_t sched_retry_test_count = sizeof(sched_retry_tests) / sizeof(sched_retry_tests[0]);
